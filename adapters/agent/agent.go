@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/catalog"
+	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/server"
+)
+
+// Agent runs the hosts of one agent process.
+type Agent struct {
+	// Name identifies the agent process; its durable consumer is named after it.
+	Name   string
+	App    *commands.App
+	Stream jetstream.Stream
+	Hosts  []Host
+	Log    *slog.Logger
+	// CallTimeout bounds one driver call.
+	CallTimeout time.Duration
+
+	byName map[string]Driver
+}
+
+// Register records every managed host (a no-op when unchanged).
+func (a *Agent) Register(ctx context.Context) error {
+	for _, h := range a.Hosts {
+		id := commands.DeriveID("host", h.Info.Name)
+		spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB}
+		meta := commands.Meta{CommandID: commands.DeriveID("register", h.Info.Name, fmt.Sprint(spec)), Actor: domain.Actor{User: "agent:" + a.Name}}
+		if _, err := a.App.Hosts.Handle(ctx, id, host.Register{ID: id, Spec: spec, At: time.Now().UTC()}, meta); err != nil {
+			return fmt.Errorf("register host %s: %w", h.Info.Name, err)
+		}
+	}
+	return nil
+}
+
+// Run follows server events until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	a.byName = map[string]Driver{}
+	for _, h := range a.Hosts {
+		a.byName[h.Info.Name] = h.Driver
+	}
+	if a.CallTimeout == 0 {
+		a.CallTimeout = 5 * time.Minute
+	}
+	if err := a.Register(ctx); err != nil {
+		return err
+	}
+	sub := keeljs.Subscription{
+		Durable:  "agent-" + a.Name + "-v1",
+		Subjects: []string{keeljs.SubjectPrefix + server.AggregateType + ".>"},
+		Workers:  64,
+		Handle:   a.handle,
+		Log:      a.Log,
+	}
+	return sub.Run(ctx, a.Stream)
+}
+
+func (a *Agent) handle(ctx context.Context, env domain.Envelope) error {
+	events, err := catalog.Decode(env)
+	if err != nil {
+		return err
+	}
+	for i, ev := range events {
+		if err := a.act(ctx, env, i, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// act performs what one event asks of a managed host, then reports.
+func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.Event) error {
+	id := env.AggregateID
+	var hostName string
+	var call func(context.Context, Driver) error
+	var ok, fail server.ReportKind
+	switch e := ev.(type) {
+	case *server.Scheduled:
+		hostName, ok, fail = e.Host, server.ReportSpawned, server.ReportSpawnFailed
+		spec, err := a.spec(ctx, id)
+		if err != nil {
+			return err
+		}
+		call = func(ctx context.Context, d Driver) error { return d.Spawn(ctx, spec) }
+	case *server.StartRequested:
+		hostName, ok, fail = e.Host, server.ReportStarted, server.ReportActionFailed
+		call = func(ctx context.Context, d Driver) error { return d.PowerOn(ctx, id) }
+	case *server.StopRequested:
+		hostName, ok, fail = e.Host, server.ReportStopped, server.ReportActionFailed
+		call = func(ctx context.Context, d Driver) error { return d.PowerOff(ctx, id) }
+	case *server.RebootRequested:
+		hostName, ok, fail = e.Host, server.ReportRebooted, server.ReportActionFailed
+		call = func(ctx context.Context, d Driver) error { return d.Reboot(ctx, id) }
+	case *server.DeleteRequested:
+		hostName, ok, fail = e.Host, server.ReportDestroyed, ""
+		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
+	case *server.Failed:
+		hostName = e.Host // compensation: clean up whatever the build left
+		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
+	case *server.Deleted:
+		if !e.Forced {
+			return nil
+		}
+		hostName = e.Host // the control plane let go; make sure nothing is left
+		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
+	default:
+		return nil
+	}
+	d, mine := a.byName[hostName]
+	if !mine || hostName == "" {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.CallTimeout)
+	err := call(cctx, d)
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	kind, reason := ok, ""
+	if err != nil {
+		a.Log.Info("host call failed", "host", hostName, "server", id, "err", err)
+		kind, reason = fail, err.Error()
+		if fail == "" {
+			return fmt.Errorf("destroy server %s on %s: %w", id, hostName, err) // retried
+		}
+	}
+	if kind == "" {
+		return nil
+	}
+	return a.report(ctx, env, i, hostName, kind, reason)
+}
+
+func (a *Agent) report(ctx context.Context, env domain.Envelope, i int, hostName string, kind server.ReportKind, reason string) error {
+	meta := commands.Meta{
+		CommandID:     commands.DeriveID("report", fmt.Sprint(env.Sequence), fmt.Sprint(i)),
+		Actor:         domain.Actor{User: "agent:" + a.Name},
+		CorrelationID: env.CorrelationID,
+		CausationID:   env.CommandID,
+	}
+	_, err := a.App.Servers.Handle(ctx, env.AggregateID, server.Report{Host: hostName, Kind: kind, Reason: reason, At: time.Now().UTC()}, meta)
+	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
+		a.Log.Debug("report no longer applies", "server", env.AggregateID, "kind", kind, "why", err)
+		return nil
+	}
+	return err
+}
+
+func (a *Agent) spec(ctx context.Context, id string) (ServerSpec, error) {
+	st, _, err := a.App.Servers.Load(ctx, id)
+	if err != nil {
+		return ServerSpec{}, err
+	}
+	return ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID}, nil
+}

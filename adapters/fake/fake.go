@@ -1,0 +1,154 @@
+// Package fake is a simulated hypervisor: hosts that hold servers in memory,
+// with knobs for latency and failures. It implements the same agent.Driver
+// port as the libvirt driver, so the control plane cannot tell them apart.
+// It is for make run, tests and simulations, never for real workloads.
+package fake
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+)
+
+// Knobs tune a simulated host.
+type Knobs struct {
+	// Latency is how long each call takes.
+	Latency time.Duration
+	// FailRate is the probability (0..1) that a spawn fails.
+	FailRate float64
+	// HangRate is the probability (0..1) that a spawn never answers,
+	// which exercises the saga's deadlines.
+	HangRate float64
+}
+
+// Host is one simulated hypervisor.
+type Host struct {
+	Name  string
+	knobs Knobs
+
+	mu      sync.Mutex
+	servers map[string]string // id -> RUNNING | SHUTOFF
+	rng     *rand.Rand
+}
+
+// NewHost returns an empty simulated host.
+func NewHost(name string, k Knobs, seed uint64) *Host {
+	return &Host{Name: name, knobs: k, servers: map[string]string{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// SetKnobs changes latency and failure rates at run time.
+func (h *Host) SetKnobs(k Knobs) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.knobs = k
+}
+
+func (h *Host) roll() (fail, hang bool, latency time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rng.Float64()
+	return r < h.knobs.FailRate, r >= h.knobs.FailRate && r < h.knobs.FailRate+h.knobs.HangRate, h.knobs.Latency
+}
+
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Spawn implements agent.Driver.
+func (h *Host) Spawn(ctx context.Context, s agent.ServerSpec) error {
+	fail, hang, lat := h.roll()
+	if hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if err := wait(ctx, lat); err != nil {
+		return err
+	}
+	if fail {
+		return fmt.Errorf("spawn %s on %s: %w", s.ID, h.Name, agent.ErrInjected)
+	}
+	h.set(s.ID, "RUNNING")
+	return nil
+}
+
+// PowerOn implements agent.Driver.
+func (h *Host) PowerOn(ctx context.Context, id string) error { return h.power(ctx, id, "RUNNING") }
+
+// PowerOff implements agent.Driver.
+func (h *Host) PowerOff(ctx context.Context, id string) error { return h.power(ctx, id, "SHUTOFF") }
+
+// Reboot implements agent.Driver.
+func (h *Host) Reboot(ctx context.Context, id string) error { return h.power(ctx, id, "RUNNING") }
+
+// Destroy implements agent.Driver.
+func (h *Host) Destroy(ctx context.Context, id string) error {
+	_, _, lat := h.roll()
+	if err := wait(ctx, lat); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.servers, id)
+	return nil
+}
+
+func (h *Host) power(ctx context.Context, id, state string) error {
+	_, _, lat := h.roll()
+	if err := wait(ctx, lat); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.servers[id]; !ok {
+		return fmt.Errorf("server %s is not on host %s", id, h.Name)
+	}
+	h.servers[id] = state
+	return nil
+}
+
+func (h *Host) set(id, state string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.servers[id] = state
+}
+
+// Servers returns a copy of the servers the host holds and their power.
+func (h *Host) Servers() map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]string, len(h.servers))
+	for k, v := range h.servers {
+		out[k] = v
+	}
+	return out
+}
+
+// Fleet makes n simulated hosts named prefix-1..prefix-n.
+func Fleet(prefix string, n int, k Knobs, vcpus, ramMiB, diskGiB int) ([]agent.Host, []*Host) {
+	hosts := make([]agent.Host, 0, n)
+	sims := make([]*Host, 0, n)
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		h := NewHost(name, k, uint64(i))
+		sims = append(sims, h)
+		hosts = append(hosts, agent.Host{
+			Info:   agent.HostInfo{Name: name, Driver: "fake", VCPUs: vcpus, RAMMiB: ramMiB, DiskGiB: diskGiB},
+			Driver: h,
+		})
+	}
+	return hosts, sims
+}

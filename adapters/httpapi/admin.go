@@ -1,0 +1,89 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/projections"
+)
+
+// ProjectionsOutput lists projections.
+type ProjectionsOutput struct {
+	Body struct {
+		Items []projections.Status `json:"items"`
+	}
+}
+
+// RebuildOutput reports rebuilds.
+type RebuildOutput struct {
+	Body struct {
+		Items []projections.RebuildResult `json:"items"`
+	}
+}
+
+// HostsOutput lists hosts.
+type HostsOutput struct {
+	Body struct {
+		Items []postgres.Host `json:"items"`
+	}
+}
+
+func (a *API) registerAdmin(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "list-projections", Method: http.MethodGet, Path: "/v1/projections",
+		Summary: "List read-model projections with their checkpoint and lag", Tags: []string{"admin"}},
+		func(ctx context.Context, _ *struct{}) (*ProjectionsOutput, error) {
+			st, err := a.Runner.Statuses(ctx)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &ProjectionsOutput{}
+			out.Body.Items = st
+			return out, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "rebuild-projection", Method: http.MethodPost, Path: "/v1/projections/{name}/rebuild",
+		Summary: "Rebuild a projection from sequence 1", Tags: []string{"admin"},
+		Description: "Replays the event log into new tables and swaps them in; reads keep being served meanwhile. Name 'all' rebuilds every projection."},
+		func(ctx context.Context, in *struct {
+			Name string `path:"name" maxLength:"64"`
+		}) (*RebuildOutput, error) {
+			var todo []projections.Projection
+			if in.Name == "all" {
+				todo = projections.All()
+			} else if p, ok := projections.ByName(in.Name); ok {
+				todo = []projections.Projection{p}
+			} else {
+				return nil, problem(ctx, http.StatusNotFound, "no projection named "+in.Name+"; see GET /v1/projections")
+			}
+			out := &RebuildOutput{}
+			for _, p := range todo {
+				r, err := a.Runner.Rebuild(ctx, p)
+				if err != nil {
+					return nil, a.fail(ctx, err)
+				}
+				out.Body.Items = append(out.Body.Items, r)
+			}
+			return out, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "list-hosts", Method: http.MethodGet, Path: "/v1/hosts",
+		Summary: "List hosts with capacity and use", Tags: []string{"hosts"}},
+		func(ctx context.Context, in *struct{ ReadAfter }) (*HostsOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			hs, err := a.Read.Hosts(ctx)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &HostsOutput{}
+			out.Body.Items = hs
+			if out.Body.Items == nil {
+				out.Body.Items = []postgres.Host{}
+			}
+			return out, nil
+		})
+}

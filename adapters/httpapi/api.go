@@ -1,0 +1,147 @@
+// Package httpapi is Keel's REST API (huma v2, OpenAPI 3.1 at /openapi.json).
+// Mutating calls become commands (package commands) and answer with the
+// commit's stream sequence in Keel-Sequence; every GET reads the Postgres
+// read model, after waiting, within a bound, for Keel-Min-Sequence.
+//
+// It maps errors to RFC 9457 problems in one place (errors.go); internal
+// error text never reaches a client.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/projections"
+)
+
+// MaxBody is the largest request body accepted, image uploads aside.
+const MaxBody = 1 << 20
+
+// API holds what the handlers need.
+type API struct {
+	App    *commands.App
+	Read   *postgres.ReadModel
+	Runner *projections.Runner
+	Store  *keeljs.Store
+	Images *keeljs.Images
+	Idem   *keeljs.KV
+	Log    *slog.Logger
+	// ReadWait bounds how long a GET waits for Keel-Min-Sequence.
+	ReadWait time.Duration
+	// Ready reports whether the dependencies answer.
+	Ready func(ctx context.Context) error
+}
+
+// Version is the API version shown in the OpenAPI document.
+const Version = "0.1.0"
+
+// Handler returns the HTTP handler with every route.
+func (a *API) Handler() http.Handler {
+	if a.ReadWait == 0 {
+		a.ReadWait = 10 * time.Second
+	}
+	mux := http.NewServeMux()
+	cfg := huma.DefaultConfig("Keel", Version)
+	cfg.Info.Description = "Keel private-cloud compute control plane. Errors are RFC 9457 problem details."
+	cfg.DocsPath = "" // the default docs page loads scripts from the internet
+	cfg.CreateHooks = nil
+	api := humago.New(mux, cfg)
+	a.registerFlavors(api)
+	a.registerImages(api)
+	a.registerServers(api)
+	a.registerOperations(api)
+	a.registerEvents(api)
+	a.registerAdmin(api)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /docs", docsPage)
+	var h http.Handler = mux
+	h = a.idempotency(h)
+	h = limitBody(h)
+	h = a.recoverer(h)
+	h = requestID(h)
+	return h
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if a.Ready != nil {
+		if err := a.Ready(r.Context()); err != nil {
+			a.Log.Warn("not ready", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"unavailable"}`))
+			return
+		}
+	}
+	_, _ = w.Write([]byte(`{"status":"ready"}`))
+}
+
+func docsPage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(`<!doctype html><html><head><title>Keel API</title></head><body>
+<h1>Keel API</h1><p>The OpenAPI 3.1 document is at <a href="/openapi.json">/openapi.json</a> (also <a href="/openapi.yaml">/openapi.yaml</a>).
+Load it into any OpenAPI viewer; this page loads nothing from the internet.</p></body></html>`))
+}
+
+// ReadAfter is embedded in GET inputs: read-your-writes.
+type ReadAfter struct {
+	MinSeqHeader uint64 `header:"Keel-Min-Sequence" doc:"Wait until the read model has applied this stream sequence (from a Keel-Sequence header)"`
+	MinSeq       uint64 `query:"min_seq" doc:"Same as the Keel-Min-Sequence header"`
+}
+
+func (a *API) waitRead(ctx context.Context, r ReadAfter) error {
+	seq := max(r.MinSeq, r.MinSeqHeader)
+	if seq == 0 {
+		return nil
+	}
+	ok, err := a.Runner.WaitFor(ctx, seq, a.ReadWait)
+	if err != nil {
+		return a.fail(ctx, err)
+	}
+	if !ok {
+		return huma.Error503ServiceUnavailable("the read model has not reached sequence " + u64(seq) + " within " + a.ReadWait.String() + "; retry shortly")
+	}
+	return nil
+}
+
+// PageParams are embedded in list inputs.
+type PageParams struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"1000" default:"50" doc:"Page size"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+}
+
+func (p PageParams) page() postgres.Page { return postgres.Page{Limit: p.Limit, Cursor: p.Cursor} }
+
+// ListBody is a page of items and the cursor of the next page ("" at the end).
+type ListBody[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor" doc:"Pass as cursor to get the next page; empty on the last page"`
+}
+
+// ListOutput wraps a page.
+type ListOutput[T any] struct {
+	Body ListBody[T]
+}
+
+func listOut[T any](items []T, next string) *ListOutput[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return &ListOutput[T]{Body: ListBody[T]{Items: items, NextCursor: next}}
+}
+
+// Written is embedded in mutating outputs.
+type Written struct {
+	Sequence uint64 `header:"Keel-Sequence" doc:"Stream sequence of the commit; pass it as Keel-Min-Sequence to read your write"`
+}

@@ -1,0 +1,119 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/sse"
+	"github.com/nats-io/nats.go/jetstream"
+
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/domain"
+)
+
+// EventsOutput is a page of history.
+type EventsOutput struct {
+	Body struct {
+		Items     []postgres.Commit `json:"items"`
+		NextSince uint64            `json:"next_since" doc:"Pass as since to get the next page; 0 on the last page"`
+	}
+}
+
+// EventQuery filters history and the live stream.
+type EventQuery struct {
+	AggregateType string `query:"aggregate_type" pattern:"^[a-z_]+$" maxLength:"64" doc:"e.g. server"`
+	AggregateID   string `query:"aggregate_id" maxLength:"128"`
+	Type          string `query:"type" pattern:"^[a-z_]+\\.[a-z_]+$" maxLength:"128" doc:"Event type, e.g. server.created"`
+	Since         uint64 `query:"since" doc:"Only commits after this stream sequence"`
+}
+
+var subjectToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func (a *API) registerEvents(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "list-events", Method: http.MethodGet, Path: "/v1/events",
+		Summary: "Event history", Tags: []string{"events"},
+		Description: "Commits in stream order, each with its events. Paginate with since=next_since."},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			EventQuery
+			Limit int `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+		}) (*EventsOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.Events(ctx, postgres.EventFilter{AggregateType: in.AggregateType,
+				AggregateID: in.AggregateID, Type: in.Type, Since: in.Since}, in.Limit)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &EventsOutput{}
+			out.Body.Items, out.Body.NextSince = items, next
+			if out.Body.Items == nil {
+				out.Body.Items = []postgres.Commit{}
+			}
+			return out, nil
+		})
+
+	sse.Register(api, huma.Operation{OperationID: "stream-events", Method: http.MethodGet, Path: "/v1/events/stream",
+		Summary: "Live event stream (server-sent events)", Tags: []string{"events"},
+		Description: "Each message is one commit (event name 'commit'). Without since, starts with the next commit."},
+		map[string]any{"commit": postgres.Commit{}},
+		func(ctx context.Context, in *EventQuery, send sse.Sender) {
+			a.stream(ctx, in, send)
+		})
+}
+
+func (a *API) stream(ctx context.Context, in *EventQuery, send sse.Sender) {
+	subject := keeljs.SubjectPrefix + ">"
+	if in.AggregateType != "" {
+		subject = keeljs.SubjectPrefix + in.AggregateType + ".>"
+		if in.AggregateID != "" && subjectToken.MatchString(in.AggregateID) {
+			subject = keeljs.Subject(in.AggregateType, in.AggregateID)
+		}
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	if in.Since > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, in.Since+1
+	}
+	cons, err := a.Store.Stream().OrderedConsumer(ctx, cfg)
+	if err != nil {
+		a.Log.Warn("event stream", "err", err)
+		return
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return
+		}
+		env, err := keeljs.DecodeMsg(m)
+		if err != nil {
+			continue
+		}
+		if in.AggregateID != "" && env.AggregateID != in.AggregateID {
+			continue
+		}
+		if in.Type != "" && !hasType(env.Events, in.Type) {
+			continue
+		}
+		if err := send(sse.Message{ID: int(env.Sequence), Data: postgres.CommitOf(env)}); err != nil {
+			return
+		}
+	}
+}
+
+func hasType(events []domain.RawEvent, t string) bool {
+	for _, e := range events {
+		if e.Type == t {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,170 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/flavor"
+)
+
+// FlavorBody is a flavor to create.
+type FlavorBody struct {
+	Name    string `json:"name" minLength:"1" maxLength:"255" doc:"Unique name"`
+	VCPUs   int    `json:"vcpus" minimum:"1" maximum:"1024"`
+	RAMMiB  int    `json:"ram_mib" minimum:"1"`
+	DiskGiB int    `json:"disk_gib" minimum:"0"`
+}
+
+// FlavorOutput is one flavor.
+type FlavorOutput struct {
+	Written
+	Location string `header:"Location"`
+	Body     postgres.Flavor
+}
+
+// IDParam names a resource by UUID or by name.
+type IDParam struct {
+	ID string `path:"id" maxLength:"255" doc:"UUID or unique name"`
+}
+
+// DeletedOutput answers a delete that completes at once.
+type DeletedOutput struct {
+	Written
+}
+
+func (a *API) registerFlavors(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "create-flavor", Method: http.MethodPost, Path: "/v1/flavors",
+		Summary: "Create a flavor", Tags: []string{"flavors"}, DefaultStatus: http.StatusCreated},
+		func(ctx context.Context, in *struct {
+			Body FlavorBody
+		}) (*FlavorOutput, error) {
+			if err := domain.CheckName("name", in.Body.Name); err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			if existing, _, err := a.Read.Flavors(ctx, postgres.FlavorFilter{Name: in.Body.Name}, postgres.Page{Limit: 1}); err != nil {
+				return nil, a.fail(ctx, err)
+			} else if len(existing) > 0 {
+				return nil, problem(ctx, http.StatusConflict, "a flavor named "+in.Body.Name+" already exists ("+existing[0].ID+")")
+			}
+			cid := commandID(ctx)
+			id := commands.DeriveID(cid, "flavor")
+			spec := flavor.Spec{Name: in.Body.Name, VCPUs: in.Body.VCPUs, RAMMiB: in.Body.RAMMiB, DiskGiB: in.Body.DiskGiB}
+			at := a.App.Now().UTC()
+			res, err := a.App.Flavors.Handle(ctx, id, flavor.Create{ID: flavor.ID(id), Spec: spec, At: at}, a.meta(ctx, cid))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			s := res.State.Spec
+			out := &FlavorOutput{Written: Written{res.Seq}, Location: "/v1/flavors/" + id,
+				Body: postgres.Flavor{ID: id, Name: s.Name, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB, DiskGiB: s.DiskGiB, CreatedAt: at}}
+			return out, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "list-flavors", Method: http.MethodGet, Path: "/v1/flavors",
+		Summary: "List flavors", Tags: []string{"flavors"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			PageParams
+			Name string `query:"name" maxLength:"255" doc:"Only the flavor with this name"`
+		}) (*ListOutput[postgres.Flavor], error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.Flavors(ctx, postgres.FlavorFilter{Name: in.Name}, in.page())
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return listOut(items, next), nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "get-flavor", Method: http.MethodGet, Path: "/v1/flavors/{id}",
+		Summary: "Show a flavor", Tags: []string{"flavors"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			IDParam
+		}) (*FlavorOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			id, err := a.flavorID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			f, err := a.Read.Flavor(ctx, id)
+			if err != nil {
+				return nil, a.notFoundOr(ctx, err, "flavor", in.ID)
+			}
+			return &FlavorOutput{Body: f}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "delete-flavor", Method: http.MethodDelete, Path: "/v1/flavors/{id}",
+		Summary: "Delete a flavor", Description: "Servers keep a copy of their flavor, so deleting it changes no server.",
+		Tags: []string{"flavors"}, DefaultStatus: http.StatusNoContent},
+		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
+			id, err := a.flavorID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			cid := commandID(ctx)
+			res, err := a.App.Flavors.Handle(ctx, id, flavor.Delete{At: a.App.Now().UTC()}, a.meta(ctx, cid))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return &DeletedOutput{Written{res.Seq}}, nil
+		})
+}
+
+// meta builds the command metadata of a request.
+func (a *API) meta(ctx context.Context, cid string) commands.Meta {
+	return commands.Meta{CommandID: cid, RequestID: requestIDFrom(ctx), Actor: domain.Actor{User: "anonymous"}}
+}
+
+func (a *API) notFoundOr(ctx context.Context, err error, kind, ref string) error {
+	if err == postgres.ErrNotFound {
+		return notFound(ctx, kind, ref)
+	}
+	return a.fail(ctx, err)
+}
+
+// resolve turns a UUID or a unique name into an id.
+func (a *API) resolve(ctx context.Context, kind, ref string, byName func(name string) ([]string, error)) (string, error) {
+	if u, err := uuid.Parse(ref); err == nil {
+		return u.String(), nil
+	}
+	if err := domain.CheckName(kind+" id or name", ref); err != nil {
+		return "", a.fail(ctx, err)
+	}
+	ids, err := byName(ref)
+	if err != nil {
+		return "", a.fail(ctx, err)
+	}
+	switch len(ids) {
+	case 0:
+		return "", notFound(ctx, kind, ref)
+	case 1:
+		return ids[0], nil
+	default:
+		return "", problem(ctx, http.StatusConflict, "more than one "+kind+" is named "+ref+"; use its id")
+	}
+}
+
+func (a *API) flavorID(ctx context.Context, ref string) (string, error) {
+	return a.resolve(ctx, "flavor", ref, func(name string) ([]string, error) {
+		items, _, err := a.Read.Flavors(ctx, postgres.FlavorFilter{Name: name}, postgres.Page{Limit: 2})
+		return ids(items, func(f postgres.Flavor) string { return f.ID }), err
+	})
+}
+
+func ids[T any](items []T, id func(T) string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = id(it)
+	}
+	return out
+}

@@ -1,0 +1,176 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/image"
+)
+
+// ImageBody is an image to create.
+type ImageBody struct {
+	Name       string `json:"name" minLength:"1" maxLength:"255"`
+	DiskFormat string `json:"disk_format" enum:"raw,qcow2,iso"`
+	MinDiskGiB int    `json:"min_disk_gib,omitempty" minimum:"0" doc:"Smallest flavor disk this image fits on"`
+	MinRAMMiB  int    `json:"min_ram_mib,omitempty" minimum:"0" doc:"Smallest flavor RAM this image runs with"`
+}
+
+// ImageOutput is one image.
+type ImageOutput struct {
+	Written
+	Location string `header:"Location"`
+	Body     postgres.Image
+}
+
+// uploadInput streams the request body instead of reading it into memory.
+type uploadInput struct {
+	IDParam
+	body io.Reader
+}
+
+// Resolve implements huma.Resolver: it keeps the body reader for streaming.
+func (u *uploadInput) Resolve(ctx huma.Context) []error {
+	u.body = ctx.BodyReader()
+	return nil
+}
+
+func imageView(id string, s image.State, at postgres.Image) postgres.Image {
+	v := postgres.Image{ID: id, Name: s.Spec.Name, DiskFormat: s.Spec.DiskFormat, MinDiskGiB: s.Spec.MinDiskGiB,
+		MinRAMMiB: s.Spec.MinRAMMiB, Status: string(s.Status), CreatedAt: at.CreatedAt, UpdatedAt: at.UpdatedAt}
+	if s.Status == image.Active {
+		size, sum := s.Size, s.SHA256
+		v.SizeBytes, v.SHA256 = &size, &sum
+	}
+	return v
+}
+
+func (a *API) registerImages(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "create-image", Method: http.MethodPost, Path: "/v1/images",
+		Summary: "Create an image", Description: "The image is queued until its bytes are uploaded with PUT /v1/images/{id}/file.",
+		Tags: []string{"images"}, DefaultStatus: http.StatusCreated},
+		func(ctx context.Context, in *struct{ Body ImageBody }) (*ImageOutput, error) {
+			if err := domain.CheckName("name", in.Body.Name); err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			if existing, _, err := a.Read.Images(ctx, postgres.ImageFilter{Name: in.Body.Name}, postgres.Page{Limit: 1}); err != nil {
+				return nil, a.fail(ctx, err)
+			} else if len(existing) > 0 {
+				return nil, problem(ctx, http.StatusConflict, "an image named "+in.Body.Name+" already exists ("+existing[0].ID+")")
+			}
+			cid := commandID(ctx)
+			id := commands.DeriveID(cid, "image")
+			at := a.App.Now().UTC()
+			spec := image.Spec{Name: in.Body.Name, DiskFormat: in.Body.DiskFormat, MinDiskGiB: in.Body.MinDiskGiB, MinRAMMiB: in.Body.MinRAMMiB}
+			res, err := a.App.Images.Handle(ctx, id, image.Create{ID: image.ID(id), Spec: spec, At: at}, a.meta(ctx, cid))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return &ImageOutput{Written: Written{res.Seq}, Location: "/v1/images/" + id,
+				Body: imageView(id, res.State, postgres.Image{CreatedAt: at, UpdatedAt: at})}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "upload-image", Method: http.MethodPut, Path: "/v1/images/{id}/file",
+		Summary: "Upload an image's bytes", Tags: []string{"images"},
+		Description: "Streams the raw bytes into the JetStream object store, records their size and sha256, and makes the image active. Not limited to 1 MiB.",
+		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}}},
+		func(ctx context.Context, in *uploadInput) (*ImageOutput, error) {
+			id, err := a.imageID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			st, _, err := a.App.Images.Load(ctx, id)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			switch {
+			case !st.Exists || st.Status == image.Deleted:
+				return nil, notFound(ctx, "image", in.ID)
+			case st.Status != image.Queued:
+				return nil, problem(ctx, http.StatusConflict, "image "+id+" already has data (sha256 "+st.SHA256+"); create a new image instead")
+			}
+			object := "image/" + id
+			size, sum, err := a.Images.Put(ctx, object, in.body)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			if size == 0 {
+				return nil, problem(ctx, http.StatusUnprocessableEntity, "the request body is empty; send the image bytes")
+			}
+			cid := commandID(ctx)
+			res, err := a.App.Images.Handle(ctx, id, image.RecordUpload{Object: object, Size: size, SHA256: sum, At: a.App.Now().UTC()}, a.meta(ctx, cid))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			now := a.App.Now().UTC()
+			return &ImageOutput{Written: Written{res.Seq}, Body: imageView(id, res.State, postgres.Image{CreatedAt: now, UpdatedAt: now})}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "list-images", Method: http.MethodGet, Path: "/v1/images",
+		Summary: "List images", Tags: []string{"images"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			PageParams
+			Name   string `query:"name" maxLength:"255"`
+			Status string `query:"status" enum:"queued,active"`
+		}) (*ListOutput[postgres.Image], error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.Images(ctx, postgres.ImageFilter{Name: in.Name, Status: in.Status}, in.page())
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return listOut(items, next), nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "get-image", Method: http.MethodGet, Path: "/v1/images/{id}",
+		Summary: "Show an image", Tags: []string{"images"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			IDParam
+		}) (*ImageOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			id, err := a.imageID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			im, err := a.Read.Image(ctx, id)
+			if err != nil {
+				return nil, a.notFoundOr(ctx, err, "image", in.ID)
+			}
+			return &ImageOutput{Body: im}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "delete-image", Method: http.MethodDelete, Path: "/v1/images/{id}",
+		Summary: "Delete an image", Tags: []string{"images"}, DefaultStatus: http.StatusNoContent},
+		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
+			id, err := a.imageID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			res, err := a.App.Images.Handle(ctx, id, image.Delete{At: a.App.Now().UTC()}, a.meta(ctx, commandID(ctx)))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			if err := a.Images.Delete(context.WithoutCancel(ctx), "image/"+id); err != nil {
+				a.Log.Warn("image bytes left behind", "image", id, "err", err)
+			}
+			return &DeletedOutput{Written{res.Seq}}, nil
+		})
+}
+
+func (a *API) imageID(ctx context.Context, ref string) (string, error) {
+	return a.resolve(ctx, "image", ref, func(name string) ([]string, error) {
+		items, _, err := a.Read.Images(ctx, postgres.ImageFilter{Name: name}, postgres.Page{Limit: 2})
+		return ids(items, func(i postgres.Image) string { return i.ID }), err
+	})
+}

@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+)
+
+// OperationOutput is one operation with its steps.
+type OperationOutput struct {
+	Body postgres.Operation
+}
+
+// UUIDParam names a resource by UUID only.
+type UUIDParam struct {
+	ID string `path:"id" format:"uuid" doc:"UUID"`
+}
+
+func (a *API) registerOperations(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "get-operation", Method: http.MethodGet, Path: "/v1/operations/{id}",
+		Summary: "Show an operation", Tags: []string{"operations"},
+		Description: "Kind, status (pending, running, compensating, succeeded, failed), steps with their timings and deadlines, and the error."},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			UUIDParam
+		}) (*OperationOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			o, err := a.Read.Operation(ctx, in.ID)
+			if err != nil {
+				return nil, a.notFoundOr(ctx, err, "operation", in.ID)
+			}
+			return &OperationOutput{Body: o}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "list-operations", Method: http.MethodGet, Path: "/v1/operations",
+		Summary: "List operations", Tags: []string{"operations"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			PageParams
+			ResourceID string `query:"resource_id" format:"uuid"`
+			Status     string `query:"status" enum:"pending,running,compensating,succeeded,failed"`
+			Kind       string `query:"kind" maxLength:"64"`
+		}) (*ListOutput[postgres.Operation], error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.Operations(ctx, postgres.OperationFilter{ResourceID: in.ResourceID, Status: in.Status, Kind: in.Kind}, in.page())
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return listOut(items, next), nil
+		})
+}

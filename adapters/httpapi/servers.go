@@ -1,0 +1,178 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/server"
+)
+
+// ServerBody is a server to create.
+type ServerBody struct {
+	Name   string `json:"name" minLength:"1" maxLength:"255" doc:"Server names need not be unique"`
+	Flavor string `json:"flavor" minLength:"1" maxLength:"255" doc:"Flavor id or name"`
+	Image  string `json:"image" minLength:"1" maxLength:"255" doc:"Image id or name"`
+}
+
+// Accepted is the answer to anything that takes time: the server as it is
+// now and the operation that carries the request out.
+type Accepted struct {
+	Server      postgres.Server `json:"server"`
+	OperationID string          `json:"operation_id" format:"uuid" doc:"Follow it at /v1/operations/{id}"`
+}
+
+// AcceptedOutput is a 202 answer.
+type AcceptedOutput struct {
+	Written
+	Location string `header:"Location"`
+	Body     Accepted
+}
+
+// ServerOutput is one server.
+type ServerOutput struct {
+	Body postgres.Server
+}
+
+func serverView(st server.State, version uint64, at time.Time) postgres.Server {
+	v := postgres.Server{ID: string(st.ID), Name: st.Name, Status: string(st.Status), Desired: string(st.Desired),
+		Power: string(st.Power), Flavor: postgres.ServerFlavor(st.Flavor), ImageID: st.ImageID, Version: int64(version), CreatedAt: st.CreatedAt, UpdatedAt: at}
+	if st.Reason != "" {
+		v.Reason = &st.Reason
+	}
+	if st.Task != server.NoTask {
+		t := string(st.Task)
+		v.Task = &t
+	}
+	if st.Host != "" {
+		v.Host = &st.Host
+	}
+	if st.Operation != "" {
+		v.OperationID = &st.Operation
+	}
+	return v
+}
+
+func (a *API) registerServers(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "create-server", Method: http.MethodPost, Path: "/v1/servers",
+		Summary: "Create a server", Tags: []string{"servers"}, DefaultStatus: http.StatusAccepted,
+		Description: "Answers 202 with the BUILDING server and the id of the operation that builds it."},
+		func(ctx context.Context, in *struct{ Body ServerBody }) (*AcceptedOutput, error) {
+			if err := domain.CheckName("name", in.Body.Name); err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			flavorID, err := a.flavorID(ctx, in.Body.Flavor)
+			if err != nil {
+				return nil, unprocessable(err)
+			}
+			imageID, err := a.imageID(ctx, in.Body.Image)
+			if err != nil {
+				return nil, unprocessable(err)
+			}
+			cid := commandID(ctx)
+			res, opID, err := a.App.CreateServer(ctx, commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID}, a.meta(ctx, cid))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			id := string(res.State.ID)
+			return &AcceptedOutput{Written: Written{res.Seq}, Location: "/v1/servers/" + id,
+				Body: Accepted{Server: serverView(res.State, res.Version, a.App.Now().UTC()), OperationID: opID}}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "list-servers", Method: http.MethodGet, Path: "/v1/servers",
+		Summary: "List servers", Tags: []string{"servers"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			PageParams
+			Name     string `query:"name" maxLength:"255"`
+			Status   string `query:"status" enum:"BUILDING,ACTIVE,STOPPED,REBOOTING,DELETING,ERROR"`
+			Host     string `query:"host" maxLength:"255"`
+			ImageID  string `query:"image_id" format:"uuid"`
+			FlavorID string `query:"flavor_id" format:"uuid"`
+		}) (*ListOutput[postgres.Server], error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			f := postgres.ServerFilter{Name: in.Name, Status: in.Status, Host: in.Host, ImageID: in.ImageID, FlavorID: in.FlavorID}
+			items, next, err := a.Read.Servers(ctx, f, in.page())
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return listOut(items, next), nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "get-server", Method: http.MethodGet, Path: "/v1/servers/{id}",
+		Summary: "Show a server", Tags: []string{"servers"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			IDParam
+		}) (*ServerOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			id, err := a.serverID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			s, err := a.Read.Server(ctx, id)
+			if err != nil {
+				return nil, a.notFoundOr(ctx, err, "server", in.ID)
+			}
+			return &ServerOutput{Body: s}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "delete-server", Method: http.MethodDelete, Path: "/v1/servers/{id}",
+		Summary: "Delete a server", Tags: []string{"servers"}, DefaultStatus: http.StatusAccepted,
+		Description: "Works in any state; an operation in progress on the server ends as superseded."},
+		func(ctx context.Context, in *IDParam) (*AcceptedOutput, error) {
+			return a.act(ctx, in.ID, commands.ActionDelete)
+		})
+
+	for _, action := range []commands.ServerAction{commands.ActionStart, commands.ActionStop, commands.ActionReboot} {
+		huma.Register(api, huma.Operation{OperationID: string(action) + "-server", Method: http.MethodPost,
+			Path: "/v1/servers/{id}/" + string(action), Summary: actionSummary[action], Tags: []string{"servers"},
+			DefaultStatus: http.StatusAccepted},
+			func(ctx context.Context, in *IDParam) (*AcceptedOutput, error) {
+				return a.act(ctx, in.ID, action)
+			})
+	}
+}
+
+var actionSummary = map[commands.ServerAction]string{
+	commands.ActionStart: "Start a stopped server", commands.ActionStop: "Stop a running server",
+	commands.ActionReboot: "Reboot a running server",
+}
+
+func (a *API) act(ctx context.Context, ref string, action commands.ServerAction) (*AcceptedOutput, error) {
+	id, err := a.serverID(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	res, opID, err := a.App.ActOnServer(ctx, id, action, a.meta(ctx, commandID(ctx)))
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &AcceptedOutput{Written: Written{res.Seq}, Location: "/v1/operations/" + opID,
+		Body: Accepted{Server: serverView(res.State, res.Version, a.App.Now().UTC()), OperationID: opID}}, nil
+}
+
+func (a *API) serverID(ctx context.Context, ref string) (string, error) {
+	return a.resolve(ctx, "server", ref, func(name string) ([]string, error) {
+		items, _, err := a.Read.Servers(ctx, postgres.ServerFilter{Name: name}, postgres.Page{Limit: 2})
+		return ids(items, func(s postgres.Server) string { return s.ID }), err
+	})
+}
+
+// unprocessable turns "the flavor named in the body does not exist" into a
+// 422: the request, not the URL, names something missing.
+func unprocessable(err error) error {
+	if m, ok := err.(*huma.ErrorModel); ok && m.Status == http.StatusNotFound {
+		m.Status, m.Title = http.StatusUnprocessableEntity, http.StatusText(http.StatusUnprocessableEntity)
+	}
+	return err
+}

@@ -1,0 +1,106 @@
+package jetstream
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// Subscription describes a durable subscriber to the event log: sagas,
+// agents, billing and audit. Its position lives in JetStream under Durable,
+// so it resumes where it stopped after a restart.
+type Subscription struct {
+	// Durable is the consumer name, versioned: renaming it re-consumes the stream.
+	Durable string
+	// Subjects filters the stream (e.g. keel.events.server.>).
+	Subjects []string
+	// Workers is the number of parallel workers; commits with the same
+	// Key are always handled by the same worker, in stream order.
+	Workers int
+	// Key picks the ordering key of a commit (default: its aggregate id).
+	Key func(env domain.Envelope) string
+	// Handle processes one commit. A nil error acknowledges it; an error
+	// has it redelivered after a delay.
+	Handle func(ctx context.Context, env domain.Envelope) error
+	Log    *slog.Logger
+}
+
+// Run consumes until ctx ends.
+func (s Subscription) Run(ctx context.Context, stream jetstream.Stream) error {
+	if s.Workers < 1 {
+		s.Workers = 1
+	}
+	if s.Key == nil {
+		s.Key = func(env domain.Envelope) string { return env.AggregateID }
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: s.Durable, FilterSubjects: s.Subjects, AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 2 * time.Minute, MaxAckPending: 8192,
+		MaxDeliver: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", s.Durable, err)
+	}
+	queues := make([]chan jetstream.Msg, s.Workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan jetstream.Msg, 256)
+		wg.Add(1)
+		go func(q chan jetstream.Msg) {
+			defer wg.Done()
+			for {
+				select {
+				case m := <-q:
+					s.process(ctx, m)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}(queues[i])
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		env, err := DecodeMsg(m)
+		if err != nil {
+			s.Log.Error("undecodable commit; leaving it unacknowledged", "durable", s.Durable, "err", err)
+			return
+		}
+		h := fnv.New32a()
+		h.Write([]byte(s.Key(env)))
+		select {
+		case queues[int(h.Sum32())%s.Workers] <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", s.Durable, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	wg.Wait()
+	return nil
+}
+
+func (s Subscription) process(ctx context.Context, m jetstream.Msg) {
+	if ctx.Err() != nil {
+		return // left unacknowledged: redelivered after a restart
+	}
+	env, err := DecodeMsg(m)
+	if err == nil {
+		err = s.Handle(ctx, env)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Log.Warn("subscriber will retry commit", "durable", s.Durable, "seq", env.Sequence, "err", err)
+		}
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	_ = m.Ack()
+}

@@ -1,0 +1,337 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/sagas"
+)
+
+// Flavor as read.
+type Flavor struct {
+	ID        string    `json:"id" format:"uuid"`
+	Name      string    `json:"name"`
+	VCPUs     int       `json:"vcpus"`
+	RAMMiB    int       `json:"ram_mib"`
+	DiskGiB   int       `json:"disk_gib"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Image as read.
+type Image struct {
+	ID         string    `json:"id" format:"uuid"`
+	Name       string    `json:"name"`
+	DiskFormat string    `json:"disk_format"`
+	MinDiskGiB int       `json:"min_disk_gib"`
+	MinRAMMiB  int       `json:"min_ram_mib"`
+	Status     string    `json:"status" enum:"queued,active"`
+	SizeBytes  *int64    `json:"size_bytes"`
+	SHA256     *string   `json:"sha256"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Server as read: desired, observed and task state side by side.
+type Server struct {
+	ID          string       `json:"id" format:"uuid"`
+	Name        string       `json:"name"`
+	Status      string       `json:"status" enum:"BUILDING,ACTIVE,STOPPED,REBOOTING,DELETING,ERROR"`
+	Reason      *string      `json:"reason" doc:"Why the server is in ERROR, or why its last action failed"`
+	Desired     string       `json:"desired_state" enum:"running,stopped,deleted"`
+	Power       string       `json:"power_state" doc:"Observed power state reported by the host"`
+	Task        *string      `json:"task_state"`
+	Host        *string      `json:"host"`
+	Flavor      ServerFlavor `json:"flavor"`
+	ImageID     string       `json:"image_id" format:"uuid"`
+	OperationID *string      `json:"operation_id" doc:"The latest operation on this server"`
+	Version     int64        `json:"version" doc:"Aggregate version, for If-Match"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+}
+
+// ServerFlavor is the copy of its flavor a server keeps.
+type ServerFlavor server.Flavor
+
+// Step of an operation as read.
+type Step struct {
+	Name       string     `json:"name"`
+	Status     string     `json:"status" enum:"pending,running,succeeded,failed,compensated,skipped"`
+	TimeoutMS  int64      `json:"timeout_ms"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Deadline   *time.Time `json:"deadline"`
+	Error      *string    `json:"error"`
+}
+
+// Operation as read.
+type Operation struct {
+	ID           string     `json:"id" format:"uuid"`
+	Kind         string     `json:"kind"`
+	ResourceType string     `json:"resource_type"`
+	ResourceID   string     `json:"resource_id" format:"uuid"`
+	Status       string     `json:"status" enum:"pending,running,compensating,succeeded,failed"`
+	CurrentStep  *string    `json:"current_step"`
+	Deadline     *time.Time `json:"deadline"`
+	Error        *string    `json:"error"`
+	Steps        []Step     `json:"steps"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	FinishedAt   *time.Time `json:"finished_at"`
+	DurationMS   *int64     `json:"duration_ms"`
+}
+
+// Host as read, with what its servers use.
+type Host struct {
+	Name       string `json:"name"`
+	ID         string `json:"id" format:"uuid"`
+	Driver     string `json:"driver"`
+	VCPUs      int    `json:"vcpus"`
+	RAMMiB     int    `json:"ram_mib"`
+	DiskGiB    int    `json:"disk_gib"`
+	UsedVCPUs  int    `json:"used_vcpus"`
+	UsedRAMMiB int    `json:"used_ram_mib"`
+	UsedDisk   int    `json:"used_disk_gib"`
+	Servers    int    `json:"servers"`
+}
+
+// FlavorFilter filters the flavor list.
+type FlavorFilter struct{ Name string }
+
+// Flavors lists flavors.
+func (r *ReadModel) Flavors(ctx context.Context, f FlavorFilter, p Page) ([]Flavor, string, error) {
+	w := &where{}
+	if f.Name != "" {
+		w.add("name = ?", f.Name)
+	}
+	return list(ctx, r.Pool, `SELECT id::text, name, vcpus, ram_mib, disk_gib, created_at FROM flavors`, w, p, "created_at",
+		pgx.RowToStructByPos[Flavor], func(f Flavor) (time.Time, string) { return f.CreatedAt, f.ID })
+}
+
+// Flavor returns one flavor.
+func (r *ReadModel) Flavor(ctx context.Context, id string) (Flavor, error) {
+	return one(ctx, r.Pool, `SELECT id::text, name, vcpus, ram_mib, disk_gib, created_at FROM flavors WHERE id=$1`, pgx.RowToStructByPos[Flavor], id)
+}
+
+// ImageFilter filters the image list.
+type ImageFilter struct{ Name, Status string }
+
+const imageCols = `SELECT id::text, name, disk_format, min_disk_gib, min_ram_mib, status, size_bytes, sha256, created_at, updated_at FROM images`
+
+// Images lists images.
+func (r *ReadModel) Images(ctx context.Context, f ImageFilter, p Page) ([]Image, string, error) {
+	w := &where{}
+	if f.Name != "" {
+		w.add("name = ?", f.Name)
+	}
+	if f.Status != "" {
+		w.add("status = ?", f.Status)
+	}
+	return list(ctx, r.Pool, imageCols, w, p, "created_at", pgx.RowToStructByPos[Image],
+		func(i Image) (time.Time, string) { return i.CreatedAt, i.ID })
+}
+
+// Image returns one image.
+func (r *ReadModel) Image(ctx context.Context, id string) (Image, error) {
+	return one(ctx, r.Pool, imageCols+` WHERE id=$1`, pgx.RowToStructByPos[Image], id)
+}
+
+// ServerFilter filters the server list.
+type ServerFilter struct{ Name, Status, Host, ImageID, FlavorID string }
+
+const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, version, created_at, updated_at FROM servers`
+
+// Servers lists servers.
+func (r *ReadModel) Servers(ctx context.Context, f ServerFilter, p Page) ([]Server, string, error) {
+	w := &where{}
+	for col, v := range map[string]string{"name": f.Name, "status": f.Status, "host": f.Host, "image_id::text": f.ImageID, "flavor_id::text": f.FlavorID} {
+		if v != "" {
+			w.add(col+" = ?", v)
+		}
+	}
+	return list(ctx, r.Pool, serverCols, w, p, "created_at", scanServer,
+		func(s Server) (time.Time, string) { return s.CreatedAt, s.ID })
+}
+
+// Server returns one server.
+func (r *ReadModel) Server(ctx context.Context, id string) (Server, error) {
+	return one(ctx, r.Pool, serverCols+` WHERE id=$1`, scanServer, id)
+}
+
+func scanServer(row pgx.CollectableRow) (Server, error) {
+	var s Server
+	var fl []byte
+	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.Version, &s.CreatedAt, &s.UpdatedAt)
+	if err == nil {
+		err = json.Unmarshal(fl, &s.Flavor)
+	}
+	return s, err
+}
+
+// OperationFilter filters the operation list.
+type OperationFilter struct{ ResourceID, Status, Kind string }
+
+const opCols = `SELECT id::text, kind, resource_type, resource_id::text, status, current_step, deadline, error, created_at, updated_at, finished_at FROM operations`
+
+func scanOp(row pgx.CollectableRow) (Operation, error) {
+	var o Operation
+	err := row.Scan(&o.ID, &o.Kind, &o.ResourceType, &o.ResourceID, &o.Status, &o.CurrentStep, &o.Deadline, &o.Error, &o.CreatedAt, &o.UpdatedAt, &o.FinishedAt)
+	if o.FinishedAt != nil {
+		d := o.FinishedAt.Sub(o.CreatedAt).Milliseconds()
+		o.DurationMS = &d
+	}
+	o.Steps = []Step{}
+	return o, err
+}
+
+// Operations lists operations (without their steps).
+func (r *ReadModel) Operations(ctx context.Context, f OperationFilter, p Page) ([]Operation, string, error) {
+	w := &where{}
+	if f.ResourceID != "" {
+		w.add("resource_id::text = ?", f.ResourceID)
+	}
+	if f.Status != "" {
+		w.add("status = ?", f.Status)
+	}
+	if f.Kind != "" {
+		w.add("kind = ?", f.Kind)
+	}
+	return list(ctx, r.Pool, opCols, w, p, "created_at", scanOp,
+		func(o Operation) (time.Time, string) { return o.CreatedAt, o.ID })
+}
+
+// Operation returns one operation with its steps.
+func (r *ReadModel) Operation(ctx context.Context, id string) (Operation, error) {
+	o, err := one(ctx, r.Pool, opCols+` WHERE id=$1`, scanOp, id)
+	if err != nil {
+		return o, err
+	}
+	rows, err := r.Pool.Query(ctx, `SELECT name, status, timeout_ms, started_at, finished_at, deadline, error FROM operation_steps WHERE operation_id=$1 ORDER BY idx`, id)
+	if err != nil {
+		return o, fmt.Errorf("query steps: %w", err)
+	}
+	o.Steps, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Step])
+	return o, err
+}
+
+// Hosts lists hosts with their usage.
+func (r *ReadModel) Hosts(ctx context.Context) ([]Host, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT h.name, h.id::text, h.driver, h.vcpus, h.ram_mib, h.disk_gib,
+		coalesce(sum((s.flavor->>'vcpus')::int), 0)::int, coalesce(sum((s.flavor->>'ram_mib')::int), 0)::int,
+		coalesce(sum((s.flavor->>'disk_gib')::int), 0)::int, count(s.id)::int
+		FROM hosts h LEFT JOIN servers s ON s.host = h.name GROUP BY h.name ORDER BY h.name`)
+	if err != nil {
+		return nil, fmt.Errorf("query hosts: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Host])
+}
+
+// Overdue implements sagas.OverdueFinder.
+func (r *ReadModel) Overdue(ctx context.Context, now time.Time, n int) ([]sagas.OverdueStep, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT id::text, current_step FROM operations
+		WHERE status = 'running' AND current_step IS NOT NULL AND deadline < $1 ORDER BY deadline LIMIT $2`, now, n)
+	if err != nil {
+		return nil, fmt.Errorf("query overdue steps: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[sagas.OverdueStep])
+}
+
+// CPUOvercommit is the vCPU overcommit the foundation's best fit allows.
+const CPUOvercommit = 4
+
+// Place implements sagas.Placer with a simple best fit: among hosts with
+// room for the flavor, the one with the least RAM left. (The scheduler
+// with claims on the host's own stream replaces this.)
+func (r *ReadModel) Place(ctx context.Context, f server.Flavor) (string, error) {
+	hosts, err := r.Hosts(ctx)
+	if err != nil {
+		return "", err
+	}
+	best, bestFree := "", 0
+	for _, h := range hosts {
+		free := h.RAMMiB - h.UsedRAMMiB
+		fits := free >= f.RAMMiB && h.DiskGiB-h.UsedDisk >= f.DiskGiB && h.VCPUs*CPUOvercommit-h.UsedVCPUs >= f.VCPUs
+		if fits && (best == "" || free < bestFree) {
+			best, bestFree = h.Name, free
+		}
+	}
+	if best == "" {
+		return "", domain.Conflictf("no valid host: none of %d hosts has %d vCPUs, %d MiB RAM and %d GiB disk free", len(hosts), f.VCPUs, f.RAMMiB, f.DiskGiB)
+	}
+	return best, nil
+}
+
+// Commit is one commit of the event log as read from history.
+type Commit struct {
+	Sequence      uint64            `json:"sequence"`
+	AggregateType string            `json:"aggregate_type"`
+	AggregateID   string            `json:"aggregate_id"`
+	Version       uint64            `json:"version"`
+	CommandID     string            `json:"command_id"`
+	OccurredAt    time.Time         `json:"occurred_at"`
+	Actor         domain.Actor      `json:"actor"`
+	RequestID     string            `json:"request_id,omitempty"`
+	CorrelationID string            `json:"correlation_id,omitempty"`
+	CausationID   string            `json:"causation_id,omitempty"`
+	Events        []domain.RawEvent `json:"events"`
+}
+
+// CommitOf turns an envelope into its read form.
+func CommitOf(env domain.Envelope) Commit {
+	return Commit{Sequence: env.Sequence, AggregateType: env.AggregateType, AggregateID: env.AggregateID,
+		Version: env.Version, CommandID: env.CommandID, OccurredAt: env.OccurredAt, Actor: env.Actor,
+		RequestID: env.RequestID, CorrelationID: env.CorrelationID, CausationID: env.CausationID, Events: env.Events}
+}
+
+// EventFilter filters the event history.
+type EventFilter struct {
+	AggregateType, AggregateID, Type string
+	Since                            uint64 // only commits after this sequence
+}
+
+// Events returns commits in stream order; the next cursor is the last sequence.
+func (r *ReadModel) Events(ctx context.Context, f EventFilter, n int) ([]Commit, uint64, error) {
+	w := &where{}
+	w.add("seq > ?", int64(f.Since))
+	if f.AggregateType != "" {
+		w.add("aggregate_type = ?", f.AggregateType)
+	}
+	if f.AggregateID != "" {
+		w.add("aggregate_id = ?", f.AggregateID)
+	}
+	if f.Type != "" {
+		w.add("? = ANY(types)", f.Type)
+	}
+	if n <= 0 || n > 1000 {
+		n = 100
+	}
+	rows, err := r.Pool.Query(ctx, `SELECT seq, envelope FROM events`+w.sql()+fmt.Sprintf(` ORDER BY seq LIMIT %d`, n+1), w.args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("query events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Commit, error) {
+		var seq int64
+		var raw []byte
+		if err := row.Scan(&seq, &raw); err != nil {
+			return Commit{}, err
+		}
+		var env domain.Envelope
+		err := json.Unmarshal(raw, &env)
+		env.Sequence = uint64(seq)
+		return CommitOf(env), err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("query events: %w", err)
+	}
+	var next uint64
+	if len(out) > n {
+		out = out[:n]
+		next = out[n-1].Sequence
+	}
+	return out, next, nil
+}

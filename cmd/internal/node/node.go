@@ -1,0 +1,255 @@
+// Package node wires one `keel serve` process: the event store (embedded
+// NATS or a cluster), the read model (a given Postgres, or a private cluster
+// started under the data dir), command handling, projections, the server
+// saga, simulated hosts and the HTTP API. Tests start a whole node
+// in-process with it. It holds wiring only, no behaviour.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/adapters/fake"
+	"github.com/keel-cloud/keel/adapters/httpapi"
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/migrations"
+	"github.com/keel-cloud/keel/projections"
+	"github.com/keel-cloud/keel/sagas"
+)
+
+// Config configures a node.
+type Config struct {
+	DataDir     string // holds the embedded NATS store and, when started here, Postgres
+	Listen      string // API address, e.g. 127.0.0.1:8080 (":0" picks a port)
+	NATSURL     string // an external NATS (cluster); "" runs the embedded server
+	NATSListen  string // expose the embedded NATS on this address ("" = in-process only)
+	Replicas    int    // stream replicas on an external cluster (default 1)
+	DatabaseURL string // "" starts a private Postgres under DataDir/postgres
+
+	FakeHosts   int // simulated hosts run in this process
+	HostVCPUs   int
+	HostRAMMiB  int
+	HostDiskGiB int
+	FakeKnobs   fake.Knobs
+
+	Timeouts      sagas.Timeouts
+	DeadlineEvery time.Duration
+	ReadWait      time.Duration
+	Log           *slog.Logger
+}
+
+// Node is a running keel serve.
+type Node struct {
+	Config   Config
+	URL      string // base URL of the API
+	Store    *keeljs.Store
+	App      *commands.App
+	Pool     *pgxpool.Pool
+	Read     *postgres.ReadModel
+	Runner   *projections.Runner
+	Saga     *sagas.ServerSaga
+	Hosts    []*fake.Host
+	Embedded *keeljs.Embedded
+	Postgres *pgcluster.Cluster // nil when DatabaseURL was given
+
+	nc     *nats.Conn
+	http   *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (c *Config) defaults() {
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	if c.Timeouts == (sagas.Timeouts{}) {
+		c.Timeouts = sagas.DefaultTimeouts
+	}
+	if c.DeadlineEvery == 0 {
+		c.DeadlineEvery = time.Second
+	}
+	if c.HostVCPUs == 0 {
+		c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB = 32, 131072, 2000
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+}
+
+// Start brings a node up; Close brings it down.
+func Start(ctx context.Context, c Config) (n *Node, err error) {
+	c.defaults()
+	n = &Node{Config: c}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := n.startNATS(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startPostgres(ctx); err != nil {
+		return nil, err
+	}
+	n.App = commands.NewApp(n.Store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
+	n.Read = &postgres.ReadModel{Pool: n.Pool}
+	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
+	n.Saga = &sagas.ServerSaga{App: n.App, Placer: n.Read, Timeouts: c.Timeouts, Log: c.Log}
+	images, err := keeljs.OpenImages(ctx, n.Store.JS, n.Store.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	idem, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.IdempotencyBucket, keeljs.IdempotencyTTL, n.Store.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.goRun(func() error { return n.Runner.Run(runCtx) })
+	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store.Stream()) })
+	n.goRun(func() error { n.Saga.WatchDeadlines(runCtx, n.Read, c.DeadlineEvery); return nil })
+	if c.FakeHosts > 0 {
+		hosts, sims := fake.Fleet("sim", c.FakeHosts, c.FakeKnobs, c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB)
+		n.Hosts = sims
+		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log, CallTimeout: c.Timeouts.Spawn}
+		if err := ag.Register(ctx); err != nil {
+			return nil, err
+		}
+		n.goRun(func() error { return ag.Run(runCtx) })
+	}
+	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
+		Log: c.Log, ReadWait: c.ReadWait, Ready: n.ready}
+	return n, n.serve(api.Handler())
+}
+
+func (n *Node) startNATS(ctx context.Context) error {
+	c := n.Config
+	if c.NATSURL == "" {
+		e, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: filepath.Join(c.DataDir, "jetstream"), Listen: c.NATSListen, SyncAlways: true})
+		if err != nil {
+			return err
+		}
+		n.Embedded, n.nc = e, e.Conn
+	} else {
+		nc, err := nats.Connect(c.NATSURL, nats.Name("keel-serve"), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("connect to nats %s: %w", c.NATSURL, err)
+		}
+		n.nc = nc
+	}
+	store, err := keeljs.Open(ctx, n.nc, c.Replicas)
+	if err != nil {
+		return err
+	}
+	n.Store = store
+	return nil
+}
+
+func (n *Node) startPostgres(ctx context.Context) error {
+	url := n.Config.DatabaseURL
+	if url == "" {
+		pc, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(n.Config.DataDir, "postgres"), Logf: func(f string, a ...any) {
+			n.Config.Log.Info(fmt.Sprintf(f, a...))
+		}})
+		if err != nil {
+			return fmt.Errorf("start private postgres (set KEEL_DATABASE_URL to use another): %w", err)
+		}
+		n.Postgres, url = pc, pc.URL
+	}
+	pool, err := postgres.Connect(ctx, url, 40)
+	if err != nil {
+		return err
+	}
+	n.Pool = pool
+	if err := migrations.Up(ctx, pool); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (n *Node) serve(h http.Handler) error {
+	ln, err := net.Listen("tcp", n.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", n.Config.Listen, err)
+	}
+	n.URL = "http://" + ln.Addr().String()
+	// No WriteTimeout: the event stream is long-lived.
+	n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.Config.Log.Error("http server", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (n *Node) goRun(f func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := f(); err != nil {
+			n.Config.Log.Error("component stopped", "err", err)
+		}
+	}()
+}
+
+func (n *Node) ready(ctx context.Context) error {
+	if n.nc == nil || !n.nc.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	return n.Pool.Ping(ctx)
+}
+
+// NATSURL is where outside agents connect ("" when not exposed).
+func (n *Node) NATSURL() string {
+	if n.Embedded != nil {
+		return n.Embedded.ClientURL()
+	}
+	return n.Config.NATSURL
+}
+
+// Close stops everything the node started, in reverse order.
+func (n *Node) Close() {
+	if n.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.http.Shutdown(ctx)
+		cancel()
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	if n.Pool != nil {
+		n.Pool.Close()
+	}
+	if n.Embedded != nil {
+		n.Embedded.Close()
+	} else if n.nc != nil {
+		n.nc.Close()
+	}
+	if n.Postgres != nil {
+		if err := n.Postgres.Stop(); err != nil {
+			n.Config.Log.Warn("stop postgres", "err", err)
+		}
+	}
+}

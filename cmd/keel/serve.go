@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keel-cloud/keel/adapters/fake"
+	"github.com/keel-cloud/keel/cmd/internal/node"
+	"github.com/keel-cloud/keel/sagas"
+)
+
+func serveCmd() *cobra.Command {
+	var c node.Config
+	var latency time.Duration
+	var failRate float64
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the control plane (API, commands, projections, sagas, simulated hosts)",
+		Long: `Run the control plane.
+
+With no --nats, an embedded NATS JetStream server keeps its data under
+--data-dir/jetstream (every write fsynced). With no KEEL_DATABASE_URL, a
+private PostgreSQL cluster is started under --data-dir/postgres from the
+local binaries (as the postgres user when run as root) and stopped on exit.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			c.DatabaseURL = os.Getenv("KEEL_DATABASE_URL")
+			c.FakeKnobs = fake.Knobs{Latency: latency, FailRate: failRate}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			n, err := node.Start(ctx, c)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "\nKeel is up.\n  API:      %s/v1\n  OpenAPI:  %s/openapi.json\n  Docs:     %s/docs\n  Health:   %s/healthz  %s/readyz\n",
+				n.URL, n.URL, n.URL, n.URL, n.URL)
+			if u := n.NATSURL(); u != "" {
+				fmt.Fprintf(os.Stderr, "  NATS:     %s (agents connect here)\n", u)
+			}
+			fmt.Fprintf(os.Stderr, "  Data:     %s\n  Try:      KEEL_API=%s keel flavor list\nCtrl-C stops everything started here.\n\n", c.DataDir, n.URL)
+			<-ctx.Done()
+			c.Log.Info("shutting down")
+			n.Close()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "API listen address")
+	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "where Keel keeps its data (embedded NATS, private Postgres)")
+	f.StringVar(&c.NATSURL, "nats", "", "use this NATS cluster instead of the embedded server (e.g. nats://10.0.0.1:4222)")
+	f.StringVar(&c.NATSListen, "nats-listen", "", "expose the embedded NATS on this address for agents (e.g. 127.0.0.1:4222)")
+	f.IntVar(&c.Replicas, "replicas", 1, "stream replicas on a NATS cluster (3 for R3)")
+	f.IntVar(&c.FakeHosts, "fake-hosts", 3, "simulated hosts to run in this process")
+	f.IntVar(&c.HostVCPUs, "host-vcpus", 32, "vCPUs of each simulated host")
+	f.IntVar(&c.HostRAMMiB, "host-ram-mib", 131072, "RAM of each simulated host")
+	f.IntVar(&c.HostDiskGiB, "host-disk-gib", 2000, "disk of each simulated host")
+	f.DurationVar(&latency, "fake-latency", 200*time.Millisecond, "latency of each simulated hypervisor call")
+	f.Float64Var(&failRate, "fake-fail-rate", 0, "probability that a simulated spawn fails")
+	f.DurationVar(&c.Timeouts.Spawn, "spawn-timeout", sagas.DefaultTimeouts.Spawn, "deadline of the spawn step")
+	f.DurationVar(&c.Timeouts.Schedule, "schedule-timeout", sagas.DefaultTimeouts.Schedule, "deadline of the schedule step")
+	f.DurationVar(&c.Timeouts.Action, "action-timeout", sagas.DefaultTimeouts.Action, "deadline of start, stop and reboot")
+	f.DurationVar(&c.Timeouts.Destroy, "destroy-timeout", sagas.DefaultTimeouts.Destroy, "deadline of the destroy step")
+	f.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	return cmd
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("KEEL_DATA_DIR"); d != "" {
+		return d
+	}
+	return "./keel-data"
+}

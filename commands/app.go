@@ -1,0 +1,139 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/server"
+)
+
+// App lists every command handler: it reads as the table of contents of
+// what Keel can be asked to do.
+type App struct {
+	Flavors    *Handler[flavor.State, flavor.Command]
+	Images     *Handler[image.State, image.Command]
+	Servers    *Handler[server.State, server.Command]
+	Operations *Handler[operation.State, operation.Command]
+	Hosts      *Handler[host.State, host.Command]
+	// Now gives the time put into commands; tests may replace it.
+	Now func() time.Time
+}
+
+// NewApp builds the handlers on one event store.
+func NewApp(store EventStore, isConflict func(error) bool) *App {
+	return &App{
+		Flavors:    New(store, flavor.Decider, isConflict, 10_000),
+		Images:     New(store, image.Decider, isConflict, 10_000),
+		Servers:    New(store, server.Decider, isConflict, 200_000),
+		Operations: New(store, operation.Decider, isConflict, 200_000),
+		Hosts:      New(store, host.Decider, isConflict, 20_000),
+		Now:        time.Now,
+	}
+}
+
+// keelNS is the namespace of Keel's derived (name-based) UUIDs.
+var keelNS = uuid.MustParse("6f1e0c43-5a7e-4b55-9d3e-2b8f4a1c7d10")
+
+// DeriveID returns a stable UUID for a name, so that a retried command or
+// a redelivered event produces the same ids every time.
+func DeriveID(parts ...string) string {
+	name := ""
+	for i, p := range parts {
+		if i > 0 {
+			name += "/"
+		}
+		name += p
+	}
+	return uuid.NewSHA1(keelNS, []byte(name)).String()
+}
+
+// NewID returns a fresh random id.
+func NewID() string { return uuid.NewString() }
+
+// CreateServerRequest is what a user asks for.
+type CreateServerRequest struct {
+	Name     string
+	FlavorID string
+	ImageID  string
+}
+
+// CreateServer checks the flavor and the image against the event log and
+// records a new server. The server id and its operation id derive from the
+// command id, so a retried create yields the same server.
+func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Meta) (Result[server.State], string, error) {
+	fl, _, err := a.Flavors.Load(ctx, req.FlavorID)
+	if err != nil {
+		return Result[server.State]{}, "", err
+	}
+	if !fl.Exists || fl.Deleted {
+		return Result[server.State]{}, "", domain.Invalidf("flavor %s does not exist", req.FlavorID)
+	}
+	im, _, err := a.Images.Load(ctx, req.ImageID)
+	if err != nil {
+		return Result[server.State]{}, "", err
+	}
+	if !im.Exists || im.Status == image.Deleted {
+		return Result[server.State]{}, "", domain.Invalidf("image %s does not exist", req.ImageID)
+	}
+	if im.Status != image.Active {
+		return Result[server.State]{}, "", domain.Conflictf("image %s is %s: upload its data before creating servers from it", req.ImageID, im.Status)
+	}
+	if fl.Spec.DiskGiB > 0 && fl.Spec.DiskGiB < im.Spec.MinDiskGiB {
+		return Result[server.State]{}, "", domain.Invalidf("flavor %s has %d GiB of disk; image %s needs at least %d GiB", fl.Spec.Name, fl.Spec.DiskGiB, im.Spec.Name, im.Spec.MinDiskGiB)
+	}
+	if fl.Spec.RAMMiB < im.Spec.MinRAMMiB {
+		return Result[server.State]{}, "", domain.Invalidf("flavor %s has %d MiB of RAM; image %s needs at least %d MiB", fl.Spec.Name, fl.Spec.RAMMiB, im.Spec.Name, im.Spec.MinRAMMiB)
+	}
+	id := DeriveID(meta.CommandID, "server")
+	opID := DeriveID(id, "create")
+	meta.CorrelationID = opID
+	res, err := a.Servers.Handle(ctx, id, server.Create{
+		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, At: a.Now().UTC(),
+		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB},
+	}, meta)
+	return res, opID, err
+}
+
+// ServerAction is start, stop, reboot or delete.
+type ServerAction string
+
+// Server actions.
+const (
+	ActionStart  ServerAction = "start"
+	ActionStop   ServerAction = "stop"
+	ActionReboot ServerAction = "reboot"
+	ActionDelete ServerAction = "delete"
+)
+
+// ActOnServer records a user action; the saga carries it out.
+func (a *App) ActOnServer(ctx context.Context, id string, action ServerAction, meta Meta) (Result[server.State], string, error) {
+	opID := DeriveID(meta.CommandID, "operation")
+	meta.CorrelationID = opID
+	at := a.Now().UTC()
+	var cmd server.Command
+	switch action {
+	case ActionStart:
+		cmd = server.Start{Operation: opID, At: at}
+	case ActionStop:
+		cmd = server.Stop{Operation: opID, At: at}
+	case ActionReboot:
+		cmd = server.Reboot{Operation: opID, At: at}
+	case ActionDelete:
+		cmd = server.Delete{Operation: opID, At: at}
+	default:
+		return Result[server.State]{}, "", domain.Invalidf("unknown server action %q", action)
+	}
+	res, err := a.Servers.Handle(ctx, id, cmd, meta)
+	if err != nil {
+		return res, "", fmt.Errorf("%s server %s: %w", action, id, err)
+	}
+	return res, res.State.Operation, nil
+}

@@ -1,0 +1,165 @@
+// Package commands turns commands into commits: it loads an aggregate (cache
+// first, then its subject), calls the pure decider, and appends the decided
+// events with optimistic concurrency, retrying a bounded number of times
+// when another writer moved the aggregate on. Nothing else writes events.
+//
+// It must not read the Postgres read model: decisions rest on the event log
+// alone.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// EventStore is the port to the event log (adapters/jetstream.Store).
+type EventStore interface {
+	Append(ctx context.Context, env *domain.Envelope, expectedSeq uint64) (seq uint64, duplicate bool, err error)
+	Load(ctx context.Context, aggregateType, id string, after uint64) ([]domain.Envelope, error)
+}
+
+// ErrConcurrency is what the store returns when the aggregate moved on.
+// Handlers built with New map the store's own error to it with IsConflict.
+var ErrConcurrency = errors.New("aggregate changed concurrently")
+
+// Meta is what travels with a command besides its data.
+type Meta struct {
+	CommandID     string
+	Actor         domain.Actor
+	RequestID     string
+	CorrelationID string
+	CausationID   string
+}
+
+// Result is the outcome of a command that was accepted.
+type Result[S any] struct {
+	Seq       uint64 // stream sequence of the commit (or of the aggregate's last commit for a no-op)
+	Version   uint64 // aggregate version after the commit
+	State     S      // state after the commit
+	Duplicate bool   // the command id had already landed; nothing new was written
+}
+
+// MaxAttempts bounds the retries when another writer moved the aggregate on.
+const MaxAttempts = 6
+
+// Handler handles the commands of one aggregate type.
+type Handler[S any, C any] struct {
+	store      EventStore
+	decider    domain.Decider[S, C]
+	isConflict func(error) bool
+	cache      *cache[S]
+	locks      [256]sync.Mutex
+	// Now stamps envelopes; tests may replace it.
+	Now func() time.Time
+}
+
+// New returns a handler for one aggregate. isConflict recognises the store's
+// optimistic-concurrency error. cacheSize bounds the cached states.
+func New[S any, C any](store EventStore, d domain.Decider[S, C], isConflict func(error) bool, cacheSize int) *Handler[S, C] {
+	return &Handler[S, C]{store: store, decider: d, isConflict: isConflict, cache: newCache[S](cacheSize), Now: time.Now}
+}
+
+// Load returns the current state of one aggregate and its version.
+func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) {
+	e, err := h.entry(ctx, id)
+	if err != nil {
+		var zero S
+		return zero, 0, err
+	}
+	return e.state, e.version, nil
+}
+
+// Handle decides cmd against aggregate id and appends the result.
+func (h *Handler[S, C]) Handle(ctx context.Context, id string, cmd C, meta Meta) (Result[S], error) {
+	mu := &h.locks[stripe(id)]
+	mu.Lock()
+	defer mu.Unlock()
+	e, err := h.entry(ctx, id)
+	if err != nil {
+		return Result[S]{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		if seq, ok := e.commands[meta.CommandID]; ok && meta.CommandID != "" {
+			return Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}, nil
+		}
+		events, err := h.decider.Decide(e.state, cmd)
+		if err != nil {
+			return Result[S]{}, err
+		}
+		if len(events) == 0 {
+			return Result[S]{Seq: e.lastSeq, Version: e.version, State: e.state}, nil
+		}
+		raw, err := domain.Encode(events)
+		if err != nil {
+			return Result[S]{}, fmt.Errorf("encode %s events: %w", h.decider.Type, err)
+		}
+		env := &domain.Envelope{
+			CommandID: meta.CommandID, AggregateType: h.decider.Type, AggregateID: id,
+			Version: e.version + 1, Events: raw, OccurredAt: h.Now().UTC(), Actor: meta.Actor,
+			RequestID: meta.RequestID, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
+		}
+		seq, dup, err := h.store.Append(ctx, env, e.lastSeq)
+		if err == nil && dup {
+			// Another attempt with this command id landed first (another
+			// replica, or a retry): its commit, not ours, is the truth.
+			if e, err = h.catchUp(ctx, id, e); err != nil {
+				return Result[S]{}, err
+			}
+			return Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}, nil
+		}
+		if err == nil {
+			next := e.apply(h.decider, events, seq, meta.CommandID)
+			h.cache.put(id, next)
+			return Result[S]{Seq: seq, Version: next.version, State: next.state}, nil
+		}
+		if !h.isConflict(err) || attempt >= MaxAttempts {
+			if h.isConflict(err) {
+				return Result[S]{}, fmt.Errorf("%s %s: %w after %d attempts", h.decider.Type, id, ErrConcurrency, attempt)
+			}
+			h.cache.drop(id)
+			return Result[S]{}, fmt.Errorf("append to %s %s: %w", h.decider.Type, id, err)
+		}
+		if e, err = h.catchUp(ctx, id, e); err != nil {
+			return Result[S]{}, err
+		}
+	}
+}
+
+// entry returns the cached state, or loads it from the subject.
+func (h *Handler[S, C]) entry(ctx context.Context, id string) (*entry[S], error) {
+	if e, ok := h.cache.get(id); ok {
+		return e, nil
+	}
+	return h.catchUp(ctx, id, &entry[S]{commands: map[string]uint64{}})
+}
+
+// catchUp folds the commits after e.lastSeq into a new entry.
+func (h *Handler[S, C]) catchUp(ctx context.Context, id string, e *entry[S]) (*entry[S], error) {
+	envs, err := h.store.Load(ctx, h.decider.Type, id, e.lastSeq)
+	if err != nil {
+		return nil, err
+	}
+	next := e.copy()
+	for _, env := range envs {
+		events, err := h.decider.Registry.DecodeAll(env.Events)
+		if err != nil {
+			return nil, fmt.Errorf("load %s %s: %w", h.decider.Type, id, err)
+		}
+		next = next.apply(h.decider, events, env.Sequence, env.CommandID)
+		next.version = env.Version
+	}
+	h.cache.put(id, next)
+	return next, nil
+}
+
+func stripe(id string) int {
+	f := fnv.New32a()
+	f.Write([]byte(id))
+	return int(f.Sum32() % 256)
+}

@@ -1,0 +1,135 @@
+// Package domain holds what every aggregate shares: the event interface, the
+// errors a decision can return, the generic decider and the event registry.
+//
+// Nothing in domain/ reads a clock, a socket or a random source: time and ids
+// arrive inside commands, so every decision is a pure function and can be
+// tested with given/when/then tables. domain/ imports only the standard
+// library and github.com/google/uuid.
+package domain
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Event is a fact that happened to one aggregate. Its type name is lowercase,
+// past tense, and never renamed or reused once it has been written.
+type Event interface {
+	EventType() string
+}
+
+// ErrorKind classifies a refused decision, so that adapters can map it to a
+// status code without reading the message.
+type ErrorKind int
+
+// The kinds of refusal a decider can return.
+const (
+	// Invalid: the command itself is wrong (HTTP 422).
+	Invalid ErrorKind = iota + 1
+	// Conflict: the command does not apply to the current state (HTTP 409).
+	Conflict
+	// NotFound: the aggregate does not exist or was deleted (HTTP 404).
+	NotFound
+)
+
+// Error is a refusal that is safe to show to users: its message says why.
+type Error struct {
+	Kind ErrorKind
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Invalidf returns an Invalid refusal.
+func Invalidf(format string, args ...any) error {
+	return &Error{Kind: Invalid, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Conflictf returns a Conflict refusal.
+func Conflictf(format string, args ...any) error {
+	return &Error{Kind: Conflict, Msg: fmt.Sprintf(format, args...)}
+}
+
+// NotFoundf returns a NotFound refusal.
+func NotFoundf(format string, args ...any) error {
+	return &Error{Kind: NotFound, Msg: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the kind of a domain refusal, or 0 when err is not one.
+func KindOf(err error) ErrorKind {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Kind
+	}
+	return 0
+}
+
+// Decider is one aggregate's behaviour: a pure decision and a pure fold.
+// S is the state and C the command type (an interface closed per package).
+type Decider[S any, C any] struct {
+	// Type is the aggregate type, used in subjects (keel.events.<Type>.<id>).
+	Type string
+	// Decide returns the events a command produces, or a refusal.
+	Decide func(state S, cmd C) ([]Event, error)
+	// Evolve folds one event into the state.
+	Evolve func(state S, ev Event) S
+	// Registry decodes stored events of this aggregate.
+	Registry Registry
+}
+
+// Fold applies events to a state in order.
+func (d Decider[S, C]) Fold(state S, events []Event) S {
+	for _, ev := range events {
+		state = d.Evolve(state, ev)
+	}
+	return state
+}
+
+// Registry maps event type names to constructors of their data, so stored
+// events can be decoded. Events are pointers to structs everywhere, so a
+// decoded event and a decided one match the same type switch. An unknown
+// type is an error, never ignored.
+type Registry map[string]func() Event
+
+// ErrUnknownEvent is returned when a stored event type is not registered.
+var ErrUnknownEvent = errors.New("unknown event type")
+
+// Decode turns a stored event back into its typed value.
+func (r Registry) Decode(typ string, data []byte) (Event, error) {
+	mk, ok := r[typ]
+	if !ok {
+		return nil, fmt.Errorf("decode %q: %w", typ, ErrUnknownEvent)
+	}
+	ev := mk()
+	if err := json.Unmarshal(data, ev); err != nil {
+		return nil, fmt.Errorf("decode %q: %w", typ, err)
+	}
+	return ev, nil
+}
+
+// CheckName refuses names that are empty, longer than 255 bytes, not valid
+// UTF-8, or contain control characters or leading/trailing spaces.
+func CheckName(field, name string) error {
+	if name == "" {
+		return Invalidf("%s must not be empty", field)
+	}
+	if len(name) > 255 {
+		return Invalidf("%s is %d bytes long; the limit is 255", field, len(name))
+	}
+	if !utf8.ValidString(name) {
+		return Invalidf("%s is not valid UTF-8", field)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return Invalidf("%s must not contain control characters (found %U)", field, r)
+		}
+	}
+	if strings.TrimSpace(name) != name {
+		return Invalidf("%s must not begin or end with white space", field)
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package domain
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Envelope is one commit: the events decided by one command on one
+// aggregate, stored as one message so that a commit is atomic.
+type Envelope struct {
+	CommandID     string     `json:"command_id"`
+	AggregateType string     `json:"aggregate_type"`
+	AggregateID   string     `json:"aggregate_id"`
+	Version       uint64     `json:"version"` // aggregate version after this commit
+	Events        []RawEvent `json:"events"`
+	OccurredAt    time.Time  `json:"occurred_at"`
+	Actor         Actor      `json:"actor"`
+	RequestID     string     `json:"request_id,omitempty"`
+	CorrelationID string     `json:"correlation_id,omitempty"`
+	CausationID   string     `json:"causation_id,omitempty"`
+
+	// Sequence is the commit's stream sequence (its global position). It is
+	// not stored in the message; readers fill it in.
+	Sequence uint64 `json:"-"`
+}
+
+// RawEvent is a stored event: its type, schema version and JSON data.
+type RawEvent struct {
+	Type   string          `json:"type"`
+	Schema int             `json:"schema"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// Actor is who issued a command.
+type Actor struct {
+	User    string   `json:"user"`
+	Project string   `json:"project,omitempty"`
+	Roles   []string `json:"roles,omitempty"`
+}
+
+// Encode turns decided events into stored ones (schema version 1).
+func Encode(events []Event) ([]RawEvent, error) {
+	out := make([]RawEvent, 0, len(events))
+	for _, ev := range events {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, RawEvent{Type: ev.EventType(), Schema: 1, Data: b})
+	}
+	return out, nil
+}
+
+// DecodeAll decodes the events of an envelope with a registry.
+func (r Registry) DecodeAll(raw []RawEvent) ([]Event, error) {
+	out := make([]Event, 0, len(raw))
+	for _, re := range raw {
+		ev, err := r.Decode(re.Type, re.Data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}

@@ -1,0 +1,243 @@
+package server
+
+import (
+	"time"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// Create asks for a new server built from a flavor and an image.
+type Create struct {
+	ID        ID
+	Name      string
+	Flavor    Flavor
+	ImageID   string
+	Operation string
+	At        time.Time
+}
+
+// Schedule places a building server on a host.
+type Schedule struct {
+	Host      string
+	Operation string
+	At        time.Time
+}
+
+// Fail ends a build in ERROR with a reason (compensation of a failed build).
+type Fail struct {
+	Reason    string
+	Operation string
+	At        time.Time
+}
+
+// Start, Stop and Reboot are user actions on an existing server.
+type (
+	Start struct {
+		Operation string
+		At        time.Time
+	}
+	Stop struct {
+		Operation string
+		At        time.Time
+	}
+	Reboot struct {
+		Operation string
+		At        time.Time
+	}
+)
+
+// Delete removes a server, in any state.
+type Delete struct {
+	Operation string
+	At        time.Time
+}
+
+// ForceDelete lets go of a server whose host did not confirm the delete.
+type ForceDelete struct {
+	Reason string
+	At     time.Time
+}
+
+// AbortTask ends a start, stop or reboot that did not finish in time.
+type AbortTask struct {
+	Reason string
+	At     time.Time
+}
+
+// Report is what a host says happened to one of its servers.
+type Report struct {
+	Host   string
+	Kind   ReportKind
+	Reason string // for failures
+	At     time.Time
+}
+
+// ReportKind is what a host reports.
+type ReportKind string
+
+// Report kinds.
+const (
+	ReportSpawned      ReportKind = "spawned"
+	ReportSpawnFailed  ReportKind = "spawn_failed"
+	ReportStarted      ReportKind = "started"
+	ReportStopped      ReportKind = "stopped"
+	ReportRebooted     ReportKind = "rebooted"
+	ReportActionFailed ReportKind = "action_failed"
+	ReportDestroyed    ReportKind = "destroyed"
+)
+
+func (Create) serverCommand()      {}
+func (Schedule) serverCommand()    {}
+func (Fail) serverCommand()        {}
+func (Start) serverCommand()       {}
+func (Stop) serverCommand()        {}
+func (Reboot) serverCommand()      {}
+func (Delete) serverCommand()      {}
+func (ForceDelete) serverCommand() {}
+func (AbortTask) serverCommand()   {}
+func (Report) serverCommand()      {}
+
+// Decide returns the events a command produces, or says why it does not apply.
+func Decide(s State, c Command) ([]domain.Event, error) {
+	if _, ok := c.(Create); !ok {
+		if !s.Exists || (s.Status == StatusDeleted && !isReport(c)) {
+			return nil, domain.NotFoundf("server %s not found", s.ID)
+		}
+	}
+	switch c := c.(type) {
+	case Create:
+		return decideCreate(s, c)
+	case Schedule:
+		if s.Task != Scheduling {
+			return nil, domain.Conflictf("server %s is %s, not waiting for a host", s.ID, s.describe())
+		}
+		if c.Host == "" {
+			return nil, domain.Invalidf("schedule: host must not be empty")
+		}
+		return one(&Scheduled{Host: c.Host, Operation: c.Operation, At: c.At})
+	case Fail:
+		if s.Task != Scheduling && s.Task != Spawning {
+			return nil, domain.Conflictf("server %s is %s, not building", s.ID, s.describe())
+		}
+		return one(&Failed{Host: s.Host, Reason: c.Reason, Operation: c.Operation, At: c.At})
+	case Start:
+		if err := s.idle("start"); err != nil {
+			return nil, err
+		}
+		if s.Status != StatusStopped {
+			return nil, domain.Conflictf("cannot start server %s: it is %s; only a STOPPED server can be started", s.ID, s.Status)
+		}
+		return one(&StartRequested{Host: s.Host, Operation: c.Operation, At: c.At})
+	case Stop:
+		if err := s.idle("stop"); err != nil {
+			return nil, err
+		}
+		if s.Status != StatusActive {
+			return nil, domain.Conflictf("cannot stop server %s: it is %s; only an ACTIVE server can be stopped", s.ID, s.Status)
+		}
+		return one(&StopRequested{Host: s.Host, Operation: c.Operation, At: c.At})
+	case Reboot:
+		if err := s.idle("reboot"); err != nil {
+			return nil, err
+		}
+		if s.Status != StatusActive {
+			return nil, domain.Conflictf("cannot reboot server %s: it is %s; only an ACTIVE server can be rebooted", s.ID, s.Status)
+		}
+		return one(&RebootRequested{Host: s.Host, Operation: c.Operation, At: c.At})
+	case Delete:
+		if s.Status == StatusDeleting {
+			return nil, domain.Conflictf("server %s is already being deleted by operation %s", s.ID, s.Operation)
+		}
+		dr := &DeleteRequested{Host: s.Host, Operation: c.Operation, At: c.At}
+		if s.Task != NoTask {
+			dr.Superseded = s.Operation
+		}
+		evs := []domain.Event{dr}
+		if s.Host == "" {
+			evs = append(evs, &Deleted{At: c.At})
+		}
+		return evs, nil
+	case ForceDelete:
+		if s.Status != StatusDeleting {
+			return nil, domain.Conflictf("server %s is %s, not being deleted", s.ID, s.Status)
+		}
+		return one(&Deleted{Host: s.Host, Forced: true, Reason: c.Reason, At: c.At})
+	case AbortTask:
+		if s.Task != PoweringOn && s.Task != PoweringOff && s.Task != RebootTask {
+			return nil, domain.Conflictf("server %s has no start, stop or reboot in progress", s.ID)
+		}
+		return one(&ActionFailed{Task: s.Task, Reason: c.Reason, At: c.At})
+	case Report:
+		return decideReport(s, c)
+	default:
+		return nil, domain.Invalidf("server: unknown command %T", c)
+	}
+}
+
+func decideCreate(s State, c Create) ([]domain.Event, error) {
+	if s.Exists {
+		return nil, domain.Conflictf("server %s already exists", s.ID)
+	}
+	if err := domain.CheckName("name", c.Name); err != nil {
+		return nil, err
+	}
+	if c.Flavor.ID == "" || c.ImageID == "" {
+		return nil, domain.Invalidf("a server needs a flavor and an image")
+	}
+	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, CreatedAt: c.At})
+}
+
+// decideReport accepts a host's report only when it answers the task in
+// progress on that host; anything else is stale and refused as a conflict.
+func decideReport(s State, r Report) ([]domain.Event, error) {
+	if r.Host == "" || r.Host != s.Host {
+		return nil, domain.Conflictf("host %q reports on server %s, which is on host %q", r.Host, s.ID, s.Host)
+	}
+	want := map[ReportKind][]Task{
+		ReportSpawned: {Spawning}, ReportSpawnFailed: {Spawning},
+		ReportStarted: {PoweringOn}, ReportStopped: {PoweringOff}, ReportRebooted: {RebootTask},
+		ReportActionFailed: {PoweringOn, PoweringOff, RebootTask}, ReportDestroyed: {DeleteTask},
+	}[r.Kind]
+	match := false
+	for _, t := range want {
+		match = match || t == s.Task
+	}
+	if !match {
+		return nil, domain.Conflictf("report %q does not answer server %s, which is %s", r.Kind, s.ID, s.describe())
+	}
+	switch r.Kind {
+	case ReportSpawned:
+		return one(&Spawned{Host: r.Host, At: r.At})
+	case ReportSpawnFailed:
+		return one(&Failed{Host: r.Host, Reason: r.Reason, Operation: s.Operation, At: r.At})
+	case ReportStarted:
+		return one(&Started{Host: r.Host, At: r.At})
+	case ReportStopped:
+		return one(&Stopped{Host: r.Host, At: r.At})
+	case ReportRebooted:
+		return one(&Rebooted{Host: r.Host, At: r.At})
+	case ReportActionFailed:
+		return one(&ActionFailed{Task: s.Task, Reason: r.Reason, At: r.At})
+	case ReportDestroyed:
+		return one(&Deleted{Host: r.Host, At: r.At})
+	}
+	return nil, domain.Invalidf("unknown report kind %q", r.Kind)
+}
+
+func isReport(c Command) bool { _, ok := c.(Report); return ok }
+
+func (s State) idle(action string) error {
+	if s.Task != NoTask {
+		return domain.Conflictf("cannot %s server %s: it is %s (operation %s); wait for that to finish", action, s.ID, s.describe(), s.Operation)
+	}
+	return nil
+}
+
+func (s State) describe() string {
+	if s.Task != NoTask {
+		return string(s.Task)
+	}
+	return string(s.Status)
+}
+
+func one(ev domain.Event) ([]domain.Event, error) { return []domain.Event{ev}, nil }

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"time"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// Event type names. Never rename or reuse one.
+const (
+	TypeCreated         = "server.created"
+	TypeScheduled       = "server.scheduled"
+	TypeSpawned         = "server.spawned"
+	TypeFailed          = "server.failed"
+	TypeStartRequested  = "server.start_requested"
+	TypeStopRequested   = "server.stop_requested"
+	TypeRebootRequested = "server.reboot_requested"
+	TypeStarted         = "server.started"
+	TypeStopped         = "server.stopped"
+	TypeRebooted        = "server.rebooted"
+	TypeActionFailed    = "server.action_failed"
+	TypeDeleteRequested = "server.delete_requested"
+	TypeDeleted         = "server.deleted"
+)
+
+// Created records a new server; it is BUILDING and waits for a host.
+type Created struct {
+	ID        ID        `json:"id"`
+	Name      string    `json:"name"`
+	Flavor    Flavor    `json:"flavor"`
+	ImageID   string    `json:"image_id"`
+	Operation string    `json:"operation_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Scheduled records the host chosen for a building server.
+type Scheduled struct {
+	Host      string    `json:"host"`
+	Operation string    `json:"operation_id"`
+	At        time.Time `json:"at"`
+}
+
+// Spawned records that the host started the new server.
+type Spawned struct {
+	Host string    `json:"host"`
+	At   time.Time `json:"at"`
+}
+
+// Failed records that a build failed; the server is in ERROR and holds no host.
+// Host names the host that must clean up what it may have created.
+type Failed struct {
+	Host      string    `json:"host,omitempty"`
+	Reason    string    `json:"reason"`
+	Operation string    `json:"operation_id"`
+	At        time.Time `json:"at"`
+}
+
+// StartRequested records that the user asked a stopped server to start.
+type StartRequested struct {
+	Host      string    `json:"host"`
+	Operation string    `json:"operation_id"`
+	At        time.Time `json:"at"`
+}
+
+// StopRequested records that the user asked a running server to stop.
+type StopRequested struct {
+	Host      string    `json:"host"`
+	Operation string    `json:"operation_id"`
+	At        time.Time `json:"at"`
+}
+
+// RebootRequested records that the user asked a running server to reboot.
+type RebootRequested struct {
+	Host      string    `json:"host"`
+	Operation string    `json:"operation_id"`
+	At        time.Time `json:"at"`
+}
+
+// Started records that the host reports the server running after a start.
+type Started struct {
+	Host string    `json:"host"`
+	At   time.Time `json:"at"`
+}
+
+// Stopped records that the host reports the server shut off.
+type Stopped struct {
+	Host string    `json:"host"`
+	At   time.Time `json:"at"`
+}
+
+// Rebooted records that the host reports the server rebooted and running.
+type Rebooted struct {
+	Host string    `json:"host"`
+	At   time.Time `json:"at"`
+}
+
+// ActionFailed records that a start, stop or reboot did not happen.
+type ActionFailed struct {
+	Task   Task      `json:"task"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// DeleteRequested records that the user asked to delete the server.
+// Host is empty when the server holds no host; then Deleted follows at once.
+type DeleteRequested struct {
+	Host string `json:"host,omitempty"`
+	// Superseded is the operation that was in progress and ends with this delete.
+	Superseded string    `json:"superseded,omitempty"`
+	Operation  string    `json:"operation_id"`
+	At         time.Time `json:"at"`
+}
+
+// Deleted records that the server is gone. Forced is set when the
+// host did not confirm and the control plane let go of it anyway.
+type Deleted struct {
+	Host   string    `json:"host,omitempty"`
+	Forced bool      `json:"forced,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+func (*Created) EventType() string         { return TypeCreated }
+func (*Scheduled) EventType() string       { return TypeScheduled }
+func (*Spawned) EventType() string         { return TypeSpawned }
+func (*Failed) EventType() string          { return TypeFailed }
+func (*StartRequested) EventType() string  { return TypeStartRequested }
+func (*StopRequested) EventType() string   { return TypeStopRequested }
+func (*RebootRequested) EventType() string { return TypeRebootRequested }
+func (*Started) EventType() string         { return TypeStarted }
+func (*Stopped) EventType() string         { return TypeStopped }
+func (*Rebooted) EventType() string        { return TypeRebooted }
+func (*ActionFailed) EventType() string    { return TypeActionFailed }
+func (*DeleteRequested) EventType() string { return TypeDeleteRequested }
+func (*Deleted) EventType() string         { return TypeDeleted }
+
+var registry = domain.Registry{
+	TypeCreated:         func() domain.Event { return &Created{} },
+	TypeScheduled:       func() domain.Event { return &Scheduled{} },
+	TypeSpawned:         func() domain.Event { return &Spawned{} },
+	TypeFailed:          func() domain.Event { return &Failed{} },
+	TypeStartRequested:  func() domain.Event { return &StartRequested{} },
+	TypeStopRequested:   func() domain.Event { return &StopRequested{} },
+	TypeRebootRequested: func() domain.Event { return &RebootRequested{} },
+	TypeStarted:         func() domain.Event { return &Started{} },
+	TypeStopped:         func() domain.Event { return &Stopped{} },
+	TypeRebooted:        func() domain.Event { return &Rebooted{} },
+	TypeActionFailed:    func() domain.Event { return &ActionFailed{} },
+	TypeDeleteRequested: func() domain.Event { return &DeleteRequested{} },
+	TypeDeleted:         func() domain.Event { return &Deleted{} },
+}

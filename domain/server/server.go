@@ -1,0 +1,149 @@
+// Package server is the server aggregate: a virtual machine's desired state
+// (what the user asked for), its observed power state (what its host
+// reported), its task state (what is in progress) and the status shown to
+// users, derived from the three. It decides which actions apply and refuses
+// the others with a reason; it never talks to a host itself.
+package server
+
+import (
+	"time"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// AggregateType names the server stream subjects.
+const AggregateType = "server"
+
+// ID identifies a server (a UUID in canonical form).
+type ID string
+
+// Status is what users see.
+type Status string
+
+// Statuses shown to users.
+const (
+	StatusBuilding  Status = "BUILDING"
+	StatusActive    Status = "ACTIVE"
+	StatusStopped   Status = "STOPPED"
+	StatusRebooting Status = "REBOOTING"
+	StatusDeleting  Status = "DELETING"
+	StatusDeleted   Status = "DELETED"
+	StatusError     Status = "ERROR"
+)
+
+// Power is the observed power state reported by the host.
+type Power string
+
+// Observed power states.
+const (
+	NoState Power = "NOSTATE"
+	Running Power = "RUNNING"
+	Shutoff Power = "SHUTOFF"
+)
+
+// Desired is what the user asked for.
+type Desired string
+
+// Desired states.
+const (
+	WantRunning Desired = "running"
+	WantStopped Desired = "stopped"
+	WantDeleted Desired = "deleted"
+)
+
+// Task is the operation in progress on a server, if any.
+type Task string
+
+// Tasks.
+const (
+	NoTask      Task = ""
+	Scheduling  Task = "scheduling"
+	Spawning    Task = "spawning"
+	PoweringOn  Task = "powering_on"
+	PoweringOff Task = "powering_off"
+	RebootTask  Task = "rebooting"
+	DeleteTask  Task = "deleting"
+)
+
+// Flavor is the copy of the flavor a server was built from.
+type Flavor struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	VCPUs   int    `json:"vcpus"`
+	RAMMiB  int    `json:"ram_mib"`
+	DiskGiB int    `json:"disk_gib"`
+}
+
+// State is what the decider knows about one server.
+type State struct {
+	ID        ID
+	Exists    bool
+	Name      string
+	Flavor    Flavor
+	ImageID   string
+	Host      string
+	Desired   Desired
+	Power     Power
+	Task      Task
+	Status    Status
+	Reason    string
+	Operation string
+	CreatedAt time.Time
+}
+
+// Command is one of the commands in commands.go.
+type Command interface{ serverCommand() }
+
+// Decider is the server aggregate's behaviour.
+var Decider = domain.Decider[State, Command]{
+	Type:     AggregateType,
+	Decide:   Decide,
+	Evolve:   Evolve,
+	Registry: registry,
+}
+
+// Evolve folds one event into the state.
+func Evolve(s State, ev domain.Event) State {
+	switch e := ev.(type) {
+	case *Created:
+		s = State{ID: e.ID, Exists: true, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
+			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt}
+	case *Scheduled:
+		s.Host, s.Task = e.Host, Spawning
+	case *Spawned:
+		s.Power, s.Task, s.Status, s.Reason = Running, NoTask, StatusActive, ""
+	case *Failed:
+		s.Host, s.Task, s.Status, s.Reason, s.Power = "", NoTask, StatusError, e.Reason, NoState
+	case *StartRequested:
+		s.Desired, s.Task, s.Operation = WantRunning, PoweringOn, e.Operation
+	case *StopRequested:
+		s.Desired, s.Task, s.Operation = WantStopped, PoweringOff, e.Operation
+	case *RebootRequested:
+		s.Task, s.Status, s.Operation = RebootTask, StatusRebooting, e.Operation
+	case *Started:
+		s.Power, s.Task, s.Status, s.Reason = Running, NoTask, StatusActive, ""
+	case *Stopped:
+		s.Power, s.Task, s.Status, s.Reason = Shutoff, NoTask, StatusStopped, ""
+	case *Rebooted:
+		s.Power, s.Task, s.Status, s.Reason = Running, NoTask, StatusActive, ""
+	case *ActionFailed:
+		s.Task, s.Reason = NoTask, e.Reason
+		s.Status = statusFromPower(s.Power)
+	case *DeleteRequested:
+		s.Desired, s.Task, s.Status, s.Operation = WantDeleted, DeleteTask, StatusDeleting, e.Operation
+	case *Deleted:
+		s.Status, s.Task, s.Host, s.Power = StatusDeleted, NoTask, "", NoState
+	}
+	return s
+}
+
+func statusFromPower(p Power) Status {
+	switch p {
+	case Running:
+		return StatusActive
+	case Shutoff:
+		return StatusStopped
+	default:
+		return StatusError
+	}
+}

@@ -1,0 +1,77 @@
+// Package projections builds the Postgres read model from the event log.
+// Each projection has a name, a version, its tables and a checkpoint row; it
+// applies a batch of commits and advances its checkpoint in the same
+// transaction, so a crash neither loses nor doubles a commit. A projection
+// can be rebuilt from sequence 1 into new tables and swapped in while the
+// API keeps reading the old ones.
+//
+// Projections only write the read model; they never issue commands.
+package projections
+
+import (
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// Tables maps a projection's logical table names to the physical ones: the
+// live tables, or their __rebuild copies during a rebuild.
+type Tables map[string]string
+
+// T returns the physical name of a logical table.
+func (t Tables) T(logical string) string {
+	if p, ok := t[logical]; ok {
+		return p
+	}
+	panic(fmt.Sprintf("projection uses undeclared table %q", logical))
+}
+
+// Projection is one read-model view of the event log.
+type Projection struct {
+	// Name is stable; the checkpoint row is keyed by it.
+	Name string
+	// Version changes when Apply changes meaning; a stored checkpoint with
+	// another version triggers a rebuild at start.
+	Version int
+	// Tables the projection owns (and rebuilds).
+	Tables []string
+	// Apply queues the statements that apply one commit. It must not read:
+	// statements are sent in one batch per transaction.
+	Apply func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error
+}
+
+// Durable is the projection's durable name, e.g. projection.servers.v1.
+func (p Projection) Durable() string { return fmt.Sprintf("projection.%s.v%d", p.Name, p.Version) }
+
+func (p Projection) live() Tables {
+	t := Tables{}
+	for _, n := range p.Tables {
+		t[n] = n
+	}
+	return t
+}
+
+func (p Projection) rebuild() Tables {
+	t := Tables{}
+	for _, n := range p.Tables {
+		t[n] = n + "__rebuild"
+	}
+	return t
+}
+
+// All lists Keel's projections.
+func All() []Projection {
+	return []Projection{Flavors, Images, Servers, Operations, Hosts, Events}
+}
+
+// ByName finds a projection.
+func ByName(name string) (Projection, bool) {
+	for _, p := range All() {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Projection{}, false
+}

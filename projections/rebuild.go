@@ -1,0 +1,179 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// RebuildResult says what a rebuild did.
+type RebuildResult struct {
+	Projection string        `json:"projection"`
+	Commits    uint64        `json:"commits"`
+	Sequence   uint64        `json:"sequence"`
+	Duration   time.Duration `json:"duration_ns"`
+}
+
+// Rebuild replays the whole stream into fresh copies of the projection's
+// tables, then, under the projection's lock, applies what the live
+// projection took in meanwhile and swaps the copies in. Readers see the old
+// tables until the swap commits and the new ones after; the swap holds the
+// lock only for the tail of the log.
+func (r *Runner) Rebuild(ctx context.Context, p Projection) (RebuildResult, error) {
+	start := time.Now()
+	rt := p.rebuild()
+	if err := r.createCopies(ctx, p, rt); err != nil {
+		return RebuildResult{}, err
+	}
+	head, err := r.streamHead(ctx)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	var done, commits uint64
+	if head > 0 {
+		err = consume(ctx, r.Stream, 1, head, func(envs []domain.Envelope) error {
+			n, err := r.applyTo(ctx, r.Pool, p, rt, envs, done)
+			done, commits = n, commits+uint64(len(envs))
+			return err
+		})
+		if err != nil {
+			return RebuildResult{}, fmt.Errorf("rebuild %s: %w", p.Name, err)
+		}
+	}
+	seq, err := r.swap(ctx, p, rt, done)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	return RebuildResult{Projection: p.Name, Commits: commits, Sequence: seq, Duration: time.Since(start)}, nil
+}
+
+func (r *Runner) createCopies(ctx context.Context, p Projection, rt Tables) error {
+	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+		for _, t := range p.Tables {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL)`, rt.T(t), rt.T(t), t)); err != nil {
+				return fmt.Errorf("create rebuild table for %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (r *Runner) streamHead(ctx context.Context) (uint64, error) {
+	info, err := r.Stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+type execer interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// applyTo applies commits above after to the given tables, without a checkpoint.
+func (r *Runner) applyTo(ctx context.Context, db execer, p Projection, t Tables, envs []domain.Envelope, after uint64) (uint64, error) {
+	b := &pgx.Batch{}
+	last, err := queue(b, p, t, envs, after)
+	if err != nil || b.Len() == 0 {
+		return last, err
+	}
+	return last, db.SendBatch(ctx, b).Close()
+}
+
+// swap catches the copies up with the live checkpoint and renames them in.
+func (r *Runner) swap(ctx context.Context, p Projection, rt Tables, done uint64) (uint64, error) {
+	var final uint64
+	err := pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(p.Name)); err != nil {
+			return err
+		}
+		var cur int64
+		if err := tx.QueryRow(ctx, `SELECT seq FROM projection_checkpoints WHERE name=$1 FOR UPDATE`, p.Name).Scan(&cur); err != nil {
+			return fmt.Errorf("read checkpoint of %s: %w", p.Name, err)
+		}
+		final = max(done, uint64(cur))
+		if uint64(cur) > done {
+			err := consume(ctx, r.Stream, done+1, uint64(cur), func(envs []domain.Envelope) error {
+				n, err := r.applyTo(ctx, tx, p, rt, envs, done)
+				done = n
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("catch up rebuild of %s: %w", p.Name, err)
+			}
+		}
+		for _, t := range p.Tables {
+			sql := fmt.Sprintf(`ALTER TABLE %[1]s RENAME TO %[1]s__old; ALTER TABLE %[2]s RENAME TO %[1]s; DROP TABLE %[1]s__old`, t, rt.T(t))
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("swap %s: %w", t, err)
+			}
+		}
+		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET seq=$2, version=$3, updated_at=now() WHERE name=$1`, p.Name, int64(final), p.Version)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rebuild %s: %w", p.Name, err)
+	}
+	return final, nil
+}
+
+// Status is one projection's checkpoint and lag.
+type Status struct {
+	Name      string    `json:"name"`
+	Version   int       `json:"version"`
+	Sequence  uint64    `json:"sequence"`
+	Lag       uint64    `json:"lag"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Statuses lists every projection with its checkpoint and its lag behind the stream.
+func (r *Runner) Statuses(ctx context.Context) ([]Status, error) {
+	head, err := r.streamHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.Pool.Query(ctx, `SELECT name, version, seq, updated_at FROM projection_checkpoints ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Status, error) {
+		var s Status
+		var seq int64
+		err := row.Scan(&s.Name, &s.Version, &seq, &s.UpdatedAt)
+		s.Sequence = uint64(seq)
+		if head > s.Sequence {
+			s.Lag = head - s.Sequence
+		}
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// WaitFor blocks until every projection has applied seq, or until maxWait
+// passes; it reports whether the read model caught up.
+func (r *Runner) WaitFor(ctx context.Context, seq uint64, maxWait time.Duration) (bool, error) {
+	deadline := time.Now().Add(maxWait)
+	for {
+		var low int64
+		err := r.Pool.QueryRow(ctx, `SELECT coalesce(min(seq), 0) FROM projection_checkpoints`).Scan(&low)
+		if err != nil {
+			return false, fmt.Errorf("read checkpoints: %w", err)
+		}
+		if uint64(low) >= seq {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return false, err
+		}
+	}
+}

@@ -1,0 +1,228 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/catalog"
+)
+
+// BatchSize bounds the commits applied in one transaction.
+const BatchSize = 1000
+
+// Runner keeps projections up to date with the stream. Several replicas may
+// run one each: a per-projection advisory lock and the checkpoint read under
+// it make sure each commit is applied exactly once.
+type Runner struct {
+	Pool        *pgxpool.Pool
+	Stream      jetstream.Stream
+	Projections []Projection
+	Log         *slog.Logger
+}
+
+// Run starts every projection and returns when ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	errs := make(chan error, len(r.Projections))
+	for _, p := range r.Projections {
+		go func() { errs <- r.follow(ctx, p) }()
+	}
+	var first error
+	for range r.Projections {
+		if err := <-errs; err != nil && first == nil && ctx.Err() == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// follow applies new commits to one projection until ctx ends, restarting
+// its consumer after errors.
+func (r *Runner) follow(ctx context.Context, p Projection) error {
+	if err := r.prepare(ctx, p); err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		err := r.followOnce(ctx, p)
+		if err != nil && ctx.Err() == nil {
+			r.Log.Error("projection stopped; restarting", "projection", p.Name, "err", err)
+			_ = sleepCtx(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+// prepare makes sure the checkpoint row exists, and rebuilds the projection
+// when the stored version is not the code's.
+func (r *Runner) prepare(ctx context.Context, p Projection) error {
+	_, err := r.Pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, version, seq) VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING`, p.Name, p.Version)
+	if err != nil {
+		return fmt.Errorf("projection %s checkpoint: %w", p.Name, err)
+	}
+	var v int
+	if err := r.Pool.QueryRow(ctx, `SELECT version FROM projection_checkpoints WHERE name=$1`, p.Name).Scan(&v); err != nil {
+		return fmt.Errorf("projection %s checkpoint: %w", p.Name, err)
+	}
+	if v != p.Version {
+		r.Log.Info("projection version changed; rebuilding", "projection", p.Name, "from", v, "to", p.Version)
+		if _, err := r.Rebuild(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) followOnce(ctx context.Context, p Projection) error {
+	from, err := r.checkpoint(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	return consume(ctx, r.Stream, from+1, 0, func(envs []domain.Envelope) error {
+		return r.applyLive(ctx, p, envs)
+	})
+}
+
+func (r *Runner) checkpoint(ctx context.Context, name string) (uint64, error) {
+	var seq int64
+	err := r.Pool.QueryRow(ctx, `SELECT seq FROM projection_checkpoints WHERE name=$1`, name).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("read checkpoint of %s: %w", name, err)
+	}
+	return uint64(seq), nil
+}
+
+// applyLive applies commits above the checkpoint and advances it, in one
+// transaction under the projection's advisory lock.
+func (r *Runner) applyLive(ctx context.Context, p Projection, envs []domain.Envelope) error {
+	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(p.Name)); err != nil {
+			return err
+		}
+		var cur int64
+		if err := tx.QueryRow(ctx, `SELECT seq FROM projection_checkpoints WHERE name=$1 FOR UPDATE`, p.Name).Scan(&cur); err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		last, err := queue(b, p, p.live(), envs, uint64(cur))
+		if err != nil || last == uint64(cur) {
+			return err
+		}
+		b.Queue(`UPDATE projection_checkpoints SET seq=$2, updated_at=now() WHERE name=$1`, p.Name, int64(last))
+		return tx.SendBatch(ctx, b).Close()
+	})
+}
+
+// queue adds the statements of every commit above after; it returns the
+// last sequence queued (after when none).
+func queue(b *pgx.Batch, p Projection, t Tables, envs []domain.Envelope, after uint64) (uint64, error) {
+	last := after
+	for _, env := range envs {
+		if env.Sequence <= last {
+			continue
+		}
+		events, err := catalog.Decode(env)
+		if err != nil {
+			return after, fmt.Errorf("projection %s: %w", p.Name, err)
+		}
+		if err := p.Apply(b, t, env, events); err != nil {
+			return after, fmt.Errorf("projection %s at %d: %w", p.Name, env.Sequence, err)
+		}
+		last = env.Sequence
+	}
+	return last, nil
+}
+
+// consume delivers the commits from sequence from (up to and including to,
+// when to > 0) in batches, until ctx ends, fn fails, or to is reached.
+func consume(ctx context.Context, stream jetstream.Stream, from, to uint64, fn func([]domain.Envelope) error) error {
+	if from == 0 {
+		from = 1
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+	})
+	if err != nil {
+		return fmt.Errorf("ordered consumer from %d: %w", from, err)
+	}
+	msgs := make(chan jetstream.Msg, 4*BatchSize)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(2*BatchSize))
+	if err != nil {
+		return fmt.Errorf("consume from %d: %w", from, err)
+	}
+	defer cc.Stop()
+	for {
+		var batch []domain.Envelope
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			env, err := keeljs.DecodeMsg(m)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, env)
+		}
+	drain:
+		for len(batch) < BatchSize && (to == 0 || batch[len(batch)-1].Sequence < to) {
+			select {
+			case m := <-msgs:
+				env, err := keeljs.DecodeMsg(m)
+				if err != nil {
+					return err
+				}
+				batch = append(batch, env)
+			default:
+				break drain
+			}
+		}
+		if to > 0 {
+			batch = upTo(batch, to)
+		}
+		if err := fn(batch); err != nil {
+			return err
+		}
+		if to > 0 && len(batch) > 0 && batch[len(batch)-1].Sequence >= to {
+			return nil
+		}
+	}
+}
+
+func upTo(batch []domain.Envelope, to uint64) []domain.Envelope {
+	for i, e := range batch {
+		if e.Sequence > to {
+			return batch[:i]
+		}
+	}
+	return batch
+}
+
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("keel.projection." + name))
+	return int64(h.Sum64())
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+

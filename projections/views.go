@@ -1,0 +1,181 @@
+package projections
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/server"
+)
+
+// Flavors is the flavors table.
+var Flavors = Projection{Name: "flavors", Version: 1, Tables: []string{"flavors"},
+	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		for _, ev := range events {
+			switch e := ev.(type) {
+			case *flavor.Created:
+				b.Queue(`INSERT INTO `+t.T("flavors")+` (id, name, vcpus, ram_mib, disk_gib, created_at, seq)
+					VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (id) DO NOTHING`,
+					e.ID, e.Spec.Name, e.Spec.VCPUs, e.Spec.RAMMiB, e.Spec.DiskGiB, e.CreatedAt, env.Sequence)
+			case *flavor.Deleted:
+				b.Queue(`DELETE FROM `+t.T("flavors")+` WHERE id = $1`, e.ID)
+			}
+		}
+		return nil
+	}}
+
+// Images is the images table.
+var Images = Projection{Name: "images", Version: 1, Tables: []string{"images"},
+	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		for _, ev := range events {
+			switch e := ev.(type) {
+			case *image.Created:
+				b.Queue(`INSERT INTO `+t.T("images")+` (id, name, disk_format, min_disk_gib, min_ram_mib, status, created_at, updated_at, seq)
+					VALUES ($1,$2,$3,$4,$5,'queued',$6,$6,$7) ON CONFLICT (id) DO NOTHING`,
+					e.ID, e.Spec.Name, e.Spec.DiskFormat, e.Spec.MinDiskGiB, e.Spec.MinRAMMiB, e.CreatedAt, env.Sequence)
+			case *image.Uploaded:
+				b.Queue(`UPDATE `+t.T("images")+` SET status='active', size_bytes=$2, sha256=$3, object=$4, updated_at=$5, seq=$6 WHERE id=$1`,
+					e.ID, e.Size, e.SHA256, e.Object, e.UploadedAt, env.Sequence)
+			case *image.ImageDeleted:
+				b.Queue(`DELETE FROM `+t.T("images")+` WHERE id = $1`, e.ID)
+			}
+		}
+		return nil
+	}}
+
+// Hosts is the hosts table.
+var Hosts = Projection{Name: "hosts", Version: 1, Tables: []string{"hosts"},
+	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		for _, ev := range events {
+			if e, ok := ev.(*host.Registered); ok {
+				b.Queue(`INSERT INTO `+t.T("hosts")+` (name, id, driver, vcpus, ram_mib, disk_gib, registered_at, seq)
+					VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+					ON CONFLICT (name) DO UPDATE SET driver=$3, vcpus=$4, ram_mib=$5, disk_gib=$6, seq=$8`,
+					e.Spec.Name, e.ID, e.Spec.Driver, e.Spec.VCPUs, e.Spec.RAMMiB, e.Spec.DiskGiB, e.At, env.Sequence)
+			}
+		}
+		return nil
+	}}
+
+// Events is the event history behind GET /v1/events.
+var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
+	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		types := make([]string, len(env.Events))
+		for i, e := range env.Events {
+			types[i] = e.Type
+		}
+		raw, err := json.Marshal(env)
+		if err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO `+t.T("events")+` (seq, aggregate_type, aggregate_id, version, command_id, types, envelope, occurred_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (seq) DO NOTHING`,
+			env.Sequence, env.AggregateType, env.AggregateID, env.Version, env.CommandID, types, raw, env.OccurredAt)
+		return nil
+	}}
+
+// Servers is the servers table.
+var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"},
+	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		if env.AggregateType != server.AggregateType {
+			return nil
+		}
+		tb := t.T("servers")
+		upd := func(set string, args ...any) {
+			all := append([]any{env.AggregateID, env.Version, env.OccurredAt, env.Sequence}, args...)
+			b.Queue(`UPDATE `+tb+` SET version=$2, updated_at=$3, seq=$4, `+set+` WHERE id=$1`, all...)
+		}
+		for _, ev := range events {
+			switch e := ev.(type) {
+			case *server.Created:
+				fl, _ := json.Marshal(e.Flavor)
+				b.Queue(`INSERT INTO `+tb+` (id, name, flavor_id, flavor, image_id, desired, power, task, status, operation_id, version, created_at, updated_at, seq)
+					VALUES ($1,$2,$3,$4,$5,'running','NOSTATE','scheduling','BUILDING',$6,$7,$8,$8,$9) ON CONFLICT (id) DO NOTHING`,
+					e.ID, e.Name, e.Flavor.ID, fl, e.ImageID, e.Operation, env.Version, e.CreatedAt, env.Sequence)
+			case *server.Scheduled:
+				upd(`host=$5, task='spawning'`, e.Host)
+			case *server.Spawned, *server.Started, *server.Rebooted:
+				upd(`power='RUNNING', task=NULL, status='ACTIVE', reason=NULL`)
+			case *server.Failed:
+				upd(`host=NULL, power='NOSTATE', task=NULL, status='ERROR', reason=$5`, e.Reason)
+			case *server.StartRequested:
+				upd(`desired='running', task='powering_on', operation_id=$5`, e.Operation)
+			case *server.StopRequested:
+				upd(`desired='stopped', task='powering_off', operation_id=$5`, e.Operation)
+			case *server.RebootRequested:
+				upd(`task='rebooting', status='REBOOTING', operation_id=$5`, e.Operation)
+			case *server.Stopped:
+				upd(`power='SHUTOFF', task=NULL, status='STOPPED', reason=NULL`)
+			case *server.ActionFailed:
+				upd(`task=NULL, reason=$5, status=CASE power WHEN 'RUNNING' THEN 'ACTIVE' WHEN 'SHUTOFF' THEN 'STOPPED' ELSE 'ERROR' END`, e.Reason)
+			case *server.DeleteRequested:
+				upd(`desired='deleted', task='deleting', status='DELETING', operation_id=$5`, e.Operation)
+			case *server.Deleted:
+				b.Queue(`DELETE FROM `+tb+` WHERE id=$1`, env.AggregateID)
+			}
+		}
+		return nil
+	}}
+
+// Operations is the operations and operation_steps tables. A server event
+// that names a new operation inserts it as pending, so the operation id
+// returned by the API can be read at the same sequence as the server.
+var Operations = Projection{Name: "operations", Version: 1, Tables: []string{"operations", "operation_steps"},
+	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		ops, steps := t.T("operations"), t.T("operation_steps")
+		pending := func(id, kind string) {
+			b.Queue(`INSERT INTO `+ops+` (id, kind, resource_type, resource_id, status, created_at, updated_at, seq)
+				VALUES ($1,$2,'server',$3,'pending',$4,$4,$5) ON CONFLICT (id) DO NOTHING`,
+				id, kind, env.AggregateID, env.OccurredAt, env.Sequence)
+		}
+		for _, ev := range events {
+			switch e := ev.(type) {
+			case *server.Created:
+				pending(e.Operation, "server.create")
+			case *server.StartRequested:
+				pending(e.Operation, "server.start")
+			case *server.StopRequested:
+				pending(e.Operation, "server.stop")
+			case *server.RebootRequested:
+				pending(e.Operation, "server.reboot")
+			case *server.DeleteRequested:
+				pending(e.Operation, "server.delete")
+			case *operation.Began:
+				b.Queue(`INSERT INTO `+ops+` (id, kind, resource_type, resource_id, status, created_at, updated_at, seq)
+					VALUES ($1,$2,$3,$4,'running',$5,$5,$6)
+					ON CONFLICT (id) DO UPDATE SET status='running', updated_at=$5, seq=$6`,
+					e.ID, e.Kind, e.ResourceType, e.ResourceID, e.At, env.Sequence)
+				for i, s := range e.Steps {
+					b.Queue(`INSERT INTO `+steps+` (operation_id, idx, name, status, timeout_ms) VALUES ($1,$2,$3,'pending',$4)
+						ON CONFLICT DO NOTHING`, e.ID, i, s.Name, s.Timeout.Milliseconds())
+				}
+			case *operation.StepStarted:
+				b.Queue(`UPDATE `+steps+` SET status='running', started_at=$3, deadline=$4 WHERE operation_id=$1 AND name=$2`, env.AggregateID, e.Step, e.At, e.Deadline)
+				b.Queue(`UPDATE `+ops+` SET current_step=$2, deadline=$3, updated_at=$4, seq=$5 WHERE id=$1`, env.AggregateID, e.Step, e.Deadline, e.At, env.Sequence)
+			case *operation.StepSucceeded:
+				b.Queue(`UPDATE `+steps+` SET status='succeeded', finished_at=$3 WHERE operation_id=$1 AND name=$2`, env.AggregateID, e.Step, e.At)
+				b.Queue(`UPDATE `+ops+` SET current_step=NULL, deadline=NULL, updated_at=$2, seq=$3 WHERE id=$1`, env.AggregateID, e.At, env.Sequence)
+			case *operation.StepFailed:
+				b.Queue(`UPDATE `+steps+` SET status='failed', finished_at=$3, error=$4 WHERE operation_id=$1 AND name=$2`, env.AggregateID, e.Step, e.At, e.Reason)
+				b.Queue(`UPDATE `+ops+` SET status='compensating', current_step=NULL, deadline=NULL, error=$2, updated_at=$3, seq=$4 WHERE id=$1`, env.AggregateID, e.Reason, e.At, env.Sequence)
+			case *operation.OperationSucceeded:
+				finish(b, ops, env, "succeeded", "", e.At)
+			case *operation.OperationFailed:
+				b.Queue(`UPDATE `+steps+` SET status='skipped' WHERE operation_id=$1 AND status='pending'`, env.AggregateID)
+				b.Queue(`UPDATE `+steps+` SET status='compensated' WHERE operation_id=$1 AND status='succeeded' AND name = ANY($2)`, env.AggregateID, e.Compensated)
+				finish(b, ops, env, "failed", e.Reason, e.At)
+			}
+		}
+		return nil
+	}}
+
+func finish(b *pgx.Batch, ops string, env domain.Envelope, status, reason string, at time.Time) {
+	b.Queue(`UPDATE `+ops+` SET status=$2, error=NULLIF($3,''), current_step=NULL, deadline=NULL, finished_at=$4, updated_at=$4, seq=$5 WHERE id=$1`,
+		env.AggregateID, status, reason, at, env.Sequence)
+}

@@ -1,0 +1,283 @@
+// Package sagas drives multi-step operations. The server saga follows server
+// and operation events and issues the next command of each operation: it
+// begins the operation, places the server, waits for the host's report,
+// and on a failed or overdue step compensates the completed steps in
+// reverse order, so that every operation ends succeeded or failed.
+//
+// Its state is the operation aggregate itself, so it survives restarts; the
+// commands it sends have deterministic ids (<operation>/<step>/<what>), so a
+// redelivered event is harmless. It must not touch hosts directly.
+package sagas
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/catalog"
+	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/server"
+)
+
+// Durable is the server saga's consumer name.
+const Durable = "saga-servers-v1"
+
+// Operation kinds and their steps.
+const (
+	KindCreate = "server.create"
+	KindStart  = "server.start"
+	KindStop   = "server.stop"
+	KindReboot = "server.reboot"
+	KindDelete = "server.delete"
+
+	StepSchedule = "schedule"
+	StepSpawn    = "spawn"
+	StepPowerOn  = "power_on"
+	StepPowerOff = "power_off"
+	StepReboot   = "reboot"
+	StepDestroy  = "destroy"
+)
+
+// Timeouts bound each step.
+type Timeouts struct {
+	Schedule time.Duration
+	Spawn    time.Duration
+	Action   time.Duration
+	Destroy  time.Duration
+}
+
+// DefaultTimeouts are the step deadlines used unless configured.
+var DefaultTimeouts = Timeouts{Schedule: 30 * time.Second, Spawn: 120 * time.Second, Action: 60 * time.Second, Destroy: 60 * time.Second}
+
+// Placer picks a host for a server (the scheduler).
+type Placer interface {
+	Place(ctx context.Context, f server.Flavor) (string, error)
+}
+
+// ServerSaga is the process manager of server operations.
+type ServerSaga struct {
+	App      *commands.App
+	Placer   Placer
+	Timeouts Timeouts
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Run follows the log until ctx ends.
+func (s *ServerSaga) Run(ctx context.Context, stream jetstream.Stream) error {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	sub := keeljs.Subscription{
+		Durable: Durable,
+		Subjects: []string{keeljs.SubjectPrefix + server.AggregateType + ".>",
+			keeljs.SubjectPrefix + operation.AggregateType + ".>"},
+		Workers: 32,
+		Key: func(env domain.Envelope) string {
+			if env.CorrelationID != "" {
+				return env.CorrelationID
+			}
+			return env.AggregateID
+		},
+		Handle: s.Handle,
+		Log:    s.Log,
+	}
+	return sub.Run(ctx, stream)
+}
+
+// Handle reacts to one commit.
+func (s *ServerSaga) Handle(ctx context.Context, env domain.Envelope) error {
+	events, err := catalog.Decode(env)
+	if err != nil {
+		return err
+	}
+	for _, ev := range events {
+		var err error
+		switch env.AggregateType {
+		case server.AggregateType:
+			err = s.onServer(ctx, env, ev)
+		case operation.AggregateType:
+			err = s.onOperation(ctx, env, ev)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *ServerSaga) onServer(ctx context.Context, env domain.Envelope, ev domain.Event) error {
+	sid, op := env.AggregateID, env.CorrelationID
+	switch e := ev.(type) {
+	case *server.Created:
+		return s.begin(ctx, e.Operation, KindCreate, sid,
+			operation.StepSpec{Name: StepSchedule, Timeout: s.Timeouts.Schedule},
+			operation.StepSpec{Name: StepSpawn, Timeout: s.Timeouts.Spawn})
+	case *server.StartRequested:
+		return s.begin(ctx, e.Operation, KindStart, sid, operation.StepSpec{Name: StepPowerOn, Timeout: s.Timeouts.Action})
+	case *server.StopRequested:
+		return s.begin(ctx, e.Operation, KindStop, sid, operation.StepSpec{Name: StepPowerOff, Timeout: s.Timeouts.Action})
+	case *server.RebootRequested:
+		return s.begin(ctx, e.Operation, KindReboot, sid, operation.StepSpec{Name: StepReboot, Timeout: s.Timeouts.Action})
+	case *server.DeleteRequested:
+		if e.Superseded != "" {
+			reason := fmt.Sprintf("superseded by delete (operation %s)", e.Operation)
+			if err := s.op(ctx, e.Superseded, "superseded", operation.Finish{Reason: reason, At: s.Now().UTC()}); err != nil {
+				return err
+			}
+		}
+		return s.begin(ctx, e.Operation, KindDelete, sid, operation.StepSpec{Name: StepDestroy, Timeout: s.Timeouts.Destroy})
+	case *server.Scheduled:
+		return s.completeOrFinish(ctx, e.Operation, StepSchedule, "")
+	case *server.Spawned:
+		return s.completeOrFinish(ctx, op, StepSpawn, "")
+	case *server.Started:
+		return s.completeOrFinish(ctx, op, StepPowerOn, "")
+	case *server.Stopped:
+		return s.completeOrFinish(ctx, op, StepPowerOff, "")
+	case *server.Rebooted:
+		return s.completeOrFinish(ctx, op, StepReboot, "")
+	case *server.Failed:
+		return s.finish(ctx, e.Operation, e.Reason, compensatedCreate(e.Host))
+	case *server.ActionFailed:
+		return s.finish(ctx, op, e.Reason, nil)
+	case *server.Deleted:
+		if e.Forced {
+			return s.finish(ctx, op, e.Reason, nil)
+		}
+		return s.completeOrFinish(ctx, op, StepDestroy, "")
+	}
+	return nil
+}
+
+func (s *ServerSaga) onOperation(ctx context.Context, env domain.Envelope, ev domain.Event) error {
+	opID := env.AggregateID
+	switch e := ev.(type) {
+	case *operation.StepStarted:
+		if e.Step == StepSchedule {
+			return s.schedule(ctx, opID)
+		}
+	case *operation.StepFailed:
+		return s.compensate(ctx, opID, e.Step, e.Reason)
+	}
+	return nil
+}
+
+// begin starts an operation; it is a no-op when it already began.
+func (s *ServerSaga) begin(ctx context.Context, opID, kind, sid string, steps ...operation.StepSpec) error {
+	return s.op(ctx, opID, "begin", operation.Begin{ID: operation.ID(opID), Kind: kind,
+		ResourceType: server.AggregateType, ResourceID: sid, Steps: steps, At: s.Now().UTC()})
+}
+
+// schedule runs the placement step.
+func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
+	st, _, err := s.App.Operations.Load(ctx, opID)
+	if err != nil {
+		return err
+	}
+	sv, _, err := s.App.Servers.Load(ctx, st.ResourceID)
+	if err != nil {
+		return err
+	}
+	if sv.Task != server.Scheduling {
+		return nil // deleted meanwhile, or already placed
+	}
+	h, err := s.Placer.Place(ctx, sv.Flavor)
+	if domain.KindOf(err) != 0 {
+		return s.op(ctx, opID, "schedule/failed", operation.FailStep{Step: StepSchedule, Reason: err.Error(), At: s.Now().UTC()})
+	}
+	if err != nil {
+		return err
+	}
+	err = s.server(ctx, st.ResourceID, opID, "schedule", server.Schedule{Host: h, Operation: opID, At: s.Now().UTC()})
+	return ignoreRefusal(s.Log, err, opID, "schedule")
+}
+
+// compensate undoes what a failed operation did, through the server.
+func (s *ServerSaga) compensate(ctx context.Context, opID, step, reason string) error {
+	st, _, err := s.App.Operations.Load(ctx, opID)
+	if err != nil {
+		return err
+	}
+	if st.Terminal() {
+		return nil
+	}
+	sid, at := st.ResourceID, s.Now().UTC()
+	var cmd server.Command
+	switch st.Kind {
+	case KindCreate:
+		cmd = server.Fail{Reason: reason, Operation: opID, At: at}
+	case KindStart, KindStop, KindReboot:
+		cmd = server.AbortTask{Reason: reason, At: at}
+	case KindDelete:
+		cmd = server.ForceDelete{Reason: "host did not confirm the delete (" + reason + "); removed from the control plane", At: at}
+	default:
+		return s.finish(ctx, opID, reason, nil)
+	}
+	err = s.server(ctx, sid, opID, "compensate", cmd)
+	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
+		// The server moved on (deleted, superseded): nothing left to undo.
+		return s.finish(ctx, opID, reason, nil)
+	}
+	return err
+}
+
+// completeOrFinish completes a step of a running operation; when the
+// operation is compensating instead, the event is the end of compensation.
+func (s *ServerSaga) completeOrFinish(ctx context.Context, opID, step, reason string) error {
+	if opID == "" {
+		return nil
+	}
+	st, _, err := s.App.Operations.Load(ctx, opID)
+	if err != nil || st.Terminal() || !st.Exists {
+		return err
+	}
+	if st.Status == operation.Running && st.CurrentStep() == step {
+		return s.op(ctx, opID, step+"/done", operation.CompleteStep{Step: step, At: s.Now().UTC()})
+	}
+	if st.Status == operation.Compensating {
+		return s.finish(ctx, opID, reason, nil)
+	}
+	return nil
+}
+
+func (s *ServerSaga) finish(ctx context.Context, opID, reason string, compensated []string) error {
+	if opID == "" {
+		return nil
+	}
+	return s.op(ctx, opID, "finish", operation.Finish{Reason: reason, Compensated: compensated, At: s.Now().UTC()})
+}
+
+func compensatedCreate(host string) []string {
+	if host != "" {
+		return []string{StepSpawn, StepSchedule}
+	}
+	return nil
+}
+
+// op sends a command to an operation; refusals mean the operation moved on.
+func (s *ServerSaga) op(ctx context.Context, opID, what string, cmd operation.Command) error {
+	meta := commands.Meta{CommandID: opID + "/" + what, Actor: domain.Actor{User: "saga"}, CorrelationID: opID}
+	_, err := s.App.Operations.Handle(ctx, opID, cmd, meta)
+	return ignoreRefusal(s.Log, err, opID, what)
+}
+
+func (s *ServerSaga) server(ctx context.Context, sid, opID, what string, cmd server.Command) error {
+	meta := commands.Meta{CommandID: opID + "/" + what, Actor: domain.Actor{User: "saga"}, CorrelationID: opID}
+	_, err := s.App.Servers.Handle(ctx, sid, cmd, meta)
+	return err
+}
+
+func ignoreRefusal(log *slog.Logger, err error, opID, what string) error {
+	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
+		log.Debug("saga step no longer applies", "operation", opID, "what", what, "why", err)
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# install-deps.sh makes sure the system tools Keel needs are present (Debian):
+#   - the PostgreSQL server binaries initdb, pg_ctl and postgres, in PATH or
+#     in /usr/lib/postgresql/*/bin (Debian package postgresql);
+#   - when run as root, runuser (Debian package util-linux), with which a
+#     root process runs postgres as the postgres user.
+#
+# It is idempotent and prints nothing when everything is present. As root it
+# installs what is missing with apt-get. Otherwise it prints the apt-get
+# command to run and exits 0: the tests that need PostgreSQL then skip with a
+# reason.
+#
+# Keel runs private clusters (adapters/postgres/pgcluster), so when this
+# script installs postgresql it first tells postgresql-common not to create
+# and start the usual system cluster "main".
+#
+# PG_BIN_GLOB overrides where the server binaries are looked for (testing).
+set -euo pipefail
+
+pg_bin_glob=${PG_BIN_GLOB:-/usr/lib/postgresql/*/bin}
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+# have_pg_server succeeds when initdb, pg_ctl and postgres are in PATH or in
+# one of the versioned server directories.
+have_pg_server() {
+  if command -v initdb && command -v pg_ctl && command -v postgres; then
+    return 0
+  fi >/dev/null
+  local dir
+  for dir in $pg_bin_glob; do
+    if [[ -x $dir/initdb && -x $dir/pg_ctl && -x $dir/postgres ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# have_runuser succeeds when runuser is found; it is needed only as root.
+have_runuser() {
+  ((EUID != 0)) || command -v runuser || [[ -x /usr/sbin/runuser || -x /sbin/runuser ]]
+} >/dev/null
+
+# missing_packages prints the Debian packages of the missing tools.
+missing_packages() {
+  have_pg_server || echo postgresql
+  have_runuser || echo util-linux
+}
+
+# no_system_cluster makes postgresql-common skip creating the "main" cluster.
+no_system_cluster() {
+  apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null
+  local conf=/etc/postgresql-common/createcluster.conf
+  if grep -Eq '^[#[:space:]]*create_main_cluster' "$conf"; then
+    sed -Ei 's/^[#[:space:]]*create_main_cluster.*/create_main_cluster = false/' "$conf"
+  else
+    echo 'create_main_cluster = false' >>"$conf"
+  fi
+}
+
+install() {
+  if ! command -v apt-get >/dev/null; then
+    log "missing: $*; apt-get not found: install them with your package manager"
+    exit 1
+  fi
+  log "installing: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  if [[ " $* " == *" postgresql "* ]]; then
+    no_system_cluster
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+main() {
+  local -a packages
+  mapfile -t packages < <(missing_packages)
+  if ((${#packages[@]} == 0)); then
+    return 0
+  fi
+  if ((EUID != 0)); then
+    log "missing: ${packages[*]}; install them with:"
+    log "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${packages[*]}"
+    return 0
+  fi
+  install "${packages[@]}"
+  mapfile -t packages < <(missing_packages)
+  if ((${#packages[@]} != 0)); then
+    log "still missing after install: ${packages[*]}"
+    exit 1
+  fi
+}
+
+main "$@"
