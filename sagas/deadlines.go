@@ -30,7 +30,7 @@ func (s *ServerSaga) WatchDeadlines(ctx context.Context, f OverdueFinder, every 
 			return
 		case <-t.C:
 		}
-		now := s.Now().UTC()
+		now := s.now().UTC()
 		steps, err := f.Overdue(ctx, now, 500)
 		if err != nil {
 			s.Log.Warn("list overdue steps", "err", err)

@@ -71,9 +71,6 @@ type ServerSaga struct {
 
 // Run follows the log until ctx ends.
 func (s *ServerSaga) Run(ctx context.Context, stream jetstream.Stream) error {
-	if s.Now == nil {
-		s.Now = time.Now
-	}
 	sub := keeljs.Subscription{
 		Durable: Durable,
 		Subjects: []string{keeljs.SubjectPrefix + server.AggregateType + ".>",
@@ -89,6 +86,13 @@ func (s *ServerSaga) Run(ctx context.Context, stream jetstream.Stream) error {
 		Log:    s.Log,
 	}
 	return sub.Run(ctx, stream)
+}
+
+func (s *ServerSaga) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // Handle reacts to one commit.
@@ -128,7 +132,7 @@ func (s *ServerSaga) onServer(ctx context.Context, env domain.Envelope, ev domai
 	case *server.DeleteRequested:
 		if e.Superseded != "" {
 			reason := fmt.Sprintf("superseded by delete (operation %s)", e.Operation)
-			if err := s.op(ctx, e.Superseded, "superseded", operation.Finish{Reason: reason, At: s.Now().UTC()}); err != nil {
+			if err := s.op(ctx, e.Superseded, "superseded", operation.Finish{Reason: reason, At: s.now().UTC()}); err != nil {
 				return err
 			}
 		}
@@ -172,7 +176,7 @@ func (s *ServerSaga) onOperation(ctx context.Context, env domain.Envelope, ev do
 // begin starts an operation; it is a no-op when it already began.
 func (s *ServerSaga) begin(ctx context.Context, opID, kind, sid string, steps ...operation.StepSpec) error {
 	return s.op(ctx, opID, "begin", operation.Begin{ID: operation.ID(opID), Kind: kind,
-		ResourceType: server.AggregateType, ResourceID: sid, Steps: steps, At: s.Now().UTC()})
+		ResourceType: server.AggregateType, ResourceID: sid, Steps: steps, At: s.now().UTC()})
 }
 
 // schedule runs the placement step.
@@ -190,12 +194,12 @@ func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
 	}
 	h, err := s.Placer.Place(ctx, sv.Flavor)
 	if domain.KindOf(err) != 0 {
-		return s.op(ctx, opID, "schedule/failed", operation.FailStep{Step: StepSchedule, Reason: err.Error(), At: s.Now().UTC()})
+		return s.op(ctx, opID, "schedule/failed", operation.FailStep{Step: StepSchedule, Reason: err.Error(), At: s.now().UTC()})
 	}
 	if err != nil {
 		return err
 	}
-	err = s.server(ctx, st.ResourceID, opID, "schedule", server.Schedule{Host: h, Operation: opID, At: s.Now().UTC()})
+	err = s.server(ctx, st.ResourceID, opID, "schedule", server.Schedule{Host: h, Operation: opID, At: s.now().UTC()})
 	return ignoreRefusal(s.Log, err, opID, "schedule")
 }
 
@@ -208,7 +212,7 @@ func (s *ServerSaga) compensate(ctx context.Context, opID, step, reason string) 
 	if st.Terminal() {
 		return nil
 	}
-	sid, at := st.ResourceID, s.Now().UTC()
+	sid, at := st.ResourceID, s.now().UTC()
 	var cmd server.Command
 	switch st.Kind {
 	case KindCreate:
@@ -239,7 +243,7 @@ func (s *ServerSaga) completeOrFinish(ctx context.Context, opID, step, reason st
 		return err
 	}
 	if st.Status == operation.Running && st.CurrentStep() == step {
-		return s.op(ctx, opID, step+"/done", operation.CompleteStep{Step: step, At: s.Now().UTC()})
+		return s.op(ctx, opID, step+"/done", operation.CompleteStep{Step: step, At: s.now().UTC()})
 	}
 	if st.Status == operation.Compensating {
 		return s.finish(ctx, opID, reason, nil)
@@ -251,7 +255,7 @@ func (s *ServerSaga) finish(ctx context.Context, opID, reason string, compensate
 	if opID == "" {
 		return nil
 	}
-	return s.op(ctx, opID, "finish", operation.Finish{Reason: reason, Compensated: compensated, At: s.Now().UTC()})
+	return s.op(ctx, opID, "finish", operation.Finish{Reason: reason, Compensated: compensated, At: s.now().UTC()})
 }
 
 func compensatedCreate(host string) []string {

@@ -140,6 +140,11 @@ func (a *API) resolve(ctx context.Context, kind, ref string, byName func(name st
 	if err := domain.CheckName(kind+" id or name", ref); err != nil {
 		return "", a.fail(ctx, err)
 	}
+	if seq, _ := ctx.Value(keyMinSeq).(uint64); seq > 0 {
+		if err := a.waitRead(ctx, ReadAfter{MinSeq: seq}); err != nil {
+			return "", err
+		}
+	}
 	ids, err := byName(ref)
 	if err != nil {
 		return "", a.fail(ctx, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -15,6 +16,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyCommandID
+	keyMinSeq
 )
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
@@ -28,7 +30,13 @@ func requestID(next http.Handler) http.Handler {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyRequestID, id)))
+		ctx := context.WithValue(r.Context(), keyRequestID, id)
+		// Mutating calls that name resources by name resolve them in the
+		// read model; Keel-Min-Sequence makes them see earlier writes too.
+		if v, err := strconv.ParseUint(r.Header.Get("Keel-Min-Sequence"), 10, 64); err == nil {
+			ctx = context.WithValue(ctx, keyMinSeq, v)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -35,8 +35,17 @@ type Store struct {
 	Replicas int
 }
 
+// DefaultDuplicateWindow is how long JetStream remembers command ids.
+// Idempotency does not rest on it: the command id is also checked against
+// the aggregate's own commits, and API answers are kept in a KV bucket.
+const DefaultDuplicateWindow = 2 * time.Minute
+
 // Open connects the store to the stream, creating or updating it.
-func Open(ctx context.Context, nc *nats.Conn, replicas int) (*Store, error) {
+// dupWindow 0 means DefaultDuplicateWindow.
+func Open(ctx context.Context, nc *nats.Conn, replicas int, dupWindow time.Duration) (*Store, error) {
+	if dupWindow <= 0 {
+		dupWindow = DefaultDuplicateWindow
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream context: %w", err)
@@ -55,7 +64,7 @@ func Open(ctx context.Context, nc *nats.Conn, replicas int) (*Store, error) {
 		DenyDelete:  true,
 		DenyPurge:   true,
 		AllowDirect: true,
-		Duplicates:  2 * time.Minute,
+		Duplicates:  dupWindow,
 		Replicas:    replicas,
 		MaxMsgSize:  4 << 20,
 	}

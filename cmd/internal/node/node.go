@@ -34,12 +34,13 @@ import (
 
 // Config configures a node.
 type Config struct {
-	DataDir     string // holds the embedded NATS store and, when started here, Postgres
-	Listen      string // API address, e.g. 127.0.0.1:8080 (":0" picks a port)
-	NATSURL     string // an external NATS (cluster); "" runs the embedded server
-	NATSListen  string // expose the embedded NATS on this address ("" = in-process only)
-	Replicas    int    // stream replicas on an external cluster (default 1)
-	DatabaseURL string // "" starts a private Postgres under DataDir/postgres
+	DataDir     string        // holds the embedded NATS store and, when started here, Postgres
+	Listen      string        // API address, e.g. 127.0.0.1:8080 (":0" picks a port)
+	NATSURL     string        // an external NATS (cluster); "" runs the embedded server
+	NATSListen  string        // expose the embedded NATS on this address ("" = in-process only)
+	Replicas    int           // stream replicas on an external cluster (default 1)
+	DupWindow   time.Duration // JetStream duplicate window (default 2m)
+	DatabaseURL string        // "" starts a private Postgres under DataDir/postgres
 
 	FakeHosts   int // simulated hosts run in this process
 	HostVCPUs   int
@@ -47,10 +48,11 @@ type Config struct {
 	HostDiskGiB int
 	FakeKnobs   fake.Knobs
 
-	Timeouts      sagas.Timeouts
-	DeadlineEvery time.Duration
-	ReadWait      time.Duration
-	Log           *slog.Logger
+	Timeouts         sagas.Timeouts
+	AgentCallTimeout time.Duration // how long a simulated host call may take before the host gives up (default 5m)
+	DeadlineEvery    time.Duration
+	ReadWait         time.Duration
+	Log              *slog.Logger
 }
 
 // Node is a running keel serve.
@@ -86,6 +88,9 @@ func (c *Config) defaults() {
 	if c.HostVCPUs == 0 {
 		c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB = 32, 131072, 2000
 	}
+	if c.AgentCallTimeout == 0 {
+		c.AgentCallTimeout = 5 * time.Minute
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
@@ -112,7 +117,7 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	n.App = commands.NewApp(n.Store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
-	n.Saga = &sagas.ServerSaga{App: n.App, Placer: n.Read, Timeouts: c.Timeouts, Log: c.Log}
+	n.Saga = &sagas.ServerSaga{App: n.App, Placer: n.Read, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
 	images, err := keeljs.OpenImages(ctx, n.Store.JS, n.Store.Replicas)
 	if err != nil {
 		return nil, err
@@ -129,7 +134,7 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	if c.FakeHosts > 0 {
 		hosts, sims := fake.Fleet("sim", c.FakeHosts, c.FakeKnobs, c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB)
 		n.Hosts = sims
-		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log, CallTimeout: c.Timeouts.Spawn}
+		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log, CallTimeout: c.AgentCallTimeout}
 		if err := ag.Register(ctx); err != nil {
 			return nil, err
 		}
@@ -155,7 +160,7 @@ func (n *Node) startNATS(ctx context.Context) error {
 		}
 		n.nc = nc
 	}
-	store, err := keeljs.Open(ctx, n.nc, c.Replicas)
+	store, err := keeljs.Open(ctx, n.nc, c.Replicas, c.DupWindow)
 	if err != nil {
 		return err
 	}

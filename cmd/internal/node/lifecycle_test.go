@@ -1,0 +1,156 @@
+package node_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-cloud/keel/adapters/fake"
+	"github.com/keel-cloud/keel/cmd/internal/node"
+	"github.com/keel-cloud/keel/sagas"
+)
+
+func TestServerLifecycleOnSimulatedHosts(t *testing.T) {
+	e := start(t, nil)
+	e.seed()
+	acc, seq := e.createServer("web-1")
+	if acc.Server.Status != "BUILDING" || acc.OperationID == "" {
+		t.Fatalf("create answered %+v", acc)
+	}
+	// Read-your-writes: a GET naming the returned sequence sees the server.
+	r := e.must(200, e.call("GET", "/v1/servers/"+acc.Server.ID, nil, "Keel-Min-Sequence", fmt.Sprint(seq)))
+	var s serverJSON
+	r.json(t, &s)
+	if s.ID != acc.Server.ID {
+		t.Fatalf("read after write got %+v", s)
+	}
+	op := e.waitOp(acc.OperationID, 20*time.Second)
+	if op.Status != "succeeded" || op.Kind != "server.create" || len(op.Steps) != 2 ||
+		op.Steps[0].Name != "schedule" || op.Steps[1].Name != "spawn" || op.Steps[1].Status != "succeeded" {
+		t.Fatalf("create operation: %+v", op)
+	}
+	s, _ = e.server("web-1")
+	if s.Status != "ACTIVE" || s.Power != "RUNNING" || s.Host == nil || !strings.HasPrefix(*s.Host, "sim-") {
+		t.Fatalf("server after build: %+v", s)
+	}
+
+	// An action that does not apply is refused with a reason.
+	r = e.must(409, e.call("POST", "/v1/servers/web-1/start", nil))
+	if !strings.Contains(string(r.Body), "only a STOPPED server can be started") {
+		t.Fatalf("start of ACTIVE server: %s", r.Body)
+	}
+	for _, step := range []struct{ action, status, power string }{
+		{"stop", "STOPPED", "SHUTOFF"}, {"start", "ACTIVE", "RUNNING"}, {"reboot", "ACTIVE", "RUNNING"},
+	} {
+		r := e.must(202, e.call("POST", "/v1/servers/web-1/"+step.action, nil))
+		var a acceptedJSON
+		r.json(t, &a)
+		if op := e.waitOp(a.OperationID, 20*time.Second); op.Status != "succeeded" {
+			t.Fatalf("%s: %+v", step.action, op)
+		}
+		if s, _ := e.server(s.ID); s.Status != step.status || s.Power != step.power {
+			t.Fatalf("after %s: %+v", step.action, s)
+		}
+	}
+
+	r = e.must(202, e.call("DELETE", "/v1/servers/"+s.ID, nil))
+	var del acceptedJSON
+	r.json(t, &del)
+	if op := e.waitOp(del.OperationID, 20*time.Second); op.Status != "succeeded" || op.Kind != "server.delete" {
+		t.Fatalf("delete: %+v", op)
+	}
+	if _, code := e.server(s.ID); code != 404 {
+		t.Fatalf("deleted server answered %d", code)
+	}
+	for _, h := range e.node.Hosts {
+		if n := len(h.Servers()); n != 0 {
+			t.Fatalf("host %s still holds %d servers after delete", h.Name, n)
+		}
+	}
+}
+
+func TestFailedSpawnEndsInErrorWithReason(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeKnobs = fake.Knobs{FailRate: 1} })
+	e.seed()
+	acc, _ := e.createServer("doomed")
+	op := e.waitOp(acc.OperationID, 20*time.Second)
+	if op.Status != "failed" || op.Error == nil || !strings.Contains(*op.Error, "injected failure") {
+		t.Fatalf("operation: %+v", op)
+	}
+	s, _ := e.server(acc.Server.ID)
+	if s.Status != "ERROR" || s.Reason == nil || !strings.Contains(*s.Reason, "injected failure") || s.Host != nil {
+		t.Fatalf("server: %+v", s)
+	}
+	// Deleting works in ERROR too.
+	r := e.must(202, e.call("DELETE", "/v1/servers/"+s.ID, nil))
+	var del acceptedJSON
+	r.json(t, &del)
+	if op := e.waitOp(del.OperationID, 20*time.Second); op.Status != "succeeded" {
+		t.Fatalf("delete of ERROR server: %+v", op)
+	}
+}
+
+func TestOverdueSpawnIsCompensated(t *testing.T) {
+	e := start(t, func(c *node.Config) {
+		c.FakeKnobs = fake.Knobs{HangRate: 1}
+		c.Timeouts = sagas.Timeouts{Schedule: 5 * time.Second, Spawn: time.Second, Action: 5 * time.Second, Destroy: 5 * time.Second}
+		c.DeadlineEvery = 100 * time.Millisecond
+		c.AgentCallTimeout = 3 * time.Second
+	})
+	e.seed()
+	acc, _ := e.createServer("hangs")
+	op := e.waitOp(acc.OperationID, 20*time.Second)
+	if op.Status != "failed" || op.Error == nil || !strings.Contains(*op.Error, "step spawn did not finish within 1s") {
+		t.Fatalf("operation: %+v", op)
+	}
+	if op.Steps[0].Status != "compensated" || op.Steps[1].Status != "failed" {
+		t.Fatalf("steps: %+v", op.Steps)
+	}
+	s, _ := e.server(acc.Server.ID)
+	if s.Status != "ERROR" || s.Host != nil {
+		t.Fatalf("server: %+v", s)
+	}
+	// The host that hung let go of the server once the spawn call gave up.
+	eventually(t, 10*time.Second, func() error {
+		for _, h := range e.node.Hosts {
+			if n := len(h.Servers()); n != 0 {
+				return fmt.Errorf("host %s holds %d servers", h.Name, n)
+			}
+		}
+		return nil
+	})
+}
+
+func TestNoValidHostSaysWhy(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB = 4, 1024, 10 })
+	e.seed()
+	r := e.must(201, e.call("POST", "/v1/flavors", map[string]any{"name": "huge", "vcpus": 2, "ram_mib": 4096, "disk_gib": 1}))
+	r = e.must(202, e.call("POST", "/v1/servers", map[string]any{"name": "big", "flavor": "huge", "image": "tiny"}, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
+	var acc acceptedJSON
+	r.json(t, &acc)
+	op := e.waitOp(acc.OperationID, 20*time.Second)
+	s, _ := e.server(acc.Server.ID)
+	if op.Status != "failed" || s.Status != "ERROR" || s.Reason == nil || !strings.Contains(*s.Reason, "no valid host") {
+		t.Fatalf("operation %+v, server %+v", op, s)
+	}
+}
+
+func TestDeleteWhileBuildingSupersedesTheBuild(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeKnobs = fake.Knobs{Latency: 500 * time.Millisecond} })
+	e.seed()
+	acc, _ := e.createServer("short-lived")
+	r := e.must(202, e.call("DELETE", "/v1/servers/"+acc.Server.ID, nil))
+	var del acceptedJSON
+	r.json(t, &del)
+	if op := e.waitOp(del.OperationID, 20*time.Second); op.Status != "succeeded" {
+		t.Fatalf("delete: %+v", op)
+	}
+	op := e.waitOp(acc.OperationID, 20*time.Second)
+	if op.Status != "failed" || op.Error == nil || !strings.Contains(*op.Error, "superseded by delete") {
+		t.Fatalf("create operation: %+v", op)
+	}
+	if _, code := e.server(acc.Server.ID); code != 404 {
+		t.Fatalf("server answered %d after delete", code)
+	}
+}
