@@ -173,10 +173,24 @@ func (s *ServerSaga) onOperation(ctx context.Context, env domain.Envelope, ev do
 	return nil
 }
 
-// begin starts an operation; it is a no-op when it already began.
+// begin starts an operation; it is a no-op when it already began. Saga
+// workers are keyed by operation, so a delete may have superseded this
+// operation before it began: then it ends at once instead of waiting for a
+// deadline.
 func (s *ServerSaga) begin(ctx context.Context, opID, kind, sid string, steps ...operation.StepSpec) error {
-	return s.op(ctx, opID, "begin", operation.Begin{ID: operation.ID(opID), Kind: kind,
+	err := s.op(ctx, opID, "begin", operation.Begin{ID: operation.ID(opID), Kind: kind,
 		ResourceType: server.AggregateType, ResourceID: sid, Steps: steps, At: s.now().UTC()})
+	if err != nil {
+		return err
+	}
+	sv, _, err := s.App.Servers.Load(ctx, sid)
+	if err != nil {
+		return err
+	}
+	if sv.Operation != opID {
+		return s.finish(ctx, opID, fmt.Sprintf("superseded by operation %s (server is %s)", sv.Operation, sv.Status), nil)
+	}
+	return nil
 }
 
 // schedule runs the placement step.

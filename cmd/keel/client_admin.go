@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/projections"
+)
+
+func projectionsCmd(g *globals) *cobra.Command {
+	cmd := g.group("projections", "Inspect and rebuild the read-model projections", "projection")
+	cmd.AddCommand(projectionsListCmd(g), projectionsRebuildCmd(g))
+	return cmd
+}
+
+func projectionsListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List projections with their checkpoint and lag",
+		Aliases: []string{"ls"},
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Items []projections.Status `json:"items"`
+			}
+			rep, err := g.client.get(cmd.Context(), "/v1/projections", nil, 0, &out)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error { return writeProjections(w, out.Items) })
+		},
+	}
+}
+
+func projectionsRebuildCmd(g *globals) *cobra.Command {
+	var all bool
+	var key string
+	cmd := &cobra.Command{
+		Use:   "rebuild NAME|--all",
+		Short: "Rebuild a projection (or all of them) from the start of the event log",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) == 1) {
+				return errors.New("name one projection or pass --all (see keel projections list)")
+			}
+			name := "all"
+			if !all {
+				name = args[0]
+			}
+			var out struct {
+				Items []projections.RebuildResult `json:"items"`
+			}
+			c := call{method: http.MethodPost, path: "/v1/projections/" + seg(name) + "/rebuild", idemKey: key}
+			rep, err := g.client.doJSON(cmd.Context(), c, &out)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error { return writeRebuilds(w, out.Items) })
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "rebuild every projection")
+	idemFlag(cmd, &key)
+	return cmd
+}
+
+func hostCmd(g *globals) *cobra.Command {
+	cmd := g.group("host", "Inspect hosts", "hosts")
+	cmd.AddCommand(&cobra.Command{
+		Use:     "list",
+		Short:   "List hosts with their capacity and what their servers use",
+		Aliases: []string{"ls"},
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Items []postgres.Host `json:"items"`
+			}
+			rep, err := g.client.get(cmd.Context(), "/v1/hosts", nil, 0, &out)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error { return writeHosts(w, out.Items) })
+		},
+	})
+	return cmd
+}
+
+func writeProjections(w io.Writer, items []projections.Status) error {
+	rows := make([][]string, 0, len(items))
+	for _, p := range items {
+		rows = append(rows, []string{p.Name, itoa(p.Version), fmt.Sprint(p.Sequence), fmt.Sprint(p.Lag), fmtTime(p.UpdatedAt)})
+	}
+	return writeTable(w, []string{"NAME", "VERSION", "SEQUENCE", "LAG", "UPDATED"}, rows)
+}
+
+func writeRebuilds(w io.Writer, items []projections.RebuildResult) error {
+	rows := make([][]string, 0, len(items))
+	for _, r := range items {
+		rows = append(rows, []string{r.Projection, fmt.Sprint(r.Commits), fmt.Sprint(r.Sequence), fmtDuration(r.Duration)})
+	}
+	return writeTable(w, []string{"PROJECTION", "COMMITS", "SEQUENCE", "DURATION"}, rows)
+}
+
+func writeHosts(w io.Writer, items []postgres.Host) error {
+	rows := make([][]string, 0, len(items))
+	for _, h := range items {
+		rows = append(rows, []string{h.Name, h.ID, h.Driver, itoa(h.Servers), usage(h.UsedVCPUs, h.VCPUs),
+			usage(h.UsedRAMMiB, h.RAMMiB), usage(h.UsedDisk, h.DiskGiB)})
+	}
+	return writeTable(w, []string{"NAME", "ID", "DRIVER", "SERVERS", "VCPUS", "RAM_MIB", "DISK_GIB"}, rows)
+}

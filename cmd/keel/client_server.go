@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keel-cloud/keel/adapters/httpapi"
+	"github.com/keel-cloud/keel/adapters/postgres"
+)
+
+func serverCmd(g *globals) *cobra.Command {
+	cmd := g.group("server", "Manage servers (virtual machines)", "servers")
+	cmd.AddCommand(serverCreateCmd(g), serverListCmd(g), serverShowCmd(g), serverDeleteCmd(g),
+		serverActionCmd(g, "start", "Start a stopped server"),
+		serverActionCmd(g, "stop", "Stop a running server"),
+		serverActionCmd(g, "reboot", "Reboot a running server"))
+	return cmd
+}
+
+func serverCreateCmd(g *globals) *cobra.Command {
+	var body httpapi.ServerBody
+	var key string
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   "create NAME --flavor F --image I [--wait]",
+		Short: "Create a server from a flavor and an image",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body.Name = args[0]
+			return g.accept(cmd.Context(), call{method: http.MethodPost, path: "/v1/servers", body: body, idemKey: key}, w)
+		},
+	}
+	cmd.Flags().StringVar(&body.Flavor, "flavor", "", "flavor id or name")
+	cmd.Flags().StringVar(&body.Image, "image", "", "image id or name")
+	_ = cmd.MarkFlagRequired("flavor")
+	_ = cmd.MarkFlagRequired("image")
+	idemFlag(cmd, &key)
+	w.add(cmd)
+	return cmd
+}
+
+func serverDeleteCmd(g *globals) *cobra.Command {
+	var key string
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:     "delete ID|NAME [--wait]",
+		Short:   "Delete a server, in any state",
+		Aliases: []string{"rm"},
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.accept(cmd.Context(), call{method: http.MethodDelete, path: "/v1/servers/" + seg(args[0]), idemKey: key}, w)
+		},
+	}
+	idemFlag(cmd, &key)
+	w.add(cmd)
+	return cmd
+}
+
+func serverActionCmd(g *globals, action, short string) *cobra.Command {
+	var key string
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   action + " ID|NAME [--wait]",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/v1/servers/" + seg(args[0]) + "/" + action
+			return g.accept(cmd.Context(), call{method: http.MethodPost, path: path, idemKey: key}, w)
+		},
+	}
+	idemFlag(cmd, &key)
+	w.add(cmd)
+	return cmd
+}
+
+// accept sends a call answered with 202 {server, operation_id}, and with
+// --wait follows the operation to its end.
+func (g *globals) accept(ctx context.Context, c call, w waitFlags) error {
+	var acc httpapi.Accepted
+	rep, err := g.client.doJSON(ctx, c, &acc)
+	if err != nil {
+		return err
+	}
+	if !w.wait {
+		return g.emit(rep.raw, func(out io.Writer) error { return writeAccepted(out, acc) })
+	}
+	progress := g.out
+	if g.json() {
+		progress = g.errOut // keep stdout one JSON document
+	}
+	fmt.Fprintf(progress, "server %s (%s): operation %s\n", acc.Server.Name, acc.Server.ID, acc.OperationID)
+	op, raw, err := g.waitOperation(ctx, acc.OperationID, rep.seq, w.timeout, progress)
+	if g.json() && raw != nil {
+		if perr := writeIndented(g.out, raw); perr != nil {
+			return perr
+		}
+	}
+	if err != nil || g.json() {
+		return err
+	}
+	fmt.Fprintf(g.out, "operation %s %s in %s\n", op.ID, op.Status, fmtMS(op.DurationMS))
+	if op.Kind == "server.delete" {
+		fmt.Fprintf(g.out, "server %s (%s) deleted\n", acc.Server.Name, acc.Server.ID)
+		return nil
+	}
+	return g.showServerAfter(ctx, acc.Server.ID)
+}
+
+// showServerAfter shows a server as it is after an operation ended.
+func (g *globals) showServerAfter(ctx context.Context, id string) error {
+	head, err := g.headSeq(ctx)
+	if err != nil {
+		return err
+	}
+	var s postgres.Server
+	if _, err := g.client.get(ctx, "/v1/servers/"+seg(id), nil, head, &s); err != nil {
+		if isStatus(err, http.StatusNotFound) {
+			fmt.Fprintf(g.out, "server %s is gone\n", id)
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintln(g.out)
+	return writeServer(g.out, s)
+}
+
+func serverListCmd(g *globals) *cobra.Command {
+	var name, status, host string
+	cmd := &cobra.Command{
+		Use:     "list [--status S] [--host H] [--name N]",
+		Short:   "List servers",
+		Aliases: []string{"ls"},
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raws, raw, err := g.listAll(cmd.Context(), "/v1/servers", query("name", name, "status", status, "host", host))
+			if err != nil {
+				return err
+			}
+			items, err := decodeItems[postgres.Server](raws)
+			if err != nil {
+				return err
+			}
+			return g.emit(raw, func(w io.Writer) error { return writeServers(w, items) })
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "only servers with this name")
+	cmd.Flags().StringVar(&status, "status", "", "only servers in this status (BUILDING, ACTIVE, STOPPED, REBOOTING, DELETING, ERROR)")
+	cmd.Flags().StringVar(&host, "host", "", "only servers on this host")
+	return cmd
+}
+
+func serverShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID|NAME",
+		Short: "Show a server",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var s postgres.Server
+			rep, err := g.client.get(cmd.Context(), "/v1/servers/"+seg(args[0]), nil, 0, &s)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error { return writeServer(w, s) })
+		},
+	}
+}
+
+func writeServers(w io.Writer, items []postgres.Server) error {
+	rows := make([][]string, 0, len(items))
+	for _, s := range items {
+		rows = append(rows, []string{s.ID, s.Name, s.Status, s.Power, deref(s.Task), deref(s.Host), s.Flavor.Name})
+	}
+	return writeTable(w, []string{"ID", "NAME", "STATUS", "POWER", "TASK", "HOST", "FLAVOR"}, rows)
+}
+
+func serverFields(s postgres.Server) []field {
+	fl := s.Flavor
+	return []field{
+		{"ID", s.ID}, {"NAME", s.Name}, {"STATUS", s.Status}, {"REASON", deref(s.Reason)},
+		{"DESIRED", s.Desired}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
+		{"FLAVOR", fmt.Sprintf("%s (%d vCPU, %d MiB RAM, %d GiB disk)", fl.Name, fl.VCPUs, fl.RAMMiB, fl.DiskGiB)},
+		{"IMAGE", s.ImageID}, {"OPERATION", deref(s.OperationID)}, {"VERSION", fmt.Sprint(s.Version)},
+		{"CREATED", fmtTime(s.CreatedAt)}, {"UPDATED", fmtTime(s.UpdatedAt)},
+	}
+}
+
+func writeServer(w io.Writer, s postgres.Server) error { return writeFields(w, serverFields(s)) }
+
+// writeAccepted shows a server whose operation has just begun.
+func writeAccepted(w io.Writer, a httpapi.Accepted) error {
+	fields := serverFields(a.Server)
+	for i := range fields {
+		if fields[i].name == "OPERATION" {
+			fields[i].value = a.OperationID
+		}
+	}
+	if err := writeFields(w, fields); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\nFollow it with: keel operation show %s\n", a.OperationID)
+	return err
+}

@@ -1,0 +1,206 @@
+package catalog_test
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/catalog"
+	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/server"
+)
+
+// A time with nanoseconds, so that a round trip that drops precision fails.
+var at = time.Date(2025, 3, 1, 12, 34, 56, 123456789, time.UTC)
+
+// examples holds one event of every type, with every field set to a value
+// that is not the zero value, per aggregate type.
+var examples = map[string][]domain.Event{
+	flavor.AggregateType: {
+		&flavor.Created{ID: "fl-1", Spec: flavor.Spec{Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20}, CreatedAt: at},
+		&flavor.Deleted{ID: "fl-1", DeletedAt: at},
+	},
+	image.AggregateType: {
+		&image.Created{ID: "img-1", Spec: image.Spec{Name: "cirros", DiskFormat: "qcow2", MinDiskGiB: 1, MinRAMMiB: 64}, CreatedAt: at},
+		&image.Uploaded{ID: "img-1", Object: "images/img-1", Size: 1 << 40, SHA256: strings.Repeat("ab", 32), UploadedAt: at},
+		&image.ImageDeleted{ID: "img-1", DeletedAt: at},
+	},
+	server.AggregateType: {
+		&server.Created{ID: "srv-1", Name: "web-1", Flavor: server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20},
+			ImageID: "img-1", Operation: "op-1", CreatedAt: at},
+		&server.Scheduled{Host: "h-1", Operation: "op-1", At: at},
+		&server.Spawned{Host: "h-1", At: at},
+		&server.Failed{Host: "h-1", Reason: "image is corrupt", Operation: "op-1", At: at},
+		&server.StartRequested{Host: "h-1", Operation: "op-2", At: at},
+		&server.StopRequested{Host: "h-1", Operation: "op-3", At: at},
+		&server.RebootRequested{Host: "h-1", Operation: "op-4", At: at},
+		&server.Started{Host: "h-1", At: at},
+		&server.Stopped{Host: "h-1", At: at},
+		&server.Rebooted{Host: "h-1", At: at},
+		&server.ActionFailed{Task: server.RebootTask, Reason: "hung", At: at},
+		&server.DeleteRequested{Host: "h-1", Superseded: "op-4", Operation: "op-5", At: at},
+		&server.Deleted{Host: "h-1", Forced: true, Reason: "host did not confirm", At: at},
+	},
+	operation.AggregateType: {
+		&operation.Began{ID: "op-1", Kind: "server.create", ResourceType: "server", ResourceID: "srv-1",
+			Steps: []operation.StepSpec{{Name: "schedule", Timeout: 30 * time.Second}, {Name: "spawn", Timeout: 5*time.Minute + time.Nanosecond}}, At: at},
+		&operation.StepStarted{Step: "spawn", Deadline: at.Add(5 * time.Minute), At: at},
+		&operation.StepSucceeded{Step: "schedule", At: at},
+		&operation.StepFailed{Step: "spawn", Reason: "disk full", At: at},
+		&operation.OperationSucceeded{At: at},
+		&operation.OperationFailed{Reason: "disk full", Compensated: []string{"schedule"}, At: at},
+	},
+	host.AggregateType: {
+		&host.Registered{ID: "h-1", Spec: host.Spec{Name: "node-1", Driver: "fake", VCPUs: 16, RAMMiB: 65536, DiskGiB: 500}, At: at},
+	},
+}
+
+// Every field of every example is set, so the round trip checks them all.
+func TestExamplesAreFullyPopulated(t *testing.T) {
+	for _, evs := range examples {
+		for _, ev := range evs {
+			v := reflect.ValueOf(ev).Elem()
+			for i := range v.NumField() {
+				if v.Field(i).IsZero() {
+					t.Errorf("%s example leaves %s zero", ev.EventType(), v.Type().Field(i).Name)
+				}
+			}
+		}
+	}
+}
+
+func TestEveryAggregateHasARegistry(t *testing.T) {
+	for typ := range examples {
+		if _, ok := catalog.Registries[typ]; !ok {
+			t.Errorf("no registry for %s", typ)
+		}
+	}
+	if len(catalog.Registries) != len(examples) {
+		t.Errorf("%d registries, %d aggregates with examples: add examples for the new aggregate", len(catalog.Registries), len(examples))
+	}
+}
+
+func TestEveryRegisteredTypeHasAnExample(t *testing.T) {
+	for agg, reg := range catalog.Registries {
+		var have []string
+		for _, ev := range examples[agg] {
+			have = append(have, ev.EventType())
+		}
+		for typ := range reg {
+			if !slices.Contains(have, typ) {
+				t.Errorf("%s: event type %s has no example here", agg, typ)
+			}
+		}
+		for _, typ := range have {
+			if _, ok := reg[typ]; !ok {
+				t.Errorf("%s: %s is decided but not registered, so it could never be read back", agg, typ)
+			}
+		}
+	}
+}
+
+func TestRegistryKeysMatchEventTypes(t *testing.T) {
+	for agg, reg := range catalog.Registries {
+		for typ, mk := range reg {
+			ev := mk()
+			if ev.EventType() != typ {
+				t.Errorf("%s: registered as %q but the value says %q", agg, typ, ev.EventType())
+			}
+			if !strings.HasPrefix(typ, agg+".") {
+				t.Errorf("%s: event type %q does not start with %q", agg, typ, agg+".")
+			}
+			if reflect.TypeOf(ev).Kind() != reflect.Pointer {
+				t.Errorf("%s: %s decodes to a %T, not a pointer", agg, typ, ev)
+			}
+			if mk() == ev {
+				t.Errorf("%s: %s constructor returns a shared value", agg, typ)
+			}
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for agg, evs := range examples {
+		reg := catalog.Registries[agg]
+		for _, ev := range evs {
+			t.Run(ev.EventType(), func(t *testing.T) {
+				raw, err := domain.Encode([]domain.Event{ev})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := reg.DecodeAll(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 1 || !reflect.DeepEqual(got[0], ev) {
+					t.Fatalf("round trip of %s\n got %+v\nwant %+v\njson %s", ev.EventType(), got, ev, raw[0].Data)
+				}
+			})
+		}
+	}
+}
+
+// A whole commit of one aggregate decodes through catalog.Decode, in order.
+func TestDecodeEnvelope(t *testing.T) {
+	for agg, evs := range examples {
+		raw, err := domain.Encode(evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := catalog.Decode(domain.Envelope{AggregateType: agg, AggregateID: "x", Events: raw})
+		if err != nil {
+			t.Fatalf("%s: %v", agg, err)
+		}
+		if !reflect.DeepEqual(got, evs) {
+			t.Fatalf("%s: decoded %+v\nwant %+v", agg, got, evs)
+		}
+	}
+}
+
+func TestDecodeUnknown(t *testing.T) {
+	for agg, reg := range catalog.Registries {
+		_, err := reg.Decode(agg+".exploded", []byte(`{}`))
+		if !errors.Is(err, domain.ErrUnknownEvent) {
+			t.Errorf("%s: unknown type gave %v, want ErrUnknownEvent", agg, err)
+		}
+		// A type of another aggregate is unknown here too.
+		_, err = reg.Decode("elsewhere.created", []byte(`{}`))
+		if !errors.Is(err, domain.ErrUnknownEvent) {
+			t.Errorf("%s: foreign type gave %v, want ErrUnknownEvent", agg, err)
+		}
+	}
+	env := domain.Envelope{AggregateType: server.AggregateType, Sequence: 7,
+		Events: []domain.RawEvent{{Type: server.TypeCreated, Schema: 1, Data: []byte(`{}`)}, {Type: "server.exploded", Schema: 1, Data: []byte(`{}`)}}}
+	if _, err := catalog.Decode(env); !errors.Is(err, domain.ErrUnknownEvent) {
+		t.Errorf("envelope with an unknown event type gave %v, want ErrUnknownEvent", err)
+	}
+	env.AggregateType = "volume"
+	if _, err := catalog.Decode(env); err == nil || !strings.Contains(err.Error(), `commit 7: unknown aggregate type "volume"`) {
+		t.Errorf("unknown aggregate type gave %v", err)
+	}
+}
+
+func TestEventTypesAreUniqueAndComplete(t *testing.T) {
+	types := catalog.EventTypes()
+	want := 0
+	for _, evs := range examples {
+		want += len(evs)
+	}
+	if len(types) != want {
+		t.Errorf("%d event types, %d examples", len(types), want)
+	}
+	seen := map[string]bool{}
+	for _, typ := range types {
+		if seen[typ] {
+			t.Errorf("event type %s appears twice", typ)
+		}
+		seen[typ] = true
+	}
+}

@@ -1,0 +1,93 @@
+package flavor_test
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/flavor"
+)
+
+const fid = flavor.ID("fl-1")
+
+var (
+	t0    = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	t1    = t0.Add(time.Hour)
+	small = flavor.Spec{Name: "m1.small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}
+
+	none    []domain.Event
+	created = []domain.Event{&flavor.Created{ID: fid, Spec: small, CreatedAt: t0}}
+	deleted = plus(created, &flavor.Deleted{ID: fid, DeletedAt: t0})
+)
+
+func plus(base []domain.Event, more ...domain.Event) []domain.Event {
+	return slices.Concat(base, more)
+}
+
+// spec returns the small spec changed by f.
+func spec(f func(s *flavor.Spec)) flavor.Spec {
+	s := small
+	f(&s)
+	return s
+}
+
+func TestDecide(t *testing.T) {
+	create := func(s flavor.Spec) flavor.Create { return flavor.Create{ID: fid, Spec: s, At: t1} }
+	cases := []struct {
+		name  string
+		given []domain.Event
+		when  flavor.Command
+		want  []domain.Event
+		kind  domain.ErrorKind
+		msg   string
+	}{
+		{"create", none, create(small), []domain.Event{&flavor.Created{ID: fid, Spec: small, CreatedAt: t1}}, 0, ""},
+		{"largest", none, create(flavor.Spec{Name: "huge", VCPUs: flavor.MaxVCPUs, RAMMiB: flavor.MaxRAMMiB, DiskGiB: flavor.MaxDiskGiB}),
+			[]domain.Event{&flavor.Created{ID: fid, Spec: flavor.Spec{Name: "huge", VCPUs: 1024, RAMMiB: 16 << 20, DiskGiB: 1 << 20}, CreatedAt: t1}}, 0, ""},
+		{"diskless", none, create(spec(func(s *flavor.Spec) { s.DiskGiB = 0 })),
+			[]domain.Event{&flavor.Created{ID: fid, Spec: spec(func(s *flavor.Spec) { s.DiskGiB = 0 }), CreatedAt: t1}}, 0, ""},
+		{"empty name", none, create(spec(func(s *flavor.Spec) { s.Name = "" })), nil, domain.Invalid, "name must not be empty"},
+		{"long name", none, create(spec(func(s *flavor.Spec) { s.Name = strings.Repeat("x", 256) })), nil, domain.Invalid, "the limit is 255"},
+		{"control character", none, create(spec(func(s *flavor.Spec) { s.Name = "m1\x1b[31m" })), nil, domain.Invalid, "control characters"},
+		{"leading space", none, create(spec(func(s *flavor.Spec) { s.Name = " m1" })), nil, domain.Invalid, "white space"},
+		{"no vcpu", none, create(spec(func(s *flavor.Spec) { s.VCPUs = 0 })), nil, domain.Invalid, "vcpus must be between 1 and 1024, got 0"},
+		{"too many vcpus", none, create(spec(func(s *flavor.Spec) { s.VCPUs = 1025 })), nil, domain.Invalid, "vcpus must be between 1 and 1024, got 1025"},
+		{"no ram", none, create(spec(func(s *flavor.Spec) { s.RAMMiB = 0 })), nil, domain.Invalid, "ram_mib must be between 1 and 16777216, got 0"},
+		{"too much ram", none, create(spec(func(s *flavor.Spec) { s.RAMMiB = flavor.MaxRAMMiB + 1 })), nil, domain.Invalid, "ram_mib must be between 1 and 16777216, got 16777217"},
+		{"negative disk", none, create(spec(func(s *flavor.Spec) { s.DiskGiB = -1 })), nil, domain.Invalid, "disk_gib must be between 0 and 1048576, got -1"},
+		{"too much disk", none, create(spec(func(s *flavor.Spec) { s.DiskGiB = flavor.MaxDiskGiB + 1 })), nil, domain.Invalid, "disk_gib must be between 0 and 1048576, got 1048577"},
+		{"exists", created, create(small), nil, domain.Conflict, "flavor fl-1 already exists"},
+		{"deleted id is not reused", deleted, create(small), nil, domain.Conflict, "flavor fl-1 already exists"},
+		{"delete", created, flavor.Delete{At: t1}, []domain.Event{&flavor.Deleted{ID: fid, DeletedAt: t1}}, 0, ""},
+		{"delete twice", deleted, flavor.Delete{At: t1}, nil, domain.NotFound, "flavor fl-1 not found"},
+		{"delete unknown", none, flavor.Delete{At: t1}, nil, domain.NotFound, "not found"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := flavor.Decide(flavor.Decider.Fold(flavor.State{}, c.given), c.when)
+			if c.kind != 0 {
+				if domain.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.msg) || got != nil {
+					t.Fatalf("got %+v, %v (kind %d); want kind %d mentioning %q", got, err, domain.KindOf(err), c.kind, c.msg)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestEvolve(t *testing.T) {
+	s := flavor.Decider.Fold(flavor.State{}, created)
+	if s != (flavor.State{ID: fid, Exists: true, Spec: small}) {
+		t.Fatalf("after created: %+v", s)
+	}
+	s = flavor.Decider.Fold(flavor.State{}, deleted)
+	if s != (flavor.State{ID: fid, Exists: true, Deleted: true, Spec: small}) {
+		t.Fatalf("after deleted: %+v (a deleted flavor keeps its spec for the servers built from it)", s)
+	}
+}
