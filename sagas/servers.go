@@ -188,7 +188,11 @@ func (s *ServerSaga) begin(ctx context.Context, opID, kind, sid string, steps ..
 		return err
 	}
 	if sv.Operation != opID {
-		return s.finish(ctx, opID, fmt.Sprintf("superseded by operation %s (server is %s)", sv.Operation, sv.Status), nil)
+		reason := fmt.Sprintf("superseded by operation %s (server is %s)", sv.Operation, sv.Status)
+		if sv.Desired == server.WantDeleted {
+			reason = fmt.Sprintf("superseded by delete (operation %s)", sv.Operation)
+		}
+		return s.finish(ctx, opID, reason, nil)
 	}
 	return nil
 }

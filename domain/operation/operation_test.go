@@ -371,7 +371,7 @@ func TestBeginRefusesDuplicateStepNames(t *testing.T) {
 		}
 		if s.Status != operation.Succeeded {
 			t.Errorf("BUG: steps %+v were accepted, but after completing %d steps the operation is %s with steps %q; "+
-				"Begin should refuse duplicate or empty step names", steps, len(steps), s.Status, stepStatuses(s))
+				"Begin should refuse duplicate step names", steps, len(steps), s.Status, stepStatuses(s))
 		}
 	}
 }

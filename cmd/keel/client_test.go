@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/server"
+)
+
+func TestProblemError(t *testing.T) {
+	raw := `{"title":"Unprocessable Entity","status":422,"detail":"validation failed",
+		"instance":"urn:keel:request:1","errors":[{"message":"expected number >= 1","location":"body.vcpus","value":0},
+		{"message":"no location"}]}`
+	got := decodeProblem(422, []byte(raw)).Error()
+	want := "422 Unprocessable Entity: validation failed\n  - body.vcpus: expected number >= 1\n  - no location"
+	if got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestProblemFromNonProblemBody(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{404, "404 page not found\n", "404 Not Found: 404 page not found"},
+		{502, "<html>\n<body>bad gateway</body>", "502 Bad Gateway: <html>"},
+		{503, "", "503 Service Unavailable"},
+		{409, `{"detail":"no title"}`, "409 Conflict: no title"},
+	} {
+		if got := decodeProblem(tc.status, []byte(tc.body)).Error(); got != tc.want {
+			t.Errorf("%d %q: got %q, want %q", tc.status, tc.body, got, tc.want)
+		}
+	}
+}
+
+func TestNormalizeAPI(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080":     "http://127.0.0.1:8080",
+		"http://127.0.0.1:8080/":    "http://127.0.0.1:8080",
+		"http://127.0.0.1:8080/v1":  "http://127.0.0.1:8080",
+		"127.0.0.1:8080":            "http://127.0.0.1:8080",
+		"https://keel.example/api/": "https://keel.example/api",
+	} {
+		got, err := normalizeAPI(in)
+		if err != nil || got != want {
+			t.Errorf("normalizeAPI(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := normalizeAPI("ftp://x"); err == nil {
+		t.Error("ftp URL accepted")
+	}
+}
+
+func TestDoJSONSendsHeadersAndReadsSequence(t *testing.T) {
+	var got *http.Request
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, body = r, mustRead(t, r.Body)
+		w.Header().Set("Keel-Sequence", "42")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"f1","name":"m1"}`))
+	}))
+	defer srv.Close()
+	c := newAPIClient(srv.URL)
+	var f postgres.Flavor
+	rep, err := c.doJSON(context.Background(), call{method: http.MethodPost, path: "/v1/flavors",
+		body: map[string]int{"vcpus": 1}, idemKey: "k1", minSeq: 7}, &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.seq != 42 || rep.status != 201 || f.Name != "m1" {
+		t.Fatalf("reply %+v flavor %+v", rep, f)
+	}
+	h := got.Header
+	if h.Get("Content-Type") != "application/json" || h.Get("Idempotency-Key") != "k1" || h.Get("Keel-Min-Sequence") != "7" {
+		t.Fatalf("headers %v", h)
+	}
+	if string(body) != `{"vcpus":1}` {
+		t.Fatalf("body %s", body)
+	}
+}
+
+func TestDoJSONProblem(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"title":"Not Found","status":404,"detail":"flavor x not found"}`))
+	}))
+	defer srv.Close()
+	_, err := newAPIClient(srv.URL).get(context.Background(), "/v1/flavors/x", nil, 0, nil)
+	if err == nil || err.Error() != "404 Not Found: flavor x not found" || !isStatus(err, 404) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConnectionRefusedNamesTheAPI(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + l.Addr().String()
+	l.Close()
+	_, err = newAPIClient(base).get(context.Background(), "/v1/hosts", nil, 0, nil)
+	if err == nil || !strings.Contains(err.Error(), base) || !strings.Contains(err.Error(), "make run") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestWriteServersTable(t *testing.T) {
+	task, host := "spawning", "sim-1"
+	items := []postgres.Server{
+		{ID: "id-1", Name: "web", Status: "BUILDING", Power: "NOSTATE", Task: &task, Host: &host, Flavor: postgres.ServerFlavor{Name: "m1.small"}},
+		{ID: "id-22", Name: "db\tmain", Status: "ACTIVE", Power: "RUNNING", Flavor: postgres.ServerFlavor{Name: "m1"}},
+	}
+	var b bytes.Buffer
+	if err := writeServers(&b, items); err != nil {
+		t.Fatal(err)
+	}
+	want := `ID     NAME     STATUS    POWER    TASK      HOST   FLAVOR
+id-1   web      BUILDING  NOSTATE  spawning  sim-1  m1.small
+id-22  db main  ACTIVE    RUNNING  -         -      m1
+`
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestWriteFields(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeFields(&b, []field{{"ID", "x"}, {"REASON", "line1\nline2"}, {"HOST", ""}}); err != nil {
+		t.Fatal(err)
+	}
+	want := "ID      x\nREASON  line1 line2\nHOST    -\n"
+	if b.String() != want {
+		t.Fatalf("got %q, want %q", b.String(), want)
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5000000: "4.8 MiB", 3 << 30: "3.0 GiB"} {
+		if got := fmtBytes(n); got != want {
+			t.Errorf("fmtBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+	if got := fmtDuration(12345678 * time.Nanosecond); got != "12ms" {
+		t.Errorf("fmtDuration = %q", got)
+	}
+}
+
+// commit builds a canned server commit from typed events.
+func commit(t *testing.T, seq, version uint64, events ...domain.Event) postgres.Commit {
+	t.Helper()
+	raw, err := domain.Encode(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postgres.Commit{Sequence: seq, Version: version, AggregateType: server.AggregateType, AggregateID: "s1", Events: raw}
+}
+
+func TestFoldServer(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	commits := []postgres.Commit{
+		commit(t, 10, 1, &server.Created{ID: "s1", Name: "web", Operation: "op1", CreatedAt: at}),
+		commit(t, 12, 2, &server.Scheduled{Host: "sim-1", Operation: "op1", At: at}),
+		commit(t, 14, 3, &server.Spawned{Host: "sim-1", At: at}),
+		commit(t, 20, 4, &server.StopRequested{Host: "sim-1", Operation: "op2", At: at}),
+		commit(t, 22, 5, &server.ActionFailed{Task: server.PoweringOff, Reason: "host unreachable", At: at}),
+		commit(t, 30, 6, &server.DeleteRequested{Host: "sim-1", Operation: "op3", At: at},
+			&server.Deleted{Host: "sim-1", At: at}),
+	}
+	steps, err := foldServer(commits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []replayState{
+		{Status: "BUILDING", Task: "scheduling", Power: "NOSTATE", Desired: "running", Operation: "op1"},
+		{Status: "BUILDING", Task: "spawning", Power: "NOSTATE", Desired: "running", Host: "sim-1", Operation: "op1"},
+		{Status: "ACTIVE", Power: "RUNNING", Desired: "running", Host: "sim-1", Operation: "op1"},
+		{Status: "ACTIVE", Task: "powering_off", Power: "RUNNING", Desired: "stopped", Host: "sim-1", Operation: "op2"},
+		{Status: "ACTIVE", Power: "RUNNING", Desired: "stopped", Host: "sim-1", Reason: "host unreachable", Operation: "op2"},
+		{Status: "DELETED", Power: "NOSTATE", Desired: "deleted", Reason: "host unreachable", Operation: "op3"},
+	}
+	if len(steps) != len(want) {
+		t.Fatalf("%d steps, want %d", len(steps), len(want))
+	}
+	for i, s := range steps {
+		if s.State != want[i] || s.Sequence != commits[i].Sequence {
+			t.Errorf("step %d (seq %d): got %+v, want %+v", i, s.Sequence, s.State, want[i])
+		}
+	}
+	var b bytes.Buffer
+	if err := writeReplay(&b, "s1", steps); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "server.delete_requested,server.deleted  DELETED") {
+		t.Errorf("replay table:\n%s", b.String())
+	}
+	js, _ := json.Marshal(steps[0])
+	if !strings.Contains(string(js), `"sequence":10`) || !strings.Contains(string(js), `"state":{"status":"BUILDING"`) {
+		t.Errorf("json: %s", js)
+	}
+}
+
+func TestFoldServerUnknownEvent(t *testing.T) {
+	c := postgres.Commit{Sequence: 5, Events: []domain.RawEvent{{Type: "server.teleported", Data: json.RawMessage(`{}`)}}}
+	_, err := foldServer([]postgres.Commit{c})
+	if !errors.Is(err, domain.ErrUnknownEvent) || !strings.Contains(err.Error(), "commit 5") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestStepTracker(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t1, t2 := t0.Add(12*time.Millisecond), t0.Add(300*time.Millisecond)
+	fail := "injected failure"
+	op := func(status string, steps ...postgres.Step) postgres.Operation {
+		return postgres.Operation{Status: status, Steps: steps, Error: &fail}
+	}
+	tr := &stepTracker{}
+	check := func(o postgres.Operation, want ...string) {
+		t.Helper()
+		if got := tr.changes(o); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("got %q\nwant %q", got, want)
+		}
+	}
+	check(op("pending"))
+	check(op("running", postgres.Step{Name: "schedule", Status: "running", StartedAt: &t0}, postgres.Step{Name: "spawn", Status: "pending"}),
+		"  schedule  running")
+	check(op("running", postgres.Step{Name: "schedule", Status: "running", StartedAt: &t0}, postgres.Step{Name: "spawn", Status: "pending"}))
+	check(op("failed",
+		postgres.Step{Name: "schedule", Status: "compensated", StartedAt: &t0, FinishedAt: &t1},
+		postgres.Step{Name: "spawn", Status: "failed", StartedAt: &t1, FinishedAt: &t2, Error: &fail}),
+		"  spawn     failed       288ms  injected failure",
+		"  schedule  compensated  12ms")
+}
+
+func TestReadSSE(t *testing.T) {
+	stream := ": comment\n\nid: 3\nevent: commit\ndata: {\"sequence\":3}\n\n" +
+		"data: line1\ndata: line2\n\nevent: commit\ndata:{\"sequence\":4}\n\n"
+	var got []string
+	err := readSSE(strings.NewReader(stream), func(event string, data []byte) error {
+		got = append(got, event+"="+string(data))
+		return nil
+	})
+	want := []string{`commit={"sequence":3}`, "message=line1\nline2", `commit={"sequence":4}`}
+	if err != nil || strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestPrintCommit(t *testing.T) {
+	c := postgres.Commit{Sequence: 7, AggregateType: "server", AggregateID: "s1",
+		OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC),
+		Events:     []domain.RawEvent{{Type: "server.delete_requested"}, {Type: "server.deleted"}}}
+	var b bytes.Buffer
+	if err := printCommit(&b, c, false); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "7 ") || !strings.Contains(lines[0], "2026-01-02T03:04:05.006Z") ||
+		!strings.Contains(lines[0], "server/s1") || !strings.HasSuffix(lines[1], "server.deleted") {
+		t.Fatalf("lines %q", lines)
+	}
+	b.Reset()
+	if err := printCommit(&b, c, true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(b.String(), "\n") != 1 || !json.Valid(b.Bytes()) {
+		t.Fatalf("json line %q", b.String())
+	}
+}
+
+func mustRead(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
