@@ -136,7 +136,7 @@ func (h *Handler[S, C]) entry(ctx context.Context, id string) (*entry[S], error)
 	if e, ok := h.cache.get(id); ok {
 		return e, nil
 	}
-	return h.catchUp(ctx, id, &entry[S]{commands: map[string]uint64{}})
+	return h.catchUp(ctx, id, &entry[S]{state: h.decider.Initial(id), commands: map[string]uint64{}})
 }
 
 // catchUp folds the commits after e.lastSeq into a new entry.

@@ -79,6 +79,18 @@ type Decider[S any, C any] struct {
 	Evolve func(state S, ev Event) S
 	// Registry decodes stored events of this aggregate.
 	Registry Registry
+	// Init returns the state of an aggregate that has no commit yet, so
+	// that refusals can name it. Nil means the zero state.
+	Init func(id string) S
+}
+
+// Initial returns the state before the first commit of aggregate id.
+func (d Decider[S, C]) Initial(id string) S {
+	if d.Init != nil {
+		return d.Init(id)
+	}
+	var zero S
+	return zero
 }
 
 // Fold applies events to a state in order.

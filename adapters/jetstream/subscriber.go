@@ -13,6 +13,12 @@ import (
 	"github.com/keel-cloud/keel/domain"
 )
 
+// AckWait is how long a delivered commit may go unacknowledged before
+// JetStream delivers it again. It is short so that commits in flight when a
+// process died are redelivered soon after a restart; a handler that runs
+// longer keeps its commit with progress signals.
+const AckWait = 10 * time.Second
+
 // Subscription describes a durable subscriber to the event log: sagas,
 // agents, billing and audit. Its position lives in JetStream under Durable,
 // so it resumes where it stopped after a restart.
@@ -42,7 +48,7 @@ func (s Subscription) Run(ctx context.Context, stream jetstream.Stream) error {
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable: s.Durable, FilterSubjects: s.Subjects, AckPolicy: jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 2 * time.Minute, MaxAckPending: 8192,
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: AckWait, MaxAckPending: 8192,
 		MaxDeliver: -1,
 	})
 	if err != nil {
@@ -93,7 +99,9 @@ func (s Subscription) process(ctx context.Context, m jetstream.Msg) {
 	}
 	env, err := DecodeMsg(m)
 	if err == nil {
+		stop := keepInProgress(m)
 		err = s.Handle(ctx, env)
+		stop()
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -103,4 +111,23 @@ func (s Subscription) process(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	_ = m.Ack()
+}
+
+// keepInProgress tells JetStream the commit is still being worked on until
+// the returned function is called.
+func keepInProgress(m jetstream.Msg) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
 }

@@ -67,7 +67,7 @@ func eventsListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := g.emit(rep.raw, func(w io.Writer) error { return writeCommits(w, page.Items) }); err != nil {
+			if err := g.emit(rep.raw, func(w io.Writer) error { return writeCommits(w, page.Items, f.typ) }); err != nil {
 				return err
 			}
 			if page.NextSince > 0 && !g.json() {
@@ -134,7 +134,7 @@ func (g *globals) tail(ctx context.Context, f eventFilter, fromStart bool) error
 			return fmt.Errorf("the API sent an unreadable commit: %w", err)
 		}
 		last = c.Sequence
-		return printCommit(g.out, c, g.json())
+		return printCommit(g.out, c, g.json(), f.typ)
 	})
 	if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
 		err = errors.New("the API closed the event stream")
@@ -160,7 +160,7 @@ func (g *globals) tailHistory(ctx context.Context, f eventFilter) (uint64, error
 			return 0, err
 		}
 		for _, c := range page.Items {
-			if err := printCommit(g.out, c, g.json()); err != nil {
+			if err := printCommit(g.out, c, g.json(), f.typ); err != nil {
 				return 0, err
 			}
 			last = max(last, c.Sequence)
@@ -172,8 +172,9 @@ func (g *globals) tailHistory(ctx context.Context, f eventFilter) (uint64, error
 	}
 }
 
-// printCommit prints a commit as event lines, or as one line of JSON.
-func printCommit(w io.Writer, c postgres.Commit, asJSON bool) error {
+// printCommit prints a commit as event lines (only those of type typ
+// when typ is set), or as one line of JSON.
+func printCommit(w io.Writer, c postgres.Commit, asJSON bool, typ string) error {
 	if asJSON {
 		b, err := json.Marshal(c)
 		if err != nil {
@@ -182,7 +183,7 @@ func printCommit(w io.Writer, c postgres.Commit, asJSON bool) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	for _, r := range commitRows(c) {
+	for _, r := range commitRows(c, typ) {
 		if _, err := fmt.Fprintf(w, eventLineFormat, r[0], r[1], r[2], r[3]); err != nil {
 			return err
 		}
@@ -230,21 +231,25 @@ func readSSE(r io.Reader, fn func(event string, data []byte) error) error {
 // eventLineFormat lays out one event of the live stream.
 const eventLineFormat = "%-8s %-25s %-47s %s\n"
 
-// commitRows are the rows of a commit: one per event (seq, time, aggregate, type).
-func commitRows(c postgres.Commit) [][]string {
+// commitRows are the rows of a commit: one per event (seq, time,
+// aggregate, type), leaving out events of other types than typ when set.
+func commitRows(c postgres.Commit, typ string) [][]string {
 	agg := c.AggregateType + "/" + c.AggregateID
 	seq, at := strconv.FormatUint(c.Sequence, 10), fmtTime(c.OccurredAt)
 	rows := make([][]string, 0, len(c.Events))
 	for _, e := range c.Events {
+		if typ != "" && e.Type != typ {
+			continue
+		}
 		rows = append(rows, []string{seq, at, agg, e.Type})
 	}
 	return rows
 }
 
-func writeCommits(w io.Writer, commits []postgres.Commit) error {
+func writeCommits(w io.Writer, commits []postgres.Commit, typ string) error {
 	var rows [][]string
 	for _, c := range commits {
-		rows = append(rows, commitRows(c)...)
+		rows = append(rows, commitRows(c, typ)...)
 	}
 	return writeTable(w, []string{"SEQ", "TIME", "AGGREGATE", "TYPE"}, rows)
 }

@@ -266,7 +266,7 @@ func TestPrintCommit(t *testing.T) {
 		OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC),
 		Events:     []domain.RawEvent{{Type: "server.delete_requested"}, {Type: "server.deleted"}}}
 	var b bytes.Buffer
-	if err := printCommit(&b, c, false); err != nil {
+	if err := printCommit(&b, c, false, ""); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
@@ -275,7 +275,11 @@ func TestPrintCommit(t *testing.T) {
 		t.Fatalf("lines %q", lines)
 	}
 	b.Reset()
-	if err := printCommit(&b, c, true); err != nil {
+	if err := printCommit(&b, c, false, "server.deleted"); err != nil || strings.Count(b.String(), "\n") != 1 {
+		t.Fatalf("filtered by type: %q, %v", b.String(), err)
+	}
+	b.Reset()
+	if err := printCommit(&b, c, true, "server.deleted"); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(b.String(), "\n") != 1 || !json.Valid(b.Bytes()) {
@@ -290,4 +294,33 @@ func mustRead(t *testing.T, r io.Reader) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestListAllFollowsCursors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("name") != "web" {
+			t.Errorf("query %s", r.URL.RawQuery)
+		}
+		switch r.URL.Query().Get("cursor") {
+		case "":
+			_, _ = w.Write([]byte(`{"items":[{"id":"a"},{"id":"b"}],"next_cursor":"c1"}`))
+		case "c1":
+			_, _ = w.Write([]byte(`{"items":[{"id":"c"}],"next_cursor":""}`))
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	g := &globals{client: newAPIClient(srv.URL)}
+	raws, raw, err := g.listAll(context.Background(), "/v1/servers", query("name", "web", "status", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := decodeItems[postgres.Server](raws)
+	if err != nil || len(items) != 3 || items[2].ID != "c" {
+		t.Fatalf("items %+v, %v", items, err)
+	}
+	if string(raw) != `{"items":[{"id":"a"},{"id":"b"},{"id":"c"}],"next_cursor":""}` {
+		t.Fatalf("raw %s", raw)
+	}
 }

@@ -85,6 +85,7 @@ var Decider = domain.Decider[State, Command]{
 	Type:   AggregateType,
 	Decide: Decide,
 	Evolve: Evolve,
+	Init:   func(id string) State { return State{ID: ID(id)} },
 	Registry: domain.Registry{
 		TypeCreated: func() domain.Event { return &Created{} },
 		TypeDeleted: func() domain.Event { return &Deleted{} },

@@ -60,6 +60,7 @@ var Decider = domain.Decider[State, Command]{
 	Type:   AggregateType,
 	Decide: Decide,
 	Evolve: Evolve,
+	Init:   func(id string) State { return State{ID: id} },
 	Registry: domain.Registry{
 		TypeRegistered: func() domain.Event { return &Registered{} },
 	},
@@ -73,8 +74,13 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		if err := domain.CheckName("host name", c.Spec.Name); err != nil {
 			return nil, err
 		}
-		if c.Spec.VCPUs < 1 || c.Spec.RAMMiB < 1 || c.Spec.DiskGiB < 0 {
-			return nil, domain.Invalidf("host %s: vcpus and ram_mib must be positive", c.Spec.Name)
+		switch {
+		case c.Spec.VCPUs < 1:
+			return nil, domain.Invalidf("host %s: vcpus must be positive, got %d", c.Spec.Name, c.Spec.VCPUs)
+		case c.Spec.RAMMiB < 1:
+			return nil, domain.Invalidf("host %s: ram_mib must be positive, got %d", c.Spec.Name, c.Spec.RAMMiB)
+		case c.Spec.DiskGiB < 0:
+			return nil, domain.Invalidf("host %s: disk_gib must not be negative, got %d", c.Spec.Name, c.Spec.DiskGiB)
 		}
 		if s.Exists && s.Spec == c.Spec {
 			return nil, nil

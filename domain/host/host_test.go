@@ -46,8 +46,8 @@ func TestRegister(t *testing.T) {
 		{"empty name", none, register(spec(func(s *host.Spec) { s.Name = "" })), nil, domain.Invalid, "host name must not be empty"},
 		{"control character", none, register(spec(func(s *host.Spec) { s.Name = "node\r1" })), nil, domain.Invalid, "host name must not contain control characters"},
 		{"long name", none, register(spec(func(s *host.Spec) { s.Name = strings.Repeat("n", 256) })), nil, domain.Invalid, "host name is 256 bytes long"},
-		{"no vcpus", none, register(spec(func(s *host.Spec) { s.VCPUs = 0 })), nil, domain.Invalid, "host node-1: vcpus and ram_mib must be positive"},
-		{"no ram", none, register(spec(func(s *host.Spec) { s.RAMMiB = 0 })), nil, domain.Invalid, "vcpus and ram_mib must be positive"},
+		{"no vcpus", none, register(spec(func(s *host.Spec) { s.VCPUs = 0 })), nil, domain.Invalid, "host node-1: vcpus must be positive, got 0"},
+		{"no ram", none, register(spec(func(s *host.Spec) { s.RAMMiB = 0 })), nil, domain.Invalid, "ram_mib must be positive, got 0"},
 		{"invalid again is still refused", registered, register(spec(func(s *host.Spec) { s.VCPUs = -4 })), nil, domain.Invalid, "must be positive"},
 	}
 	for _, c := range cases {

@@ -110,6 +110,18 @@ func decideBegin(s State, c Begin) ([]domain.Event, error) {
 	if len(c.Steps) == 0 {
 		return nil, domain.Invalidf("operation %s has no steps", c.ID)
 	}
+	seen := map[string]bool{}
+	for _, st := range c.Steps {
+		switch {
+		case st.Name == "":
+			return nil, domain.Invalidf("operation %s has a step without a name", c.ID)
+		case seen[st.Name]:
+			return nil, domain.Invalidf("operation %s names step %q twice", c.ID, st.Name)
+		case st.Timeout <= 0:
+			return nil, domain.Invalidf("step %s of operation %s needs a positive timeout", st.Name, c.ID)
+		}
+		seen[st.Name] = true
+	}
 	evs := []domain.Event{&Began{ID: c.ID, Kind: c.Kind, ResourceType: c.ResourceType,
 		ResourceID: c.ResourceID, Steps: c.Steps, At: c.At}}
 	first := c.Steps[0]

@@ -193,11 +193,14 @@ func decideReport(s State, r Report) ([]domain.Event, error) {
 	if r.Host == "" || r.Host != s.Host {
 		return nil, domain.Conflictf("host %q reports on server %s, which is on host %q", r.Host, s.ID, s.Host)
 	}
-	want := map[ReportKind][]Task{
+	want, known := map[ReportKind][]Task{
 		ReportSpawned: {Spawning}, ReportSpawnFailed: {Spawning},
 		ReportStarted: {PoweringOn}, ReportStopped: {PoweringOff}, ReportRebooted: {RebootTask},
 		ReportActionFailed: {PoweringOn, PoweringOff, RebootTask}, ReportDestroyed: {DeleteTask},
 	}[r.Kind]
+	if !known {
+		return nil, domain.Invalidf("unknown report kind %q", r.Kind)
+	}
 	match := false
 	for _, t := range want {
 		match = match || t == s.Task

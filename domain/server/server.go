@@ -99,6 +99,7 @@ var Decider = domain.Decider[State, Command]{
 	Type:     AggregateType,
 	Decide:   Decide,
 	Evolve:   Evolve,
+	Init:     func(id string) State { return State{ID: ID(id)} },
 	Registry: registry,
 }
 

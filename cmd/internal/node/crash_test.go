@@ -1,0 +1,215 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keel-cloud/keel/adapters/postgres/pgtest"
+)
+
+// proc is a `keel serve` child process.
+type proc struct {
+	cmd *exec.Cmd
+	url string
+	log *bytes.Buffer
+}
+
+func buildKeel(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "keel")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, "github.com/keel-cloud/keel/cmd/keel").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build keel: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func serve(t *testing.T, bin, dataDir, dbURL, addr string) *proc {
+	t.Helper()
+	p := &proc{url: "http://" + addr, log: &bytes.Buffer{}}
+	p.cmd = exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", addr, "--fake-hosts", "4", "--fake-latency", "20ms")
+	p.cmd.Env = append(os.Environ(), "KEEL_DATABASE_URL="+dbURL)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		r, err := http.Get(p.url + "/readyz")
+		if err != nil {
+			return err
+		}
+		r.Body.Close()
+		if r.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", r.StatusCode)
+		}
+		return nil
+	})
+	return p
+}
+
+func post(url string, body any) (int, []byte, error) {
+	raw, _ := json.Marshal(body)
+	method := "POST"
+	if body == nil {
+		method = "DELETE"
+	}
+	req, _ := http.NewRequest(method, url, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b, nil
+}
+
+func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a keel serve process")
+	}
+	bin := buildKeel(t)
+	dataDir, dbURL, addr := t.TempDir(), pgtest.NewDatabase(t), freeAddr(t)
+	p := serve(t, bin, dataDir, dbURL, addr)
+	defer func() {
+		if t.Failed() {
+			t.Logf("keel serve output:\n%s", p.log.String())
+		}
+	}()
+	must := func(code int, body []byte, err error) {
+		t.Helper()
+		if err != nil || code >= 300 {
+			t.Fatalf("seed: %d %s %v", code, body, err)
+		}
+	}
+	must(post(p.url+"/v1/flavors", map[string]any{"name": "small", "vcpus": 1, "ram_mib": 256, "disk_gib": 1}))
+	code, body, err := post(p.url+"/v1/images", map[string]any{"name": "tiny", "disk_format": "raw"})
+	must(code, body, err)
+	var im struct{ ID string }
+	_ = json.Unmarshal(body, &im)
+	req, _ := http.NewRequest("PUT", p.url+"/v1/images/"+im.ID+"/file", bytes.NewReader([]byte("bytes")))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("upload: %v %v", err, res)
+	}
+	res.Body.Close()
+	time.Sleep(200 * time.Millisecond) // let the image name reach the read model
+
+	// Fire creates and deletes; kill -9 while they are in flight.
+	var mu sync.Mutex
+	// server id -> what happened to its delete: "" none sent, "sent" no
+	// answer (it may or may not have landed), "acked" acknowledged.
+	acked := map[string]string{}
+	var wg sync.WaitGroup
+	for i := 0; i < 300; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * time.Millisecond)
+			code, body, err := post(p.url+"/v1/servers", map[string]any{"name": fmt.Sprintf("k-%d", i), "flavor": "small", "image": "tiny"})
+			if err != nil || code != 202 {
+				return // not acknowledged
+			}
+			var a acceptedJSON
+			_ = json.Unmarshal(body, &a)
+			mu.Lock()
+			acked[a.Server.ID] = ""
+			if i%3 == 0 {
+				acked[a.Server.ID] = "sent"
+			}
+			mu.Unlock()
+			if i%3 == 0 {
+				if code, _, err := post(p.url+"/v1/servers/"+a.Server.ID, nil); err == nil && code == 202 {
+					mu.Lock()
+					acked[a.Server.ID] = "acked"
+					mu.Unlock()
+				}
+			}
+		}(i)
+	}
+	eventually(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(acked) < 60 {
+			return fmt.Errorf("%d creates acknowledged", len(acked))
+		}
+		return nil
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+	wg.Wait()
+	if len(acked) == 0 || len(acked) == 300 {
+		t.Fatalf("the kill should land mid-way; %d creates were acknowledged", len(acked))
+	}
+	t.Logf("%d creates acknowledged before kill -9", len(acked))
+
+	p = serve(t, bin, dataDir, dbURL, addr)
+	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
+	db, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	eventually(t, 90*time.Second, func() error {
+		var open int
+		if err := db.QueryRow(context.Background(), `SELECT count(*) FROM operations WHERE status NOT IN ('succeeded','failed')`).Scan(&open); err != nil {
+			return err
+		}
+		if open > 0 {
+			return fmt.Errorf("%d operations still open", open)
+		}
+		return nil
+	})
+	for id, del := range acked {
+		var n int
+		if err := db.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE aggregate_id=$1 AND 'server.created' = ANY(types)`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("acknowledged server %s has %d server.created commits", id, n)
+		}
+		var status string
+		err := db.QueryRow(context.Background(), `SELECT status FROM servers WHERE id=$1`, id).Scan(&status)
+		switch {
+		case del == "acked" && err == nil:
+			t.Fatalf("server %s: delete was acknowledged but it is %s", id, status)
+		case del == "" && err != nil:
+			t.Fatalf("server %s: create was acknowledged but the read model lost it: %v", id, err)
+		}
+	}
+	// Projections resumed without doubling: one row per commit, none missing.
+	var rows, maxSeq int64
+	if err := db.QueryRow(context.Background(), `SELECT count(*), coalesce(max(seq),0) FROM events`).Scan(&rows, &maxSeq); err != nil {
+		t.Fatal(err)
+	}
+	if rows != maxSeq {
+		t.Fatalf("events projection has %d rows for sequences up to %d", rows, maxSeq)
+	}
+}
