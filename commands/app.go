@@ -23,6 +23,8 @@ type App struct {
 	Servers    *Handler[server.State, server.Command]
 	Operations *Handler[operation.State, operation.Command]
 	Hosts      *Handler[host.State, host.Command]
+	// Names keeps flavor and image names unique (nil: not enforced).
+	Names NameStore
 	// Now gives the time put into commands; tests may replace it.
 	Now func() time.Time
 }

@@ -30,6 +30,15 @@ type EventQuery struct {
 	Since         uint64 `query:"since" doc:"Only commits after this stream sequence"`
 }
 
+// StreamQuery filters the live stream. Since -1 (the default) starts with
+// the next commit; since N replays every commit after N first (0: all).
+type StreamQuery struct {
+	AggregateType string `query:"aggregate_type" pattern:"^[a-z_]+$" maxLength:"64"`
+	AggregateID   string `query:"aggregate_id" maxLength:"128"`
+	Type          string `query:"type" pattern:"^[a-z_]+\\.[a-z_]+$" maxLength:"128"`
+	Since         int64  `query:"since" default:"-1" minimum:"-1" doc:"Replay the commits after this sequence first; -1 (default) starts with the next commit, 0 with the first"`
+}
+
 var subjectToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 func (a *API) registerEvents(api huma.API) {
@@ -59,14 +68,14 @@ func (a *API) registerEvents(api huma.API) {
 
 	sse.Register(api, huma.Operation{OperationID: "stream-events", Method: http.MethodGet, Path: "/v1/events/stream",
 		Summary: "Live event stream (server-sent events)", Tags: []string{"events"},
-		Description: "Each message is one commit (event name 'commit'). Without since, starts with the next commit."},
+		Description: "Each message is one commit (event name 'commit', id = stream sequence). Without since, starts with the next commit; since=0 replays the whole log first."},
 		map[string]any{"commit": postgres.Commit{}},
-		func(ctx context.Context, in *EventQuery, send sse.Sender) {
+		func(ctx context.Context, in *StreamQuery, send sse.Sender) {
 			a.stream(ctx, in, send)
 		})
 }
 
-func (a *API) stream(ctx context.Context, in *EventQuery, send sse.Sender) {
+func (a *API) stream(ctx context.Context, in *StreamQuery, send sse.Sender) {
 	subject := keeljs.SubjectPrefix + ">"
 	if in.AggregateType != "" {
 		subject = keeljs.SubjectPrefix + in.AggregateType + ".>"
@@ -75,8 +84,8 @@ func (a *API) stream(ctx context.Context, in *EventQuery, send sse.Sender) {
 		}
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	if in.Since > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, in.Since+1
+	if in.Since >= 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, uint64(in.Since)+1
 	}
 	cons, err := a.Store.Stream().OrderedConsumer(ctx, cfg)
 	if err != nil {

@@ -18,7 +18,7 @@ type FlavorBody struct {
 	Name    string `json:"name" minLength:"1" maxLength:"255" doc:"Unique name"`
 	VCPUs   int    `json:"vcpus" minimum:"1" maximum:"1024"`
 	RAMMiB  int    `json:"ram_mib" minimum:"1"`
-	DiskGiB int    `json:"disk_gib" minimum:"0"`
+	DiskGiB int    `json:"disk_gib,omitempty" minimum:"0" doc:"Root disk size; 0 means the image's own size"`
 }
 
 // FlavorOutput is one flavor.
@@ -47,16 +47,10 @@ func (a *API) registerFlavors(api huma.API) {
 			if err := domain.CheckName("name", in.Body.Name); err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			if existing, _, err := a.Read.Flavors(ctx, postgres.FlavorFilter{Name: in.Body.Name}, postgres.Page{Limit: 1}); err != nil {
-				return nil, a.fail(ctx, err)
-			} else if len(existing) > 0 {
-				return nil, problem(ctx, http.StatusConflict, "a flavor named "+in.Body.Name+" already exists ("+existing[0].ID+")")
-			}
 			cid := commandID(ctx)
-			id := commands.DeriveID(cid, "flavor")
 			spec := flavor.Spec{Name: in.Body.Name, VCPUs: in.Body.VCPUs, RAMMiB: in.Body.RAMMiB, DiskGiB: in.Body.DiskGiB}
-			at := a.App.Now().UTC()
-			res, err := a.App.Flavors.Handle(ctx, id, flavor.Create{ID: flavor.ID(id), Spec: spec, At: at}, a.meta(ctx, cid))
+			res, err := a.App.CreateFlavor(ctx, spec, a.meta(ctx, cid))
+			id, at := string(res.State.ID), res.State.CreatedAt
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -111,8 +105,7 @@ func (a *API) registerFlavors(api huma.API) {
 			if err != nil {
 				return nil, err
 			}
-			cid := commandID(ctx)
-			res, err := a.App.Flavors.Handle(ctx, id, flavor.Delete{At: a.App.Now().UTC()}, a.meta(ctx, cid))
+			res, err := a.App.DeleteFlavor(ctx, id, a.meta(ctx, commandID(ctx)))
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}

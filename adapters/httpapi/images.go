@@ -8,7 +8,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
-	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/image"
 )
@@ -40,9 +39,9 @@ func (u *uploadInput) Resolve(ctx huma.Context) []error {
 	return nil
 }
 
-func imageView(id string, s image.State, at postgres.Image) postgres.Image {
+func imageView(id string, s image.State) postgres.Image {
 	v := postgres.Image{ID: id, Name: s.Spec.Name, DiskFormat: s.Spec.DiskFormat, MinDiskGiB: s.Spec.MinDiskGiB,
-		MinRAMMiB: s.Spec.MinRAMMiB, Status: string(s.Status), CreatedAt: at.CreatedAt, UpdatedAt: at.UpdatedAt}
+		MinRAMMiB: s.Spec.MinRAMMiB, Status: string(s.Status), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 	if s.Status == image.Active {
 		size, sum := s.Size, s.SHA256
 		v.SizeBytes, v.SHA256 = &size, &sum
@@ -58,21 +57,15 @@ func (a *API) registerImages(api huma.API) {
 			if err := domain.CheckName("name", in.Body.Name); err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			if existing, _, err := a.Read.Images(ctx, postgres.ImageFilter{Name: in.Body.Name}, postgres.Page{Limit: 1}); err != nil {
-				return nil, a.fail(ctx, err)
-			} else if len(existing) > 0 {
-				return nil, problem(ctx, http.StatusConflict, "an image named "+in.Body.Name+" already exists ("+existing[0].ID+")")
-			}
 			cid := commandID(ctx)
-			id := commands.DeriveID(cid, "image")
-			at := a.App.Now().UTC()
 			spec := image.Spec{Name: in.Body.Name, DiskFormat: in.Body.DiskFormat, MinDiskGiB: in.Body.MinDiskGiB, MinRAMMiB: in.Body.MinRAMMiB}
-			res, err := a.App.Images.Handle(ctx, id, image.Create{ID: image.ID(id), Spec: spec, At: at}, a.meta(ctx, cid))
+			res, err := a.App.CreateImage(ctx, spec, a.meta(ctx, cid))
+			id := string(res.State.ID)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
 			return &ImageOutput{Written: Written{res.Seq}, Location: "/v1/images/" + id,
-				Body: imageView(id, res.State, postgres.Image{CreatedAt: at, UpdatedAt: at})}, nil
+				Body: imageView(id, res.State)}, nil
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "upload-image", Method: http.MethodPut, Path: "/v1/images/{id}/file",
@@ -95,21 +88,24 @@ func (a *API) registerImages(api huma.API) {
 			case st.Status != image.Queued:
 				return nil, problem(ctx, http.StatusConflict, "image "+id+" already has data (sha256 "+st.SHA256+"); create a new image instead")
 			}
-			object := "image/" + id
+			// Each upload has its own object, so concurrent uploads never mix:
+			// the one the aggregate accepts keeps its bytes, the others are removed.
+			cid := commandID(ctx)
+			object := "image/" + id + "/" + cid
 			size, sum, err := a.Images.Put(ctx, object, in.body)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
 			if size == 0 {
+				a.dropObject(ctx, object)
 				return nil, problem(ctx, http.StatusUnprocessableEntity, "the request body is empty; send the image bytes")
 			}
-			cid := commandID(ctx)
 			res, err := a.App.Images.Handle(ctx, id, image.RecordUpload{Object: object, Size: size, SHA256: sum, At: a.App.Now().UTC()}, a.meta(ctx, cid))
 			if err != nil {
+				a.dropObject(ctx, object)
 				return nil, a.fail(ctx, err)
 			}
-			now := a.App.Now().UTC()
-			return &ImageOutput{Written: Written{res.Seq}, Body: imageView(id, res.State, postgres.Image{CreatedAt: now, UpdatedAt: now})}, nil
+			return &ImageOutput{Written: Written{res.Seq}, Body: imageView(id, res.State)}, nil
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "list-images", Method: http.MethodGet, Path: "/v1/images",
@@ -157,12 +153,12 @@ func (a *API) registerImages(api huma.API) {
 			if err != nil {
 				return nil, err
 			}
-			res, err := a.App.Images.Handle(ctx, id, image.Delete{At: a.App.Now().UTC()}, a.meta(ctx, commandID(ctx)))
+			res, err := a.App.DeleteImage(ctx, id, a.meta(ctx, commandID(ctx)))
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			if err := a.Images.Delete(context.WithoutCancel(ctx), "image/"+id); err != nil {
-				a.Log.Warn("image bytes left behind", "image", id, "err", err)
+			if res.State.Object != "" {
+				a.dropObject(ctx, res.State.Object)
 			}
 			return &DeletedOutput{Written{res.Seq}}, nil
 		})
@@ -173,4 +169,10 @@ func (a *API) imageID(ctx context.Context, ref string) (string, error) {
 		items, _, err := a.Read.Images(ctx, postgres.ImageFilter{Name: name}, postgres.Page{Limit: 2})
 		return ids(items, func(i postgres.Image) string { return i.ID }), err
 	})
+}
+
+func (a *API) dropObject(ctx context.Context, object string) {
+	if err := a.Images.Delete(context.WithoutCancel(ctx), object); err != nil {
+		a.Log.Warn("image bytes left behind", "object", object, "err", err)
+	}
 }

@@ -113,3 +113,47 @@ func (k *KV) Create(ctx context.Context, key string, v []byte) error {
 	}
 	return nil
 }
+
+// Entry is a key's value, revision and creation time.
+type Entry struct {
+	Value    []byte
+	Revision uint64
+	Created  time.Time
+}
+
+// GetEntry returns key's entry, or nil when it is not set.
+func (k *KV) GetEntry(ctx context.Context, key string) (*Entry, error) {
+	e, err := k.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv get: %w", err)
+	}
+	return &Entry{Value: e.Value(), Revision: e.Revision(), Created: e.Created()}, nil
+}
+
+// Update sets key if its revision is still rev; ErrKeyExists otherwise.
+func (k *KV) Update(ctx context.Context, key string, v []byte, rev uint64) error {
+	_, err := k.kv.Update(ctx, key, v, rev)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return ErrKeyExists
+	}
+	if err != nil {
+		return fmt.Errorf("kv update: %w", err)
+	}
+	return nil
+}
+
+// Delete removes key; a missing key is not an error.
+func (k *KV) Delete(ctx context.Context, key string) error {
+	err := k.kv.Delete(ctx, key)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("kv delete: %w", err)
+	}
+	return nil
+}
+
+// NamesBucket holds the unique-name reservations of flavors and images.
+const NamesBucket = "KEEL_NAMES"

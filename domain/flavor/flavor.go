@@ -25,10 +25,11 @@ const (
 
 // State is what the decider knows about one flavor.
 type State struct {
-	ID      ID
-	Exists  bool
-	Deleted bool
-	Spec    Spec
+	ID        ID
+	Exists    bool
+	Deleted   bool
+	Spec      Spec
+	CreatedAt time.Time
 }
 
 // Spec is the size a flavor describes.
@@ -134,7 +135,7 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Created:
-		s.ID, s.Exists, s.Spec = e.ID, true, e.Spec
+		s.ID, s.Exists, s.Spec, s.CreatedAt = e.ID, true, e.Spec, e.CreatedAt
 	case *Deleted:
 		s.Deleted = true
 	}

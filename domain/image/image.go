@@ -39,12 +39,14 @@ type Spec struct {
 
 // State is what the decider knows about one image.
 type State struct {
-	ID     ID
-	Exists bool
-	Status Status
-	Spec   Spec
-	Size   int64
-	SHA256 string
+	ID                   ID
+	Exists               bool
+	Status               Status
+	Spec                 Spec
+	Size                 int64
+	SHA256               string
+	Object               string
+	CreatedAt, UpdatedAt time.Time
 }
 
 // Command is one of the commands below.
@@ -177,8 +179,9 @@ func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Created:
 		s.ID, s.Exists, s.Spec, s.Status = e.ID, true, e.Spec, Queued
+		s.CreatedAt, s.UpdatedAt = e.CreatedAt, e.CreatedAt
 	case *Uploaded:
-		s.Status, s.Size, s.SHA256 = Active, e.Size, e.SHA256
+		s.Status, s.Size, s.SHA256, s.Object, s.UpdatedAt = Active, e.Size, e.SHA256, e.Object, e.UploadedAt
 	case *ImageDeleted:
 		s.Status = Deleted
 	}

@@ -102,10 +102,10 @@ func TestEvolve(t *testing.T) {
 		given []domain.Event
 		want  image.State
 	}{
-		{queued, image.State{ID: iid, Exists: true, Status: image.Queued, Spec: cirros}},
-		{active, image.State{ID: iid, Exists: true, Status: image.Active, Spec: cirros, Size: 1 << 20, SHA256: sha}},
-		{deleted, image.State{ID: iid, Exists: true, Status: image.Deleted, Spec: cirros, Size: 1 << 20, SHA256: sha}},
-		{deletedQ, image.State{ID: iid, Exists: true, Status: image.Deleted, Spec: cirros}},
+		{queued, image.State{ID: iid, Exists: true, Status: image.Queued, Spec: cirros, CreatedAt: t0, UpdatedAt: t0}},
+		{active, image.State{ID: iid, Exists: true, Status: image.Active, Spec: cirros, Size: 1 << 20, SHA256: sha, Object: "images/img-1", CreatedAt: t0, UpdatedAt: t0}},
+		{deleted, image.State{ID: iid, Exists: true, Status: image.Deleted, Spec: cirros, Size: 1 << 20, SHA256: sha, Object: "images/img-1", CreatedAt: t0, UpdatedAt: t0}},
+		{deletedQ, image.State{ID: iid, Exists: true, Status: image.Deleted, Spec: cirros, CreatedAt: t0, UpdatedAt: t0}},
 	}
 	for i, c := range cases {
 		if got := image.Decider.Fold(image.State{}, c.given); got != c.want {

@@ -158,3 +158,35 @@ func TestBadInputIsA4xxProblemAndWritesNothing(t *testing.T) {
 	e.must(200, e.call("PUT", "/v1/images/"+im.ID+"/file", bytes.Repeat([]byte{7}, 3<<20), "Content-Type", "application/octet-stream"))
 	r = e.must(409, e.call("PUT", "/v1/images/"+im.ID+"/file", []byte("again"), "Content-Type", "application/octet-stream"))
 }
+
+func TestFlavorNamesStayUniqueUnderConcurrency(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 0 })
+	codes := make(chan int, 8)
+	for i := 0; i < 8; i++ {
+		go func(i int) {
+			r := e.call("POST", "/v1/flavors", map[string]any{"name": "dup", "vcpus": i + 1, "ram_mib": 64, "disk_gib": 1})
+			codes <- r.Status
+		}(i)
+	}
+	created := 0
+	for i := 0; i < 8; i++ {
+		switch c := <-codes; c {
+		case 201:
+			created++
+		case 409:
+		default:
+			t.Fatalf("unexpected status %d", c)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d flavors named dup were created, want 1", created)
+	}
+	// Once deleted, the name is free again.
+	r := e.must(204, e.call("DELETE", "/v1/flavors/dup", nil))
+	r = e.must(201, e.call("POST", "/v1/flavors", map[string]any{"name": "dup", "vcpus": 1, "ram_mib": 64}, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
+	var f flavorJSON
+	r.json(t, &f)
+	if f.Name != "dup" {
+		t.Fatalf("recreated flavor %+v", f)
+	}
+}

@@ -118,6 +118,11 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
 	n.Saga = &sagas.ServerSaga{App: n.App, Placer: n.Read, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
+	names, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.NamesBucket, 0, n.Store.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	n.App.Names = nameStore{names}
 	images, err := keeljs.OpenImages(ctx, n.Store.JS, n.Store.Replicas)
 	if err != nil {
 		return nil, err
@@ -257,4 +262,32 @@ func (n *Node) Close() {
 			n.Config.Log.Warn("stop postgres", "err", err)
 		}
 	}
+}
+
+// nameStore adapts the KV bucket to commands.NameStore.
+type nameStore struct{ kv *keeljs.KV }
+
+func (s nameStore) Create(ctx context.Context, key string, v []byte) error {
+	return nameErr(s.kv.Create(ctx, key, v))
+}
+
+func (s nameStore) Update(ctx context.Context, key string, v []byte, rev uint64) error {
+	return nameErr(s.kv.Update(ctx, key, v, rev))
+}
+
+func (s nameStore) Delete(ctx context.Context, key string) error { return s.kv.Delete(ctx, key) }
+
+func (s nameStore) GetEntry(ctx context.Context, key string) ([]byte, uint64, time.Time, bool, error) {
+	e, err := s.kv.GetEntry(ctx, key)
+	if err != nil || e == nil {
+		return nil, 0, time.Time{}, false, err
+	}
+	return e.Value, e.Revision, e.Created, true, nil
+}
+
+func nameErr(err error) error {
+	if errors.Is(err, keeljs.ErrKeyExists) {
+		return commands.ErrNameTaken
+	}
+	return err
 }

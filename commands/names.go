@@ -1,0 +1,142 @@
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/image"
+)
+
+// NameStore is the port to the name reservations (a JetStream KV bucket).
+// Names of flavors and images are unique: a set-wide rule no single
+// aggregate can check, so the reservation is taken with an atomic create
+// before the aggregate's first commit.
+type NameStore interface {
+	Create(ctx context.Context, key string, v []byte) error
+	GetEntry(ctx context.Context, key string) (value []byte, revision uint64, created time.Time, found bool, err error)
+	Update(ctx context.Context, key string, v []byte, rev uint64) error
+	Delete(ctx context.Context, key string) error
+}
+
+// ErrNameTaken is what NameStore.Create and Update return when they lose.
+var ErrNameTaken = errors.New("name taken")
+
+// reservationGrace is how long a reservation whose holder has no commit
+// yet still counts: its creator may be about to commit.
+const reservationGrace = 30 * time.Second
+
+func nameKey(kind, name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return kind + "." + hex.EncodeToString(sum[:16])
+}
+
+// reserveName takes name for id. A reservation held by an aggregate that
+// was deleted, or that never committed (its creator died), is taken over.
+func (a *App) reserveName(ctx context.Context, kind, name, id string, state func(holder string) (exists, deleted bool, err error)) error {
+	if a.Names == nil {
+		return nil
+	}
+	key := nameKey(kind, name)
+	for attempt := 0; attempt < 5; attempt++ {
+		err := a.Names.Create(ctx, key, []byte(id))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrNameTaken) {
+			return err
+		}
+		holder, rev, created, found, err := a.Names.GetEntry(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			continue
+		}
+		if string(holder) == id {
+			return nil // a retry of the same command
+		}
+		exists, deleted, err := state(string(holder))
+		if err != nil {
+			return err
+		}
+		if exists && !deleted {
+			return domain.Conflictf("a %s named %q already exists (%s)", kind, name, holder)
+		}
+		if !exists && time.Since(created) < reservationGrace {
+			return domain.Conflictf("a %s named %q is being created (%s); retry in a moment", kind, name, holder)
+		}
+		if err := a.Names.Update(ctx, key, []byte(id), rev); err == nil {
+			return nil
+		} else if !errors.Is(err, ErrNameTaken) {
+			return err
+		}
+	}
+	return domain.Conflictf("the name %q of this %s is being taken by other requests; retry", name, kind)
+}
+
+// releaseName frees name if id still holds it.
+func (a *App) releaseName(ctx context.Context, kind, name, id string) {
+	if a.Names == nil {
+		return
+	}
+	key := nameKey(kind, name)
+	holder, _, _, found, err := a.Names.GetEntry(ctx, key)
+	if err == nil && found && string(holder) == id {
+		_ = a.Names.Delete(ctx, key)
+	}
+}
+
+// CreateFlavor reserves the flavor's name and records the flavor.
+func (a *App) CreateFlavor(ctx context.Context, spec flavor.Spec, meta Meta) (Result[flavor.State], error) {
+	if err := spec.Validate(); err != nil {
+		return Result[flavor.State]{}, err
+	}
+	id := DeriveID(meta.CommandID, "flavor")
+	err := a.reserveName(ctx, flavor.AggregateType, spec.Name, id, func(h string) (bool, bool, error) {
+		st, _, err := a.Flavors.Load(ctx, h)
+		return st.Exists, st.Deleted, err
+	})
+	if err != nil {
+		return Result[flavor.State]{}, err
+	}
+	return a.Flavors.Handle(ctx, id, flavor.Create{ID: flavor.ID(id), Spec: spec, At: a.Now().UTC()}, meta)
+}
+
+// DeleteFlavor deletes a flavor and frees its name.
+func (a *App) DeleteFlavor(ctx context.Context, id string, meta Meta) (Result[flavor.State], error) {
+	res, err := a.Flavors.Handle(ctx, id, flavor.Delete{At: a.Now().UTC()}, meta)
+	if err == nil {
+		a.releaseName(context.WithoutCancel(ctx), flavor.AggregateType, res.State.Spec.Name, id)
+	}
+	return res, err
+}
+
+// CreateImage reserves the image's name and records the image.
+func (a *App) CreateImage(ctx context.Context, spec image.Spec, meta Meta) (Result[image.State], error) {
+	if err := spec.Validate(); err != nil {
+		return Result[image.State]{}, err
+	}
+	id := DeriveID(meta.CommandID, "image")
+	err := a.reserveName(ctx, image.AggregateType, spec.Name, id, func(h string) (bool, bool, error) {
+		st, _, err := a.Images.Load(ctx, h)
+		return st.Exists, st.Status == image.Deleted, err
+	})
+	if err != nil {
+		return Result[image.State]{}, err
+	}
+	return a.Images.Handle(ctx, id, image.Create{ID: image.ID(id), Spec: spec, At: a.Now().UTC()}, meta)
+}
+
+// DeleteImage deletes an image and frees its name.
+func (a *App) DeleteImage(ctx context.Context, id string, meta Meta) (Result[image.State], error) {
+	res, err := a.Images.Handle(ctx, id, image.Delete{At: a.Now().UTC()}, meta)
+	if err == nil {
+		a.releaseName(context.WithoutCancel(ctx), image.AggregateType, res.State.Spec.Name, id)
+	}
+	return res, err
+}
