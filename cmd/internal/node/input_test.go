@@ -182,6 +182,12 @@ func TestFlavorNamesStayUniqueUnderConcurrency(t *testing.T) {
 		t.Fatalf("%d flavors named dup were created, want 1", created)
 	}
 	// Once deleted, the name is free again.
+	eventually(t, 5*time.Second, func() error {
+		if r := e.call("GET", "/v1/flavors/dup", nil); r.Status != 200 {
+			return fmt.Errorf("flavor dup: %d", r.Status)
+		}
+		return nil
+	})
 	r := e.must(204, e.call("DELETE", "/v1/flavors/dup", nil))
 	r = e.must(201, e.call("POST", "/v1/flavors", map[string]any{"name": "dup", "vcpus": 1, "ram_mib": 64}, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
 	var f flavorJSON
