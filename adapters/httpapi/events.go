@@ -39,6 +39,11 @@ type StreamQuery struct {
 	Since         int64  `query:"since" default:"-1" minimum:"-1" doc:"Replay the commits after this sequence first; -1 (default) starts with the next commit, 0 with the first"`
 }
 
+// StreamReady opens the live stream: the head of the log when it began.
+type StreamReady struct {
+	Head uint64 `json:"head" doc:"Last stream sequence when the subscription began"`
+}
+
 var subjectToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 func (a *API) registerEvents(api huma.API) {
@@ -68,8 +73,8 @@ func (a *API) registerEvents(api huma.API) {
 
 	sse.Register(api, huma.Operation{OperationID: "stream-events", Method: http.MethodGet, Path: "/v1/events/stream",
 		Summary: "Live event stream (server-sent events)", Tags: []string{"events"},
-		Description: "Each message is one commit (event name 'commit', id = stream sequence). Without since, starts with the next commit; since=0 replays the whole log first."},
-		map[string]any{"commit": postgres.Commit{}},
+		Description: "First a 'ready' message with the stream's head at subscription; then each message is one commit (event name 'commit', id = stream sequence). Without since, starts with the next commit; since=0 replays the whole log first."},
+		map[string]any{"commit": postgres.Commit{}, "ready": StreamReady{}},
 		func(ctx context.Context, in *StreamQuery, send sse.Sender) {
 			a.stream(ctx, in, send)
 		})
@@ -94,6 +99,11 @@ func (a *API) stream(ctx context.Context, in *StreamQuery, send sse.Sender) {
 	}
 	it, err := cons.Messages()
 	if err != nil {
+		return
+	}
+	head, _ := a.Store.LastSequence(ctx)
+	if err := send(sse.Message{Data: StreamReady{Head: head}}); err != nil {
+		it.Stop()
 		return
 	}
 	go func() { <-ctx.Done(); it.Stop() }()
