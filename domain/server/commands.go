@@ -146,7 +146,7 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		return one(&RebootRequested{Host: s.Host, Operation: c.Operation, At: c.At})
 	case Delete:
 		if s.Status == StatusDeleting {
-			return nil, domain.Conflictf("server %s is already being deleted by operation %s", s.ID, s.Operation)
+			return nil, nil // already being deleted: the caller gets that operation
 		}
 		dr := &DeleteRequested{Host: s.Host, Operation: c.Operation, At: c.At}
 		if s.Task != NoTask {

@@ -154,3 +154,19 @@ func TestDeleteWhileBuildingSupersedesTheBuild(t *testing.T) {
 		t.Fatalf("server answered %d after delete", code)
 	}
 }
+
+func TestSecondDeleteReturnsTheDeleteInProgress(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeKnobs = fake.Knobs{Latency: 300 * time.Millisecond} })
+	e.seed()
+	acc, _ := e.createServer("twice-deleted")
+	e.waitOp(acc.OperationID, 20*time.Second)
+	var first, second acceptedJSON
+	e.must(202, e.call("DELETE", "/v1/servers/"+acc.Server.ID, nil)).json(t, &first)
+	e.must(202, e.call("DELETE", "/v1/servers/"+acc.Server.ID, nil)).json(t, &second)
+	if second.OperationID != first.OperationID || second.Server.Status != "DELETING" {
+		t.Fatalf("second delete: %+v, first operation %s", second, first.OperationID)
+	}
+	if op := e.waitOp(first.OperationID, 20*time.Second); op.Status != "succeeded" {
+		t.Fatalf("delete: %+v", op)
+	}
+}
