@@ -58,7 +58,19 @@ var examples = map[string][]domain.Event{
 		&operation.OperationFailed{Reason: "disk full", Compensated: []string{"schedule"}, At: at},
 	},
 	host.AggregateType: {
-		&host.Registered{ID: "h-1", Spec: host.Spec{Name: "node-1", Driver: "fake", VCPUs: 16, RAMMiB: 65536, DiskGiB: 500}, At: at},
+		&host.Registered{ID: "h-1", Spec: host.Spec{Name: "node-1", Address: "10.0.0.1", Driver: "fake", Hypervisor: "qemu",
+			CPUModel: "EPYC", CPUFeatures: []string{"avx2"}, Traits: []string{"gpu"}, VCPUs: 16, RAMMiB: 65536, DiskGiB: 500},
+			Ratios: &host.Ratios{CPU: 4, RAM: 1, Disk: 1}, At: at},
+		&host.Enabled{At: at},
+		&host.Disabled{Reason: "bad fan", At: at},
+		&host.MaintenanceStarted{Reason: "bios update", At: at},
+		&host.MaintenanceEnded{At: at},
+		&host.RatiosChanged{Ratios: host.Ratios{CPU: 8, RAM: 1.5, Disk: 1}, At: at},
+		&host.Claimed{Server: "s-1", Resources: host.Resources{VCPUs: 2, RAMMiB: 2048, DiskGiB: 20}, Operation: "op-1", At: at},
+		&host.Released{Server: "s-1", Resources: host.Resources{VCPUs: 2, RAMMiB: 2048, DiskGiB: 20}, Reason: "deleted", At: at},
+		&host.WentDown{LastSeen: at, At: at},
+		&host.CameUp{At: at},
+		&host.Removed{At: at},
 	},
 }
 

@@ -1,9 +1,15 @@
-// Package host is the host aggregate in its first, minimal form: a compute
-// node registers with its name, driver and capacity. Capacity claims,
-// liveness, enable/disable and maintenance come with the scheduler work.
+// Package host is the host aggregate: a compute node's identity, capacity,
+// overcommit ratios, administrative state (enabled, disabled, maintenance),
+// liveness (up, down) and the capacity claims of the servers placed on it.
+//
+// The host owns its capacity: a claim is decided against the host's own
+// state and appended to its own stream, so the check and the claim are one
+// atomic step and two concurrent claims can never both take the last slot.
+// It never talks to the host; agents report through commands.
 package host
 
 import (
+	"slices"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -12,90 +18,143 @@ import (
 // AggregateType names the host stream subjects.
 const AggregateType = "host"
 
+// Resources is an amount of capacity.
+type Resources struct {
+	VCPUs   int `json:"vcpus"`
+	RAMMiB  int `json:"ram_mib"`
+	DiskGiB int `json:"disk_gib"`
+}
+
+// Add returns r + o.
+func (r Resources) Add(o Resources) Resources {
+	return Resources{r.VCPUs + o.VCPUs, r.RAMMiB + o.RAMMiB, r.DiskGiB + o.DiskGiB}
+}
+
+// Sub returns r - o.
+func (r Resources) Sub(o Resources) Resources {
+	return Resources{r.VCPUs - o.VCPUs, r.RAMMiB - o.RAMMiB, r.DiskGiB - o.DiskGiB}
+}
+
+// Fits reports whether r fits within limit on every resource.
+func (r Resources) Fits(limit Resources) bool {
+	return r.VCPUs <= limit.VCPUs && r.RAMMiB <= limit.RAMMiB && r.DiskGiB <= limit.DiskGiB
+}
+
+// Ratios are the overcommit ratios of a host.
+type Ratios struct {
+	CPU  float64 `json:"cpu"`
+	RAM  float64 `json:"ram"`
+	Disk float64 `json:"disk"`
+}
+
+// DefaultRatios: CPU 4.0, RAM 1.0, disk 1.0.
+var DefaultRatios = Ratios{CPU: 4.0, RAM: 1.0, Disk: 1.0}
+
 // Spec is what a host says about itself when it registers.
 type Spec struct {
-	Name    string `json:"name"`
-	Driver  string `json:"driver"`
-	VCPUs   int    `json:"vcpus"`
-	RAMMiB  int    `json:"ram_mib"`
-	DiskGiB int    `json:"disk_gib"`
+	Name        string   `json:"name"`
+	Address     string   `json:"address,omitempty"`
+	Driver      string   `json:"driver"`
+	Hypervisor  string   `json:"hypervisor,omitempty"`
+	CPUModel    string   `json:"cpu_model,omitempty"`
+	CPUFeatures []string `json:"cpu_features,omitempty"`
+	Traits      []string `json:"traits,omitempty"`
+	VCPUs       int      `json:"vcpus"`
+	RAMMiB      int      `json:"ram_mib"`
+	DiskGiB     int      `json:"disk_gib"`
+}
+
+// Capacity is the physical capacity of the spec.
+func (s Spec) Capacity() Resources { return Resources{s.VCPUs, s.RAMMiB, s.DiskGiB} }
+
+func (s Spec) equal(o Spec) bool {
+	return s.Name == o.Name && s.Address == o.Address && s.Driver == o.Driver && s.Hypervisor == o.Hypervisor &&
+		s.CPUModel == o.CPUModel && slices.Equal(s.CPUFeatures, o.CPUFeatures) && slices.Equal(s.Traits, o.Traits) &&
+		s.Capacity() == o.Capacity()
 }
 
 // State is what the decider knows about one host.
 type State struct {
-	ID     string
-	Exists bool
-	Spec   Spec
+	ID          string
+	Exists      bool
+	Removed     bool
+	Spec        Spec
+	Ratios      Ratios
+	Disabled    bool
+	Reason      string // why disabled or in maintenance
+	Maintenance bool
+	Down        bool
+	Claims      map[string]Resources // server id -> claimed resources
+	Used        Resources
+	Since       time.Time // last liveness change
 }
 
-// Command is one of the commands below.
-type Command interface{ hostCommand() }
-
-// Register records a host, or updates its capacity when it changed.
-type Register struct {
-	ID   string
-	Spec Spec
-	At   time.Time
+// Limit is the capacity claims may use: physical capacity × ratios.
+func (s State) Limit() Resources {
+	c := s.Spec.Capacity()
+	return Resources{
+		VCPUs:   int(float64(c.VCPUs) * s.Ratios.CPU),
+		RAMMiB:  int(float64(c.RAMMiB) * s.Ratios.RAM),
+		DiskGiB: int(float64(c.DiskGiB) * s.Ratios.Disk),
+	}
 }
 
-func (Register) hostCommand() {}
-
-// Event type names. Never rename or reuse one.
-const (
-	TypeRegistered = "host.registered"
-)
-
-// Registered records a host's identity and capacity.
-type Registered struct {
-	ID   string    `json:"id"`
-	Spec Spec      `json:"spec"`
-	At   time.Time `json:"at"`
-}
-
-// EventType implements domain.Event.
-func (*Registered) EventType() string { return TypeRegistered }
+// Free is what is left for new claims.
+func (s State) Free() Resources { return s.Limit().Sub(s.Used) }
 
 // Decider is the host aggregate's behaviour.
 var Decider = domain.Decider[State, Command]{
-	Type:   AggregateType,
-	Decide: Decide,
-	Evolve: Evolve,
-	Init:   func(id string) State { return State{ID: id} },
-	Registry: domain.Registry{
-		TypeRegistered: func() domain.Event { return &Registered{} },
-	},
-}
-
-// Decide returns the events a command produces. Registering again with the
-// same spec changes nothing.
-func Decide(s State, c Command) ([]domain.Event, error) {
-	switch c := c.(type) {
-	case Register:
-		if err := domain.CheckName("host name", c.Spec.Name); err != nil {
-			return nil, err
-		}
-		switch {
-		case c.Spec.VCPUs < 1:
-			return nil, domain.Invalidf("host %s: vcpus must be positive, got %d", c.Spec.Name, c.Spec.VCPUs)
-		case c.Spec.RAMMiB < 1:
-			return nil, domain.Invalidf("host %s: ram_mib must be positive, got %d", c.Spec.Name, c.Spec.RAMMiB)
-		case c.Spec.DiskGiB < 0:
-			return nil, domain.Invalidf("host %s: disk_gib must not be negative, got %d", c.Spec.Name, c.Spec.DiskGiB)
-		}
-		if s.Exists && s.Spec == c.Spec {
-			return nil, nil
-		}
-		return []domain.Event{&Registered{ID: c.ID, Spec: c.Spec, At: c.At}}, nil
-	default:
-		return nil, domain.Invalidf("host: unknown command %T", c)
-	}
+	Type:     AggregateType,
+	Decide:   Decide,
+	Evolve:   Evolve,
+	Init:     func(id string) State { return State{ID: id} },
+	Registry: registry,
 }
 
 // Evolve folds one event into the state.
 func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Registered:
+		if !s.Exists {
+			s.Ratios = DefaultRatios
+		}
 		s.ID, s.Exists, s.Spec = e.ID, true, e.Spec
+		if e.Ratios != nil {
+			s.Ratios = *e.Ratios
+		}
+	case *Enabled:
+		s.Disabled, s.Reason = false, ""
+	case *Disabled:
+		s.Disabled, s.Reason = true, e.Reason
+	case *MaintenanceStarted:
+		s.Maintenance, s.Reason = true, e.Reason
+	case *MaintenanceEnded:
+		s.Maintenance, s.Reason = false, ""
+	case *RatiosChanged:
+		s.Ratios = e.Ratios
+	case *Claimed:
+		s.Claims = cloneClaims(s.Claims)
+		s.Claims[e.Server] = e.Resources
+		s.Used = s.Used.Add(e.Resources)
+	case *Released:
+		s.Claims = cloneClaims(s.Claims)
+		delete(s.Claims, e.Server)
+		s.Used = s.Used.Sub(e.Resources)
+	case *WentDown:
+		s.Down, s.Since = true, e.At
+	case *CameUp:
+		s.Down, s.Since = false, e.At
+	case *Removed:
+		s.Removed = true
 	}
 	return s
+}
+
+// cloneClaims copies the map so that cached states are never changed in place.
+func cloneClaims(m map[string]Resources) map[string]Resources {
+	out := make(map[string]Resources, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,46 +14,39 @@ import (
 var (
 	t0   = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	t1   = t0.Add(time.Hour)
-	node = host.Spec{Name: "node-1", Driver: "fake", VCPUs: 16, RAMMiB: 65536, DiskGiB: 500}
+	node = host.Spec{Name: "node-1", Driver: "fake", VCPUs: 16, RAMMiB: 65536, DiskGiB: 500, Traits: []string{"gpu"}}
+	def  = host.DefaultRatios
 
 	none       []domain.Event
-	registered = []domain.Event{&host.Registered{ID: "h-1", Spec: node, At: t0}}
+	registered = []domain.Event{&host.Registered{ID: "h-1", Spec: node, Ratios: &def, At: t0}}
+	small      = host.Resources{VCPUs: 2, RAMMiB: 4096, DiskGiB: 20}
 )
+
+func with(base []domain.Event, more ...domain.Event) []domain.Event {
+	return append(append([]domain.Event(nil), base...), more...)
+}
 
 func spec(f func(s *host.Spec)) host.Spec {
 	s := node
+	s.Traits = append([]string(nil), node.Traits...)
 	f(&s)
 	return s
 }
 
-func TestRegister(t *testing.T) {
-	register := func(s host.Spec) host.Register { return host.Register{ID: "h-1", Spec: s, At: t1} }
-	bigger := spec(func(s *host.Spec) { s.RAMMiB *= 2 })
-	cases := []struct {
-		name  string
-		given []domain.Event
-		when  host.Command
-		want  []domain.Event
-		kind  domain.ErrorKind
-		msg   string
-	}{
-		{"first registration", none, register(node), []domain.Event{&host.Registered{ID: "h-1", Spec: node, At: t1}}, 0, ""},
-		{"same spec again emits nothing", registered, register(node), nil, 0, ""},
-		{"capacity changed", registered, register(bigger), []domain.Event{&host.Registered{ID: "h-1", Spec: bigger, At: t1}}, 0, ""},
-		{"driver changed", registered, register(spec(func(s *host.Spec) { s.Driver = "libvirt" })),
-			[]domain.Event{&host.Registered{ID: "h-1", Spec: spec(func(s *host.Spec) { s.Driver = "libvirt" }), At: t1}}, 0, ""},
-		{"no disk", none, register(spec(func(s *host.Spec) { s.DiskGiB = 0 })),
-			[]domain.Event{&host.Registered{ID: "h-1", Spec: spec(func(s *host.Spec) { s.DiskGiB = 0 }), At: t1}}, 0, ""},
-		{"empty name", none, register(spec(func(s *host.Spec) { s.Name = "" })), nil, domain.Invalid, "host name must not be empty"},
-		{"control character", none, register(spec(func(s *host.Spec) { s.Name = "node\r1" })), nil, domain.Invalid, "host name must not contain control characters"},
-		{"long name", none, register(spec(func(s *host.Spec) { s.Name = strings.Repeat("n", 256) })), nil, domain.Invalid, "host name is 256 bytes long"},
-		{"no vcpus", none, register(spec(func(s *host.Spec) { s.VCPUs = 0 })), nil, domain.Invalid, "host node-1: vcpus must be positive, got 0"},
-		{"no ram", none, register(spec(func(s *host.Spec) { s.RAMMiB = 0 })), nil, domain.Invalid, "ram_mib must be positive, got 0"},
-		{"invalid again is still refused", registered, register(spec(func(s *host.Spec) { s.VCPUs = -4 })), nil, domain.Invalid, "must be positive"},
-	}
-	for _, c := range cases {
+type row struct {
+	name  string
+	given []domain.Event
+	when  host.Command
+	want  []domain.Event
+	kind  domain.ErrorKind
+	msg   string
+}
+
+func run(t *testing.T, rows []row) {
+	t.Helper()
+	for _, c := range rows {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := host.Decide(host.Decider.Fold(host.State{}, c.given), c.when)
+			got, err := host.Decide(host.Decider.Fold(host.Decider.Initial("h-1"), c.given), c.when)
 			if c.kind != 0 {
 				if domain.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.msg) || got != nil {
 					t.Fatalf("got %+v, %v (kind %d); want kind %d mentioning %q", got, err, domain.KindOf(err), c.kind, c.msg)
@@ -66,26 +60,110 @@ func TestRegister(t *testing.T) {
 	}
 }
 
-// A negative disk is refused, but the message speaks only of vcpus and
-// ram_mib, so the host's operator cannot tell which number is wrong.
-func TestRegisterNegativeDiskSaysSo(t *testing.T) {
-	_, err := host.Decide(host.State{}, host.Register{ID: "h-1", Spec: spec(func(s *host.Spec) { s.DiskGiB = -1 }), At: t1})
-	if domain.KindOf(err) != domain.Invalid {
-		t.Fatalf("got %v, want Invalid", err)
+func TestRegister(t *testing.T) {
+	register := func(s host.Spec) host.Register { return host.Register{ID: "h-1", Spec: s, At: t1} }
+	bigger := spec(func(s *host.Spec) { s.RAMMiB *= 2 })
+	custom := host.Ratios{CPU: 8, RAM: 1.5, Disk: 1}
+	run(t, []row{
+		{"first registration gets default ratios", none, register(node), []domain.Event{&host.Registered{ID: "h-1", Spec: node, Ratios: &def, At: t1}}, 0, ""},
+		{"first registration with ratios", none, host.Register{ID: "h-1", Spec: node, Ratios: &custom, At: t1}, []domain.Event{&host.Registered{ID: "h-1", Spec: node, Ratios: &custom, At: t1}}, 0, ""},
+		{"same spec again emits nothing", registered, register(node), nil, 0, ""},
+		{"changed spec is registered again", registered, register(bigger), []domain.Event{&host.Registered{ID: "h-1", Spec: bigger, At: t1}}, 0, ""},
+		{"changed traits are registered again", registered, register(spec(func(s *host.Spec) { s.Traits = nil })), []domain.Event{&host.Registered{ID: "h-1", Spec: spec(func(s *host.Spec) { s.Traits = nil }), At: t1}}, 0, ""},
+		{"no vcpus", none, register(spec(func(s *host.Spec) { s.VCPUs = 0 })), nil, domain.Invalid, "vcpus must be positive, got 0"},
+		{"no ram", none, register(spec(func(s *host.Spec) { s.RAMMiB = 0 })), nil, domain.Invalid, "ram_mib must be positive, got 0"},
+		{"negative disk", none, register(spec(func(s *host.Spec) { s.DiskGiB = -1 })), nil, domain.Invalid, "disk_gib must not be negative"},
+		{"bad name", none, register(spec(func(s *host.Spec) { s.Name = "a\tb" })), nil, domain.Invalid, "control characters"},
+		{"bad ratio", none, host.Register{ID: "h-1", Spec: node, Ratios: &host.Ratios{CPU: 0, RAM: 1, Disk: 1}, At: t1}, nil, domain.Invalid, "cpu overcommit ratio"},
+		{"removed host", with(registered, &host.Removed{At: t0}), register(node), nil, domain.Conflict, "was removed"},
+	})
+}
+
+func TestAdministrativeState(t *testing.T) {
+	disabled := with(registered, &host.Disabled{Reason: "bad fan", At: t0})
+	maint := with(registered, &host.MaintenanceStarted{Reason: "bios", At: t0})
+	run(t, []row{
+		{"disable", registered, host.Disable{Reason: "bad fan", At: t1}, []domain.Event{&host.Disabled{Reason: "bad fan", At: t1}}, 0, ""},
+		{"disable twice changes nothing", disabled, host.Disable{At: t1}, nil, 0, ""},
+		{"enable", disabled, host.Enable{At: t1}, []domain.Event{&host.Enabled{At: t1}}, 0, ""},
+		{"enable an enabled host changes nothing", registered, host.Enable{At: t1}, nil, 0, ""},
+		{"maintenance on", registered, host.SetMaintenance{On: true, Reason: "bios", At: t1}, []domain.Event{&host.MaintenanceStarted{Reason: "bios", At: t1}}, 0, ""},
+		{"maintenance off", maint, host.SetMaintenance{At: t1}, []domain.Event{&host.MaintenanceEnded{At: t1}}, 0, ""},
+		{"unknown host", none, host.Enable{At: t1}, nil, domain.NotFound, "host h-1 not found"},
+		{"down", registered, host.MarkDown{LastSeen: t0, At: t1}, []domain.Event{&host.WentDown{LastSeen: t0, At: t1}}, 0, ""},
+		{"down twice changes nothing", with(registered, &host.WentDown{At: t0}), host.MarkDown{At: t1}, nil, 0, ""},
+		{"up", with(registered, &host.WentDown{At: t0}), host.MarkUp{At: t1}, []domain.Event{&host.CameUp{At: t1}}, 0, ""},
+		{"up when up changes nothing", registered, host.MarkUp{At: t1}, nil, 0, ""},
+	})
+}
+
+func TestClaims(t *testing.T) {
+	claimed := with(registered, &host.Claimed{Server: "s-1", Resources: small, At: t0})
+	claim := func(server string, r host.Resources) host.Claim {
+		return host.Claim{Server: server, Resources: r, Operation: "op", At: t1}
 	}
-	if !strings.Contains(err.Error(), "disk_gib") {
-		t.Errorf("BUG: message %q does not name disk_gib, the field that is wrong", err)
+	run(t, []row{
+		{"claim", registered, claim("s-1", small), []domain.Event{&host.Claimed{Server: "s-1", Resources: small, Operation: "op", At: t1}}, 0, ""},
+		{"claim again is a no-op", claimed, claim("s-1", small), nil, 0, ""},
+		{"another claim for the same server", claimed, claim("s-1", host.Resources{VCPUs: 1}), nil, domain.Conflict, "already holds a different claim"},
+		{"RAM is not overcommitted", registered, claim("s-2", host.Resources{RAMMiB: 65537}), nil, domain.Conflict, "host node-1 has 64 vCPUs, 65536 MiB RAM, 500 GiB disk free"},
+		{"CPU is overcommitted 4x", registered, claim("s-2", host.Resources{VCPUs: 64}), []domain.Event{&host.Claimed{Server: "s-2", Resources: host.Resources{VCPUs: 64}, Operation: "op", At: t1}}, 0, ""},
+		{"beyond 4x CPU", registered, claim("s-2", host.Resources{VCPUs: 65}), nil, domain.Conflict, "not 65 vCPUs"},
+		{"disabled host takes no claim", with(registered, &host.Disabled{Reason: "bad fan", At: t0}), claim("s-2", small), nil, domain.Conflict, "host node-1 is disabled (bad fan)"},
+		{"maintenance takes no claim", with(registered, &host.MaintenanceStarted{At: t0}), claim("s-2", small), nil, domain.Conflict, "in maintenance"},
+		{"down host takes no claim", with(registered, &host.WentDown{At: t0}), claim("s-2", small), nil, domain.Conflict, "is down"},
+		{"negative claim", registered, claim("s-2", host.Resources{VCPUs: -1}), nil, domain.Invalid, "non-negative"},
+		{"release", claimed, host.Release{Server: "s-1", Reason: "deleted", At: t1}, []domain.Event{&host.Released{Server: "s-1", Resources: small, Reason: "deleted", At: t1}}, 0, ""},
+		{"release twice is a no-op", registered, host.Release{Server: "s-1", At: t1}, nil, 0, ""},
+		{"remove with servers", claimed, host.Remove{At: t1}, nil, domain.Conflict, "still holds 1 server(s)"},
+		{"remove empty", registered, host.Remove{At: t1}, []domain.Event{&host.Removed{At: t1}}, 0, ""},
+		{"ratios below use", with(registered, &host.Claimed{Server: "s-1", Resources: host.Resources{VCPUs: 40}, At: t0}), host.SetRatios{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}, At: t1}, nil, domain.Conflict, "more than"},
+		{"ratios change", registered, host.SetRatios{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}, At: t1}, []domain.Event{&host.RatiosChanged{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}, At: t1}}, 0, ""},
+	})
+}
+
+func TestEvolveDoesNotChangeEarlierStates(t *testing.T) {
+	a := host.Decider.Fold(host.State{}, with(registered, &host.Claimed{Server: "s-1", Resources: small}))
+	b := host.Evolve(a, &host.Claimed{Server: "s-2", Resources: small})
+	if len(a.Claims) != 1 || len(b.Claims) != 2 || b.Used != small.Add(small) {
+		t.Fatalf("a=%+v b=%+v", a.Claims, b.Claims)
 	}
 }
 
-func TestEvolve(t *testing.T) {
-	s := host.Decider.Fold(host.State{}, registered)
-	if s != (host.State{ID: "h-1", Exists: true, Spec: node}) {
-		t.Fatalf("after registered: %+v", s)
-	}
-	bigger := spec(func(s *host.Spec) { s.VCPUs = 32 })
-	s = host.Evolve(s, &host.Registered{ID: "h-1", Spec: bigger, At: t1})
-	if s.Spec != bigger {
-		t.Fatalf("a new registration must replace the spec: %+v", s)
+// For any sequence of claims and releases, no host ever exceeds capacity ×
+// ratio, and used capacity always equals the sum of live claims.
+func TestClaimsNeverOvercommit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for seq := 0; seq < 2000; seq++ {
+		ratios := host.Ratios{CPU: float64(1 + rng.IntN(8)), RAM: 0.5 + rng.Float64(), Disk: 1}
+		sp := host.Spec{Name: "h", Driver: "fake", VCPUs: 1 + rng.IntN(64), RAMMiB: 1024 * (1 + rng.IntN(256)), DiskGiB: rng.IntN(2000)}
+		s := host.Decider.Fold(host.Decider.Initial("h"), []domain.Event{&host.Registered{ID: "h", Spec: sp, Ratios: &ratios}})
+		for step := 0; step < 200; step++ {
+			var cmd host.Command
+			server := string(rune('a' + rng.IntN(20)))
+			switch rng.IntN(10) {
+			case 0, 1, 2, 3, 4, 5:
+				cmd = host.Claim{Server: server, Resources: host.Resources{VCPUs: rng.IntN(16), RAMMiB: rng.IntN(32768), DiskGiB: rng.IntN(200)}}
+			case 6, 7, 8:
+				cmd = host.Release{Server: server}
+			case 9:
+				cmd = host.SetRatios{Ratios: host.Ratios{CPU: float64(1 + rng.IntN(8)), RAM: 0.5 + rng.Float64(), Disk: 1}}
+			}
+			evs, err := host.Decide(s, cmd)
+			if err != nil {
+				continue
+			}
+			s = host.Decider.Fold(s, evs)
+			var sum host.Resources
+			for _, r := range s.Claims {
+				sum = sum.Add(r)
+			}
+			if sum != s.Used {
+				t.Fatalf("sequence %d step %d: used %+v != sum of claims %+v", seq, step, s.Used, sum)
+			}
+			if !s.Used.Fits(s.Limit()) {
+				t.Fatalf("sequence %d step %d: used %+v exceeds limit %+v", seq, step, s.Used, s.Limit())
+			}
+		}
 	}
 }

@@ -1,0 +1,225 @@
+package host
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// Command is one of the commands below.
+type Command interface{ hostCommand() }
+
+// Register records a host, or its new spec when it changed. Ratios, when
+// set, apply to a first registration only (later: SetRatios).
+type Register struct {
+	ID     string
+	Spec   Spec
+	Ratios *Ratios
+	At     time.Time
+}
+
+// Enable lets the host take new servers.
+type Enable struct{ At time.Time }
+
+// Disable stops new placements on the host at once.
+type Disable struct {
+	Reason string
+	At     time.Time
+}
+
+// SetMaintenance starts or ends maintenance.
+type SetMaintenance struct {
+	On     bool
+	Reason string
+	At     time.Time
+}
+
+// SetRatios changes the overcommit ratios; used capacity must still fit.
+type SetRatios struct {
+	Ratios Ratios
+	At     time.Time
+}
+
+// Claim takes capacity for a server. Claiming again for the same server
+// with the same resources changes nothing.
+type Claim struct {
+	Server    string
+	Resources Resources
+	Operation string
+	At        time.Time
+}
+
+// Release gives a server's capacity back; releasing twice changes nothing.
+type Release struct {
+	Server string
+	Reason string
+	At     time.Time
+}
+
+// MarkDown records that heartbeats stopped; MarkUp that they came back.
+type (
+	MarkDown struct{ LastSeen, At time.Time }
+	MarkUp   struct{ At time.Time }
+)
+
+// Remove takes an empty host out of the fleet.
+type Remove struct{ At time.Time }
+
+func (Register) hostCommand()       {}
+func (Enable) hostCommand()         {}
+func (Disable) hostCommand()        {}
+func (SetMaintenance) hostCommand() {}
+func (SetRatios) hostCommand()      {}
+func (Claim) hostCommand()          {}
+func (Release) hostCommand()        {}
+func (MarkDown) hostCommand()       {}
+func (MarkUp) hostCommand()         {}
+func (Remove) hostCommand()         {}
+
+// Decide returns the events a command produces, or says why it does not apply.
+func Decide(s State, c Command) ([]domain.Event, error) {
+	if r, ok := c.(Register); ok {
+		return decideRegister(s, r)
+	}
+	if !s.Exists || s.Removed {
+		return nil, domain.NotFoundf("host %s not found", s.ID)
+	}
+	switch c := c.(type) {
+	case Enable:
+		return when(s.Disabled, &Enabled{At: c.At})
+	case Disable:
+		return when(!s.Disabled, &Disabled{Reason: c.Reason, At: c.At})
+	case SetMaintenance:
+		if c.On {
+			return when(!s.Maintenance, &MaintenanceStarted{Reason: c.Reason, At: c.At})
+		}
+		return when(s.Maintenance, &MaintenanceEnded{At: c.At})
+	case SetRatios:
+		return decideRatios(s, c)
+	case Claim:
+		return decideClaim(s, c)
+	case Release:
+		r, ok := s.Claims[c.Server]
+		return when(ok, &Released{Server: c.Server, Resources: r, Reason: c.Reason, At: c.At})
+	case MarkDown:
+		return when(!s.Down, &WentDown{LastSeen: c.LastSeen, At: c.At})
+	case MarkUp:
+		return when(s.Down, &CameUp{At: c.At})
+	case Remove:
+		if n := len(s.Claims); n > 0 {
+			return nil, domain.Conflictf("host %s still holds %d server(s); delete or move them before removing the host", s.Spec.Name, n)
+		}
+		return []domain.Event{&Removed{At: c.At}}, nil
+	default:
+		return nil, domain.Invalidf("host: unknown command %T", c)
+	}
+}
+
+func decideRegister(s State, c Register) ([]domain.Event, error) {
+	if s.Removed {
+		return nil, domain.Conflictf("host %s was removed; register it under a new id", s.ID)
+	}
+	if err := checkSpec(c.Spec); err != nil {
+		return nil, err
+	}
+	if s.Exists && s.Spec.equal(c.Spec) {
+		return nil, nil
+	}
+	ev := &Registered{ID: c.ID, Spec: c.Spec, At: c.At}
+	if !s.Exists {
+		r := DefaultRatios
+		if c.Ratios != nil {
+			r = *c.Ratios
+		}
+		if err := checkRatios(r); err != nil {
+			return nil, err
+		}
+		ev.Ratios = &r
+	}
+	return []domain.Event{ev}, nil
+}
+
+func checkSpec(sp Spec) error {
+	if err := domain.CheckName("host name", sp.Name); err != nil {
+		return err
+	}
+	switch {
+	case sp.VCPUs < 1:
+		return domain.Invalidf("host %s: vcpus must be positive, got %d", sp.Name, sp.VCPUs)
+	case sp.RAMMiB < 1:
+		return domain.Invalidf("host %s: ram_mib must be positive, got %d", sp.Name, sp.RAMMiB)
+	case sp.DiskGiB < 0:
+		return domain.Invalidf("host %s: disk_gib must not be negative, got %d", sp.Name, sp.DiskGiB)
+	}
+	return nil
+}
+
+func checkRatios(r Ratios) error {
+	for name, v := range map[string]float64{"cpu": r.CPU, "ram": r.RAM, "disk": r.Disk} {
+		if v <= 0 || v > 64 {
+			return domain.Invalidf("%s overcommit ratio must be above 0 and at most 64, got %g", name, v)
+		}
+	}
+	return nil
+}
+
+func decideRatios(s State, c SetRatios) ([]domain.Event, error) {
+	if err := checkRatios(c.Ratios); err != nil {
+		return nil, err
+	}
+	if c.Ratios == s.Ratios {
+		return nil, nil
+	}
+	next := s
+	next.Ratios = c.Ratios
+	if !s.Used.Fits(next.Limit()) {
+		return nil, domain.Conflictf("host %s: servers already use %s, more than %s allowed by the new ratios", s.Spec.Name, show(s.Used), show(next.Limit()))
+	}
+	return []domain.Event{&RatiosChanged{Ratios: c.Ratios, At: c.At}}, nil
+}
+
+// decideClaim is where double-booking is made impossible: the claim is
+// checked against this host's own state and appended with optimistic
+// concurrency on its subject.
+func decideClaim(s State, c Claim) ([]domain.Event, error) {
+	if c.Server == "" || c.Resources.VCPUs < 0 || c.Resources.RAMMiB < 0 || c.Resources.DiskGiB < 0 {
+		return nil, domain.Invalidf("claim on host %s needs a server and non-negative resources", s.Spec.Name)
+	}
+	if prev, ok := s.Claims[c.Server]; ok {
+		if prev == c.Resources {
+			return nil, nil
+		}
+		return nil, domain.Conflictf("server %s already holds a different claim on host %s", c.Server, s.Spec.Name)
+	}
+	switch {
+	case s.Disabled:
+		return nil, domain.Conflictf("host %s is disabled%s", s.Spec.Name, because(s.Reason))
+	case s.Maintenance:
+		return nil, domain.Conflictf("host %s is in maintenance%s", s.Spec.Name, because(s.Reason))
+	case s.Down:
+		return nil, domain.Conflictf("host %s is down", s.Spec.Name)
+	}
+	if !s.Used.Add(c.Resources).Fits(s.Limit()) {
+		return nil, domain.Conflictf("host %s has %s free, not %s", s.Spec.Name, show(s.Free()), show(c.Resources))
+	}
+	return []domain.Event{&Claimed{Server: c.Server, Resources: c.Resources, Operation: c.Operation, At: c.At}}, nil
+}
+
+func when(cond bool, ev domain.Event) ([]domain.Event, error) {
+	if !cond {
+		return nil, nil
+	}
+	return []domain.Event{ev}, nil
+}
+
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
+}
+
+func show(r Resources) string {
+	return fmt.Sprintf("%d vCPUs, %d MiB RAM, %d GiB disk", r.VCPUs, r.RAMMiB, r.DiskGiB)
+}
