@@ -49,19 +49,72 @@ var Images = Projection{Name: "images", Version: 1, Tables: []string{"images"},
 		return nil
 	}}
 
-// Hosts is the hosts table.
-var Hosts = Projection{Name: "hosts", Version: 1, Tables: []string{"hosts"},
+// Hosts is the hosts table with capacity, use and state, and host_claims.
+var Hosts = Projection{Name: "hosts", Version: 2, Tables: []string{"hosts", "host_claims"},
 	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		if env.AggregateType != host.AggregateType {
+			return nil
+		}
+		hs, cl := t.T("hosts"), t.T("host_claims")
+		set := func(cols string, args ...any) {
+			all := append([]any{env.AggregateID, env.OccurredAt, env.Sequence}, args...)
+			b.Queue(`UPDATE `+hs+` SET updated_at=$2, seq=$3, `+cols+` WHERE id=$1`, all...)
+		}
 		for _, ev := range events {
-			if e, ok := ev.(*host.Registered); ok {
-				b.Queue(`INSERT INTO `+t.T("hosts")+` (name, id, driver, vcpus, ram_mib, disk_gib, registered_at, seq)
-					VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
-					ON CONFLICT (name) DO UPDATE SET driver=$3, vcpus=$4, ram_mib=$5, disk_gib=$6, seq=$8`,
-					e.Spec.Name, e.ID, e.Spec.Driver, e.Spec.VCPUs, e.Spec.RAMMiB, e.Spec.DiskGiB, e.At, env.Sequence)
+			switch e := ev.(type) {
+			case *host.Registered:
+				registerHost(b, hs, env, e)
+			case *host.Enabled:
+				set(`disabled=false, status_reason=NULL`)
+			case *host.Disabled:
+				set(`disabled=true, status_reason=NULLIF($4,'')`, e.Reason)
+			case *host.MaintenanceStarted:
+				set(`maintenance=true, status_reason=NULLIF($4,'')`, e.Reason)
+			case *host.MaintenanceEnded:
+				set(`maintenance=false, status_reason=NULL`)
+			case *host.RatiosChanged:
+				set(`ratio_cpu=$4, ratio_ram=$5, ratio_disk=$6`, e.Ratios.CPU, e.Ratios.RAM, e.Ratios.Disk)
+			case *host.WentDown:
+				set(`down=true, down_since=$4`, e.At)
+			case *host.CameUp:
+				set(`down=false, down_since=NULL`)
+			case *host.Claimed:
+				r := e.Resources
+				b.Queue(`INSERT INTO `+cl+` (host, server_id, vcpus, ram_mib, disk_gib, operation_id, claimed_at)
+					SELECT name, $2, $3, $4, $5, $6, $7 FROM `+hs+` WHERE id=$1 ON CONFLICT DO NOTHING`,
+					env.AggregateID, e.Server, r.VCPUs, r.RAMMiB, r.DiskGiB, e.Operation, e.At)
+				set(`used_vcpus=used_vcpus+$4, used_ram_mib=used_ram_mib+$5, used_disk_gib=used_disk_gib+$6, claims=claims+1`, r.VCPUs, r.RAMMiB, r.DiskGiB)
+			case *host.Released:
+				r := e.Resources
+				b.Queue(`DELETE FROM `+cl+` WHERE server_id=$2 AND host=(SELECT name FROM `+hs+` WHERE id=$1)`, env.AggregateID, e.Server)
+				set(`used_vcpus=used_vcpus-$4, used_ram_mib=used_ram_mib-$5, used_disk_gib=used_disk_gib-$6, claims=claims-1`, r.VCPUs, r.RAMMiB, r.DiskGiB)
+			case *host.Removed:
+				b.Queue(`DELETE FROM `+hs+` WHERE id=$1`, env.AggregateID)
 			}
 		}
 		return nil
 	}}
+
+func registerHost(b *pgx.Batch, hs string, env domain.Envelope, e *host.Registered) {
+	sp := e.Spec
+	b.Queue(`INSERT INTO `+hs+` (name, id, driver, vcpus, ram_mib, disk_gib, address, hypervisor, cpu_model, cpu_features, traits,
+			registered_at, updated_at, seq)
+		VALUES ($1,$2,$3,$4,$5,$6,NULLIF($7,''),NULLIF($8,''),NULLIF($9,''),$10,$11,$12,$12,$13)
+		ON CONFLICT (name) DO UPDATE SET driver=$3, vcpus=$4, ram_mib=$5, disk_gib=$6, address=NULLIF($7,''), hypervisor=NULLIF($8,''),
+			cpu_model=NULLIF($9,''), cpu_features=$10, traits=$11, updated_at=$12, seq=$13`,
+		sp.Name, e.ID, sp.Driver, sp.VCPUs, sp.RAMMiB, sp.DiskGiB, sp.Address, sp.Hypervisor, sp.CPUModel,
+		nonNil(sp.CPUFeatures), nonNil(sp.Traits), e.At, env.Sequence)
+	if e.Ratios != nil {
+		b.Queue(`UPDATE `+hs+` SET ratio_cpu=$2, ratio_ram=$3, ratio_disk=$4 WHERE id=$1`, e.ID, e.Ratios.CPU, e.Ratios.RAM, e.Ratios.Disk)
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
 
 // Events is the event history behind GET /v1/events.
 var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},

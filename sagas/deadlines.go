@@ -2,6 +2,7 @@ package sagas
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/keel-cloud/keel/domain/operation"
@@ -11,6 +12,7 @@ import (
 type OverdueStep struct {
 	Operation string
 	Step      string
+	Deadline  time.Time
 }
 
 // OverdueFinder lists overdue steps (from the read model).
@@ -37,7 +39,9 @@ func (s *ServerSaga) WatchDeadlines(ctx context.Context, f OverdueFinder, every 
 			continue
 		}
 		for _, st := range steps {
-			err := s.op(ctx, st.Operation, st.Step+"/expire", operation.ExpireStep{Step: st.Step, At: now})
+			// A step can run again after a rewind; its deadline keeps the ids apart.
+			id := fmt.Sprintf("%s/expire/%d", st.Step, st.Deadline.UnixMicro())
+			err := s.op(ctx, st.Operation, id, operation.ExpireStep{Step: st.Step, At: now})
 			if err != nil && ctx.Err() == nil {
 				s.Log.Warn("expire step", "operation", st.Operation, "step", st.Step, "err", err)
 			}

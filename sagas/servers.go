@@ -22,6 +22,7 @@ import (
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/catalog"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/domain/server"
 )
 
@@ -55,15 +56,11 @@ type Timeouts struct {
 // DefaultTimeouts are the step deadlines used unless configured.
 var DefaultTimeouts = Timeouts{Schedule: 30 * time.Second, Spawn: 120 * time.Second, Action: 60 * time.Second, Destroy: 60 * time.Second}
 
-// Placer picks a host for a server (the scheduler).
-type Placer interface {
-	Place(ctx context.Context, f server.Flavor) (string, error)
-}
-
 // ServerSaga is the process manager of server operations.
 type ServerSaga struct {
 	App      *commands.App
-	Placer   Placer
+	Snapshot Snapshot
+	Weights  scheduler.Weights
 	Timeouts Timeouts
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -147,11 +144,23 @@ func (s *ServerSaga) onServer(ctx context.Context, env domain.Envelope, ev domai
 		return s.completeOrFinish(ctx, op, StepPowerOff, "")
 	case *server.Rebooted:
 		return s.completeOrFinish(ctx, op, StepReboot, "")
+	case *server.SpawnFailed:
+		if err := s.release(ctx, op, e.Host, sid, "spawn failed: "+e.Reason); err != nil {
+			return err
+		}
+		reason := fmt.Sprintf("spawn on %s failed (%s); trying another host", e.Host, e.Reason)
+		return s.op(ctx, op, fmt.Sprintf("rewind/%d", e.Attempt), operation.Rewind{From: StepSpawn, To: StepSchedule, Reason: reason, At: s.now().UTC()})
 	case *server.Failed:
+		if err := s.release(ctx, e.Operation, e.Host, sid, "build failed"); err != nil {
+			return err
+		}
 		return s.finish(ctx, e.Operation, e.Reason, compensatedCreate(e.Host))
 	case *server.ActionFailed:
 		return s.finish(ctx, op, e.Reason, nil)
 	case *server.Deleted:
+		if err := s.release(ctx, op, e.Host, sid, "server deleted"); err != nil {
+			return err
+		}
 		if e.Forced {
 			return s.finish(ctx, op, e.Reason, nil)
 		}
@@ -197,30 +206,6 @@ func (s *ServerSaga) begin(ctx context.Context, opID, kind, sid string, steps ..
 	return nil
 }
 
-// schedule runs the placement step.
-func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
-	st, _, err := s.App.Operations.Load(ctx, opID)
-	if err != nil {
-		return err
-	}
-	sv, _, err := s.App.Servers.Load(ctx, st.ResourceID)
-	if err != nil {
-		return err
-	}
-	if sv.Task != server.Scheduling {
-		return nil // deleted meanwhile, or already placed
-	}
-	h, err := s.Placer.Place(ctx, sv.Flavor)
-	if domain.KindOf(err) != 0 {
-		return s.op(ctx, opID, "schedule/failed", operation.FailStep{Step: StepSchedule, Reason: err.Error(), At: s.now().UTC()})
-	}
-	if err != nil {
-		return err
-	}
-	err = s.server(ctx, st.ResourceID, opID, "schedule", server.Schedule{Host: h, Operation: opID, At: s.now().UTC()})
-	return ignoreRefusal(s.Log, err, opID, "schedule")
-}
-
 // compensate undoes what a failed operation did, through the server.
 func (s *ServerSaga) compensate(ctx context.Context, opID, step, reason string) error {
 	st, _, err := s.App.Operations.Load(ctx, opID)
@@ -261,7 +246,8 @@ func (s *ServerSaga) completeOrFinish(ctx context.Context, opID, step, reason st
 		return err
 	}
 	if st.Status == operation.Running && st.CurrentStep() == step {
-		return s.op(ctx, opID, step+"/done", operation.CompleteStep{Step: step, At: s.now().UTC()})
+		// Steps can run again after a rewind: the attempt keeps ids apart.
+		return s.op(ctx, opID, fmt.Sprintf("%s/done/%d", step, st.Retries), operation.CompleteStep{Step: step, At: s.now().UTC()})
 	}
 	if st.Status == operation.Compensating {
 		return s.finish(ctx, opID, reason, nil)

@@ -104,6 +104,9 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 	case *server.DeleteRequested:
 		hostName, ok, fail = e.Host, server.ReportDestroyed, ""
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
+	case *server.SpawnFailed:
+		hostName = e.Host // the build moves on: clean up whatever it left here
+		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
 	case *server.Failed:
 		hostName = e.Host // compensation: clean up whatever the build left
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/sagas"
 )
@@ -86,18 +88,102 @@ type Operation struct {
 	DurationMS   *int64     `json:"duration_ms"`
 }
 
-// Host as read, with what its servers use.
+// Host as read: identity, state, and capacity total (after overcommit), used and free.
 type Host struct {
-	Name       string `json:"name"`
-	ID         string `json:"id" format:"uuid"`
-	Driver     string `json:"driver"`
-	VCPUs      int    `json:"vcpus"`
-	RAMMiB     int    `json:"ram_mib"`
-	DiskGiB    int    `json:"disk_gib"`
-	UsedVCPUs  int    `json:"used_vcpus"`
-	UsedRAMMiB int    `json:"used_ram_mib"`
-	UsedDisk   int    `json:"used_disk_gib"`
-	Servers    int    `json:"servers"`
+	ID          string         `json:"id" format:"uuid"`
+	Name        string         `json:"name"`
+	Driver      string         `json:"driver"`
+	Address     *string        `json:"address"`
+	Hypervisor  *string        `json:"hypervisor"`
+	CPUModel    *string        `json:"cpu_model"`
+	CPUFeatures []string       `json:"cpu_features"`
+	Traits      []string       `json:"traits"`
+	Status      string         `json:"status" enum:"enabled,disabled,maintenance"`
+	State       string         `json:"state" enum:"up,down"`
+	Reason      *string        `json:"status_reason"`
+	DownSince   *time.Time     `json:"down_since"`
+	Ratios      host.Ratios    `json:"overcommit"`
+	Physical    host.Resources `json:"physical"`
+	Total       host.Resources `json:"total" doc:"Physical capacity times the overcommit ratios"`
+	Used        host.Resources `json:"used"`
+	Free        host.Resources `json:"free"`
+	Servers     int            `json:"servers" doc:"Servers holding a claim on this host"`
+	UpdatedAt   *time.Time     `json:"updated_at"`
+}
+
+const hostCols = `SELECT id::text, name, driver, address, hypervisor, cpu_model, cpu_features, traits, disabled, maintenance,
+	status_reason, down, down_since, ratio_cpu, ratio_ram, ratio_disk, vcpus, ram_mib, disk_gib,
+	used_vcpus, used_ram_mib, used_disk_gib, claims, updated_at FROM hosts`
+
+func scanHost(row pgx.CollectableRow) (Host, error) {
+	var h Host
+	var disabled, maint, down bool
+	err := row.Scan(&h.ID, &h.Name, &h.Driver, &h.Address, &h.Hypervisor, &h.CPUModel, &h.CPUFeatures, &h.Traits,
+		&disabled, &maint, &h.Reason, &down, &h.DownSince, &h.Ratios.CPU, &h.Ratios.RAM, &h.Ratios.Disk,
+		&h.Physical.VCPUs, &h.Physical.RAMMiB, &h.Physical.DiskGiB, &h.Used.VCPUs, &h.Used.RAMMiB, &h.Used.DiskGiB,
+		&h.Servers, &h.UpdatedAt)
+	h.Status, h.State = "enabled", "up"
+	if maint {
+		h.Status = "maintenance"
+	}
+	if disabled {
+		h.Status = "disabled"
+	}
+	if down {
+		h.State = "down"
+	}
+	st := host.State{Spec: host.Spec{VCPUs: h.Physical.VCPUs, RAMMiB: h.Physical.RAMMiB, DiskGiB: h.Physical.DiskGiB}, Ratios: h.Ratios, Used: h.Used}
+	h.Total, h.Free = st.Limit(), st.Free()
+	return h, err
+}
+
+// HostFilter filters the host list.
+type HostFilter struct{ Status, State string }
+
+// Hosts lists hosts by name.
+func (r *ReadModel) Hosts(ctx context.Context) ([]Host, error) {
+	rows, err := r.Pool.Query(ctx, hostCols+` ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("query hosts: %w", err)
+	}
+	return pgx.CollectRows(rows, scanHost)
+}
+
+// Host returns one host by id or name.
+func (r *ReadModel) Host(ctx context.Context, ref string) (Host, error) {
+	return one(ctx, r.Pool, hostCols+` WHERE id::text=$1 OR name=$1`, scanHost, ref)
+}
+
+// Snapshot implements sagas.Snapshot: the hosts as the scheduler sees them.
+func (r *ReadModel) Snapshot(ctx context.Context) ([]scheduler.Host, error) {
+	hs, err := r.Hosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]scheduler.Host, len(hs))
+	for i, h := range hs {
+		out[i] = scheduler.Host{Name: h.Name, Enabled: h.Status == "enabled", Up: h.State == "up",
+			Traits: h.Traits, Limit: h.Total, Used: h.Used}
+	}
+	return out, nil
+}
+
+// Claim is one capacity claim as read.
+type Claim struct {
+	Host     string
+	ServerID string
+	At       time.Time
+}
+
+// Claims lists claims made before a time (for the orphan sweep).
+func (r *ReadModel) Claims(ctx context.Context, before time.Time, n int) ([]Claim, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT c.host, c.server_id::text, c.claimed_at FROM host_claims c
+		LEFT JOIN servers s ON s.id = c.server_id
+		WHERE c.claimed_at < $1 AND (s.id IS NULL OR s.host IS DISTINCT FROM c.host) ORDER BY c.claimed_at LIMIT $2`, before, n)
+	if err != nil {
+		return nil, fmt.Errorf("query claims: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Claim])
 }
 
 // FlavorFilter filters the flavor list.
@@ -219,51 +305,14 @@ func (r *ReadModel) Operation(ctx context.Context, id string) (Operation, error)
 	return o, err
 }
 
-// Hosts lists hosts with their usage.
-func (r *ReadModel) Hosts(ctx context.Context) ([]Host, error) {
-	rows, err := r.Pool.Query(ctx, `SELECT h.name, h.id::text, h.driver, h.vcpus, h.ram_mib, h.disk_gib,
-		coalesce(sum((s.flavor->>'vcpus')::int), 0)::int, coalesce(sum((s.flavor->>'ram_mib')::int), 0)::int,
-		coalesce(sum((s.flavor->>'disk_gib')::int), 0)::int, count(s.id)::int
-		FROM hosts h LEFT JOIN servers s ON s.host = h.name GROUP BY h.name ORDER BY h.name`)
-	if err != nil {
-		return nil, fmt.Errorf("query hosts: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Host])
-}
-
 // Overdue implements sagas.OverdueFinder.
 func (r *ReadModel) Overdue(ctx context.Context, now time.Time, n int) ([]sagas.OverdueStep, error) {
-	rows, err := r.Pool.Query(ctx, `SELECT id::text, current_step FROM operations
+	rows, err := r.Pool.Query(ctx, `SELECT id::text, current_step, deadline FROM operations
 		WHERE status = 'running' AND current_step IS NOT NULL AND deadline < $1 ORDER BY deadline LIMIT $2`, now, n)
 	if err != nil {
 		return nil, fmt.Errorf("query overdue steps: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[sagas.OverdueStep])
-}
-
-// CPUOvercommit is the vCPU overcommit the foundation's best fit allows.
-const CPUOvercommit = 4
-
-// Place implements sagas.Placer with a simple best fit: among hosts with
-// room for the flavor, the one with the least RAM left. (The scheduler
-// with claims on the host's own stream replaces this.)
-func (r *ReadModel) Place(ctx context.Context, f server.Flavor) (string, error) {
-	hosts, err := r.Hosts(ctx)
-	if err != nil {
-		return "", err
-	}
-	best, bestFree := "", 0
-	for _, h := range hosts {
-		free := h.RAMMiB - h.UsedRAMMiB
-		fits := free >= f.RAMMiB && h.DiskGiB-h.UsedDisk >= f.DiskGiB && h.VCPUs*CPUOvercommit-h.UsedVCPUs >= f.VCPUs
-		if fits && (best == "" || free < bestFree) {
-			best, bestFree = h.Name, free
-		}
-	}
-	if best == "" {
-		return "", domain.Conflictf("no valid host: none of %d hosts has %d vCPUs, %d MiB RAM and %d GiB disk free", len(hosts), f.VCPUs, f.RAMMiB, f.DiskGiB)
-	}
-	return best, nil
 }
 
 // Commit is one commit of the event log as read from history.

@@ -108,8 +108,8 @@ func writeRebuilds(w io.Writer, items []projections.RebuildResult) error {
 func writeHosts(w io.Writer, items []postgres.Host) error {
 	rows := make([][]string, 0, len(items))
 	for _, h := range items {
-		rows = append(rows, []string{h.Name, h.ID, h.Driver, itoa(h.Servers), usage(h.UsedVCPUs, h.VCPUs),
-			usage(h.UsedRAMMiB, h.RAMMiB), usage(h.UsedDisk, h.DiskGiB)})
+		rows = append(rows, []string{h.Name, h.Status, h.State, h.Driver, itoa(h.Servers), usage(h.Used.VCPUs, h.Total.VCPUs),
+			usage(h.Used.RAMMiB, h.Total.RAMMiB), usage(h.Used.DiskGiB, h.Total.DiskGiB)})
 	}
-	return writeTable(w, []string{"NAME", "ID", "DRIVER", "SERVERS", "VCPUS", "RAM_MIB", "DISK_GIB"}, rows)
+	return writeTable(w, []string{"NAME", "STATUS", "STATE", "DRIVER", "SERVERS", "VCPUS", "RAM_MIB", "DISK_GIB"}, rows)
 }

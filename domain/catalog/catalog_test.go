@@ -34,7 +34,8 @@ var examples = map[string][]domain.Event{
 	},
 	server.AggregateType: {
 		&server.Created{ID: "srv-1", Name: "web-1", Flavor: server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20},
-			ImageID: "img-1", Operation: "op-1", CreatedAt: at},
+			ImageID: "img-1", Operation: "op-1", Hints: server.Hints{AvailabilityZone: "az1", ServerGroup: "sg-1", TargetHost: "h-1"}, CreatedAt: at},
+		&server.SpawnFailed{Host: "h-1", Reason: "disk full", Attempt: 1, At: at},
 		&server.Scheduled{Host: "h-1", Operation: "op-1", At: at},
 		&server.Spawned{Host: "h-1", At: at},
 		&server.Failed{Host: "h-1", Reason: "image is corrupt", Operation: "op-1", At: at},
@@ -54,6 +55,7 @@ var examples = map[string][]domain.Event{
 		&operation.StepStarted{Step: "spawn", Deadline: at.Add(5 * time.Minute), At: at},
 		&operation.StepSucceeded{Step: "schedule", At: at},
 		&operation.StepFailed{Step: "spawn", Reason: "disk full", At: at},
+		&operation.Rewound{From: "spawn", To: "schedule", Reason: "disk full on h-1", At: at},
 		&operation.OperationSucceeded{At: at},
 		&operation.OperationFailed{Reason: "disk full", Compensated: []string{"schedule"}, At: at},
 	},

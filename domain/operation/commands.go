@@ -53,6 +53,16 @@ func (CompleteStep) operationCommand() {}
 func (FailStep) operationCommand()     {}
 func (ExpireStep) operationCommand()   {}
 func (Finish) operationCommand()       {}
+func (Rewind) operationCommand()       {}
+
+// Rewind goes back from the running step From to the earlier step To and
+// starts it again (a build retried on another host).
+type Rewind struct {
+	From   string
+	To     string
+	Reason string
+	At     time.Time
+}
 
 // Decide returns the events a command produces.
 func Decide(s State, c Command) ([]domain.Event, error) {
@@ -87,6 +97,17 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		}
 		reason := fmt.Sprintf("step %s did not finish within %s", c.Step, st.Timeout)
 		return []domain.Event{&StepFailed{Step: c.Step, Reason: reason, At: c.At}}, nil
+	case Rewind:
+		if err := s.mustRun(c.From); err != nil {
+			return nil, err
+		}
+		to := s.index(c.To)
+		if to < 0 || to > s.Current {
+			return nil, domain.Invalidf("operation %s cannot rewind from %s to %q", s.ID, c.From, c.To)
+		}
+		st := s.Steps[to]
+		return []domain.Event{&Rewound{From: c.From, To: c.To, Reason: c.Reason, At: c.At},
+			&StepStarted{Step: c.To, Deadline: c.At.Add(st.Timeout), At: c.At}}, nil
 	case Finish:
 		var evs []domain.Event
 		reason := c.Reason

@@ -12,6 +12,7 @@ const (
 	TypeStepStarted   = "operation.step_started"
 	TypeStepSucceeded = "operation.step_succeeded"
 	TypeStepFailed    = "operation.step_failed"
+	TypeRewound       = "operation.rewound"
 	TypeSucceeded     = "operation.succeeded"
 	TypeFailed        = "operation.failed"
 )
@@ -46,6 +47,16 @@ type StepFailed struct {
 	At     time.Time `json:"at"`
 }
 
+// Rewound records that the running step failed in a way an earlier step can
+// retry (a spawn that failed on one host goes back to scheduling): the steps
+// from To on are pending again, and To starts in the same commit.
+type Rewound struct {
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
 // OperationSucceeded records that every step completed.
 type OperationSucceeded struct {
 	At time.Time `json:"at"`
@@ -62,6 +73,7 @@ func (*Began) EventType() string              { return TypeBegan }
 func (*StepStarted) EventType() string        { return TypeStepStarted }
 func (*StepSucceeded) EventType() string      { return TypeStepSucceeded }
 func (*StepFailed) EventType() string         { return TypeStepFailed }
+func (*Rewound) EventType() string            { return TypeRewound }
 func (*OperationSucceeded) EventType() string { return TypeSucceeded }
 func (*OperationFailed) EventType() string    { return TypeFailed }
 
@@ -70,6 +82,7 @@ var registry = domain.Registry{
 	TypeStepStarted:   func() domain.Event { return &StepStarted{} },
 	TypeStepSucceeded: func() domain.Event { return &StepSucceeded{} },
 	TypeStepFailed:    func() domain.Event { return &StepFailed{} },
+	TypeRewound:       func() domain.Event { return &Rewound{} },
 	TypeSucceeded:     func() domain.Event { return &OperationSucceeded{} },
 	TypeFailed:        func() domain.Event { return &OperationFailed{} },
 }
@@ -98,6 +111,17 @@ func Evolve(s State, ev domain.Event) State {
 		s.Steps = clone(s.Steps)
 		s.Steps[i].Status, s.Steps[i].FinishedAt, s.Steps[i].Error = StepIsFailed, e.At, e.Reason
 		s.Current, s.Status, s.Error = -1, Compensating, e.Reason
+	case *Rewound:
+		s.Steps = clone(s.Steps)
+		for i := s.index(e.To); i >= 0 && i < len(s.Steps); i++ {
+			st := &s.Steps[i]
+			if i == s.index(e.From) {
+				st.Error = e.Reason
+			}
+			st.Status, st.StartedAt, st.FinishedAt, st.Deadline = StepIsPending, time.Time{}, time.Time{}, time.Time{}
+		}
+		s.Current = -1
+		s.Retries++
 	case *OperationSucceeded:
 		s.Status = Succeeded
 	case *OperationFailed:

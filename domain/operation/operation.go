@@ -72,6 +72,7 @@ type State struct {
 	Steps        []Step
 	Current      int // index of the running step, or -1
 	Error        string
+	Retries      int // rewinds so far
 }
 
 // Terminal reports whether the operation has ended.

@@ -375,3 +375,28 @@ func TestBeginRefusesDuplicateStepNames(t *testing.T) {
 		}
 	}
 }
+
+func TestRewindRetriesFromAnEarlierStep(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := operation.Decider.Fold(operation.Decider.Initial("op"), []domain.Event{
+		&operation.Began{ID: "op", Kind: "server.create", Steps: []operation.StepSpec{{Name: "schedule", Timeout: time.Minute}, {Name: "spawn", Timeout: time.Minute}}, At: at},
+		&operation.StepStarted{Step: "schedule", Deadline: at.Add(time.Minute), At: at},
+		&operation.StepSucceeded{Step: "schedule", At: at},
+		&operation.StepStarted{Step: "spawn", Deadline: at.Add(time.Minute), At: at},
+	})
+	later := at.Add(time.Second)
+	evs, err := operation.Decide(s, operation.Rewind{From: "spawn", To: "schedule", Reason: "disk full", At: later})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("rewind: %v %v", evs, err)
+	}
+	s = operation.Decider.Fold(s, evs)
+	if s.CurrentStep() != "schedule" || s.Steps[1].Status != operation.StepIsPending || s.Steps[1].Error != "disk full" || s.Retries != 1 || s.Status != operation.Running {
+		t.Fatalf("after rewind: %+v", s)
+	}
+	if _, err := operation.Decide(s, operation.Rewind{From: "spawn", To: "schedule", At: later}); domain.KindOf(err) != domain.Conflict {
+		t.Fatalf("rewind from a step that is not running: %v", err)
+	}
+	if _, err := operation.Decide(s, operation.Rewind{From: "schedule", To: "spawn", At: later}); domain.KindOf(err) != domain.Invalid {
+		t.Fatalf("rewind forward: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -13,6 +14,7 @@ type Create struct {
 	Flavor    Flavor
 	ImageID   string
 	Operation string
+	Hints     Hints
 	At        time.Time
 }
 
@@ -184,7 +186,7 @@ func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if c.Flavor.ID == "" || c.ImageID == "" {
 		return nil, domain.Invalidf("a server needs a flavor and an image")
 	}
-	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, CreatedAt: c.At})
+	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, CreatedAt: c.At})
 }
 
 // decideReport accepts a host's report only when it answers the task in
@@ -212,7 +214,11 @@ func decideReport(s State, r Report) ([]domain.Event, error) {
 	case ReportSpawned:
 		return one(&Spawned{Host: r.Host, At: r.At})
 	case ReportSpawnFailed:
-		return one(&Failed{Host: r.Host, Reason: r.Reason, Operation: s.Operation, At: r.At})
+		if s.Attempts+1 < MaxBuildAttempts {
+			return one(&SpawnFailed{Host: r.Host, Reason: r.Reason, Attempt: s.Attempts + 1, At: r.At})
+		}
+		reason := fmt.Sprintf("build failed on %d hosts; last on %s: %s", s.Attempts+1, r.Host, r.Reason)
+		return one(&Failed{Host: r.Host, Reason: reason, Operation: s.Operation, At: r.At})
 	case ReportStarted:
 		return one(&Started{Host: r.Host, At: r.At})
 	case ReportStopped:

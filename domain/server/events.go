@@ -11,6 +11,7 @@ const (
 	TypeCreated         = "server.created"
 	TypeScheduled       = "server.scheduled"
 	TypeSpawned         = "server.spawned"
+	TypeSpawnFailed     = "server.spawn_failed"
 	TypeFailed          = "server.failed"
 	TypeStartRequested  = "server.start_requested"
 	TypeStopRequested   = "server.stop_requested"
@@ -30,7 +31,17 @@ type Created struct {
 	Flavor    Flavor    `json:"flavor"`
 	ImageID   string    `json:"image_id"`
 	Operation string    `json:"operation_id"`
+	Hints     Hints     `json:"hints,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// SpawnFailed records a spawn that failed on one host; the build goes back
+// to scheduling on another host (attempt counts the failures so far).
+type SpawnFailed struct {
+	Host    string    `json:"host"`
+	Reason  string    `json:"reason"`
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
 }
 
 // Scheduled records the host chosen for a building server.
@@ -123,6 +134,7 @@ type Deleted struct {
 func (*Created) EventType() string         { return TypeCreated }
 func (*Scheduled) EventType() string       { return TypeScheduled }
 func (*Spawned) EventType() string         { return TypeSpawned }
+func (*SpawnFailed) EventType() string     { return TypeSpawnFailed }
 func (*Failed) EventType() string          { return TypeFailed }
 func (*StartRequested) EventType() string  { return TypeStartRequested }
 func (*StopRequested) EventType() string   { return TypeStopRequested }
@@ -138,6 +150,7 @@ var registry = domain.Registry{
 	TypeCreated:         func() domain.Event { return &Created{} },
 	TypeScheduled:       func() domain.Event { return &Scheduled{} },
 	TypeSpawned:         func() domain.Event { return &Spawned{} },
+	TypeSpawnFailed:     func() domain.Event { return &SpawnFailed{} },
 	TypeFailed:          func() domain.Event { return &Failed{} },
 	TypeStartRequested:  func() domain.Event { return &StartRequested{} },
 	TypeStopRequested:   func() domain.Event { return &StopRequested{} },

@@ -89,6 +89,20 @@ type State struct {
 	Reason    string
 	Operation string
 	CreatedAt time.Time
+	Hints     Hints
+	// Attempts counts failed spawns of this build; FailedHosts are where.
+	Attempts    int
+	FailedHosts []string
+}
+
+// MaxBuildAttempts is how many hosts a build is tried on before ERROR.
+const MaxBuildAttempts = 3
+
+// Hints steer placement.
+type Hints struct {
+	AvailabilityZone string `json:"availability_zone,omitempty"`
+	ServerGroup      string `json:"server_group,omitempty"`
+	TargetHost       string `json:"target_host,omitempty"` // admins only
 }
 
 // Command is one of the commands in commands.go.
@@ -108,9 +122,12 @@ func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Created:
 		s = State{ID: e.ID, Exists: true, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
-			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt}
+			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints}
 	case *Scheduled:
 		s.Host, s.Task = e.Host, Spawning
+	case *SpawnFailed:
+		s.FailedHosts = append(append([]string(nil), s.FailedHosts...), e.Host)
+		s.Host, s.Task, s.Attempts = "", Scheduling, e.Attempt
 	case *Spawned:
 		s.Power, s.Task, s.Status, s.Reason = Running, NoTask, StatusActive, ""
 	case *Failed:

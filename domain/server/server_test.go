@@ -317,8 +317,11 @@ func report(host string, kind server.ReportKind) server.Report {
 func TestReportsAnswerTheTaskInProgress(t *testing.T) {
 	run(t, []tc{
 		{"spawned", spawning, report(h1, server.ReportSpawned), then(&server.Spawned{Host: h1, At: t1})},
-		{"spawn failed", spawning, report(h1, server.ReportSpawnFailed),
-			then(&server.Failed{Host: h1, Reason: "disk full", Operation: opCreate, At: t1})},
+		{"spawn failed: try another host", spawning, report(h1, server.ReportSpawnFailed),
+			then(&server.SpawnFailed{Host: h1, Reason: "disk full", Attempt: 1, At: t1})},
+		{"spawn failed on the last attempt", plus(spawning, &server.SpawnFailed{Host: "h0", Attempt: 1}, &server.Scheduled{Host: "h9"},
+			&server.SpawnFailed{Host: "h9", Attempt: 2}, &server.Scheduled{Host: h1}), report(h1, server.ReportSpawnFailed),
+			then(&server.Failed{Host: h1, Reason: "build failed on 3 hosts; last on " + h1 + ": disk full", Operation: opCreate, At: t1})},
 		{"started", starting, report(h1, server.ReportStarted), then(&server.Started{Host: h1, At: t1})},
 		{"stopped", stopping, report(h1, server.ReportStopped), then(&server.Stopped{Host: h1, At: t1})},
 		{"rebooted", rebooting, report(h1, server.ReportRebooted), then(&server.Rebooted{Host: h1, At: t1})},
@@ -455,8 +458,16 @@ func TestCreatedRecordsTheRequest(t *testing.T) {
 	want := server.State{ID: sid, Exists: true, Name: "web-1", Flavor: flv, ImageID: "img-1",
 		Desired: server.WantRunning, Power: server.NoState, Task: server.Scheduling,
 		Status: server.StatusBuilding, Operation: opCreate, CreatedAt: t0}
-	if s != want {
+	if !reflect.DeepEqual(s, want) {
 		t.Fatalf("state %+v\nwant  %+v", s, want)
+	}
+}
+
+func TestSpawnFailureGoesBackToScheduling(t *testing.T) {
+	s := fold(plus(spawning, &server.SpawnFailed{Host: h1, Reason: "disk full", Attempt: 1, At: t1}))
+	if s.Task != server.Scheduling || s.Host != "" || s.Status != server.StatusBuilding || s.Attempts != 1 ||
+		!reflect.DeepEqual(s.FailedHosts, []string{h1}) {
+		t.Fatalf("after a failed spawn: %+v", s)
 	}
 }
 

@@ -50,6 +50,11 @@ func start(t *testing.T, tweak func(*node.Config)) *env {
 			e.node.Close()
 		}
 	})
+	t.Cleanup(func() {
+		if t.Failed() && e.node != nil {
+			e.dumpLog()
+		}
+	})
 	return e
 }
 
@@ -228,4 +233,59 @@ func eventually(t *testing.T, within time.Duration, f func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// dumpLog prints the event log of a failed test, commit by commit.
+func (e *env) dumpLog() {
+	ctx := context.Background()
+	head, err := e.node.Store.LastSequence(ctx)
+	if err != nil {
+		return
+	}
+	for seq := uint64(1); seq <= head; seq++ {
+		env, err := e.node.Store.Get(ctx, seq)
+		if err != nil {
+			continue
+		}
+		for _, ev := range env.Events {
+			e.t.Logf("%4d %-9s %.8s %-26s %s", seq, env.AggregateType, env.AggregateID, ev.Type, ev.Data)
+		}
+	}
+}
+
+type hostJSON struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	State   string `json:"state"`
+	Servers int    `json:"servers"`
+	Used    struct {
+		VCPUs  int `json:"vcpus"`
+		RAMMiB int `json:"ram_mib"`
+	} `json:"used"`
+	Total struct {
+		VCPUs  int `json:"vcpus"`
+		RAMMiB int `json:"ram_mib"`
+	} `json:"total"`
+}
+
+func (e *env) hosts() []hostJSON {
+	e.t.Helper()
+	var out struct {
+		Items []hostJSON `json:"items"`
+	}
+	e.must(200, e.call("GET", "/v1/hosts", nil)).json(e.t, &out)
+	return out.Items
+}
+
+// expectNoClaims waits until no host holds a claim.
+func (e *env) expectNoClaims() {
+	e.t.Helper()
+	eventually(e.t, 10*time.Second, func() error {
+		for _, h := range e.hosts() {
+			if h.Servers != 0 || h.Used.RAMMiB != 0 {
+				return fmt.Errorf("host %s still holds %d claims (%d MiB)", h.Name, h.Servers, h.Used.RAMMiB)
+			}
+		}
+		return nil
+	})
 }

@@ -68,9 +68,10 @@ func TestServerLifecycleOnSimulatedHosts(t *testing.T) {
 			t.Fatalf("host %s still holds %d servers after delete", h.Name, n)
 		}
 	}
+	e.expectNoClaims()
 }
 
-func TestFailedSpawnEndsInErrorWithReason(t *testing.T) {
+func TestFailedSpawnIsRetriedOnOtherHostsThenEndsInError(t *testing.T) {
 	e := start(t, func(c *node.Config) { c.FakeKnobs = fake.Knobs{FailRate: 1} })
 	e.seed()
 	acc, _ := e.createServer("doomed")
@@ -79,9 +80,18 @@ func TestFailedSpawnEndsInErrorWithReason(t *testing.T) {
 		t.Fatalf("operation: %+v", op)
 	}
 	s, _ := e.server(acc.Server.ID)
-	if s.Status != "ERROR" || s.Reason == nil || !strings.Contains(*s.Reason, "injected failure") || s.Host != nil {
+	if s.Status != "ERROR" || s.Reason == nil || !strings.Contains(*s.Reason, "build failed on 3 hosts") || s.Host != nil {
 		t.Fatalf("server: %+v", s)
 	}
+	// Each of the 3 hosts was tried once, and none keeps a claim.
+	var tried struct {
+		Items []struct{ Events []struct{ Type string } } `json:"items"`
+	}
+	e.must(200, e.call("GET", "/v1/events?type=server.spawn_failed&aggregate_id="+s.ID, nil)).json(t, &tried)
+	if len(tried.Items) != 2 {
+		t.Fatalf("want 2 retried spawns before the last failure, got %d", len(tried.Items))
+	}
+	e.expectNoClaims()
 	// Deleting works in ERROR too.
 	r := e.must(202, e.call("DELETE", "/v1/servers/"+s.ID, nil))
 	var del acceptedJSON

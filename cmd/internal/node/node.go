@@ -27,6 +27,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
 	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/migrations"
 	"github.com/keel-cloud/keel/projections"
 	"github.com/keel-cloud/keel/sagas"
@@ -117,7 +118,7 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	n.App = commands.NewApp(n.Store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
-	n.Saga = &sagas.ServerSaga{App: n.App, Placer: n.Read, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
+	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: n.Read, Weights: scheduler.DefaultWeights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
 	names, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.NamesBucket, 0, n.Store.Replicas)
 	if err != nil {
 		return nil, err
