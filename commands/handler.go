@@ -65,9 +65,11 @@ func New[S any, C any](store EventStore, d domain.Decider[S, C], isConflict func
 	return &Handler[S, C]{store: store, decider: d, isConflict: isConflict, cache: newCache[S](cacheSize), Now: time.Now}
 }
 
-// Load returns the current state of one aggregate and its version.
+// Load returns the current state of one aggregate and its version. It
+// checks the subject for commits made elsewhere (another replica) since the
+// cached state, with one direct get.
 func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) {
-	e, err := h.entry(ctx, id)
+	e, err := h.fresh(ctx, id)
 	if err != nil {
 		var zero S
 		return zero, 0, err
@@ -90,7 +92,14 @@ func (h *Handler[S, C]) Handle(ctx context.Context, id string, cmd C, meta Meta)
 		}
 		events, err := h.decider.Decide(e.state, cmd)
 		if err != nil {
-			return Result[S]{}, err
+			// A refusal may rest on a stale cache (another replica moved the
+			// aggregate on): decide again if the subject has newer commits.
+			newer, cerr := h.catchUp(ctx, id, e)
+			if cerr != nil || newer.lastSeq == e.lastSeq {
+				return Result[S]{}, err
+			}
+			e = newer
+			continue
 		}
 		if len(events) == 0 {
 			return Result[S]{Seq: e.lastSeq, Version: e.version, State: e.state}, nil
@@ -131,6 +140,14 @@ func (h *Handler[S, C]) Handle(ctx context.Context, id string, cmd C, meta Meta)
 	}
 }
 
+// fresh returns the state with every commit on the subject folded in.
+func (h *Handler[S, C]) fresh(ctx context.Context, id string) (*entry[S], error) {
+	if e, ok := h.cache.get(id); ok {
+		return h.catchUp(ctx, id, e)
+	}
+	return h.entry(ctx, id)
+}
+
 // entry returns the cached state, or loads it from the subject.
 func (h *Handler[S, C]) entry(ctx context.Context, id string) (*entry[S], error) {
 	if e, ok := h.cache.get(id); ok {
@@ -144,6 +161,9 @@ func (h *Handler[S, C]) catchUp(ctx context.Context, id string, e *entry[S]) (*e
 	envs, err := h.store.Load(ctx, h.decider.Type, id, e.lastSeq)
 	if err != nil {
 		return nil, err
+	}
+	if len(envs) == 0 && e.lastSeq > 0 {
+		return e, nil // nothing new: keep the cached entry as it is
 	}
 	next := e.copy()
 	for _, env := range envs {

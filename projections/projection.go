@@ -42,9 +42,6 @@ type Projection struct {
 	Apply func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error
 }
 
-// Durable is the projection's durable name, e.g. projection.servers.v1.
-func (p Projection) Durable() string { return fmt.Sprintf("projection.%s.v%d", p.Name, p.Version) }
-
 func (p Projection) live() Tables {
 	t := Tables{}
 	for _, n := range p.Tables {

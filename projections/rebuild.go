@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keel-cloud/keel/domain"
 )
@@ -23,10 +24,40 @@ type RebuildResult struct {
 // projection took in meanwhile and swaps the copies in. Readers see the old
 // tables until the swap commits and the new ones after; the swap holds the
 // lock only for the tail of the log.
+//
+// Rebuilds of one projection are serialised across replicas by a session
+// advisory lock held for the whole rebuild.
 func (r *Runner) Rebuild(ctx context.Context, p Projection) (RebuildResult, error) {
+	var res RebuildResult
+	err := r.withRebuildLock(ctx, p, func(conn *pgxpool.Conn) error {
+		var err error
+		res, err = r.rebuild(ctx, conn, p)
+		return err
+	})
+	return res, err
+}
+
+// withRebuildLock runs fn holding the projection's rebuild lock on conn,
+// the one connection the rebuild then works on (so that several rebuilds
+// at once never wait on each other for connections).
+func (r *Runner) withRebuildLock(ctx context.Context, p Projection, fn func(conn *pgxpool.Conn) error) error {
+	conn, err := r.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", p.Name, err)
+	}
+	defer conn.Release()
+	key := lockKey("rebuild." + p.Name)
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		return fmt.Errorf("rebuild lock of %s: %w", p.Name, err)
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key) }()
+	return fn(conn)
+}
+
+func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, p Projection) (RebuildResult, error) {
 	start := time.Now()
 	rt := p.rebuild()
-	if err := r.createCopies(ctx, p, rt); err != nil {
+	if err := createCopies(ctx, conn, p, rt); err != nil {
 		return RebuildResult{}, err
 	}
 	head, err := r.streamHead(ctx)
@@ -36,7 +67,7 @@ func (r *Runner) Rebuild(ctx context.Context, p Projection) (RebuildResult, erro
 	var done, commits uint64
 	if head > 0 {
 		err = consume(ctx, r.Stream, 1, head, func(envs []domain.Envelope) error {
-			n, err := r.applyTo(ctx, r.Pool, p, rt, envs, done)
+			n, err := r.applyTo(ctx, conn, p, rt, envs, done)
 			done, commits = n, commits+uint64(len(envs))
 			return err
 		})
@@ -44,15 +75,15 @@ func (r *Runner) Rebuild(ctx context.Context, p Projection) (RebuildResult, erro
 			return RebuildResult{}, fmt.Errorf("rebuild %s: %w", p.Name, err)
 		}
 	}
-	seq, err := r.swap(ctx, p, rt, done)
+	seq, err := r.swap(ctx, conn, p, rt, done)
 	if err != nil {
 		return RebuildResult{}, err
 	}
 	return RebuildResult{Projection: p.Name, Commits: commits, Sequence: seq, Duration: time.Since(start)}, nil
 }
 
-func (r *Runner) createCopies(ctx context.Context, p Projection, rt Tables) error {
-	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+func createCopies(ctx context.Context, conn *pgxpool.Conn, p Projection, rt Tables) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		for _, t := range p.Tables {
 			if _, err := tx.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL)`, rt.T(t), rt.T(t), t)); err != nil {
 				return fmt.Errorf("create rebuild table for %s: %w", t, err)
@@ -85,9 +116,9 @@ func (r *Runner) applyTo(ctx context.Context, db execer, p Projection, t Tables,
 }
 
 // swap catches the copies up with the live checkpoint and renames them in.
-func (r *Runner) swap(ctx context.Context, p Projection, rt Tables, done uint64) (uint64, error) {
+func (r *Runner) swap(ctx context.Context, conn *pgxpool.Conn, p Projection, rt Tables, done uint64) (uint64, error) {
 	var final uint64
-	err := pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(p.Name)); err != nil {
 			return err
 		}

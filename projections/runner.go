@@ -47,8 +47,13 @@ func (r *Runner) Run(ctx context.Context) error {
 // follow applies new commits to one projection until ctx ends, restarting
 // its consumer after errors.
 func (r *Runner) follow(ctx context.Context, p Projection) error {
-	if err := r.prepare(ctx, p); err != nil {
-		return err
+	for {
+		err := r.prepare(ctx, p)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		r.Log.Error("projection could not start; retrying", "projection", p.Name, "err", err)
+		_ = sleepCtx(ctx, time.Second)
 	}
 	for ctx.Err() == nil {
 		err := r.followOnce(ctx, p)
@@ -71,13 +76,22 @@ func (r *Runner) prepare(ctx context.Context, p Projection) error {
 	if err := r.Pool.QueryRow(ctx, `SELECT version FROM projection_checkpoints WHERE name=$1`, p.Name).Scan(&v); err != nil {
 		return fmt.Errorf("projection %s checkpoint: %w", p.Name, err)
 	}
-	if v != p.Version {
-		r.Log.Info("projection version changed; rebuilding", "projection", p.Name, "from", v, "to", p.Version)
-		if _, err := r.Rebuild(ctx, p); err != nil {
-			return err
-		}
+	if v == p.Version {
+		return nil
 	}
-	return nil
+	// Another replica may be rebuilding it too: take the rebuild lock, then
+	// look again.
+	return r.withRebuildLock(ctx, p, func(conn *pgxpool.Conn) error {
+		if err := conn.QueryRow(ctx, `SELECT version FROM projection_checkpoints WHERE name=$1`, p.Name).Scan(&v); err != nil {
+			return fmt.Errorf("projection %s checkpoint: %w", p.Name, err)
+		}
+		if v == p.Version {
+			return nil
+		}
+		r.Log.Info("projection version changed; rebuilding", "projection", p.Name, "from", v, "to", p.Version)
+		_, err := r.rebuild(ctx, conn, p)
+		return err
+	})
 }
 
 func (r *Runner) followOnce(ctx context.Context, p Projection) error {
@@ -153,10 +167,12 @@ func consume(ctx context.Context, stream jetstream.Stream, from, to uint64, fn f
 		return fmt.Errorf("ordered consumer from %d: %w", from, err)
 	}
 	msgs := make(chan jetstream.Msg, 4*BatchSize)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel() // unblocks the callback when fn fails with a full buffer
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
-		case <-ctx.Done():
+		case <-cctx.Done():
 		}
 	}, jetstream.PullMaxMessages(2*BatchSize))
 	if err != nil {

@@ -153,6 +153,8 @@ var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"
 					e.ID, e.Name, e.Flavor.ID, fl, e.ImageID, e.Operation, env.Version, e.CreatedAt, env.Sequence)
 			case *server.Scheduled:
 				upd(`host=$5, task='spawning'`, e.Host)
+			case *server.SpawnFailed:
+				upd(`host=NULL, task='scheduling'`)
 			case *server.Spawned, *server.Started, *server.Rebooted:
 				upd(`power='RUNNING', task=NULL, status='ACTIVE', reason=NULL`)
 			case *server.Failed:
@@ -217,6 +219,12 @@ var Operations = Projection{Name: "operations", Version: 1, Tables: []string{"op
 			case *operation.StepFailed:
 				b.Queue(`UPDATE `+steps+` SET status='failed', finished_at=$3, error=$4 WHERE operation_id=$1 AND name=$2`, env.AggregateID, e.Step, e.At, e.Reason)
 				b.Queue(`UPDATE `+ops+` SET status='compensating', current_step=NULL, deadline=NULL, error=$2, updated_at=$3, seq=$4 WHERE id=$1`, env.AggregateID, e.Reason, e.At, env.Sequence)
+			case *operation.Rewound:
+				b.Queue(`UPDATE `+steps+` SET status='pending', started_at=NULL, finished_at=NULL, deadline=NULL,
+					error=CASE WHEN name=$3 THEN $4 ELSE error END
+					WHERE operation_id=$1 AND idx >= (SELECT idx FROM `+steps+` WHERE operation_id=$1 AND name=$2)`,
+					env.AggregateID, e.To, e.From, e.Reason)
+				b.Queue(`UPDATE `+ops+` SET current_step=NULL, deadline=NULL, updated_at=$2, seq=$3 WHERE id=$1`, env.AggregateID, e.At, env.Sequence)
 			case *operation.OperationSucceeded:
 				finish(b, ops, env, "succeeded", "", e.At)
 			case *operation.OperationFailed:

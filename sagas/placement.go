@@ -19,10 +19,11 @@ type Snapshot interface {
 }
 
 // Placement rounds: each reads a fresh snapshot and tries the best
-// candidates in turn; a claim refused by a host (it filled up since the
-// snapshot) moves on to the next.
+// candidates in turn; a host that refuses the claim (it filled up since the
+// snapshot) is left out of later rounds, so every round makes progress and
+// placement ends when a host accepts or no candidate is left.
 const (
-	placementRounds     = 6
+	placementRounds     = 1000
 	candidatesPerRound  = 8
 	placementRoundPause = 50 * time.Millisecond
 )
@@ -50,7 +51,6 @@ func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
 	}
 	attempt := fmt.Sprint(op.Retries)
 	var last scheduler.Result
-	var refused error
 	for round := 0; round < placementRounds; round++ {
 		hosts, err := s.Snapshot.Snapshot(ctx)
 		if err != nil {
@@ -68,17 +68,15 @@ func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
 			if ok {
 				return s.place(ctx, opID, attempt, sv, c.Host)
 			}
-			refused = err
+			// The host filled up (or was disabled) since the snapshot: the
+			// next rounds leave it out.
+			req.Refused = append(req.Refused, c.Host)
 		}
 		if err := sleep(ctx, placementRoundPause); err != nil {
 			return err
 		}
 	}
-	reason := last.Explain()
-	if len(last.Candidates) > 0 && refused != nil {
-		reason = fmt.Sprintf("no valid host: every candidate refused the claim (last: %v)", refused)
-	}
-	return s.op(ctx, opID, "schedule/failed/"+attempt, operation.FailStep{Step: StepSchedule, Reason: reason, At: s.now().UTC()})
+	return s.op(ctx, opID, "schedule/failed/"+attempt, operation.FailStep{Step: StepSchedule, Reason: last.Explain(), At: s.now().UTC()})
 }
 
 // request builds the scheduler's request from the server and its image.

@@ -127,6 +127,9 @@ func (s *Store) Append(ctx context.Context, env *domain.Envelope, expectedSeq ui
 // landedOrConflict reads the subject's last commit: if it carries our
 // command id, our earlier attempt landed; otherwise someone else moved on.
 func (s *Store) landedOrConflict(ctx context.Context, subj, commandID string) (uint64, error) {
+	if commandID == "" {
+		return 0, ErrConcurrency // without an id, no commit can be recognised as ours
+	}
 	m, err := s.stream.GetLastMsgForSubject(ctx, subj)
 	if err != nil {
 		return 0, fmt.Errorf("check last commit of %s: %w", subj, err)

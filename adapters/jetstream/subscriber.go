@@ -98,19 +98,32 @@ func (s Subscription) process(ctx context.Context, m jetstream.Msg) {
 		return // left unacknowledged: redelivered after a restart
 	}
 	env, err := DecodeMsg(m)
-	if err == nil {
-		stop := keepInProgress(m)
-		err = s.Handle(ctx, env)
-		stop()
-	}
 	if err != nil {
-		if ctx.Err() == nil {
-			s.Log.Warn("subscriber will retry commit", "durable", s.Durable, "seq", env.Sequence, "err", err)
-		}
-		_ = m.NakWithDelay(time.Second)
+		s.Log.Error("undecodable commit; leaving it unacknowledged", "durable", s.Durable, "err", err)
 		return
 	}
-	_ = m.Ack()
+	// Retry in place: later commits of the same key wait, so their order
+	// holds. Handlers ignore refusals, so what fails here is transient.
+	stop := keepInProgress(m)
+	defer stop()
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := s.Handle(ctx, env)
+		if err == nil {
+			_ = m.Ack()
+			return
+		}
+		if ctx.Err() != nil {
+			return // left unacknowledged: redelivered after a restart
+		}
+		s.Log.Warn("subscriber retries commit", "durable", s.Durable, "seq", env.Sequence, "in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // keepInProgress tells JetStream the commit is still being worked on until

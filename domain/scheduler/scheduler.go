@@ -55,6 +55,7 @@ type Request struct {
 	Group      *Group
 	TargetHost string   // admins only: this host or nothing
 	Exclude    []string // hosts where this build already failed
+	Refused    []string // hosts that refused a claim for this request since the snapshot was taken
 }
 
 // Weights are the weigher multipliers: positive spreads (prefers free
@@ -117,6 +118,7 @@ var filters = []filter{
 		return r.Resources.RAMMiB >= r.ImageMin.RAMMiB && (r.Resources.DiskGiB == 0 || r.Resources.DiskGiB >= r.ImageMin.DiskGiB)
 	}},
 	{"capacity", func(h *Host, r *Request) bool { return r.Resources.Fits(h.Free()) }},
+	{"claim_refused", func(h *Host, r *Request) bool { return !slices.Contains(r.Refused, h.Name) }},
 	{"aggregate_extra_specs", aggregateSpecs},
 	{"traits", traits},
 	{"server_group", groupPolicy},

@@ -1,0 +1,97 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keel-cloud/keel/cmd/internal/node"
+)
+
+// 1,000 concurrent creates onto 100 hosts that fit 800 servers: exactly 800
+// become ACTIVE, 200 end in ERROR saying no valid host, no host goes over
+// capacity, and no claim is left for a server that is not on that host.
+func TestThousandCreatesOnAHundredHostsNeverDoubleBook(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 creates")
+	}
+	const hosts, perHost, creates = 100, 8, 1000
+	e := start(t, func(c *node.Config) {
+		c.FakeHosts = hosts
+		// 8 servers of 512 MiB each fill a host's RAM; CPU and disk have room.
+		c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB = 32, perHost*512, 1000
+	})
+	e.seed()
+	var wg sync.WaitGroup
+	ops := make(chan string, creates)
+	sem := make(chan struct{}, 64)
+	for i := 0; i < creates; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r := e.call("POST", "/v1/servers", map[string]any{"name": fmt.Sprintf("p-%d", i), "flavor": "small", "image": "tiny"},
+				"Keel-Min-Sequence", fmt.Sprint(e.minSeq))
+			if r.Status != 202 {
+				t.Errorf("create %d: %d %s", i, r.Status, r.Body)
+				return
+			}
+			var a acceptedJSON
+			_ = json.Unmarshal(r.Body, &a)
+			ops <- a.OperationID
+		}(i)
+	}
+	wg.Wait()
+	close(ops)
+	if t.Failed() {
+		t.FailNow()
+	}
+	e.settle(3 * time.Minute)
+
+	ctx := context.Background()
+	var active, errored, noHost int
+	err := e.node.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status='ACTIVE'), count(*) FILTER (WHERE status='ERROR'),
+		count(*) FILTER (WHERE status='ERROR' AND reason LIKE 'no valid host%') FROM servers`).Scan(&active, &errored, &noHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if active != hosts*perHost || errored != creates-hosts*perHost || noHost != errored {
+		var reasons []string
+		rows, _ := e.node.Pool.Query(ctx, `SELECT DISTINCT reason FROM servers WHERE status='ERROR' LIMIT 5`)
+		for rows.Next() {
+			var r string
+			_ = rows.Scan(&r)
+			reasons = append(reasons, r)
+		}
+		rows.Close()
+		t.Fatalf("want %d ACTIVE and %d ERROR (no valid host), got %d ACTIVE, %d ERROR (%d no valid host): %s",
+			hosts*perHost, creates-hosts*perHost, active, errored, noHost, strings.Join(reasons, " | "))
+	}
+	for _, h := range e.hosts() {
+		if h.Used.RAMMiB > h.Total.RAMMiB || h.Servers > perHost {
+			t.Errorf("host %s is over capacity: %d/%d MiB, %d servers", h.Name, h.Used.RAMMiB, h.Total.RAMMiB, h.Servers)
+		}
+	}
+	var stray int
+	err = e.node.Pool.QueryRow(ctx, `SELECT count(*) FROM host_claims c LEFT JOIN servers s ON s.id = c.server_id
+		WHERE s.id IS NULL OR s.host IS DISTINCT FROM c.host`).Scan(&stray)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stray != 0 {
+		t.Fatalf("%d claims are held for servers that are not on that host", stray)
+	}
+	// The simulated hypervisors agree with the read model.
+	held := 0
+	for _, h := range e.node.Hosts {
+		held += len(h.Servers())
+	}
+	if held != active {
+		t.Fatalf("simulated hosts run %d servers, the read model says %d are ACTIVE", held, active)
+	}
+}
