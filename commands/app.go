@@ -57,6 +57,10 @@ func DeriveID(parts ...string) string {
 	return uuid.NewSHA1(keelNS, []byte(name)).String()
 }
 
+// HostID is the aggregate id of the host with this name: agents derive it,
+// so a host keeps its id across agent restarts.
+func HostID(name string) string { return DeriveID("host", name) }
+
 // NewID returns a fresh random id.
 func NewID() string { return uuid.NewString() }
 

@@ -29,7 +29,7 @@ const (
 )
 
 // HostID is the aggregate id of a host name.
-func HostID(name string) string { return commands.DeriveID("host", name) }
+func HostID(name string) string { return commands.HostID(name) }
 
 // schedule runs the placement step: filter and rank hosts, then claim
 // capacity on the best one that accepts, then record the host on the server.

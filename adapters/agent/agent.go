@@ -33,7 +33,7 @@ type Agent struct {
 // Register records every managed host (a no-op when unchanged).
 func (a *Agent) Register(ctx context.Context) error {
 	for _, h := range a.Hosts {
-		id := commands.DeriveID("host", h.Info.Name)
+		id := commands.HostID(h.Info.Name)
 		spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB}
 		meta := commands.Meta{CommandID: commands.DeriveID("register", h.Info.Name, fmt.Sprint(spec)), Actor: domain.Actor{User: "agent:" + a.Name}}
 		if _, err := a.App.Hosts.Handle(ctx, id, host.Register{ID: id, Spec: spec, At: time.Now().UTC()}, meta); err != nil {

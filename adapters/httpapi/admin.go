@@ -6,7 +6,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/projections"
 )
 
@@ -21,13 +20,6 @@ type ProjectionsOutput struct {
 type RebuildOutput struct {
 	Body struct {
 		Items []projections.RebuildResult `json:"items"`
-	}
-}
-
-// HostsOutput lists hosts.
-type HostsOutput struct {
-	Body struct {
-		Items []postgres.Host `json:"items"`
 	}
 }
 
@@ -69,21 +61,4 @@ func (a *API) registerAdmin(api huma.API) {
 			return out, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "list-hosts", Method: http.MethodGet, Path: "/v1/hosts",
-		Summary: "List hosts with capacity and use", Tags: []string{"hosts"}},
-		func(ctx context.Context, in *struct{ ReadAfter }) (*HostsOutput, error) {
-			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
-				return nil, err
-			}
-			hs, err := a.Read.Hosts(ctx)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out := &HostsOutput{}
-			out.Body.Items = hs
-			if out.Body.Items == nil {
-				out.Body.Items = []postgres.Host{}
-			}
-			return out, nil
-		})
 }

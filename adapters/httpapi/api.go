@@ -60,6 +60,7 @@ func (a *API) Handler() http.Handler {
 	a.registerOperations(api)
 	a.registerEvents(api)
 	a.registerAdmin(api)
+	a.registerHosts(api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))

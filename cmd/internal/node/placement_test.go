@@ -95,3 +95,33 @@ func TestThousandCreatesOnAHundredHostsNeverDoubleBook(t *testing.T) {
 		t.Fatalf("simulated hosts run %d servers, the read model says %d are ACTIVE", held, active)
 	}
 }
+
+func TestDisabledHostTakesNoNewServersAndBusyHostCannotBeRemoved(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 2 })
+	e.seed()
+	r := e.must(200, e.call("POST", "/v1/hosts/sim-1/disable", map[string]any{"reason": "bad fan"}))
+	var h hostJSON
+	r.json(t, &h)
+	if h.Status != "disabled" {
+		t.Fatalf("after disable: %+v", h)
+	}
+	// At once: every new server lands on sim-2, even with a stale snapshot,
+	// because the host itself refuses the claim.
+	for i := 0; i < 4; i++ {
+		acc, _ := e.createServer(fmt.Sprintf("d-%d", i))
+		if op := e.waitOp(acc.OperationID, 20*time.Second); op.Status != "succeeded" {
+			t.Fatalf("create: %+v", op)
+		}
+		if s, _ := e.server(acc.Server.ID); s.Host == nil || *s.Host != "sim-2" {
+			t.Fatalf("server placed on a disabled host: %+v", s)
+		}
+	}
+	r = e.must(409, e.call("DELETE", "/v1/hosts/sim-2", nil))
+	if !strings.Contains(string(r.Body), "still holds 4 server(s)") {
+		t.Fatalf("delete of a busy host: %s", r.Body)
+	}
+	e.must(200, e.call("POST", "/v1/hosts/sim-1/enable", nil))
+	// sim-1 is empty: it can leave the fleet.
+	r = e.must(204, e.call("DELETE", "/v1/hosts/sim-1", nil))
+	e.must(404, e.call("GET", "/v1/hosts/sim-1", nil, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
+}

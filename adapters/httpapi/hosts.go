@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/host"
+)
+
+// HostsOutput lists hosts.
+type HostsOutput struct {
+	Body struct {
+		Items []postgres.Host `json:"items"`
+	}
+}
+
+// HostOutput is one host.
+type HostOutput struct {
+	Written
+	Body postgres.Host
+}
+
+// ReasonBody explains an administrative change.
+type ReasonBody struct {
+	Reason string `json:"reason,omitempty" maxLength:"255" doc:"Shown with the host's status"`
+}
+
+func (a *API) registerHosts(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "list-hosts", Method: http.MethodGet, Path: "/v1/hosts",
+		Summary: "List hosts with capacity total, used and free", Tags: []string{"hosts"}},
+		func(ctx context.Context, in *struct{ ReadAfter }) (*HostsOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			hs, err := a.Read.Hosts(ctx)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &HostsOutput{}
+			out.Body.Items = hs
+			if out.Body.Items == nil {
+				out.Body.Items = []postgres.Host{}
+			}
+			return out, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "get-host", Method: http.MethodGet, Path: "/v1/hosts/{id}",
+		Summary: "Show a host", Tags: []string{"hosts"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			IDParam
+		}) (*HostOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			h, err := a.Read.Host(ctx, in.ID)
+			if err != nil {
+				return nil, a.notFoundOr(ctx, err, "host", in.ID)
+			}
+			return &HostOutput{Body: h}, nil
+		})
+
+	type action struct {
+		op, path, summary string
+		cmd               func(reason string) host.Command
+	}
+	for _, ac := range []action{
+		{"enable-host", "enable", "Enable a host: it takes new servers again", func(string) host.Command { return host.Enable{} }},
+		{"disable-host", "disable", "Disable a host: no new servers from now on", func(r string) host.Command { return host.Disable{Reason: r} }},
+		{"start-host-maintenance", "maintenance", "Put a host in maintenance: no new servers", func(r string) host.Command { return host.SetMaintenance{On: true, Reason: r} }},
+		{"end-host-maintenance", "maintenance/end", "End a host's maintenance", func(string) host.Command { return host.SetMaintenance{} }},
+	} {
+		huma.Register(api, huma.Operation{OperationID: ac.op, Method: http.MethodPost, Path: "/v1/hosts/{id}/" + ac.path,
+			Summary: ac.summary, Tags: []string{"hosts"}},
+			func(ctx context.Context, in *struct {
+				IDParam
+				Body *ReasonBody `required:"false"`
+			}) (*HostOutput, error) {
+				reason := ""
+				if in.Body != nil {
+					reason = in.Body.Reason
+				}
+				return a.hostCommand(ctx, in.ID, stamp(ac.cmd(reason), a.App.Now().UTC()))
+			})
+	}
+
+	huma.Register(api, huma.Operation{OperationID: "set-host-overcommit", Method: http.MethodPut, Path: "/v1/hosts/{id}/overcommit",
+		Summary: "Set a host's overcommit ratios", Tags: []string{"hosts"},
+		Description: "Refused with 409 when the servers on the host would no longer fit."},
+		func(ctx context.Context, in *struct {
+			IDParam
+			Body host.Ratios
+		}) (*HostOutput, error) {
+			return a.hostCommand(ctx, in.ID, host.SetRatios{Ratios: in.Body, At: a.App.Now().UTC()})
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "delete-host", Method: http.MethodDelete, Path: "/v1/hosts/{id}",
+		Summary: "Remove an empty host", Tags: []string{"hosts"}, DefaultStatus: http.StatusNoContent,
+		Description: "Refused with 409 while servers are placed on the host."},
+		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
+			out, err := a.hostCommand(ctx, in.ID, host.Remove{At: a.App.Now().UTC()})
+			if err != nil {
+				return nil, err
+			}
+			return &DeletedOutput{out.Written}, nil
+		})
+}
+
+// stamp sets the time on commands built without one.
+func stamp(c host.Command, at time.Time) host.Command {
+	switch c := c.(type) {
+	case host.Enable:
+		c.At = at
+		return c
+	case host.Disable:
+		c.At = at
+		return c
+	case host.SetMaintenance:
+		c.At = at
+		return c
+	}
+	return c
+}
+
+// hostCommand sends a command to a host named by id or name, and answers
+// with the host as the read model shows it once the commit is applied.
+func (a *API) hostCommand(ctx context.Context, ref string, cmd host.Command) (*HostOutput, error) {
+	id, err := a.hostID(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.App.Hosts.Handle(ctx, id, cmd, a.meta(ctx, commandID(ctx)))
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &HostOutput{Written: Written{res.Seq}}
+	if _, ok := cmd.(host.Remove); ok {
+		return out, nil
+	}
+	if err := a.waitRead(ctx, ReadAfter{MinSeq: res.Seq}); err != nil {
+		return nil, err
+	}
+	if out.Body, err = a.Read.Host(ctx, id); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return out, nil
+}
+
+// hostID resolves a host id or name to the host's aggregate id.
+func (a *API) hostID(ctx context.Context, ref string) (string, error) {
+	if u, err := uuid.Parse(ref); err == nil {
+		return u.String(), nil
+	}
+	if _, err := a.resolve(ctx, "host", ref, func(string) ([]string, error) { return []string{ref}, nil }); err != nil {
+		return "", err
+	}
+	return commands.HostID(ref), nil
+}
