@@ -26,6 +26,10 @@ type Agent struct {
 	Log    *slog.Logger
 	// CallTimeout bounds one driver call.
 	CallTimeout time.Duration
+	// Publish sends heartbeats (core NATS); nil sends none.
+	Publish func(subject string, data []byte) error
+	// HeartbeatEvery is the heartbeat period (default 5 s).
+	HeartbeatEvery time.Duration
 
 	byName map[string]Driver
 }
@@ -55,6 +59,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Register(ctx); err != nil {
 		return err
 	}
+	if a.Publish != nil {
+		go a.heartbeat(ctx)
+	}
 	sub := keeljs.Subscription{
 		Durable:  "agent-" + a.Name + "-v1",
 		Subjects: []string{keeljs.SubjectPrefix + server.AggregateType + ".>"},
@@ -64,6 +71,32 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	return sub.Run(ctx, a.Stream)
 }
+
+// heartbeat tells the control plane every period that each host is alive.
+// Heartbeats go over core NATS, never into the event log.
+func (a *Agent) heartbeat(ctx context.Context) {
+	every := a.HeartbeatEvery
+	if every == 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, h := range a.Hosts {
+			if err := a.Publish(HeartbeatSubject+commands.HostID(h.Info.Name), []byte(h.Info.Name)); err != nil {
+				a.Log.Warn("heartbeat", "host", h.Info.Name, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// HeartbeatSubject is where heartbeats go: keel.heartbeat.<host id>.
+const HeartbeatSubject = "keel.heartbeat."
 
 func (a *Agent) handle(ctx context.Context, env domain.Envelope) error {
 	events, err := catalog.Decode(env)

@@ -75,6 +75,24 @@ func Open(ctx context.Context, nc *nats.Conn, replicas int, dupWindow time.Durat
 	return &Store{JS: js, stream: s, Replicas: replicas}, nil
 }
 
+// Attach connects to an existing stream without changing its configuration
+// (agents use it; keel serve owns the stream).
+func Attach(ctx context.Context, nc *nats.Conn) (*Store, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	s, err := js.Stream(ctx, StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("find stream %s (is keel serve running?): %w", StreamName, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	return &Store{JS: js, stream: s, Replicas: info.Config.Replicas}, nil
+}
+
 // Append publishes one commit if the aggregate's last commit is still at
 // expectedSeq (0: the aggregate has no commit yet). It returns the commit's
 // stream sequence. A retried append that already landed is recognised by

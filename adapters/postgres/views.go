@@ -230,7 +230,12 @@ func (r *ReadModel) Image(ctx context.Context, id string) (Image, error) {
 // ServerFilter filters the server list.
 type ServerFilter struct{ Name, Status, Host, ImageID, FlavorID string }
 
-const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, version, created_at, updated_at FROM servers`
+// serverCols reads servers; a server on a host that is down shows its
+// observed power state as UNKNOWN.
+const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, version, created_at, updated_at
+	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.version, s.created_at, s.updated_at,
+		CASE WHEN EXISTS (SELECT 1 FROM hosts h WHERE h.name = s.host AND h.down) THEN 'UNKNOWN' ELSE s.power END AS power
+		FROM servers s) servers`
 
 // Servers lists servers.
 func (r *ReadModel) Servers(ctx context.Context, f ServerFilter, p Page) ([]Server, string, error) {
@@ -383,4 +388,13 @@ func (r *ReadModel) Events(ctx context.Context, f EventFilter, n int) ([]Commit,
 		next = out[n-1].Sequence
 	}
 	return out, next, nil
+}
+
+// Liveness implements sagas.LivenessSource.
+func (r *ReadModel) Liveness(ctx context.Context) ([]sagas.HostLiveness, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT id::text, name, down FROM hosts`)
+	if err != nil {
+		return nil, fmt.Errorf("query hosts: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[sagas.HostLiveness])
 }

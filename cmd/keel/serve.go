@@ -72,6 +72,8 @@ local binaries (as the postgres user when run as root) and stopped on exit.`,
 	f.DurationVar(&c.Timeouts.Schedule, "schedule-timeout", sagas.DefaultTimeouts.Schedule, "deadline of the schedule step")
 	f.DurationVar(&c.Timeouts.Action, "action-timeout", sagas.DefaultTimeouts.Action, "deadline of start, stop and reboot")
 	f.DurationVar(&c.Timeouts.Destroy, "destroy-timeout", sagas.DefaultTimeouts.Destroy, "deadline of the destroy step")
+	f.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 30*time.Second, "a host without heartbeats for this long is down")
+	f.DurationVar(&c.HeartbeatEvery, "heartbeat", 5*time.Second, "heartbeat period of the in-process simulated hosts")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	return cmd
 }

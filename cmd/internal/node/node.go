@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,8 @@ type Config struct {
 
 	Timeouts         sagas.Timeouts
 	AgentCallTimeout time.Duration // how long a simulated host call may take before the host gives up (default 5m)
+	HeartbeatEvery   time.Duration // heartbeat period of in-process simulated hosts (default 5s)
+	HeartbeatTimeout time.Duration // no heartbeat for this long: the host is down (default 30s)
 	DeadlineEvery    time.Duration
 	ReadWait         time.Duration
 	Log              *slog.Logger
@@ -88,6 +91,9 @@ func (c *Config) defaults() {
 	}
 	if c.HostVCPUs == 0 {
 		c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB = 32, 131072, 2000
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 30 * time.Second
 	}
 	if c.AgentCallTimeout == 0 {
 		c.AgentCallTimeout = 5 * time.Minute
@@ -137,10 +143,14 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	n.goRun(func() error { return n.Runner.Run(runCtx) })
 	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store.Stream()) })
 	n.goRun(func() error { n.Saga.WatchDeadlines(runCtx, n.Read, c.DeadlineEvery); return nil })
+	if err := n.watchLiveness(runCtx); err != nil {
+		return nil, err
+	}
 	if c.FakeHosts > 0 {
 		hosts, sims := fake.Fleet("sim", c.FakeHosts, c.FakeKnobs, c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB)
 		n.Hosts = sims
-		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log, CallTimeout: c.AgentCallTimeout}
+		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log,
+			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, HeartbeatEvery: c.HeartbeatEvery}
 		if err := ag.Register(ctx); err != nil {
 			return nil, err
 		}
@@ -291,4 +301,21 @@ func nameErr(err error) error {
 		return commands.ErrNameTaken
 	}
 	return err
+}
+
+// watchLiveness feeds heartbeats (core NATS) to the liveness monitor.
+func (n *Node) watchLiveness(ctx context.Context) error {
+	l := &sagas.Liveness{App: n.App, Hosts: n.Read, Timeout: n.Config.HeartbeatTimeout, Log: n.Config.Log}
+	sub, err := n.nc.Subscribe(agent.HeartbeatSubject+"*", func(m *nats.Msg) {
+		l.Beat(strings.TrimPrefix(m.Subject, agent.HeartbeatSubject))
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to heartbeats: %w", err)
+	}
+	every := min(time.Second, max(n.Config.HeartbeatTimeout/4, 50*time.Millisecond))
+	n.goRun(func() error {
+		l.Run(ctx, every)
+		return sub.Unsubscribe()
+	})
+	return nil
 }

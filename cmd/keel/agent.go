@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/adapters/fake"
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/commands"
+)
+
+type agentFlags struct {
+	natsURL, driver, prefix, name string
+	hosts, vcpus, ramMiB, diskGiB int
+	latency, heartbeat            time.Duration
+	failRate                      float64
+	verbose                       bool
+}
+
+func agentCmd() *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a host agent: simulated hosts (--driver fake) that join a keel serve over NATS",
+		Long: `Run a host agent. It registers its hosts, sends heartbeats (core NATS, not
+the event log), follows the server events addressed to its hosts, drives
+their hypervisors and reports results as commands, exactly as a real agent.
+
+With --driver fake it runs --hosts simulated hosts named PREFIX-1..PREFIX-N,
+each of the size given by --host-vcpus, --host-ram-mib and --host-disk-gib.
+keel serve must expose its NATS: keel serve --nats-listen 127.0.0.1:4222.`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.natsURL, "nats", envOr("KEEL_NATS", "nats://127.0.0.1:4222"), "NATS URL of the control plane")
+	fl.StringVar(&f.driver, "driver", "fake", "hypervisor driver: fake (libvirt comes with real compute nodes)")
+	fl.IntVar(&f.hosts, "hosts", 1, "number of simulated hosts")
+	fl.StringVar(&f.prefix, "host-prefix", defaultPrefix(), "simulated hosts are named PREFIX-1..PREFIX-N")
+	fl.StringVar(&f.name, "name", "", "agent name (its durable consumer); default: the host prefix")
+	fl.IntVar(&f.vcpus, "host-vcpus", 32, "vCPUs of each simulated host")
+	fl.IntVar(&f.ramMiB, "host-ram-mib", 131072, "RAM of each simulated host")
+	fl.IntVar(&f.diskGiB, "host-disk-gib", 2000, "disk of each simulated host")
+	fl.DurationVar(&f.latency, "fake-latency", 200*time.Millisecond, "latency of each simulated hypervisor call")
+	fl.Float64Var(&f.failRate, "fake-fail-rate", 0, "probability that a simulated spawn fails")
+	fl.DurationVar(&f.heartbeat, "heartbeat", 5*time.Second, "heartbeat period")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
+	return cmd
+}
+
+func runAgent(f agentFlags) error {
+	if f.driver != "fake" {
+		return fmt.Errorf("driver %q is not available yet; use --driver fake", f.driver)
+	}
+	if f.hosts < 1 {
+		return errors.New("--hosts must be at least 1")
+	}
+	level := slog.LevelInfo
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	nc, err := nats.Connect(f.natsURL, nats.Name("keel-agent-"+f.prefix), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect to %s (does keel serve run with --nats-listen?): %w", f.natsURL, err)
+	}
+	defer nc.Close()
+	store, err := keeljs.Attach(ctx, nc)
+	if err != nil {
+		return err
+	}
+	app := commands.NewApp(store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
+	hosts, _ := fake.Fleet(f.prefix, f.hosts, fake.Knobs{Latency: f.latency, FailRate: f.failRate}, f.vcpus, f.ramMiB, f.diskGiB)
+	name := f.name
+	if name == "" {
+		name = f.prefix
+	}
+	ag := &agent.Agent{Name: name, App: app, Stream: store.Stream(), Hosts: hosts, Log: log,
+		Publish: nc.Publish, HeartbeatEvery: f.heartbeat}
+	log.Info("agent starting", "hosts", f.hosts, "prefix", f.prefix, "nats", f.natsURL)
+	err = ag.Run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultPrefix() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "fake"
+	}
+	return "fake-" + h
+}
