@@ -13,6 +13,7 @@ import (
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/domain/servergroup"
 )
 
 // App lists every command handler: it reads as the table of contents of
@@ -23,6 +24,7 @@ type App struct {
 	Servers    *Handler[server.State, server.Command]
 	Operations *Handler[operation.State, operation.Command]
 	Hosts      *Handler[host.State, host.Command]
+	Groups     *Handler[servergroup.State, servergroup.Command]
 	// Names keeps flavor and image names unique (nil: not enforced).
 	Names NameStore
 	// Now gives the time put into commands; tests may replace it.
@@ -37,6 +39,7 @@ func NewApp(store EventStore, isConflict func(error) bool) *App {
 		Servers:    New(store, server.Decider, isConflict, 200_000),
 		Operations: New(store, operation.Decider, isConflict, 200_000),
 		Hosts:      New(store, host.Decider, isConflict, 20_000),
+		Groups:     New(store, servergroup.Decider, isConflict, 20_000),
 		Now:        time.Now,
 	}
 }
@@ -69,6 +72,7 @@ type CreateServerRequest struct {
 	Name     string
 	FlavorID string
 	ImageID  string
+	Hints    server.Hints
 }
 
 // CreateServer checks the flavor and the image against the event log and
@@ -98,11 +102,20 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	if fl.Spec.RAMMiB < im.Spec.MinRAMMiB {
 		return Result[server.State]{}, "", domain.Invalidf("flavor %s has %d MiB of RAM; image %s needs at least %d MiB", fl.Spec.Name, fl.Spec.RAMMiB, im.Spec.Name, im.Spec.MinRAMMiB)
 	}
+	if g := req.Hints.ServerGroup; g != "" {
+		st, _, err := a.Groups.Load(ctx, g)
+		if err != nil {
+			return Result[server.State]{}, "", err
+		}
+		if !st.Exists || st.Deleted {
+			return Result[server.State]{}, "", domain.Invalidf("server group %s does not exist", g)
+		}
+	}
 	id := DeriveID(meta.CommandID, "server")
 	opID := DeriveID(id, "create")
 	meta.CorrelationID = opID
 	res, err := a.Servers.Handle(ctx, id, server.Create{
-		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, At: a.Now().UTC(),
+		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, At: a.Now().UTC(),
 		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB},
 	}, meta)
 	return res, opID, err

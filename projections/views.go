@@ -12,6 +12,7 @@ import (
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/domain/servergroup"
 )
 
 // Flavors is the flavors table.
@@ -115,6 +116,30 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// ServerGroups is the server_groups and server_group_members tables.
+var ServerGroups = Projection{Name: "server_groups", Version: 1, Tables: []string{"server_groups", "server_group_members"},
+	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		if env.AggregateType != servergroup.AggregateType {
+			return nil
+		}
+		gs, ms := t.T("server_groups"), t.T("server_group_members")
+		for _, ev := range events {
+			switch e := ev.(type) {
+			case *servergroup.Created:
+				b.Queue(`INSERT INTO `+gs+` (id, name, policy, max_per_host, created_at, seq) VALUES ($1,$2,$3,$4,$5,$6)
+					ON CONFLICT (id) DO NOTHING`, e.ID, e.Spec.Name, e.Spec.Policy, e.Spec.MaxPerHost, e.At, env.Sequence)
+			case *servergroup.MemberAdded:
+				b.Queue(`INSERT INTO `+ms+` (group_id, server_id, host) VALUES ($1,$2,$3)
+					ON CONFLICT (group_id, server_id) DO UPDATE SET host=$3`, env.AggregateID, e.Server, e.Host)
+			case *servergroup.MemberRemoved:
+				b.Queue(`DELETE FROM `+ms+` WHERE group_id=$1 AND server_id=$2`, env.AggregateID, e.Server)
+			case *servergroup.Deleted:
+				b.Queue(`DELETE FROM `+gs+` WHERE id=$1`, env.AggregateID)
+			}
+		}
+		return nil
+	}}
 
 // Events is the event history behind GET /v1/events.
 var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},

@@ -3,6 +3,7 @@ package sagas
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/keel-cloud/keel/commands"
@@ -11,6 +12,7 @@ import (
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/domain/servergroup"
 )
 
 // Snapshot gives the scheduler its view of the hosts (from the read model).
@@ -49,11 +51,23 @@ func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
 	if err != nil {
 		return err
 	}
+	if g := sv.Hints.ServerGroup; g != "" {
+		// Members of one group are placed one at a time in this process, so
+		// each sees where the previous went: soft policies spread (or pack)
+		// evenly even when created in parallel. Hard policies do not rest on
+		// this: the group aggregate checks them on every add.
+		mu, _ := s.groupLocks.LoadOrStore(g, &sync.Mutex{})
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
+	}
 	attempt := fmt.Sprint(op.Retries)
 	var last scheduler.Result
 	for round := 0; round < placementRounds; round++ {
 		hosts, err := s.Snapshot.Snapshot(ctx)
 		if err != nil {
+			return err
+		}
+		if req.Group, err = s.group(ctx, sv); err != nil {
 			return err
 		}
 		last = scheduler.Schedule(hosts, req, s.Weights)
@@ -95,14 +109,62 @@ func (s *ServerSaga) request(ctx context.Context, sv server.State) (scheduler.Re
 	return req, nil
 }
 
-// claim asks one host for capacity; a refusal is (false, refusal).
-func (s *ServerSaga) claim(ctx context.Context, opID, attempt string, sv server.State, hostName string, r host.Resources) (bool, error) {
-	meta := commands.Meta{CommandID: opID + "/claim/" + attempt + "/" + hostName, Actor: domain.Actor{User: "saga"}, CorrelationID: opID}
-	_, err := s.App.Hosts.Handle(ctx, HostID(hostName), host.Claim{Server: string(sv.ID), Resources: r, Operation: opID, At: s.now().UTC()}, meta)
-	if err != nil {
-		return false, err
+// group returns the server's group as the scheduler sees it (members
+// elsewhere than this server), read from the group's own stream.
+func (s *ServerSaga) group(ctx context.Context, sv server.State) (*scheduler.Group, error) {
+	if sv.Hints.ServerGroup == "" {
+		return nil, nil
 	}
-	return true, nil
+	g, _, err := s.App.Groups.Load(ctx, sv.Hints.ServerGroup)
+	if err != nil || !g.Exists {
+		return nil, err
+	}
+	members := map[string]int{}
+	for srv, h := range g.Members {
+		if srv != string(sv.ID) {
+			members[h]++
+		}
+	}
+	return &scheduler.Group{Policy: g.Spec.Policy, MaxPerHost: g.Spec.MaxPerHost, Members: members}, nil
+}
+
+// claim places the server in its group on the host (the group checks its
+// policy), then takes capacity on the host (the host checks it). Either
+// refusal is (false, refusal); a group place whose host refused is undone.
+func (s *ServerSaga) claim(ctx context.Context, opID, attempt string, sv server.State, hostName string, r host.Resources) (bool, error) {
+	meta := func(what string) commands.Meta {
+		return commands.Meta{CommandID: opID + "/" + what + "/" + attempt + "/" + hostName, Actor: domain.Actor{User: "saga"}, CorrelationID: opID}
+	}
+	g, sid := sv.Hints.ServerGroup, string(sv.ID)
+	if g != "" {
+		if _, err := s.App.Groups.Handle(ctx, g, servergroup.AddMember{Server: sid, Host: hostName, At: s.now().UTC()}, meta("group")); err != nil {
+			return false, err
+		}
+	}
+	_, err := s.App.Hosts.Handle(ctx, HostID(hostName), host.Claim{Server: sid, Resources: r, Operation: opID, At: s.now().UTC()}, meta("claim"))
+	if err == nil {
+		return true, nil
+	}
+	if g != "" && domain.KindOf(err) != 0 {
+		if _, uerr := s.App.Groups.Handle(ctx, g, servergroup.RemoveMember{Server: sid, At: s.now().UTC()}, meta("ungroup")); uerr != nil && domain.KindOf(uerr) == 0 {
+			return false, uerr
+		}
+	}
+	return false, err
+}
+
+// leave takes a server out of its group (deleted, or its build failed).
+func (s *ServerSaga) leave(ctx context.Context, corr, sid string) error {
+	sv, _, err := s.App.Servers.Load(ctx, sid)
+	if err != nil || sv.Hints.ServerGroup == "" {
+		return err
+	}
+	meta := commands.Meta{CommandID: corr + "/leave/" + sid, Actor: domain.Actor{User: "saga"}, CorrelationID: corr}
+	_, err = s.App.Groups.Handle(ctx, sv.Hints.ServerGroup, servergroup.RemoveMember{Server: sid, At: s.now().UTC()}, meta)
+	if domain.KindOf(err) != 0 {
+		return nil
+	}
+	return err
 }
 
 // place records the host on the server; if the server moved on meanwhile
@@ -110,7 +172,10 @@ func (s *ServerSaga) claim(ctx context.Context, opID, attempt string, sv server.
 func (s *ServerSaga) place(ctx context.Context, opID, attempt string, sv server.State, hostName string) error {
 	err := s.server(ctx, string(sv.ID), opID, "schedule/"+attempt, server.Schedule{Host: hostName, Operation: opID, At: s.now().UTC()})
 	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
-		return s.release(ctx, opID, hostName, string(sv.ID), "server moved on before it was placed")
+		if err := s.release(ctx, opID, hostName, string(sv.ID), "server moved on before it was placed"); err != nil {
+			return err
+		}
+		return s.leave(ctx, opID, string(sv.ID))
 	}
 	return err
 }

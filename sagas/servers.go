@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -64,6 +65,8 @@ type ServerSaga struct {
 	Timeouts Timeouts
 	Log      *slog.Logger
 	Now      func() time.Time
+
+	groupLocks sync.Map // server group id -> *sync.Mutex
 }
 
 // Run follows the log until ctx ends.
@@ -154,11 +157,17 @@ func (s *ServerSaga) onServer(ctx context.Context, env domain.Envelope, ev domai
 		if err := s.release(ctx, e.Operation, e.Host, sid, "build failed"); err != nil {
 			return err
 		}
+		if err := s.leave(ctx, e.Operation, sid); err != nil {
+			return err
+		}
 		return s.finish(ctx, e.Operation, e.Reason, compensatedCreate(e.Host))
 	case *server.ActionFailed:
 		return s.finish(ctx, op, e.Reason, nil)
 	case *server.Deleted:
 		if err := s.release(ctx, op, e.Host, sid, "server deleted"); err != nil {
+			return err
+		}
+		if err := s.leave(ctx, op, sid); err != nil {
 			return err
 		}
 		if e.Forced {

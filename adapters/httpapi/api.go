@@ -61,6 +61,7 @@ func (a *API) Handler() http.Handler {
 	a.registerEvents(api)
 	a.registerAdmin(api)
 	a.registerHosts(api)
+	a.registerGroups(api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))

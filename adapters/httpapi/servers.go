@@ -18,6 +18,10 @@ type ServerBody struct {
 	Name   string `json:"name" minLength:"1" maxLength:"255" doc:"Server names need not be unique"`
 	Flavor string `json:"flavor" minLength:"1" maxLength:"255" doc:"Flavor id or name"`
 	Image  string `json:"image" minLength:"1" maxLength:"255" doc:"Image id or name"`
+	// Scheduler hints.
+	AvailabilityZone string `json:"availability_zone,omitempty" maxLength:"255" doc:"Place the server in this availability zone"`
+	ServerGroup      string `json:"server_group,omitempty" maxLength:"255" doc:"Server group id or name; its policy applies"`
+	TargetHost       string `json:"target_host,omitempty" maxLength:"255" doc:"Place the server on this host or nowhere (an operator's hint)"`
 }
 
 // Accepted is the answer to anything that takes time: the server as it is
@@ -74,8 +78,15 @@ func (a *API) registerServers(api huma.API) {
 			if err != nil {
 				return nil, unprocessable(err)
 			}
+			hints := server.Hints{AvailabilityZone: in.Body.AvailabilityZone, TargetHost: in.Body.TargetHost}
+			if in.Body.ServerGroup != "" {
+				if hints.ServerGroup, err = a.groupID(ctx, in.Body.ServerGroup); err != nil {
+					return nil, unprocessable(err)
+				}
+			}
 			cid := commandID(ctx)
-			res, opID, err := a.App.CreateServer(ctx, commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID}, a.meta(ctx, cid))
+			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints}
+			res, opID, err := a.App.CreateServer(ctx, req, a.meta(ctx, cid))
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}

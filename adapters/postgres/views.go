@@ -398,3 +398,52 @@ func (r *ReadModel) Liveness(ctx context.Context) ([]sagas.HostLiveness, error) 
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[sagas.HostLiveness])
 }
+
+// ServerGroup as read, with where its members are.
+type ServerGroup struct {
+	ID         string        `json:"id" format:"uuid"`
+	Name       string        `json:"name"`
+	Policy     string        `json:"policy" enum:"affinity,anti-affinity,soft-affinity,soft-anti-affinity"`
+	MaxPerHost int           `json:"max_per_host"`
+	Members    []GroupMember `json:"members"`
+	CreatedAt  time.Time     `json:"created_at"`
+}
+
+// GroupMember is a member of a server group and its host.
+type GroupMember struct {
+	ServerID string `json:"server_id" format:"uuid"`
+	Host     string `json:"host"`
+}
+
+const groupCols = `SELECT id::text, name, policy, max_per_host, created_at FROM server_groups`
+
+func scanGroup(row pgx.CollectableRow) (ServerGroup, error) {
+	var g ServerGroup
+	err := row.Scan(&g.ID, &g.Name, &g.Policy, &g.MaxPerHost, &g.CreatedAt)
+	g.Members = []GroupMember{}
+	return g, err
+}
+
+// ServerGroups lists server groups (members in Group).
+func (r *ReadModel) ServerGroups(ctx context.Context, name string, p Page) ([]ServerGroup, string, error) {
+	w := &where{}
+	if name != "" {
+		w.add("name = ?", name)
+	}
+	return list(ctx, r.Pool, groupCols, w, p, "created_at", scanGroup,
+		func(g ServerGroup) (time.Time, string) { return g.CreatedAt, g.ID })
+}
+
+// ServerGroup returns one group with its members.
+func (r *ReadModel) ServerGroup(ctx context.Context, id string) (ServerGroup, error) {
+	g, err := one(ctx, r.Pool, groupCols+` WHERE id=$1`, scanGroup, id)
+	if err != nil {
+		return g, err
+	}
+	rows, err := r.Pool.Query(ctx, `SELECT server_id::text, host FROM server_group_members WHERE group_id=$1 ORDER BY host, server_id`, id)
+	if err != nil {
+		return g, fmt.Errorf("query members: %w", err)
+	}
+	g.Members, err = pgx.CollectRows(rows, pgx.RowToStructByPos[GroupMember])
+	return g, err
+}

@@ -12,15 +12,17 @@ import (
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/domain/servergroup"
 )
 
 // Registries maps aggregate types to their event registries.
 var Registries = map[string]domain.Registry{
-	flavor.AggregateType:    flavor.Decider.Registry,
-	image.AggregateType:     image.Decider.Registry,
-	server.AggregateType:    server.Decider.Registry,
-	operation.AggregateType: operation.Decider.Registry,
-	host.AggregateType:      host.Decider.Registry,
+	flavor.AggregateType:      flavor.Decider.Registry,
+	image.AggregateType:       image.Decider.Registry,
+	server.AggregateType:      server.Decider.Registry,
+	operation.AggregateType:   operation.Decider.Registry,
+	host.AggregateType:        host.Decider.Registry,
+	servergroup.AggregateType: servergroup.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

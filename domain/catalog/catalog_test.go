@@ -15,6 +15,7 @@ import (
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/domain/servergroup"
 )
 
 // A time with nanoseconds, so that a round trip that drops precision fails.
@@ -58,6 +59,12 @@ var examples = map[string][]domain.Event{
 		&operation.Rewound{From: "spawn", To: "schedule", Reason: "disk full on h-1", At: at},
 		&operation.OperationSucceeded{At: at},
 		&operation.OperationFailed{Reason: "disk full", Compensated: []string{"schedule"}, At: at},
+	},
+	servergroup.AggregateType: {
+		&servergroup.Created{ID: "g-1", Spec: servergroup.Spec{Name: "web", Policy: "anti-affinity", MaxPerHost: 1}, At: at},
+		&servergroup.MemberAdded{Server: "s-1", Host: "h-1", At: at},
+		&servergroup.MemberRemoved{Server: "s-1", At: at},
+		&servergroup.Deleted{At: at},
 	},
 	host.AggregateType: {
 		&host.Registered{ID: "h-1", Spec: host.Spec{Name: "node-1", Address: "10.0.0.1", Driver: "fake", Hypervisor: "qemu",

@@ -125,3 +125,76 @@ func TestDisabledHostTakesNoNewServersAndBusyHostCannotBeRemoved(t *testing.T) {
 	r = e.must(204, e.call("DELETE", "/v1/hosts/sim-1", nil))
 	e.must(404, e.call("GET", "/v1/hosts/sim-1", nil, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
 }
+
+// createGroupMembers creates n servers in a group at once and waits for
+// every build to end; it returns the hosts of the ACTIVE ones and the
+// reasons of the failed ones.
+func (e *env) createGroupMembers(group string, n int) (map[string]int, []string) {
+	e.t.Helper()
+	var wg sync.WaitGroup
+	accs := make([]acceptedJSON, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := e.call("POST", "/v1/servers", map[string]any{"name": fmt.Sprintf("%s-%d", group, i), "flavor": "small", "image": "tiny",
+				"server_group": group}, "Keel-Min-Sequence", fmt.Sprint(e.minSeq))
+			if r.Status != 202 {
+				e.t.Errorf("create %d: %d %s", i, r.Status, r.Body)
+				return
+			}
+			_ = json.Unmarshal(r.Body, &accs[i])
+		}(i)
+	}
+	wg.Wait()
+	if e.t.Failed() {
+		e.t.FailNow()
+	}
+	hosts, failures := map[string]int{}, []string{}
+	for _, a := range accs {
+		e.waitOp(a.OperationID, 60*time.Second)
+		s, _ := e.server(a.Server.ID)
+		switch {
+		case s.Status == "ACTIVE" && s.Host != nil:
+			hosts[*s.Host]++
+		case s.Status == "ERROR" && s.Reason != nil:
+			failures = append(failures, *s.Reason)
+		default:
+			e.t.Fatalf("server ended %+v", s)
+		}
+	}
+	return hosts, failures
+}
+
+func TestAntiAffinityGroupsHoldUnderParallelCreates(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 8 })
+	e.seed()
+	r := e.must(201, e.call("POST", "/v1/server-groups", map[string]any{"name": "hard", "policy": "anti-affinity"}))
+	r2 := e.must(201, e.call("POST", "/v1/server-groups", map[string]any{"name": "soft", "policy": "soft-anti-affinity"}))
+	e.minSeq = max(r.seq(), r2.seq())
+
+	hosts, failures := e.createGroupMembers("hard", 10)
+	if len(hosts) != 8 || len(failures) != 2 {
+		t.Fatalf("hard anti-affinity: %d hosts used (%v), %d failures %v", len(hosts), hosts, len(failures), failures)
+	}
+	for h, n := range hosts {
+		if n != 1 {
+			t.Fatalf("hard anti-affinity put %d members on %s", n, h)
+		}
+	}
+	for _, f := range failures {
+		if !strings.Contains(f, "no valid host") || !strings.Contains(f, "server_group") {
+			t.Fatalf("failure reason does not say why: %q", f)
+		}
+	}
+
+	hosts, failures = e.createGroupMembers("soft", 10)
+	if len(failures) != 0 || len(hosts) != 8 {
+		t.Fatalf("soft anti-affinity: hosts %v, failures %v", hosts, failures)
+	}
+	for h, n := range hosts {
+		if n > 2 {
+			t.Fatalf("soft anti-affinity put %d members on %s while others had room: %v", n, h, hosts)
+		}
+	}
+}

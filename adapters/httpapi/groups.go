@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/servergroup"
+)
+
+// GroupBody is a server group to create.
+type GroupBody struct {
+	Name       string `json:"name" minLength:"1" maxLength:"255"`
+	Policy     string `json:"policy" enum:"affinity,anti-affinity,soft-affinity,soft-anti-affinity" doc:"Hard policies refuse a placement that breaks them; soft ones only steer it"`
+	MaxPerHost int    `json:"max_per_host,omitempty" minimum:"0" doc:"At most this many members on one host (0: no limit; hard anti-affinity means 1)"`
+}
+
+// GroupOutput is one server group.
+type GroupOutput struct {
+	Written
+	Location string `header:"Location"`
+	Body     postgres.ServerGroup
+}
+
+func (a *API) registerGroups(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "create-server-group", Method: http.MethodPost, Path: "/v1/server-groups",
+		Summary: "Create a server group", Tags: []string{"server-groups"}, DefaultStatus: http.StatusCreated},
+		func(ctx context.Context, in *struct{ Body GroupBody }) (*GroupOutput, error) {
+			cid := commandID(ctx)
+			id := commands.DeriveID(cid, "servergroup")
+			spec := servergroup.Spec{Name: in.Body.Name, Policy: in.Body.Policy, MaxPerHost: in.Body.MaxPerHost}
+			at := a.App.Now().UTC()
+			res, err := a.App.Groups.Handle(ctx, id, servergroup.Create{ID: id, Spec: spec, At: at}, a.meta(ctx, cid))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			s := res.State.Spec
+			return &GroupOutput{Written: Written{res.Seq}, Location: "/v1/server-groups/" + id,
+				Body: postgres.ServerGroup{ID: id, Name: s.Name, Policy: s.Policy, MaxPerHost: s.MaxPerHost, Members: []postgres.GroupMember{}, CreatedAt: at}}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "list-server-groups", Method: http.MethodGet, Path: "/v1/server-groups",
+		Summary: "List server groups", Tags: []string{"server-groups"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			PageParams
+			Name string `query:"name" maxLength:"255"`
+		}) (*ListOutput[postgres.ServerGroup], error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.ServerGroups(ctx, in.Name, in.page())
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return listOut(items, next), nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "get-server-group", Method: http.MethodGet, Path: "/v1/server-groups/{id}",
+		Summary: "Show a server group and where its members are", Tags: []string{"server-groups"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			IDParam
+		}) (*GroupOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			id, err := a.groupID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			g, err := a.Read.ServerGroup(ctx, id)
+			if err != nil {
+				return nil, a.notFoundOr(ctx, err, "server group", in.ID)
+			}
+			return &GroupOutput{Body: g}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "delete-server-group", Method: http.MethodDelete, Path: "/v1/server-groups/{id}",
+		Summary: "Delete an empty server group", Tags: []string{"server-groups"}, DefaultStatus: http.StatusNoContent},
+		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
+			id, err := a.groupID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			res, err := a.App.Groups.Handle(ctx, id, servergroup.Delete{At: a.App.Now().UTC()}, a.meta(ctx, commandID(ctx)))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return &DeletedOutput{Written{res.Seq}}, nil
+		})
+}
+
+func (a *API) groupID(ctx context.Context, ref string) (string, error) {
+	return a.resolve(ctx, "server group", ref, func(name string) ([]string, error) {
+		items, _, err := a.Read.ServerGroups(ctx, name, postgres.Page{Limit: 2})
+		return ids(items, func(g postgres.ServerGroup) string { return g.ID }), err
+	})
+}
