@@ -10,6 +10,7 @@ import (
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
 	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
@@ -25,6 +26,7 @@ type App struct {
 	Operations *Handler[operation.State, operation.Command]
 	Hosts      *Handler[host.State, host.Command]
 	Groups     *Handler[servergroup.State, servergroup.Command]
+	Aggregates *Handler[hostaggregate.State, hostaggregate.Command]
 	// Names keeps flavor and image names unique (nil: not enforced).
 	Names NameStore
 	// Now gives the time put into commands; tests may replace it.
@@ -40,6 +42,7 @@ func NewApp(store EventStore, isConflict func(error) bool) *App {
 		Operations: New(store, operation.Decider, isConflict, 200_000),
 		Hosts:      New(store, host.Decider, isConflict, 20_000),
 		Groups:     New(store, servergroup.Decider, isConflict, 20_000),
+		Aggregates: New(store, hostaggregate.Decider, isConflict, 10_000),
 		Now:        time.Now,
 	}
 }
@@ -116,7 +119,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	meta.CorrelationID = opID
 	res, err := a.Servers.Handle(ctx, id, server.Create{
 		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, At: a.Now().UTC(),
-		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB},
+		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB, ExtraSpecs: fl.Spec.ExtraSpecs},
 	}, meta)
 	return res, opID, err
 }

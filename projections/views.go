@@ -9,6 +9,7 @@ import (
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
 	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
@@ -21,9 +22,10 @@ var Flavors = Projection{Name: "flavors", Version: 1, Tables: []string{"flavors"
 		for _, ev := range events {
 			switch e := ev.(type) {
 			case *flavor.Created:
-				b.Queue(`INSERT INTO `+t.T("flavors")+` (id, name, vcpus, ram_mib, disk_gib, created_at, seq)
-					VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (id) DO NOTHING`,
-					e.ID, e.Spec.Name, e.Spec.VCPUs, e.Spec.RAMMiB, e.Spec.DiskGiB, e.CreatedAt, env.Sequence)
+				specs, _ := json.Marshal(nonNilMap(e.Spec.ExtraSpecs))
+				b.Queue(`INSERT INTO `+t.T("flavors")+` (id, name, vcpus, ram_mib, disk_gib, extra_specs, created_at, seq)
+					VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (id) DO NOTHING`,
+					e.ID, e.Spec.Name, e.Spec.VCPUs, e.Spec.RAMMiB, e.Spec.DiskGiB, specs, e.CreatedAt, env.Sequence)
 			case *flavor.Deleted:
 				b.Queue(`DELETE FROM `+t.T("flavors")+` WHERE id = $1`, e.ID)
 			}
@@ -140,6 +142,40 @@ var ServerGroups = Projection{Name: "server_groups", Version: 1, Tables: []strin
 		}
 		return nil
 	}}
+
+// HostAggregates is the host_aggregates and host_aggregate_hosts tables.
+var HostAggregates = Projection{Name: "host_aggregates", Version: 1, Tables: []string{"host_aggregates", "host_aggregate_hosts"},
+	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
+		if env.AggregateType != hostaggregate.AggregateType {
+			return nil
+		}
+		as, hs := t.T("host_aggregates"), t.T("host_aggregate_hosts")
+		for _, ev := range events {
+			switch e := ev.(type) {
+			case *hostaggregate.Created:
+				md, _ := json.Marshal(nonNilMap(e.Metadata))
+				b.Queue(`INSERT INTO `+as+` (id, name, metadata, created_at, seq) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (id) DO NOTHING`,
+					e.ID, e.Name, md, e.At, env.Sequence)
+			case *hostaggregate.MetadataSet:
+				md, _ := json.Marshal(nonNilMap(e.Metadata))
+				b.Queue(`UPDATE `+as+` SET metadata=$2, seq=$3 WHERE id=$1`, env.AggregateID, md, env.Sequence)
+			case *hostaggregate.HostAdded:
+				b.Queue(`INSERT INTO `+hs+` (aggregate_id, host) VALUES ($1,$2) ON CONFLICT DO NOTHING`, env.AggregateID, e.Host)
+			case *hostaggregate.HostRemoved:
+				b.Queue(`DELETE FROM `+hs+` WHERE aggregate_id=$1 AND host=$2`, env.AggregateID, e.Host)
+			case *hostaggregate.Deleted:
+				b.Queue(`DELETE FROM `+as+` WHERE id=$1`, env.AggregateID)
+			}
+		}
+		return nil
+	}}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
 
 // Events is the event history behind GET /v1/events.
 var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},

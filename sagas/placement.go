@@ -100,6 +100,7 @@ func (s *ServerSaga) request(ctx context.Context, sv server.State) (scheduler.Re
 		AZ:         sv.Hints.AvailabilityZone,
 		TargetHost: sv.Hints.TargetHost,
 		Exclude:    sv.FailedHosts,
+		ExtraSpecs: sv.Flavor.ExtraSpecs,
 	}
 	im, _, err := s.App.Images.Load(ctx, sv.ImageID)
 	if err != nil {

@@ -62,6 +62,7 @@ func (a *API) Handler() http.Handler {
 	a.registerAdmin(api)
 	a.registerHosts(api)
 	a.registerGroups(api)
+	a.registerAggregates(api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))

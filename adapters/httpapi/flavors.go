@@ -15,10 +15,11 @@ import (
 
 // FlavorBody is a flavor to create.
 type FlavorBody struct {
-	Name    string `json:"name" minLength:"1" maxLength:"255" doc:"Unique name"`
-	VCPUs   int    `json:"vcpus" minimum:"1" maximum:"1024"`
-	RAMMiB  int    `json:"ram_mib" minimum:"1"`
-	DiskGiB int    `json:"disk_gib,omitempty" minimum:"0" doc:"Root disk size; 0 means the image's own size"`
+	Name       string            `json:"name" minLength:"1" maxLength:"255" doc:"Unique name"`
+	VCPUs      int               `json:"vcpus" minimum:"1" maximum:"1024"`
+	RAMMiB     int               `json:"ram_mib" minimum:"1"`
+	DiskGiB    int               `json:"disk_gib,omitempty" minimum:"0" doc:"Root disk size; 0 means the image's own size"`
+	ExtraSpecs map[string]string `json:"extra_specs,omitempty" doc:"Placement: trait:NAME=required|forbidden, aggregate:KEY=VALUE"`
 }
 
 // FlavorOutput is one flavor.
@@ -48,7 +49,7 @@ func (a *API) registerFlavors(api huma.API) {
 				return nil, a.fail(ctx, err)
 			}
 			cid := commandID(ctx)
-			spec := flavor.Spec{Name: in.Body.Name, VCPUs: in.Body.VCPUs, RAMMiB: in.Body.RAMMiB, DiskGiB: in.Body.DiskGiB}
+			spec := flavor.Spec{Name: in.Body.Name, VCPUs: in.Body.VCPUs, RAMMiB: in.Body.RAMMiB, DiskGiB: in.Body.DiskGiB, ExtraSpecs: in.Body.ExtraSpecs}
 			res, err := a.App.CreateFlavor(ctx, spec, a.meta(ctx, cid))
 			id, at := string(res.State.ID), res.State.CreatedAt
 			if err != nil {
@@ -56,7 +57,7 @@ func (a *API) registerFlavors(api huma.API) {
 			}
 			s := res.State.Spec
 			out := &FlavorOutput{Written: Written{res.Seq}, Location: "/v1/flavors/" + id,
-				Body: postgres.Flavor{ID: id, Name: s.Name, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB, DiskGiB: s.DiskGiB, CreatedAt: at}}
+				Body: postgres.Flavor{ID: id, Name: s.Name, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB, DiskGiB: s.DiskGiB, ExtraSpecs: nonNil(s.ExtraSpecs), CreatedAt: at}}
 			return out, nil
 		})
 
@@ -165,4 +166,11 @@ func ids[T any](items []T, id func(T) string) []string {
 		out[i] = id(it)
 	}
 	return out
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/sagas"
@@ -17,12 +20,13 @@ import (
 
 // Flavor as read.
 type Flavor struct {
-	ID        string    `json:"id" format:"uuid"`
-	Name      string    `json:"name"`
-	VCPUs     int       `json:"vcpus"`
-	RAMMiB    int       `json:"ram_mib"`
-	DiskGiB   int       `json:"disk_gib"`
-	CreatedAt time.Time `json:"created_at"`
+	ID         string            `json:"id" format:"uuid"`
+	Name       string            `json:"name"`
+	VCPUs      int               `json:"vcpus"`
+	RAMMiB     int               `json:"ram_mib"`
+	DiskGiB    int               `json:"disk_gib"`
+	ExtraSpecs map[string]string `json:"extra_specs"`
+	CreatedAt  time.Time         `json:"created_at"`
 }
 
 // Image as read.
@@ -154,17 +158,122 @@ func (r *ReadModel) Host(ctx context.Context, ref string) (Host, error) {
 	return one(ctx, r.Pool, hostCols+` WHERE id::text=$1 OR name=$1`, scanHost, ref)
 }
 
-// Snapshot implements sagas.Snapshot: the hosts as the scheduler sees them.
+// Snapshot implements sagas.Snapshot: the hosts as the scheduler sees
+// them, with the merged metadata of their host aggregates and their zone.
 func (r *ReadModel) Snapshot(ctx context.Context) ([]scheduler.Host, error) {
 	hs, err := r.Hosts(ctx)
 	if err != nil {
 		return nil, err
 	}
+	md, err := r.hostMetadata(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]scheduler.Host, len(hs))
 	for i, h := range hs {
+		m := md[h.Name]
+		az := m[hostaggregate.AZKey]
+		if az == "" {
+			az = hostaggregate.DefaultAZ
+		}
 		out[i] = scheduler.Host{Name: h.Name, Enabled: h.Status == "enabled", Up: h.State == "up",
-			Traits: h.Traits, Limit: h.Total, Used: h.Used}
+			Traits: h.Traits, Limit: h.Total, Used: h.Used, AZ: az, Metadata: m}
 	}
+	return out, nil
+}
+
+// hostMetadata merges, per host, the metadata of its aggregates.
+func (r *ReadModel) hostMetadata(ctx context.Context) (map[string]map[string]string, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT h.host, a.metadata FROM host_aggregate_hosts h JOIN host_aggregates a ON a.id = h.aggregate_id ORDER BY a.name`)
+	if err != nil {
+		return nil, fmt.Errorf("query host aggregates: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]string{}
+	for rows.Next() {
+		var host string
+		var md map[string]string
+		if err := rows.Scan(&host, &md); err != nil {
+			return nil, err
+		}
+		if out[host] == nil {
+			out[host] = map[string]string{}
+		}
+		for k, v := range md {
+			out[host][k] = v
+		}
+	}
+	return out, rows.Err()
+}
+
+// HostAggregate as read.
+type HostAggregate struct {
+	ID               string            `json:"id" format:"uuid"`
+	Name             string            `json:"name"`
+	AvailabilityZone *string           `json:"availability_zone"`
+	Metadata         map[string]string `json:"metadata"`
+	Hosts            []string          `json:"hosts"`
+	CreatedAt        time.Time         `json:"created_at"`
+}
+
+const aggCols = `SELECT id::text, name, metadata, created_at,
+	coalesce((SELECT array_agg(host ORDER BY host) FROM host_aggregate_hosts h WHERE h.aggregate_id = a.id), '{}') FROM host_aggregates a`
+
+func scanAgg(row pgx.CollectableRow) (HostAggregate, error) {
+	var a HostAggregate
+	err := row.Scan(&a.ID, &a.Name, &a.Metadata, &a.CreatedAt, &a.Hosts)
+	if az, ok := a.Metadata[hostaggregate.AZKey]; ok {
+		a.AvailabilityZone = &az
+	}
+	return a, err
+}
+
+// HostAggregates lists host aggregates.
+func (r *ReadModel) HostAggregates(ctx context.Context, name string, p Page) ([]HostAggregate, string, error) {
+	w := &where{}
+	if name != "" {
+		w.add("name = ?", name)
+	}
+	return list(ctx, r.Pool, aggCols, w, p, "created_at", scanAgg,
+		func(a HostAggregate) (time.Time, string) { return a.CreatedAt, a.ID })
+}
+
+// HostAggregate returns one host aggregate.
+func (r *ReadModel) HostAggregate(ctx context.Context, id string) (HostAggregate, error) {
+	return one(ctx, r.Pool, aggCols+` WHERE id=$1`, scanAgg, id)
+}
+
+// AvailabilityZone lists a zone and its hosts.
+type AvailabilityZone struct {
+	Name  string   `json:"name"`
+	Hosts []string `json:"hosts"`
+}
+
+// AvailabilityZones lists zones: those named by host aggregates, and the
+// default zone of hosts in none.
+func (r *ReadModel) AvailabilityZones(ctx context.Context) ([]AvailabilityZone, error) {
+	snap, err := r.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	zones := map[string][]string{}
+	for _, h := range snap {
+		zones[h.AZ] = append(zones[h.AZ], h.Name)
+	}
+	aggs, _, err := r.HostAggregates(ctx, "", Page{Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range aggs {
+		if a.AvailabilityZone != nil && zones[*a.AvailabilityZone] == nil {
+			zones[*a.AvailabilityZone] = []string{}
+		}
+	}
+	out := make([]AvailabilityZone, 0, len(zones))
+	for name, hosts := range zones {
+		out = append(out, AvailabilityZone{Name: name, Hosts: hosts})
+	}
+	slices.SortFunc(out, func(a, b AvailabilityZone) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -195,13 +304,13 @@ func (r *ReadModel) Flavors(ctx context.Context, f FlavorFilter, p Page) ([]Flav
 	if f.Name != "" {
 		w.add("name = ?", f.Name)
 	}
-	return list(ctx, r.Pool, `SELECT id::text, name, vcpus, ram_mib, disk_gib, created_at FROM flavors`, w, p, "created_at",
+	return list(ctx, r.Pool, `SELECT id::text, name, vcpus, ram_mib, disk_gib, extra_specs, created_at FROM flavors`, w, p, "created_at",
 		pgx.RowToStructByPos[Flavor], func(f Flavor) (time.Time, string) { return f.CreatedAt, f.ID })
 }
 
 // Flavor returns one flavor.
 func (r *ReadModel) Flavor(ctx context.Context, id string) (Flavor, error) {
-	return one(ctx, r.Pool, `SELECT id::text, name, vcpus, ram_mib, disk_gib, created_at FROM flavors WHERE id=$1`, pgx.RowToStructByPos[Flavor], id)
+	return one(ctx, r.Pool, `SELECT id::text, name, vcpus, ram_mib, disk_gib, extra_specs, created_at FROM flavors WHERE id=$1`, pgx.RowToStructByPos[Flavor], id)
 }
 
 // ImageFilter filters the image list.

@@ -9,6 +9,7 @@ import (
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
 	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
@@ -17,12 +18,13 @@ import (
 
 // Registries maps aggregate types to their event registries.
 var Registries = map[string]domain.Registry{
-	flavor.AggregateType:      flavor.Decider.Registry,
-	image.AggregateType:       image.Decider.Registry,
-	server.AggregateType:      server.Decider.Registry,
-	operation.AggregateType:   operation.Decider.Registry,
-	host.AggregateType:        host.Decider.Registry,
-	servergroup.AggregateType: servergroup.Decider.Registry,
+	flavor.AggregateType:        flavor.Decider.Registry,
+	image.AggregateType:         image.Decider.Registry,
+	server.AggregateType:        server.Decider.Registry,
+	operation.AggregateType:     operation.Decider.Registry,
+	host.AggregateType:          host.Decider.Registry,
+	servergroup.AggregateType:   servergroup.Decider.Registry,
+	hostaggregate.AggregateType: hostaggregate.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

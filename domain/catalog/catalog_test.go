@@ -12,6 +12,7 @@ import (
 	"github.com/keel-cloud/keel/domain/catalog"
 	"github.com/keel-cloud/keel/domain/flavor"
 	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
@@ -59,6 +60,13 @@ var examples = map[string][]domain.Event{
 		&operation.Rewound{From: "spawn", To: "schedule", Reason: "disk full on h-1", At: at},
 		&operation.OperationSucceeded{At: at},
 		&operation.OperationFailed{Reason: "disk full", Compensated: []string{"schedule"}, At: at},
+	},
+	hostaggregate.AggregateType: {
+		&hostaggregate.Created{ID: "a-1", Name: "rack-1", Metadata: map[string]string{"availability_zone": "az1"}, At: at},
+		&hostaggregate.MetadataSet{Metadata: map[string]string{"ssd": "true"}, At: at},
+		&hostaggregate.HostAdded{Host: "h-1", At: at},
+		&hostaggregate.HostRemoved{Host: "h-1", At: at},
+		&hostaggregate.Deleted{At: at},
 	},
 	servergroup.AggregateType: {
 		&servergroup.Created{ID: "g-1", Spec: servergroup.Spec{Name: "web", Policy: "anti-affinity", MaxPerHost: 1}, At: at},

@@ -5,6 +5,7 @@
 package flavor
 
 import (
+	"strings"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -38,6 +39,9 @@ type Spec struct {
 	VCPUs   int    `json:"vcpus"`
 	RAMMiB  int    `json:"ram_mib"`
 	DiskGiB int    `json:"disk_gib"`
+	// ExtraSpecs steer placement: "trait:NAME" = required|forbidden, and
+	// "aggregate:KEY" = VALUE (the host aggregate metadata to match).
+	ExtraSpecs map[string]string `json:"extra_specs,omitempty"`
 }
 
 // Command is one of the commands below.
@@ -106,6 +110,25 @@ func (s Spec) Validate() error {
 	}
 	if s.DiskGiB < 0 || s.DiskGiB > MaxDiskGiB {
 		return domain.Invalidf("disk_gib must be between 0 and %d, got %d", MaxDiskGiB, s.DiskGiB)
+	}
+	return checkExtraSpecs(s.ExtraSpecs)
+}
+
+func checkExtraSpecs(specs map[string]string) error {
+	if len(specs) > 64 {
+		return domain.Invalidf("at most 64 extra specs, got %d", len(specs))
+	}
+	for k, v := range specs {
+		trait, isTrait := strings.CutPrefix(k, "trait:")
+		key, isAgg := strings.CutPrefix(k, "aggregate:")
+		switch {
+		case isTrait && trait != "" && (v == "required" || v == "forbidden"):
+		case isTrait:
+			return domain.Invalidf("extra spec %s must be required or forbidden, got %q", k, v)
+		case isAgg && key != "" && len(v) <= 255:
+		default:
+			return domain.Invalidf("unknown extra spec %q: use trait:NAME=required|forbidden or aggregate:KEY=VALUE", k)
+		}
 	}
 	return nil
 }

@@ -83,11 +83,11 @@ func TestDecide(t *testing.T) {
 
 func TestEvolve(t *testing.T) {
 	s := flavor.Decider.Fold(flavor.State{}, created)
-	if s != (flavor.State{ID: fid, Exists: true, Spec: small, CreatedAt: t0}) {
+	if !reflect.DeepEqual(s, flavor.State{ID: fid, Exists: true, Spec: small, CreatedAt: t0}) {
 		t.Fatalf("after created: %+v", s)
 	}
 	s = flavor.Decider.Fold(flavor.State{}, deleted)
-	if s != (flavor.State{ID: fid, Exists: true, Deleted: true, Spec: small, CreatedAt: t0}) {
+	if !reflect.DeepEqual(s, flavor.State{ID: fid, Exists: true, Deleted: true, Spec: small, CreatedAt: t0}) {
 		t.Fatalf("after deleted: %+v (a deleted flavor keeps its spec for the servers built from it)", s)
 	}
 }

@@ -72,6 +72,8 @@ type Flavor struct {
 	VCPUs   int    `json:"vcpus"`
 	RAMMiB  int    `json:"ram_mib"`
 	DiskGiB int    `json:"disk_gib"`
+	// ExtraSpecs are the flavor's placement extra specs.
+	ExtraSpecs map[string]string `json:"extra_specs,omitempty"`
 }
 
 // State is what the decider knows about one server.

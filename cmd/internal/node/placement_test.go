@@ -198,3 +198,53 @@ func TestAntiAffinityGroupsHoldUnderParallelCreates(t *testing.T) {
 		}
 	}
 }
+
+func TestAvailabilityZonesAggregatesAndExtraSpecs(t *testing.T) {
+	e := start(t, nil) // sim-1, sim-2, sim-3
+	e.seed()
+	r := e.must(201, e.call("POST", "/v1/aggregates", map[string]any{"name": "rack-a", "availability_zone": "az1", "metadata": map[string]string{"ssd": "true"}}))
+	r = e.must(200, e.call("POST", "/v1/aggregates/rack-a/hosts", map[string]any{"host": "sim-2"}, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
+	r = e.must(201, e.call("POST", "/v1/flavors", map[string]any{"name": "fast", "vcpus": 1, "ram_mib": 256, "extra_specs": map[string]string{"aggregate:ssd": "true"}},
+		"Keel-Min-Sequence", fmt.Sprint(r.seq())))
+	e.minSeq = r.seq()
+
+	var zones struct {
+		Items []struct {
+			Name  string   `json:"name"`
+			Hosts []string `json:"hosts"`
+		} `json:"items"`
+	}
+	e.must(200, e.call("GET", "/v1/availability-zones", nil, "Keel-Min-Sequence", fmt.Sprint(e.minSeq))).json(t, &zones)
+	if got := fmt.Sprint(zones.Items); got != "[{az1 [sim-2]} {default [sim-1 sim-3]}]" {
+		t.Fatalf("zones: %s", got)
+	}
+	place := func(body map[string]any) serverJSON {
+		t.Helper()
+		body["image"] = "tiny"
+		if body["flavor"] == nil {
+			body["flavor"] = "small"
+		}
+		var a acceptedJSON
+		e.must(202, e.call("POST", "/v1/servers", body, "Keel-Min-Sequence", fmt.Sprint(e.minSeq))).json(t, &a)
+		e.waitOp(a.OperationID, 20*time.Second)
+		s, _ := e.server(a.Server.ID)
+		return s
+	}
+	for i := 0; i < 3; i++ {
+		if s := place(map[string]any{"name": "in-az1", "availability_zone": "az1"}); s.Host == nil || *s.Host != "sim-2" {
+			t.Fatalf("availability zone az1: %+v", s)
+		}
+		if s := place(map[string]any{"name": "ssd", "flavor": "fast"}); s.Host == nil || *s.Host != "sim-2" {
+			t.Fatalf("aggregate extra spec: %+v", s)
+		}
+	}
+	s := place(map[string]any{"name": "lost", "availability_zone": "az9"})
+	if s.Status != "ERROR" || s.Reason == nil || !strings.Contains(*s.Reason, "availability_zone removed 3") {
+		t.Fatalf("unknown zone: %+v", s)
+	}
+	r = e.must(422, e.call("POST", "/v1/flavors", map[string]any{"name": "odd", "vcpus": 1, "ram_mib": 1, "extra_specs": map[string]string{"color": "blue"}}))
+	if !strings.Contains(string(r.Body), "unknown extra spec") {
+		t.Fatalf("bad extra spec: %s", r.Body)
+	}
+	e.must(409, e.call("DELETE", "/v1/aggregates/rack-a", nil))
+}

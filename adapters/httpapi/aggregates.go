@@ -1,0 +1,187 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/hostaggregate"
+)
+
+// AggregateBody is a host aggregate to create.
+type AggregateBody struct {
+	Name             string            `json:"name" minLength:"1" maxLength:"255"`
+	AvailabilityZone string            `json:"availability_zone,omitempty" maxLength:"255" doc:"Makes the aggregate an availability zone"`
+	Metadata         map[string]string `json:"metadata,omitempty" doc:"Matched by flavor extra specs aggregate:KEY=VALUE"`
+}
+
+// AggregateOutput is one host aggregate.
+type AggregateOutput struct {
+	Written
+	Location string `header:"Location"`
+	Body     postgres.HostAggregate
+}
+
+// ZonesOutput lists availability zones.
+type ZonesOutput struct {
+	Body struct {
+		Items []postgres.AvailabilityZone `json:"items"`
+	}
+}
+
+func (a *API) registerAggregates(api huma.API) {
+	huma.Register(api, huma.Operation{OperationID: "create-aggregate", Method: http.MethodPost, Path: "/v1/aggregates",
+		Summary: "Create a host aggregate", Tags: []string{"aggregates"}, DefaultStatus: http.StatusCreated},
+		func(ctx context.Context, in *struct{ Body AggregateBody }) (*AggregateOutput, error) {
+			md := map[string]string{}
+			for k, v := range in.Body.Metadata {
+				md[k] = v
+			}
+			if in.Body.AvailabilityZone != "" {
+				md[hostaggregate.AZKey] = in.Body.AvailabilityZone
+			}
+			cid := commandID(ctx)
+			id := commands.DeriveID(cid, "hostaggregate")
+			res, err := a.App.Aggregates.Handle(ctx, id, hostaggregate.Create{ID: id, Name: in.Body.Name, Metadata: md, At: a.App.Now().UTC()}, a.meta(ctx, cid))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return a.aggregateOut(ctx, id, res.Seq, "/v1/aggregates/"+id)
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "list-aggregates", Method: http.MethodGet, Path: "/v1/aggregates",
+		Summary: "List host aggregates", Tags: []string{"aggregates"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			PageParams
+			Name string `query:"name" maxLength:"255"`
+		}) (*ListOutput[postgres.HostAggregate], error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.HostAggregates(ctx, in.Name, in.page())
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return listOut(items, next), nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "get-aggregate", Method: http.MethodGet, Path: "/v1/aggregates/{id}",
+		Summary: "Show a host aggregate", Tags: []string{"aggregates"}},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			IDParam
+		}) (*AggregateOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			id, err := a.aggregateID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			return a.aggregateOut(ctx, id, 0, "")
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "set-aggregate-metadata", Method: http.MethodPut, Path: "/v1/aggregates/{id}/metadata",
+		Summary: "Set host aggregate metadata (an empty value removes a key)", Tags: []string{"aggregates"}},
+		func(ctx context.Context, in *struct {
+			IDParam
+			Body struct {
+				Metadata map[string]string `json:"metadata"`
+			}
+		}) (*AggregateOutput, error) {
+			return a.aggregateCommand(ctx, in.ID, hostaggregate.SetMetadata{Metadata: in.Body.Metadata, At: a.App.Now().UTC()})
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "add-aggregate-host", Method: http.MethodPost, Path: "/v1/aggregates/{id}/hosts",
+		Summary: "Add a host to a host aggregate", Tags: []string{"aggregates"}},
+		func(ctx context.Context, in *struct {
+			IDParam
+			Body struct {
+				Host string `json:"host" minLength:"1" maxLength:"255"`
+			}
+		}) (*AggregateOutput, error) {
+			st, _, err := a.App.Hosts.Load(ctx, commands.HostID(in.Body.Host))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			if !st.Exists || st.Removed {
+				return nil, problem(ctx, http.StatusUnprocessableEntity, "host "+in.Body.Host+" does not exist")
+			}
+			return a.aggregateCommand(ctx, in.ID, hostaggregate.AddHost{Host: in.Body.Host, At: a.App.Now().UTC()})
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "remove-aggregate-host", Method: http.MethodDelete, Path: "/v1/aggregates/{id}/hosts/{host}",
+		Summary: "Remove a host from a host aggregate", Tags: []string{"aggregates"}},
+		func(ctx context.Context, in *struct {
+			IDParam
+			Host string `path:"host" maxLength:"255"`
+		}) (*AggregateOutput, error) {
+			return a.aggregateCommand(ctx, in.ID, hostaggregate.RemoveHost{Host: in.Host, At: a.App.Now().UTC()})
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "delete-aggregate", Method: http.MethodDelete, Path: "/v1/aggregates/{id}",
+		Summary: "Delete a host aggregate without hosts", Tags: []string{"aggregates"}, DefaultStatus: http.StatusNoContent},
+		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
+			id, err := a.aggregateID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			res, err := a.App.Aggregates.Handle(ctx, id, hostaggregate.Delete{At: a.App.Now().UTC()}, a.meta(ctx, commandID(ctx)))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return &DeletedOutput{Written{res.Seq}}, nil
+		})
+
+	huma.Register(api, huma.Operation{OperationID: "list-availability-zones", Method: http.MethodGet, Path: "/v1/availability-zones",
+		Summary: "List availability zones and their hosts", Tags: []string{"aggregates"},
+		Description: "Zones are named by host aggregates; hosts in none are in the zone named default."},
+		func(ctx context.Context, in *struct{ ReadAfter }) (*ZonesOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			zs, err := a.Read.AvailabilityZones(ctx)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &ZonesOutput{}
+			out.Body.Items = zs
+			return out, nil
+		})
+}
+
+func (a *API) aggregateCommand(ctx context.Context, ref string, cmd hostaggregate.Command) (*AggregateOutput, error) {
+	id, err := a.aggregateID(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.App.Aggregates.Handle(ctx, id, cmd, a.meta(ctx, commandID(ctx)))
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return a.aggregateOut(ctx, id, res.Seq, "")
+}
+
+// aggregateOut answers with the aggregate as the read model shows it once
+// seq is applied.
+func (a *API) aggregateOut(ctx context.Context, id string, seq uint64, location string) (*AggregateOutput, error) {
+	if err := a.waitRead(ctx, ReadAfter{MinSeq: seq}); err != nil {
+		return nil, err
+	}
+	ag, err := a.Read.HostAggregate(ctx, id)
+	if err != nil {
+		return nil, a.notFoundOr(ctx, err, "host aggregate", id)
+	}
+	return &AggregateOutput{Written: Written{seq}, Location: location, Body: ag}, nil
+}
+
+func (a *API) aggregateID(ctx context.Context, ref string) (string, error) {
+	return a.resolve(ctx, "host aggregate", ref, func(name string) ([]string, error) {
+		items, _, err := a.Read.HostAggregates(ctx, name, postgres.Page{Limit: 2})
+		return ids(items, func(h postgres.HostAggregate) string { return h.ID }), err
+	})
+}
