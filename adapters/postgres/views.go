@@ -277,22 +277,16 @@ func (r *ReadModel) AvailabilityZones(ctx context.Context) ([]AvailabilityZone, 
 	return out, nil
 }
 
-// Claim is one capacity claim as read.
-type Claim struct {
-	Host     string
-	ServerID string
-	At       time.Time
-}
-
-// Claims lists claims made before a time (for the orphan sweep).
-func (r *ReadModel) Claims(ctx context.Context, before time.Time, n int) ([]Claim, error) {
+// SuspectClaims implements sagas.ClaimFinder: claims made before a time
+// whose server the read model does not show on that host.
+func (r *ReadModel) SuspectClaims(ctx context.Context, before time.Time, n int) ([]sagas.Claim, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT c.host, c.server_id::text, c.claimed_at FROM host_claims c
 		LEFT JOIN servers s ON s.id = c.server_id
 		WHERE c.claimed_at < $1 AND (s.id IS NULL OR s.host IS DISTINCT FROM c.host) ORDER BY c.claimed_at LIMIT $2`, before, n)
 	if err != nil {
 		return nil, fmt.Errorf("query claims: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[Claim])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[sagas.Claim])
 }
 
 // FlavorFilter filters the flavor list.

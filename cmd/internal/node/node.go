@@ -54,6 +54,7 @@ type Config struct {
 	AgentCallTimeout time.Duration // how long a simulated host call may take before the host gives up (default 5m)
 	HeartbeatEvery   time.Duration // heartbeat period of in-process simulated hosts (default 5s)
 	HeartbeatTimeout time.Duration // no heartbeat for this long: the host is down (default 30s)
+	OrphanGrace      time.Duration // a claim no server uses is released after this (default 2m)
 	DeadlineEvery    time.Duration
 	ReadWait         time.Duration
 	Log              *slog.Logger
@@ -91,6 +92,9 @@ func (c *Config) defaults() {
 	}
 	if c.HostVCPUs == 0 {
 		c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB = 32, 131072, 2000
+	}
+	if c.OrphanGrace == 0 {
+		c.OrphanGrace = 2 * time.Minute
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = 30 * time.Second
@@ -143,6 +147,10 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	n.goRun(func() error { return n.Runner.Run(runCtx) })
 	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store.Stream()) })
 	n.goRun(func() error { n.Saga.WatchDeadlines(runCtx, n.Read, c.DeadlineEvery); return nil })
+	n.goRun(func() error {
+		n.Saga.ReleaseOrphans(runCtx, n.Read, min(c.OrphanGrace/2, 30*time.Second), c.OrphanGrace)
+		return nil
+	})
 	if err := n.watchLiveness(runCtx); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/cmd/internal/node"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/host"
 )
 
 // 1,000 concurrent creates onto 100 hosts that fit 800 servers: exactly 800
@@ -247,4 +249,40 @@ func TestAvailabilityZonesAggregatesAndExtraSpecs(t *testing.T) {
 		t.Fatalf("bad extra spec: %s", r.Body)
 	}
 	e.must(409, e.call("DELETE", "/v1/aggregates/rack-a", nil))
+}
+
+// A claim that no server uses (its saga died between claiming and
+// recording the host) is released after the grace period.
+func TestOrphanedClaimIsReleased(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 1; c.OrphanGrace = 300 * time.Millisecond })
+	e.seed()
+	acc, _ := e.createServer("real")
+	e.waitOp(acc.OperationID, 20*time.Second)
+	ghost := commands.NewID()
+	res, err := e.node.App.Hosts.Handle(context.Background(), commands.HostID("sim-1"),
+		host.Claim{Server: ghost, Resources: host.Resources{VCPUs: 1, RAMMiB: 512}, At: time.Now()}, commands.Meta{CommandID: commands.NewID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var released struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	eventually(t, 10*time.Second, func() error {
+		e.must(200, e.call("GET", fmt.Sprintf("/v1/events?type=host.released&since=%d", res.Seq), nil)).json(t, &released)
+		if len(released.Items) != 1 {
+			return fmt.Errorf("%d releases", len(released.Items))
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, func() error {
+		h := e.hosts()[0]
+		if h.Servers != 1 || h.Used.RAMMiB != 512 {
+			return fmt.Errorf("sim-1 holds %d claims, %d MiB", h.Servers, h.Used.RAMMiB)
+		}
+		return nil
+	})
+	// The real server's claim stays.
+	if s, _ := e.server(acc.Server.ID); s.Status != "ACTIVE" {
+		t.Fatalf("server: %+v", s)
+	}
 }
