@@ -38,9 +38,9 @@ type Agent struct {
 func (a *Agent) Register(ctx context.Context) error {
 	for _, h := range a.Hosts {
 		id := commands.HostID(h.Info.Name)
-		spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB}
+		spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB, Traits: h.Info.Traits}
 		meta := commands.Meta{CommandID: commands.DeriveID("register", h.Info.Name, fmt.Sprint(spec)), Actor: domain.Actor{User: "agent:" + a.Name}}
-		if _, err := a.App.Hosts.Handle(ctx, id, host.Register{ID: id, Spec: spec, At: time.Now().UTC()}, meta); err != nil {
+		if _, err := a.App.Hosts.Handle(ctx, id, host.Register{ID: id, Spec: spec, Ratios: h.Info.Ratios, At: time.Now().UTC()}, meta); err != nil {
 			return fmt.Errorf("register host %s: %w", h.Info.Name, err)
 		}
 	}

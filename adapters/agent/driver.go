@@ -10,6 +10,8 @@ package agent
 import (
 	"context"
 	"errors"
+
+	"github.com/keel-cloud/keel/domain/host"
 )
 
 // ServerSpec is what a driver needs to create a server.
@@ -41,6 +43,9 @@ type HostInfo struct {
 	VCPUs   int
 	RAMMiB  int
 	DiskGiB int
+	Traits  []string
+	// Ratios are the overcommit ratios set at first registration (nil: the defaults).
+	Ratios *host.Ratios
 }
 
 // Host is one managed host: its identity and its driver.

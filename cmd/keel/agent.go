@@ -17,6 +17,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/fake"
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/host"
 )
 
 type agentFlags struct {
@@ -24,6 +25,8 @@ type agentFlags struct {
 	hosts, vcpus, ramMiB, diskGiB int
 	latency, heartbeat            time.Duration
 	failRate                      float64
+	cpuRatio, ramRatio, diskRatio float64
+	traits                        []string
 	verbose                       bool
 }
 
@@ -53,6 +56,10 @@ keel serve must expose its NATS: keel serve --nats-listen 127.0.0.1:4222.`,
 	fl.DurationVar(&f.latency, "fake-latency", 200*time.Millisecond, "latency of each simulated hypervisor call")
 	fl.Float64Var(&f.failRate, "fake-fail-rate", 0, "probability that a simulated spawn fails")
 	fl.DurationVar(&f.heartbeat, "heartbeat", 5*time.Second, "heartbeat period")
+	fl.Float64Var(&f.cpuRatio, "cpu-ratio", host.DefaultRatios.CPU, "CPU overcommit ratio of new hosts")
+	fl.Float64Var(&f.ramRatio, "ram-ratio", host.DefaultRatios.RAM, "RAM overcommit ratio of new hosts")
+	fl.Float64Var(&f.diskRatio, "disk-ratio", host.DefaultRatios.Disk, "disk overcommit ratio of new hosts")
+	fl.StringSliceVar(&f.traits, "trait", nil, "a trait of every simulated host (repeatable), e.g. gpu")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
 	return cmd
 }
@@ -82,6 +89,10 @@ func runAgent(f agentFlags) error {
 	}
 	app := commands.NewApp(store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
 	hosts, _ := fake.Fleet(f.prefix, f.hosts, fake.Knobs{Latency: f.latency, FailRate: f.failRate}, f.vcpus, f.ramMiB, f.diskGiB)
+	ratios := host.Ratios{CPU: f.cpuRatio, RAM: f.ramRatio, Disk: f.diskRatio}
+	for i := range hosts {
+		hosts[i].Info.Ratios, hosts[i].Info.Traits = &ratios, f.traits
+	}
 	name := f.name
 	if name == "" {
 		name = f.prefix

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keel-cloud/keel/adapters/fake"
 	"github.com/keel-cloud/keel/cmd/internal/node"
+	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/sagas"
 )
 
@@ -74,6 +75,9 @@ local binaries (as the postgres user when run as root) and stopped on exit.`,
 	f.DurationVar(&c.Timeouts.Destroy, "destroy-timeout", sagas.DefaultTimeouts.Destroy, "deadline of the destroy step")
 	f.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 30*time.Second, "a host without heartbeats for this long is down")
 	f.DurationVar(&c.HeartbeatEvery, "heartbeat", 5*time.Second, "heartbeat period of the in-process simulated hosts")
+	f.Float64Var(&c.Weights.RAM, "weight-ram", scheduler.DefaultWeights.RAM, "scheduler RAM weigher multiplier (positive spreads, negative packs)")
+	f.Float64Var(&c.Weights.CPU, "weight-cpu", scheduler.DefaultWeights.CPU, "scheduler CPU weigher multiplier (positive spreads, negative packs)")
+	f.Float64Var(&c.Weights.Group, "weight-group", scheduler.DefaultWeights.Group, "scheduler soft (anti-)affinity weigher multiplier")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	return cmd
 }

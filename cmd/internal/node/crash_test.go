@@ -28,14 +28,30 @@ type proc struct {
 	log *bytes.Buffer
 }
 
+var (
+	binDir   string
+	binOnce  sync.Once
+	binErr   error
+	binBuilt string
+)
+
+// buildKeel builds the keel binary once per test run.
 func buildKeel(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keel")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, "github.com/keel-cloud/keel/cmd/keel").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build keel: %v\n%s", err, out)
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "keel-bin-"); binErr != nil {
+			return
+		}
+		binBuilt = filepath.Join(binDir, "keel")
+		out, err := exec.Command("go", "build", "-race", "-o", binBuilt, "github.com/keel-cloud/keel/cmd/keel").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("build keel: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return binBuilt
 }
 
 func freeAddr(t *testing.T) string {
@@ -48,10 +64,11 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func serve(t *testing.T, bin, dataDir, dbURL, addr string) *proc {
+func serve(t *testing.T, bin, dataDir, dbURL, addr string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{url: "http://" + addr, log: &bytes.Buffer{}}
-	p.cmd = exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", addr, "--fake-hosts", "4", "--fake-latency", "20ms")
+	args := append([]string{"serve", "--data-dir", dataDir, "--listen", addr, "--fake-hosts", "4", "--fake-latency", "20ms"}, extra...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), "KEEL_DATABASE_URL="+dbURL)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {

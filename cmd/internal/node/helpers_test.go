@@ -17,7 +17,13 @@ import (
 	"github.com/keel-cloud/keel/cmd/internal/node"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.RunMain(m)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // env is one test's node and its dependencies.
 type env struct {

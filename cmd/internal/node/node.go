@@ -51,10 +51,11 @@ type Config struct {
 	FakeKnobs   fake.Knobs
 
 	Timeouts         sagas.Timeouts
-	AgentCallTimeout time.Duration // how long a simulated host call may take before the host gives up (default 5m)
-	HeartbeatEvery   time.Duration // heartbeat period of in-process simulated hosts (default 5s)
-	HeartbeatTimeout time.Duration // no heartbeat for this long: the host is down (default 30s)
-	OrphanGrace      time.Duration // a claim no server uses is released after this (default 2m)
+	Weights          scheduler.Weights // scheduler weigher multipliers (default scheduler.DefaultWeights)
+	AgentCallTimeout time.Duration     // how long a simulated host call may take before the host gives up (default 5m)
+	HeartbeatEvery   time.Duration     // heartbeat period of in-process simulated hosts (default 5s)
+	HeartbeatTimeout time.Duration     // no heartbeat for this long: the host is down (default 30s)
+	OrphanGrace      time.Duration     // a claim no server uses is released after this (default 2m)
 	DeadlineEvery    time.Duration
 	ReadWait         time.Duration
 	Log              *slog.Logger
@@ -93,6 +94,9 @@ func (c *Config) defaults() {
 	if c.HostVCPUs == 0 {
 		c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB = 32, 131072, 2000
 	}
+	if c.Weights == (scheduler.Weights{}) {
+		c.Weights = scheduler.DefaultWeights
+	}
 	if c.OrphanGrace == 0 {
 		c.OrphanGrace = 2 * time.Minute
 	}
@@ -128,7 +132,7 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	n.App = commands.NewApp(n.Store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
-	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: n.Read, Weights: scheduler.DefaultWeights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
+	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: n.Read, Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
 	names, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.NamesBucket, 0, n.Store.Replicas)
 	if err != nil {
 		return nil, err
