@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -38,7 +42,7 @@ func addClientCommands(root *cobra.Command) {
 	pf.StringVar(&g.api, "api", api, "Keel API base URL (env KEEL_API)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(flavorCmd(g), imageCmd(g), serverCmd(g), operationCmd(g),
-		eventsCmd(g), replayCmd(g), projectionsCmd(g), hostCmd(g))
+		eventsCmd(g), replayCmd(g), projectionsCmd(g), hostCmd(g), serverGroupCmd(g), aggregateCmd(g), azCmd(g))
 }
 
 // group returns a parent command whose subcommands talk to the API.
@@ -149,3 +153,84 @@ func isUUID(s string) bool { return uuidPattern.MatchString(s) }
 
 // seg escapes one path segment.
 func seg(s string) string { return url.PathEscape(s) }
+
+// deleteResource sends a DELETE answered with 204, waits for the read
+// model to apply it, and says so.
+func (g *globals) deleteResource(ctx context.Context, kind, path, ref, key string) error {
+	rep, err := g.client.doJSON(ctx, call{method: http.MethodDelete, path: path, idemKey: key}, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := g.settle(ctx, path, rep.seq, nil); err != nil && !isStatus(err, http.StatusNotFound) {
+		g.settleNote(err)
+	}
+	if !g.json() {
+		fmt.Fprintf(g.out, "%s %s deleted\n", kind, ref)
+	}
+	return nil
+}
+
+// settle reads path with Keel-Min-Sequence set to the sequence of a write
+// the API answered before its read model applied it (a 204, a 201 built
+// from the command's result). Every projection has then applied the write,
+// so the next command, this one's or a script's, reads it: by name too.
+// out, when not nil, gets the resource as read.
+func (g *globals) settle(ctx context.Context, path string, seq uint64, out any) (reply, error) {
+	if seq == 0 {
+		return reply{}, errors.New("the API answered no Keel-Sequence")
+	}
+	return g.client.get(ctx, path, nil, seq, out)
+}
+
+// settleNote says that a write succeeded but reading it back did not.
+func (g *globals) settleNote(err error) {
+	fmt.Fprintf(g.errOut, "note: done, but reading it back failed (%v); reads may show the old state for a moment\n", firstLine(err.Error(), 200))
+}
+
+// kvMode says what parseKV accepts.
+type kvMode int
+
+const (
+	kvNeedValue  kvMode = iota // KEY=VALUE, the value not empty
+	kvEmptyValue               // KEY=VALUE or KEY= (an empty value: remove the key)
+)
+
+// parseKV parses KEY=VALUE arguments (split at the first "="). what names
+// them in errors, e.g. "--metadata". A key given twice is an error: which
+// one was meant is a guess.
+func parseKV(what string, args []string, mode kvMode) (map[string]string, error) {
+	out := make(map[string]string, len(args))
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%s %q: want KEY=VALUE", what, a)
+		case k == "":
+			return nil, fmt.Errorf("%s %q: the key is empty", what, a)
+		case v == "" && mode == kvNeedValue:
+			return nil, fmt.Errorf("%s %q: the value is empty", what, a)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("%s: key %q is given twice", what, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// fmtKV shows a map as "k1=v1,k2=v2", sorted by key, leaving out the
+// keys in skip.
+func fmtKV(m map[string]string, skip ...string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if !slices.Contains(skip, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/projections"
 )
 
@@ -68,27 +67,6 @@ func projectionsRebuildCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func hostCmd(g *globals) *cobra.Command {
-	cmd := g.group("host", "Inspect hosts", "hosts")
-	cmd.AddCommand(&cobra.Command{
-		Use:     "list",
-		Short:   "List hosts with their capacity and what their servers use",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Items []postgres.Host `json:"items"`
-			}
-			rep, err := g.client.get(cmd.Context(), "/v1/hosts", nil, 0, &out)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeHosts(w, out.Items) })
-		},
-	})
-	return cmd
-}
-
 func writeProjections(w io.Writer, items []projections.Status) error {
 	rows := make([][]string, 0, len(items))
 	for _, p := range items {
@@ -103,13 +81,4 @@ func writeRebuilds(w io.Writer, items []projections.RebuildResult) error {
 		rows = append(rows, []string{r.Projection, fmt.Sprint(r.Commits), fmt.Sprint(r.Sequence), fmtDuration(r.Duration)})
 	}
 	return writeTable(w, []string{"PROJECTION", "COMMITS", "SEQUENCE", "DURATION"}, rows)
-}
-
-func writeHosts(w io.Writer, items []postgres.Host) error {
-	rows := make([][]string, 0, len(items))
-	for _, h := range items {
-		rows = append(rows, []string{h.Name, h.Status, h.State, h.Driver, itoa(h.Servers), usage(h.Used.VCPUs, h.Total.VCPUs),
-			usage(h.Used.RAMMiB, h.Total.RAMMiB), usage(h.Used.DiskGiB, h.Total.DiskGiB)})
-	}
-	return writeTable(w, []string{"NAME", "STATUS", "STATE", "DRIVER", "SERVERS", "VCPUS", "RAM_MIB", "DISK_GIB"}, rows)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 
@@ -18,22 +17,40 @@ func flavorCmd(g *globals) *cobra.Command {
 
 func flavorCreateCmd(g *globals) *cobra.Command {
 	var body struct {
-		Name    string `json:"name"`
-		VCPUs   int    `json:"vcpus"`
-		RAMMiB  int    `json:"ram_mib"`
-		DiskGiB int    `json:"disk_gib"`
+		Name       string            `json:"name"`
+		VCPUs      int               `json:"vcpus"`
+		RAMMiB     int               `json:"ram_mib"`
+		DiskGiB    int               `json:"disk_gib"`
+		ExtraSpecs map[string]string `json:"extra_specs,omitempty"`
 	}
+	var specs []string
 	var key string
 	cmd := &cobra.Command{
-		Use:   "create NAME --vcpus N --ram-mib N [--disk-gib N]",
+		Use:   "create NAME --vcpus N --ram-mib N [--disk-gib N] [--extra-spec KEY=VALUE ...]",
 		Short: "Create a flavor",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create a flavor. Extra specs steer placement:
+  --extra-spec trait:NAME=required     only on hosts with the trait
+  --extra-spec trait:NAME=forbidden    only on hosts without it
+  --extra-spec aggregate:KEY=VALUE     only on hosts in an aggregate with that metadata`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if body.ExtraSpecs, err = parseKV("--extra-spec", specs, kvNeedValue); err != nil {
+				return err
+			}
 			body.Name = args[0]
 			var f postgres.Flavor
 			rep, err := g.client.doJSON(cmd.Context(), call{method: http.MethodPost, path: "/v1/flavors", body: body, idemKey: key}, &f)
 			if err != nil {
 				return err
+			}
+			// The answer is built from the command's result: read the
+			// flavor back so that servers can name it right away.
+			var read postgres.Flavor
+			if r, err := g.settle(cmd.Context(), "/v1/flavors/"+seg(f.ID), rep.seq, &read); err != nil {
+				g.settleNote(err)
+			} else {
+				rep, f = r, read
 			}
 			return g.emit(rep.raw, func(w io.Writer) error { return writeFlavors(w, f) })
 		},
@@ -41,6 +58,7 @@ func flavorCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&body.VCPUs, "vcpus", 0, "virtual CPUs")
 	cmd.Flags().IntVar(&body.RAMMiB, "ram-mib", 0, "RAM in MiB")
 	cmd.Flags().IntVar(&body.DiskGiB, "disk-gib", 0, "root disk in GiB")
+	cmd.Flags().StringArrayVar(&specs, "extra-spec", nil, "KEY=VALUE placement extra spec (repeatable)")
 	_ = cmd.MarkFlagRequired("vcpus")
 	_ = cmd.MarkFlagRequired("ram-mib")
 	idemFlag(cmd, &key)
@@ -94,14 +112,7 @@ func flavorDeleteCmd(g *globals) *cobra.Command {
 		Aliases: []string{"rm"},
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := call{method: http.MethodDelete, path: "/v1/flavors/" + seg(args[0]), idemKey: key}
-			if _, err := g.client.doJSON(cmd.Context(), c, nil); err != nil {
-				return err
-			}
-			if !g.json() {
-				fmt.Fprintf(g.out, "flavor %s deleted\n", args[0])
-			}
-			return nil
+			return g.deleteResource(cmd.Context(), "flavor", "/v1/flavors/"+seg(args[0]), args[0], key)
 		},
 	}
 	idemFlag(cmd, &key)
@@ -111,7 +122,7 @@ func flavorDeleteCmd(g *globals) *cobra.Command {
 func writeFlavors(w io.Writer, items ...postgres.Flavor) error {
 	rows := make([][]string, 0, len(items))
 	for _, f := range items {
-		rows = append(rows, []string{f.ID, f.Name, itoa(f.VCPUs), itoa(f.RAMMiB), itoa(f.DiskGiB), fmtTime(f.CreatedAt)})
+		rows = append(rows, []string{f.ID, f.Name, itoa(f.VCPUs), itoa(f.RAMMiB), itoa(f.DiskGiB), fmtKV(f.ExtraSpecs), fmtTime(f.CreatedAt)})
 	}
-	return writeTable(w, []string{"ID", "NAME", "VCPUS", "RAM_MIB", "DISK_GIB", "CREATED"}, rows)
+	return writeTable(w, []string{"ID", "NAME", "VCPUS", "RAM_MIB", "DISK_GIB", "EXTRA_SPECS", "CREATED"}, rows)
 }

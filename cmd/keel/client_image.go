@@ -148,14 +148,7 @@ func imageDeleteCmd(g *globals) *cobra.Command {
 		Aliases: []string{"rm"},
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := call{method: http.MethodDelete, path: "/v1/images/" + seg(args[0]), idemKey: key}
-			if _, err := g.client.doJSON(cmd.Context(), c, nil); err != nil {
-				return err
-			}
-			if !g.json() {
-				fmt.Fprintf(g.out, "image %s deleted\n", args[0])
-			}
-			return nil
+			return g.deleteResource(cmd.Context(), "image", "/v1/images/"+seg(args[0]), args[0], key)
 		},
 	}
 	idemFlag(cmd, &key)

@@ -26,9 +26,13 @@ func serverCreateCmd(g *globals) *cobra.Command {
 	var key string
 	var w waitFlags
 	cmd := &cobra.Command{
-		Use:   "create NAME --flavor F --image I [--wait]",
+		Use:   "create NAME --flavor F --image I [--group G] [--az Z] [--target-host H] [--wait]",
 		Short: "Create a server from a flavor and an image",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create a server from a flavor and an image. Scheduler hints: --group makes
+it a member of a server group (its policy applies), --az places it in an
+availability zone (see keel az list), --target-host places it on that host
+or nowhere.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body.Name = args[0]
 			return g.accept(cmd.Context(), call{method: http.MethodPost, path: "/v1/servers", body: body, idemKey: key}, w)
@@ -36,6 +40,9 @@ func serverCreateCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&body.Flavor, "flavor", "", "flavor id or name")
 	cmd.Flags().StringVar(&body.Image, "image", "", "image id or name")
+	cmd.Flags().StringVar(&body.ServerGroup, "group", "", "server group id or name to join")
+	cmd.Flags().StringVar(&body.AvailabilityZone, "az", "", "availability zone to place the server in")
+	cmd.Flags().StringVar(&body.TargetHost, "target-host", "", "place the server on this host or not at all")
 	_ = cmd.MarkFlagRequired("flavor")
 	_ = cmd.MarkFlagRequired("image")
 	idemFlag(cmd, &key)

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/domain/host"
+)
+
+func hostCmd(g *globals) *cobra.Command {
+	cmd := g.group("host", "Inspect and administer hosts", "hosts")
+	cmd.AddCommand(hostListCmd(g), hostShowCmd(g),
+		hostActionCmd(g, "enable", "enable", "Enable a host: it takes new servers again", false),
+		hostActionCmd(g, "disable", "disable", "Disable a host: no new servers are placed on it from now on", true),
+		hostActionCmd(g, "maintenance", "maintenance", "Put a host in maintenance: no new servers are placed on it", true),
+		hostActionCmd(g, "maintenance-end", "maintenance/end", "End a host's maintenance", false),
+		hostOvercommitCmd(g), hostDeleteCmd(g))
+	return cmd
+}
+
+func hostListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List hosts with their capacity and what their servers use (used/total, total after overcommit)",
+		Aliases: []string{"ls"},
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Items []postgres.Host `json:"items"`
+			}
+			rep, err := g.client.get(cmd.Context(), "/v1/hosts", nil, 0, &out)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error { return writeHosts(w, out.Items) })
+		},
+	}
+}
+
+func hostShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID|NAME",
+		Short: "Show a host: state, traits, overcommit and capacity",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var h postgres.Host
+			rep, err := g.client.get(cmd.Context(), "/v1/hosts/"+seg(args[0]), nil, 0, &h)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error { return writeHost(w, h) })
+		},
+	}
+}
+
+// hostActionCmd is enable, disable, maintenance or maintenance-end. Only
+// disable and maintenance record a reason: the API keeps none for the others.
+func hostActionCmd(g *globals, use, path, short string, withReason bool) *cobra.Command {
+	var key, reason string
+	cmd := &cobra.Command{
+		Use:   use + " ID|NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := call{method: http.MethodPost, path: "/v1/hosts/" + seg(args[0]) + "/" + path, idemKey: key}
+			if reason != "" {
+				c.body = map[string]string{"reason": reason}
+			}
+			return g.hostCall(cmd.Context(), c)
+		},
+	}
+	if withReason {
+		cmd.Use += " [--reason R]"
+		cmd.Flags().StringVar(&reason, "reason", "", "why, shown with the host's status (at most 255 characters)")
+	}
+	idemFlag(cmd, &key)
+	return cmd
+}
+
+func hostOvercommitCmd(g *globals) *cobra.Command {
+	var key string
+	var r host.Ratios
+	cmd := &cobra.Command{
+		Use:   "set-overcommit ID|NAME [--cpu X] [--ram Y] [--disk Z]",
+		Short: "Set a host's overcommit ratios (refused while its servers would no longer fit)",
+		Long: `Set a host's overcommit ratios: total capacity is physical capacity times
+the ratio. Ratios are above 0 and at most 64. A ratio left out keeps its
+current value. The API refuses (409) ratios under which the servers already
+on the host would no longer fit.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fl := cmd.Flags()
+			set := map[string]bool{"cpu": fl.Changed("cpu"), "ram": fl.Changed("ram"), "disk": fl.Changed("disk")}
+			if !set["cpu"] && !set["ram"] && !set["disk"] {
+				return errors.New("give at least one of --cpu, --ram and --disk")
+			}
+			if !set["cpu"] || !set["ram"] || !set["disk"] {
+				var h postgres.Host
+				if _, err := g.client.get(cmd.Context(), "/v1/hosts/"+seg(args[0]), nil, 0, &h); err != nil {
+					return err
+				}
+				r = mergeRatios(h.Ratios, r, set)
+			}
+			c := call{method: http.MethodPut, path: "/v1/hosts/" + seg(args[0]) + "/overcommit", body: r, idemKey: key}
+			return g.hostCall(cmd.Context(), c)
+		},
+	}
+	cmd.Flags().Float64Var(&r.CPU, "cpu", 0, "vCPU overcommit ratio (e.g. 4)")
+	cmd.Flags().Float64Var(&r.RAM, "ram", 0, "RAM overcommit ratio (e.g. 1.5)")
+	cmd.Flags().Float64Var(&r.Disk, "disk", 0, "disk overcommit ratio (e.g. 1)")
+	idemFlag(cmd, &key)
+	return cmd
+}
+
+// mergeRatios takes the ratios set on the command line and the rest from cur.
+func mergeRatios(cur, given host.Ratios, set map[string]bool) host.Ratios {
+	if set["cpu"] {
+		cur.CPU = given.CPU
+	}
+	if set["ram"] {
+		cur.RAM = given.RAM
+	}
+	if set["disk"] {
+		cur.Disk = given.Disk
+	}
+	return cur
+}
+
+func hostDeleteCmd(g *globals) *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use:     "delete ID|NAME",
+		Short:   "Remove a host from the fleet (refused while servers are placed on it)",
+		Aliases: []string{"rm"},
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.deleteResource(cmd.Context(), "host", "/v1/hosts/"+seg(args[0]), args[0], key)
+		},
+	}
+	idemFlag(cmd, &key)
+	return cmd
+}
+
+// hostCall sends a host command; the API answers with the host once the
+// read model shows the change.
+func (g *globals) hostCall(ctx context.Context, c call) error {
+	var h postgres.Host
+	rep, err := g.client.doJSON(ctx, c, &h)
+	if err != nil {
+		return err
+	}
+	return g.emit(rep.raw, func(w io.Writer) error { return writeHost(w, h) })
+}
+
+func writeHosts(w io.Writer, items []postgres.Host) error {
+	rows := make([][]string, 0, len(items))
+	for _, h := range items {
+		rows = append(rows, []string{h.Name, h.Status, h.State, h.Driver, itoa(h.Servers), usage(h.Used.VCPUs, h.Total.VCPUs),
+			usage(h.Used.RAMMiB, h.Total.RAMMiB), usage(h.Used.DiskGiB, h.Total.DiskGiB)})
+	}
+	return writeTable(w, []string{"NAME", "STATUS", "STATE", "DRIVER", "SERVERS", "VCPUS", "RAM_MIB", "DISK_GIB"}, rows)
+}
+
+func writeHost(w io.Writer, h postgres.Host) error {
+	err := writeFields(w, []field{
+		{"ID", h.ID}, {"NAME", h.Name}, {"STATUS", h.Status}, {"STATUS_REASON", deref(h.Reason)},
+		{"STATE", h.State}, {"DOWN_SINCE", fmtTimePtr(h.DownSince)}, {"DRIVER", h.Driver},
+		{"ADDRESS", deref(h.Address)}, {"HYPERVISOR", deref(h.Hypervisor)}, {"CPU_MODEL", deref(h.CPUModel)},
+		{"CPU_FEATURES", strings.Join(h.CPUFeatures, ", ")}, {"TRAITS", strings.Join(h.Traits, ", ")},
+		{"OVERCOMMIT", fmtRatios(h.Ratios)}, {"SERVERS", itoa(h.Servers)}, {"UPDATED", fmtTimePtr(h.UpdatedAt)},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	row := func(name string, ratio float64, get func(host.Resources) int) []string {
+		return []string{name, itoa(get(h.Physical)), fmtRatio(ratio), itoa(get(h.Total)), itoa(get(h.Used)), itoa(get(h.Free))}
+	}
+	return writeTable(w, []string{"RESOURCE", "PHYSICAL", "RATIO", "TOTAL", "USED", "FREE"}, [][]string{
+		row("VCPUS", h.Ratios.CPU, func(r host.Resources) int { return r.VCPUs }),
+		row("RAM_MIB", h.Ratios.RAM, func(r host.Resources) int { return r.RAMMiB }),
+		row("DISK_GIB", h.Ratios.Disk, func(r host.Resources) int { return r.DiskGiB }),
+	})
+}
+
+// fmtRatio shows an overcommit ratio without trailing zeros: 4, 1.5.
+func fmtRatio(r float64) string { return strconv.FormatFloat(r, 'g', -1, 64) }
+
+func fmtRatios(r host.Ratios) string {
+	return fmt.Sprintf("cpu %s, ram %s, disk %s", fmtRatio(r.CPU), fmtRatio(r.RAM), fmtRatio(r.Disk))
+}
