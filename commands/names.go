@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/servergroup"
 )
 
 // NameStore is the port to the name reservations (a JetStream KV bucket).
@@ -32,7 +35,7 @@ const reservationGrace = 30 * time.Second
 
 func nameKey(kind, name string) string {
 	sum := sha256.Sum256([]byte(name))
-	return kind + "." + hex.EncodeToString(sum[:16])
+	return strings.ReplaceAll(kind, " ", "_") + "." + hex.EncodeToString(sum[:16])
 }
 
 // reserveName takes name for id. A reservation held by an aggregate that
@@ -137,6 +140,56 @@ func (a *App) DeleteImage(ctx context.Context, id string, meta Meta) (Result[ima
 	res, err := a.Images.Handle(ctx, id, image.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
 		a.releaseName(context.WithoutCancel(ctx), image.AggregateType, res.State.Spec.Name, id)
+	}
+	return res, err
+}
+
+// CreateGroup reserves the server group's name and records the group.
+func (a *App) CreateGroup(ctx context.Context, spec servergroup.Spec, meta Meta) (Result[servergroup.State], error) {
+	if err := spec.Validate(); err != nil {
+		return Result[servergroup.State]{}, err
+	}
+	id := DeriveID(meta.CommandID, "servergroup")
+	err := a.reserveName(ctx, "server group", spec.Name, id, func(h string) (bool, bool, error) {
+		st, _, err := a.Groups.Load(ctx, h)
+		return st.Exists, st.Deleted, err
+	})
+	if err != nil {
+		return Result[servergroup.State]{}, err
+	}
+	return a.Groups.Handle(ctx, id, servergroup.Create{ID: id, Spec: spec, At: a.Now().UTC()}, meta)
+}
+
+// DeleteGroup deletes an empty server group and frees its name.
+func (a *App) DeleteGroup(ctx context.Context, id string, meta Meta) (Result[servergroup.State], error) {
+	res, err := a.Groups.Handle(ctx, id, servergroup.Delete{At: a.Now().UTC()}, meta)
+	if err == nil {
+		a.releaseName(context.WithoutCancel(ctx), "server group", res.State.Spec.Name, id)
+	}
+	return res, err
+}
+
+// CreateAggregate reserves the host aggregate's name and records it.
+func (a *App) CreateAggregate(ctx context.Context, name string, md map[string]string, meta Meta) (Result[hostaggregate.State], error) {
+	if err := domain.CheckName("name", name); err != nil {
+		return Result[hostaggregate.State]{}, err
+	}
+	id := DeriveID(meta.CommandID, "hostaggregate")
+	err := a.reserveName(ctx, "host aggregate", name, id, func(h string) (bool, bool, error) {
+		st, _, err := a.Aggregates.Load(ctx, h)
+		return st.Exists, st.Deleted, err
+	})
+	if err != nil {
+		return Result[hostaggregate.State]{}, err
+	}
+	return a.Aggregates.Handle(ctx, id, hostaggregate.Create{ID: id, Name: name, Metadata: md, At: a.Now().UTC()}, meta)
+}
+
+// DeleteAggregate deletes a host aggregate without hosts and frees its name.
+func (a *App) DeleteAggregate(ctx context.Context, id string, meta Meta) (Result[hostaggregate.State], error) {
+	res, err := a.Aggregates.Handle(ctx, id, hostaggregate.Delete{At: a.Now().UTC()}, meta)
+	if err == nil {
+		a.releaseName(context.WithoutCancel(ctx), "host aggregate", res.State.Name, id)
 	}
 	return res, err
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -43,12 +44,11 @@ func (a *API) registerAggregates(api huma.API) {
 			if in.Body.AvailabilityZone != "" {
 				md[hostaggregate.AZKey] = in.Body.AvailabilityZone
 			}
-			cid := commandID(ctx)
-			id := commands.DeriveID(cid, "hostaggregate")
-			res, err := a.App.Aggregates.Handle(ctx, id, hostaggregate.Create{ID: id, Name: in.Body.Name, Metadata: md, At: a.App.Now().UTC()}, a.meta(ctx, cid))
+			res, err := a.App.CreateAggregate(ctx, in.Body.Name, md, a.meta(ctx, commandID(ctx)))
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
+			id := res.State.ID
 			return a.aggregateOut(ctx, id, res.Seq, "/v1/aggregates/"+id)
 		})
 
@@ -111,6 +111,9 @@ func (a *API) registerAggregates(api huma.API) {
 			if !st.Exists || st.Removed {
 				return nil, problem(ctx, http.StatusUnprocessableEntity, "host "+in.Body.Host+" does not exist")
 			}
+			if err := a.checkOneZone(ctx, in.ID, in.Body.Host); err != nil {
+				return nil, err
+			}
 			return a.aggregateCommand(ctx, in.ID, hostaggregate.AddHost{Host: in.Body.Host, At: a.App.Now().UTC()})
 		})
 
@@ -130,7 +133,7 @@ func (a *API) registerAggregates(api huma.API) {
 			if err != nil {
 				return nil, err
 			}
-			res, err := a.App.Aggregates.Handle(ctx, id, hostaggregate.Delete{At: a.App.Now().UTC()}, a.meta(ctx, commandID(ctx)))
+			res, err := a.App.DeleteAggregate(ctx, id, a.meta(ctx, commandID(ctx)))
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -184,4 +187,26 @@ func (a *API) aggregateID(ctx context.Context, ref string) (string, error) {
 		items, _, err := a.Read.HostAggregates(ctx, name, postgres.Page{Limit: 2})
 		return ids(items, func(h postgres.HostAggregate) string { return h.ID }), err
 	})
+}
+
+// checkOneZone refuses to put a host in a second availability zone.
+func (a *API) checkOneZone(ctx context.Context, ref, hostName string) error {
+	id, err := a.aggregateID(ctx, ref)
+	if err != nil {
+		return err
+	}
+	target, err := a.Read.HostAggregate(ctx, id)
+	if err != nil || target.AvailabilityZone == nil {
+		return nil
+	}
+	all, _, err := a.Read.HostAggregates(ctx, "", postgres.Page{Limit: 1000})
+	if err != nil {
+		return a.fail(ctx, err)
+	}
+	for _, ag := range all {
+		if ag.ID != id && ag.AvailabilityZone != nil && *ag.AvailabilityZone != *target.AvailabilityZone && slices.Contains(ag.Hosts, hostName) {
+			return problem(ctx, http.StatusConflict, "host "+hostName+" is already in availability zone "+*ag.AvailabilityZone+" (aggregate "+ag.Name+"); a host is in one zone")
+		}
+	}
+	return nil
 }

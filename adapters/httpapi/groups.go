@@ -7,7 +7,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
-	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/servergroup"
 )
 
@@ -29,14 +28,12 @@ func (a *API) registerGroups(api huma.API) {
 	huma.Register(api, huma.Operation{OperationID: "create-server-group", Method: http.MethodPost, Path: "/v1/server-groups",
 		Summary: "Create a server group", Tags: []string{"server-groups"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct{ Body GroupBody }) (*GroupOutput, error) {
-			cid := commandID(ctx)
-			id := commands.DeriveID(cid, "servergroup")
 			spec := servergroup.Spec{Name: in.Body.Name, Policy: in.Body.Policy, MaxPerHost: in.Body.MaxPerHost}
-			at := a.App.Now().UTC()
-			res, err := a.App.Groups.Handle(ctx, id, servergroup.Create{ID: id, Spec: spec, At: at}, a.meta(ctx, cid))
+			res, err := a.App.CreateGroup(ctx, spec, a.meta(ctx, commandID(ctx)))
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
+			id, at := res.State.ID, a.App.Now().UTC()
 			s := res.State.Spec
 			return &GroupOutput{Written: Written{res.Seq}, Location: "/v1/server-groups/" + id,
 				Body: postgres.ServerGroup{ID: id, Name: s.Name, Policy: s.Policy, MaxPerHost: s.MaxPerHost, Members: []postgres.GroupMember{}, CreatedAt: at}}, nil
@@ -86,7 +83,7 @@ func (a *API) registerGroups(api huma.API) {
 			if err != nil {
 				return nil, err
 			}
-			res, err := a.App.Groups.Handle(ctx, id, servergroup.Delete{At: a.App.Now().UTC()}, a.meta(ctx, commandID(ctx)))
+			res, err := a.App.DeleteGroup(ctx, id, a.meta(ctx, commandID(ctx)))
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/hostaggregate"
 )
 
 // HostsOutput lists hosts.
@@ -136,12 +139,17 @@ func (a *API) hostCommand(ctx context.Context, ref string, cmd host.Command) (*H
 		return nil, err
 	}
 	res, err := a.App.Hosts.Handle(ctx, id, cmd, a.meta(ctx, commandID(ctx)))
+	if domain.KindOf(err) == domain.NotFound {
+		return nil, notFound(ctx, "host", ref)
+	}
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
 	out := &HostOutput{Written: Written{res.Seq}}
 	if _, ok := cmd.(host.Remove); ok {
-		return out, nil
+		seq, err := a.leaveAggregates(ctx, res.State.Spec.Name)
+		out.Sequence = max(out.Sequence, seq)
+		return out, err
 	}
 	if err := a.waitRead(ctx, ReadAfter{MinSeq: res.Seq}); err != nil {
 		return nil, err
@@ -161,4 +169,24 @@ func (a *API) hostID(ctx context.Context, ref string) (string, error) {
 		return "", err
 	}
 	return commands.HostID(ref), nil
+}
+
+// leaveAggregates takes a removed host out of the host aggregates it was in.
+func (a *API) leaveAggregates(ctx context.Context, name string) (uint64, error) {
+	all, _, err := a.Read.HostAggregates(ctx, "", postgres.Page{Limit: 1000})
+	if err != nil {
+		return 0, a.fail(ctx, err)
+	}
+	var seq uint64
+	for _, ag := range all {
+		if !slices.Contains(ag.Hosts, name) {
+			continue
+		}
+		res, err := a.App.Aggregates.Handle(ctx, ag.ID, hostaggregate.RemoveHost{Host: name, At: a.App.Now().UTC()}, a.meta(ctx, commands.NewID()))
+		if err != nil && domain.KindOf(err) == 0 {
+			return seq, a.fail(ctx, err)
+		}
+		seq = max(seq, res.Seq)
+	}
+	return seq, nil
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -79,6 +80,9 @@ func (a *API) registerServers(api huma.API) {
 				return nil, unprocessable(err)
 			}
 			hints := server.Hints{AvailabilityZone: in.Body.AvailabilityZone, TargetHost: in.Body.TargetHost}
+			if err := a.checkHints(ctx, hints); err != nil {
+				return nil, err
+			}
 			if in.Body.ServerGroup != "" {
 				if hints.ServerGroup, err = a.groupID(ctx, in.Body.ServerGroup); err != nil {
 					return nil, unprocessable(err)
@@ -186,4 +190,27 @@ func unprocessable(err error) error {
 		m.Status, m.Title = http.StatusUnprocessableEntity, http.StatusText(http.StatusUnprocessableEntity)
 	}
 	return err
+}
+
+// checkHints refuses hints that name a zone or host that does not exist.
+func (a *API) checkHints(ctx context.Context, h server.Hints) error {
+	if h.AvailabilityZone != "" {
+		zones, err := a.Read.AvailabilityZones(ctx)
+		if err != nil {
+			return a.fail(ctx, err)
+		}
+		if !slices.ContainsFunc(zones, func(z postgres.AvailabilityZone) bool { return z.Name == h.AvailabilityZone }) {
+			return problem(ctx, http.StatusUnprocessableEntity, "availability zone "+h.AvailabilityZone+" does not exist; see GET /v1/availability-zones")
+		}
+	}
+	if h.TargetHost != "" {
+		st, _, err := a.App.Hosts.Load(ctx, commands.HostID(h.TargetHost))
+		if err != nil {
+			return a.fail(ctx, err)
+		}
+		if !st.Exists || st.Removed {
+			return problem(ctx, http.StatusUnprocessableEntity, "target host "+h.TargetHost+" does not exist")
+		}
+	}
+	return nil
 }

@@ -518,12 +518,13 @@ type GroupMember struct {
 	Host     string `json:"host"`
 }
 
-const groupCols = `SELECT id::text, name, policy, max_per_host, created_at FROM server_groups`
+const groupCols = `SELECT id::text, name, policy, max_per_host, created_at,
+	coalesce((SELECT json_agg(json_build_object('server_id', m.server_id, 'host', m.host) ORDER BY m.host, m.server_id)
+		FROM server_group_members m WHERE m.group_id = g.id), '[]') FROM server_groups g`
 
 func scanGroup(row pgx.CollectableRow) (ServerGroup, error) {
 	var g ServerGroup
-	err := row.Scan(&g.ID, &g.Name, &g.Policy, &g.MaxPerHost, &g.CreatedAt)
-	g.Members = []GroupMember{}
+	err := row.Scan(&g.ID, &g.Name, &g.Policy, &g.MaxPerHost, &g.CreatedAt, &g.Members)
 	return g, err
 }
 
@@ -539,14 +540,5 @@ func (r *ReadModel) ServerGroups(ctx context.Context, name string, p Page) ([]Se
 
 // ServerGroup returns one group with its members.
 func (r *ReadModel) ServerGroup(ctx context.Context, id string) (ServerGroup, error) {
-	g, err := one(ctx, r.Pool, groupCols+` WHERE id=$1`, scanGroup, id)
-	if err != nil {
-		return g, err
-	}
-	rows, err := r.Pool.Query(ctx, `SELECT server_id::text, host FROM server_group_members WHERE group_id=$1 ORDER BY host, server_id`, id)
-	if err != nil {
-		return g, fmt.Errorf("query members: %w", err)
-	}
-	g.Members, err = pgx.CollectRows(rows, pgx.RowToStructByPos[GroupMember])
-	return g, err
+	return one(ctx, r.Pool, groupCols+` WHERE id=$1`, scanGroup, id)
 }

@@ -240,15 +240,32 @@ func TestAvailabilityZonesAggregatesAndExtraSpecs(t *testing.T) {
 			t.Fatalf("aggregate extra spec: %+v", s)
 		}
 	}
-	s := place(map[string]any{"name": "lost", "availability_zone": "az9"})
-	if s.Status != "ERROR" || s.Reason == nil || !strings.Contains(*s.Reason, "availability_zone removed 3") {
-		t.Fatalf("unknown zone: %+v", s)
+	r = e.must(422, e.call("POST", "/v1/servers", map[string]any{"name": "lost", "flavor": "small", "image": "tiny", "availability_zone": "az9"}))
+	if !strings.Contains(string(r.Body), "availability zone az9 does not exist") {
+		t.Fatalf("unknown zone: %s", r.Body)
 	}
+	// A zone whose hosts cannot take the server says so.
+	e.must(200, e.call("POST", "/v1/hosts/sim-2/disable", nil))
+	s := place(map[string]any{"name": "stuck", "availability_zone": "az1"})
+	if s.Status != "ERROR" || s.Reason == nil || !strings.Contains(*s.Reason, "availability_zone removed 2") || !strings.Contains(*s.Reason, "enabled removed 1") {
+		t.Fatalf("zone with its only host disabled: %+v", s)
+	}
+	// Names of aggregates and groups are unique too; a removed host leaves its aggregates.
+	e.must(409, e.call("POST", "/v1/aggregates", map[string]any{"name": "rack-a"}))
+	e.must(201, e.call("POST", "/v1/aggregates", map[string]any{"name": "rack-z", "availability_zone": "az2"}))
+	e.must(200, e.call("POST", "/v1/hosts/sim-2/enable", nil))
 	r = e.must(422, e.call("POST", "/v1/flavors", map[string]any{"name": "odd", "vcpus": 1, "ram_mib": 1, "extra_specs": map[string]string{"color": "blue"}}))
 	if !strings.Contains(string(r.Body), "unknown extra spec") {
 		t.Fatalf("bad extra spec: %s", r.Body)
 	}
 	e.must(409, e.call("DELETE", "/v1/aggregates/rack-a", nil))
+	r = e.must(409, e.call("POST", "/v1/aggregates/rack-z/hosts", map[string]any{"host": "sim-2"}))
+	if !strings.Contains(string(r.Body), "already in availability zone az1") {
+		t.Fatalf("second zone: %s", r.Body)
+	}
+	e.must(200, e.call("POST", "/v1/aggregates/rack-z/hosts", map[string]any{"host": "sim-3"}))
+	r = e.must(204, e.call("DELETE", "/v1/hosts/sim-3", nil))
+	e.must(204, e.call("DELETE", "/v1/aggregates/rack-z", nil, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
 }
 
 // A claim that no server uses (its saga died between claiming and
