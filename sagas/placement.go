@@ -3,6 +3,8 @@ package sagas
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,7 +76,7 @@ func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
 		if len(last.Candidates) == 0 {
 			break
 		}
-		for _, c := range last.Candidates[:min(len(last.Candidates), candidatesPerRound)] {
+		for _, c := range spreadTies(last.Candidates)[:min(len(last.Candidates), candidatesPerRound)] {
 			ok, err := s.claim(ctx, opID, attempt, sv, c.Host, req.Resources)
 			if err != nil && domain.KindOf(err) == 0 {
 				return err
@@ -203,4 +205,54 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// tieScore: candidates scoring within this of the best are as good.
+const tieScore = 0.02
+
+// spreadTies shuffles the candidates that score as well as the best, so
+// that parallel requests do not all race for the same host (and get
+// refused) when several are equally good.
+func spreadTies(cs []scheduler.Candidate) []scheduler.Candidate {
+	n := 0
+	for n < len(cs) && cs[n].Score >= cs[0].Score-tieScore {
+		n++
+	}
+	if n <= 1 {
+		return cs
+	}
+	out := slices.Clone(cs)
+	rand.Shuffle(n, func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// snapshotCache shares one read of the hosts between the placements of
+// the next moment: the snapshot only ranks hosts, the hosts' own claims
+// decide, so a little staleness costs a refused claim, never a double booking.
+type snapshotCache struct {
+	src Snapshot
+	ttl time.Duration
+
+	mu    sync.Mutex
+	at    time.Time
+	hosts []scheduler.Host
+}
+
+func (c *snapshotCache) Snapshot(ctx context.Context) ([]scheduler.Host, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hosts != nil && time.Since(c.at) < c.ttl {
+		return c.hosts, nil
+	}
+	hs, err := c.src.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.hosts, c.at = hs, time.Now()
+	return hs, nil
+}
+
+// CachedSnapshot wraps a snapshot source with a short cache.
+func CachedSnapshot(src Snapshot, ttl time.Duration) Snapshot {
+	return &snapshotCache{src: src, ttl: ttl}
 }

@@ -132,7 +132,7 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	n.App = commands.NewApp(n.Store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
-	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: n.Read, Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
+	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: sagas.CachedSnapshot(n.Read, 100*time.Millisecond), Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
 	names, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.NamesBucket, 0, n.Store.Replicas)
 	if err != nil {
 		return nil, err
