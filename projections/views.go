@@ -72,9 +72,9 @@ var Hosts = Projection{Name: "hosts", Version: 2, Tables: []string{"hosts", "hos
 			case *host.Disabled:
 				set(`disabled=true, status_reason=NULLIF($4,'')`, e.Reason)
 			case *host.MaintenanceStarted:
-				set(`maintenance=true, status_reason=NULLIF($4,'')`, e.Reason)
+				set(`maintenance=true, maintenance_reason=NULLIF($4,'')`, e.Reason)
 			case *host.MaintenanceEnded:
-				set(`maintenance=false, status_reason=NULL`)
+				set(`maintenance=false, maintenance_reason=NULL`)
 			case *host.RatiosChanged:
 				set(`ratio_cpu=$4, ratio_ram=$5, ratio_disk=$6`, e.Ratios.CPU, e.Ratios.RAM, e.Ratios.Disk)
 			case *host.WentDown:

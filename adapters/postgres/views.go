@@ -116,7 +116,7 @@ type Host struct {
 }
 
 const hostCols = `SELECT id::text, name, driver, address, hypervisor, cpu_model, cpu_features, traits, disabled, maintenance,
-	status_reason, down, down_since, ratio_cpu, ratio_ram, ratio_disk, vcpus, ram_mib, disk_gib,
+	CASE WHEN disabled THEN status_reason ELSE maintenance_reason END, down, down_since, ratio_cpu, ratio_ram, ratio_disk, vcpus, ram_mib, disk_gib,
 	used_vcpus, used_ram_mib, used_disk_gib, claims, updated_at FROM hosts`
 
 func scanHost(row pgx.CollectableRow) (Host, error) {

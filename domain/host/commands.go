@@ -89,10 +89,10 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 	case Enable:
 		return when(s.Disabled, &Enabled{At: c.At})
 	case Disable:
-		return when(!s.Disabled, &Disabled{Reason: c.Reason, At: c.At})
+		return when(!s.Disabled || c.Reason != s.Reason, &Disabled{Reason: c.Reason, At: c.At})
 	case SetMaintenance:
 		if c.On {
-			return when(!s.Maintenance, &MaintenanceStarted{Reason: c.Reason, At: c.At})
+			return when(!s.Maintenance || c.Reason != s.MaintenanceReason, &MaintenanceStarted{Reason: c.Reason, At: c.At})
 		}
 		return when(s.Maintenance, &MaintenanceEnded{At: c.At})
 	case SetRatios:
@@ -196,7 +196,7 @@ func decideClaim(s State, c Claim) ([]domain.Event, error) {
 	case s.Disabled:
 		return nil, domain.Conflictf("host %s is disabled%s", s.Spec.Name, because(s.Reason))
 	case s.Maintenance:
-		return nil, domain.Conflictf("host %s is in maintenance%s", s.Spec.Name, because(s.Reason))
+		return nil, domain.Conflictf("host %s is in maintenance%s", s.Spec.Name, because(s.MaintenanceReason))
 	case s.Down:
 		return nil, domain.Conflictf("host %s is down", s.Spec.Name)
 	}

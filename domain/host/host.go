@@ -75,18 +75,19 @@ func (s Spec) equal(o Spec) bool {
 
 // State is what the decider knows about one host.
 type State struct {
-	ID          string
-	Exists      bool
-	Removed     bool
-	Spec        Spec
-	Ratios      Ratios
-	Disabled    bool
-	Reason      string // why disabled or in maintenance
-	Maintenance bool
-	Down        bool
-	Claims      map[string]Resources // server id -> claimed resources
-	Used        Resources
-	Since       time.Time // last liveness change
+	ID                string
+	Exists            bool
+	Removed           bool
+	Spec              Spec
+	Ratios            Ratios
+	Disabled          bool
+	Reason            string // why disabled
+	Maintenance       bool
+	MaintenanceReason string
+	Down              bool
+	Claims            map[string]Resources // server id -> claimed resources
+	Used              Resources
+	Since             time.Time // last liveness change
 }
 
 // Limit is the capacity claims may use: physical capacity × ratios.
@@ -127,9 +128,9 @@ func Evolve(s State, ev domain.Event) State {
 	case *Disabled:
 		s.Disabled, s.Reason = true, e.Reason
 	case *MaintenanceStarted:
-		s.Maintenance, s.Reason = true, e.Reason
+		s.Maintenance, s.MaintenanceReason = true, e.Reason
 	case *MaintenanceEnded:
-		s.Maintenance, s.Reason = false, ""
+		s.Maintenance, s.MaintenanceReason = false, ""
 	case *RatiosChanged:
 		s.Ratios = e.Ratios
 	case *Claimed:

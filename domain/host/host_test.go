@@ -84,7 +84,8 @@ func TestAdministrativeState(t *testing.T) {
 	maint := with(registered, &host.MaintenanceStarted{Reason: "bios", At: t0})
 	run(t, []row{
 		{"disable", registered, host.Disable{Reason: "bad fan", At: t1}, []domain.Event{&host.Disabled{Reason: "bad fan", At: t1}}, 0, ""},
-		{"disable twice changes nothing", disabled, host.Disable{At: t1}, nil, 0, ""},
+		{"disable twice changes nothing", disabled, host.Disable{Reason: "bad fan", At: t1}, nil, 0, ""},
+		{"disable again with a new reason records it", disabled, host.Disable{Reason: "bad DIMM", At: t1}, []domain.Event{&host.Disabled{Reason: "bad DIMM", At: t1}}, 0, ""},
 		{"enable", disabled, host.Enable{At: t1}, []domain.Event{&host.Enabled{At: t1}}, 0, ""},
 		{"enable an enabled host changes nothing", registered, host.Enable{At: t1}, nil, 0, ""},
 		{"maintenance on", registered, host.SetMaintenance{On: true, Reason: "bios", At: t1}, []domain.Event{&host.MaintenanceStarted{Reason: "bios", At: t1}}, 0, ""},
