@@ -6,20 +6,18 @@ import (
 	"github.com/keel-cloud/keel/domain"
 )
 
-// entry is one aggregate's folded state and what it has seen.
+// entry is one aggregate's folded state and what it has seen. Entries are
+// only read and changed under the aggregate's stripe lock (Handle and Load
+// both take it).
 type entry[S any] struct {
 	state    S
 	version  uint64
 	lastSeq  uint64
-	commands map[string]uint64 // command id -> stream sequence, for idempotent re-execution
+	commands *recent // the aggregate's recent command ids, for idempotent re-execution
 }
 
 func (e *entry[S]) copy() *entry[S] {
-	c := &entry[S]{state: e.state, version: e.version, lastSeq: e.lastSeq, commands: make(map[string]uint64, len(e.commands)+1)}
-	for k, v := range e.commands {
-		c.commands[k] = v
-	}
-	return c
+	return &entry[S]{state: e.state, version: e.version, lastSeq: e.lastSeq, commands: e.commands}
 }
 
 func (e *entry[S]) apply(d interface{ Fold(S, []domain.Event) S }, events []domain.Event, seq uint64, commandID string) *entry[S] {
@@ -27,15 +25,55 @@ func (e *entry[S]) apply(d interface{ Fold(S, []domain.Event) S }, events []doma
 	n.state = d.Fold(n.state, events)
 	n.version++
 	n.lastSeq = seq
-	if commandID != "" {
-		n.commands[commandID] = seq
-	}
+	n.commands.add(commandID, seq)
 	return n
 }
 
-// cache holds aggregate states keyed by id. Entries are immutable once
-// stored, so readers never see a half-applied commit. When full, it drops an
-// arbitrary entry: a dropped aggregate is simply loaded again.
+// RecentCommands is how many command ids an aggregate remembers. A command
+// retried after this many later commits on the same aggregate would not be
+// recognised; the API's idempotency records (72 h) still answer a retried
+// request. The bound keeps a commit O(1) on long-lived aggregates (hosts).
+const RecentCommands = 1024
+
+// recent is a bounded set of command ids with their sequences, oldest
+// evicted first. It is shared by the entries of one aggregate and changed
+// in place under the stripe lock.
+type recent struct {
+	seqs  map[string]uint64
+	order []string
+	next  int
+}
+
+func newRecent() *recent { return &recent{seqs: map[string]uint64{}} }
+
+func (r *recent) get(id string) (uint64, bool) {
+	if id == "" {
+		return 0, false
+	}
+	s, ok := r.seqs[id]
+	return s, ok
+}
+
+func (r *recent) add(id string, seq uint64) {
+	if id == "" {
+		return
+	}
+	if _, ok := r.seqs[id]; ok {
+		return
+	}
+	if len(r.order) < RecentCommands {
+		r.order = append(r.order, id)
+	} else {
+		delete(r.seqs, r.order[r.next])
+		r.order[r.next] = id
+		r.next = (r.next + 1) % RecentCommands
+	}
+	r.seqs[id] = seq
+}
+
+// cache holds aggregate states keyed by id. A new entry replaces the old one
+// once a commit is folded in. When full, it drops an arbitrary entry: a
+// dropped aggregate is simply loaded again.
 type cache[S any] struct {
 	mu      sync.Mutex
 	max     int

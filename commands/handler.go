@@ -69,6 +69,9 @@ func New[S any, C any](store EventStore, d domain.Decider[S, C], isConflict func
 // checks the subject for commits made elsewhere (another replica) since the
 // cached state, with one direct get.
 func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) {
+	mu := &h.locks[stripe(id)]
+	mu.Lock()
+	defer mu.Unlock()
 	e, err := h.fresh(ctx, id)
 	if err != nil {
 		var zero S
@@ -87,7 +90,7 @@ func (h *Handler[S, C]) Handle(ctx context.Context, id string, cmd C, meta Meta)
 		return Result[S]{}, err
 	}
 	for attempt := 1; ; attempt++ {
-		if seq, ok := e.commands[meta.CommandID]; ok && meta.CommandID != "" {
+		if seq, ok := e.commands.get(meta.CommandID); ok {
 			return Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}, nil
 		}
 		events, err := h.decider.Decide(e.state, cmd)
@@ -153,7 +156,7 @@ func (h *Handler[S, C]) entry(ctx context.Context, id string) (*entry[S], error)
 	if e, ok := h.cache.get(id); ok {
 		return e, nil
 	}
-	return h.catchUp(ctx, id, &entry[S]{state: h.decider.Initial(id), commands: map[string]uint64{}})
+	return h.catchUp(ctx, id, &entry[S]{state: h.decider.Initial(id), commands: newRecent()})
 }
 
 // catchUp folds the commits after e.lastSeq into a new entry.

@@ -192,12 +192,17 @@ func (r *Runner) Statuses(ctx context.Context) ([]Status, error) {
 func (r *Runner) WaitFor(ctx context.Context, seq uint64, maxWait time.Duration) (bool, error) {
 	deadline := time.Now().Add(maxWait)
 	for {
-		var low int64
-		err := r.Pool.QueryRow(ctx, `SELECT coalesce(min(seq), 0) FROM projection_checkpoints`).Scan(&low)
+		var low, rows int64
+		names := make([]string, len(r.Projections))
+		for i, p := range r.Projections {
+			names[i] = p.Name
+		}
+		// A projection without its checkpoint row yet has applied nothing.
+		err := r.Pool.QueryRow(ctx, `SELECT coalesce(min(seq), 0), count(*) FROM projection_checkpoints WHERE name = ANY($1)`, names).Scan(&low, &rows)
 		if err != nil {
 			return false, fmt.Errorf("read checkpoints: %w", err)
 		}
-		if uint64(low) >= seq {
+		if uint64(low) >= seq && rows == int64(len(names)) {
 			return true, nil
 		}
 		if time.Now().After(deadline) {
