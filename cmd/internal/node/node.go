@@ -56,9 +56,12 @@ type Config struct {
 	HeartbeatEvery   time.Duration     // heartbeat period of in-process simulated hosts (default 5s)
 	HeartbeatTimeout time.Duration     // no heartbeat for this long: the host is down (default 30s)
 	OrphanGrace      time.Duration     // a claim no server uses is released after this (default 2m)
-	DeadlineEvery    time.Duration
-	ReadWait         time.Duration
-	Log              *slog.Logger
+	// APIOnly runs the API and command handling without projections, sagas
+	// or hosts: the command path alone, for benchmarks. Reads see nothing.
+	APIOnly       bool
+	DeadlineEvery time.Duration
+	ReadWait      time.Duration
+	Log           *slog.Logger
 }
 
 // Node is a running keel serve.
@@ -148,6 +151,11 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
+		Log: c.Log, ReadWait: c.ReadWait, Ready: n.ready}
+	if c.APIOnly {
+		return n, n.serve(api.Handler())
+	}
 	n.goRun(func() error { return n.Runner.Run(runCtx) })
 	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store.Stream()) })
 	n.goRun(func() error { n.Saga.WatchDeadlines(runCtx, n.Read, c.DeadlineEvery); return nil })
@@ -168,8 +176,6 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 		}
 		n.goRun(func() error { return ag.Run(runCtx) })
 	}
-	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
-		Log: c.Log, ReadWait: c.ReadWait, Ready: n.ready}
 	return n, n.serve(api.Handler())
 }
 
