@@ -13,7 +13,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/keelbench          # full run, about 4 minutes on 2 cores
+//	go run ./cmd/keelbench          # full run, about 6 minutes on 2 cores
 //	go run ./cmd/keelbench -quick   # smoke run, about a minute
 package main
 
@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,12 +48,18 @@ type config struct {
 	Writers       int
 	Verbose       bool
 	CPUProfile    string
+
+	PlaceHosts      []int // host counts of the placement figure
+	PlaceCreates    int   // creates per placement run
+	PlaceCreatesPer []int // creates per host count, overrides PlaceCreates
+	ScaleHosts      int
+	ScaleServers    int
 }
 
 func parseFlags() config {
 	c := config{}
 	quick := flag.Bool("quick", false, "smoke run: small counts and short durations (about a minute)")
-	flag.StringVar(&c.Figures, "figures", "command,projection,rebuild", "comma-separated figures to run")
+	flag.StringVar(&c.Figures, "figures", "command,projection,rebuild,scheduler,placement,scale", "comma-separated figures to run")
 	flag.IntVar(&c.Clients, "clients", 32, "concurrent HTTP clients, and concurrent raw publishers")
 	flag.IntVar(&c.Rounds, "rounds", 3, "rounds of the command figure; each runs the baselines and the API in turn")
 	flag.DurationVar(&c.CmdDuration, "cmd-duration", 10*time.Second, "measured duration of each command-path run, per round")
@@ -66,6 +73,10 @@ func parseFlags() config {
 	flag.IntVar(&c.Writers, "writers", 64, "concurrent writers when filling the log")
 	flag.BoolVar(&c.Verbose, "v", false, "log the warnings of the code under test too (errors are always logged)")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (everything runs in this process) to this file")
+	placeHosts := flag.String("placement-hosts", "1000,10000", "simulated host counts of the placement figure")
+	placeCreates := flag.String("placement-creates", "2000,1000", "creates per placement run, one per host count (the last one repeats)")
+	flag.IntVar(&c.ScaleHosts, "scale-hosts", 10000, "hosts registered in the log of the scale figure")
+	flag.IntVar(&c.ScaleServers, "scale-servers", 25000, "servers built in the log of the scale figure (4 commits each; 100000 takes far longer than the run budget, see docs/benchmarks.md)")
 	flag.Parse()
 	if *quick { // scale down what was not set explicitly
 		set := map[string]bool{}
@@ -80,8 +91,29 @@ func parseFlags() config {
 		quickly("proj-commits", func() { c.ProjCommits = 3000 })
 		quickly("lag-duration", func() { c.LagDuration = 3 * time.Second })
 		quickly("rebuild-commits", func() { c.RebuildCommit = 10000 })
+		quickly("placement-hosts", func() { *placeHosts = "100,1000" })
+		quickly("placement-creates", func() { *placeCreates = "300" })
+		quickly("scale-hosts", func() { c.ScaleHosts = 1000 })
+		quickly("scale-servers", func() { c.ScaleServers = 10000 })
+	}
+	c.PlaceHosts = ints(*placeHosts)
+	c.PlaceCreatesPer = ints(*placeCreates)
+	c.PlaceCreates = 1000
+	if len(c.PlaceCreatesPer) > 0 {
+		c.PlaceCreates = c.PlaceCreatesPer[len(c.PlaceCreatesPer)-1]
 	}
 	return c
+}
+
+// ints parses a comma-separated list of positive integers (bad items are skipped).
+func ints(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (c config) wants(figure string) bool {
@@ -122,7 +154,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	for _, f := range []struct {
 		name string
 		run  func(context.Context, *benchEnv, *results) error
-	}{{"command", runCommand}, {"projection", runProjection}, {"rebuild", runRebuild}} {
+	}{{"command", runCommand}, {"projection", runProjection}, {"rebuild", runRebuild},
+		{"scheduler", runScheduler}, {"placement", runPlacement}, {"scale", runScale}} {
 		if !cfg.wants(f.name) {
 			continue
 		}
