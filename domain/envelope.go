@@ -22,6 +22,9 @@ type Envelope struct {
 	// Sequence is the commit's stream sequence (its global position). It is
 	// not stored in the message; readers fill it in.
 	Sequence uint64 `json:"-"`
+	// Raw is the stored message, when the reader kept it (so that the event
+	// history can store it without encoding it again).
+	Raw json.RawMessage `json:"-"`
 }
 
 // RawEvent is a stored event: its type, schema version and JSON data.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,36 +31,25 @@ type Runner struct {
 	Log         *slog.Logger
 }
 
-// Run starts every projection and returns when ctx ends.
+// Run prepares every projection, then follows the stream once for all of
+// them until ctx ends: each commit is read and decoded once, and each batch
+// is applied to every projection in one transaction that advances every
+// checkpoint, restarting after errors.
 func (r *Runner) Run(ctx context.Context) error {
-	errs := make(chan error, len(r.Projections))
 	for _, p := range r.Projections {
-		go func() { errs <- r.follow(ctx, p) }()
-	}
-	var first error
-	for range r.Projections {
-		if err := <-errs; err != nil && first == nil && ctx.Err() == nil {
-			first = err
+		for {
+			err := r.prepare(ctx, p)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			r.Log.Error("projection could not start; retrying", "projection", p.Name, "err", err)
+			_ = sleepCtx(ctx, time.Second)
 		}
-	}
-	return first
-}
-
-// follow applies new commits to one projection until ctx ends, restarting
-// its consumer after errors.
-func (r *Runner) follow(ctx context.Context, p Projection) error {
-	for {
-		err := r.prepare(ctx, p)
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		r.Log.Error("projection could not start; retrying", "projection", p.Name, "err", err)
-		_ = sleepCtx(ctx, time.Second)
 	}
 	for ctx.Err() == nil {
-		err := r.followOnce(ctx, p)
+		err := r.followOnce(ctx)
 		if err != nil && ctx.Err() == nil {
-			r.Log.Error("projection stopped; restarting", "projection", p.Name, "err", err)
+			r.Log.Error("projections stopped; restarting", "err", err)
 			_ = sleepCtx(ctx, time.Second)
 		}
 	}
@@ -94,44 +85,113 @@ func (r *Runner) prepare(ctx context.Context, p Projection) error {
 	})
 }
 
-func (r *Runner) followOnce(ctx context.Context, p Projection) error {
-	from, err := r.checkpoint(ctx, p.Name)
+func (r *Runner) followOnce(ctx context.Context) error {
+	cps, err := r.checkpoints(ctx, r.Pool)
 	if err != nil {
 		return err
 	}
+	from := uint64(0)
+	for i, p := range r.Projections {
+		if i == 0 || cps[p.Name] < from {
+			from = cps[p.Name]
+		}
+	}
 	return consume(ctx, r.Stream, from+1, 0, func(envs []domain.Envelope) error {
-		return r.applyLive(ctx, p, envs)
+		return r.applyLive(ctx, envs)
 	})
 }
 
-func (r *Runner) checkpoint(ctx context.Context, name string) (uint64, error) {
-	var seq int64
-	err := r.Pool.QueryRow(ctx, `SELECT seq FROM projection_checkpoints WHERE name=$1`, name).Scan(&seq)
-	if err != nil {
-		return 0, fmt.Errorf("read checkpoint of %s: %w", name, err)
+func (r *Runner) names() []string {
+	out := make([]string, len(r.Projections))
+	for i, p := range r.Projections {
+		out[i] = p.Name
 	}
-	return uint64(seq), nil
+	return out
 }
 
-// applyLive applies commits above the checkpoint and advances it, in one
-// transaction under the projection's advisory lock.
-func (r *Runner) applyLive(ctx context.Context, p Projection, envs []domain.Envelope) error {
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// checkpoints reads every projection's checkpoint (FOR UPDATE inside a
+// transaction that holds the projections' locks).
+func (r *Runner) checkpoints(ctx context.Context, q querier, lock ...bool) (map[string]uint64, error) {
+	sql := `SELECT name, seq FROM projection_checkpoints WHERE name = ANY($1)`
+	if len(lock) > 0 && lock[0] {
+		sql += ` ORDER BY name FOR UPDATE`
+	}
+	rows, err := q.Query(ctx, sql, r.names())
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var name string
+		var seq int64
+		if err := rows.Scan(&name, &seq); err != nil {
+			return nil, err
+		}
+		out[name] = uint64(seq)
+	}
+	return out, rows.Err()
+}
+
+// applyLive applies a batch to every projection, each from above its own
+// checkpoint, and advances the checkpoints, in one transaction holding every
+// projection's advisory lock (taken in name order, as rebuilds take theirs).
+func (r *Runner) applyLive(ctx context.Context, envs []domain.Envelope) error {
+	decoded := make([][]domain.Event, len(envs))
+	for i, env := range envs {
+		evs, err := catalog.Decode(env)
+		if err != nil {
+			return fmt.Errorf("projections: %w", err)
+		}
+		decoded[i] = evs
+	}
+	ordered := slices.SortedFunc(slices.Values(r.Projections), func(a, b Projection) int { return strings.Compare(a.Name, b.Name) })
 	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(p.Name)); err != nil {
+		locks := &pgx.Batch{}
+		for _, p := range ordered {
+			locks.Queue(`SELECT pg_advisory_xact_lock($1)`, lockKey(p.Name))
+		}
+		if err := tx.SendBatch(ctx, locks).Close(); err != nil {
 			return err
 		}
-		var cur int64
-		if err := tx.QueryRow(ctx, `SELECT seq FROM projection_checkpoints WHERE name=$1 FOR UPDATE`, p.Name).Scan(&cur); err != nil {
+		cps, err := r.checkpoints(ctx, tx, true)
+		if err != nil {
 			return err
 		}
 		b := &pgx.Batch{}
-		last, err := queue(b, p, p.live(), envs, uint64(cur))
-		if err != nil || last == uint64(cur) {
-			return err
+		for _, p := range r.Projections {
+			if err := queueLive(b, p, envs, decoded, cps[p.Name]); err != nil {
+				return err
+			}
 		}
-		b.Queue(`UPDATE projection_checkpoints SET seq=$2, updated_at=now() WHERE name=$1`, p.Name, int64(last))
+		if b.Len() == 0 {
+			return nil
+		}
 		return tx.SendBatch(ctx, b).Close()
 	})
+}
+
+// queueLive queues one projection's statements for the commits above its
+// checkpoint, and the checkpoint's advance.
+func queueLive(b *pgx.Batch, p Projection, envs []domain.Envelope, decoded [][]domain.Event, cur uint64) error {
+	last, t := cur, p.live()
+	for i, env := range envs {
+		if env.Sequence <= last {
+			continue
+		}
+		if err := p.Apply(b, t, env, decoded[i]); err != nil {
+			return fmt.Errorf("projection %s at %d: %w", p.Name, env.Sequence, err)
+		}
+		last = env.Sequence
+	}
+	if last > cur {
+		b.Queue(`UPDATE projection_checkpoints SET seq=$2, updated_at=now() WHERE name=$1`, p.Name, int64(last))
+	}
+	return nil
 }
 
 // queue adds the statements of every commit above after; it returns the

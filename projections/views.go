@@ -184,9 +184,12 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 		for i, e := range env.Events {
 			types[i] = e.Type
 		}
-		raw, err := json.Marshal(env)
-		if err != nil {
-			return err
+		raw := []byte(env.Raw)
+		if len(raw) == 0 {
+			var err error
+			if raw, err = json.Marshal(env); err != nil {
+				return err
+			}
 		}
 		b.Queue(`INSERT INTO `+t.T("events")+` (seq, aggregate_type, aggregate_id, version, command_id, types, envelope, occurred_at)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (seq) DO NOTHING`,

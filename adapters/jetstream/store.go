@@ -219,7 +219,7 @@ func decodeEnvelope(data []byte, seq uint64) (domain.Envelope, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return env, fmt.Errorf("decode commit %d: %w", seq, err)
 	}
-	env.Sequence = seq
+	env.Sequence, env.Raw = seq, data
 	return env, nil
 }
 
