@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,18 +32,53 @@ type Agent struct {
 	// HeartbeatEvery is the heartbeat period (default 5 s).
 	HeartbeatEvery time.Duration
 
-	byName map[string]Driver
+	byName     map[string]Driver
+	registered bool
 }
 
-// Register records every managed host (a no-op when unchanged).
+// Register records every managed host (a no-op when unchanged), 32 at a
+// time. Run registers too, unless Register already succeeded.
 func (a *Agent) Register(ctx context.Context) error {
+	if a.registered {
+		return nil
+	}
+	work := make(chan Host)
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for range min(32, len(a.Hosts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for h := range work {
+				if err := a.register(ctx, h); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
 	for _, h := range a.Hosts {
-		id := commands.HostID(h.Info.Name)
-		spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB, Traits: h.Info.Traits}
-		meta := commands.Meta{CommandID: commands.DeriveID("register", h.Info.Name, fmt.Sprint(spec)), Actor: domain.Actor{User: "agent:" + a.Name}}
-		if _, err := a.App.Hosts.Handle(ctx, id, host.Register{ID: id, Spec: spec, Ratios: h.Info.Ratios, At: time.Now().UTC()}, meta); err != nil {
-			return fmt.Errorf("register host %s: %w", h.Info.Name, err)
-		}
+		work <- h
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	a.registered = true
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context, h Host) error {
+	id := commands.HostID(h.Info.Name)
+	spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB, Traits: h.Info.Traits}
+	meta := commands.Meta{CommandID: commands.DeriveID("register", h.Info.Name, fmt.Sprint(spec)), Actor: domain.Actor{User: "agent:" + a.Name}}
+	if _, err := a.App.Hosts.Handle(ctx, id, host.Register{ID: id, Spec: spec, Ratios: h.Info.Ratios, At: time.Now().UTC()}, meta); err != nil {
+		return fmt.Errorf("register host %s: %w", h.Info.Name, err)
 	}
 	return nil
 }
