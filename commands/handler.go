@@ -69,6 +69,15 @@ func New[S any, C any](store EventStore, d domain.Decider[S, C], isConflict func
 // checks the subject for commits made elsewhere (another replica) since the
 // cached state, with one direct get.
 func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) {
+	// The common case, a cached aggregate with nothing new, asks the store
+	// without holding the aggregate's lock, so readers of a hot aggregate
+	// (the flavor every create names) do not queue behind each other.
+	if e, ok := h.cache.get(id); ok {
+		envs, err := h.store.Load(ctx, h.decider.Type, id, e.lastSeq)
+		if err == nil && len(envs) == 0 {
+			return e.state, e.version, nil
+		}
+	}
 	mu := &h.locks[stripe(id)]
 	mu.Lock()
 	defer mu.Unlock()

@@ -31,6 +31,11 @@ type cmdBench struct {
 	payload           []byte        // the size of a real server.created commit
 	handler           *gen          // on its own embedded server
 	names             atomic.Int64
+	// The command path alone: a node with only its API and command
+	// handling (no projections, saga or hosts), on its own data.
+	only                  *node.Node
+	onlyC                 *client
+	onlyFlavor, onlyImage string
 }
 
 // runCommand measures server creates per second through the HTTP API of a
@@ -42,15 +47,20 @@ func runCommand(ctx context.Context, e *benchEnv, res *results) error {
 	if b != nil && b.n != nil {
 		defer b.n.Close()
 	}
+	if b != nil && b.only != nil {
+		defer b.only.Close()
+	}
 	if err != nil {
 		return err
 	}
 	cfg := e.cfg
-	var raw, handler, api loadStats
+	var raw, handler, api, only loadStats
 	for r := 1; r <= cfg.Rounds; r++ {
 		logf("round %d of %d: %d clients each, %s measured after %s of warm-up", r, cfg.Rounds, cfg.Clients, cfg.CmdDuration, cfg.Warmup)
 		rr := b.measure(ctx, "raw JetStream append", b.rawAppend)
 		hr := b.measure(ctx, "command handler alone", b.handlerCreate)
+		or := b.measure(ctx, "POST, command path only", b.onlyCreate)
+		only = only.merge(or)
 		a, err := b.apiRound(ctx)
 		if err != nil {
 			return err
@@ -64,6 +74,8 @@ func runCommand(ctx context.Context, e *benchEnv, res *results) error {
 	logf("all rounds: raw %s", raw)
 	logf("all rounds: handler %s", handler)
 	logf("all rounds: api %s", api)
+	logf("all rounds: command path only %s", only)
+	res.add("command_path_create_rps", only.rate(), "ops/s", 0, only.rate()/raw.rate())
 	res.add("command_create_rps", api.rate(), "ops/s", 0, api.rate()/raw.rate())
 	res.add("command_handler_create_rps", handler.rate(), "ops/s", 0, handler.rate()/raw.rate())
 	res.add("raw_jetstream_append_rps", raw.rate(), "ops/s", 0, none)
@@ -105,8 +117,35 @@ func startCommandBench(ctx context.Context, e *benchEnv) (*cmdBench, error) {
 		return b, err
 	}
 	hs, err := e.eventStore(ctx, "handler-jetstream")
+	if err != nil {
+		return b, err
+	}
 	b.handler = &gen{app: newApp(hs), tag: "handler", hosts: e.cfg.FakeHosts}
-	return b, err
+	return b, b.startOnly(ctx)
+}
+
+// startOnly starts the API-only node and seeds it.
+func (b *cmdBench) startOnly(ctx context.Context) error {
+	url, _, err := b.e.database(ctx, "bench_command_only")
+	if err != nil {
+		return err
+	}
+	b.only, err = node.Start(ctx, node.Config{DataDir: filepath.Join(b.e.dir, "node-only"), Listen: "127.0.0.1:0",
+		DatabaseURL: url, APIOnly: true, Log: b.e.log})
+	if err != nil {
+		return err
+	}
+	b.onlyC = newClient(b.only.URL, b.e.cfg.Clients)
+	b.onlyFlavor, b.onlyImage, _, err = b.onlyC.seed(ctx)
+	return err
+}
+
+// onlyCreate posts a server create to the API-only node: HTTP, validation,
+// the flavor and image checks, the decider and the append, with nothing
+// downstream competing for the cores.
+func (b *cmdBench) onlyCreate(ctx context.Context, _ int) error {
+	_, err := b.onlyC.createServer(ctx, fmt.Sprintf("only-%d", b.names.Add(1)), b.onlyFlavor, b.onlyImage)
+	return err
 }
 
 func (b *cmdBench) measure(ctx context.Context, what string, op func(context.Context, int) error) loadStats {
