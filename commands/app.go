@@ -35,7 +35,7 @@ type App struct {
 
 // NewApp builds the handlers on one event store.
 func NewApp(store EventStore, isConflict func(error) bool) *App {
-	return &App{
+	a := &App{
 		Flavors:    New(store, flavor.Decider, isConflict, 10_000),
 		Images:     New(store, image.Decider, isConflict, 10_000),
 		Servers:    New(store, server.Decider, isConflict, 200_000),
@@ -45,6 +45,11 @@ func NewApp(store EventStore, isConflict func(error) bool) *App {
 		Aggregates: New(store, hostaggregate.Decider, isConflict, 10_000),
 		Now:        time.Now,
 	}
+	// Creates read the flavor and image they name; a second of staleness
+	// across replicas is accepted there (a server keeps a copy of its flavor,
+	// and a build from an image deleted meanwhile fails at spawn).
+	a.Flavors.FreshFor, a.Images.FreshFor = time.Second, time.Second
+	return a
 }
 
 // keelNS is the namespace of Keel's derived (name-based) UUIDs.
@@ -117,7 +122,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	id := DeriveID(meta.CommandID, "server")
 	opID := DeriveID(id, "create")
 	meta.CorrelationID = opID
-	res, err := a.Servers.Handle(ctx, id, server.Create{
+	res, err := a.Servers.Create(ctx, id, server.Create{
 		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, At: a.Now().UTC(),
 		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB, ExtraSpecs: fl.Spec.ExtraSpecs},
 	}, meta)

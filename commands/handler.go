@@ -57,6 +57,11 @@ type Handler[S any, C any] struct {
 	locks      [256]sync.Mutex
 	// Now stamps envelopes; tests may replace it.
 	Now func() time.Time
+	// FreshFor lets Load answer from the cache without asking the store when
+	// the aggregate was checked this recently (0: always ask). Commands do
+	// not depend on it: appends check the subject's last sequence.
+	FreshFor time.Duration
+	checked  sync.Map // id -> time.Time of the last check against the store
 }
 
 // New returns a handler for one aggregate. isConflict recognises the store's
@@ -73,8 +78,14 @@ func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) 
 	// without holding the aggregate's lock, so readers of a hot aggregate
 	// (the flavor every create names) do not queue behind each other.
 	if e, ok := h.cache.get(id); ok {
+		if h.FreshFor > 0 {
+			if at, ok := h.checked.Load(id); ok && time.Since(at.(time.Time)) < h.FreshFor {
+				return e.state, e.version, nil
+			}
+		}
 		envs, err := h.store.Load(ctx, h.decider.Type, id, e.lastSeq)
 		if err == nil && len(envs) == 0 {
+			h.checked.Store(id, time.Now())
 			return e.state, e.version, nil
 		}
 	}
@@ -86,17 +97,36 @@ func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) 
 		var zero S
 		return zero, 0, err
 	}
+	h.checked.Store(id, time.Now())
 	return e.state, e.version, nil
+}
+
+// Create is Handle for a command that makes a new aggregate (its id fresh,
+// derived from the command id): it decides against the initial state
+// without reading the subject first. If the subject has commits after all
+// (a retry, or another replica), the append is refused and it falls back to
+// Handle's path: catch up, recognise the command id, or decide again.
+func (h *Handler[S, C]) Create(ctx context.Context, id string, cmd C, meta Meta) (Result[S], error) {
+	return h.handle(ctx, id, cmd, meta, true)
 }
 
 // Handle decides cmd against aggregate id and appends the result.
 func (h *Handler[S, C]) Handle(ctx context.Context, id string, cmd C, meta Meta) (Result[S], error) {
+	return h.handle(ctx, id, cmd, meta, false)
+}
+
+func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta, assumeNew bool) (Result[S], error) {
 	mu := &h.locks[stripe(id)]
 	mu.Lock()
 	defer mu.Unlock()
-	e, err := h.entry(ctx, id)
-	if err != nil {
-		return Result[S]{}, err
+	e, ok := h.cache.get(id)
+	if !ok && assumeNew {
+		e = &entry[S]{state: h.decider.Initial(id), commands: newRecent()}
+	} else if !ok {
+		var err error
+		if e, err = h.entry(ctx, id); err != nil {
+			return Result[S]{}, err
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		if seq, ok := e.commands.get(meta.CommandID); ok {

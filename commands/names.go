@@ -107,7 +107,7 @@ func (a *App) CreateFlavor(ctx context.Context, spec flavor.Spec, meta Meta) (Re
 	if err != nil {
 		return Result[flavor.State]{}, err
 	}
-	return a.Flavors.Handle(ctx, id, flavor.Create{ID: flavor.ID(id), Spec: spec, At: a.Now().UTC()}, meta)
+	return a.Flavors.Create(ctx, id, flavor.Create{ID: flavor.ID(id), Spec: spec, At: a.Now().UTC()}, meta)
 }
 
 // DeleteFlavor deletes a flavor and frees its name.
@@ -132,7 +132,7 @@ func (a *App) CreateImage(ctx context.Context, spec image.Spec, meta Meta) (Resu
 	if err != nil {
 		return Result[image.State]{}, err
 	}
-	return a.Images.Handle(ctx, id, image.Create{ID: image.ID(id), Spec: spec, At: a.Now().UTC()}, meta)
+	return a.Images.Create(ctx, id, image.Create{ID: image.ID(id), Spec: spec, At: a.Now().UTC()}, meta)
 }
 
 // DeleteImage deletes an image and frees its name.
