@@ -85,7 +85,7 @@ func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) 
 		}
 		envs, err := h.store.Load(ctx, h.decider.Type, id, e.lastSeq)
 		if err == nil && len(envs) == 0 {
-			h.checked.Store(id, time.Now())
+			h.markChecked(id)
 			return e.state, e.version, nil
 		}
 	}
@@ -97,8 +97,16 @@ func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) 
 		var zero S
 		return zero, 0, err
 	}
-	h.checked.Store(id, time.Now())
+	h.markChecked(id)
 	return e.state, e.version, nil
+}
+
+// markChecked records a check against the store, for handlers with
+// FreshFor (flavors and images: small sets).
+func (h *Handler[S, C]) markChecked(id string) {
+	if h.FreshFor > 0 {
+		h.checked.Store(id, time.Now())
+	}
 }
 
 // Create is Handle for a command that makes a new aggregate (its id fresh,

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ type NameStore interface {
 
 // ErrNameTaken is what NameStore.Create and Update return when they lose.
 var ErrNameTaken = errors.New("name taken")
+
+// ErrBusy means a name is being taken by a request in flight: retry shortly.
+var ErrBusy = errors.New("busy")
 
 // reservationGrace is how long a reservation whose holder has no commit
 // yet still counts: its creator may be about to commit.
@@ -71,7 +75,7 @@ func (a *App) reserveName(ctx context.Context, kind, name, id string, state func
 			return domain.Conflictf("a %s named %q already exists (%s)", kind, name, holder)
 		}
 		if !exists && time.Since(created) < reservationGrace {
-			return domain.Conflictf("a %s named %q is being created (%s); retry in a moment", kind, name, holder)
+			return fmt.Errorf("a %s named %q is being created (%s): %w", kind, name, holder, ErrBusy)
 		}
 		if err := a.Names.Update(ctx, key, []byte(id), rev); err == nil {
 			return nil
@@ -79,7 +83,7 @@ func (a *App) reserveName(ctx context.Context, kind, name, id string, state func
 			return err
 		}
 	}
-	return domain.Conflictf("the name %q of this %s is being taken by other requests; retry", name, kind)
+	return fmt.Errorf("the name %q of this %s is being taken by other requests: %w", name, kind, ErrBusy)
 }
 
 // releaseName frees name if id still holds it.

@@ -65,6 +65,9 @@ func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
 	attempt := fmt.Sprint(op.Retries)
 	var last scheduler.Result
 	for round := 0; round < placementRounds; round++ {
+		if round > 0 && !s.stillScheduling(ctx, opID, op.Retries) {
+			return nil // superseded, expired or finished meanwhile
+		}
 		hosts, err := s.Snapshot.Snapshot(ctx)
 		if err != nil {
 			return err
@@ -255,4 +258,15 @@ func (c *snapshotCache) Snapshot(ctx context.Context) ([]scheduler.Host, error) 
 // CachedSnapshot wraps a snapshot source with a short cache.
 func CachedSnapshot(src Snapshot, ttl time.Duration) Snapshot {
 	return &snapshotCache{src: src, ttl: ttl}
+}
+
+// stillScheduling reports whether the operation still waits on this
+// placement: running, at its schedule step, in the same attempt, before the
+// step's deadline.
+func (s *ServerSaga) stillScheduling(ctx context.Context, opID string, retries int) bool {
+	op, _, err := s.App.Operations.Load(ctx, opID)
+	if err != nil || op.Status != operation.Running || op.CurrentStep() != StepSchedule || op.Retries != retries {
+		return false
+	}
+	return s.now().Before(op.Steps[op.Current].Deadline)
 }

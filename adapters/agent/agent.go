@@ -156,10 +156,14 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 	switch e := ev.(type) {
 	case *server.Scheduled:
 		hostName, ok, fail = e.Host, server.ReportSpawned, server.ReportSpawnFailed
-		spec, err := a.spec(ctx, id)
+		st, _, err := a.App.Servers.Load(ctx, id)
 		if err != nil {
 			return err
 		}
+		if st.Task != server.Spawning || st.Host != e.Host {
+			return nil // a late delivery: the build moved on (failed, deleted, or placed elsewhere)
+		}
+		spec := ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID}
 		call = func(ctx context.Context, d Driver) error { return d.Spawn(ctx, spec) }
 	case *server.StartRequested:
 		hostName, ok, fail = e.Host, server.ReportStarted, server.ReportActionFailed
@@ -225,12 +229,4 @@ func (a *Agent) report(ctx context.Context, env domain.Envelope, i int, hostName
 		return nil
 	}
 	return err
-}
-
-func (a *Agent) spec(ctx context.Context, id string) (ServerSpec, error) {
-	st, _, err := a.App.Servers.Load(ctx, id)
-	if err != nil {
-		return ServerSpec{}, err
-	}
-	return ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID}, nil
 }

@@ -48,8 +48,9 @@ func (a *API) fail(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, postgres.ErrNotFound):
 		return problem(ctx, http.StatusNotFound, "not found")
-	case errors.Is(err, commands.ErrConcurrency):
-		return problem(ctx, http.StatusConflict, "the resource is being changed by other requests; retry")
+	case errors.Is(err, commands.ErrConcurrency), errors.Is(err, commands.ErrBusy):
+		// Transient: a 503 is not kept as the answer to an Idempotency-Key.
+		return problem(ctx, http.StatusServiceUnavailable, "the resource is being changed by other requests; retry shortly")
 	case errors.Is(err, context.Canceled):
 		return problem(ctx, 499, "request cancelled")
 	}

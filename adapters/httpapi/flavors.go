@@ -17,7 +17,7 @@ import (
 type FlavorBody struct {
 	Name       string            `json:"name" minLength:"1" maxLength:"255" doc:"Unique name"`
 	VCPUs      int               `json:"vcpus" minimum:"1" maximum:"1024"`
-	RAMMiB     int               `json:"ram_mib" minimum:"1"`
+	RAMMiB     int               `json:"ram_mib" minimum:"1" maximum:"16777216"`
 	DiskGiB    int               `json:"disk_gib,omitempty" minimum:"0" doc:"Root disk size; 0 means the image's own size"`
 	ExtraSpecs map[string]string `json:"extra_specs,omitempty" doc:"Placement: trait:NAME=required|forbidden, aggregate:KEY=VALUE"`
 }

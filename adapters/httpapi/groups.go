@@ -14,7 +14,7 @@ import (
 type GroupBody struct {
 	Name       string `json:"name" minLength:"1" maxLength:"255"`
 	Policy     string `json:"policy" enum:"affinity,anti-affinity,soft-affinity,soft-anti-affinity" doc:"Hard policies refuse a placement that breaks them; soft ones only steer it"`
-	MaxPerHost int    `json:"max_per_host,omitempty" minimum:"0" doc:"At most this many members on one host (0: no limit; hard anti-affinity means 1)"`
+	MaxPerHost int    `json:"max_per_host,omitempty" minimum:"0" maximum:"100000" doc:"At most this many members on one host (0: no limit; hard anti-affinity means 1)"`
 }
 
 // GroupOutput is one server group.

@@ -16,8 +16,8 @@ import (
 type ImageBody struct {
 	Name       string `json:"name" minLength:"1" maxLength:"255"`
 	DiskFormat string `json:"disk_format" enum:"raw,qcow2,iso"`
-	MinDiskGiB int    `json:"min_disk_gib,omitempty" minimum:"0" doc:"Smallest flavor disk this image fits on"`
-	MinRAMMiB  int    `json:"min_ram_mib,omitempty" minimum:"0" doc:"Smallest flavor RAM this image runs with"`
+	MinDiskGiB int    `json:"min_disk_gib,omitempty" minimum:"0" maximum:"1048576" doc:"Smallest flavor disk this image fits on"`
+	MinRAMMiB  int    `json:"min_ram_mib,omitempty" minimum:"0" maximum:"16777216" doc:"Smallest flavor RAM this image runs with"`
 }
 
 // ImageOutput is one image.
@@ -102,7 +102,9 @@ func (a *API) registerImages(api huma.API) {
 			}
 			res, err := a.App.Images.Handle(ctx, id, image.RecordUpload{Object: object, Size: size, SHA256: sum, At: a.App.Now().UTC()}, a.meta(ctx, cid))
 			if err != nil {
-				a.dropObject(ctx, object)
+				if domain.KindOf(err) != 0 {
+					a.dropObject(ctx, object) // refused: these bytes belong to no image
+				}
 				return nil, a.fail(ctx, err)
 			}
 			return &ImageOutput{Written: Written{res.Seq}, Body: imageView(id, res.State)}, nil

@@ -54,17 +54,18 @@ func (s Subscription) Run(ctx context.Context, stream jetstream.Stream) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", s.Durable, err)
 	}
-	queues := make([]chan jetstream.Msg, s.Workers)
+	queues := make([]chan queued, s.Workers)
 	var wg sync.WaitGroup
 	for i := range queues {
-		queues[i] = make(chan jetstream.Msg, 256)
+		queues[i] = make(chan queued, 64)
 		wg.Add(1)
-		go func(q chan jetstream.Msg) {
+		go func(q chan queued) {
 			defer wg.Done()
 			for {
 				select {
 				case m := <-q:
-					s.process(ctx, m)
+					s.process(ctx, m.msg)
+					m.stop()
 				case <-ctx.Done():
 					return
 				}
@@ -79,9 +80,14 @@ func (s Subscription) Run(ctx context.Context, stream jetstream.Stream) error {
 		}
 		h := fnv.New32a()
 		h.Write([]byte(s.Key(env)))
+		// Progress signals start now, not when a worker takes the commit:
+		// a commit waiting in a queue must not be delivered again behind
+		// later commits of its key.
+		stop := keepInProgress(m)
 		select {
-		case queues[int(h.Sum32())%s.Workers] <- m:
+		case queues[int(h.Sum32())%s.Workers] <- queued{m, stop}:
 		case <-ctx.Done():
+			stop()
 		}
 	}, jetstream.PullMaxMessages(1024))
 	if err != nil {
@@ -104,8 +110,6 @@ func (s Subscription) process(ctx context.Context, m jetstream.Msg) {
 	}
 	// Retry in place: later commits of the same key wait, so their order
 	// holds. Handlers ignore refusals, so what fails here is transient.
-	stop := keepInProgress(m)
-	defer stop()
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := s.Handle(ctx, env)
 		if err == nil {
@@ -124,6 +128,13 @@ func (s Subscription) process(ctx context.Context, m jetstream.Msg) {
 		case <-t.C:
 		}
 	}
+}
+
+// queued is a delivered commit waiting for its worker, with the function
+// that stops its progress signals.
+type queued struct {
+	msg  jetstream.Msg
+	stop func()
 }
 
 // keepInProgress tells JetStream the commit is still being worked on until

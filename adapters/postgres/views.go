@@ -542,3 +542,13 @@ func (r *ReadModel) ServerGroups(ctx context.Context, name string, p Page) ([]Se
 func (r *ReadModel) ServerGroup(ctx context.Context, id string) (ServerGroup, error) {
 	return one(ctx, r.Pool, groupCols+` WHERE id=$1`, scanGroup, id)
 }
+
+// StalledCompensations implements sagas.OverdueFinder: operations that have
+// been compensating since before a time.
+func (r *ReadModel) StalledCompensations(ctx context.Context, before time.Time, n int) ([]string, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT id::text FROM operations WHERE status = 'compensating' AND updated_at < $1 ORDER BY updated_at LIMIT $2`, before, n)
+	if err != nil {
+		return nil, fmt.Errorf("query stalled compensations: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

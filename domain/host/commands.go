@@ -117,17 +117,16 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 }
 
 func decideRegister(s State, c Register) ([]domain.Event, error) {
-	if s.Removed {
-		return nil, domain.Conflictf("host %s was removed; register it under a new id", s.ID)
-	}
 	if err := checkSpec(c.Spec); err != nil {
 		return nil, err
 	}
-	if s.Exists && s.Spec.equal(c.Spec) {
+	if s.Exists && !s.Removed && s.Spec.equal(c.Spec) {
 		return nil, nil
 	}
+	// A removed host that registers again (a reinstalled machine keeps its
+	// name, so its id) starts afresh, with the ratios of a first registration.
 	ev := &Registered{ID: c.ID, Spec: c.Spec, At: c.At}
-	if !s.Exists {
+	if !s.Exists || s.Removed {
 		r := DefaultRatios
 		if c.Ratios != nil {
 			r = *c.Ratios

@@ -116,8 +116,8 @@ var Decider = domain.Decider[State, Command]{
 func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Registered:
-		if !s.Exists {
-			s.Ratios = DefaultRatios
+		if !s.Exists || s.Removed {
+			s = State{Ratios: DefaultRatios}
 		}
 		s.ID, s.Exists, s.Spec = e.ID, true, e.Spec
 		if e.Ratios != nil {

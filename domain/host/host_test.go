@@ -75,7 +75,7 @@ func TestRegister(t *testing.T) {
 		{"negative disk", none, register(spec(func(s *host.Spec) { s.DiskGiB = -1 })), nil, domain.Invalid, "disk_gib must not be negative"},
 		{"bad name", none, register(spec(func(s *host.Spec) { s.Name = "a\tb" })), nil, domain.Invalid, "control characters"},
 		{"bad ratio", none, host.Register{ID: "h-1", Spec: node, Ratios: &host.Ratios{CPU: 0, RAM: 1, Disk: 1}, At: t1}, nil, domain.Invalid, "cpu overcommit ratio"},
-		{"removed host", with(registered, &host.Removed{At: t0}), register(node), nil, domain.Conflict, "was removed"},
+		{"a removed host registers again afresh", with(registered, &host.Removed{At: t0}), register(node), []domain.Event{&host.Registered{ID: "h-1", Spec: node, Ratios: &def, At: t1}}, 0, ""},
 	})
 }
 

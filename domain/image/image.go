@@ -140,6 +140,9 @@ func (s Spec) Validate() error {
 	if s.MinDiskGiB < 0 || s.MinRAMMiB < 0 {
 		return domain.Invalidf("min_disk_gib and min_ram_mib must not be negative")
 	}
+	if s.MinDiskGiB > 1024*1024 || s.MinRAMMiB > 16*1024*1024 {
+		return domain.Invalidf("min_disk_gib must be at most %d and min_ram_mib at most %d", 1024*1024, 16*1024*1024)
+	}
 	return nil
 }
 

@@ -142,8 +142,8 @@ func (s Spec) Validate() error {
 	if !slices.Contains(Policies, s.Policy) {
 		return domain.Invalidf("policy must be one of %v, got %q", Policies, s.Policy)
 	}
-	if s.MaxPerHost < 0 {
-		return domain.Invalidf("max_per_host must not be negative, got %d", s.MaxPerHost)
+	if s.MaxPerHost < 0 || s.MaxPerHost > 100000 {
+		return domain.Invalidf("max_per_host must be between 0 and 100000, got %d", s.MaxPerHost)
 	}
 	if s.Policy == Affinity && s.MaxPerHost > 0 {
 		return domain.Invalidf("max_per_host does not apply to hard affinity, which puts every member on one host")

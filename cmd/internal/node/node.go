@@ -115,22 +115,26 @@ func (c *Config) defaults() {
 }
 
 // Start brings a node up; Close brings it down.
-func Start(ctx context.Context, c Config) (n *Node, err error) {
+func Start(ctx context.Context, c Config) (*Node, error) {
 	c.defaults()
-	n = &Node{Config: c}
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
+	n := &Node{Config: c}
+	if err := n.start(ctx); err != nil {
+		n.Close() // stop what was started: NATS, Postgres, goroutines
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	c := n.Config
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return fmt.Errorf("data dir: %w", err)
 	}
 	if err := n.startNATS(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := n.startPostgres(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	n.App = commands.NewApp(n.Store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
@@ -138,23 +142,23 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: sagas.CachedSnapshot(n.Read, 100*time.Millisecond), Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
 	names, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.NamesBucket, 0, n.Store.Replicas)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.App.Names = nameStore{names}
 	images, err := keeljs.OpenImages(ctx, n.Store.JS, n.Store.Replicas)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	idem, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.IdempotencyBucket, keeljs.IdempotencyTTL, n.Store.Replicas)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Log: c.Log, ReadWait: c.ReadWait, Ready: n.ready}
 	if c.APIOnly {
-		return n, n.serve(api.Handler())
+		return n.serve(api.Handler())
 	}
 	n.goRun(func() error { return n.Runner.Run(runCtx) })
 	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store.Stream()) })
@@ -164,7 +168,7 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 		return nil
 	})
 	if err := n.watchLiveness(runCtx); err != nil {
-		return nil, err
+		return err
 	}
 	if c.FakeHosts > 0 {
 		hosts, sims := fake.Fleet("sim", c.FakeHosts, c.FakeKnobs, c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB)
@@ -172,11 +176,11 @@ func Start(ctx context.Context, c Config) (n *Node, err error) {
 		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log,
 			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, HeartbeatEvery: c.HeartbeatEvery}
 		if err := ag.Register(ctx); err != nil {
-			return nil, err
+			return err
 		}
 		n.goRun(func() error { return ag.Run(runCtx) })
 	}
-	return n, n.serve(api.Handler())
+	return n.serve(api.Handler())
 }
 
 func (n *Node) startNATS(ctx context.Context) error {
