@@ -113,3 +113,10 @@ func TestEvolve(t *testing.T) {
 		}
 	}
 }
+
+func TestImageMinimumsAreBounded(t *testing.T) {
+	_, err := image.Decide(image.State{}, image.Create{ID: "i", Spec: image.Spec{Name: "x", DiskFormat: "raw", MinRAMMiB: 1 << 31}})
+	if domain.KindOf(err) != domain.Invalid {
+		t.Fatalf("huge min_ram_mib: %v", err)
+	}
+}

@@ -63,3 +63,10 @@ func TestCreateAndDelete(t *testing.T) {
 		t.Fatalf("removing a member twice: %v %v", evs, err)
 	}
 }
+
+func TestMaxPerHostIsBounded(t *testing.T) {
+	_, err := servergroup.Decide(servergroup.State{}, servergroup.Create{ID: "g", Spec: servergroup.Spec{Name: "x", Policy: "soft-affinity", MaxPerHost: 1 << 31}})
+	if domain.KindOf(err) != domain.Invalid {
+		t.Fatalf("huge max_per_host: %v", err)
+	}
+}
