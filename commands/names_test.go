@@ -166,10 +166,11 @@ func TestAbandonedNameReservation(t *testing.T) {
 	if _, err := dead.CreateFlavor(ctx, small, meta("doomed")); err == nil {
 		t.Fatal("create on the broken replica succeeded")
 	}
-	// Within the grace period the creator might still commit: refused.
+	// Within the grace period the creator might still commit: refused as
+	// busy (a transient answer, 503 at the API, so a retry tries again).
 	_, err := live.CreateFlavor(ctx, small, meta("live-1"))
-	if domain.KindOf(err) != domain.Conflict || !strings.Contains(err.Error(), "being created") {
-		t.Fatalf("create while another holds a fresh reservation: %v; want Conflict (being created)", err)
+	if !errors.Is(err, commands.ErrBusy) || !strings.Contains(err.Error(), "being created") {
+		t.Fatalf("create while another holds a fresh reservation: %v; want ErrBusy (being created)", err)
 	}
 	// The grace (30s, a constant) is over: the reservation is taken over.
 	age.Store(int64(31 * time.Second))
