@@ -192,17 +192,11 @@ func (r *Runner) Statuses(ctx context.Context) ([]Status, error) {
 func (r *Runner) WaitFor(ctx context.Context, seq uint64, maxWait time.Duration) (bool, error) {
 	deadline := time.Now().Add(maxWait)
 	for {
-		var low, rows int64
-		names := make([]string, len(r.Projections))
-		for i, p := range r.Projections {
-			names[i] = p.Name
-		}
-		// A projection without its checkpoint row yet has applied nothing.
-		err := r.Pool.QueryRow(ctx, `SELECT coalesce(min(seq), 0), count(*) FROM projection_checkpoints WHERE name = ANY($1)`, names).Scan(&low, &rows)
+		low, err := r.applied(ctx)
 		if err != nil {
-			return false, fmt.Errorf("read checkpoints: %w", err)
+			return false, err
 		}
-		if uint64(low) >= seq && rows == int64(len(names)) {
+		if low >= seq {
 			return true, nil
 		}
 		if time.Now().After(deadline) {
@@ -212,4 +206,25 @@ func (r *Runner) WaitFor(ctx context.Context, seq uint64, maxWait time.Duration)
 			return false, err
 		}
 	}
+}
+
+// applied returns the sequence every projection has applied. Waiting
+// requests share one read of the checkpoints per 5 ms, however many there are.
+func (r *Runner) applied(ctx context.Context) (uint64, error) {
+	r.mark.Lock()
+	defer r.mark.Unlock()
+	if time.Since(r.markAt) < 5*time.Millisecond {
+		return r.markSeq, nil
+	}
+	var low, rows int64
+	// A projection without its checkpoint row yet has applied nothing.
+	err := r.Pool.QueryRow(ctx, `SELECT coalesce(min(seq), 0), count(*) FROM projection_checkpoints WHERE name = ANY($1)`, r.names()).Scan(&low, &rows)
+	if err != nil {
+		return 0, fmt.Errorf("read checkpoints: %w", err)
+	}
+	if rows != int64(len(r.Projections)) {
+		low = 0
+	}
+	r.markSeq, r.markAt = uint64(low), time.Now()
+	return r.markSeq, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,10 @@ type Runner struct {
 	Stream      jetstream.Stream
 	Projections []Projection
 	Log         *slog.Logger
+
+	mark    sync.Mutex // guards the shared read of what has been applied
+	markAt  time.Time
+	markSeq uint64
 }
 
 // Run prepares every projection, then follows the stream once for all of
