@@ -107,8 +107,12 @@ type execer interface {
 
 // applyTo applies commits above after to the given tables, without a checkpoint.
 func (r *Runner) applyTo(ctx context.Context, db execer, p Projection, t Tables, envs []domain.Envelope, after uint64) (uint64, error) {
+	decoded, err := decodeAll(envs)
+	if err != nil {
+		return after, err
+	}
 	b := &pgx.Batch{}
-	last, err := queue(b, p, t, envs, after)
+	last, err := queue(b, p, t, envs, decoded, after)
 	if err != nil || b.Len() == 0 {
 		return last, err
 	}

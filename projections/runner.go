@@ -91,7 +91,7 @@ func (r *Runner) prepare(ctx context.Context, p Projection) error {
 }
 
 func (r *Runner) followOnce(ctx context.Context) error {
-	cps, err := r.checkpoints(ctx, r.Pool)
+	cps, err := r.checkpoints(ctx, r.Pool, "")
 	if err != nil {
 		return err
 	}
@@ -118,14 +118,10 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// checkpoints reads every projection's checkpoint (FOR UPDATE inside a
-// transaction that holds the projections' locks).
-func (r *Runner) checkpoints(ctx context.Context, q querier, lock ...bool) (map[string]uint64, error) {
-	sql := `SELECT name, seq FROM projection_checkpoints WHERE name = ANY($1)`
-	if len(lock) > 0 && lock[0] {
-		sql += ` ORDER BY name FOR UPDATE`
-	}
-	rows, err := q.Query(ctx, sql, r.names())
+// checkpoints reads every projection's checkpoint; suffix is "" or, inside
+// a transaction holding the projections' locks, " ORDER BY name FOR UPDATE".
+func (r *Runner) checkpoints(ctx context.Context, q querier, suffix string) (map[string]uint64, error) {
+	rows, err := q.Query(ctx, `SELECT name, seq FROM projection_checkpoints WHERE name = ANY($1)`+suffix, r.names())
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
@@ -146,13 +142,9 @@ func (r *Runner) checkpoints(ctx context.Context, q querier, lock ...bool) (map[
 // checkpoint, and advances the checkpoints, in one transaction holding every
 // projection's advisory lock (taken in name order, as rebuilds take theirs).
 func (r *Runner) applyLive(ctx context.Context, envs []domain.Envelope) error {
-	decoded := make([][]domain.Event, len(envs))
-	for i, env := range envs {
-		evs, err := catalog.Decode(env)
-		if err != nil {
-			return fmt.Errorf("projections: %w", err)
-		}
-		decoded[i] = evs
+	decoded, err := decodeAll(envs)
+	if err != nil {
+		return err
 	}
 	ordered := slices.SortedFunc(slices.Values(r.Projections), func(a, b Projection) int { return strings.Compare(a.Name, b.Name) })
 	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
@@ -163,14 +155,19 @@ func (r *Runner) applyLive(ctx context.Context, envs []domain.Envelope) error {
 		if err := tx.SendBatch(ctx, locks).Close(); err != nil {
 			return err
 		}
-		cps, err := r.checkpoints(ctx, tx, true)
+		cps, err := r.checkpoints(ctx, tx, ` ORDER BY name FOR UPDATE`)
 		if err != nil {
 			return err
 		}
 		b := &pgx.Batch{}
 		for _, p := range r.Projections {
-			if err := queueLive(b, p, envs, decoded, cps[p.Name]); err != nil {
+			cur := cps[p.Name]
+			last, err := queue(b, p, p.live(), envs, decoded, cur)
+			if err != nil {
 				return err
+			}
+			if last > cur {
+				b.Queue(`UPDATE projection_checkpoints SET seq=$2, updated_at=now() WHERE name=$1`, p.Name, int64(last))
 			}
 		}
 		if b.Len() == 0 {
@@ -180,38 +177,28 @@ func (r *Runner) applyLive(ctx context.Context, envs []domain.Envelope) error {
 	})
 }
 
-// queueLive queues one projection's statements for the commits above its
-// checkpoint, and the checkpoint's advance.
-func queueLive(b *pgx.Batch, p Projection, envs []domain.Envelope, decoded [][]domain.Event, cur uint64) error {
-	last, t := cur, p.live()
+// decodeAll decodes each commit once, for every projection to use.
+func decodeAll(envs []domain.Envelope) ([][]domain.Event, error) {
+	decoded := make([][]domain.Event, len(envs))
+	for i, env := range envs {
+		evs, err := catalog.Decode(env)
+		if err != nil {
+			return nil, fmt.Errorf("projections: %w", err)
+		}
+		decoded[i] = evs
+	}
+	return decoded, nil
+}
+
+// queue adds one projection's statements for the commits above after, to
+// tables t; it returns the last sequence queued (after when none).
+func queue(b *pgx.Batch, p Projection, t Tables, envs []domain.Envelope, decoded [][]domain.Event, after uint64) (uint64, error) {
+	last := after
 	for i, env := range envs {
 		if env.Sequence <= last {
 			continue
 		}
 		if err := p.Apply(b, t, env, decoded[i]); err != nil {
-			return fmt.Errorf("projection %s at %d: %w", p.Name, env.Sequence, err)
-		}
-		last = env.Sequence
-	}
-	if last > cur {
-		b.Queue(`UPDATE projection_checkpoints SET seq=$2, updated_at=now() WHERE name=$1`, p.Name, int64(last))
-	}
-	return nil
-}
-
-// queue adds the statements of every commit above after; it returns the
-// last sequence queued (after when none).
-func queue(b *pgx.Batch, p Projection, t Tables, envs []domain.Envelope, after uint64) (uint64, error) {
-	last := after
-	for _, env := range envs {
-		if env.Sequence <= last {
-			continue
-		}
-		events, err := catalog.Decode(env)
-		if err != nil {
-			return after, fmt.Errorf("projection %s: %w", p.Name, err)
-		}
-		if err := p.Apply(b, t, env, events); err != nil {
 			return after, fmt.Errorf("projection %s at %d: %w", p.Name, env.Sequence, err)
 		}
 		last = env.Sequence

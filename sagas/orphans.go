@@ -60,7 +60,7 @@ func (s *ServerSaga) releaseIfOrphan(ctx context.Context, c Claim) error {
 	}
 	s.Log.Info("releasing orphaned claim", "host", c.Host, "server", c.ServerID)
 	meta := commands.Meta{CommandID: commands.NewID(), Actor: domain.Actor{User: "saga"}}
-	_, err = s.App.Hosts.Handle(ctx, HostID(c.Host), host.Release{Server: c.ServerID, Reason: "orphaned claim", At: s.now().UTC()}, meta)
+	_, err = s.App.Hosts.Handle(ctx, commands.HostID(c.Host), host.Release{Server: c.ServerID, Reason: "orphaned claim", At: s.now().UTC()}, meta)
 	if domain.KindOf(err) != 0 {
 		return nil
 	}

@@ -32,9 +32,6 @@ const (
 	placementRoundPause = 50 * time.Millisecond
 )
 
-// HostID is the aggregate id of a host name.
-func HostID(name string) string { return commands.HostID(name) }
-
 // schedule runs the placement step: filter and rank hosts, then claim
 // capacity on the best one that accepts, then record the host on the server.
 func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
@@ -147,7 +144,7 @@ func (s *ServerSaga) claim(ctx context.Context, opID, attempt string, sv server.
 			return false, err
 		}
 	}
-	_, err := s.App.Hosts.Handle(ctx, HostID(hostName), host.Claim{Server: sid, Resources: r, Operation: opID, At: s.now().UTC()}, meta("claim"))
+	_, err := s.App.Hosts.Handle(ctx, commands.HostID(hostName), host.Claim{Server: sid, Resources: r, Operation: opID, At: s.now().UTC()}, meta("claim"))
 	if err == nil {
 		return true, nil
 	}
@@ -192,7 +189,7 @@ func (s *ServerSaga) release(ctx context.Context, corr, hostName, serverID, reas
 		return nil
 	}
 	meta := commands.Meta{CommandID: corr + "/release/" + hostName + "/" + serverID, Actor: domain.Actor{User: "saga"}, CorrelationID: corr}
-	_, err := s.App.Hosts.Handle(ctx, HostID(hostName), host.Release{Server: serverID, Reason: reason, At: s.now().UTC()}, meta)
+	_, err := s.App.Hosts.Handle(ctx, commands.HostID(hostName), host.Release{Server: serverID, Reason: reason, At: s.now().UTC()}, meta)
 	if k := domain.KindOf(err); k == domain.NotFound {
 		return nil
 	}

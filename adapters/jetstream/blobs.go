@@ -47,7 +47,8 @@ func (im *Images) Put(ctx context.Context, name string, r io.Reader) (int64, str
 	return int64(info.Size), hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Get opens the object for reading; the caller closes it.
+// Get opens the object for reading; the caller closes it. (Host agents
+// will fetch image bytes with it.)
 func (im *Images) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	r, err := im.os.Get(ctx, name)
 	if err != nil {

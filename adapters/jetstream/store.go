@@ -118,7 +118,7 @@ func (s *Store) Append(ctx context.Context, env *domain.Envelope, expectedSeq ui
 		ack, err := s.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(env.CommandID),
 			jetstream.WithExpectLastSequencePerSubject(expectedSeq), jetstream.WithRetryAttempts(0))
 		if err == nil {
-			return ack.Sequence, ack.Duplicate || attempt > 0, nil
+			return ack.Sequence, ack.Duplicate, nil
 		}
 		lastErr = err
 		var apiErr *jetstream.APIError

@@ -141,9 +141,6 @@ func scanHost(row pgx.CollectableRow) (Host, error) {
 	return h, err
 }
 
-// HostFilter filters the host list.
-type HostFilter struct{ Status, State string }
-
 // Hosts lists hosts by name.
 func (r *ReadModel) Hosts(ctx context.Context) ([]Host, error) {
 	rows, err := r.Pool.Query(ctx, hostCols+` ORDER BY name`)

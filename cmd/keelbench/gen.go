@@ -125,7 +125,7 @@ func (g *gen) registerHosts(ctx context.Context) error {
 		name := g.host(i)
 		spec := host.Spec{Name: name, Driver: "fake", VCPUs: 1 << 20, RAMMiB: 1 << 30, DiskGiB: 1 << 30}
 		meta := commands.Meta{CommandID: "register/" + name, Actor: domain.Actor{User: "agent"}}
-		r, err := g.app.Hosts.Handle(ctx, sagas.HostID(name), host.Register{ID: sagas.HostID(name), Spec: spec, At: time.Now().UTC()}, meta)
+		r, err := g.app.Hosts.Handle(ctx, commands.HostID(name), host.Register{ID: commands.HostID(name), Spec: spec, At: time.Now().UTC()}, meta)
 		if _, err := g.count(r.Seq, r.Duplicate, err, "register host "+name); err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (g *gen) release(op, h, serverID string) step {
 func (g *gen) hostCmd(h, commandID, op string, cmd host.Command) step {
 	return func(ctx context.Context) (uint64, error) {
 		meta := commands.Meta{CommandID: commandID, Actor: domain.Actor{User: "saga"}, CorrelationID: op}
-		r, err := g.app.Hosts.Handle(ctx, sagas.HostID(h), cmd, meta)
+		r, err := g.app.Hosts.Handle(ctx, commands.HostID(h), cmd, meta)
 		return g.count(r.Seq, r.Duplicate, err, "host "+h+" "+commandID)
 	}
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/server"
-	"github.com/keel-cloud/keel/sagas"
 )
 
 // runScale writes the log of a large cloud through the real command
@@ -143,7 +142,7 @@ func registerHost(ctx context.Context, g *gen, i int) error {
 	name := g.host(i)
 	spec := host.Spec{Name: name, Driver: "fake", VCPUs: 64, RAMMiB: 256 * 1024, DiskGiB: 4000}
 	meta := commands.Meta{CommandID: "register/" + name, Actor: domain.Actor{User: "agent"}}
-	r, err := g.app.Hosts.Handle(ctx, sagas.HostID(name), host.Register{ID: sagas.HostID(name), Spec: spec, At: time.Now().UTC()}, meta)
+	r, err := g.app.Hosts.Handle(ctx, commands.HostID(name), host.Register{ID: commands.HostID(name), Spec: spec, At: time.Now().UTC()}, meta)
 	_, err = g.count(r.Seq, r.Duplicate, err, "register host "+name)
 	return err
 }
