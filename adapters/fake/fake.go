@@ -1,12 +1,17 @@
 // Package fake is a simulated hypervisor: hosts that hold servers in memory,
-// with knobs for latency and failures. It implements the same agent.Driver
+// optionally kept in a file so that they survive a restart as a real
+// hypervisor's domains do, with knobs for latency and failures. It implements the same agent.Driver
 // port as the libvirt driver, so the control plane cannot tell them apart.
 // It is for make run, tests and simulations, never for real workloads.
 package fake
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -33,6 +38,7 @@ type Host struct {
 	mu      sync.Mutex
 	servers map[string]string // id -> RUNNING | SHUTOFF
 	rng     *rand.Rand
+	file    string // where the servers are kept; "" keeps them in memory only
 }
 
 // NewHost returns an empty simulated host.
@@ -81,8 +87,7 @@ func (h *Host) Spawn(ctx context.Context, s agent.ServerSpec) error {
 	if fail {
 		return fmt.Errorf("spawn %s on %s: %w", s.ID, h.Name, agent.ErrInjected)
 	}
-	h.set(s.ID, "RUNNING")
-	return nil
+	return h.set(s.ID, "RUNNING")
 }
 
 // PowerOn implements agent.Driver.
@@ -102,8 +107,11 @@ func (h *Host) Destroy(ctx context.Context, id string) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if _, ok := h.servers[id]; !ok {
+		return nil
+	}
 	delete(h.servers, id)
-	return nil
+	return h.save()
 }
 
 func (h *Host) power(ctx context.Context, id, state string) error {
@@ -117,13 +125,59 @@ func (h *Host) power(ctx context.Context, id, state string) error {
 		return fmt.Errorf("server %s is not on host %s", id, h.Name)
 	}
 	h.servers[id] = state
-	return nil
+	return h.save()
 }
 
-func (h *Host) set(id, state string) {
+func (h *Host) set(id, state string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.servers[id] = state
+	return h.save()
+}
+
+// Persist keeps the host's servers in a file under dir (created if
+// missing), loading what an earlier run left there, so that a restart of
+// the process finds them as a real hypervisor would.
+func (h *Host) Persist(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("simulated host %s: %w", h.Name, err)
+	}
+	file := filepath.Join(dir, h.Name+".json")
+	data, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		data = []byte("{}")
+	case err != nil:
+		return fmt.Errorf("simulated host %s: %w", h.Name, err)
+	}
+	servers := map[string]string{}
+	if err := json.Unmarshal(data, &servers); err != nil {
+		return fmt.Errorf("simulated host %s: read %s: %w", h.Name, file, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.servers, h.file = servers, file
+	return nil
+}
+
+// save writes the servers to the host's file (atomically, by rename);
+// h.mu is held.
+func (h *Host) save() error {
+	if h.file == "" {
+		return nil
+	}
+	data, err := json.Marshal(h.servers)
+	if err != nil {
+		return err
+	}
+	tmp := h.file + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("simulated host %s: save: %w", h.Name, err)
+	}
+	if err := os.Rename(tmp, h.file); err != nil {
+		return fmt.Errorf("simulated host %s: save: %w", h.Name, err)
+	}
+	return nil
 }
 
 // Servers returns a copy of the servers the host holds and their power.
@@ -151,4 +205,14 @@ func Fleet(prefix string, n int, k Knobs, vcpus, ramMiB, diskGiB int) ([]agent.H
 		})
 	}
 	return hosts, sims
+}
+
+// PersistFleet keeps the servers of every host in files under dir.
+func PersistFleet(sims []*Host, dir string) error {
+	for _, h := range sims {
+		if err := h.Persist(dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 
 type agentFlags struct {
 	natsURL, driver, prefix, name string
+	stateDir                      string
 	hosts, vcpus, ramMiB, diskGiB int
 	latency, heartbeat            time.Duration
 	failRate                      float64
@@ -60,6 +61,7 @@ keel serve must expose its NATS: keel serve --nats-listen 127.0.0.1:4222.`,
 	fl.Float64Var(&f.ramRatio, "ram-ratio", host.DefaultRatios.RAM, "RAM overcommit ratio of new hosts")
 	fl.Float64Var(&f.diskRatio, "disk-ratio", host.DefaultRatios.Disk, "disk overcommit ratio of new hosts")
 	fl.StringSliceVar(&f.traits, "trait", nil, "a trait of every simulated host (repeatable), e.g. gpu")
+	fl.StringVar(&f.stateDir, "state-dir", "./keel-agent-data", "where simulated hosts keep their servers across restarts (\"\" keeps them in memory)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
 	return cmd
 }
@@ -88,7 +90,12 @@ func runAgent(f agentFlags) error {
 		return err
 	}
 	app := commands.NewApp(store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
-	hosts, _ := fake.Fleet(f.prefix, f.hosts, fake.Knobs{Latency: f.latency, FailRate: f.failRate}, f.vcpus, f.ramMiB, f.diskGiB)
+	hosts, sims := fake.Fleet(f.prefix, f.hosts, fake.Knobs{Latency: f.latency, FailRate: f.failRate}, f.vcpus, f.ramMiB, f.diskGiB)
+	if f.stateDir != "" {
+		if err := fake.PersistFleet(sims, f.stateDir); err != nil {
+			return err
+		}
+	}
 	ratios := host.Ratios{CPU: f.cpuRatio, RAM: f.ramRatio, Disk: f.diskRatio}
 	for i := range hosts {
 		hosts[i].Info.Ratios, hosts[i].Info.Traits = &ratios, f.traits

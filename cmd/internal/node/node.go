@@ -172,6 +172,11 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	if c.FakeHosts > 0 {
 		hosts, sims := fake.Fleet("sim", c.FakeHosts, c.FakeKnobs, c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB)
+		// Simulated hosts keep their servers under the data dir, so that a
+		// restart finds them there as a real hypervisor would.
+		if err := fake.PersistFleet(sims, filepath.Join(c.DataDir, "fake-hosts")); err != nil {
+			return err
+		}
 		n.Hosts = sims
 		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log,
 			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, HeartbeatEvery: c.HeartbeatEvery}
