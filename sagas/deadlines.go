@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/server"
 )
 
 // OverdueStep is a running step whose deadline has passed.
@@ -46,14 +48,48 @@ func (s *ServerSaga) WatchDeadlines(ctx context.Context, f OverdueFinder, every 
 		}
 		s.endStalled(ctx, f, now)
 		for _, st := range steps {
-			// A step can run again after a rewind; its deadline keeps the ids apart.
-			id := fmt.Sprintf("%s/expire/%d", st.Step, st.Deadline.UnixMicro())
-			err := s.op(ctx, st.Operation, id, operation.ExpireStep{Step: st.Step, At: now})
-			if err != nil && ctx.Err() == nil {
+			if err := s.expire(ctx, st, now); err != nil && ctx.Err() == nil {
 				s.Log.Warn("expire step", "operation", st.Operation, "step", st.Step, "err", err)
 			}
 		}
 	}
+}
+
+// expire ends an overdue step. An overdue spawn counts as a spawn that
+// failed on its host, so the build is tried on another host (up to
+// server.MaxBuildAttempts) instead of failing at once; any other step
+// fails and its operation compensates.
+func (s *ServerSaga) expire(ctx context.Context, st OverdueStep, now time.Time) error {
+	if st.Step == StepSpawn {
+		handled, err := s.spawnTimedOut(ctx, st, now)
+		if handled || err != nil {
+			return err
+		}
+	}
+	// A step can run again after a rewind; its deadline keeps the ids apart.
+	id := fmt.Sprintf("%s/expire/%d", st.Step, st.Deadline.UnixMicro())
+	return s.op(ctx, st.Operation, id, operation.ExpireStep{Step: st.Step, At: now})
+}
+
+// spawnTimedOut reports the overdue spawn of a create as failed on its
+// host, on the host's behalf. It reports false when the server is no longer
+// spawning there (the step then simply expires).
+func (s *ServerSaga) spawnTimedOut(ctx context.Context, st OverdueStep, now time.Time) (bool, error) {
+	op, _, err := s.App.Operations.Load(ctx, st.Operation)
+	if err != nil || op.Kind != KindCreate || op.CurrentStep() != StepSpawn || now.Before(st.Deadline) {
+		return false, err
+	}
+	sv, _, err := s.App.Servers.Load(ctx, op.ResourceID)
+	if err != nil || sv.Task != server.Spawning || sv.Host == "" || sv.Operation != st.Operation {
+		return false, err
+	}
+	reason := fmt.Sprintf("host %s did not answer within %s", sv.Host, op.Steps[op.Current].Timeout)
+	what := fmt.Sprintf("spawn/timeout/%d", st.Deadline.UnixMicro())
+	err = s.server(ctx, op.ResourceID, st.Operation, what, server.Report{Host: sv.Host, Kind: server.ReportSpawnFailed, Reason: reason, At: now})
+	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
+		return false, nil // the host answered meanwhile, or the server moved on
+	}
+	return err == nil, err
 }
 
 // endStalled ends operations whose compensation did not finish in time.

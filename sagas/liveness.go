@@ -26,6 +26,11 @@ type LivenessSource interface {
 // Liveness turns heartbeats into host.down and host.up events. Heartbeats
 // never reach the event log; only the changes do. Several replicas may run
 // one each: the host aggregate ignores a second down or up.
+//
+// A host is down when its agent said goodbye (it stopped cleanly) or sent
+// no heartbeat for Timeout, and up again only once a heartbeat arrives: a
+// host recorded down is not trusted before its agent is heard from, even
+// right after this monitor starts.
 type Liveness struct {
 	App     *commands.App
 	Hosts   LivenessSource
@@ -35,7 +40,9 @@ type Liveness struct {
 
 	mu       sync.Mutex
 	lastSeen map[string]time.Time
+	gone     map[string]time.Time // when each host's agent said goodbye
 	started  time.Time
+	poke     chan struct{}
 }
 
 // Beat records a heartbeat of a host id.
@@ -55,16 +62,49 @@ func (l *Liveness) now() time.Time {
 	return time.Now()
 }
 
-// seen returns when a host was last heard of. Hosts not heard of since the
-// monitor started count from its start, so a restart gives every agent a
-// full timeout to be heard.
-func (l *Liveness) seen(hostID string) time.Time {
+// Goodbye records that a host's agent stopped cleanly, and has the next
+// check run at once.
+func (l *Liveness) Goodbye(hostID string) {
+	l.mu.Lock()
+	if l.gone == nil {
+		l.gone = map[string]time.Time{}
+	}
+	l.gone[hostID] = l.now()
+	poke := l.pokeChan()
+	l.mu.Unlock()
+	select {
+	case poke <- struct{}{}:
+	default:
+	}
+}
+
+// pokeChan returns the channel that wakes Run; l.mu is held.
+func (l *Liveness) pokeChan() chan struct{} {
+	if l.poke == nil {
+		l.poke = make(chan struct{}, 1)
+	}
+	return l.poke
+}
+
+// heard is what the monitor knows of one host's agent.
+type heard struct {
+	last  time.Time // last heartbeat, or the monitor's start when none came
+	beat  bool      // a heartbeat came since the monitor started
+	gone  bool      // the agent said goodbye after its last heartbeat
+	since time.Time // the goodbye's time when gone
+}
+
+func (l *Liveness) heard(hostID string) heard {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	h := heard{last: l.started}
 	if t, ok := l.lastSeen[hostID]; ok {
-		return t
+		h.last, h.beat = t, true
 	}
-	return l.started
+	if t, ok := l.gone[hostID]; ok && (!h.beat || t.After(h.last)) {
+		h.gone, h.since = true, t
+	}
+	return h
 }
 
 // Run checks every interval until ctx ends.
@@ -74,6 +114,7 @@ func (l *Liveness) Run(ctx context.Context, every time.Duration) {
 	}
 	l.mu.Lock()
 	l.started = l.now()
+	poke := l.pokeChan()
 	l.mu.Unlock()
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -82,6 +123,7 @@ func (l *Liveness) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-poke:
 		}
 		if err := l.check(ctx); err != nil && ctx.Err() == nil {
 			l.Log.Warn("liveness check", "err", err)
@@ -96,23 +138,38 @@ func (l *Liveness) check(ctx context.Context) error {
 	}
 	now := l.now()
 	for _, h := range hosts {
-		last := l.seen(h.ID)
-		silent := now.Sub(last) > l.Timeout
-		var cmd host.Command
-		switch {
-		case silent && !h.Down:
-			l.Log.Warn("host is down: no heartbeat", "host", h.Name, "last_seen", last)
-			cmd = host.MarkDown{LastSeen: last, At: now.UTC()}
-		case !silent && h.Down:
-			l.Log.Info("host is up again", "host", h.Name)
-			cmd = host.MarkUp{At: now.UTC()}
-		default:
+		cmd := l.decide(h, l.heard(h.ID), now)
+		if cmd == nil {
 			continue
 		}
 		meta := commands.Meta{CommandID: commands.NewID(), Actor: domain.Actor{User: "liveness"}}
 		if _, err := l.App.Hosts.Handle(ctx, h.ID, cmd, meta); err != nil && domain.KindOf(err) == 0 {
 			return err
 		}
+	}
+	return nil
+}
+
+// decide returns the command that brings a host's recorded liveness in line
+// with what was heard of its agent, or nil.
+func (l *Liveness) decide(h HostLiveness, a heard, now time.Time) host.Command {
+	switch {
+	case a.gone && !h.Down:
+		l.Log.Info("host is down: its agent stopped", "host", h.Name, "at", a.since)
+		return host.MarkDown{LastSeen: a.last, At: now.UTC()}
+	case a.gone:
+		return nil
+	case !a.beat && h.Down:
+		return nil // not trusted before its first heartbeat
+	}
+	silent := now.Sub(a.last) > l.Timeout
+	switch {
+	case silent && !h.Down:
+		l.Log.Warn("host is down: no heartbeat", "host", h.Name, "last_seen", a.last)
+		return host.MarkDown{LastSeen: a.last, At: now.UTC()}
+	case !silent && h.Down:
+		l.Log.Info("host is up again", "host", h.Name)
+		return host.MarkUp{At: now.UTC()}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -27,8 +28,11 @@ type Agent struct {
 	Log    *slog.Logger
 	// CallTimeout bounds one driver call.
 	CallTimeout time.Duration
-	// Publish sends heartbeats (core NATS); nil sends none.
+	// Publish sends heartbeats and the goodbye (core NATS); nil sends none.
 	Publish func(subject string, data []byte) error
+	// Flush, when set, waits until what Publish sent has reached the
+	// server, so that the goodbye is not lost when the process exits.
+	Flush func() error
 	// HeartbeatEvery is the heartbeat period (default 5 s).
 	HeartbeatEvery time.Duration
 
@@ -96,21 +100,41 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	if a.Publish != nil {
-		go a.heartbeat(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); a.heartbeat(ctx) }()
+		defer func() { <-done }() // the goodbye is sent before Run returns
 	}
 	sub := keeljs.Subscription{
 		Durable:  "agent-" + a.Name + "-v1",
 		Subjects: []string{keeljs.SubjectPrefix + server.AggregateType + ".>"},
 		Workers:  64,
+		Key:      hostAndServer,
 		Handle:   a.handle,
 		Log:      a.Log,
 	}
 	return sub.Run(ctx, a.Stream)
 }
 
-// heartbeat tells the control plane every period that each host is alive.
-// Heartbeats go over core NATS, never into the event log.
+// hostAndServer orders a server's commits per host: the work of one host
+// waits for that host's earlier work on the server, never for another
+// host's. A spawn that hangs on one host must not hold up the build's next
+// attempt elsewhere.
+func hostAndServer(env domain.Envelope) string {
+	var ev struct {
+		Host string `json:"host"`
+	}
+	if len(env.Events) > 0 {
+		_ = json.Unmarshal(env.Events[0].Data, &ev) // no host: keyed by the server alone
+	}
+	return ev.Host + "/" + env.AggregateID
+}
+
+// heartbeat tells the control plane every period that each host is alive,
+// and says goodbye for each when ctx ends, so that a cleanly stopped agent's
+// hosts are down at once instead of after the heartbeat timeout. Heartbeats
+// go over core NATS, never into the event log.
 func (a *Agent) heartbeat(ctx context.Context) {
+	defer a.goodbye()
 	every := a.HeartbeatEvery
 	if every == 0 {
 		every = 5 * time.Second
@@ -131,8 +155,26 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	}
 }
 
+func (a *Agent) goodbye() {
+	for _, h := range a.Hosts {
+		if err := a.Publish(GoodbyeSubject+commands.HostID(h.Info.Name), []byte(h.Info.Name)); err != nil {
+			a.Log.Warn("goodbye", "host", h.Info.Name, "err", err)
+		}
+	}
+	if a.Flush != nil {
+		if err := a.Flush(); err != nil {
+			a.Log.Warn("goodbye", "err", err)
+		}
+	}
+}
+
 // HeartbeatSubject is where heartbeats go: keel.heartbeat.<host id>.
 const HeartbeatSubject = "keel.heartbeat."
+
+// GoodbyeSubject is where an agent that stops cleanly says so, once per
+// host: keel.goodbye.<host id>. The host is down from then on, until its
+// next heartbeat.
+const GoodbyeSubject = "keel.goodbye."
 
 func (a *Agent) handle(ctx context.Context, env domain.Envelope) error {
 	events, err := catalog.Decode(env)

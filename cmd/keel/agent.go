@@ -105,7 +105,7 @@ func runAgent(f agentFlags) error {
 		name = f.prefix
 	}
 	ag := &agent.Agent{Name: name, App: app, Stream: store.Stream(), Hosts: hosts, Log: log,
-		Publish: nc.Publish, HeartbeatEvery: f.heartbeat}
+		Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: f.heartbeat}
 	log.Info("agent starting", "hosts", f.hosts, "prefix", f.prefix, "nats", f.natsURL)
 	err = ag.Run(ctx)
 	if ctx.Err() != nil {

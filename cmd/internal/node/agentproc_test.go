@@ -28,7 +28,7 @@ func TestAgentProcessesJoinOverNATS(t *testing.T) {
 		log := &bytes.Buffer{}
 		agentLogs = append(agentLogs, log)
 		a := exec.Command(bin, "agent", "--nats", "nats://"+natsAddr, "--hosts", "5", "--host-prefix", prefix,
-			"--host-vcpus", "8", "--host-ram-mib", "4096", "--host-disk-gib", "100", "--fake-latency", "10ms", "--heartbeat", "200ms")
+			"--host-vcpus", "8", "--host-ram-mib", "4096", "--host-disk-gib", "100", "--fake-latency", "10ms", "--heartbeat", "200ms", "--state-dir", t.TempDir())
 		a.Stdout, a.Stderr = log, log
 		if err := a.Start(); err != nil {
 			t.Fatal(err)

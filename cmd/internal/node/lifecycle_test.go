@@ -101,7 +101,9 @@ func TestFailedSpawnIsRetriedOnOtherHostsThenEndsInError(t *testing.T) {
 	}
 }
 
-func TestOverdueSpawnIsCompensated(t *testing.T) {
+// A spawn its host never answers counts as a failed spawn: the build is
+// tried on the other hosts, and fails, compensated, when every one hangs.
+func TestOverdueSpawnIsTriedElsewhereThenCompensated(t *testing.T) {
 	e := start(t, func(c *node.Config) {
 		c.FakeKnobs = fake.Knobs{HangRate: 1}
 		c.Timeouts = sagas.Timeouts{Schedule: 5 * time.Second, Spawn: time.Second, Action: 5 * time.Second, Destroy: 5 * time.Second}
@@ -110,8 +112,9 @@ func TestOverdueSpawnIsCompensated(t *testing.T) {
 	})
 	e.seed()
 	acc, _ := e.createServer("hangs")
-	op := e.waitOp(acc.OperationID, 20*time.Second)
-	if op.Status != "failed" || op.Error == nil || !strings.Contains(*op.Error, "step spawn did not finish within 1s") {
+	op := e.waitOp(acc.OperationID, 30*time.Second)
+	if op.Status != "failed" || op.Error == nil || !strings.Contains(*op.Error, "build failed on 3 hosts") ||
+		!strings.Contains(*op.Error, "did not answer within 1s") {
 		t.Fatalf("operation: %+v", op)
 	}
 	if op.Steps[0].Status != "compensated" || op.Steps[1].Status != "failed" {
@@ -121,8 +124,9 @@ func TestOverdueSpawnIsCompensated(t *testing.T) {
 	if s.Status != "ERROR" || s.Host != nil {
 		t.Fatalf("server: %+v", s)
 	}
-	// The host that hung let go of the server once the spawn call gave up.
-	eventually(t, 10*time.Second, func() error {
+	e.expectNoClaims()
+	// The hosts that hung let go of the server once their spawn calls gave up.
+	eventually(t, 20*time.Second, func() error {
 		for _, h := range e.node.Hosts {
 			if n := len(h.Servers()); n != 0 {
 				return fmt.Errorf("host %s holds %d servers", h.Name, n)
@@ -130,6 +134,35 @@ func TestOverdueSpawnIsCompensated(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A host that never answers a spawn does not sink the build: after the
+// spawn deadline it is placed on another host, as after a failed spawn.
+func TestOverdueSpawnIsRescheduled(t *testing.T) {
+	e := start(t, func(c *node.Config) {
+		c.FakeHosts = 2
+		c.Timeouts = sagas.Timeouts{Schedule: 5 * time.Second, Spawn: time.Second, Action: 5 * time.Second, Destroy: 5 * time.Second}
+		c.DeadlineEvery = 100 * time.Millisecond
+		c.AgentCallTimeout = 3 * time.Second
+	})
+	e.seed()
+	e.node.Hosts[0].SetKnobs(fake.Knobs{HangRate: 1})
+	e.must(200, e.call("POST", "/v1/hosts/sim-2/disable", map[string]any{"reason": "not yet"}))
+	acc, _ := e.createServer("patient", "Keel-Min-Sequence", "0")
+	eventually(t, 10*time.Second, func() error {
+		if s, _ := e.server(acc.Server.ID); s.Host == nil || *s.Host != "sim-1" {
+			return fmt.Errorf("server is not spawning on sim-1 yet: %+v", s)
+		}
+		return nil
+	})
+	e.must(200, e.call("POST", "/v1/hosts/sim-2/enable", nil))
+	if op := e.waitOp(acc.OperationID, 20*time.Second); op.Status != "succeeded" {
+		t.Fatalf("operation: %+v", op)
+	}
+	s, _ := e.server(acc.Server.ID)
+	if s.Status != "ACTIVE" || s.Host == nil || *s.Host != "sim-2" {
+		t.Fatalf("server: %+v", s)
+	}
 }
 
 func TestNoValidHostSaysWhy(t *testing.T) {

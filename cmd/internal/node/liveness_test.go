@@ -31,7 +31,7 @@ func runAgent(t *testing.T, url, prefix string, hosts int) func() {
 	}
 	app := commands.NewApp(store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
 	fleet, _ := fake.Fleet(prefix, hosts, fake.Knobs{}, 16, 16384, 100)
-	ag := &agent.Agent{Name: prefix, App: app, Stream: store.Stream(), Hosts: fleet, Publish: nc.Publish,
+	ag := &agent.Agent{Name: prefix, App: app, Stream: store.Stream(), Hosts: fleet, Publish: nc.Publish, Flush: nc.Flush,
 		HeartbeatEvery: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -116,4 +116,43 @@ func TestHostGoesDownWithoutHeartbeatsAndComesBack(t *testing.T) {
 	if s, _ := e.server(acc.Server.ID); s.Power != "RUNNING" {
 		t.Fatalf("after the host came back the server shows %+v", s)
 	}
+}
+
+// An agent that stops cleanly takes its hosts down at once, well before the
+// heartbeat timeout, so no new server is sent there; after a restart of
+// keel serve a down host stays down until its agent is heard again.
+func TestStoppedAgentsHostsAreDownAtOnce(t *testing.T) {
+	e := start(t, func(c *node.Config) {
+		c.FakeHosts = 0
+		c.NATSListen = "127.0.0.1:-1"
+		c.HeartbeatTimeout = 30 * time.Second
+	})
+	e.seed()
+	stop := runAgent(t, e.node.NATSURL(), "tidy", 1)
+	eventually(t, 10*time.Second, func() error {
+		if s := e.hostState("tidy-1"); s != "up" {
+			return errors.New("tidy-1 is " + s)
+		}
+		return nil
+	})
+	stop()
+	eventually(t, 3*time.Second, func() error {
+		if s := e.hostState("tidy-1"); s != "down" {
+			return errors.New("tidy-1 is " + s)
+		}
+		return nil
+	})
+
+	e.restart()
+	time.Sleep(1500 * time.Millisecond) // a liveness check or more after the restart
+	if s := e.hostState("tidy-1"); s != "down" {
+		t.Fatalf("after a restart of keel serve, a host not heard from yet is %s", s)
+	}
+	runAgent(t, e.node.NATSURL(), "tidy", 1)
+	eventually(t, 10*time.Second, func() error {
+		if s := e.hostState("tidy-1"); s != "up" {
+			return errors.New("tidy-1 is " + s)
+		}
+		return nil
+	})
 }

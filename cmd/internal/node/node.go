@@ -179,7 +179,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 		n.Hosts = sims
 		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log,
-			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, HeartbeatEvery: c.HeartbeatEvery}
+			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, Flush: n.nc.Flush, HeartbeatEvery: c.HeartbeatEvery}
 		if err := ag.Register(ctx); err != nil {
 			return err
 		}
@@ -339,10 +339,16 @@ func (n *Node) watchLiveness(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to heartbeats: %w", err)
 	}
+	bye, err := n.nc.Subscribe(agent.GoodbyeSubject+"*", func(m *nats.Msg) {
+		l.Goodbye(strings.TrimPrefix(m.Subject, agent.GoodbyeSubject))
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to goodbyes: %w", err)
+	}
 	every := min(time.Second, max(n.Config.HeartbeatTimeout/4, 50*time.Millisecond))
 	n.goRun(func() error {
 		l.Run(ctx, every)
-		return sub.Unsubscribe()
+		return errors.Join(sub.Unsubscribe(), bye.Unsubscribe())
 	})
 	return nil
 }
