@@ -74,12 +74,23 @@ func New[S any, C any](store EventStore, d domain.Decider[S, C], isConflict func
 // checks the subject for commits made elsewhere (another replica) since the
 // cached state, with one direct get.
 func (h *Handler[S, C]) Load(ctx context.Context, id string) (S, uint64, error) {
+	return h.load(ctx, id, h.FreshFor)
+}
+
+// LoadLatest is Load without FreshFor: it always asks the store for
+// commits newer than the cached state, so it sees every commit made before
+// it was called, by any replica.
+func (h *Handler[S, C]) LoadLatest(ctx context.Context, id string) (S, uint64, error) {
+	return h.load(ctx, id, 0)
+}
+
+func (h *Handler[S, C]) load(ctx context.Context, id string, freshFor time.Duration) (S, uint64, error) {
 	// The common case, a cached aggregate with nothing new, asks the store
 	// without holding the aggregate's lock, so readers of a hot aggregate
 	// (the flavor every create names) do not queue behind each other.
 	if e, ok := h.cache.get(id); ok {
-		if h.FreshFor > 0 {
-			if at, ok := h.checked.Load(id); ok && time.Since(at.(time.Time)) < h.FreshFor {
+		if freshFor > 0 {
+			if at, ok := h.checked.Load(id); ok && time.Since(at.(time.Time)) < freshFor {
 				return e.state, e.version, nil
 			}
 		}

@@ -44,7 +44,7 @@ func nameKey(kind, name string) string {
 
 // reserveName takes name for id. A reservation held by an aggregate that
 // was deleted, or that never committed (its creator died), is taken over.
-func (a *App) reserveName(ctx context.Context, kind, name, id string, state func(holder string) (exists, deleted bool, err error)) error {
+func (a *App) reserveName(ctx context.Context, kind, name, id string) error {
 	if a.Names == nil {
 		return nil
 	}
@@ -67,7 +67,7 @@ func (a *App) reserveName(ctx context.Context, kind, name, id string, state func
 		if string(holder) == id {
 			return nil // a retry of the same command
 		}
-		exists, deleted, err := state(string(holder))
+		exists, deleted, err := a.holderState(ctx, kind, string(holder))
 		if err != nil {
 			return err
 		}
@@ -84,6 +84,52 @@ func (a *App) reserveName(ctx context.Context, kind, name, id string, state func
 		}
 	}
 	return fmt.Errorf("the name %q of this %s is being taken by other requests: %w", name, kind, ErrBusy)
+}
+
+// Name kinds, as reservation keys and messages name them.
+const (
+	KindFlavor    = flavor.AggregateType
+	KindImage     = image.AggregateType
+	KindGroup     = "server group"
+	KindAggregate = "host aggregate"
+)
+
+// LookupName returns the id of the live resource of kind holding a unique
+// name. It reads the reservations and the holder's own stream, never the
+// read model, so a name created a moment ago is found even while the
+// projections lag behind.
+func (a *App) LookupName(ctx context.Context, kind, name string) (id string, found bool, err error) {
+	if a.Names == nil {
+		return "", false, errors.New("lookup name: no name store")
+	}
+	holder, _, _, found, err := a.Names.GetEntry(ctx, nameKey(kind, name))
+	if err != nil || !found {
+		return "", false, err
+	}
+	exists, deleted, err := a.holderState(ctx, kind, string(holder))
+	if err != nil {
+		return "", false, fmt.Errorf("lookup %s %q: %w", kind, name, err)
+	}
+	return string(holder), exists && !deleted, nil
+}
+
+// holderState tells whether the resource of kind with id exists and was deleted.
+func (a *App) holderState(ctx context.Context, kind, id string) (exists, deleted bool, err error) {
+	switch kind {
+	case KindFlavor:
+		st, _, err := a.Flavors.LoadLatest(ctx, id)
+		return st.Exists, st.Deleted, err
+	case KindImage:
+		st, _, err := a.Images.LoadLatest(ctx, id)
+		return st.Exists, st.Status == image.Deleted, err
+	case KindGroup:
+		st, _, err := a.Groups.LoadLatest(ctx, id)
+		return st.Exists, st.Deleted, err
+	case KindAggregate:
+		st, _, err := a.Aggregates.LoadLatest(ctx, id)
+		return st.Exists, st.Deleted, err
+	}
+	return false, false, fmt.Errorf("names of %s are not reserved", kind)
 }
 
 // releaseName frees name if id still holds it.
@@ -104,10 +150,7 @@ func (a *App) CreateFlavor(ctx context.Context, spec flavor.Spec, meta Meta) (Re
 		return Result[flavor.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "flavor")
-	err := a.reserveName(ctx, flavor.AggregateType, spec.Name, id, func(h string) (bool, bool, error) {
-		st, _, err := a.Flavors.Load(ctx, h)
-		return st.Exists, st.Deleted, err
-	})
+	err := a.reserveName(ctx, KindFlavor, spec.Name, id)
 	if err != nil {
 		return Result[flavor.State]{}, err
 	}
@@ -118,7 +161,7 @@ func (a *App) CreateFlavor(ctx context.Context, spec flavor.Spec, meta Meta) (Re
 func (a *App) DeleteFlavor(ctx context.Context, id string, meta Meta) (Result[flavor.State], error) {
 	res, err := a.Flavors.Handle(ctx, id, flavor.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), flavor.AggregateType, res.State.Spec.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindFlavor, res.State.Spec.Name, id)
 	}
 	return res, err
 }
@@ -129,10 +172,7 @@ func (a *App) CreateImage(ctx context.Context, spec image.Spec, meta Meta) (Resu
 		return Result[image.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "image")
-	err := a.reserveName(ctx, image.AggregateType, spec.Name, id, func(h string) (bool, bool, error) {
-		st, _, err := a.Images.Load(ctx, h)
-		return st.Exists, st.Status == image.Deleted, err
-	})
+	err := a.reserveName(ctx, KindImage, spec.Name, id)
 	if err != nil {
 		return Result[image.State]{}, err
 	}
@@ -143,7 +183,7 @@ func (a *App) CreateImage(ctx context.Context, spec image.Spec, meta Meta) (Resu
 func (a *App) DeleteImage(ctx context.Context, id string, meta Meta) (Result[image.State], error) {
 	res, err := a.Images.Handle(ctx, id, image.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), image.AggregateType, res.State.Spec.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindImage, res.State.Spec.Name, id)
 	}
 	return res, err
 }
@@ -154,10 +194,7 @@ func (a *App) CreateGroup(ctx context.Context, spec servergroup.Spec, meta Meta)
 		return Result[servergroup.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "servergroup")
-	err := a.reserveName(ctx, "server group", spec.Name, id, func(h string) (bool, bool, error) {
-		st, _, err := a.Groups.Load(ctx, h)
-		return st.Exists, st.Deleted, err
-	})
+	err := a.reserveName(ctx, KindGroup, spec.Name, id)
 	if err != nil {
 		return Result[servergroup.State]{}, err
 	}
@@ -168,7 +205,7 @@ func (a *App) CreateGroup(ctx context.Context, spec servergroup.Spec, meta Meta)
 func (a *App) DeleteGroup(ctx context.Context, id string, meta Meta) (Result[servergroup.State], error) {
 	res, err := a.Groups.Handle(ctx, id, servergroup.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), "server group", res.State.Spec.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindGroup, res.State.Spec.Name, id)
 	}
 	return res, err
 }
@@ -179,10 +216,7 @@ func (a *App) CreateAggregate(ctx context.Context, name string, md map[string]st
 		return Result[hostaggregate.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "hostaggregate")
-	err := a.reserveName(ctx, "host aggregate", name, id, func(h string) (bool, bool, error) {
-		st, _, err := a.Aggregates.Load(ctx, h)
-		return st.Exists, st.Deleted, err
-	})
+	err := a.reserveName(ctx, KindAggregate, name, id)
 	if err != nil {
 		return Result[hostaggregate.State]{}, err
 	}
@@ -193,7 +227,7 @@ func (a *App) CreateAggregate(ctx context.Context, name string, md map[string]st
 func (a *App) DeleteAggregate(ctx context.Context, id string, meta Meta) (Result[hostaggregate.State], error) {
 	res, err := a.Aggregates.Handle(ctx, id, hostaggregate.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), "host aggregate", res.State.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindAggregate, res.State.Name, id)
 	}
 	return res, err
 }

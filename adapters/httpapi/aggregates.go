@@ -183,10 +183,7 @@ func (a *API) aggregateOut(ctx context.Context, id string, seq uint64, location 
 }
 
 func (a *API) aggregateID(ctx context.Context, ref string) (string, error) {
-	return a.resolve(ctx, "host aggregate", ref, func(name string) ([]string, error) {
-		items, _, err := a.Read.HostAggregates(ctx, name, postgres.Page{Limit: 2})
-		return ids(items, func(h postgres.HostAggregate) string { return h.ID }), err
-	})
+	return a.resolveUnique(ctx, commands.KindAggregate, ref)
 }
 
 // checkOneZone refuses to put a host in a second availability zone.

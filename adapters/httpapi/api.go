@@ -108,14 +108,37 @@ func (a *API) waitRead(ctx context.Context, r ReadAfter) error {
 	if seq == 0 {
 		return nil
 	}
+	if ok, err := a.Runner.WaitFor(ctx, seq, 0); err != nil || ok {
+		return a.failIf(ctx, err)
+	}
+	// A sequence the log has not reached yet will not come by waiting: the
+	// client made it up, or read it from another log.
+	head, err := a.Store.LastSequence(ctx)
+	if err != nil {
+		return a.fail(ctx, err)
+	}
+	if seq > head {
+		markVolatile(ctx)
+		return problem(ctx, http.StatusUnprocessableEntity, "Keel-Min-Sequence "+u64(seq)+" is beyond the end of the event log (sequence "+u64(head)+"); pass the Keel-Sequence a write answered with")
+	}
 	ok, err := a.Runner.WaitFor(ctx, seq, a.ReadWait)
 	if err != nil {
 		return a.fail(ctx, err)
 	}
 	if !ok {
-		return huma.Error503ServiceUnavailable("the read model has not reached sequence " + u64(seq) + " within " + a.ReadWait.String() + "; retry shortly")
+		return huma.ErrorWithHeaders(
+			problem(ctx, http.StatusServiceUnavailable, "the read model has not reached sequence "+u64(seq)+" within "+a.ReadWait.String()+"; retry shortly"),
+			http.Header{"Retry-After": {"1"}})
 	}
 	return nil
+}
+
+// failIf is fail for a non-nil error, else nil.
+func (a *API) failIf(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	return a.fail(ctx, err)
 }
 
 // PageParams are embedded in list inputs.

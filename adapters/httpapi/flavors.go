@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/commands"
@@ -126,38 +125,8 @@ func (a *API) notFoundOr(ctx context.Context, err error, kind, ref string) error
 	return a.fail(ctx, err)
 }
 
-// resolve turns a UUID or a unique name into an id.
-func (a *API) resolve(ctx context.Context, kind, ref string, byName func(name string) ([]string, error)) (string, error) {
-	if u, err := uuid.Parse(ref); err == nil {
-		return u.String(), nil
-	}
-	if err := domain.CheckName(kind+" id or name", ref); err != nil {
-		return "", a.fail(ctx, err)
-	}
-	if seq, _ := ctx.Value(keyMinSeq).(uint64); seq > 0 {
-		if err := a.waitRead(ctx, ReadAfter{MinSeq: seq}); err != nil {
-			return "", err
-		}
-	}
-	ids, err := byName(ref)
-	if err != nil {
-		return "", a.fail(ctx, err)
-	}
-	switch len(ids) {
-	case 0:
-		return "", notFound(ctx, kind, ref)
-	case 1:
-		return ids[0], nil
-	default:
-		return "", problem(ctx, http.StatusConflict, "more than one "+kind+" is named "+ref+"; use its id")
-	}
-}
-
 func (a *API) flavorID(ctx context.Context, ref string) (string, error) {
-	return a.resolve(ctx, "flavor", ref, func(name string) ([]string, error) {
-		items, _, err := a.Read.Flavors(ctx, postgres.FlavorFilter{Name: name}, postgres.Page{Limit: 2})
-		return ids(items, func(f postgres.Flavor) string { return f.ID }), err
-	})
+	return a.resolveUnique(ctx, commands.KindFlavor, ref)
 }
 
 func ids[T any](items []T, id func(T) string) []string {

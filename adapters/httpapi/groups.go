@@ -7,6 +7,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/servergroup"
 )
 
@@ -92,8 +93,5 @@ func (a *API) registerGroups(api huma.API) {
 }
 
 func (a *API) groupID(ctx context.Context, ref string) (string, error) {
-	return a.resolve(ctx, "server group", ref, func(name string) ([]string, error) {
-		items, _, err := a.Read.ServerGroups(ctx, name, postgres.Page{Limit: 2})
-		return ids(items, func(g postgres.ServerGroup) string { return g.ID }), err
-	})
+	return a.resolveUnique(ctx, commands.KindGroup, ref)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/commands"
@@ -67,10 +68,15 @@ func (a *API) idempotency(next http.Handler) http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		ctx := context.WithValue(r.Context(), keyCommandID, commands.DeriveID("idempotency", r.Method, r.URL.Path, key))
+		volatile := new(atomic.Bool)
+		ctx = context.WithValue(ctx, keyVolatile, volatile)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		if rec.status >= 500 || rec.status == http.StatusTooManyRequests || rec.status == 499 {
 			return // transient: the retry should try again
+		}
+		if volatile.Load() && rec.status >= 400 {
+			return // refused on what the read model held then: a retry may succeed
 		}
 		stored := idemRecord{BodyHash: bodyHash, Status: rec.status, Headers: map[string]string{}, Body: rec.buf.Bytes()}
 		for _, h := range replayedHeaders {

@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/image"
 )
@@ -167,10 +168,7 @@ func (a *API) registerImages(api huma.API) {
 }
 
 func (a *API) imageID(ctx context.Context, ref string) (string, error) {
-	return a.resolve(ctx, "image", ref, func(name string) ([]string, error) {
-		items, _, err := a.Read.Images(ctx, postgres.ImageFilter{Name: name}, postgres.Page{Limit: 2})
-		return ids(items, func(i postgres.Image) string { return i.ID }), err
-	})
+	return a.resolveUnique(ctx, commands.KindImage, ref)
 }
 
 func (a *API) dropObject(ctx context.Context, object string) {

@@ -17,6 +17,7 @@ const (
 	keyRequestID ctxKey = iota
 	keyCommandID
 	keyMinSeq
+	keyVolatile // *atomic.Bool: the answer depends on the read model's lag
 )
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)

@@ -199,7 +199,20 @@ func (a *API) checkHints(ctx context.Context, h server.Hints) error {
 		if err != nil {
 			return a.fail(ctx, err)
 		}
-		if !slices.ContainsFunc(zones, func(z postgres.AvailabilityZone) bool { return z.Name == h.AvailabilityZone }) {
+		known := func(zones []postgres.AvailabilityZone) bool {
+			return slices.ContainsFunc(zones, func(z postgres.AvailabilityZone) bool { return z.Name == h.AvailabilityZone })
+		}
+		if !known(zones) {
+			// Zones live in the read model: catch up before refusing.
+			if err := a.catchUp(ctx); err != nil {
+				return err
+			}
+			if zones, err = a.Read.AvailabilityZones(ctx); err != nil {
+				return a.fail(ctx, err)
+			}
+		}
+		if !known(zones) {
+			markVolatile(ctx)
 			return problem(ctx, http.StatusUnprocessableEntity, "availability zone "+h.AvailabilityZone+" does not exist; see GET /v1/availability-zones")
 		}
 	}

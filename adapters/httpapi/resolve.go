@@ -1,0 +1,89 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/keel-cloud/keel/domain"
+)
+
+// resolveUnique turns a UUID or the unique name of a flavor, image, server
+// group or host aggregate into an id. Names resolve from the reservations
+// and the holder's own stream, not the read model, so a name its caller
+// created a moment ago is found however far the projections lag.
+func (a *API) resolveUnique(ctx context.Context, kind, ref string) (string, error) {
+	if u, err := uuid.Parse(ref); err == nil {
+		return u.String(), nil
+	}
+	if err := domain.CheckName(kind+" id or name", ref); err != nil {
+		return "", a.fail(ctx, err)
+	}
+	id, found, err := a.App.LookupName(ctx, kind, ref)
+	if err != nil {
+		return "", a.fail(ctx, err)
+	}
+	if !found {
+		return "", notFound(ctx, kind, ref)
+	}
+	return id, nil
+}
+
+// resolve turns a UUID or a name that need not be unique into an id, from
+// the read model. Before it says "not found" the read model catches up with
+// the head of the log, and the answer is not kept for the Idempotency-Key,
+// since a later retry may find what this one did not.
+func (a *API) resolve(ctx context.Context, kind, ref string, byName func(name string) ([]string, error)) (string, error) {
+	if u, err := uuid.Parse(ref); err == nil {
+		return u.String(), nil
+	}
+	if err := domain.CheckName(kind+" id or name", ref); err != nil {
+		return "", a.fail(ctx, err)
+	}
+	if seq, _ := ctx.Value(keyMinSeq).(uint64); seq > 0 {
+		if err := a.waitRead(ctx, ReadAfter{MinSeq: seq}); err != nil {
+			return "", err
+		}
+	}
+	ids, err := byName(ref)
+	if err == nil && len(ids) == 0 {
+		if err := a.catchUp(ctx); err != nil {
+			return "", err
+		}
+		ids, err = byName(ref)
+	}
+	if err != nil {
+		return "", a.fail(ctx, err)
+	}
+	switch len(ids) {
+	case 0:
+		markVolatile(ctx)
+		return "", notFound(ctx, kind, ref)
+	case 1:
+		return ids[0], nil
+	default:
+		markVolatile(ctx)
+		return "", problem(ctx, http.StatusConflict, "more than one "+kind+" is named "+ref+"; use its id")
+	}
+}
+
+// catchUp waits, within ReadWait, until the read model has applied every
+// commit in the log when it was called.
+func (a *API) catchUp(ctx context.Context) error {
+	head, err := a.Store.LastSequence(ctx)
+	if err != nil {
+		return a.fail(ctx, err)
+	}
+	return a.waitRead(ctx, ReadAfter{MinSeq: head})
+}
+
+// markVolatile says that the answer under way depends on what the read
+// model held at the time: a refusal built on it is not kept as the answer
+// to the request's Idempotency-Key.
+func markVolatile(ctx context.Context) {
+	if f, ok := ctx.Value(keyVolatile).(*atomic.Bool); ok {
+		f.Store(true)
+	}
+}
