@@ -76,7 +76,9 @@ func (s *ServerSaga) expire(ctx context.Context, st OverdueStep, now time.Time) 
 // spawning there (the step then simply expires).
 func (s *ServerSaga) spawnTimedOut(ctx context.Context, st OverdueStep, now time.Time) (bool, error) {
 	op, _, err := s.App.Operations.Load(ctx, st.Operation)
-	if err != nil || op.Kind != KindCreate || op.CurrentStep() != StepSpawn || now.Before(st.Deadline) {
+	// The step's own deadline, not the read model's: after a rewind the
+	// read model may still show the deadline of an earlier attempt.
+	if err != nil || op.Kind != KindCreate || op.CurrentStep() != StepSpawn || now.Before(op.Steps[op.Current].Deadline) {
 		return false, err
 	}
 	sv, _, err := s.App.Servers.Load(ctx, op.ResourceID)
@@ -84,7 +86,7 @@ func (s *ServerSaga) spawnTimedOut(ctx context.Context, st OverdueStep, now time
 		return false, err
 	}
 	reason := fmt.Sprintf("host %s did not answer within %s", sv.Host, op.Steps[op.Current].Timeout)
-	what := fmt.Sprintf("spawn/timeout/%d", st.Deadline.UnixMicro())
+	what := fmt.Sprintf("spawn/timeout/%d", op.Steps[op.Current].Deadline.UnixMicro())
 	err = s.server(ctx, op.ResourceID, st.Operation, what, server.Report{Host: sv.Host, Kind: server.ReportSpawnFailed, Reason: reason, At: now})
 	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
 		return false, nil // the host answered meanwhile, or the server moved on

@@ -274,7 +274,9 @@ func TestOrphanedClaimIsReleased(t *testing.T) {
 	e := start(t, func(c *node.Config) { c.FakeHosts = 1; c.OrphanGrace = 300 * time.Millisecond })
 	e.seed()
 	acc, _ := e.createServer("real")
-	e.waitOp(acc.OperationID, 20*time.Second)
+	if op := e.waitOp(acc.OperationID, 20*time.Second); op.Status != "succeeded" {
+		t.Fatalf("create: %+v", op)
+	}
 	ghost := commands.NewID()
 	res, err := e.node.App.Hosts.Handle(context.Background(), commands.HostID("sim-1"),
 		host.Claim{Server: ghost, Resources: host.Resources{VCPUs: 1, RAMMiB: 512}, At: time.Now()}, commands.Meta{CommandID: commands.NewID()})
