@@ -19,6 +19,7 @@ import (
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/metrics"
 	"github.com/keel-cloud/keel/projections"
 )
 
@@ -34,6 +35,8 @@ type API struct {
 	Images *keeljs.Images
 	Idem   *keeljs.KV
 	Log    *slog.Logger
+	// Metrics records requests and is served at /metrics (nil: none).
+	Metrics *metrics.Set
 	// ReadWait bounds how long a GET waits for Keel-Min-Sequence.
 	ReadWait time.Duration
 	// Ready reports whether the dependencies answer.
@@ -69,10 +72,12 @@ func (a *API) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /docs", docsPage)
+	mux.Handle("GET /metrics", a.Metrics.Handler())
 	var h http.Handler = mux
 	h = a.idempotency(h)
 	h = limitBody(h)
 	h = a.recoverer(h)
+	h = a.observe(mux, h) // access log and request metrics
 	h = requestID(h)
 	return h
 }

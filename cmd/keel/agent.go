@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,6 +27,7 @@ type agentFlags struct {
 	cpuRatio, ramRatio, diskRatio float64
 	traits                        []string
 	verbose                       bool
+	logFormat                     string
 }
 
 func agentCmd() *cobra.Command {
@@ -61,6 +61,7 @@ keel serve must expose its NATS: keel serve --nats-listen 127.0.0.1:4222.`,
 	fl.Float64Var(&f.diskRatio, "disk-ratio", host.DefaultRatios.Disk, "disk overcommit ratio of new hosts")
 	fl.StringSliceVar(&f.traits, "trait", nil, "a trait of every simulated host (repeatable), e.g. gpu")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
+	fl.StringVar(&f.logFormat, "log-format", "text", logFormatFlag)
 	return cmd
 }
 
@@ -71,11 +72,10 @@ func runAgent(f agentFlags) error {
 	if f.hosts < 1 {
 		return errors.New("--hosts must be at least 1")
 	}
-	level := slog.LevelInfo
-	if f.verbose {
-		level = slog.LevelDebug
+	log, err := newLogger(os.Stderr, f.logFormat, f.verbose)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	nc, err := nats.Connect(f.natsURL, nats.Name("keel-agent-"+f.prefix), nats.MaxReconnects(-1))
