@@ -41,7 +41,8 @@ type DeletedOutput struct {
 
 func (a *API) registerFlavors(api huma.API) {
 	huma.Register(api, huma.Operation{OperationID: "create-flavor", Method: http.MethodPost, Path: "/v1/flavors",
-		Summary: "Create a flavor", Tags: []string{"flavors"}, DefaultStatus: http.StatusCreated},
+		Summary: "Create a flavor", Description: "Flavor names are unique. Extra specs steer placement: trait:NAME=required|forbidden, aggregate:KEY=VALUE.",
+		Tags: []string{"flavors"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct {
 			Body FlavorBody
 		}) (*FlavorOutput, error) {
@@ -62,7 +63,8 @@ func (a *API) registerFlavors(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "list-flavors", Method: http.MethodGet, Path: "/v1/flavors",
-		Summary: "List flavors", Tags: []string{"flavors"}},
+		Summary: "List flavors", Description: "Flavors by name, a page at a time; filter by exact name.",
+		Tags: []string{"flavors"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
@@ -79,7 +81,8 @@ func (a *API) registerFlavors(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "get-flavor", Method: http.MethodGet, Path: "/v1/flavors/{id}",
-		Summary: "Show a flavor", Tags: []string{"flavors"}},
+		Summary: "Show a flavor", Description: "One flavor by id or unique name.",
+		Tags: []string{"flavors"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			IDParam
