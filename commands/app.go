@@ -15,6 +15,7 @@ import (
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/metrics"
 )
 
 // App lists every command handler: it reads as the table of contents of
@@ -50,6 +51,13 @@ func NewApp(store EventStore, isConflict func(error) bool) *App {
 	// and a build from an image deleted meanwhile fails at spawn).
 	a.Flavors.FreshFor, a.Images.FreshFor = time.Second, time.Second
 	return a
+}
+
+// Observe makes every handler count its appended and refused commands in m.
+// Call it before the handlers are used.
+func (a *App) Observe(m *metrics.Set) {
+	a.Flavors.Metrics, a.Images.Metrics, a.Servers.Metrics = m, m, m
+	a.Operations.Metrics, a.Hosts.Metrics, a.Groups.Metrics, a.Aggregates.Metrics = m, m, m, m
 }
 
 // keelNS is the namespace of Keel's derived (name-based) UUIDs.

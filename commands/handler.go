@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/metrics"
 )
 
 // EventStore is the port to the event log (adapters/jetstream.Store).
@@ -62,6 +64,8 @@ type Handler[S any, C any] struct {
 	// not depend on it: appends check the subject's last sequence.
 	FreshFor time.Duration
 	checked  sync.Map // id -> time.Time of the last check against the store
+	// Metrics counts appended and refused commands (nil: not counted).
+	Metrics *metrics.Set
 }
 
 // New returns a handler for one aggregate. isConflict recognises the store's
@@ -157,6 +161,7 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 			// aggregate on): decide again if the subject has newer commits.
 			newer, cerr := h.catchUp(ctx, id, e)
 			if cerr != nil || newer.lastSeq == e.lastSeq {
+				h.refused(cmd, err)
 				return Result[S]{}, err
 			}
 			e = newer
@@ -184,12 +189,14 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 			return Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}, nil
 		}
 		if err == nil {
+			h.Metrics.CommandAppended(h.decider.Type, commandName(cmd))
 			next := e.apply(h.decider, events, seq, meta.CommandID)
 			h.cache.put(id, next)
 			return Result[S]{Seq: seq, Version: next.version, State: next.state}, nil
 		}
 		if !h.isConflict(err) || attempt >= MaxAttempts {
 			if h.isConflict(err) {
+				h.Metrics.CommandRefused(h.decider.Type, commandName(cmd), "concurrency")
 				return Result[S]{}, fmt.Errorf("%s %s: %w after %d attempts", h.decider.Type, id, ErrConcurrency, attempt)
 			}
 			h.cache.drop(id)
@@ -199,6 +206,33 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 			return Result[S]{}, err
 		}
 	}
+}
+
+// refused counts a decider's refusal by its kind.
+func (h *Handler[S, C]) refused(cmd C, err error) {
+	reason := "other"
+	switch domain.KindOf(err) {
+	case domain.Invalid:
+		reason = "invalid"
+	case domain.Conflict:
+		reason = "conflict"
+	case domain.NotFound:
+		reason = "not_found"
+	}
+	h.Metrics.CommandRefused(h.decider.Type, commandName(cmd), reason)
+}
+
+// commandName is the command's type name (server.Create gives "Create"):
+// a closed set, fit for a metric label.
+func commandName(cmd any) string {
+	t := reflect.TypeOf(cmd)
+	if t == nil {
+		return "unknown"
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Name()
 }
 
 // fresh returns the state with every commit on the subject folded in.

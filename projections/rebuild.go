@@ -232,3 +232,16 @@ func (r *Runner) applied(ctx context.Context) (uint64, error) {
 	r.markSeq, r.markAt = uint64(low), time.Now()
 	return r.markSeq, nil
 }
+
+// Lags returns how many commits each projection is behind the stream.
+func (r *Runner) Lags(ctx context.Context) (map[string]uint64, error) {
+	sts, err := r.Statuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(sts))
+	for _, s := range sts {
+		out[s.Name] = s.Lag
+	}
+	return out, nil
+}

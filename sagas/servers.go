@@ -25,6 +25,7 @@ import (
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/metrics"
 )
 
 // Durable is the server saga's consumer name.
@@ -65,6 +66,8 @@ type ServerSaga struct {
 	Timeouts Timeouts
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Metrics counts ended operations and their durations (nil: not counted).
+	Metrics *metrics.Set
 
 	groupLocks sync.Map // server group id -> *sync.Mutex
 }
@@ -187,8 +190,27 @@ func (s *ServerSaga) onOperation(ctx context.Context, env domain.Envelope, ev do
 		}
 	case *operation.StepFailed:
 		return s.compensate(ctx, opID, e.Step, e.Reason)
+	case *operation.OperationSucceeded:
+		s.ended(ctx, opID, operation.Succeeded, e.At)
+	case *operation.OperationFailed:
+		s.ended(ctx, opID, operation.Failed, e.At)
 	}
 	return nil
+}
+
+// ended records an operation's outcome and duration. Every operation's end
+// passes here, whoever ended it (a step, a deadline, compensation); a
+// redelivered commit may count twice, which metrics tolerate.
+func (s *ServerSaga) ended(ctx context.Context, opID string, outcome operation.Status, at time.Time) {
+	if s.Metrics == nil {
+		return
+	}
+	st, _, err := s.App.Operations.Load(ctx, opID)
+	if err != nil {
+		s.Log.Debug("operation metrics", "operation", opID, "err", err)
+		return
+	}
+	s.Metrics.OperationEnded(st.Kind, string(outcome), at.Sub(st.StartedAt))
 }
 
 // begin starts an operation; it is a no-op when it already began. Saga

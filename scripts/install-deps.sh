@@ -3,7 +3,11 @@
 #   - the PostgreSQL server binaries initdb, pg_ctl and postgres, in PATH or
 #     in /usr/lib/postgresql/*/bin (Debian package postgresql);
 #   - when run as root, runuser (Debian package util-linux), with which a
-#     root process runs postgres as the postgres user.
+#     root process runs postgres as the postgres user;
+#   - Spectral, the OpenAPI linter the API tests run: a pinned
+#     @stoplight/spectral-cli installed with npm (Debian package npm) into
+#     $KEEL_TOOLS_DIR (default .tools in the repository, ignored by git);
+#     skipped when that version is already there.
 #
 # It is idempotent and prints nothing when everything is present. As root it
 # installs what is missing with apt-get. Otherwise it prints the apt-get
@@ -18,6 +22,8 @@
 set -euo pipefail
 
 pg_bin_glob=${PG_BIN_GLOB:-/usr/lib/postgresql/*/bin}
+spectral_version=6.16.3
+tools_dir=${KEEL_TOOLS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools}
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
@@ -41,10 +47,35 @@ have_runuser() {
   ((EUID != 0)) || command -v runuser || [[ -x /usr/sbin/runuser || -x /sbin/runuser ]]
 } >/dev/null
 
+# have_spectral succeeds when the pinned spectral-cli is in the tools dir.
+have_spectral() {
+  [[ -x $tools_dir/node_modules/.bin/spectral ]] &&
+    grep -q "\"version\": \"$spectral_version\"" "$tools_dir/node_modules/@stoplight/spectral-cli/package.json"
+} 2>/dev/null
+
+# have_npm succeeds when npm (and node) are found, or are not needed.
+have_npm() {
+  have_spectral || command -v npm
+} >/dev/null
+
 # missing_packages prints the Debian packages of the missing tools.
 missing_packages() {
   have_pg_server || echo postgresql
   have_runuser || echo util-linux
+  have_npm || echo npm
+}
+
+# install_spectral installs the pinned spectral-cli with npm (the npm
+# registry is the only network it needs).
+install_spectral() {
+  have_spectral && return 0
+  if ! command -v npm >/dev/null; then
+    log "npm not found: the OpenAPI lint test will skip"
+    return 0
+  fi
+  log "installing @stoplight/spectral-cli@$spectral_version into $tools_dir"
+  npm install --prefix "$tools_dir" --no-audit --no-fund --loglevel=error \
+    "@stoplight/spectral-cli@$spectral_version" >/dev/null
 }
 
 # no_system_cluster makes postgresql-common skip creating the "main" cluster.
@@ -76,11 +107,13 @@ main() {
   local -a packages
   mapfile -t packages < <(missing_packages)
   if ((${#packages[@]} == 0)); then
+    install_spectral
     return 0
   fi
   if ((EUID != 0)); then
     log "missing: ${packages[*]}; install them with:"
     log "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${packages[*]}"
+    install_spectral
     return 0
   fi
   install "${packages[@]}"
@@ -89,6 +122,7 @@ main() {
     log "still missing after install: ${packages[*]}"
     exit 1
   fi
+  install_spectral
 }
 
 main "$@"

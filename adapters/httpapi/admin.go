@@ -9,23 +9,30 @@ import (
 	"github.com/keel-cloud/keel/projections"
 )
 
+// ProjectionList lists projections.
+type ProjectionList struct {
+	Items []projections.Status `json:"items"`
+}
+
 // ProjectionsOutput lists projections.
 type ProjectionsOutput struct {
-	Body struct {
-		Items []projections.Status `json:"items"`
-	}
+	Body ProjectionList
+}
+
+// RebuildList reports rebuilds.
+type RebuildList struct {
+	Items []projections.RebuildResult `json:"items"`
 }
 
 // RebuildOutput reports rebuilds.
 type RebuildOutput struct {
-	Body struct {
-		Items []projections.RebuildResult `json:"items"`
-	}
+	Body RebuildList
 }
 
 func (a *API) registerAdmin(api huma.API) {
 	huma.Register(api, huma.Operation{OperationID: "list-projections", Method: http.MethodGet, Path: "/v1/projections",
-		Summary: "List read-model projections with their checkpoint and lag", Tags: []string{"admin"}},
+		Summary: "List read-model projections with their checkpoint and lag", Description: "Each read-model projection with its version, the stream sequence it has applied, and how many commits it is behind.",
+		Tags: []string{"admin"}},
 		func(ctx context.Context, _ *struct{}) (*ProjectionsOutput, error) {
 			st, err := a.Runner.Statuses(ctx)
 			if err != nil {

@@ -26,16 +26,30 @@ type AggregateOutput struct {
 	Body     postgres.HostAggregate
 }
 
+// AvailabilityZoneList lists availability zones.
+type AvailabilityZoneList struct {
+	Items []postgres.AvailabilityZone `json:"items"`
+}
+
 // ZonesOutput lists availability zones.
 type ZonesOutput struct {
-	Body struct {
-		Items []postgres.AvailabilityZone `json:"items"`
-	}
+	Body AvailabilityZoneList
+}
+
+// MetadataBody is a host aggregate's new metadata.
+type MetadataBody struct {
+	Metadata map[string]string `json:"metadata"`
+}
+
+// AggregateHostBody names a host to add to a host aggregate.
+type AggregateHostBody struct {
+	Host string `json:"host" minLength:"1" maxLength:"255"`
 }
 
 func (a *API) registerAggregates(api huma.API) {
 	huma.Register(api, huma.Operation{OperationID: "create-aggregate", Method: http.MethodPost, Path: "/v1/aggregates",
-		Summary: "Create a host aggregate", Tags: []string{"aggregates"}, DefaultStatus: http.StatusCreated},
+		Summary: "Create a host aggregate", Description: "A host aggregate groups hosts under metadata that flavors' extra specs (aggregate:KEY=VALUE) match; an availability_zone key names a zone.",
+		Tags: []string{"aggregates"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct{ Body AggregateBody }) (*AggregateOutput, error) {
 			md := map[string]string{}
 			for k, v := range in.Body.Metadata {
@@ -53,7 +67,8 @@ func (a *API) registerAggregates(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "list-aggregates", Method: http.MethodGet, Path: "/v1/aggregates",
-		Summary: "List host aggregates", Tags: []string{"aggregates"}},
+		Summary: "List host aggregates", Description: "Host aggregates by name, a page at a time, with their metadata and hosts.",
+		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
@@ -70,7 +85,8 @@ func (a *API) registerAggregates(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "get-aggregate", Method: http.MethodGet, Path: "/v1/aggregates/{id}",
-		Summary: "Show a host aggregate", Tags: []string{"aggregates"}},
+		Summary: "Show a host aggregate", Description: "One host aggregate by id or name, with its metadata and hosts.",
+		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			IDParam
@@ -86,23 +102,21 @@ func (a *API) registerAggregates(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "set-aggregate-metadata", Method: http.MethodPut, Path: "/v1/aggregates/{id}/metadata",
-		Summary: "Set host aggregate metadata (an empty value removes a key)", Tags: []string{"aggregates"}},
+		Summary: "Set host aggregate metadata (an empty value removes a key)", Description: "Merges the given keys into the aggregate's metadata; a key with an empty value is removed.",
+		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			IDParam
-			Body struct {
-				Metadata map[string]string `json:"metadata"`
-			}
+			Body MetadataBody
 		}) (*AggregateOutput, error) {
 			return a.aggregateCommand(ctx, in.ID, hostaggregate.SetMetadata{Metadata: in.Body.Metadata, At: a.App.Now().UTC()})
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "add-aggregate-host", Method: http.MethodPost, Path: "/v1/aggregates/{id}/hosts",
-		Summary: "Add a host to a host aggregate", Tags: []string{"aggregates"}},
+		Summary: "Add a host to a host aggregate", Description: "The host must exist; from then on the scheduler matches the aggregate's metadata for it.",
+		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			IDParam
-			Body struct {
-				Host string `json:"host" minLength:"1" maxLength:"255"`
-			}
+			Body AggregateHostBody
 		}) (*AggregateOutput, error) {
 			st, _, err := a.App.Hosts.Load(ctx, commands.HostID(in.Body.Host))
 			if err != nil {
@@ -118,7 +132,8 @@ func (a *API) registerAggregates(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "remove-aggregate-host", Method: http.MethodDelete, Path: "/v1/aggregates/{id}/hosts/{host}",
-		Summary: "Remove a host from a host aggregate", Tags: []string{"aggregates"}},
+		Summary: "Remove a host from a host aggregate", Description: "Servers already on the host stay where they are; only later placements see the change.",
+		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			IDParam
 			Host string `path:"host" maxLength:"255"`
@@ -127,7 +142,8 @@ func (a *API) registerAggregates(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "delete-aggregate", Method: http.MethodDelete, Path: "/v1/aggregates/{id}",
-		Summary: "Delete a host aggregate without hosts", Tags: []string{"aggregates"}, DefaultStatus: http.StatusNoContent},
+		Summary: "Delete a host aggregate without hosts", Description: "Refused with 409 while the aggregate still has hosts.",
+		Tags: []string{"aggregates"}, DefaultStatus: http.StatusNoContent},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
 			id, err := a.aggregateID(ctx, in.ID)
 			if err != nil {

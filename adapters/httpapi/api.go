@@ -19,6 +19,7 @@ import (
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/metrics"
 	"github.com/keel-cloud/keel/projections"
 )
 
@@ -34,6 +35,8 @@ type API struct {
 	Images *keeljs.Images
 	Idem   *keeljs.KV
 	Log    *slog.Logger
+	// Metrics records requests and is served at /metrics (nil: none).
+	Metrics *metrics.Set
 	// ReadWait bounds how long a GET waits for Keel-Min-Sequence.
 	ReadWait time.Duration
 	// Ready reports whether the dependencies answer.
@@ -49,11 +52,7 @@ func (a *API) Handler() http.Handler {
 		a.ReadWait = 10 * time.Second
 	}
 	mux := http.NewServeMux()
-	cfg := huma.DefaultConfig("Keel", Version)
-	cfg.Info.Description = "Keel private-cloud compute control plane. Errors are RFC 9457 problem details."
-	cfg.DocsPath = "" // the default docs page loads scripts from the internet
-	cfg.CreateHooks = nil
-	api := humago.New(mux, cfg)
+	api := humago.New(mux, apiConfig())
 	a.registerFlavors(api)
 	a.registerImages(api)
 	a.registerServers(api)
@@ -63,16 +62,19 @@ func (a *API) Handler() http.Handler {
 	a.registerHosts(api)
 	a.registerGroups(api)
 	a.registerAggregates(api)
+	finishDocument(api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /docs", docsPage)
+	mux.Handle("GET /metrics", a.Metrics.Handler())
 	var h http.Handler = mux
 	h = a.idempotency(h)
 	h = limitBody(h)
 	h = a.recoverer(h)
+	h = a.observe(mux, h) // access log and request metrics
 	h = requestID(h)
 	return h
 }
@@ -93,8 +95,10 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 func docsPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write([]byte(`<!doctype html><html><head><title>Keel API</title></head><body>
-<h1>Keel API</h1><p>The OpenAPI 3.1 document is at <a href="/openapi.json">/openapi.json</a> (also <a href="/openapi.yaml">/openapi.yaml</a>).
-Load it into any OpenAPI viewer; this page loads nothing from the internet.</p></body></html>`))
+<h1>Keel API</h1><p>The OpenAPI 3.1 document is at <a href="/openapi.json">/openapi.json</a> (also <a href="/openapi.yaml">/openapi.yaml</a>);
+its OpenAPI 3.0 form, for tools that read only 3.0, is at <a href="/openapi-3.0.json">/openapi-3.0.json</a> (also <a href="/openapi-3.0.yaml">/openapi-3.0.yaml</a>).
+Load either into any OpenAPI viewer; this page loads nothing from the internet.
+Prometheus metrics are at <a href="/metrics">/metrics</a>.</p></body></html>`))
 }
 
 // ReadAfter is embedded in GET inputs: read-your-writes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -53,6 +54,9 @@ func (a *API) fail(ctx context.Context, err error) error {
 		return problem(ctx, http.StatusServiceUnavailable, "the resource is being changed by other requests; retry shortly")
 	case errors.Is(err, context.Canceled):
 		return problem(ctx, 499, "request cancelled")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The client stopped sending: its fault, not an internal error.
+		return problem(ctx, http.StatusBadRequest, "the request body ended before its announced length")
 	}
 	a.Log.Error("internal error", "request_id", requestIDFrom(ctx), "err", err)
 	return problem(ctx, http.StatusInternalServerError, "internal error; quote request "+requestIDFrom(ctx)+" when reporting it")

@@ -14,12 +14,15 @@ import (
 	"github.com/keel-cloud/keel/domain"
 )
 
+// EventPage is a page of history.
+type EventPage struct {
+	Items     []postgres.Commit `json:"items"`
+	NextSince uint64            `json:"next_since" doc:"Pass as since to get the next page; 0 on the last page"`
+}
+
 // EventsOutput is a page of history.
 type EventsOutput struct {
-	Body struct {
-		Items     []postgres.Commit `json:"items"`
-		NextSince uint64            `json:"next_since" doc:"Pass as since to get the next page; 0 on the last page"`
-	}
+	Body EventPage
 }
 
 // EventQuery filters history and the live stream.

@@ -40,7 +40,8 @@ type DeletedOutput struct {
 
 func (a *API) registerFlavors(api huma.API) {
 	huma.Register(api, huma.Operation{OperationID: "create-flavor", Method: http.MethodPost, Path: "/v1/flavors",
-		Summary: "Create a flavor", Tags: []string{"flavors"}, DefaultStatus: http.StatusCreated},
+		Summary: "Create a flavor", Description: "Flavor names are unique. Extra specs steer placement: trait:NAME=required|forbidden, aggregate:KEY=VALUE.",
+		Tags: []string{"flavors"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct {
 			Body FlavorBody
 		}) (*FlavorOutput, error) {
@@ -61,7 +62,8 @@ func (a *API) registerFlavors(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "list-flavors", Method: http.MethodGet, Path: "/v1/flavors",
-		Summary: "List flavors", Tags: []string{"flavors"}},
+		Summary: "List flavors", Description: "Flavors by name, a page at a time; filter by exact name.",
+		Tags: []string{"flavors"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
@@ -78,7 +80,8 @@ func (a *API) registerFlavors(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "get-flavor", Method: http.MethodGet, Path: "/v1/flavors/{id}",
-		Summary: "Show a flavor", Tags: []string{"flavors"}},
+		Summary: "Show a flavor", Description: "One flavor by id or unique name.",
+		Tags: []string{"flavors"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			IDParam

@@ -27,7 +27,8 @@ type GroupOutput struct {
 
 func (a *API) registerGroups(api huma.API) {
 	huma.Register(api, huma.Operation{OperationID: "create-server-group", Method: http.MethodPost, Path: "/v1/server-groups",
-		Summary: "Create a server group", Tags: []string{"server-groups"}, DefaultStatus: http.StatusCreated},
+		Summary: "Create a server group", Description: "The policy (affinity, anti-affinity, or their soft forms) applies to servers created with this group as their server_group.",
+		Tags: []string{"server-groups"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct{ Body GroupBody }) (*GroupOutput, error) {
 			spec := servergroup.Spec{Name: in.Body.Name, Policy: in.Body.Policy, MaxPerHost: in.Body.MaxPerHost}
 			res, err := a.App.CreateGroup(ctx, spec, a.meta(ctx, commandID(ctx)))
@@ -41,7 +42,8 @@ func (a *API) registerGroups(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "list-server-groups", Method: http.MethodGet, Path: "/v1/server-groups",
-		Summary: "List server groups", Tags: []string{"server-groups"}},
+		Summary: "List server groups", Description: "Server groups by name, a page at a time.",
+		Tags: []string{"server-groups"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
@@ -58,7 +60,8 @@ func (a *API) registerGroups(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "get-server-group", Method: http.MethodGet, Path: "/v1/server-groups/{id}",
-		Summary: "Show a server group and where its members are", Tags: []string{"server-groups"}},
+		Summary: "Show a server group and where its members are", Description: "One server group by id or name, with each member and the host it is on.",
+		Tags: []string{"server-groups"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			IDParam
@@ -78,7 +81,8 @@ func (a *API) registerGroups(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "delete-server-group", Method: http.MethodDelete, Path: "/v1/server-groups/{id}",
-		Summary: "Delete an empty server group", Tags: []string{"server-groups"}, DefaultStatus: http.StatusNoContent},
+		Summary: "Delete an empty server group", Description: "Refused with 409 while the group has members.",
+		Tags: []string{"server-groups"}, DefaultStatus: http.StatusNoContent},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
 			id, err := a.groupID(ctx, in.ID)
 			if err != nil {

@@ -16,11 +16,14 @@ import (
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 )
 
+// HostList lists hosts.
+type HostList struct {
+	Items []postgres.Host `json:"items"`
+}
+
 // HostsOutput lists hosts.
 type HostsOutput struct {
-	Body struct {
-		Items []postgres.Host `json:"items"`
-	}
+	Body HostList
 }
 
 // HostOutput is one host.
@@ -36,7 +39,8 @@ type ReasonBody struct {
 
 func (a *API) registerHosts(api huma.API) {
 	huma.Register(api, huma.Operation{OperationID: "list-hosts", Method: http.MethodGet, Path: "/v1/hosts",
-		Summary: "List hosts with capacity total, used and free", Tags: []string{"hosts"}},
+		Summary: "List hosts with capacity total, used and free", Description: "Every registered host with its liveness, status, capacity (physical; total, which is physical times the overcommit ratios; used; free) and the servers placed on it.",
+		Tags: []string{"hosts"}},
 		func(ctx context.Context, in *struct{ ReadAfter }) (*HostsOutput, error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
@@ -54,7 +58,8 @@ func (a *API) registerHosts(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "get-host", Method: http.MethodGet, Path: "/v1/hosts/{id}",
-		Summary: "Show a host", Tags: []string{"hosts"}},
+		Summary: "Show a host", Description: "One host by id or name, with its capacity and claims.",
+		Tags: []string{"hosts"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			IDParam
@@ -70,17 +75,21 @@ func (a *API) registerHosts(api huma.API) {
 		})
 
 	type action struct {
-		op, path, summary string
-		cmd               func(reason string) host.Command
+		op, path, summary, description string
+		cmd                            func(reason string) host.Command
 	}
 	for _, ac := range []action{
-		{"enable-host", "enable", "Enable a host: it takes new servers again", func(string) host.Command { return host.Enable{} }},
-		{"disable-host", "disable", "Disable a host: no new servers from now on", func(r string) host.Command { return host.Disable{Reason: r} }},
-		{"start-host-maintenance", "maintenance", "Put a host in maintenance: no new servers", func(r string) host.Command { return host.SetMaintenance{On: true, Reason: r} }},
-		{"end-host-maintenance", "maintenance/end", "End a host's maintenance", func(string) host.Command { return host.SetMaintenance{} }},
+		{"enable-host", "enable", "Enable a host: it takes new servers again",
+			"Undoes disable: the scheduler may place new servers on the host again.", func(string) host.Command { return host.Enable{} }},
+		{"disable-host", "disable", "Disable a host: no new servers from now on",
+			"The scheduler places no new server on a disabled host; the servers on it keep running. The optional reason is shown with the host's status.", func(r string) host.Command { return host.Disable{Reason: r} }},
+		{"start-host-maintenance", "maintenance", "Put a host in maintenance: no new servers",
+			"Like disable, for planned work; the servers on it keep running. The optional reason is shown with the host's status.", func(r string) host.Command { return host.SetMaintenance{On: true, Reason: r} }},
+		{"end-host-maintenance", "maintenance/end", "End a host's maintenance",
+			"Ends the maintenance started with POST /v1/hosts/{id}/maintenance.", func(string) host.Command { return host.SetMaintenance{} }},
 	} {
 		huma.Register(api, huma.Operation{OperationID: ac.op, Method: http.MethodPost, Path: "/v1/hosts/{id}/" + ac.path,
-			Summary: ac.summary, Tags: []string{"hosts"}},
+			Summary: ac.summary, Description: ac.description, Tags: []string{"hosts"}},
 			func(ctx context.Context, in *struct {
 				IDParam
 				Body *ReasonBody `required:"false"`

@@ -73,7 +73,9 @@ func (a *API) registerImages(api huma.API) {
 		Summary: "Upload an image's bytes", Tags: []string{"images"},
 		Description: "Streams the raw bytes into the JetStream object store, records their size and sha256, and makes the image active. Not limited to 1 MiB.",
 		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
-			"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}}},
+			// No schema: any bytes. (A binary schema would carry
+			// contentMediaType into the OpenAPI 3.0 form, where it is invalid.)
+			"application/octet-stream": {}}}},
 		func(ctx context.Context, in *uploadInput) (*ImageOutput, error) {
 			id, err := a.imageID(ctx, in.ID)
 			if err != nil {
@@ -112,7 +114,8 @@ func (a *API) registerImages(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "list-images", Method: http.MethodGet, Path: "/v1/images",
-		Summary: "List images", Tags: []string{"images"}},
+		Summary: "List images", Description: "Images by name, a page at a time; filter by name or status.",
+		Tags: []string{"images"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
@@ -130,7 +133,8 @@ func (a *API) registerImages(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "get-image", Method: http.MethodGet, Path: "/v1/images/{id}",
-		Summary: "Show an image", Tags: []string{"images"}},
+		Summary: "Show an image", Description: "One image by id or unique name, with its size and sha256 once uploaded.",
+		Tags: []string{"images"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			IDParam
@@ -150,7 +154,8 @@ func (a *API) registerImages(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "delete-image", Method: http.MethodDelete, Path: "/v1/images/{id}",
-		Summary: "Delete an image", Tags: []string{"images"}, DefaultStatus: http.StatusNoContent},
+		Summary: "Delete an image", Description: "Servers already built from the image are not changed.",
+		Tags: []string{"images"}, DefaultStatus: http.StatusNoContent},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
 			id, err := a.imageID(ctx, in.ID)
 			if err != nil {

@@ -38,7 +38,8 @@ func (a *API) registerOperations(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "list-operations", Method: http.MethodGet, Path: "/v1/operations",
-		Summary: "List operations", Tags: []string{"operations"}},
+		Summary: "List operations", Description: "Operations, a page at a time; filter by resource id, kind or status.",
+		Tags: []string{"operations"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams

@@ -100,7 +100,8 @@ func (a *API) registerServers(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "list-servers", Method: http.MethodGet, Path: "/v1/servers",
-		Summary: "List servers", Tags: []string{"servers"}},
+		Summary: "List servers", Description: "Servers, a page at a time, with desired, observed and task state; filter by name, status, host, image or flavor.",
+		Tags: []string{"servers"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
@@ -122,7 +123,8 @@ func (a *API) registerServers(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "get-server", Method: http.MethodGet, Path: "/v1/servers/{id}",
-		Summary: "Show a server", Tags: []string{"servers"}},
+		Summary: "Show a server", Description: "One server by id or name (a name shared by several servers is a 409: use the id).",
+		Tags: []string{"servers"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			IDParam
@@ -150,7 +152,7 @@ func (a *API) registerServers(api huma.API) {
 
 	for _, action := range []commands.ServerAction{commands.ActionStart, commands.ActionStop, commands.ActionReboot} {
 		huma.Register(api, huma.Operation{OperationID: string(action) + "-server", Method: http.MethodPost,
-			Path: "/v1/servers/{id}/" + string(action), Summary: actionSummary[action], Tags: []string{"servers"},
+			Path: "/v1/servers/{id}/" + string(action), Summary: actionSummary[action], Description: actionDescription[action], Tags: []string{"servers"},
 			DefaultStatus: http.StatusAccepted},
 			func(ctx context.Context, in *IDParam) (*AcceptedOutput, error) {
 				return a.act(ctx, in.ID, action)
@@ -161,6 +163,12 @@ func (a *API) registerServers(api huma.API) {
 var actionSummary = map[commands.ServerAction]string{
 	commands.ActionStart: "Start a stopped server", commands.ActionStop: "Stop a running server",
 	commands.ActionReboot: "Reboot a running server",
+}
+
+var actionDescription = map[commands.ServerAction]string{
+	commands.ActionStart:  "Answers 202 with the server and the operation that powers it on; refused with 409 unless the server is STOPPED.",
+	commands.ActionStop:   "Answers 202 with the server and the operation that powers it off; refused with 409 unless the server is ACTIVE.",
+	commands.ActionReboot: "Answers 202 with the server and the operation that reboots it; refused with 409 unless the server is ACTIVE.",
 }
 
 func (a *API) act(ctx context.Context, ref string, action commands.ServerAction) (*AcceptedOutput, error) {

@@ -108,7 +108,7 @@ type Host struct {
 	DownSince   *time.Time     `json:"down_since"`
 	Ratios      host.Ratios    `json:"overcommit"`
 	Physical    host.Resources `json:"physical"`
-	Total       host.Resources `json:"total" doc:"Physical capacity times the overcommit ratios"`
+	Total       host.Resources `json:"total"` // physical capacity times the overcommit ratios
 	Used        host.Resources `json:"used"`
 	Free        host.Resources `json:"free"`
 	Servers     int            `json:"servers" doc:"Servers holding a claim on this host"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,6 +28,7 @@ type agentFlags struct {
 	cpuRatio, ramRatio, diskRatio float64
 	traits                        []string
 	verbose                       bool
+	logFormat                     string
 }
 
 func agentCmd() *cobra.Command {
@@ -63,6 +63,7 @@ keel serve must expose its NATS: keel serve --nats-listen 127.0.0.1:4222.`,
 	fl.StringSliceVar(&f.traits, "trait", nil, "a trait of every simulated host (repeatable), e.g. gpu")
 	fl.StringVar(&f.stateDir, "state-dir", "./keel-agent-data", "where simulated hosts keep their servers across restarts (\"\" keeps them in memory)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
+	fl.StringVar(&f.logFormat, "log-format", "text", logFormatFlag)
 	return cmd
 }
 
@@ -73,11 +74,10 @@ func runAgent(f agentFlags) error {
 	if f.hosts < 1 {
 		return errors.New("--hosts must be at least 1")
 	}
-	level := slog.LevelInfo
-	if f.verbose {
-		level = slog.LevelDebug
+	log, err := newLogger(os.Stderr, f.logFormat, f.verbose)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	nc, err := nats.Connect(f.natsURL, nats.Name("keel-agent-"+f.prefix), nats.MaxReconnects(-1))

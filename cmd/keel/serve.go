@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,6 +21,7 @@ func serveCmd() *cobra.Command {
 	var latency time.Duration
 	var failRate float64
 	var verbose bool
+	var logFormat string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the control plane (API, commands, projections, sagas, simulated hosts)",
@@ -32,11 +32,11 @@ With no --nats, an embedded NATS JetStream server keeps its data under
 private PostgreSQL cluster is started under --data-dir/postgres from the
 local binaries (as the postgres user when run as root) and stopped on exit.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
+			log, err := newLogger(os.Stderr, logFormat, verbose)
+			if err != nil {
+				return err
 			}
-			c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			c.Log = log
 			c.DatabaseURL = os.Getenv("KEEL_DATABASE_URL")
 			c.FakeKnobs = fake.Knobs{Latency: latency, FailRate: failRate}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -79,6 +79,7 @@ local binaries (as the postgres user when run as root) and stopped on exit.`,
 	f.Float64Var(&c.Weights.CPU, "weight-cpu", scheduler.DefaultWeights.CPU, "scheduler CPU weigher multiplier (positive spreads, negative packs)")
 	f.Float64Var(&c.Weights.Group, "weight-group", scheduler.DefaultWeights.Group, "scheduler soft (anti-)affinity weigher multiplier")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	f.StringVar(&logFormat, "log-format", "text", logFormatFlag)
 	return cmd
 }
 

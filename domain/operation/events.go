@@ -92,7 +92,7 @@ func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Began:
 		s = State{ID: e.ID, Exists: true, Kind: e.Kind, ResourceType: e.ResourceType,
-			ResourceID: e.ResourceID, Status: Running, Current: -1}
+			ResourceID: e.ResourceID, Status: Running, Current: -1, StartedAt: e.At}
 		for _, sp := range e.Steps {
 			s.Steps = append(s.Steps, Step{Name: sp.Name, Status: StepIsPending, Timeout: sp.Timeout})
 		}

@@ -72,7 +72,8 @@ type State struct {
 	Steps        []Step
 	Current      int // index of the running step, or -1
 	Error        string
-	Retries      int // rewinds so far
+	Retries      int       // rewinds so far
+	StartedAt    time.Time // when it began, for its duration
 }
 
 // Terminal reports whether the operation has ended.

@@ -29,6 +29,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/scheduler"
+	"github.com/keel-cloud/keel/metrics"
 	"github.com/keel-cloud/keel/migrations"
 	"github.com/keel-cloud/keel/projections"
 	"github.com/keel-cloud/keel/sagas"
@@ -77,6 +78,7 @@ type Node struct {
 	Hosts    []*fake.Host
 	Embedded *keeljs.Embedded
 	Postgres *pgcluster.Cluster // nil when DatabaseURL was given
+	Metrics  *metrics.Set       // this node's registry, served at /metrics
 
 	nc     *nats.Conn
 	http   *http.Server
@@ -140,6 +142,12 @@ func (n *Node) start(ctx context.Context) error {
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
 	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: sagas.CachedSnapshot(n.Read, 100*time.Millisecond), Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
+	n.Metrics = metrics.New()
+	n.App.Observe(n.Metrics)
+	n.Saga.Metrics = n.Metrics
+	if err := n.Metrics.CollectReadModel(n.Read, n.Runner); err != nil {
+		return err
+	}
 	names, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.NamesBucket, 0, n.Store.Replicas)
 	if err != nil {
 		return err
@@ -156,7 +164,7 @@ func (n *Node) start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
-		Log: c.Log, ReadWait: c.ReadWait, Ready: n.ready}
+		Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready}
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
