@@ -61,11 +61,12 @@ func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
 	}
 	attempt := fmt.Sprint(op.Retries)
 	var last scheduler.Result
+	caughtUp, caughtUpRound := false, 0
 	for round := 0; round < placementRounds; round++ {
 		if round > 0 && !s.stillScheduling(ctx, opID, op.Retries) {
 			return nil // superseded, expired or finished meanwhile
 		}
-		hosts, err := s.Snapshot.Snapshot(ctx)
+		hosts, err := s.snapshot(ctx, caughtUp && round == caughtUpRound)
 		if err != nil {
 			return err
 		}
@@ -74,7 +75,17 @@ func (s *ServerSaga) schedule(ctx context.Context, opID string) error {
 		}
 		last = scheduler.Schedule(hosts, req, s.Weights)
 		if len(last.Candidates) == 0 {
-			break
+			if caughtUp || s.CatchUp == nil {
+				break
+			}
+			// The read model may lag behind the log (hosts registered or
+			// enabled a moment ago): before saying "no valid host", look
+			// again once it has caught up with the log's head.
+			if err := s.CatchUp(ctx); err != nil {
+				s.Log.Warn("placement: read model did not catch up", "operation", opID, "err", err)
+			}
+			caughtUp, caughtUpRound = true, round+1
+			continue
 		}
 		for _, c := range spreadTies(last.Candidates)[:min(len(last.Candidates), candidatesPerRound)] {
 			ok, err := s.claim(ctx, opID, attempt, sv, c.Host, req.Resources)
@@ -250,6 +261,24 @@ func (c *snapshotCache) Snapshot(ctx context.Context) ([]scheduler.Host, error) 
 	}
 	c.hosts, c.at = hs, time.Now()
 	return hs, nil
+}
+
+// Fresh reads the source again, whatever the cache holds.
+func (c *snapshotCache) Fresh(ctx context.Context) ([]scheduler.Host, error) {
+	c.mu.Lock()
+	c.hosts = nil
+	c.mu.Unlock()
+	return c.Snapshot(ctx)
+}
+
+// snapshot returns the hosts to schedule on; fresh skips any cache.
+func (s *ServerSaga) snapshot(ctx context.Context, fresh bool) ([]scheduler.Host, error) {
+	if f, ok := s.Snapshot.(interface {
+		Fresh(context.Context) ([]scheduler.Host, error)
+	}); ok && fresh {
+		return f.Fresh(ctx)
+	}
+	return s.Snapshot.Snapshot(ctx)
 }
 
 // CachedSnapshot wraps a snapshot source with a short cache.

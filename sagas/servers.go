@@ -66,6 +66,10 @@ type ServerSaga struct {
 	Timeouts Timeouts
 	Log      *slog.Logger
 	Now      func() time.Time
+	// CatchUp, when set, waits (within a bound) until the read model has
+	// applied every commit in the log; placement calls it before it says
+	// "no valid host" on a snapshot that may be behind.
+	CatchUp func(ctx context.Context) error
 	// Metrics counts ended operations and their durations (nil: not counted).
 	Metrics *metrics.Set
 

@@ -70,7 +70,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /docs", docsPage)
 	mux.Handle("GET /metrics", a.Metrics.Handler())
-	var h http.Handler = mux
+	var h http.Handler = bodyDeadline(mux) // the body read deadline ends with the body
 	h = a.idempotency(h)
 	h = limitBody(h)
 	h = a.recoverer(h)

@@ -21,6 +21,9 @@ func (a *API) resolveUnique(ctx context.Context, kind, ref string) (string, erro
 	if err := domain.CheckName(kind+" id or name", ref); err != nil {
 		return "", a.fail(ctx, err)
 	}
+	if err := a.waitMinSeq(ctx); err != nil {
+		return "", err
+	}
 	id, found, err := a.App.LookupName(ctx, kind, ref)
 	if err != nil {
 		return "", a.fail(ctx, err)
@@ -42,10 +45,8 @@ func (a *API) resolve(ctx context.Context, kind, ref string, byName func(name st
 	if err := domain.CheckName(kind+" id or name", ref); err != nil {
 		return "", a.fail(ctx, err)
 	}
-	if seq, _ := ctx.Value(keyMinSeq).(uint64); seq > 0 {
-		if err := a.waitRead(ctx, ReadAfter{MinSeq: seq}); err != nil {
-			return "", err
-		}
+	if err := a.waitMinSeq(ctx); err != nil {
+		return "", err
 	}
 	ids, err := byName(ref)
 	if err == nil && len(ids) == 0 {
@@ -67,6 +68,15 @@ func (a *API) resolve(ctx context.Context, kind, ref string, byName func(name st
 		markVolatile(ctx)
 		return "", problem(ctx, http.StatusConflict, "more than one "+kind+" is named "+ref+"; use its id")
 	}
+}
+
+// waitMinSeq honours Keel-Min-Sequence on a mutating call: what it
+// checks afterwards in the read model (hosts, zones) includes that write.
+func (a *API) waitMinSeq(ctx context.Context) error {
+	if seq, _ := ctx.Value(keyMinSeq).(uint64); seq > 0 {
+		return a.waitRead(ctx, ReadAfter{MinSeq: seq})
+	}
+	return nil
 }
 
 // catchUp waits, within ReadWait, until the read model has applied every

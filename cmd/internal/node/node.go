@@ -142,6 +142,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
 	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: sagas.CachedSnapshot(n.Read, 100*time.Millisecond), Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
+	n.Saga.CatchUp = n.catchUp
 	n.Metrics = metrics.New()
 	n.App.Observe(n.Metrics)
 	n.Saga.Metrics = n.Metrics
@@ -274,6 +275,19 @@ func (n *Node) ready(ctx context.Context) error {
 		return errors.New("nats not connected")
 	}
 	return n.Pool.Ping(ctx)
+}
+
+// catchUp waits up to 5 s for the read model to apply every commit in the log.
+func (n *Node) catchUp(ctx context.Context) error {
+	head, err := n.Store.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	ok, err := n.Runner.WaitFor(ctx, head, 5*time.Second)
+	if err == nil && !ok {
+		err = fmt.Errorf("read model did not reach sequence %d within 5s", head)
+	}
+	return err
 }
 
 // NATSURL is where outside agents connect ("" when not exposed).

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/cmd/internal/node"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/host"
 )
 
 // stallProjections holds the projection checkpoints locked, so the read
@@ -127,5 +129,26 @@ func TestMinSequenceBeyondTheHeadIsRefusedAtOnce(t *testing.T) {
 	r = e.call("GET", "/v1/servers?min_seq=1000000", nil)
 	if r.Status != 422 {
 		t.Fatalf("min_seq beyond the head: %d %s", r.Status, r.Body)
+	}
+}
+
+// Placement does not say "no valid host" on a read model that lags behind
+// the log: a host enabled a moment before the create takes the server.
+func TestPlacementLooksAgainWhenTheReadModelLags(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 1 })
+	e.seed()
+	r := e.must(200, e.call("POST", "/v1/hosts/sim-1/disable", map[string]any{"reason": "not yet"}))
+	e.must(200, e.call("GET", "/v1/hosts/sim-1", nil, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
+	release := e.stallProjections()
+	// The API answers a host action once the read model shows it; the
+	// command alone is enough here.
+	meta := commands.Meta{CommandID: commands.NewID()}
+	if _, err := e.node.App.Hosts.Handle(context.Background(), commands.HostID("sim-1"), host.Enable{At: time.Now()}, meta); err != nil {
+		t.Fatal(err)
+	}
+	acc, _ := e.createServer("eager")
+	time.AfterFunc(300*time.Millisecond, release)
+	if op := e.waitOp(acc.OperationID, 20*time.Second); op.Status != "succeeded" {
+		t.Fatalf("create on a host enabled a moment before: %+v", op)
 	}
 }
