@@ -69,8 +69,9 @@ func (a *API) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /docs", docsPage)
-	var h http.Handler = mux
+	h := routeErrors(mux)
 	h = a.idempotency(h)
+	h = utf8Body(h)
 	h = limitBody(h)
 	h = a.recoverer(h)
 	h = requestID(h)

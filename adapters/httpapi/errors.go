@@ -46,6 +46,9 @@ func (a *API) fail(ctx context.Context, err error) error {
 		}
 	}
 	switch {
+	case errors.Is(err, errBodyEnded):
+		a.Log.Info("request body ended early", "request_id", requestIDFrom(ctx), "err", err)
+		return problem(ctx, http.StatusBadRequest, "request body ended early; nothing was kept, send it again whole")
 	case errors.Is(err, postgres.ErrNotFound):
 		return problem(ctx, http.StatusNotFound, "not found")
 	case errors.Is(err, commands.ErrConcurrency), errors.Is(err, commands.ErrBusy):
@@ -57,6 +60,9 @@ func (a *API) fail(ctx context.Context, err error) error {
 	a.Log.Error("internal error", "request_id", requestIDFrom(ctx), "err", err)
 	return problem(ctx, http.StatusInternalServerError, "internal error; quote request "+requestIDFrom(ctx)+" when reporting it")
 }
+
+// errBodyEnded: the client stopped sending a request body before its end.
+var errBodyEnded = errors.New("request body ended early")
 
 func problem(ctx context.Context, status int, msg string) error {
 	e := huma.NewError(status, msg)
