@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // Event is a fact that happened to one aggregate. Its type name is lowercase,
@@ -124,7 +126,9 @@ func (r Registry) Decode(typ string, data []byte) (Event, error) {
 }
 
 // CheckName refuses names that are empty, longer than 255 bytes, not valid
-// UTF-8, or contain control characters or leading/trailing spaces.
+// UTF-8, contain a character CheckText refuses, begin or end with white
+// space, or parse as a UUID. Resources are addressed by id or name, so a
+// UUID-shaped name could shadow, and delete, another resource.
 func CheckName(field, name string) error {
 	if name == "" {
 		return Invalidf("%s must not be empty", field)
@@ -132,16 +136,63 @@ func CheckName(field, name string) error {
 	if len(name) > 255 {
 		return Invalidf("%s is %d bytes long; the limit is 255", field, len(name))
 	}
-	if !utf8.ValidString(name) {
-		return Invalidf("%s is not valid UTF-8", field)
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return Invalidf("%s must not contain control characters (found %U)", field, r)
-		}
+	if err := checkRunes(field, name); err != nil {
+		return err
 	}
 	if strings.TrimSpace(name) != name {
 		return Invalidf("%s must not begin or end with white space", field)
 	}
+	if _, err := uuid.Parse(name); err == nil {
+		return Invalidf("%s must not be a UUID: resources are addressed by id or name", field)
+	}
 	return nil
+}
+
+// MaxText is the longest free text (a reason, a metadata value) in bytes:
+// 255 characters of up to four bytes each.
+const MaxText = 1020
+
+// CheckText refuses free text (reasons, metadata keys and values, extra
+// specs, traits) that is longer than MaxText bytes, not valid UTF-8, or
+// contains control characters, line or paragraph separators, bidirectional
+// overrides or isolates, or U+FFFD. Such text, shown in a terminal, could
+// move the cursor, recolour the screen or show something else than it holds.
+// Empty text is accepted.
+func CheckText(field, text string) error {
+	if len(text) > MaxText {
+		return Invalidf("%s is %d bytes long; the limit is %d", field, len(text), MaxText)
+	}
+	return checkRunes(field, text)
+}
+
+func checkRunes(field, s string) error {
+	if !utf8.ValidString(s) {
+		return Invalidf("%s is not valid UTF-8", field)
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r), r == '\u2028', r == '\u2029':
+			return Invalidf("%s must not contain control characters (found %U)", field, r)
+		case IsBidiControl(r):
+			return Invalidf("%s must not contain bidirectional control characters (found %U)", field, r)
+		case r == utf8.RuneError:
+			return Invalidf("%s must not contain U+FFFD (a replacement character: the text was not valid Unicode)", field)
+		}
+	}
+	return nil
+}
+
+// IsBidiControl reports whether r is a bidirectional mark, embedding,
+// override or isolate, which can make text read differently from what it
+// holds (CVE-2021-42574, "Trojan Source").
+func IsBidiControl(r rune) bool {
+	switch {
+	case r == '\u061c', r == '\u200e', r == '\u200f':
+		return true
+	case r >= '\u202a' && r <= '\u202e':
+		return true
+	case r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
 }

@@ -32,6 +32,24 @@ func TestCheckName(t *testing.T) {
 		{"trailing space", "web ", "must not begin or end with white space"},
 		{"leading no-break space", "\u00a0web", "must not begin or end with white space"},
 		{"only spaces", "   ", "must not begin or end with white space"},
+		{"line separator", "web\u2028x", "control characters (found U+2028)"},
+		{"escape sequence", "web\x1b[2J", "control characters (found U+001B)"},
+		{"right-to-left override", "invoice\u202egpj.exe", "bidirectional control characters (found U+202E)"},
+		{"left-to-right embedding", "\u202aweb", "bidirectional control characters (found U+202A)"},
+		{"first strong isolate", "web\u2068x", "bidirectional control characters (found U+2068)"},
+		{"pop directional isolate", "web\u2069", "bidirectional control characters (found U+2069)"},
+		{"right-to-left mark", "web\u200f", "bidirectional control characters (found U+200F)"},
+		{"left-to-right mark", "web\u200e", "bidirectional control characters (found U+200E)"},
+		{"arabic letter mark", "web\u061c", "bidirectional control characters (found U+061C)"},
+		{"replacement character", "web\ufffd", "must not contain U+FFFD"},
+		{"hebrew without marks", "שרת-1", ""},
+		{"zero width joiner", "👩\u200d💻", ""},
+		{"uuid", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "must not be a UUID"},
+		{"uuid in capitals", "3F2504E0-4F89-11D3-9A0C-0305E82C3301", "must not be a UUID"},
+		{"uuid without dashes", "3f2504e04f8911d39a0c0305e82c3301", "must not be a UUID"},
+		{"uuid in braces", "{3f2504e0-4f89-11d3-9a0c-0305e82c3301}", "must not be a UUID"},
+		{"uuid urn", "urn:uuid:3f2504e0-4f89-11d3-9a0c-0305e82c3301", "must not be a UUID"},
+		{"uuid with a suffix", "3f2504e0-4f89-11d3-9a0c-0305e82c3301-b", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -49,6 +67,62 @@ func TestCheckName(t *testing.T) {
 				t.Fatalf("CheckName(%q) = %q, want it to mention %q", c.in, err, c.msg)
 			}
 		})
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	cases := []struct {
+		name string
+		in   string
+		msg  string // "" when the text is accepted
+	}{
+		{"empty", "", ""},
+		{"sentence", "disk swap, back at 14:00 (ticket #42)", ""},
+		{"edge spaces", " rack 4 ", ""},
+		{"uuid", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", ""},
+		{"at the limit", strings.Repeat("€", domain.MaxText/3), ""},
+		{"over the limit", strings.Repeat("a", domain.MaxText+1), "1021 bytes long; the limit is 1020"},
+		{"invalid utf-8", "a\xc3", "not valid UTF-8"},
+		{"escape sequence", "\x1b]0;pwned\x07", "control characters (found U+001B)"},
+		{"newline", "line\nforged", "control characters (found U+000A)"},
+		{"carriage return", "ok\rforged", "control characters (found U+000D)"},
+		{"C1 CSI", "a\u009b2J", "control characters (found U+009B)"},
+		{"paragraph separator", "a\u2029b", "control characters (found U+2029)"},
+		{"right-to-left override", "a\u202eb", "bidirectional control characters (found U+202E)"},
+		{"left-to-right isolate", "a\u2066b", "bidirectional control characters (found U+2066)"},
+		{"replacement character", "\ufffd", "must not contain U+FFFD"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := domain.CheckText("reason", c.in)
+			if c.msg == "" {
+				if err != nil {
+					t.Fatalf("CheckText(%q) = %v, want accepted", c.in, err)
+				}
+				return
+			}
+			if domain.KindOf(err) != domain.Invalid || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("CheckText(%q) = %v, want an Invalid refusal mentioning %q", c.in, err, c.msg)
+			}
+			if !strings.HasPrefix(err.Error(), "reason ") {
+				t.Fatalf("CheckText(%q) = %q, want it to name the field", c.in, err)
+			}
+		})
+	}
+}
+
+func TestIsBidiControl(t *testing.T) {
+	want := map[rune]bool{0x061c: true, 0x200e: true, 0x200f: true}
+	for r := rune(0x202a); r <= 0x202e; r++ {
+		want[r] = true
+	}
+	for r := rune(0x2066); r <= 0x2069; r++ {
+		want[r] = true
+	}
+	for r := rune(0); r <= 0x3000; r++ {
+		if got := domain.IsBidiControl(r); got != want[r] {
+			t.Errorf("IsBidiControl(%U) = %v, want %v", r, got, want[r])
+		}
 	}
 }
 

@@ -70,8 +70,9 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /docs", docsPage)
 	mux.Handle("GET /metrics", a.Metrics.Handler())
-	var h http.Handler = bodyDeadline(mux) // the body read deadline ends with the body
+	h := bodyDeadline(routeErrors(mux)) // the body read deadline ends with the body
 	h = a.idempotency(h)
+	h = utf8Body(h)
 	h = limitBody(h)
 	h = a.recoverer(h)
 	h = a.observe(mux, h) // access log and request metrics

@@ -47,6 +47,10 @@ func (a *API) fail(ctx context.Context, err error) error {
 		}
 	}
 	switch {
+	case errors.Is(err, errBodyEnded), errors.Is(err, io.ErrUnexpectedEOF):
+		// The client stopped sending: its fault, not an internal error.
+		a.Log.Info("request body ended early", "request_id", requestIDFrom(ctx), "err", err)
+		return problem(ctx, http.StatusBadRequest, "request body ended early; nothing was kept, send it again whole")
 	case errors.Is(err, postgres.ErrNotFound):
 		return problem(ctx, http.StatusNotFound, "not found")
 	case errors.Is(err, commands.ErrConcurrency), errors.Is(err, commands.ErrBusy):
@@ -54,13 +58,13 @@ func (a *API) fail(ctx context.Context, err error) error {
 		return problem(ctx, http.StatusServiceUnavailable, "the resource is being changed by other requests; retry shortly")
 	case errors.Is(err, context.Canceled):
 		return problem(ctx, 499, "request cancelled")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		// The client stopped sending: its fault, not an internal error.
-		return problem(ctx, http.StatusBadRequest, "the request body ended before its announced length")
 	}
 	a.Log.Error("internal error", "request_id", requestIDFrom(ctx), "err", err)
 	return problem(ctx, http.StatusInternalServerError, "internal error; quote request "+requestIDFrom(ctx)+" when reporting it")
 }
+
+// errBodyEnded: the client stopped sending a request body before its end.
+var errBodyEnded = errors.New("request body ended early")
 
 func problem(ctx context.Context, status int, msg string) error {
 	e := huma.NewError(status, msg)

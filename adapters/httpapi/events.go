@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"math"
 	"net/http"
 	"regexp"
+	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/sse"
@@ -30,8 +33,11 @@ type EventQuery struct {
 	AggregateType string `query:"aggregate_type" pattern:"^[a-z_]+$" maxLength:"64" doc:"e.g. server"`
 	AggregateID   string `query:"aggregate_id" maxLength:"128"`
 	Type          string `query:"type" pattern:"^[a-z_]+\\.[a-z_]+$" maxLength:"128" doc:"Event type, e.g. server.created"`
-	Since         uint64 `query:"since" doc:"Only commits after this stream sequence"`
+	Since         int64  `query:"since" minimum:"0" doc:"Only commits after this stream sequence (0 to 9223372036854775807)"`
 }
+
+// Resolve implements huma.Resolver: it explains a since beyond the range.
+func (q *EventQuery) Resolve(ctx huma.Context) []error { return checkSince(ctx) }
 
 // StreamQuery filters the live stream. Since -1 (the default) starts with
 // the next commit; since N replays every commit after N first (0: all).
@@ -39,7 +45,22 @@ type StreamQuery struct {
 	AggregateType string `query:"aggregate_type" pattern:"^[a-z_]+$" maxLength:"64"`
 	AggregateID   string `query:"aggregate_id" maxLength:"128"`
 	Type          string `query:"type" pattern:"^[a-z_]+\\.[a-z_]+$" maxLength:"128"`
-	Since         int64  `query:"since" default:"-1" minimum:"-1" doc:"Replay the commits after this sequence first; -1 (default) starts with the next commit, 0 with the first"`
+	Since         int64  `query:"since" default:"-1" minimum:"-1" doc:"Replay the commits after this sequence first (up to 9223372036854775807); -1 (default) starts with the next commit, 0 with the first"`
+}
+
+// Resolve implements huma.Resolver: it explains a since beyond the range.
+func (q *StreamQuery) Resolve(ctx huma.Context) []error { return checkSince(ctx) }
+
+// checkSince gives the history and the stream one clear refusal of a since
+// beyond the largest stream sequence (JetStream and the read model count
+// in signed 64 bits); huma itself only says "invalid integer".
+func checkSince(ctx huma.Context) []error {
+	raw := ctx.Query("since")
+	if _, err := strconv.ParseInt(raw, 10, 64); !errors.Is(err, strconv.ErrRange) {
+		return nil
+	}
+	return []error{&huma.ErrorDetail{Location: "query.since", Value: raw,
+		Message: "since must be a stream sequence from 0 to " + strconv.FormatInt(math.MaxInt64, 10)}}
 }
 
 // StreamReady opens the live stream: the head of the log when it began.
@@ -62,7 +83,7 @@ func (a *API) registerEvents(api huma.API) {
 				return nil, err
 			}
 			items, next, err := a.Read.Events(ctx, postgres.EventFilter{AggregateType: in.AggregateType,
-				AggregateID: in.AggregateID, Type: in.Type, Since: in.Since}, in.Limit)
+				AggregateID: in.AggregateID, Type: in.Type, Since: uint64(in.Since)}, in.Limit)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}

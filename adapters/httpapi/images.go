@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -95,7 +96,7 @@ func (a *API) registerImages(api huma.API) {
 			// the one the aggregate accepts keeps its bytes, the others are removed.
 			cid := commandID(ctx)
 			object := "image/" + id + "/" + cid
-			size, sum, err := a.Images.Put(ctx, object, in.body)
+			size, sum, err := a.putImage(ctx, object, in.body)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -174,6 +175,38 @@ func (a *API) registerImages(api huma.API) {
 
 func (a *API) imageID(ctx context.Context, ref string) (string, error) {
 	return a.resolveUnique(ctx, commands.KindImage, ref)
+}
+
+// putImage streams body into object. A body that ends early (the client
+// stopped sending, or its connection broke) is the client's fault:
+// errBodyEnded, with nothing left in the object store, so the image can be
+// uploaded again. The store's own cleanup of a failed upload needs a live
+// context, hence WithoutCancel; the body's errors still end the upload.
+func (a *API) putImage(ctx context.Context, object string, body io.Reader) (int64, string, error) {
+	br := &bodyReader{r: body}
+	size, sum, err := a.Images.Put(context.WithoutCancel(ctx), object, br)
+	if err == nil {
+		return size, sum, nil
+	}
+	a.dropObject(ctx, object)
+	if br.err != nil {
+		return 0, "", fmt.Errorf("upload %s: %w (%s)", object, errBodyEnded, bodyErrorText(br.err))
+	}
+	return 0, "", err
+}
+
+// bodyReader remembers the first error reading a request body other than EOF.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 func (a *API) dropObject(ctx context.Context, object string) {

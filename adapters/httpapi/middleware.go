@@ -81,11 +81,18 @@ func (a *API) recoverer(next http.Handler) http.Handler {
 	})
 }
 
+// writeProblem answers with a problem outside huma's handlers (middleware).
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	_, _ = w.Write(problemBody(status, detail, requestIDFrom(r.Context())))
+}
+
+// problemBody is an RFC 9457 problem document naming request id.
+func problemBody(status int, detail, id string) []byte {
+	b, _ := json.Marshal(map[string]any{
 		"title": http.StatusText(status), "status": status, "detail": detail,
-		"instance": "urn:keel:request:" + requestIDFrom(r.Context()),
+		"instance": "urn:keel:request:" + id,
 	})
+	return append(b, '\n')
 }

@@ -60,7 +60,7 @@ func (g *globals) prepare(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	g.client = newAPIClient(base)
-	g.out, g.errOut = cmd.OutOrStdout(), cmd.ErrOrStderr()
+	g.out, g.errOut = newTerminalWriter(cmd.OutOrStdout()), newTerminalWriter(cmd.ErrOrStderr())
 	return nil
 }
 

@@ -192,19 +192,20 @@ type problemDetail struct {
 	Location string `json:"location"`
 }
 
-// Error reads "<status> <title>: <detail>", then one line per error.
+// Error reads "<status> <title>: <detail>", then one line per error. What
+// the API sent is escaped (see escapeText): it may quote a request.
 func (p *problem) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s", p.Status, p.Title)
+	fmt.Fprintf(&b, "%d %s", p.Status, escapeText(p.Title, false))
 	if p.Detail != "" {
-		b.WriteString(": " + p.Detail)
+		b.WriteString(": " + escapeText(p.Detail, false))
 	}
 	for _, e := range p.Errors {
 		b.WriteString("\n  - ")
 		if e.Location != "" {
-			b.WriteString(e.Location + ": ")
+			b.WriteString(escapeText(e.Location, false) + ": ")
 		}
-		b.WriteString(e.Message)
+		b.WriteString(escapeText(e.Message, false))
 	}
 	return b.String()
 }

@@ -39,17 +39,18 @@ func writeRow(tw io.Writer, cells []string) {
 	fmt.Fprintln(tw, strings.Join(clean, "\t"))
 }
 
-// cell keeps a value on one line and in one column; empty shows as "-".
+// cell keeps a value on one line and in one column, with other control and
+// bidirectional characters escaped; empty shows as "-".
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return strings.Map(func(r rune) rune {
+	return escapeText(strings.Map(func(r rune) rune {
 		if r == '\t' || r == '\n' || r == '\r' {
 			return ' '
 		}
 		return r
-	}, s)
+	}, s), false)
 }
 
 // deref reads an optional string.

@@ -324,3 +324,85 @@ func TestListAllFollowsCursors(t *testing.T) {
 		t.Fatalf("raw %s", raw)
 	}
 }
+
+func TestEscapeText(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain été 日本", "plain été 日本"},
+		{"clear\x1b[2J", `clear\u001b[2J`},
+		{"bell\a", `bell\u0007`},
+		{"csi\u009b2J", `csi\u009b2J`},
+		{"del\x7f", `del\u007f`},
+		{"invoice\u202egpj.exe", `invoice\u202egpj.exe`},
+		{"\u2066iso\u2069 \u200e\u200f\u061c", `\u2066iso\u2069 \u200e\u200f\u061c`},
+		{"line\u2028sep", `line\u2028sep`},
+		{"bad\xffbyte", `bad\xffbyte`},
+		{"tab\tnew\nline", `tab\u0009new\u000aline`},
+	} {
+		if got := escapeText(c.in, false); got != c.want {
+			t.Errorf("escapeText(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := escapeText("a\tb\nc\rd", true); got != "a\tb\nc\\u000dd" {
+		t.Errorf("keeping layout: %q", got)
+	}
+}
+
+func TestTerminalWriterEscapesAcrossWrites(t *testing.T) {
+	var b bytes.Buffer
+	w := newTerminalWriter(&b)
+	override := []byte("\u202e")
+	for _, part := range [][]byte{[]byte("NAME\tx"), override[:1], override[1:2], append(override[2:], "y\x1b[31m\n"...)} {
+		if n, err := w.Write(part); n != len(part) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", part, n, err)
+		}
+	}
+	if got, want := b.String(), "NAME\tx\\u202ey\\u001b[31m\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestJSONOutputEscapesBidiAndStaysJSON(t *testing.T) {
+	name := "evil\u202eexe.txt\x7f"
+	raw, _ := json.Marshal(map[string]string{"name": name})
+	var b bytes.Buffer
+	g := &globals{output: "json", out: newTerminalWriter(&b)}
+	if err := g.emit(raw, nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsRune(b.String(), '\u202e') || strings.ContainsRune(b.String(), 0x7f) {
+		t.Fatalf("raw override or DEL printed: %q", b.String())
+	}
+	var back map[string]string
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil || back["name"] != name {
+		t.Fatalf("output %q is not the same JSON: %v, %q", b.String(), err, back["name"])
+	}
+}
+
+func TestHostShowEscapesWhatTheAPISent(t *testing.T) {
+	reason, addr := "fan\x1b[2J\x1b[H", "10.0.0.1\u202e"
+	var b bytes.Buffer
+	h := postgres.Host{ID: "h1", Name: "node\u2067-1", Status: "disabled", Reason: &reason, Address: &addr, Traits: []string{"gpu\x1b]0;x\a"}}
+	if err := writeHost(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, r := range []rune{0x1b, 0x07, 0x202e, 0x2067} {
+		if strings.ContainsRune(out, r) {
+			t.Fatalf("host show printed %U raw:\n%s", r, out)
+		}
+	}
+	for _, want := range []string{`fan\u001b[2J\u001b[H`, `10.0.0.1\u202e`, `node\u2067-1`, `gpu\u001b]0;x\u0007`} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("host show lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestProblemErrorEscapesWhatTheAPISent(t *testing.T) {
+	raw := `{"title":"Not Found","status":404,"detail":"server \u001b[2Jweb\u202e not found","errors":[{"message":"bad\nline","location":"body.na\u2066me"}]}`
+	got := decodeProblem(404, []byte(raw)).Error()
+	want := `404 Not Found: server \u001b[2Jweb\u202e not found` + "\n  - " + `body.na\u2066me: bad\u000aline`
+	if got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}

@@ -21,7 +21,7 @@ func main() {
 	root.AddCommand(agentCmd())
 	addClientCommands(root)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "keel:", err)
+		fmt.Fprintln(newTerminalWriter(os.Stderr), "keel:", err)
 		os.Exit(1)
 	}
 }

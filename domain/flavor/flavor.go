@@ -119,6 +119,12 @@ func checkExtraSpecs(specs map[string]string) error {
 		return domain.Invalidf("at most 64 extra specs, got %d", len(specs))
 	}
 	for k, v := range specs {
+		if err := domain.CheckText("extra spec key", k); err != nil {
+			return err
+		}
+		if err := domain.CheckText("extra spec "+k, v); err != nil {
+			return err
+		}
 		trait, isTrait := strings.CutPrefix(k, "trait:")
 		key, isAgg := strings.CutPrefix(k, "aggregate:")
 		switch {

@@ -89,9 +89,15 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 	case Enable:
 		return when(s.Disabled, &Enabled{At: c.At})
 	case Disable:
+		if err := domain.CheckText("reason", c.Reason); err != nil {
+			return nil, err
+		}
 		return when(!s.Disabled || c.Reason != s.Reason, &Disabled{Reason: c.Reason, At: c.At})
 	case SetMaintenance:
 		if c.On {
+			if err := domain.CheckText("reason", c.Reason); err != nil {
+				return nil, err
+			}
 			return when(!s.Maintenance || c.Reason != s.MaintenanceReason, &MaintenanceStarted{Reason: c.Reason, At: c.At})
 		}
 		return when(s.Maintenance, &MaintenanceEnded{At: c.At})
@@ -143,6 +149,9 @@ func checkSpec(sp Spec) error {
 	if err := domain.CheckName("host name", sp.Name); err != nil {
 		return err
 	}
+	if err := checkSpecText(sp); err != nil {
+		return err
+	}
 	switch {
 	case sp.VCPUs < 1:
 		return domain.Invalidf("host %s: vcpus must be positive, got %d", sp.Name, sp.VCPUs)
@@ -150,6 +159,25 @@ func checkSpec(sp Spec) error {
 		return domain.Invalidf("host %s: ram_mib must be positive, got %d", sp.Name, sp.RAMMiB)
 	case sp.DiskGiB < 0:
 		return domain.Invalidf("host %s: disk_gib must not be negative, got %d", sp.Name, sp.DiskGiB)
+	}
+	return nil
+}
+
+// checkSpecText refuses control and bidirectional characters in what a host
+// says about itself, since operators read it in their terminals.
+func checkSpecText(sp Spec) error {
+	fields := map[string]string{"address": sp.Address, "driver": sp.Driver, "hypervisor": sp.Hypervisor, "cpu model": sp.CPUModel}
+	for field, v := range fields {
+		if err := domain.CheckText("host "+sp.Name+": "+field, v); err != nil {
+			return err
+		}
+	}
+	for _, list := range [][]string{sp.CPUFeatures, sp.Traits} {
+		for _, v := range list {
+			if err := domain.CheckText("host "+sp.Name+": trait or cpu feature", v); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -139,6 +139,12 @@ func checkMetadata(md map[string]string) error {
 		if k == "" || len(k) > 255 || len(v) > 255 || strings.ContainsAny(k, " \t\n") {
 			return domain.Invalidf("metadata key %q: keys are 1 to 255 characters without white space, values at most 255", k)
 		}
+		if err := domain.CheckText("metadata key", k); err != nil {
+			return err
+		}
+		if err := domain.CheckText("metadata value of "+k, v); err != nil {
+			return err
+		}
 		if k == AZKey && v != "" {
 			if err := domain.CheckName("availability zone", v); err != nil {
 				return err

@@ -183,6 +183,9 @@ func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if err := domain.CheckName("name", c.Name); err != nil {
 		return nil, err
 	}
+	if err := c.Hints.check(); err != nil {
+		return nil, err
+	}
 	if c.Flavor.ID == "" || c.ImageID == "" {
 		return nil, domain.Invalidf("a server needs a flavor and an image")
 	}

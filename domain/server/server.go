@@ -107,6 +107,22 @@ type Hints struct {
 	TargetHost       string `json:"target_host,omitempty"` // admins only
 }
 
+// check refuses hints that could not name a zone, a group or a host.
+func (h Hints) check() error {
+	names := []struct{ field, v string }{
+		{"availability zone", h.AvailabilityZone}, {"target host", h.TargetHost},
+	}
+	for _, n := range names {
+		if n.v == "" {
+			continue
+		}
+		if err := domain.CheckName(n.field, n.v); err != nil {
+			return err
+		}
+	}
+	return domain.CheckText("server group", h.ServerGroup)
+}
+
 // Command is one of the commands in commands.go.
 type Command interface{ serverCommand() }
 

@@ -138,6 +138,12 @@ func create(name string) server.Create {
 	return server.Create{ID: sid, Name: name, Flavor: flv, ImageID: "img-1", Operation: opNew, At: t1}
 }
 
+func hinted(h server.Hints) server.Create {
+	c := create("web-1")
+	c.Hints = h
+	return c
+}
+
 func TestCreate(t *testing.T) {
 	noFlavor, noImage := create("web-1"), create("web-1")
 	noFlavor.Flavor = server.Flavor{}
@@ -154,6 +160,12 @@ func TestCreate(t *testing.T) {
 		{"leading space", none, create(" web"), refused(domain.Invalid, "white space")},
 		{"trailing space", none, create("web "), refused(domain.Invalid, "white space")},
 		{"invalid utf-8", none, create("web\xc3"), refused(domain.Invalid, "UTF-8")},
+		{"replacement character", none, create("web\ufffd"), refused(domain.Invalid, "U+FFFD")},
+		{"uuid name", none, create("3f2504e0-4f89-11d3-9a0c-0305e82c3301"), refused(domain.Invalid, "must not be a UUID")},
+		{"override in name", none, create("web\u202e1"), refused(domain.Invalid, "bidirectional control characters (found U+202E)")},
+		{"escape in zone hint", none, hinted(server.Hints{AvailabilityZone: "az\x1b[2J"}), refused(domain.Invalid, "availability zone must not contain control characters")},
+		{"override in target host hint", none, hinted(server.Hints{TargetHost: "\u202enode"}), refused(domain.Invalid, "target host must not contain bidirectional")},
+		{"escape in server group hint", none, hinted(server.Hints{ServerGroup: "g\x1b"}), refused(domain.Invalid, "server group must not contain control characters")},
 		{"missing flavor", none, noFlavor, refused(domain.Invalid, "needs a flavor and an image")},
 		{"missing image", none, noImage, refused(domain.Invalid, "needs a flavor and an image")},
 		{"already exists", active, create("web-1"), refused(domain.Conflict, "server srv-1 already exists")},

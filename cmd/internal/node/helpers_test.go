@@ -172,9 +172,10 @@ type opJSON struct {
 }
 
 type problemJSON struct {
-	Status int    `json:"status"`
-	Title  string `json:"title"`
-	Detail string `json:"detail"`
+	Status   int    `json:"status"`
+	Title    string `json:"title"`
+	Detail   string `json:"detail"`
+	Instance string `json:"instance"`
 }
 
 // seed creates a flavor and an active image and returns their names.

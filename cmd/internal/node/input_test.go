@@ -1,10 +1,15 @@
 package node_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +135,22 @@ func TestBadInputIsA4xxProblemAndWritesNothing(t *testing.T) {
 		{"limit too large", "GET", "/v1/servers?limit=100000", nil, 422},
 		{"action on missing server", "POST", "/v1/servers/ghost/reboot", nil, 404},
 		{"idempotency key with control char", "POST", "/v1/flavors", `{"name":"k","vcpus":1,"ram_mib":1,"disk_gib":1}`, 400},
+		{"invalid utf-8 in a name", "POST", "/v1/flavors", "{\"name\":\"bad\xffname\",\"vcpus\":1,\"ram_mib\":1,\"disk_gib\":1}", 400},
+		{"lone surrogate in a name", "POST", "/v1/flavors", `{"name":"bad\udc00","vcpus":1,"ram_mib":1,"disk_gib":1}`, 422},
+		{"uuid-shaped flavor name", "POST", "/v1/flavors", `{"name":"3f2504e0-4f89-11d3-9a0c-0305e82c3301","vcpus":1,"ram_mib":1,"disk_gib":1}`, 422},
+		{"uuid-shaped image name", "POST", "/v1/images", `{"name":"3F2504E04F8911D39A0C0305E82C3301","disk_format":"raw"}`, 422},
+		{"bidi override in a server name", "POST", "/v1/servers", `{"name":"web\u202e1","flavor":"small","image":"tiny"}`, 422},
+		{"escape in a disable reason", "POST", "/v1/hosts/sim-1/disable", `{"reason":"fan\u001b[2J"}`, 422},
+		{"bidi isolate in a maintenance reason", "POST", "/v1/hosts/sim-1/maintenance", `{"reason":"bios\u2066"}`, 422},
+		{"escape in aggregate metadata", "POST", "/v1/aggregates", `{"name":"rack","metadata":{"ssd":"\u001b[31mtrue"}}`, 422},
+		{"escape in an aggregate metadata key", "POST", "/v1/aggregates", `{"name":"rack-2","metadata":{"ssd\u009b":"true"}}`, 422},
+		{"escape in an extra spec", "POST", "/v1/flavors", `{"name":"x","vcpus":1,"ram_mib":1,"disk_gib":1,"extra_specs":{"aggregate:ssd":"\u001b]0;x\u0007"}}`, 422},
+		{"history since beyond the largest sequence", "GET", "/v1/events?since=9223372036854775808", nil, 422},
+		{"history since far beyond", "GET", "/v1/events?since=18446744073709551615", nil, 422},
+		{"stream since beyond the largest sequence", "GET", "/v1/events/stream?since=9223372036854775808", nil, 422},
+		{"history since negative", "GET", "/v1/events?since=-1", nil, 422},
+		{"unknown path", "GET", "/v1/nothing", nil, 404},
+		{"method not allowed", "PATCH", "/v1/flavors", nil, 405},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,6 +174,12 @@ func TestBadInputIsA4xxProblemAndWritesNothing(t *testing.T) {
 	}
 	if after := head(); after != before {
 		t.Fatalf("bad requests wrote %d commits", after-before)
+	}
+	// The history takes the largest sequence there can be.
+	var page struct{ Items []json.RawMessage }
+	e.must(200, e.call("GET", "/v1/events?since=9223372036854775807", nil)).json(t, &page)
+	if len(page.Items) != 0 {
+		t.Fatalf("since the largest sequence: %d commits", len(page.Items))
 	}
 	// An image upload may exceed 1 MiB.
 	r := e.must(201, e.call("POST", "/v1/images", map[string]any{"name": "big", "disk_format": "raw"}))
@@ -197,5 +224,112 @@ func TestFlavorNamesStayUniqueUnderConcurrency(t *testing.T) {
 	r.json(t, &f)
 	if f.Name != "dup" {
 		t.Fatalf("recreated flavor %+v", f)
+	}
+}
+
+func TestSinceBeyondTheLargestSequenceIsRefusedAlike(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 0 })
+	for _, path := range []string{"/v1/events?since=9223372036854775808", "/v1/events/stream?since=9223372036854775808"} {
+		r := e.must(422, e.call("GET", path, nil))
+		if !strings.Contains(string(r.Body), "since must be a stream sequence from 0 to 9223372036854775807") {
+			t.Fatalf("%s: %s", path, r.Body)
+		}
+	}
+}
+
+// rawCall sends raw bytes to the node's API on a new connection and reads
+// the answer; the server may answer before it has read everything.
+func (e *env) rawCall(request string, halfClose bool) resp {
+	e.t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.node.URL, "http://"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	go func() {
+		_, _ = io.WriteString(conn, request)
+		if halfClose {
+			_ = conn.(*net.TCPConn).CloseWrite()
+		}
+	}()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		e.t.Fatalf("read answer to %.40q: %v", request, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return resp{Status: res.StatusCode, Header: res.Header, Body: raw}
+}
+
+// mustProblem checks that r is a problem with status, naming its request id.
+func (e *env) mustProblem(status int, r resp, detail string) {
+	e.t.Helper()
+	e.must(status, r)
+	var p problemJSON
+	r.json(e.t, &p)
+	id := r.Header.Get("X-Request-Id")
+	if r.Header.Get("Content-Type") != "application/problem+json" || p.Status != status || id == "" ||
+		p.Instance != "urn:keel:request:"+id || !strings.Contains(p.Detail, detail) {
+		e.t.Fatalf("want a problem %d mentioning %q with a request id; got %v %s", status, detail, r.Header, r.Body)
+	}
+}
+
+func TestErrorsBeforeTheHandlersAreProblems(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 0 })
+	e.mustProblem(400, e.rawCall("GET /v1/flavors/%zz HTTP/1.1\r\nHost: keel\r\n\r\n", false), "could not be parsed")
+	e.mustProblem(400, e.rawCall("GET /v1/flavors HTTP/1.1\r\n\r\n", false), "missing required Host header")
+	big := "GET /v1/flavors HTTP/1.1\r\nHost: keel\r\nX-Big: " + strings.Repeat("a", http.DefaultMaxHeaderBytes+8192) + "\r\n\r\n"
+	e.mustProblem(431, e.rawCall(big, false), "header fields are larger")
+	e.mustProblem(404, e.call("GET", "/nothing/here", nil), "no such path: /nothing/here")
+	e.mustProblem(405, e.call("PUT", "/v1/flavors", nil), "method PUT is not allowed on /v1/flavors")
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestTruncatedUploadIsA400AndLeavesNothing(t *testing.T) {
+	var logs syncBuffer
+	e := start(t, func(c *node.Config) {
+		c.FakeHosts = 0
+		c.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	r := e.must(201, e.call("POST", "/v1/images", map[string]any{"name": "cut", "disk_format": "raw"}))
+	var im struct{ ID string }
+	r.json(t, &im)
+	stored := func() uint64 {
+		s, err := e.node.Store.JS.Stream(context.Background(), "OBJ_KEEL_IMAGES")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	before := stored()
+	// 1 MiB of the 3 MiB announced, then the client stops sending.
+	req := fmt.Sprintf("PUT /v1/images/%s/file HTTP/1.1\r\nHost: keel\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n%s",
+		im.ID, 3<<20, bytes.Repeat([]byte{7}, 1<<20))
+	e.mustProblem(400, e.rawCall(req, true), "request body ended early")
+	if after := stored(); after != before {
+		t.Fatalf("the cut upload left %d messages in the object store", after-before)
+	}
+	if strings.Contains(logs.String(), "internal error") || !strings.Contains(logs.String(), "level=INFO msg=\"request body ended early\"") {
+		t.Fatalf("want an info line and no internal error; logs:\n%s", logs.String())
+	}
+	// The image takes a whole upload afterwards.
+	r = e.must(200, e.call("PUT", "/v1/images/"+im.ID+"/file", bytes.Repeat([]byte{7}, 3<<20), "Content-Type", "application/octet-stream"))
+	var done struct {
+		Status    string `json:"status"`
+		SizeBytes int64  `json:"size_bytes"`
+	}
+	r.json(t, &done)
+	if done.Status != "active" || done.SizeBytes != 3<<20 {
+		t.Fatalf("after the whole upload: %+v", done)
 	}
 }

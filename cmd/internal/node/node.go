@@ -253,7 +253,7 @@ func (n *Node) serve(h http.Handler) error {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(httpapi.ProblemListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.Config.Log.Error("http server", "err", err)
 		}
 	}()
