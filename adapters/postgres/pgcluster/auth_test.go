@@ -33,7 +33,8 @@ func TestOnlyKeelConnects(t *testing.T) {
 			t.Errorf("connect with %s: err = %v, want password authentication failed (28P01)", name, err)
 		}
 	}
-	if os.Geteuid() != 0 {
+	if _, err := exec.LookPath("psql"); os.Geteuid() != 0 || err != nil {
+		t.Logf("not root or no psql: skipping the connection attempt as user nobody")
 		return
 	}
 	// As root, a local user other than postgres and root: user nobody.

@@ -159,7 +159,8 @@ func checkPostgresRefusesStrangers(t *testing.T, dbURL string) {
 	if err := pingPostgres(u.String()); !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
 		t.Errorf("connect to postgres without the password: err = %v, want password authentication failed", err)
 	}
-	if os.Geteuid() != 0 {
+	if _, err := exec.LookPath("psql"); os.Geteuid() != 0 || err != nil {
+		t.Logf("not root or no psql: skipping the connection attempt as user nobody")
 		return
 	}
 	out, err := exec.Command("runuser", "-u", "nobody", "--", "psql", "-w", u.String(), "-c", "SELECT 1").CombinedOutput()
