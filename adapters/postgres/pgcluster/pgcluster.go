@@ -65,8 +65,9 @@ type Cluster struct {
 
 // Start makes sure the cluster in o.Dir is initialised and running, creates
 // o.Database if it is missing, and returns once a connection succeeds. A
-// cluster that is already running in o.Dir is reused; a postmaster.pid left
-// behind by a killed server is removed.
+// cluster that is already running in o.Dir is reused (and left running by
+// Stop); a postmaster.pid left behind by a killed server is removed; a
+// cluster that trusted local users is given a password and made to require it.
 func Start(ctx context.Context, o Options) (*Cluster, error) {
 	o, err := o.withDefaults()
 	if err != nil {
