@@ -3,6 +3,8 @@ GO        ?= go
 BIN       := bin/keel
 DATA_DIR  ?= ./keel-data
 LISTEN    ?= 127.0.0.1:8080
+# Agents join here (with --credentials $(DATA_DIR)/agent.nk); empty: in-process only.
+NATS_LISTEN ?= 127.0.0.1:4222
 FAKE_HOSTS ?= 3
 PKGS      := ./...
 
@@ -11,11 +13,12 @@ PKGS      := ./...
 build:
 	$(GO) build -o $(BIN) ./cmd/keel
 
-# Starts the control plane on the embedded default: embedded NATS, a private
-# PostgreSQL under $(DATA_DIR) (unless KEEL_DATABASE_URL is set) and a few
-# simulated hosts. Ctrl-C stops everything it started.
+# Starts the control plane on the embedded default: embedded NATS (exposed to
+# agents holding its credentials on $(NATS_LISTEN)), a private PostgreSQL
+# under $(DATA_DIR) (unless KEEL_DATABASE_URL is set) and a few simulated
+# hosts. Ctrl-C stops everything it started.
 run: deps build
-	./$(BIN) serve --data-dir $(DATA_DIR) --listen $(LISTEN) --fake-hosts $(FAKE_HOSTS)
+	./$(BIN) serve --data-dir $(DATA_DIR) --listen $(LISTEN) --nats-listen=$(NATS_LISTEN) --fake-hosts $(FAKE_HOSTS)
 
 # Installs what is missing (Debian packages when root), then runs unit and
 # integration tests with the race detector against real NATS and Postgres.

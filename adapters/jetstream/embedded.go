@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // EmbeddedOptions configures the embedded NATS server.
@@ -27,6 +28,10 @@ type EmbeddedOptions struct {
 	// SyncAlways fsyncs every write, so an acknowledged event survives
 	// power loss. Keel always sets it for the embedded single node.
 	SyncAlways bool
+	// Users are the public nkeys of the users let in (agents), with full
+	// access. Nobody else is: the in-process client gets a key of its own,
+	// made at start, and a connection without a known key is refused.
+	Users []string
 }
 
 // Embedded is a running embedded NATS server and a client connected to it.
@@ -35,8 +40,21 @@ type Embedded struct {
 	Conn   *nats.Conn
 }
 
-// StartEmbedded starts a single-node NATS server with JetStream.
+// StartEmbedded starts a single-node NATS server with JetStream, its store
+// directory readable by its owner only, admitting o.Users and its own
+// in-process client.
 func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
+	if err := privateDir(o.StoreDir); err != nil {
+		return nil, fmt.Errorf("embedded nats store: %w", err)
+	}
+	self, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: create the server's own nkey: %w", err)
+	}
+	selfKey, err := self.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: create the server's own nkey: %w", err)
+	}
 	opts := &server.Options{
 		ServerName:         "keel-embedded",
 		JetStream:          true,
@@ -46,6 +64,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		NoSigs:             true,
 		SyncAlways:         o.SyncAlways,
 		MaxPayload:         8 << 20,
+		Nkeys:              nkeyUsers(append([]string{selfKey}, o.Users...)),
 	}
 	if o.Listen == "" {
 		opts.DontListen = true
@@ -68,7 +87,8 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		s.Shutdown()
 		return nil, fmt.Errorf("embedded nats did not become ready in 30s (store %s)", o.StoreDir)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(s), nats.Name("keel-serve"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect("", nats.InProcessServer(s), nats.Name("keel-serve"), nats.MaxReconnects(-1),
+		nats.Nkey(selfKey, self.Sign))
 	if err != nil {
 		s.Shutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
@@ -89,4 +109,13 @@ func (e *Embedded) Close() {
 	e.Conn.Close()
 	e.Server.Shutdown()
 	e.Server.WaitForShutdown()
+}
+
+// nkeyUsers lets each of the public keys in with full access.
+func nkeyUsers(keys []string) []*server.NkeyUser {
+	users := make([]*server.NkeyUser, len(keys))
+	for i, k := range keys {
+		users[i] = &server.NkeyUser{Nkey: k}
+	}
+	return users
 }

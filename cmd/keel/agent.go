@@ -29,6 +29,7 @@ type agentFlags struct {
 	traits                        []string
 	verbose                       bool
 	logFormat                     string
+	creds                         string // nkey seed file for NATS
 }
 
 func agentCmd() *cobra.Command {
@@ -42,11 +43,17 @@ their hypervisors and reports results as commands, exactly as a real agent.
 
 With --driver fake it runs --hosts simulated hosts named PREFIX-1..PREFIX-N,
 each of the size given by --host-vcpus, --host-ram-mib and --host-disk-gib.
-keel serve must expose its NATS: keel serve --nats-listen 127.0.0.1:4222.`,
+keel serve must expose its NATS: keel serve --nats-listen 127.0.0.1:4222.
+
+The embedded NATS of keel serve admits only holders of the agents' nkey seed,
+which it keeps in DATA_DIR/agent.nk (mode 0600): pass that file (or a copy,
+kept as private) with --credentials. For now this one credential gives full
+access to the event store; per-host credentials come later.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.natsURL, "nats", envOr("KEEL_NATS", "nats://127.0.0.1:4222"), "NATS URL of the control plane")
+	fl.StringVar(&f.creds, "credentials", os.Getenv("KEEL_NATS_CREDENTIALS"), "nkey seed file to connect with, e.g. ./keel-data/agent.nk (env KEEL_NATS_CREDENTIALS)")
 	fl.StringVar(&f.driver, "driver", "fake", "hypervisor driver: fake (libvirt comes with real compute nodes)")
 	fl.IntVar(&f.hosts, "hosts", 1, "number of simulated hosts")
 	fl.StringVar(&f.prefix, "host-prefix", defaultPrefix(), "simulated hosts are named PREFIX-1..PREFIX-N")
@@ -80,9 +87,9 @@ func runAgent(f agentFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, err := nats.Connect(f.natsURL, nats.Name("keel-agent-"+f.prefix), nats.MaxReconnects(-1))
+	nc, err := connectAgent(f)
 	if err != nil {
-		return fmt.Errorf("connect to %s (does keel serve run with --nats-listen?): %w", f.natsURL, err)
+		return err
 	}
 	defer nc.Close()
 	store, err := keeljs.Attach(ctx, nc)
@@ -112,6 +119,27 @@ func runAgent(f agentFlags) error {
 		return nil
 	}
 	return err
+}
+
+// connectAgent connects to the control plane's NATS with the credentials of
+// f, if any.
+func connectAgent(f agentFlags) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("keel-agent-" + f.prefix), nats.MaxReconnects(-1)}
+	if f.creds != "" {
+		creds, err := keeljs.CredentialsOption(f.creds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, creds)
+	}
+	nc, err := nats.Connect(f.natsURL, opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("connect to %s: %w (pass the agents' credentials of keel serve: --credentials DATA_DIR/agent.nk)", f.natsURL, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s (does keel serve run with --nats-listen?): %w", f.natsURL, err)
+	}
+	return nc, nil
 }
 
 func envOr(k, def string) string {

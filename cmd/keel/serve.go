@@ -30,7 +30,14 @@ func serveCmd() *cobra.Command {
 With no --nats, an embedded NATS JetStream server keeps its data under
 --data-dir/jetstream (every write fsynced). With no KEEL_DATABASE_URL, a
 private PostgreSQL cluster is started under --data-dir/postgres from the
-local binaries (as the postgres user when run as root) and stopped on exit.`,
+local binaries (as the postgres user when run as root) and stopped on exit.
+
+Only one keel serve may use a data dir at a time: it holds DATA_DIR/keel.lock.
+The data dir is readable by its owner only (mode 0700; 0710 with group
+postgres when root runs a private Postgres). The private Postgres takes only
+Keel, with a generated password kept in DATA_DIR/postgres/keel-password. The
+embedded NATS takes only keel serve itself and holders of the agents'
+credentials, DATA_DIR/agent.nk (keel agent --credentials).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(os.Stderr, logFormat, verbose)
 			if err != nil {
@@ -47,8 +54,10 @@ local binaries (as the postgres user when run as root) and stopped on exit.`,
 			}
 			fmt.Fprintf(os.Stderr, "\nKeel is up.\n  API:      %s/v1\n  OpenAPI:  %s/openapi.json\n  Docs:     %s/docs\n  Health:   %s/healthz  %s/readyz\n",
 				n.URL, n.URL, n.URL, n.URL, n.URL)
-			if u := n.NATSURL(); u != "" {
-				fmt.Fprintf(os.Stderr, "  NATS:     %s (agents connect here)\n", u)
+			if u := n.NATSURL(); u != "" && n.AgentCredentials() != "" {
+				fmt.Fprintf(os.Stderr, "  NATS:     %s (agents connect here with --credentials %s)\n", u, n.AgentCredentials())
+			} else if u != "" {
+				fmt.Fprintf(os.Stderr, "  NATS:     %s\n", u)
 			}
 			fmt.Fprintf(os.Stderr, "  Data:     %s\n  Try:      KEEL_API=%s keel flavor list\nCtrl-C stops everything started here.\n\n", c.DataDir, n.URL)
 			<-ctx.Done()
@@ -61,6 +70,7 @@ local binaries (as the postgres user when run as root) and stopped on exit.`,
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "API listen address")
 	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "where Keel keeps its data (embedded NATS, private Postgres)")
 	f.StringVar(&c.NATSURL, "nats", "", "use this NATS cluster instead of the embedded server (e.g. nats://10.0.0.1:4222)")
+	f.StringVar(&c.NATSCreds, "nats-credentials", "", "nkey seed file to connect to --nats with")
 	f.StringVar(&c.NATSListen, "nats-listen", "", "expose the embedded NATS on this address for agents (e.g. 127.0.0.1:4222)")
 	f.IntVar(&c.Replicas, "replicas", 1, "stream replicas on a NATS cluster (3 for R3)")
 	f.IntVar(&c.FakeHosts, "fake-hosts", 3, "simulated hosts to run in this process")

@@ -41,6 +41,18 @@ func Available() error {
 	return err
 }
 
+// ServerGroup returns the group of the user the server runs as, when that is
+// not the calling user (as root: postgres), so that the caller can let that
+// group through the directories above a cluster's; ok is false when the
+// server runs as the calling user.
+func ServerGroup() (gid int, ok bool, err error) {
+	b, err := rootAccount()
+	if err != nil {
+		return 0, false, err
+	}
+	return b.gid, b.runuser != "", nil
+}
+
 // findBinaries looks for a directory holding all server tools, first through
 // PATH and then in libGlob, highest version first. When major is not empty,
 // only binaries of that major version qualify.

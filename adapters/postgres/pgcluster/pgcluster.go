@@ -3,9 +3,14 @@
 //
 // The cluster lives entirely in one directory chosen by the caller. It
 // listens on 127.0.0.1 only (and on a Unix socket inside that directory),
-// trusts every local connection as the postgres superuser, and keeps fsync
-// on. When the calling process runs as root, the server runs as the postgres
-// user through runuser, because PostgreSQL refuses to run as root.
+// admits only the postgres superuser with a generated password kept in the
+// directory (keel-password, mode 0600), and keeps fsync on. A cluster created
+// before passwords (trusting every local user) gets one on its next start.
+// When the calling process runs as root, the server runs as the postgres user
+// through runuser, because PostgreSQL refuses to run as root.
+//
+// Stop stops only a server that Start launched: a server Start found running
+// belongs to whoever started it.
 //
 // It never touches a system cluster: it does not use pg_ctlcluster,
 // /etc/postgresql, /var/lib/postgresql or /var/run/postgresql, and it refuses
@@ -48,17 +53,21 @@ type Cluster struct {
 	Dir string
 	// Port is the TCP port the server listens on at 127.0.0.1.
 	Port int
-	// URL connects to Options.Database as the postgres superuser:
-	// postgres://postgres@127.0.0.1:PORT/DB?sslmode=disable.
+	// URL connects to Options.Database as the postgres superuser, with the
+	// password: postgres://postgres:PASSWORD@127.0.0.1:PORT/DB?sslmode=disable.
 	URL string
+	// Started reports whether Start launched the server, rather than finding
+	// it running. Only then does Stop stop it.
+	Started bool
 
 	bin *binaries
 }
 
 // Start makes sure the cluster in o.Dir is initialised and running, creates
 // o.Database if it is missing, and returns once a connection succeeds. A
-// cluster that is already running in o.Dir is reused; a postmaster.pid left
-// behind by a killed server is removed.
+// cluster that is already running in o.Dir is reused (and left running by
+// Stop); a postmaster.pid left behind by a killed server is removed; a
+// cluster that trusted local users is given a password and made to require it.
 func Start(ctx context.Context, o Options) (*Cluster, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -68,20 +77,31 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := launch(ctx, bin, o)
+	password, err := bin.ensurePassword(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("start postgres in %s: %w", o.Dir, err)
+	}
+	port, started, err := launch(ctx, bin, o)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: o.Dir, Port: port, URL: databaseURL(port, o.Database), bin: bin}
-	if err := c.finish(ctx, o.Database); err != nil {
+	c := &Cluster{Dir: o.Dir, Port: port, URL: databaseURL(port, o.Database, password), Started: started, bin: bin}
+	if err := c.finish(ctx, o, password); err != nil {
+		if stopErr := c.Stop(); stopErr != nil {
+			o.Logf("pgcluster: %v", stopErr)
+		}
 		return nil, err
 	}
 	return c, nil
 }
 
-// Stop shuts the server down with pg_ctl stop -m fast and waits for it. It
-// returns nil when the server is not running.
+// Stop shuts the server down with pg_ctl stop -m fast and waits for it, when
+// Start launched it. It returns nil when the server is not running, and
+// leaves a server Start found running to the process that started it.
 func (c *Cluster) Stop() error {
+	if !c.Started {
+		return nil
+	}
 	if err := removeStaleLocks(c.Dir, func(string, ...any) {}); err != nil {
 		return fmt.Errorf("stop postgres in %s: %w", c.Dir, err)
 	}
@@ -154,15 +174,29 @@ func clusterMajor(dir string) (string, error) {
 	return firstLine(data), nil
 }
 
-// initCluster runs initdb in o.Dir and records the port the cluster will use.
+// initCluster runs initdb in o.Dir with a new password, keeps the password,
+// and records the port the cluster will use. The port file comes last: it
+// marks the cluster as complete and ours.
 func initCluster(ctx context.Context, bin *binaries, o Options) error {
 	if err := bin.makeDataDir(ctx, o.Dir); err != nil {
 		return err
 	}
 	o.Logf("pgcluster: initdb %s", o.Dir)
-	err := bin.run(ctx, o.Dir, "initdb", "-D", o.Dir, "--encoding=UTF8", "--locale=C",
-		"--auth=trust", "--username=postgres")
+	password := newPassword()
+	pwfile, remove, err := bin.initPasswordFile(password)
 	if err != nil {
+		return err
+	}
+	defer remove()
+	err = bin.run(ctx, o.Dir, "initdb", "-D", o.Dir, "--encoding=UTF8", "--locale=C",
+		"--auth=scram-sha-256", "--pwfile="+pwfile, "--username=postgres")
+	if err != nil {
+		return fmt.Errorf("initialise postgres in %s: %w", o.Dir, err)
+	}
+	if err := bin.writePrivate(filepath.Join(o.Dir, passwordFile), password+"\n"); err != nil {
+		return fmt.Errorf("initialise postgres in %s: %w", o.Dir, err)
+	}
+	if err := bin.writePrivate(filepath.Join(o.Dir, hbaFile), hbaConfig); err != nil {
 		return fmt.Errorf("initialise postgres in %s: %w", o.Dir, err)
 	}
 	port, err := pickPort(o)
@@ -173,42 +207,46 @@ func initCluster(ctx context.Context, bin *binaries, o Options) error {
 }
 
 // launch reuses the server already running in o.Dir or starts one, and
-// returns its port.
-func launch(ctx context.Context, bin *binaries, o Options) (int, error) {
+// returns its port and whether it started it.
+func launch(ctx context.Context, bin *binaries, o Options) (int, bool, error) {
 	if err := removeStaleLocks(o.Dir, o.Logf); err != nil {
-		return 0, fmt.Errorf("start postgres in %s: %w", o.Dir, err)
+		return 0, false, fmt.Errorf("start postgres in %s: %w", o.Dir, err)
 	}
 	port, running, err := bin.runningPort(ctx, o.Dir)
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, false, err
 	case !running:
-		return bin.startServer(ctx, o)
+		port, err := bin.startServer(ctx, o)
+		return port, err == nil, err
 	case o.Port != 0 && o.Port != port:
-		return 0, fmt.Errorf("start postgres in %s: already running on port %d, not %d", o.Dir, port, o.Port)
+		return 0, false, fmt.Errorf("start postgres in %s: already running on port %d, not %d", o.Dir, port, o.Port)
 	}
-	o.Logf("pgcluster: reusing postgres running in %s on port %d", o.Dir, port)
-	return port, nil
+	o.Logf("pgcluster: reusing postgres running in %s on port %d (left running on Stop)", o.Dir, port)
+	return port, false, nil
 }
 
-// finish waits for the server to accept connections, creates the database and
-// records the port.
-func (c *Cluster) finish(ctx context.Context, database string) error {
-	admin := databaseURL(c.Port, "postgres")
+// finish waits for the server to accept connections, makes it require the
+// password, creates the database and records the port.
+func (c *Cluster) finish(ctx context.Context, o Options, password string) error {
+	admin := databaseURL(c.Port, "postgres", password)
 	if err := waitReady(ctx, admin); err != nil {
 		return fmt.Errorf("start postgres in %s: %w", c.Dir, err)
 	}
-	if err := ensureDatabase(ctx, admin, database); err != nil {
+	if err := c.bin.requirePassword(ctx, c.Dir, admin, password, o.Logf); err != nil {
+		return fmt.Errorf("start postgres in %s: %w", c.Dir, err)
+	}
+	if err := ensureDatabase(ctx, admin, o.Database); err != nil {
 		return fmt.Errorf("start postgres in %s: %w", c.Dir, err)
 	}
 	return c.bin.writePortFile(c.Dir, c.Port)
 }
 
 // databaseURL returns the URL of database on the loopback server at port.
-func databaseURL(port int, database string) string {
+func databaseURL(port int, database, password string) string {
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User("postgres"),
+		User:     url.UserPassword("postgres", password),
 		Host:     "127.0.0.1:" + strconv.Itoa(port),
 		Path:     "/" + database,
 		RawQuery: "sslmode=disable",

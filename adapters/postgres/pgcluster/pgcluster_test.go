@@ -23,9 +23,10 @@ func TestStartStopRestartKeepsDataAndPort(t *testing.T) {
 	dir := dataDir(t)
 	c := start(t, pgcluster.Options{Dir: dir, Logf: t.Logf})
 
-	want := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/keel?sslmode=disable", c.Port)
-	if c.URL != want {
-		t.Errorf("URL = %q, want %q", c.URL, want)
+	password := readFile(t, filepath.Join(dir, "keel-password"))
+	want := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/keel?sslmode=disable", password, c.Port)
+	if c.URL != want || len(password) < 32 {
+		t.Errorf("URL = %q, want %q with a long password", c.URL, want)
 	}
 	execSQL(t, c.URL, "CREATE TABLE note (body text NOT NULL)")
 	execSQL(t, c.URL, "INSERT INTO note VALUES ('kept')")
@@ -34,8 +35,13 @@ func TestStartStopRestartKeepsDataAndPort(t *testing.T) {
 	}
 
 	again := start(t, pgcluster.Options{Dir: dir})
-	if again.Port != c.Port {
-		t.Errorf("second Start on a running cluster: port %d, want %d", again.Port, c.Port)
+	if again.Port != c.Port || again.Started || !c.Started {
+		t.Errorf("second Start on a running cluster: port %d started %v, want port %d not started (first: started %v)",
+			again.Port, again.Started, c.Port, c.Started)
+	}
+	stop(t, again)
+	if err := ping(c.URL); err != nil {
+		t.Fatalf("Stop of a reused cluster stopped the server it did not start: %v", err)
 	}
 
 	stop(t, c)

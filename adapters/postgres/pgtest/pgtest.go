@@ -53,7 +53,8 @@ var shared struct {
 
 // NewDatabase creates a fresh, empty database for t, drops it (closing any
 // connections left open) when t ends, and returns its URL. It skips t when
-// no server is configured and the PostgreSQL binaries are missing.
+// no server is configured and the PostgreSQL binaries are missing. The URL
+// of a database on the private cluster carries the cluster's password.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
 	admin := server(t)

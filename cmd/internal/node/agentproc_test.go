@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -20,15 +21,16 @@ func TestAgentProcessesJoinOverNATS(t *testing.T) {
 		t.Skip("runs keel serve and keel agent processes")
 	}
 	bin := buildKeel(t)
-	natsAddr := freeAddr(t)
-	p := serve(t, bin, t.TempDir(), pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr)
+	natsAddr, dataDir := freeAddr(t), t.TempDir()
+	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr)
 	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
 	var agentLogs []*bytes.Buffer
 	for _, prefix := range []string{"rack-a", "rack-b"} {
 		log := &bytes.Buffer{}
 		agentLogs = append(agentLogs, log)
-		a := exec.Command(bin, "agent", "--nats", "nats://"+natsAddr, "--hosts", "5", "--host-prefix", prefix,
-			"--host-vcpus", "8", "--host-ram-mib", "4096", "--host-disk-gib", "100", "--fake-latency", "10ms", "--heartbeat", "200ms", "--state-dir", t.TempDir())
+		a := exec.Command(bin, "agent", "--nats", "nats://"+natsAddr, "--credentials", filepath.Join(dataDir, "agent.nk"),
+			"--hosts", "5", "--host-prefix", prefix, "--state-dir", t.TempDir(),
+			"--host-vcpus", "8", "--host-ram-mib", "4096", "--host-disk-gib", "100", "--fake-latency", "10ms", "--heartbeat", "200ms")
 		a.Stdout, a.Stderr = log, log
 		if err := a.Start(); err != nil {
 			t.Fatal(err)

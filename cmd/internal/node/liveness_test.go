@@ -18,10 +18,15 @@ import (
 )
 
 // runAgent runs simulated hosts as a separate agent would: over a NATS
-// connection of its own. It returns a function that stops it.
-func runAgent(t *testing.T, url, prefix string, hosts int) func() {
+// connection of its own, with the agents' credentials of n. It returns a
+// function that stops it.
+func runAgent(t *testing.T, n *node.Node, prefix string, hosts int) func() {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	creds, err := keeljs.CredentialsOption(n.AgentCredentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(n.NATSURL(), creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +70,7 @@ func TestHostGoesDownWithoutHeartbeatsAndComesBack(t *testing.T) {
 		c.HeartbeatTimeout = time.Second
 	})
 	e.seed()
-	stop := runAgent(t, e.node.NATSURL(), "remote", 1)
+	stop := runAgent(t, e.node, "remote", 1)
 	eventually(t, 10*time.Second, func() error {
 		if s := e.hostState("remote-1"); s != "up" {
 			return errors.New("remote-1 is " + s)
@@ -106,7 +111,7 @@ func TestHostGoesDownWithoutHeartbeatsAndComesBack(t *testing.T) {
 		t.Fatalf("create with the only host down: %+v", op)
 	}
 
-	runAgent(t, e.node.NATSURL(), "remote", 1)
+	runAgent(t, e.node, "remote", 1)
 	eventually(t, 10*time.Second, func() error {
 		if s := e.hostState("remote-1"); s != "up" {
 			return errors.New("remote-1 is " + s)
@@ -128,7 +133,7 @@ func TestStoppedAgentsHostsAreDownAtOnce(t *testing.T) {
 		c.HeartbeatTimeout = 30 * time.Second
 	})
 	e.seed()
-	stop := runAgent(t, e.node.NATSURL(), "tidy", 1)
+	stop := runAgent(t, e.node, "tidy", 1)
 	eventually(t, 10*time.Second, func() error {
 		if s := e.hostState("tidy-1"); s != "up" {
 			return errors.New("tidy-1 is " + s)
@@ -148,7 +153,7 @@ func TestStoppedAgentsHostsAreDownAtOnce(t *testing.T) {
 	if s := e.hostState("tidy-1"); s != "down" {
 		t.Fatalf("after a restart of keel serve, a host not heard from yet is %s", s)
 	}
-	runAgent(t, e.node.NATSURL(), "tidy", 1)
+	runAgent(t, e.node, "tidy", 1)
 	eventually(t, 10*time.Second, func() error {
 		if s := e.hostState("tidy-1"); s != "up" {
 			return errors.New("tidy-1 is " + s)

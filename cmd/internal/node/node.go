@@ -40,6 +40,7 @@ type Config struct {
 	DataDir     string        // holds the embedded NATS store and, when started here, Postgres
 	Listen      string        // API address, e.g. 127.0.0.1:8080 (":0" picks a port)
 	NATSURL     string        // an external NATS (cluster); "" runs the embedded server
+	NATSCreds   string        // nkey seed file to connect to NATSURL with ("" = none)
 	NATSListen  string        // expose the embedded NATS on this address ("" = in-process only)
 	Replicas    int           // stream replicas on an external cluster (default 1)
 	DupWindow   time.Duration // JetStream duplicate window (default 2m)
@@ -84,6 +85,8 @@ type Node struct {
 	http   *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	dirLock *os.File // held while the node uses DataDir
 }
 
 func (c *Config) defaults() {
@@ -129,8 +132,8 @@ func Start(ctx context.Context, c Config) (*Node, error) {
 
 func (n *Node) start(ctx context.Context) error {
 	c := n.Config
-	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if err := n.openDataDir(); err != nil {
+		return err
 	}
 	if err := n.startNATS(ctx); err != nil {
 		return err
@@ -199,18 +202,12 @@ func (n *Node) start(ctx context.Context) error {
 
 func (n *Node) startNATS(ctx context.Context) error {
 	c := n.Config
+	connect := n.connectNATS
 	if c.NATSURL == "" {
-		e, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: filepath.Join(c.DataDir, "jetstream"), Listen: c.NATSListen, SyncAlways: true})
-		if err != nil {
-			return err
-		}
-		n.Embedded, n.nc = e, e.Conn
-	} else {
-		nc, err := nats.Connect(c.NATSURL, nats.Name("keel-serve"), nats.MaxReconnects(-1))
-		if err != nil {
-			return fmt.Errorf("connect to nats %s: %w", c.NATSURL, err)
-		}
-		n.nc = nc
+		connect = n.startEmbedded
+	}
+	if err := connect(); err != nil {
+		return err
 	}
 	store, err := keeljs.Open(ctx, n.nc, c.Replicas, c.DupWindow)
 	if err != nil {
@@ -317,11 +314,12 @@ func (n *Node) Close() {
 	} else if n.nc != nil {
 		n.nc.Close()
 	}
-	if n.Postgres != nil {
+	if n.Postgres != nil { // Stop leaves a Postgres this node did not start running
 		if err := n.Postgres.Stop(); err != nil {
 			n.Config.Log.Warn("stop postgres", "err", err)
 		}
 	}
+	n.unlockDataDir()
 }
 
 // nameStore adapts the KV bucket to commands.NameStore.
