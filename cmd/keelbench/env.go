@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 
@@ -80,11 +81,12 @@ func (e *benchEnv) database(ctx context.Context, name string) (string, *pgxpool.
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", nil, fmt.Errorf("create database %s: %w", name, err)
 	}
-	cfg, err := pgx.ParseConfig(e.pg.URL)
+	u, err := neturl.Parse(e.pg.URL) // keeps the cluster's user and password
 	if err != nil {
 		return "", nil, err
 	}
-	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	u.Path = "/" + name
+	url := u.String()
 	pool, err := postgres.Connect(ctx, url, 40)
 	if err != nil {
 		return "", nil, err
