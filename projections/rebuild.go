@@ -245,3 +245,7 @@ func (r *Runner) Lags(ctx context.Context) (map[string]uint64, error) {
 	}
 	return out, nil
 }
+
+// Applied returns the sequence every projection has applied (shared with
+// the waiting reads: one read of the checkpoints per 5 ms).
+func (r *Runner) Applied(ctx context.Context) (uint64, error) { return r.applied(ctx) }

@@ -37,6 +37,9 @@ type API struct {
 	Log    *slog.Logger
 	// Metrics records requests and is served at /metrics (nil: none).
 	Metrics *metrics.Set
+	// Backlog, when set, refuses new servers while the saga or the
+	// projections are too far behind (503 with Retry-After).
+	Backlog *Backlog
 	// ReadWait bounds how long a GET waits for Keel-Min-Sequence.
 	ReadWait time.Duration
 	// Ready reports whether the dependencies answer.

@@ -66,10 +66,15 @@ func serverView(st server.State, version uint64, at time.Time) postgres.Server {
 func (a *API) registerServers(api huma.API) {
 	huma.Register(api, huma.Operation{OperationID: "create-server", Method: http.MethodPost, Path: "/v1/servers",
 		Summary: "Create a server", Tags: []string{"servers"}, DefaultStatus: http.StatusAccepted,
-		Description: "Answers 202 with the BUILDING server and the id of the operation that builds it."},
+		Description: "Answers 202 with the BUILDING server and the id of the operation that builds it; 503 with Retry-After while the control plane works through a backlog."},
 		func(ctx context.Context, in *struct{ Body ServerBody }) (*AcceptedOutput, error) {
 			if err := domain.CheckName("name", in.Body.Name); err != nil {
 				return nil, a.fail(ctx, err)
+			}
+			if full := a.Backlog.Full(ctx); full != "" {
+				return nil, huma.ErrorWithHeaders(
+					problem(ctx, http.StatusServiceUnavailable, "not accepting new servers for a moment: "+full+"; retry shortly"),
+					http.Header{"Retry-After": {"2"}})
 			}
 			flavorID, err := a.flavorID(ctx, in.Body.Flavor)
 			if err != nil {

@@ -85,6 +85,8 @@ credentials, DATA_DIR/agent.nk (keel agent --credentials).`,
 	f.DurationVar(&c.Timeouts.Destroy, "destroy-timeout", sagas.DefaultTimeouts.Destroy, "deadline of the destroy step")
 	f.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 30*time.Second, "a host without heartbeats for this long is down")
 	f.DurationVar(&c.HeartbeatEvery, "heartbeat", 5*time.Second, "heartbeat period of the in-process simulated hosts")
+	f.Int64Var(&c.MaxLag, "max-lag", 50_000, "refuse new servers (503, Retry-After) while the read model is this many commits behind the log (-1: never)")
+	f.IntVar(&c.MaxBusy, "max-busy", 10_000, "refuse new servers (503, Retry-After) while this many servers are being built or changed (-1: never)")
 	f.Float64Var(&c.Weights.RAM, "weight-ram", scheduler.DefaultWeights.RAM, "scheduler RAM weigher multiplier (positive spreads, negative packs)")
 	f.Float64Var(&c.Weights.CPU, "weight-cpu", scheduler.DefaultWeights.CPU, "scheduler CPU weigher multiplier (positive spreads, negative packs)")
 	f.Float64Var(&c.Weights.Group, "weight-group", scheduler.DefaultWeights.Group, "scheduler soft (anti-)affinity weigher multiplier")

@@ -58,6 +58,11 @@ type Config struct {
 	HeartbeatEvery   time.Duration     // heartbeat period of in-process simulated hosts (default 5s)
 	HeartbeatTimeout time.Duration     // no heartbeat for this long: the host is down (default 30s)
 	OrphanGrace      time.Duration     // a claim no server uses is released after this (default 2m)
+	// MaxLag and MaxBusy bound the backlog: past either, new servers get a
+	// 503 with Retry-After (defaults 50,000 commits and 10,000 servers;
+	// negative turns a bound off).
+	MaxLag  int64
+	MaxBusy int
 	// APIOnly runs the API and command handling without projections, sagas
 	// or hosts: the command path alone, for benchmarks. Reads see nothing.
 	APIOnly       bool
@@ -113,6 +118,12 @@ func (c *Config) defaults() {
 	}
 	if c.AgentCallTimeout == 0 {
 		c.AgentCallTimeout = 5 * time.Minute
+	}
+	if c.MaxLag == 0 {
+		c.MaxLag = 50_000
+	}
+	if c.MaxBusy == 0 {
+		c.MaxBusy = 10_000
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
@@ -172,6 +183,7 @@ func (n *Node) start(ctx context.Context) error {
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
+	api.Backlog = &httpapi.Backlog{MaxLag: uint64(max(c.MaxLag, 0)), MaxBusy: c.MaxBusy, Lag: n.lag, Busy: n.Read.BusyServers}
 	n.goRun(func() error { return n.Runner.Run(runCtx) })
 	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store.Stream()) })
 	n.goRun(func() error { n.Saga.WatchDeadlines(runCtx, n.Read, c.DeadlineEvery); return nil })
@@ -272,6 +284,19 @@ func (n *Node) ready(ctx context.Context) error {
 		return errors.New("nats not connected")
 	}
 	return n.Pool.Ping(ctx)
+}
+
+// lag is how many commits the read model is behind the log's head.
+func (n *Node) lag(ctx context.Context) (uint64, error) {
+	head, err := n.Store.LastSequence(ctx)
+	if err != nil {
+		return 0, err
+	}
+	applied, err := n.Runner.Applied(ctx)
+	if err != nil || applied >= head {
+		return 0, err
+	}
+	return head - applied, nil
 }
 
 // catchUp waits up to 5 s for the read model to apply every commit in the log.
