@@ -79,6 +79,17 @@ func (a *App) UseSnapshots(s SnapshotStore, log *slog.Logger) {
 	UseSnapshots(a.Aggregates, s, DefaultSnapshotEvery, log)
 }
 
+// WaitSnapshots waits for the snapshots being written by every handler.
+func (a *App) WaitSnapshots() {
+	a.Flavors.WaitSnapshots()
+	a.Images.WaitSnapshots()
+	a.Servers.WaitSnapshots()
+	a.Operations.WaitSnapshots()
+	a.Hosts.WaitSnapshots()
+	a.Groups.WaitSnapshots()
+	a.Aggregates.WaitSnapshots()
+}
+
 // UseSnapshots makes h restore its aggregates from s and snapshot each
 // aggregate every `every` commits (0: DefaultSnapshotEvery). log receives
 // failed snapshot writes (nil: slog.Default). Call it before h is used.
