@@ -55,5 +55,3 @@ func snapshotContract(t *testing.T, s commands.SnapshotStore) {
 		t.Errorf("server h1 = %q: types must not share keys", got)
 	}
 }
-
-
