@@ -14,10 +14,13 @@ type entry[S any] struct {
 	version  uint64
 	lastSeq  uint64
 	commands *recent // the aggregate's recent command ids, for idempotent re-execution
+	// snapVersion is the version of the aggregate's last snapshot that this
+	// process knows of (taken or restored); 0: none.
+	snapVersion uint64
 }
 
 func (e *entry[S]) copy() *entry[S] {
-	return &entry[S]{state: e.state, version: e.version, lastSeq: e.lastSeq, commands: e.commands}
+	return &entry[S]{state: e.state, version: e.version, lastSeq: e.lastSeq, commands: e.commands, snapVersion: e.snapVersion}
 }
 
 func (e *entry[S]) apply(d interface{ Fold(S, []domain.Event) S }, events []domain.Event, seq uint64, commandID string) *entry[S] {
@@ -69,6 +72,16 @@ func (r *recent) add(id string, seq uint64) {
 		r.next = (r.next + 1) % RecentCommands
 	}
 	r.seqs[id] = seq
+}
+
+// list returns the remembered command ids, oldest first.
+func (r *recent) list() []seenCommand {
+	out := make([]seenCommand, 0, len(r.order))
+	for i := range r.order {
+		id := r.order[(r.next+i)%len(r.order)]
+		out = append(out, seenCommand{ID: id, Seq: r.seqs[id]})
+	}
+	return out
 }
 
 // cache holds aggregate states keyed by id. A new entry replaces the old one

@@ -66,6 +66,7 @@ type Handler[S any, C any] struct {
 	checked  sync.Map // id -> time.Time of the last check against the store
 	// Metrics counts appended and refused commands (nil: not counted).
 	Metrics *metrics.Set
+	snaps   *snapshotter // nil: no snapshots (see UseSnapshots)
 }
 
 // New returns a handler for one aggregate. isConflict recognises the store's
@@ -192,6 +193,7 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 			h.Metrics.CommandAppended(h.decider.Type, commandName(cmd))
 			next := e.apply(h.decider, events, seq, meta.CommandID)
 			h.cache.put(id, next)
+			h.maybeSnapshot(id, next)
 			return Result[S]{Seq: seq, Version: next.version, State: next.state}, nil
 		}
 		if !h.isConflict(err) || attempt >= MaxAttempts {
@@ -243,10 +245,30 @@ func (h *Handler[S, C]) fresh(ctx context.Context, id string) (*entry[S], error)
 	return h.entry(ctx, id)
 }
 
-// entry returns the cached state, or loads it from the subject.
+// entry returns the cached state, or loads it: from its snapshot and the
+// commits after it when there is a usable one, else from the whole subject.
 func (h *Handler[S, C]) entry(ctx context.Context, id string) (*entry[S], error) {
 	if e, ok := h.cache.get(id); ok {
 		return e, nil
+	}
+	if snap := h.restore(ctx, id); snap != nil {
+		envs, err := h.store.Load(ctx, h.decider.Type, id, snap.lastSeq)
+		if err != nil {
+			return nil, err
+		}
+		// The commits after a snapshot continue its version; anything else
+		// means the snapshot does not belong to this log: replay instead.
+		if len(envs) == 0 || envs[0].Version == snap.version+1 {
+			next, err := h.foldIn(id, snap, envs)
+			if err != nil {
+				return nil, err
+			}
+			h.cache.put(id, next)
+			h.maybeSnapshot(id, next)
+			return next, nil
+		}
+		h.snaps.log.Warn("snapshot does not match the log; replaying instead", "aggregate", h.decider.Type, "id", id,
+			"snapshot_version", snap.version, "next_version", envs[0].Version)
 	}
 	return h.catchUp(ctx, id, &entry[S]{state: h.decider.Initial(id), commands: newRecent()})
 }
@@ -260,6 +282,17 @@ func (h *Handler[S, C]) catchUp(ctx context.Context, id string, e *entry[S]) (*e
 	if len(envs) == 0 && e.lastSeq > 0 {
 		return e, nil // nothing new: keep the cached entry as it is
 	}
+	next, err := h.foldIn(id, e, envs)
+	if err != nil {
+		return nil, err
+	}
+	h.cache.put(id, next)
+	h.maybeSnapshot(id, next)
+	return next, nil
+}
+
+// foldIn returns a new entry with the commits envs folded into e.
+func (h *Handler[S, C]) foldIn(id string, e *entry[S], envs []domain.Envelope) (*entry[S], error) {
 	next := e.copy()
 	for _, env := range envs {
 		events, err := h.decider.Registry.DecodeAll(env.Events)
@@ -269,7 +302,6 @@ func (h *Handler[S, C]) catchUp(ctx context.Context, id string, e *entry[S]) (*e
 		next = next.apply(h.decider, events, env.Sequence, env.CommandID)
 		next.version = env.Version
 	}
-	h.cache.put(id, next)
 	return next, nil
 }
 

@@ -173,8 +173,44 @@ func (s *Store) Load(ctx context.Context, aggregateType, id string, after uint64
 	if last.Sequence <= after {
 		return nil, nil
 	}
+	if after+1 < last.Sequence {
+		return s.loadRange(ctx, subj, after+1, last)
+	}
+	env, err := decodeEnvelope(last.Data, last.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	return []domain.Envelope{env}, nil
+}
+
+// loadRange reads the commits of subj from sequence from to last (the
+// subject's last message, already read): in batches where the server
+// supports them, else one direct get per commit.
+func (s *Store) loadRange(ctx context.Context, subj string, from uint64, last *jetstream.RawStreamMsg) ([]domain.Envelope, error) {
+	msgs, err := s.loadBatch(ctx, subj, from, last.Sequence-1)
+	if errors.Is(err, errNoBatch) {
+		return s.loadEach(ctx, subj, from, last)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]domain.Envelope, 0, len(msgs)+1)
+	for _, m := range append(msgs, stored{seq: last.Sequence, data: last.Data}) {
+		env, err := decodeEnvelope(m.data, m.seq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, env)
+	}
+	return out, nil
+}
+
+// loadEach reads the commits of subj from sequence from to last with one
+// direct get each.
+func (s *Store) loadEach(ctx context.Context, subj string, from uint64, last *jetstream.RawStreamMsg) ([]domain.Envelope, error) {
 	var out []domain.Envelope
-	for seq := after + 1; ; {
+	var err error
+	for seq := from; ; {
 		m := last
 		if seq < last.Sequence {
 			if m, err = s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj)); err != nil {

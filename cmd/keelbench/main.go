@@ -2,7 +2,8 @@
 // on the same machine, disk and servers: the HTTP command path against raw
 // JetStream appends of the same size and durability, the projection runner
 // against raw batched pgx inserts, the projection lag at a steady commit
-// rate, and the time to rebuild the whole read model from the event log.
+// rate, the time to rebuild the whole read model from the event log, and
+// the cold load of a long-lived host from its snapshot against a full replay.
 //
 // It starts everything it needs itself (a private Postgres under a
 // temporary directory, embedded NATS servers with SyncAlways, a whole node
@@ -54,12 +55,13 @@ type config struct {
 	PlaceCreatesPer []int // creates per host count, overrides PlaceCreates
 	ScaleHosts      int
 	ScaleServers    int
+	ColdCommits     int // commits of the host loaded cold by the coldload figure
 }
 
 func parseFlags() config {
 	c := config{}
 	quick := flag.Bool("quick", false, "smoke run: small counts and short durations (about a minute)")
-	flag.StringVar(&c.Figures, "figures", "command,projection,rebuild,scheduler,placement,scale", "comma-separated figures to run")
+	flag.StringVar(&c.Figures, "figures", "command,projection,rebuild,scheduler,placement,scale,coldload", "comma-separated figures to run")
 	flag.IntVar(&c.Clients, "clients", 32, "concurrent HTTP clients, and concurrent raw publishers")
 	flag.IntVar(&c.Rounds, "rounds", 3, "rounds of the command figure; each runs the baselines and the API in turn")
 	flag.DurationVar(&c.CmdDuration, "cmd-duration", 10*time.Second, "measured duration of each command-path run, per round")
@@ -77,6 +79,7 @@ func parseFlags() config {
 	placeCreates := flag.String("placement-creates", "2000,1000", "creates per placement run, one per host count (the last one repeats)")
 	flag.IntVar(&c.ScaleHosts, "scale-hosts", 10000, "hosts registered in the log of the scale figure")
 	flag.IntVar(&c.ScaleServers, "scale-servers", 25000, "servers built in the log of the scale figure (4 commits each; 100000 takes far longer than the run budget, see docs/benchmarks.md)")
+	flag.IntVar(&c.ColdCommits, "coldload-commits", 10000, "commits of the long-lived host the coldload figure loads after a restart")
 	flag.Parse()
 	if *quick { // scale down what was not set explicitly
 		set := map[string]bool{}
@@ -155,7 +158,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		name string
 		run  func(context.Context, *benchEnv, *results) error
 	}{{"command", runCommand}, {"projection", runProjection}, {"rebuild", runRebuild},
-		{"scheduler", runScheduler}, {"placement", runPlacement}, {"scale", runScale}} {
+		{"scheduler", runScheduler}, {"placement", runPlacement}, {"scale", runScale}, {"coldload", runColdLoad}} {
 		if !cfg.wants(f.name) {
 			continue
 		}

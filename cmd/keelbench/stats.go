@@ -46,6 +46,9 @@ func (r *results) print(w io.Writer) {
 		ratio := "-"
 		if !math.IsNaN(it.ratio) && !math.IsInf(it.ratio, 0) {
 			ratio = strconv.FormatFloat(it.ratio, 'f', 2, 64)
+			if it.ratio > 0 && it.ratio < 0.01 {
+				ratio = strconv.FormatFloat(it.ratio, 'g', 2, 64) // not 0.00
+			}
 		}
 		fmt.Fprintf(w, "BENCH %s %s %s ratio=%s\n", it.name, strconv.FormatFloat(it.value, 'f', it.prec, 64), it.unit, ratio)
 	}

@@ -159,6 +159,11 @@ func (n *Node) start(ctx context.Context) error {
 	n.Saga.CatchUp = n.catchUp
 	n.Metrics = metrics.New()
 	n.App.Observe(n.Metrics)
+	snaps, err := keeljs.OpenSnapshots(ctx, n.Store.JS, n.Store.Replicas)
+	if err != nil {
+		return err
+	}
+	n.App.UseSnapshots(snaps, c.Log)
 	n.Saga.Metrics = n.Metrics
 	if err := n.Metrics.CollectReadModel(n.Read, n.Runner); err != nil {
 		return err
@@ -331,6 +336,9 @@ func (n *Node) Close() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if n.App != nil {
+		n.App.WaitSnapshots() // before NATS goes away under them
+	}
 	if n.Pool != nil {
 		n.Pool.Close()
 	}
