@@ -37,6 +37,20 @@ type Meta struct {
 	RequestID     string
 	CorrelationID string
 	CausationID   string
+	// IfVersion, when not 0, is the aggregate version the command is based
+	// on (an HTTP If-Match): the command is refused with a *StaleError if
+	// the aggregate is at another version.
+	IfVersion uint64
+}
+
+// StaleError refuses a command whose IfVersion is not the aggregate's version.
+type StaleError struct {
+	Type, ID      string
+	Want, Current uint64
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("%s %s is at version %d, not %d", e.Type, e.ID, e.Current, e.Want)
 }
 
 // Result is the outcome of a command that was accepted.
@@ -155,6 +169,16 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 	for attempt := 1; ; attempt++ {
 		if seq, ok := e.commands.get(meta.CommandID); ok {
 			return Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}, nil
+		}
+		if meta.IfVersion != 0 && e.version != meta.IfVersion {
+			// The cache may be behind: only the subject's last commit can say no.
+			newer, err := h.catchUp(ctx, id, e)
+			if err != nil {
+				return Result[S]{}, err
+			}
+			if e = newer; e.version != meta.IfVersion {
+				return Result[S]{}, &StaleError{Type: h.decider.Type, ID: id, Want: meta.IfVersion, Current: e.version}
+			}
 		}
 		events, err := h.decider.Decide(e.state, cmd)
 		if err != nil {

@@ -232,3 +232,44 @@ func TestCommandsWithoutIDAreNeverTakenForDuplicates(t *testing.T) {
 		t.Fatalf("3 accepted commands wrote %d commits", len(envs))
 	}
 }
+
+// IfVersion (an HTTP If-Match) lets a command through only at that version,
+// checked against the subject, not a cache another replica made stale; a
+// stale one is a *StaleError naming the current version, and writes nothing.
+func TestIfVersion(t *testing.T) {
+	store, ctx := openStore(t), ctxT(t)
+	h, other := newCounter(store), newCounter(store)
+	if _, err := h.Handle(ctx, "c-1", inc{Tag: "a"}, meta("v1")); err != nil {
+		t.Fatal(err)
+	}
+	at := func(id string, v uint64) commands.Meta { m := meta(id); m.IfVersion = v; return m }
+	res, err := h.Handle(ctx, "c-1", inc{Tag: "b"}, at("v2", 1))
+	if err != nil || res.Version != 2 {
+		t.Fatalf("at the current version: %+v, %v", res, err)
+	}
+	// Another replica moves it on: this handler's cache says 2, the subject 3.
+	if _, err := other.Handle(ctx, "c-1", inc{Tag: "c"}, meta("v3")); err != nil {
+		t.Fatal(err)
+	}
+	before := head(t, store)
+	_, err = h.Handle(ctx, "c-1", inc{Tag: "d"}, at("stale", 2))
+	var stale *commands.StaleError
+	if !errors.As(err, &stale) || stale.Current != 3 || stale.Want != 2 || !strings.Contains(err.Error(), "counter c-1 is at version 3, not 2") {
+		t.Fatalf("stale If-Match: %v", err)
+	}
+	if head(t, store) != before {
+		t.Fatal("a stale If-Match wrote")
+	}
+	// A version the cache has not seen yet is the subject's: accepted.
+	fresh := newCounter(store)
+	if _, err := fresh.Handle(ctx, "c-1", inc{Tag: "e"}, at("v4", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Handle(ctx, "c-1", inc{Tag: "f"}, at("v5", 4)); err != nil {
+		t.Fatalf("behind the subject, at its version: %v", err)
+	}
+	// The retry of a command that landed is its first answer, whatever the version now.
+	if res, err := h.Handle(ctx, "c-1", inc{Tag: "e"}, at("v4", 3)); err != nil || !res.Duplicate {
+		t.Fatalf("retry: %+v, %v", res, err)
+	}
+}

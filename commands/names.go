@@ -132,7 +132,10 @@ func (a *App) holderState(ctx context.Context, kind, id string) (exists, deleted
 	return false, false, fmt.Errorf("names of %s are not reserved", kind)
 }
 
-// releaseName frees name if id still holds it.
+// releaseName frees name if id still holds it. It is best effort: the
+// delete it follows has landed and must not be reported as failed, and a
+// reservation left behind is taken over by the next reserveName, since its
+// holder is deleted.
 func (a *App) releaseName(ctx context.Context, kind, name, id string) {
 	if a.Names == nil {
 		return

@@ -53,7 +53,7 @@ var Images = Projection{Name: "images", Version: 1, Tables: []string{"images"},
 	}}
 
 // Hosts is the hosts table with capacity, use and state, and host_claims.
-var Hosts = Projection{Name: "hosts", Version: 2, Tables: []string{"hosts", "host_claims"},
+var Hosts = Projection{Name: "hosts", Version: 3, Tables: []string{"hosts", "host_claims"},
 	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
 		if env.AggregateType != host.AggregateType {
 			return nil
@@ -95,6 +95,9 @@ var Hosts = Projection{Name: "hosts", Version: 2, Tables: []string{"hosts", "hos
 				b.Queue(`DELETE FROM `+hs+` WHERE id=$1`, env.AggregateID)
 			}
 		}
+		// Every commit moves the version (the ETag) on, even one that changes
+		// no other column (host.aggregate_joined).
+		b.Queue(`UPDATE `+hs+` SET version=$2 WHERE id=$1`, env.AggregateID, env.Version)
 		return nil
 	}}
 
@@ -144,7 +147,7 @@ var ServerGroups = Projection{Name: "server_groups", Version: 1, Tables: []strin
 	}}
 
 // HostAggregates is the host_aggregates and host_aggregate_hosts tables.
-var HostAggregates = Projection{Name: "host_aggregates", Version: 1, Tables: []string{"host_aggregates", "host_aggregate_hosts"},
+var HostAggregates = Projection{Name: "host_aggregates", Version: 2, Tables: []string{"host_aggregates", "host_aggregate_hosts"},
 	Apply: func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error {
 		if env.AggregateType != hostaggregate.AggregateType {
 			return nil
@@ -167,6 +170,7 @@ var HostAggregates = Projection{Name: "host_aggregates", Version: 1, Tables: []s
 				b.Queue(`DELETE FROM `+as+` WHERE id=$1`, env.AggregateID)
 			}
 		}
+		b.Queue(`UPDATE `+as+` SET version=$2 WHERE id=$1`, env.AggregateID, env.Version)
 		return nil
 	}}
 

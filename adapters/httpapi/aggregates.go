@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -23,6 +22,7 @@ type AggregateBody struct {
 type AggregateOutput struct {
 	Written
 	Location string `header:"Location"`
+	ETag     string `header:"ETag" doc:"The aggregate's version, for If-Match"`
 	Body     postgres.HostAggregate
 }
 
@@ -102,33 +102,40 @@ func (a *API) registerAggregates(api huma.API) {
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "set-aggregate-metadata", Method: http.MethodPut, Path: "/v1/aggregates/{id}/metadata",
-		Summary: "Set host aggregate metadata (an empty value removes a key)", Description: "Merges the given keys into the aggregate's metadata; a key with an empty value is removed.",
+		Summary: "Set host aggregate metadata (an empty value removes a key)",
+		Description: "Merges the given keys into the aggregate's current metadata; a key with an empty value is removed, keys not given stay. " +
+			"With If-Match, refused with 412 unless the aggregate is still at that version. Changing the availability_zone of an aggregate with hosts is refused with 409.",
 		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			IDParam
+			IfMatch
 			Body MetadataBody
 		}) (*AggregateOutput, error) {
-			return a.aggregateCommand(ctx, in.ID, hostaggregate.SetMetadata{Metadata: in.Body.Metadata, At: a.App.Now().UTC()})
+			v, err := in.version(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return a.aggregateCommand(ctx, in.ID, hostaggregate.SetMetadata{Metadata: in.Body.Metadata, At: a.App.Now().UTC()}, v)
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "add-aggregate-host", Method: http.MethodPost, Path: "/v1/aggregates/{id}/hosts",
-		Summary: "Add a host to a host aggregate", Description: "The host must exist; from then on the scheduler matches the aggregate's metadata for it.",
+		Summary: "Add a host to a host aggregate",
+		Description: "The host must exist (422 otherwise); from then on the scheduler matches the aggregate's metadata for it. " +
+			"A host is in one availability zone: adding it to an aggregate of another zone is refused with 409.",
 		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			IDParam
 			Body AggregateHostBody
 		}) (*AggregateOutput, error) {
-			st, _, err := a.App.Hosts.Load(ctx, commands.HostID(in.Body.Host))
+			id, err := a.aggregateID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			res, err := a.App.AddAggregateHost(ctx, id, in.Body.Host, a.meta(ctx, commandID(ctx)))
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			if !st.Exists || st.Removed {
-				return nil, problem(ctx, http.StatusUnprocessableEntity, "host "+in.Body.Host+" does not exist")
-			}
-			if err := a.checkOneZone(ctx, in.ID, in.Body.Host); err != nil {
-				return nil, err
-			}
-			return a.aggregateCommand(ctx, in.ID, hostaggregate.AddHost{Host: in.Body.Host, At: a.App.Now().UTC()})
+			return a.aggregateOut(ctx, id, res.Seq, "")
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "remove-aggregate-host", Method: http.MethodDelete, Path: "/v1/aggregates/{id}/hosts/{host}",
@@ -138,7 +145,15 @@ func (a *API) registerAggregates(api huma.API) {
 			IDParam
 			Host string `path:"host" maxLength:"255"`
 		}) (*AggregateOutput, error) {
-			return a.aggregateCommand(ctx, in.ID, hostaggregate.RemoveHost{Host: in.Host, At: a.App.Now().UTC()})
+			id, err := a.aggregateID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			res, err := a.App.RemoveAggregateHost(ctx, id, in.Host, a.meta(ctx, commandID(ctx)))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return a.aggregateOut(ctx, id, res.Seq, "")
 		})
 
 	huma.Register(api, huma.Operation{OperationID: "delete-aggregate", Method: http.MethodDelete, Path: "/v1/aggregates/{id}",
@@ -173,12 +188,16 @@ func (a *API) registerAggregates(api huma.API) {
 		})
 }
 
-func (a *API) aggregateCommand(ctx context.Context, ref string, cmd hostaggregate.Command) (*AggregateOutput, error) {
+// aggregateCommand sends a command to a host aggregate; ifVersion, when
+// not 0, is the version the change is based on (If-Match).
+func (a *API) aggregateCommand(ctx context.Context, ref string, cmd hostaggregate.Command, ifVersion uint64) (*AggregateOutput, error) {
 	id, err := a.aggregateID(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	res, err := a.App.Aggregates.Handle(ctx, id, cmd, a.meta(ctx, commandID(ctx)))
+	meta := a.meta(ctx, commandID(ctx))
+	meta.IfVersion = ifVersion
+	res, err := a.App.Aggregates.Handle(ctx, id, cmd, meta)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -195,31 +214,9 @@ func (a *API) aggregateOut(ctx context.Context, id string, seq uint64, location 
 	if err != nil {
 		return nil, a.notFoundOr(ctx, err, "host aggregate", id)
 	}
-	return &AggregateOutput{Written: Written{seq}, Location: location, Body: ag}, nil
+	return &AggregateOutput{Written: Written{seq}, Location: location, ETag: etag(ag.Version), Body: ag}, nil
 }
 
 func (a *API) aggregateID(ctx context.Context, ref string) (string, error) {
 	return a.resolveUnique(ctx, commands.KindAggregate, ref)
-}
-
-// checkOneZone refuses to put a host in a second availability zone.
-func (a *API) checkOneZone(ctx context.Context, ref, hostName string) error {
-	id, err := a.aggregateID(ctx, ref)
-	if err != nil {
-		return err
-	}
-	target, err := a.Read.HostAggregate(ctx, id)
-	if err != nil || target.AvailabilityZone == nil {
-		return nil
-	}
-	all, _, err := a.Read.HostAggregates(ctx, "", postgres.Page{Limit: 1000})
-	if err != nil {
-		return a.fail(ctx, err)
-	}
-	for _, ag := range all {
-		if ag.ID != id && ag.AvailabilityZone != nil && *ag.AvailabilityZone != *target.AvailabilityZone && slices.Contains(ag.Hosts, hostName) {
-			return problem(ctx, http.StatusConflict, "host "+hostName+" is already in availability zone "+*ag.AvailabilityZone+" (aggregate "+ag.Name+"); a host is in one zone")
-		}
-	}
-	return nil
 }

@@ -35,6 +35,11 @@ func (a *API) fail(ctx context.Context, err error) error {
 	if errors.As(err, &se) {
 		return se
 	}
+	var stale *commands.StaleError
+	if errors.As(err, &stale) {
+		return problem(ctx, http.StatusPreconditionFailed, fmt.Sprintf("If-Match: %s %s is now at version %d, not %d; read it again and base the change on version %d",
+			stale.Type, stale.ID, stale.Current, stale.Want, stale.Current))
+	}
 	var de *domain.Error
 	if errors.As(err, &de) {
 		switch de.Kind {

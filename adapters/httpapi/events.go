@@ -123,9 +123,17 @@ func (a *API) stream(ctx context.Context, in *StreamQuery, send sse.Sender) {
 	}
 	it, err := cons.Messages()
 	if err != nil {
+		a.Log.Warn("event stream", "err", err)
 		return
 	}
-	head, _ := a.Store.LastSequence(ctx)
+	// A wrong head would tell the client it caught up when it did not: end
+	// the stream instead (the client reconnects with since).
+	head, err := a.Store.LastSequence(ctx)
+	if err != nil {
+		it.Stop()
+		a.Log.Warn("event stream: read the head", "err", err)
+		return
+	}
 	if err := send(sse.Message{Data: StreamReady{Head: head}}); err != nil {
 		it.Stop()
 		return
@@ -134,10 +142,15 @@ func (a *API) stream(ctx context.Context, in *StreamQuery, send sse.Sender) {
 	for {
 		m, err := it.Next()
 		if err != nil {
+			if ctx.Err() == nil {
+				a.Log.Warn("event stream ended", "err", err)
+			}
 			return
 		}
 		env, err := keeljs.DecodeMsg(m)
 		if err != nil {
+			// A follower cannot be shown it, but the operator must hear of it.
+			a.Log.Error("event stream: undecodable commit skipped", "subject", m.Subject(), "err", err)
 			continue
 		}
 		if in.AggregateID != "" && env.AggregateID != in.AggregateID {

@@ -13,7 +13,6 @@ import (
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/host"
-	"github.com/keel-cloud/keel/domain/hostaggregate"
 )
 
 // HostList lists hosts.
@@ -29,6 +28,7 @@ type HostsOutput struct {
 // HostOutput is one host.
 type HostOutput struct {
 	Written
+	ETag string `header:"ETag" doc:"The host's version, for If-Match"`
 	Body postgres.Host
 }
 
@@ -71,7 +71,7 @@ func (a *API) registerHosts(api huma.API) {
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "host", in.ID)
 			}
-			return &HostOutput{Body: h}, nil
+			return &HostOutput{ETag: etag(h.Version), Body: h}, nil
 		})
 
 	type action struct {
@@ -98,30 +98,44 @@ func (a *API) registerHosts(api huma.API) {
 				if in.Body != nil {
 					reason = in.Body.Reason
 				}
-				return a.hostCommand(ctx, in.ID, stamp(ac.cmd(reason), a.App.Now().UTC()))
+				return a.hostCommand(ctx, in.ID, stamp(ac.cmd(reason), a.App.Now().UTC()), 0)
 			})
 	}
 
-	huma.Register(api, huma.Operation{OperationID: "set-host-overcommit", Method: http.MethodPut, Path: "/v1/hosts/{id}/overcommit",
-		Summary: "Set a host's overcommit ratios", Tags: []string{"hosts"},
-		Description: "Refused with 409 when the servers on the host would no longer fit."},
-		func(ctx context.Context, in *struct {
-			IDParam
-			Body host.Ratios
-		}) (*HostOutput, error) {
-			return a.hostCommand(ctx, in.ID, host.SetRatios{Ratios: in.Body, At: a.App.Now().UTC()})
-		})
+	// PUT came first and stays; both merge on the server.
+	for _, op := range []struct{ id, method string }{{"set-host-overcommit", http.MethodPatch}, {"put-host-overcommit", http.MethodPut}} {
+		huma.Register(api, huma.Operation{OperationID: op.id, Method: op.method, Path: "/v1/hosts/{id}/overcommit",
+			Summary: "Change a host's overcommit ratios", Tags: []string{"hosts"}, Deprecated: op.method == http.MethodPut,
+			Description: "Changes the ratios given and keeps the others, merged on the host's current state. " +
+				"With If-Match, refused with 412 unless the host is still at that version. Refused with 409 when the servers on the host would no longer fit."},
+			a.setOvercommit)
+	}
 
 	huma.Register(api, huma.Operation{OperationID: "delete-host", Method: http.MethodDelete, Path: "/v1/hosts/{id}",
 		Summary: "Remove an empty host", Tags: []string{"hosts"}, DefaultStatus: http.StatusNoContent,
 		Description: "Refused with 409 while servers are placed on the host."},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
-			out, err := a.hostCommand(ctx, in.ID, host.Remove{At: a.App.Now().UTC()})
+			out, err := a.hostCommand(ctx, in.ID, host.Remove{At: a.App.Now().UTC()}, 0)
 			if err != nil {
 				return nil, err
 			}
 			return &DeletedOutput{out.Written}, nil
 		})
+}
+
+// OvercommitInput changes some of a host's overcommit ratios.
+type OvercommitInput struct {
+	IDParam
+	IfMatch
+	Body host.RatiosPatch
+}
+
+func (a *API) setOvercommit(ctx context.Context, in *OvercommitInput) (*HostOutput, error) {
+	v, err := in.version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.hostCommand(ctx, in.ID, host.SetRatios{Ratios: in.Body, At: a.App.Now().UTC()}, v)
 }
 
 // stamp sets the time on commands built without one.
@@ -142,12 +156,15 @@ func stamp(c host.Command, at time.Time) host.Command {
 
 // hostCommand sends a command to a host named by id or name, and answers
 // with the host as the read model shows it once the commit is applied.
-func (a *API) hostCommand(ctx context.Context, ref string, cmd host.Command) (*HostOutput, error) {
+// ifVersion, when not 0, is the version the change is based on (If-Match).
+func (a *API) hostCommand(ctx context.Context, ref string, cmd host.Command, ifVersion uint64) (*HostOutput, error) {
 	id, err := a.hostID(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	res, err := a.App.Hosts.Handle(ctx, id, cmd, a.meta(ctx, commandID(ctx)))
+	meta := a.meta(ctx, commandID(ctx))
+	meta.IfVersion = ifVersion
+	res, err := a.App.Hosts.Handle(ctx, id, cmd, meta)
 	if domain.KindOf(err) == domain.NotFound {
 		return nil, notFound(ctx, "host", ref)
 	}
@@ -156,7 +173,7 @@ func (a *API) hostCommand(ctx context.Context, ref string, cmd host.Command) (*H
 	}
 	out := &HostOutput{Written: Written{res.Seq}}
 	if _, ok := cmd.(host.Remove); ok {
-		seq, err := a.leaveAggregates(ctx, res.State.Spec.Name)
+		seq, err := a.leaveAggregates(ctx, res.State)
 		out.Sequence = max(out.Sequence, seq)
 		return out, err
 	}
@@ -166,6 +183,7 @@ func (a *API) hostCommand(ctx context.Context, ref string, cmd host.Command) (*H
 	if out.Body, err = a.Read.Host(ctx, id); err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	out.ETag = etag(out.Body.Version)
 	return out, nil
 }
 
@@ -180,18 +198,22 @@ func (a *API) hostID(ctx context.Context, ref string) (string, error) {
 	return commands.HostID(ref), nil
 }
 
-// leaveAggregates takes a removed host out of the host aggregates it was in.
-func (a *API) leaveAggregates(ctx context.Context, name string) (uint64, error) {
-	all, _, err := a.Read.HostAggregates(ctx, "", postgres.Page{Limit: 1000})
+// leaveAggregates takes a removed host out of the host aggregates it was
+// in: those it recorded joining, and those the read model shows (joined
+// before hosts kept a record).
+func (a *API) leaveAggregates(ctx context.Context, h host.State) (uint64, error) {
+	ids, err := a.Read.AggregatesOfHost(ctx, h.Spec.Name)
 	if err != nil {
 		return 0, a.fail(ctx, err)
 	}
-	var seq uint64
-	for _, ag := range all {
-		if !slices.Contains(ag.Hosts, name) {
-			continue
+	for id := range h.Aggregates {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
-		res, err := a.App.Aggregates.Handle(ctx, ag.ID, hostaggregate.RemoveHost{Host: name, At: a.App.Now().UTC()}, a.meta(ctx, commands.NewID()))
+	}
+	var seq uint64
+	for _, id := range ids {
+		res, err := a.App.RemoveAggregateHost(ctx, id, h.Spec.Name, a.meta(ctx, commandID(ctx)+"/leave/"+id))
 		if err != nil && domain.KindOf(err) == 0 {
 			return seq, a.fail(ctx, err)
 		}

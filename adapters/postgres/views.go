@@ -113,11 +113,12 @@ type Host struct {
 	Free        host.Resources `json:"free"`
 	Servers     int            `json:"servers" doc:"Servers holding a claim on this host"`
 	UpdatedAt   *time.Time     `json:"updated_at"`
+	Version     int64          `json:"version" doc:"Aggregate version, for If-Match (also the ETag)"`
 }
 
 const hostCols = `SELECT id::text, name, driver, address, hypervisor, cpu_model, cpu_features, traits, disabled, maintenance,
 	CASE WHEN disabled THEN status_reason ELSE maintenance_reason END, down, down_since, ratio_cpu, ratio_ram, ratio_disk, vcpus, ram_mib, disk_gib,
-	used_vcpus, used_ram_mib, used_disk_gib, claims, updated_at FROM hosts`
+	used_vcpus, used_ram_mib, used_disk_gib, claims, updated_at, version FROM hosts`
 
 func scanHost(row pgx.CollectableRow) (Host, error) {
 	var h Host
@@ -125,7 +126,7 @@ func scanHost(row pgx.CollectableRow) (Host, error) {
 	err := row.Scan(&h.ID, &h.Name, &h.Driver, &h.Address, &h.Hypervisor, &h.CPUModel, &h.CPUFeatures, &h.Traits,
 		&disabled, &maint, &h.Reason, &down, &h.DownSince, &h.Ratios.CPU, &h.Ratios.RAM, &h.Ratios.Disk,
 		&h.Physical.VCPUs, &h.Physical.RAMMiB, &h.Physical.DiskGiB, &h.Used.VCPUs, &h.Used.RAMMiB, &h.Used.DiskGiB,
-		&h.Servers, &h.UpdatedAt)
+		&h.Servers, &h.UpdatedAt, &h.Version)
 	h.Status, h.State = "enabled", "up"
 	if maint {
 		h.Status = "maintenance"
@@ -211,14 +212,15 @@ type HostAggregate struct {
 	Metadata         map[string]string `json:"metadata"`
 	Hosts            []string          `json:"hosts"`
 	CreatedAt        time.Time         `json:"created_at"`
+	Version          int64             `json:"version" doc:"Aggregate version, for If-Match (also the ETag)"`
 }
 
-const aggCols = `SELECT id::text, name, metadata, created_at,
+const aggCols = `SELECT id::text, name, metadata, created_at, version,
 	coalesce((SELECT array_agg(host ORDER BY host) FROM host_aggregate_hosts h WHERE h.aggregate_id = a.id), '{}') FROM host_aggregates a`
 
 func scanAgg(row pgx.CollectableRow) (HostAggregate, error) {
 	var a HostAggregate
-	err := row.Scan(&a.ID, &a.Name, &a.Metadata, &a.CreatedAt, &a.Hosts)
+	err := row.Scan(&a.ID, &a.Name, &a.Metadata, &a.CreatedAt, &a.Version, &a.Hosts)
 	if az, ok := a.Metadata[hostaggregate.AZKey]; ok {
 		a.AvailabilityZone = &az
 	}
@@ -233,6 +235,15 @@ func (r *ReadModel) HostAggregates(ctx context.Context, name string, p Page) ([]
 	}
 	return list(ctx, r.Pool, aggCols, w, p, "created_at", scanAgg,
 		func(a HostAggregate) (time.Time, string) { return a.CreatedAt, a.ID })
+}
+
+// AggregatesOfHost returns the ids of every host aggregate that lists the host.
+func (r *ReadModel) AggregatesOfHost(ctx context.Context, hostName string) ([]string, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT aggregate_id::text FROM host_aggregate_hosts WHERE host = $1 ORDER BY aggregate_id`, hostName)
+	if err != nil {
+		return nil, fmt.Errorf("query aggregates of host %s: %w", hostName, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // HostAggregate returns one host aggregate.
@@ -257,13 +268,18 @@ func (r *ReadModel) AvailabilityZones(ctx context.Context) ([]AvailabilityZone, 
 	for _, h := range snap {
 		zones[h.AZ] = append(zones[h.AZ], h.Name)
 	}
-	aggs, _, err := r.HostAggregates(ctx, "", Page{Limit: 1000})
+	// Zones without hosts are listed too: every one, not a first page.
+	rows, err := r.Pool.Query(ctx, `SELECT DISTINCT metadata->>$1 FROM host_aggregates WHERE metadata ? $1`, hostaggregate.AZKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query availability zones: %w", err)
 	}
-	for _, a := range aggs {
-		if a.AvailabilityZone != nil && zones[*a.AvailabilityZone] == nil {
-			zones[*a.AvailabilityZone] = []string{}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("query availability zones: %w", err)
+	}
+	for _, name := range names {
+		if zones[name] == nil {
+			zones[name] = []string{}
 		}
 	}
 	out := make([]AvailabilityZone, 0, len(zones))

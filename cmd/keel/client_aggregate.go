@@ -90,12 +90,15 @@ func aggregateShowCmd(g *globals) *cobra.Command {
 
 func aggregateSetMetadataCmd(g *globals) *cobra.Command {
 	var key string
+	var ifVersion uint64
 	cmd := &cobra.Command{
-		Use:   "set-metadata ID|NAME KEY=VALUE [KEY= ...]",
+		Use:   "set-metadata ID|NAME KEY=VALUE [KEY= ...] [--if-version N]",
 		Short: "Set or remove (KEY=) host aggregate metadata; other keys stay",
 		Long: `Set host aggregate metadata. KEY=VALUE sets a key, KEY= removes it; keys
-not named stay as they are. The aggregate's availability zone is the key
-` + hostaggregate.AZKey + `.`,
+not named stay as they are: the server merges them with the current
+metadata, so concurrent changes of other keys are kept. --if-version N
+changes nothing unless the aggregate is still at version N. The aggregate's
+availability zone is the key ` + hostaggregate.AZKey + ` (refused while it has hosts).`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseKV("metadata", args[1:], kvEmptyValue)
@@ -103,10 +106,11 @@ not named stay as they are. The aggregate's availability zone is the key
 				return err
 			}
 			c := call{method: http.MethodPut, path: "/v1/aggregates/" + seg(args[0]) + "/metadata",
-				body: map[string]any{"metadata": m}, idemKey: key}
+				body: map[string]any{"metadata": m}, idemKey: key, ifMatch: ifVersion}
 			return g.aggregateCall(cmd.Context(), c)
 		},
 	}
+	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "change nothing unless the aggregate is at this version (If-Match)")
 	idemFlag(cmd, &key)
 	return cmd
 }

@@ -87,51 +87,44 @@ func hostActionCmd(g *globals, use, path, short string, withReason bool) *cobra.
 
 func hostOvercommitCmd(g *globals) *cobra.Command {
 	var key string
+	var ifVersion uint64
 	var r host.Ratios
 	cmd := &cobra.Command{
-		Use:   "set-overcommit ID|NAME [--cpu X] [--ram Y] [--disk Z]",
+		Use:   "set-overcommit ID|NAME [--cpu X] [--ram Y] [--disk Z] [--if-version N]",
 		Short: "Set a host's overcommit ratios (refused while its servers would no longer fit)",
 		Long: `Set a host's overcommit ratios: total capacity is physical capacity times
 the ratio. Ratios are above 0 and at most 64. A ratio left out keeps its
-current value. The API refuses (409) ratios under which the servers already
-on the host would no longer fit.`,
+current value: only the ratios given are sent, and the server merges them
+with the host's current ratios, so a concurrent change of another ratio is
+kept. --if-version N changes nothing unless the host is still at version N
+(the version 'keel host show -o json' gives). The API refuses (409) ratios
+under which the servers already on the host would no longer fit.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
-			set := map[string]bool{"cpu": fl.Changed("cpu"), "ram": fl.Changed("ram"), "disk": fl.Changed("disk")}
-			if !set["cpu"] && !set["ram"] && !set["disk"] {
+			var p host.RatiosPatch
+			if fl.Changed("cpu") {
+				p.CPU = &r.CPU
+			}
+			if fl.Changed("ram") {
+				p.RAM = &r.RAM
+			}
+			if fl.Changed("disk") {
+				p.Disk = &r.Disk
+			}
+			if p == (host.RatiosPatch{}) {
 				return errors.New("give at least one of --cpu, --ram and --disk")
 			}
-			if !set["cpu"] || !set["ram"] || !set["disk"] {
-				var h postgres.Host
-				if _, err := g.client.get(cmd.Context(), "/v1/hosts/"+seg(args[0]), nil, 0, &h); err != nil {
-					return err
-				}
-				r = mergeRatios(h.Ratios, r, set)
-			}
-			c := call{method: http.MethodPut, path: "/v1/hosts/" + seg(args[0]) + "/overcommit", body: r, idemKey: key}
+			c := call{method: http.MethodPatch, path: "/v1/hosts/" + seg(args[0]) + "/overcommit", body: p, idemKey: key, ifMatch: ifVersion}
 			return g.hostCall(cmd.Context(), c)
 		},
 	}
 	cmd.Flags().Float64Var(&r.CPU, "cpu", 0, "vCPU overcommit ratio (e.g. 4)")
 	cmd.Flags().Float64Var(&r.RAM, "ram", 0, "RAM overcommit ratio (e.g. 1.5)")
 	cmd.Flags().Float64Var(&r.Disk, "disk", 0, "disk overcommit ratio (e.g. 1)")
+	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "change nothing unless the host is at this version (If-Match)")
 	idemFlag(cmd, &key)
 	return cmd
-}
-
-// mergeRatios takes the ratios set on the command line and the rest from cur.
-func mergeRatios(cur, given host.Ratios, set map[string]bool) host.Ratios {
-	if set["cpu"] {
-		cur.CPU = given.CPU
-	}
-	if set["ram"] {
-		cur.RAM = given.RAM
-	}
-	if set["disk"] {
-		cur.Disk = given.Disk
-	}
-	return cur
 }
 
 func hostDeleteCmd(g *globals) *cobra.Command {

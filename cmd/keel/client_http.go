@@ -31,6 +31,7 @@ type call struct {
 	body    any    // sent as JSON when not nil
 	minSeq  uint64 // Keel-Min-Sequence: read your writes
 	idemKey string // Idempotency-Key
+	ifMatch uint64 // If-Match: the aggregate version the change is based on (0: none)
 }
 
 // reply is what the API answered.
@@ -134,6 +135,9 @@ func (c *apiClient) request(ctx context.Context, cl call, body io.Reader, ctype 
 	}
 	if cl.idemKey != "" {
 		req.Header.Set("Idempotency-Key", cl.idemKey)
+	}
+	if cl.ifMatch != 0 {
+		req.Header.Set("If-Match", `"`+strconv.FormatUint(cl.ifMatch, 10)+`"`)
 	}
 	return req, nil
 }

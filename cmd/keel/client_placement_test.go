@@ -116,14 +116,6 @@ func TestWriteHost(t *testing.T) {
 	}
 }
 
-func TestMergeRatios(t *testing.T) {
-	cur := host.Ratios{CPU: 4, RAM: 1, Disk: 1}
-	got := mergeRatios(cur, host.Ratios{CPU: 8, RAM: 99}, map[string]bool{"cpu": true})
-	if got != (host.Ratios{CPU: 8, RAM: 1, Disk: 1}) {
-		t.Fatalf("got %+v", got)
-	}
-}
-
 func TestWriteGroups(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var b bytes.Buffer
@@ -225,8 +217,8 @@ type fakeAPI struct {
 }
 
 type recorded struct {
-	method, path, minSeq, idemKey string
-	body                          map[string]any
+	method, path, minSeq, idemKey, ifMatch string
+	body                                   map[string]any
 }
 
 func newFakeAPI(t *testing.T, routes map[string]func(w http.ResponseWriter, r *http.Request)) (*fakeAPI, *httptest.Server) {
@@ -237,7 +229,7 @@ func newFakeAPI(t *testing.T, routes map[string]func(w http.ResponseWriter, r *h
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := recorded{method: r.Method, path: r.URL.EscapedPath(), minSeq: r.Header.Get("Keel-Min-Sequence"), idemKey: r.Header.Get("Idempotency-Key")}
+	rec := recorded{method: r.Method, path: r.URL.EscapedPath(), minSeq: r.Header.Get("Keel-Min-Sequence"), idemKey: r.Header.Get("Idempotency-Key"), ifMatch: r.Header.Get("If-Match")}
 	if raw := mustRead(f.t, r.Body); len(raw) > 0 {
 		if err := json.Unmarshal(raw, &rec.body); err != nil {
 			f.t.Errorf("%s %s: body %s: %v", r.Method, r.URL, raw, err)
@@ -376,27 +368,28 @@ func TestHostActions(t *testing.T) {
 	}
 }
 
-func TestHostSetOvercommitKeepsUnsetRatios(t *testing.T) {
+// The CLI sends only the ratios given and lets the server merge them on the
+// host's current ratios: no read first, so no stale value of another ratio
+// is written back.
+func TestHostSetOvercommitSendsOnlyTheRatiosGiven(t *testing.T) {
 	f, srv := newFakeAPI(t, map[string]func(http.ResponseWriter, *http.Request){
-		"GET /v1/hosts/sim-1":            answer(200, "", `{"name":"sim-1","overcommit":{"cpu":4,"ram":1.5,"disk":2}}`),
-		"PUT /v1/hosts/sim-1/overcommit": answer(200, "9", hostJSON),
+		"PATCH /v1/hosts/sim-1/overcommit": answer(200, "9", hostJSON),
 	})
 	if _, _, err := runCLI(t, srv.URL, "host", "set-overcommit", "sim-1", "--cpu", "8"); err != nil {
 		t.Fatal(err)
 	}
 	reqs := f.requests()
-	if len(reqs) != 2 || reqs[1].method != "PUT" {
+	if len(reqs) != 1 || reqs[0].method != "PATCH" || reqs[0].ifMatch != "" {
 		t.Fatalf("requests %+v", reqs)
 	}
-	if b := reqs[1].body; b["cpu"] != 8.0 || b["ram"] != 1.5 || b["disk"] != 2.0 {
+	if b := reqs[0].body; len(b) != 1 || b["cpu"] != 8.0 {
 		t.Fatalf("body %v", b)
 	}
-	// All three given: no read first.
-	if _, _, err := runCLI(t, srv.URL, "host", "set-overcommit", "sim-1", "--cpu", "2", "--ram", "1", "--disk", "1"); err != nil {
+	if _, _, err := runCLI(t, srv.URL, "host", "set-overcommit", "sim-1", "--ram", "1", "--disk", "1", "--if-version", "7"); err != nil {
 		t.Fatal(err)
 	}
-	if reqs := f.requests(); len(reqs) != 3 || reqs[2].method != "PUT" {
-		t.Fatalf("requests %+v", reqs)
+	if r := f.requests()[1]; len(r.body) != 2 || r.body["ram"] != 1.0 || r.body["disk"] != 1.0 || r.ifMatch != `"7"` {
+		t.Fatalf("request %+v", r)
 	}
 	if _, _, err := runCLI(t, srv.URL, "host", "set-overcommit", "sim-1"); err == nil || !strings.Contains(err.Error(), "at least one of") {
 		t.Fatalf("no ratio: %v", err)

@@ -64,8 +64,8 @@ var examples = map[string][]domain.Event{
 	hostaggregate.AggregateType: {
 		&hostaggregate.Created{ID: "a-1", Name: "rack-1", Metadata: map[string]string{"availability_zone": "az1"}, At: at},
 		&hostaggregate.MetadataSet{Metadata: map[string]string{"ssd": "true"}, At: at},
-		&hostaggregate.HostAdded{Host: "h-1", At: at},
-		&hostaggregate.HostRemoved{Host: "h-1", At: at},
+		&hostaggregate.HostAdded{Host: "h-1", Join: "j-1", At: at},
+		&hostaggregate.HostRemoved{Host: "h-1", Join: "j-1", At: at},
 		&hostaggregate.Deleted{At: at},
 	},
 	servergroup.AggregateType: {
@@ -88,6 +88,8 @@ var examples = map[string][]domain.Event{
 		&host.WentDown{LastSeen: at, At: at},
 		&host.CameUp{At: at},
 		&host.Removed{At: at},
+		&host.AggregateJoined{Aggregate: "a-1", Name: "rack-1", Zone: "az1", Join: "j-1", At: at},
+		&host.AggregateLeft{Aggregate: "a-1", Join: "j-1", At: at},
 	},
 }
 

@@ -35,10 +35,58 @@ type SetMaintenance struct {
 	At     time.Time
 }
 
-// SetRatios changes the overcommit ratios; used capacity must still fit.
+// SetRatios changes the overcommit ratios the patch names and keeps the
+// others: the merge happens here, on the current state, so two clients
+// changing different ratios do not undo each other. Used capacity must
+// still fit.
 type SetRatios struct {
-	Ratios Ratios
+	Ratios RatiosPatch
 	At     time.Time
+}
+
+// RatiosPatch names the ratios to change; a nil field keeps its value.
+type RatiosPatch struct {
+	CPU  *float64 `json:"cpu,omitempty" doc:"vCPU overcommit ratio; absent keeps the current one"`
+	RAM  *float64 `json:"ram,omitempty" doc:"RAM overcommit ratio; absent keeps the current one"`
+	Disk *float64 `json:"disk,omitempty" doc:"Disk overcommit ratio; absent keeps the current one"`
+}
+
+// Patch is the patch that sets all three ratios to r's.
+func (r Ratios) Patch() RatiosPatch { return RatiosPatch{CPU: &r.CPU, RAM: &r.RAM, Disk: &r.Disk} }
+
+// Apply returns r with the patch's ratios in place of its own.
+func (p RatiosPatch) Apply(r Ratios) Ratios {
+	for _, f := range []struct {
+		v   *float64
+		dst *float64
+	}{{p.CPU, &r.CPU}, {p.RAM, &r.RAM}, {p.Disk, &r.Disk}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	return r
+}
+
+// JoinAggregate records that the host is joining a host aggregate, before
+// the aggregate records it. The host is where "one availability zone per
+// host" is decided: every aggregate it joins passes through its stream.
+// Join identifies this joining (the request's command id), so that undoing
+// it or leaving never drops a later joining of the same aggregate.
+type JoinAggregate struct {
+	Aggregate string
+	Name      string // the aggregate's name, for messages
+	Zone      string // the aggregate's availability zone, "" for none
+	Join      string
+	At        time.Time
+}
+
+// LeaveAggregate forgets the joining Join of an aggregate, after the
+// aggregate let the host go (or refused it). A different joining of the
+// same aggregate stays.
+type LeaveAggregate struct {
+	Aggregate string
+	Join      string
+	At        time.Time
 }
 
 // Claim takes capacity for a server. Claiming again for the same server
@@ -76,11 +124,19 @@ func (Release) hostCommand()        {}
 func (MarkDown) hostCommand()       {}
 func (MarkUp) hostCommand()         {}
 func (Remove) hostCommand()         {}
+func (JoinAggregate) hostCommand()  {}
+func (LeaveAggregate) hostCommand() {}
 
 // Decide returns the events a command produces, or says why it does not apply.
 func Decide(s State, c Command) ([]domain.Event, error) {
-	if r, ok := c.(Register); ok {
-		return decideRegister(s, r)
+	switch c := c.(type) {
+	case Register:
+		return decideRegister(s, c)
+	case LeaveAggregate:
+		// Accepted on a removed host too: its record of aggregates outlives
+		// it, since the aggregates let it go only after it is removed.
+		m, ok := s.Aggregates[c.Aggregate]
+		return when(s.Exists && ok && m.Join == c.Join, &AggregateLeft{Aggregate: c.Aggregate, Join: c.Join, At: c.At})
 	}
 	if !s.Exists || s.Removed {
 		return nil, domain.NotFoundf("host %s not found", s.ID)
@@ -112,6 +168,8 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		return when(!s.Down, &WentDown{LastSeen: c.LastSeen, At: c.At})
 	case MarkUp:
 		return when(s.Down, &CameUp{At: c.At})
+	case JoinAggregate:
+		return decideJoin(s, c)
 	case Remove:
 		if n := len(s.Claims); n > 0 {
 			return nil, domain.Conflictf("host %s still holds %d server(s); delete or move them before removing the host", s.Spec.Name, n)
@@ -192,18 +250,22 @@ func checkRatios(r Ratios) error {
 }
 
 func decideRatios(s State, c SetRatios) ([]domain.Event, error) {
-	if err := checkRatios(c.Ratios); err != nil {
+	if c.Ratios == (RatiosPatch{}) {
+		return nil, domain.Invalidf("name at least one of the cpu, ram and disk overcommit ratios")
+	}
+	r := c.Ratios.Apply(s.Ratios)
+	if err := checkRatios(r); err != nil {
 		return nil, err
 	}
-	if c.Ratios == s.Ratios {
+	if r == s.Ratios {
 		return nil, nil
 	}
 	next := s
-	next.Ratios = c.Ratios
+	next.Ratios = r
 	if !s.Used.Fits(next.Limit()) {
 		return nil, domain.Conflictf("host %s: servers already use %s, more than %s allowed by the new ratios", s.Spec.Name, show(s.Used), show(next.Limit()))
 	}
-	return []domain.Event{&RatiosChanged{Ratios: c.Ratios, At: c.At}}, nil
+	return []domain.Event{&RatiosChanged{Ratios: r, At: c.At}}, nil
 }
 
 // decideClaim is where double-booking is made impossible: the claim is

@@ -19,6 +19,8 @@ const (
 	TypeDown               = "host.down"
 	TypeUp                 = "host.up"
 	TypeRemoved            = "host.removed"
+	TypeAggregateJoined    = "host.aggregate_joined"
+	TypeAggregateLeft      = "host.aggregate_left"
 )
 
 // Registered records a host's identity and capacity (again when they change).
@@ -90,6 +92,24 @@ type Removed struct {
 	At time.Time `json:"at"`
 }
 
+// AggregateJoined records that the host is joining a host aggregate (of
+// zone Zone), before the aggregate lists it.
+type AggregateJoined struct {
+	Aggregate string    `json:"aggregate_id"`
+	Name      string    `json:"aggregate_name"`
+	Zone      string    `json:"zone,omitempty"`
+	Join      string    `json:"join_id"`
+	At        time.Time `json:"at"`
+}
+
+// AggregateLeft records that the host left a host aggregate (or that its
+// joining was undone because the aggregate refused it).
+type AggregateLeft struct {
+	Aggregate string    `json:"aggregate_id"`
+	Join      string    `json:"join_id"`
+	At        time.Time `json:"at"`
+}
+
 func (*Registered) EventType() string         { return TypeRegistered }
 func (*Enabled) EventType() string            { return TypeEnabled }
 func (*Disabled) EventType() string           { return TypeDisabled }
@@ -101,6 +121,8 @@ func (*Released) EventType() string           { return TypeReleased }
 func (*WentDown) EventType() string           { return TypeDown }
 func (*CameUp) EventType() string             { return TypeUp }
 func (*Removed) EventType() string            { return TypeRemoved }
+func (*AggregateJoined) EventType() string    { return TypeAggregateJoined }
+func (*AggregateLeft) EventType() string      { return TypeAggregateLeft }
 
 var registry = domain.Registry{
 	TypeRegistered:         func() domain.Event { return &Registered{} },
@@ -114,4 +136,6 @@ var registry = domain.Registry{
 	TypeDown:               func() domain.Event { return &WentDown{} },
 	TypeUp:                 func() domain.Event { return &CameUp{} },
 	TypeRemoved:            func() domain.Event { return &Removed{} },
+	TypeAggregateJoined:    func() domain.Event { return &AggregateJoined{} },
+	TypeAggregateLeft:      func() domain.Event { return &AggregateLeft{} },
 }

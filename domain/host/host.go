@@ -88,6 +88,10 @@ type State struct {
 	Claims            map[string]Resources // server id -> claimed resources
 	Used              Resources
 	Since             time.Time // last liveness change
+	// Aggregates are the host aggregates the host joined, by id: a superset
+	// of those that list it. It outlives a removal, as the aggregates let a
+	// removed host go only after its removal.
+	Aggregates map[string]Membership
 }
 
 // Limit is the capacity claims may use: physical capacity × ratios.
@@ -117,7 +121,7 @@ func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Registered:
 		if !s.Exists || s.Removed {
-			s = State{Ratios: DefaultRatios}
+			s = State{Ratios: DefaultRatios, Aggregates: s.Aggregates}
 		}
 		s.ID, s.Exists, s.Spec = e.ID, true, e.Spec
 		if e.Ratios != nil {
@@ -147,6 +151,12 @@ func Evolve(s State, ev domain.Event) State {
 		s.Down, s.Since = false, e.At
 	case *Removed:
 		s.Removed = true
+	case *AggregateJoined:
+		s.Aggregates = cloneAggregates(s.Aggregates)
+		s.Aggregates[e.Aggregate] = Membership{Name: e.Name, Zone: e.Zone, Join: e.Join}
+	case *AggregateLeft:
+		s.Aggregates = cloneAggregates(s.Aggregates)
+		delete(s.Aggregates, e.Aggregate)
 	}
 	return s
 }

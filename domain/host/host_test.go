@@ -124,8 +124,58 @@ func TestClaims(t *testing.T) {
 		{"release twice is a no-op", registered, host.Release{Server: "s-1", At: t1}, nil, 0, ""},
 		{"remove with servers", claimed, host.Remove{At: t1}, nil, domain.Conflict, "still holds 1 server(s)"},
 		{"remove empty", registered, host.Remove{At: t1}, []domain.Event{&host.Removed{At: t1}}, 0, ""},
-		{"ratios below use", with(registered, &host.Claimed{Server: "s-1", Resources: host.Resources{VCPUs: 40}, At: t0}), host.SetRatios{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}, At: t1}, nil, domain.Conflict, "more than"},
-		{"ratios change", registered, host.SetRatios{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}, At: t1}, []domain.Event{&host.RatiosChanged{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}, At: t1}}, 0, ""},
+		{"ratios below use", with(registered, &host.Claimed{Server: "s-1", Resources: host.Resources{VCPUs: 40}, At: t0}), host.SetRatios{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}.Patch(), At: t1}, nil, domain.Conflict, "more than"},
+		{"ratios change", registered, host.SetRatios{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}.Patch(), At: t1}, []domain.Event{&host.RatiosChanged{Ratios: host.Ratios{CPU: 2, RAM: 1, Disk: 1}, At: t1}}, 0, ""},
+	})
+}
+
+// A partial change of ratios is merged on the host's current ratios, so a
+// client that changes one ratio never puts back a stale value of another.
+func TestRatiosPatch(t *testing.T) {
+	two, half := 2.0, 0.5
+	ramChanged := with(registered, &host.RatiosChanged{Ratios: host.Ratios{CPU: 4, RAM: 1.5, Disk: 1}, At: t0})
+	run(t, []row{
+		{"cpu alone keeps ram and disk", ramChanged, host.SetRatios{Ratios: host.RatiosPatch{CPU: &two}, At: t1},
+			[]domain.Event{&host.RatiosChanged{Ratios: host.Ratios{CPU: 2, RAM: 1.5, Disk: 1}, At: t1}}, 0, ""},
+		{"the current value again changes nothing", ramChanged, host.SetRatios{Ratios: host.RatiosPatch{Disk: &def.Disk}, At: t1}, nil, 0, ""},
+		{"nothing named", registered, host.SetRatios{At: t1}, nil, domain.Invalid, "name at least one"},
+		{"a bad ratio among good ones", registered, host.SetRatios{Ratios: host.RatiosPatch{CPU: &two, RAM: new(float64)}, At: t1}, nil, domain.Invalid, "ram overcommit ratio must be above 0"},
+		{"the merge must still fit", with(registered, &host.Claimed{Server: "s-1", Resources: host.Resources{RAMMiB: 65536}, At: t0}),
+			host.SetRatios{Ratios: host.RatiosPatch{RAM: &half}, At: t1}, nil, domain.Conflict, "more than"},
+	})
+}
+
+// A host is in one availability zone: it records every host aggregate it
+// joins, with the aggregate's zone, and refuses a second zone.
+func TestOneZonePerHost(t *testing.T) {
+	join := func(agg, name, zone, id string) host.JoinAggregate {
+		return host.JoinAggregate{Aggregate: agg, Name: name, Zone: zone, Join: id, At: t1}
+	}
+	joined := func(agg, name, zone, id string) *host.AggregateJoined {
+		return &host.AggregateJoined{Aggregate: agg, Name: name, Zone: zone, Join: id, At: t1}
+	}
+	inAZ1 := with(registered, &host.AggregateJoined{Aggregate: "a-1", Name: "rack-1", Zone: "az1", Join: "j-1", At: t0})
+	inPlain := with(registered, &host.AggregateJoined{Aggregate: "a-3", Name: "ssd", Join: "j-3", At: t0})
+	run(t, []row{
+		{"join a zone", registered, join("a-1", "rack-1", "az1", "j-1"), []domain.Event{joined("a-1", "rack-1", "az1", "j-1")}, 0, ""},
+		{"join again with the same id changes nothing", inAZ1, join("a-1", "rack-1", "az1", "j-1"), nil, 0, ""},
+		{"join the same aggregate anew", inAZ1, join("a-1", "rack-1", "az1", "j-9"), []domain.Event{joined("a-1", "rack-1", "az1", "j-9")}, 0, ""},
+		{"another aggregate of the same zone", inAZ1, join("a-2", "rack-2", "az1", "j-2"), []domain.Event{joined("a-2", "rack-2", "az1", "j-2")}, 0, ""},
+		{"an aggregate of no zone", inAZ1, join("a-3", "ssd", "", "j-3"), []domain.Event{joined("a-3", "ssd", "", "j-3")}, 0, ""},
+		{"a zone after an aggregate of none", inPlain, join("a-1", "rack-1", "az1", "j-1"), []domain.Event{joined("a-1", "rack-1", "az1", "j-1")}, 0, ""},
+		{"a second zone", inAZ1, join("a-2", "rack-2", "az2", "j-2"), nil, domain.Conflict, "host node-1 is already in availability zone az1 (aggregate rack-1); a host is in one zone"},
+		{"a second zone after leaving the first", with(inAZ1, &host.AggregateLeft{Aggregate: "a-1", Join: "j-1", At: t0}), join("a-2", "rack-2", "az2", "j-2"),
+			[]domain.Event{joined("a-2", "rack-2", "az2", "j-2")}, 0, ""},
+		{"no join id", registered, join("a-1", "rack-1", "az1", ""), nil, domain.Invalid, "join id"},
+		{"unknown host", none, join("a-1", "rack-1", "az1", "j-1"), nil, domain.NotFound, "host h-1 not found"},
+		{"removed host", with(registered, &host.Removed{At: t0}), join("a-1", "rack-1", "az1", "j-1"), nil, domain.NotFound, "not found"},
+		{"leave", inAZ1, host.LeaveAggregate{Aggregate: "a-1", Join: "j-1", At: t1}, []domain.Event{&host.AggregateLeft{Aggregate: "a-1", Join: "j-1", At: t1}}, 0, ""},
+		{"leave keeps a newer joining", inAZ1, host.LeaveAggregate{Aggregate: "a-1", Join: "j-0", At: t1}, nil, 0, ""},
+		{"leave what was never joined", registered, host.LeaveAggregate{Aggregate: "a-1", Join: "j-1", At: t1}, nil, 0, ""},
+		{"a removed host leaves", with(inAZ1, &host.Removed{At: t0}), host.LeaveAggregate{Aggregate: "a-1", Join: "j-1", At: t1},
+			[]domain.Event{&host.AggregateLeft{Aggregate: "a-1", Join: "j-1", At: t1}}, 0, ""},
+		{"a host registered again keeps its aggregates", with(inAZ1, &host.Removed{At: t0}, &host.Registered{ID: "h-1", Spec: node, Ratios: &def, At: t0}),
+			join("a-2", "rack-2", "az2", "j-2"), nil, domain.Conflict, "already in availability zone az1"},
 	})
 }
 
@@ -154,7 +204,7 @@ func TestClaimsNeverOvercommit(t *testing.T) {
 			case 6, 7, 8:
 				cmd = host.Release{Server: server}
 			case 9:
-				cmd = host.SetRatios{Ratios: host.Ratios{CPU: float64(1 + rng.IntN(8)), RAM: 0.5 + rng.Float64(), Disk: 1}}
+				cmd = host.SetRatios{Ratios: host.Ratios{CPU: float64(1 + rng.IntN(8)), RAM: 0.5 + rng.Float64(), Disk: 1}.Patch()}
 			}
 			evs, err := host.Decide(s, cmd)
 			if err != nil {

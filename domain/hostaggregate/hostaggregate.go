@@ -2,6 +2,11 @@
 // of hosts with metadata that flavors can ask for, and that can make an
 // availability zone (metadata key availability_zone). It records membership
 // and metadata only; the scheduler reads them from the read model.
+//
+// "One zone per host" is decided by the host aggregate of package host,
+// which a host joins before an aggregate lists it (commands.App.AddAggregateHost).
+// This aggregate's part is to refuse an add decided against a zone it no
+// longer has, and to keep its zone while it has hosts.
 package hostaggregate
 
 import (
@@ -30,7 +35,11 @@ type State struct {
 	Name     string
 	Metadata map[string]string
 	Hosts    []string
+	Joins    map[string]string // host -> the join id its host recorded ("" before joins had ids)
 }
+
+// Zone is the aggregate's availability zone, "" for none.
+func (s State) Zone() string { return s.Metadata[AZKey] }
 
 // Command is one of the commands below.
 type Command interface{ aggCommand() }
@@ -49,14 +58,19 @@ type SetMetadata struct {
 	At       time.Time
 }
 
-// AddHost and RemoveHost change membership.
+// AddHost and RemoveHost change membership. AddHost carries the zone the
+// host joined under and the join id the host recorded; RemoveHost the join
+// id of the membership it ends, so that it never ends a newer one.
 type (
 	AddHost struct {
 		Host string
+		Zone string
+		Join string
 		At   time.Time
 	}
 	RemoveHost struct {
 		Host string
+		Join string
 		At   time.Time
 	}
 )
@@ -93,15 +107,18 @@ type MetadataSet struct {
 	At       time.Time         `json:"at"`
 }
 
-// HostAdded records a host joining the aggregate.
+// HostAdded records a host joining the aggregate (again, with a new join id,
+// when it was already a member).
 type HostAdded struct {
 	Host string    `json:"host"`
+	Join string    `json:"join_id,omitempty"`
 	At   time.Time `json:"at"`
 }
 
 // HostRemoved records a host leaving the aggregate.
 type HostRemoved struct {
 	Host string    `json:"host"`
+	Join string    `json:"join_id,omitempty"`
 	At   time.Time `json:"at"`
 }
 
@@ -190,17 +207,26 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		if maps.Equal(next, s.Metadata) {
 			return nil, nil
 		}
+		if next[AZKey] != s.Zone() && len(s.Hosts) > 0 {
+			return nil, domain.Conflictf("host aggregate %s has %d host(s): remove them before changing its availability zone, so that no host ends up in two zones", s.Name, len(s.Hosts))
+		}
 		return []domain.Event{&MetadataSet{Metadata: next, At: c.At}}, nil
 	case AddHost:
-		if slices.Contains(s.Hosts, c.Host) {
+		if c.Zone != s.Zone() {
+			return nil, domain.Conflictf("host aggregate %s changed its availability zone to %q meanwhile; add host %s again", s.Name, s.Zone(), c.Host)
+		}
+		if slices.Contains(s.Hosts, c.Host) && s.Joins[c.Host] == c.Join {
 			return nil, nil
 		}
-		return []domain.Event{&HostAdded{Host: c.Host, At: c.At}}, nil
+		return []domain.Event{&HostAdded{Host: c.Host, Join: c.Join, At: c.At}}, nil
 	case RemoveHost:
 		if !slices.Contains(s.Hosts, c.Host) {
 			return nil, domain.NotFoundf("host %s is not in aggregate %s", c.Host, s.Name)
 		}
-		return []domain.Event{&HostRemoved{Host: c.Host, At: c.At}}, nil
+		if s.Joins[c.Host] != c.Join {
+			return nil, domain.Conflictf("host %s was added to aggregate %s again meanwhile; remove it again", c.Host, s.Name)
+		}
+		return []domain.Event{&HostRemoved{Host: c.Host, Join: c.Join, At: c.At}}, nil
 	case Delete:
 		if len(s.Hosts) > 0 {
 			return nil, domain.Conflictf("host aggregate %s still has %d host(s); remove them first", s.Name, len(s.Hosts))
@@ -219,9 +245,18 @@ func Evolve(s State, ev domain.Event) State {
 	case *MetadataSet:
 		s.Metadata = maps.Clone(e.Metadata)
 	case *HostAdded:
-		s.Hosts = append(slices.Clone(s.Hosts), e.Host)
+		if !slices.Contains(s.Hosts, e.Host) {
+			s.Hosts = append(slices.Clone(s.Hosts), e.Host)
+		}
+		s.Joins = maps.Clone(s.Joins)
+		if s.Joins == nil {
+			s.Joins = map[string]string{}
+		}
+		s.Joins[e.Host] = e.Join
 	case *HostRemoved:
 		s.Hosts = slices.DeleteFunc(slices.Clone(s.Hosts), func(h string) bool { return h == e.Host })
+		s.Joins = maps.Clone(s.Joins)
+		delete(s.Joins, e.Host)
 	case *Deleted:
 		s.Deleted = true
 	}

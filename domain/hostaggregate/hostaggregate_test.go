@@ -1,6 +1,7 @@
 package hostaggregate_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -57,20 +58,63 @@ func TestMembershipAndMetadata(t *testing.T) {
 	if s.Metadata["gpu"] != "a100" || s.Metadata["ssd"] != "" || s.Metadata["availability_zone"] != "az1" {
 		t.Fatalf("metadata %v", s.Metadata)
 	}
-	evs, _ = d.Decide(s, hostaggregate.AddHost{Host: "h1"})
+	evs, _ = d.Decide(s, hostaggregate.AddHost{Host: "h1", Zone: "az1", Join: "j1"})
 	s = d.Fold(s, evs)
-	if evs, _ := d.Decide(s, hostaggregate.AddHost{Host: "h1"}); evs != nil {
+	if evs, _ := d.Decide(s, hostaggregate.AddHost{Host: "h1", Zone: "az1", Join: "j1"}); evs != nil {
 		t.Fatal("adding a host twice emitted events")
 	}
 	if _, err := d.Decide(s, hostaggregate.Delete{}); domain.KindOf(err) != domain.Conflict {
 		t.Fatalf("delete with hosts: %v", err)
 	}
-	evs, _ = d.Decide(s, hostaggregate.RemoveHost{Host: "h1"})
+	evs, _ = d.Decide(s, hostaggregate.RemoveHost{Host: "h1", Join: "j1"})
 	s = d.Fold(s, evs)
-	if _, err := d.Decide(s, hostaggregate.RemoveHost{Host: "h1"}); domain.KindOf(err) != domain.NotFound {
+	if _, err := d.Decide(s, hostaggregate.RemoveHost{Host: "h1", Join: "j1"}); domain.KindOf(err) != domain.NotFound {
 		t.Fatalf("removing a host that is not there: %v", err)
 	}
 	if _, err := d.Decide(s, hostaggregate.SetMetadata{Metadata: map[string]string{"bad key": "x"}}); domain.KindOf(err) != domain.Invalid {
 		t.Fatalf("bad key: %v", err)
+	}
+}
+
+// The aggregate keeps its zone while it has hosts, and refuses an add
+// decided against a zone it no longer has: a host's record of the zones it
+// joined (package host) stays true.
+func TestZoneRules(t *testing.T) {
+	d := hostaggregate.Decider
+	az1 := []domain.Event{&hostaggregate.Created{ID: "a", Name: "rack", Metadata: map[string]string{"availability_zone": "az1"}}}
+	withHost := append(append([]domain.Event(nil), az1...), &hostaggregate.HostAdded{Host: "h1", Join: "j1"})
+	rows := []struct {
+		name  string
+		given []domain.Event
+		when  hostaggregate.Command
+		want  []domain.Event
+		kind  domain.ErrorKind
+		msg   string
+	}{
+		{"add under the aggregate's zone", az1, hostaggregate.AddHost{Host: "h1", Zone: "az1", Join: "j1"}, []domain.Event{&hostaggregate.HostAdded{Host: "h1", Join: "j1"}}, 0, ""},
+		{"add under a zone it no longer has", az1, hostaggregate.AddHost{Host: "h1", Zone: "az0", Join: "j1"}, nil, domain.Conflict, `changed its availability zone to "az1" meanwhile`},
+		{"add again with a new join id records it", withHost, hostaggregate.AddHost{Host: "h1", Zone: "az1", Join: "j2"}, []domain.Event{&hostaggregate.HostAdded{Host: "h1", Join: "j2"}}, 0, ""},
+		{"remove a joining that was replaced", withHost, hostaggregate.RemoveHost{Host: "h1", Join: "j0"}, nil, domain.Conflict, "added to aggregate rack again meanwhile"},
+		{"remove", withHost, hostaggregate.RemoveHost{Host: "h1", Join: "j1"}, []domain.Event{&hostaggregate.HostRemoved{Host: "h1", Join: "j1"}}, 0, ""},
+		{"change the zone with hosts", withHost, hostaggregate.SetMetadata{Metadata: map[string]string{"availability_zone": "az2"}}, nil, domain.Conflict, "remove them before changing its availability zone"},
+		{"drop the zone with hosts", withHost, hostaggregate.SetMetadata{Metadata: map[string]string{"availability_zone": ""}}, nil, domain.Conflict, "has 1 host(s)"},
+		{"other metadata with hosts", withHost, hostaggregate.SetMetadata{Metadata: map[string]string{"ssd": "true"}},
+			[]domain.Event{&hostaggregate.MetadataSet{Metadata: map[string]string{"availability_zone": "az1", "ssd": "true"}}}, 0, ""},
+		{"change the zone without hosts", az1, hostaggregate.SetMetadata{Metadata: map[string]string{"availability_zone": "az2"}},
+			[]domain.Event{&hostaggregate.MetadataSet{Metadata: map[string]string{"availability_zone": "az2"}}}, 0, ""},
+	}
+	for _, c := range rows {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := d.Decide(d.Fold(d.Initial("a"), c.given), c.when)
+			if c.kind != 0 {
+				if domain.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.msg) || got != nil {
+					t.Fatalf("got %+v, %v; want kind %d mentioning %q", got, err, c.kind, c.msg)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
+			}
+		})
 	}
 }
