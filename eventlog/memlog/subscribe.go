@@ -26,6 +26,7 @@ func (l *Log) Subscribe(ctx context.Context, sub eventlog.Subscription) error {
 	}
 	sub = sub.Defaults()
 	g := l.group(sub)
+	mine := map[uint64]bool{} // taken by this subscriber, not acknowledged yet
 	queues := make([]chan domain.Envelope, sub.Workers)
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -37,7 +38,7 @@ func (l *Log) Subscribe(ctx context.Context, sub eventlog.Subscription) error {
 				select {
 				case env := <-q:
 					if sub.HandleWithRetry(ctx, env) {
-						l.ack(g, env.Sequence)
+						l.ack(g, env.Sequence, mine)
 					}
 				case <-ctx.Done():
 					return
@@ -45,7 +46,6 @@ func (l *Log) Subscribe(ctx context.Context, sub eventlog.Subscription) error {
 			}
 		}(queues[i])
 	}
-	mine := map[uint64]bool{}
 	l.dispatch(ctx, sub, g, queues, mine)
 	wg.Wait()
 	l.release(g, mine)
@@ -129,11 +129,12 @@ func (l *Log) advance(g *group) {
 	}
 }
 
-func (l *Log) ack(g *group, seq uint64) {
+func (l *Log) ack(g *group, seq uint64, mine map[uint64]bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	g.acked[seq] = true
 	delete(g.taken, seq)
+	delete(mine, seq)
 	l.advance(g)
 }
 
