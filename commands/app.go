@@ -35,15 +35,15 @@ type App struct {
 }
 
 // NewApp builds the handlers on one event store.
-func NewApp(store EventStore, isConflict func(error) bool) *App {
+func NewApp(store EventStore) *App {
 	a := &App{
-		Flavors:    New(store, flavor.Decider, isConflict, 10_000),
-		Images:     New(store, image.Decider, isConflict, 10_000),
-		Servers:    New(store, server.Decider, isConflict, 200_000),
-		Operations: New(store, operation.Decider, isConflict, 200_000),
-		Hosts:      New(store, host.Decider, isConflict, 20_000),
-		Groups:     New(store, servergroup.Decider, isConflict, 20_000),
-		Aggregates: New(store, hostaggregate.Decider, isConflict, 10_000),
+		Flavors:    New(store, flavor.Decider, 10_000),
+		Images:     New(store, image.Decider, 10_000),
+		Servers:    New(store, server.Decider, 200_000),
+		Operations: New(store, operation.Decider, 200_000),
+		Hosts:      New(store, host.Decider, 20_000),
+		Groups:     New(store, servergroup.Decider, 20_000),
+		Aggregates: New(store, hostaggregate.Decider, 10_000),
 		Now:        time.Now,
 	}
 	// Creates read the flavor and image they name; a second of staleness

@@ -15,7 +15,7 @@ func TestCreateSkipsTheReadButNotTheChecks(t *testing.T) {
 	s := openStore(t)
 	ctx := ctxT(t)
 	cs := newCounted(s)
-	h := commands.New(cs, flavor.Decider, isConflict, 100)
+	h := commands.New(cs, flavor.Decider, 100)
 	spec := flavor.Spec{Name: "m1", VCPUs: 1, RAMMiB: 512}
 	r1, err := h.Create(ctx, "f-1", flavor.Create{ID: "f-1", Spec: spec}, meta("create-f1"))
 	if err != nil || r1.Duplicate {
@@ -24,12 +24,12 @@ func TestCreateSkipsTheReadButNotTheChecks(t *testing.T) {
 	if n := cs.loadCount(); n != 0 {
 		t.Fatalf("Create read the store %d times for a new aggregate", n)
 	}
-	cold := commands.New(s, flavor.Decider, isConflict, 100)
+	cold := commands.New(s, flavor.Decider, 100)
 	r2, err := cold.Create(ctx, "f-1", flavor.Create{ID: "f-1", Spec: spec}, meta("create-f1"))
 	if err != nil || !r2.Duplicate || r2.Seq != r1.Seq {
 		t.Fatalf("retried create: %+v %v, first at %d", r2, err, r1.Seq)
 	}
-	_, err = commands.New(s, flavor.Decider, isConflict, 100).Create(ctx, "f-1", flavor.Create{ID: "f-1", Spec: spec}, meta("another"))
+	_, err = commands.New(s, flavor.Decider, 100).Create(ctx, "f-1", flavor.Create{ID: "f-1", Spec: spec}, meta("another"))
 	if domain.KindOf(err) != domain.Conflict {
 		t.Fatalf("create over an existing aggregate: %v", err)
 	}

@@ -17,18 +17,17 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/metrics"
 )
 
-// EventStore is the port to the event log (adapters/jetstream.Store).
-type EventStore interface {
-	Append(ctx context.Context, env *domain.Envelope, expectedSeq uint64) (seq uint64, duplicate bool, err error)
-	Load(ctx context.Context, aggregateType, id string, after uint64) ([]domain.Envelope, error)
-}
+// EventStore is the port to the event log.
+type EventStore = eventlog.Store
 
-// ErrConcurrency is what the store returns when the aggregate moved on.
-// Handlers built with New map the store's own error to it with IsConflict.
-var ErrConcurrency = errors.New("aggregate changed concurrently")
+// ErrConcurrency is eventlog.ErrConcurrency, the store's own error for a
+// lost optimistic race: a handler returns it (wrapped) when it gave up
+// after MaxAttempts.
+var ErrConcurrency = eventlog.ErrConcurrency
 
 // Meta is what travels with a command besides its data.
 type Meta struct {
@@ -66,11 +65,10 @@ const MaxAttempts = 6
 
 // Handler handles the commands of one aggregate type.
 type Handler[S any, C any] struct {
-	store      EventStore
-	decider    domain.Decider[S, C]
-	isConflict func(error) bool
-	cache      *cache[S]
-	locks      [256]sync.Mutex
+	store   EventStore
+	decider domain.Decider[S, C]
+	cache   *cache[S]
+	locks   [256]sync.Mutex
 	// Now stamps envelopes; tests may replace it.
 	Now func() time.Time
 	// FreshFor lets Load answer from the cache without asking the store when
@@ -83,10 +81,9 @@ type Handler[S any, C any] struct {
 	snaps   *snapshotter // nil: no snapshots (see UseSnapshots)
 }
 
-// New returns a handler for one aggregate. isConflict recognises the store's
-// optimistic-concurrency error. cacheSize bounds the cached states.
-func New[S any, C any](store EventStore, d domain.Decider[S, C], isConflict func(error) bool, cacheSize int) *Handler[S, C] {
-	return &Handler[S, C]{store: store, decider: d, isConflict: isConflict, cache: newCache[S](cacheSize), Now: time.Now}
+// New returns a handler for one aggregate. cacheSize bounds the cached states.
+func New[S any, C any](store EventStore, d domain.Decider[S, C], cacheSize int) *Handler[S, C] {
+	return &Handler[S, C]{store: store, decider: d, cache: newCache[S](cacheSize), Now: time.Now}
 }
 
 // Load returns the current state of one aggregate and its version. It
@@ -220,8 +217,8 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 			h.maybeSnapshot(id, next)
 			return Result[S]{Seq: seq, Version: next.version, State: next.state}, nil
 		}
-		if !h.isConflict(err) || attempt >= MaxAttempts {
-			if h.isConflict(err) {
+		if conflict := errors.Is(err, ErrConcurrency); !conflict || attempt >= MaxAttempts {
+			if conflict {
 				h.Metrics.CommandRefused(h.decider.Type, commandName(cmd), "concurrency")
 				return Result[S]{}, fmt.Errorf("%s %s: %w after %d attempts", h.decider.Type, id, ErrConcurrency, attempt)
 			}

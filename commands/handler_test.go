@@ -178,7 +178,7 @@ func TestConcurrentHandlersBoundedRetry(t *testing.T) {
 func TestRefusedDecisionWritesNothing(t *testing.T) {
 	s := openStore(t)
 	ctx := ctxT(t)
-	h := commands.New(s, flavor.Decider, isConflict, 100)
+	h := commands.New(s, flavor.Decider, 100)
 	if _, err := h.Handle(ctx, "f1", flavor.Delete{}, meta("del-missing")); domain.KindOf(err) != domain.NotFound {
 		t.Fatalf("delete of a missing flavor: %v; want NotFound", err)
 	}
@@ -196,7 +196,7 @@ func TestRefusedDecisionWritesNothing(t *testing.T) {
 		t.Fatalf("second create: %v; want Conflict", err)
 	}
 	// A cold handler refuses too, and writes nothing either.
-	if _, err := commands.New(s, flavor.Decider, isConflict, 100).Handle(ctx, "f1", flavor.Create{ID: "f1", Spec: spec}, meta("create-3")); domain.KindOf(err) != domain.Conflict {
+	if _, err := commands.New(s, flavor.Decider, 100).Handle(ctx, "f1", flavor.Create{ID: "f1", Spec: spec}, meta("create-3")); domain.KindOf(err) != domain.Conflict {
 		t.Fatalf("create on a cold handler: %v; want Conflict", err)
 	}
 	if n := head(t, s); n != 1 {

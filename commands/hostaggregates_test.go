@@ -20,7 +20,7 @@ import (
 // the zone, and the host ends up listed by one aggregate only.
 func TestRacingAddsNeverPutAHostInTwoZones(t *testing.T) {
 	store, ctx := openStore(t), ctxT(t)
-	apps := []*commands.App{commands.NewApp(store, isConflict), commands.NewApp(store, isConflict)}
+	apps := []*commands.App{commands.NewApp(store), commands.NewApp(store)}
 	for round := range 25 {
 		name := fmt.Sprintf("node-%d", round)
 		if _, err := apps[0].Hosts.Handle(ctx, commands.HostID(name), host.Register{ID: commands.HostID(name), Spec: host.Spec{Name: name, Driver: "fake", VCPUs: 4, RAMMiB: 4096}}, meta("reg-"+name)); err != nil {
@@ -76,9 +76,9 @@ func TestRacingAddsNeverPutAHostInTwoZones(t *testing.T) {
 // another zone afterwards. Removal lets the host go on both sides.
 func TestAddUndoesTheJoiningWhenTheAggregateRefuses(t *testing.T) {
 	js, ctx := openStore(t), ctxT(t)
-	other := commands.NewApp(js, isConflict) // another replica
+	other := commands.NewApp(js) // another replica
 	store := &afterJoin{Store: js}
-	a := commands.NewApp(store, isConflict)
+	a := commands.NewApp(store)
 	hid := commands.HostID("node-1")
 	if _, err := a.Hosts.Handle(ctx, hid, host.Register{ID: hid, Spec: host.Spec{Name: "node-1", Driver: "fake", VCPUs: 4, RAMMiB: 4096}}, meta("reg")); err != nil {
 		t.Fatal(err)

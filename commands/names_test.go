@@ -57,7 +57,7 @@ func newApp(t *testing.T, store commands.EventStore, js *keeljs.Store, age *atom
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := commands.NewApp(store, isConflict)
+	a := commands.NewApp(store)
 	a.Names = kvNames{kv: kv, age: age}
 	return a
 }
@@ -224,8 +224,8 @@ func TestCreateServerSeesUploadRecordedByAnotherReplica(t *testing.T) {
 func TestHandlerDoesNotRefuseOnAStaleCache(t *testing.T) {
 	s := openStore(t)
 	ctx := ctxT(t)
-	a := commands.New(s, flavor.Decider, isConflict, 100)
-	b := commands.New(s, flavor.Decider, isConflict, 100)
+	a := commands.New(s, flavor.Decider, 100)
+	b := commands.New(s, flavor.Decider, 100)
 	if st, _, err := a.Load(ctx, "f1"); err != nil || st.Exists {
 		t.Fatalf("Load = %+v, %v", st, err)
 	}

@@ -54,7 +54,7 @@ func TestSnapshotRoundTripEveryAggregate(t *testing.T) {
 
 func roundTrip[S any, C any](t *testing.T, d domain.Decider[S, C], cmds []C) {
 	rng := rand.New(rand.NewPCG(1, uint64(len(d.Type))))
-	h := New[S, C](nil, d, nil, 10)
+	h := New[S, C](nil, d, 10)
 	UseSnapshots(h, &MemorySnapshots{}, 1, nil)
 	check := func(what string, s S) {
 		t.Helper()

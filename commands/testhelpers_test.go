@@ -2,7 +2,6 @@ package commands_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -26,8 +25,6 @@ func openStore(t *testing.T) *keeljs.Store {
 	}
 	return s
 }
-
-func isConflict(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
@@ -99,7 +96,7 @@ var counter = domain.Decider[counterState, inc]{
 }
 
 func newCounter(store commands.EventStore) *commands.Handler[counterState, inc] {
-	return commands.New(store, counter, isConflict, 1000)
+	return commands.New(store, counter, 1000)
 }
 
 func meta(id string) commands.Meta {

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,67 +20,111 @@ type RebuildResult struct {
 	Duration   time.Duration `json:"duration_ns"`
 }
 
-// Rebuild replays the whole stream into fresh copies of the projection's
-// tables, then, under the projection's lock, applies what the live
-// projection took in meanwhile and swaps the copies in. Readers see the old
-// tables until the swap commits and the new ones after; the swap holds the
-// lock only for the tail of the log.
-//
-// Rebuilds of one projection are serialised across replicas by a session
-// advisory lock held for the whole rebuild.
+// Rebuild rebuilds one projection; see RebuildAll.
 func (r *Runner) Rebuild(ctx context.Context, p Projection) (RebuildResult, error) {
-	var res RebuildResult
-	err := r.withRebuildLock(ctx, p, func(conn *pgxpool.Conn) error {
-		var err error
-		res, err = r.rebuild(ctx, conn, p)
-		return err
-	})
-	return res, err
+	res, err := r.RebuildAll(ctx, []Projection{p})
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	return res[0], nil
 }
 
-// withRebuildLock runs fn holding the projection's rebuild lock on conn,
-// the one connection the rebuild then works on (so that several rebuilds
-// at once never wait on each other for connections).
-func (r *Runner) withRebuildLock(ctx context.Context, p Projection, fn func(conn *pgxpool.Conn) error) error {
+// RebuildAll replays the log once into fresh copies of the tables of every
+// projection of ps: each batch is decoded once and applied to every copy.
+// Then, in one transaction under the projections' locks, it applies what
+// the live projections took in meanwhile and swaps the copies in. Readers
+// see the old tables until the swap commits and the new ones after; the
+// swap holds the locks only for the tail of the log. The results follow
+// the order of ps.
+//
+// Rebuilds are serialised across replicas by a session advisory lock per
+// projection, held for the whole rebuild and taken in name order.
+func (r *Runner) RebuildAll(ctx context.Context, ps []Projection) ([]RebuildResult, error) {
+	var res []RebuildResult
+	err := r.withRebuildLocks(ctx, ps, func(conn *pgxpool.Conn) error {
+		var err error
+		res, err = r.rebuild(ctx, conn, inNameOrder(ps))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]RebuildResult{}
+	for _, rr := range res {
+		byName[rr.Projection] = rr
+	}
+	out := make([]RebuildResult, 0, len(res))
+	for _, p := range ps {
+		if rr, ok := byName[p.Name]; ok {
+			out = append(out, rr)
+			delete(byName, p.Name) // a projection named twice is rebuilt once
+		}
+	}
+	return out, nil
+}
+
+// withRebuildLocks runs fn holding the rebuild locks of ps on conn, the one
+// connection the rebuild then works on (so that several rebuilds at once
+// never wait on each other for connections).
+func (r *Runner) withRebuildLocks(ctx context.Context, ps []Projection, fn func(conn *pgxpool.Conn) error) error {
 	conn, err := r.Pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", p.Name, err)
+		return fmt.Errorf("rebuild: %w", err)
 	}
 	defer conn.Release()
-	key := lockKey("rebuild." + p.Name)
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
-		return fmt.Errorf("rebuild lock of %s: %w", p.Name, err)
+	for _, p := range inNameOrder(ps) {
+		key := lockKey("rebuild." + p.Name)
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+			return fmt.Errorf("rebuild lock of %s: %w", p.Name, err)
+		}
+		defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key) }()
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key) }()
 	return fn(conn)
 }
 
-func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, p Projection) (RebuildResult, error) {
+// rebuild rebuilds ps (in name order) on conn, which holds their rebuild locks.
+func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projection) ([]RebuildResult, error) {
 	start := time.Now()
-	rt := p.rebuild()
-	if err := createCopies(ctx, conn, p, rt); err != nil {
-		return RebuildResult{}, err
+	for _, p := range ps {
+		if err := createCopies(ctx, conn, p, p.rebuild()); err != nil {
+			return nil, err
+		}
 	}
-	head, err := r.streamHead(ctx)
+	head, err := r.Events.LastSequence(ctx)
 	if err != nil {
-		return RebuildResult{}, err
+		return nil, err
 	}
 	var done, commits uint64
 	if head > 0 {
-		err = consume(ctx, r.Stream, 1, head, func(envs []domain.Envelope) error {
-			n, err := r.applyTo(ctx, conn, p, rt, envs, done)
+		err = r.Events.Follow(ctx, 1, head, func(envs []domain.Envelope) error {
+			n, err := applyRebuild(ctx, conn, ps, nil, envs, done)
 			done, commits = n, commits+uint64(len(envs))
 			return err
 		})
+		if err == nil {
+			err = ctx.Err() // Follow returns nil when ctx ends
+		}
 		if err != nil {
-			return RebuildResult{}, fmt.Errorf("rebuild %s: %w", p.Name, err)
+			return nil, fmt.Errorf("rebuild %s: %w", names(ps), err)
 		}
 	}
-	seq, err := r.swap(ctx, conn, p, rt, done)
+	finals, err := r.swap(ctx, conn, ps, done)
 	if err != nil {
-		return RebuildResult{}, err
+		return nil, err
 	}
-	return RebuildResult{Projection: p.Name, Commits: commits, Sequence: seq, Duration: time.Since(start)}, nil
+	out := make([]RebuildResult, len(ps))
+	for i, p := range ps {
+		out[i] = RebuildResult{Projection: p.Name, Commits: commits, Sequence: finals[i], Duration: time.Since(start)}
+	}
+	return out, nil
+}
+
+func names(ps []Projection) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return strings.Join(out, ", ")
 }
 
 func createCopies(ctx context.Context, conn *pgxpool.Conn, p Projection, rt Tables) error {
@@ -93,67 +138,103 @@ func createCopies(ctx context.Context, conn *pgxpool.Conn, p Projection, rt Tabl
 	})
 }
 
-func (r *Runner) streamHead(ctx context.Context) (uint64, error) {
-	info, err := r.Stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream info: %w", err)
-	}
-	return info.State.LastSeq, nil
-}
-
 type execer interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// applyTo applies commits above after to the given tables, without a checkpoint.
-func (r *Runner) applyTo(ctx context.Context, db execer, p Projection, t Tables, envs []domain.Envelope, after uint64) (uint64, error) {
+// applyRebuild applies the commits above after to the rebuild tables of
+// every projection of ps, in one batch and without checkpoints: each
+// projection up to its limit (limits nil: no limit). It returns the last
+// sequence of envs above after.
+func applyRebuild(ctx context.Context, db execer, ps []Projection, limits []uint64, envs []domain.Envelope, after uint64) (uint64, error) {
 	decoded, err := decodeAll(envs)
 	if err != nil {
 		return after, err
 	}
+	last := after
+	if n := len(envs); n > 0 {
+		last = max(after, envs[n-1].Sequence)
+	}
 	b := &pgx.Batch{}
-	last, err := queue(b, p, t, envs, decoded, after)
-	if err != nil || b.Len() == 0 {
-		return last, err
+	for i, p := range ps {
+		n := len(envs)
+		if limits != nil {
+			n = through(envs, limits[i])
+		}
+		if _, err := queue(b, p, p.rebuild(), envs[:n], decoded[:n], after); err != nil {
+			return after, err
+		}
+	}
+	if b.Len() == 0 {
+		return last, nil
 	}
 	return last, db.SendBatch(ctx, b).Close()
 }
 
-// swap catches the copies up with the live checkpoint and renames them in.
-func (r *Runner) swap(ctx context.Context, conn *pgxpool.Conn, p Projection, rt Tables, done uint64) (uint64, error) {
-	var final uint64
+// through is the number of commits of envs (in order) up to sequence seq.
+func through(envs []domain.Envelope, seq uint64) int {
+	for i, e := range envs {
+		if e.Sequence > seq {
+			return i
+		}
+	}
+	return len(envs)
+}
+
+// swap catches each copy up with its projection's live checkpoint and
+// renames the copies in, in one transaction holding the projections' locks
+// (in name order, as the live runner takes them). It returns each
+// projection's checkpoint after the swap.
+func (r *Runner) swap(ctx context.Context, conn *pgxpool.Conn, ps []Projection, done uint64) ([]uint64, error) {
+	finals := make([]uint64, len(ps))
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(p.Name)); err != nil {
-			return err
+		live := make([]uint64, len(ps))
+		var behind uint64 // the furthest live checkpoint beyond done
+		for i, p := range ps {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(p.Name)); err != nil {
+				return err
+			}
+			var cur int64
+			if err := tx.QueryRow(ctx, `SELECT seq FROM projection_checkpoints WHERE name=$1 FOR UPDATE`, p.Name).Scan(&cur); err != nil {
+				return fmt.Errorf("read checkpoint of %s: %w", p.Name, err)
+			}
+			live[i], finals[i] = uint64(cur), max(done, uint64(cur))
+			behind = max(behind, uint64(cur))
 		}
-		var cur int64
-		if err := tx.QueryRow(ctx, `SELECT seq FROM projection_checkpoints WHERE name=$1 FOR UPDATE`, p.Name).Scan(&cur); err != nil {
-			return fmt.Errorf("read checkpoint of %s: %w", p.Name, err)
-		}
-		final = max(done, uint64(cur))
-		if uint64(cur) > done {
-			err := consume(ctx, r.Stream, done+1, uint64(cur), func(envs []domain.Envelope) error {
-				n, err := r.applyTo(ctx, tx, p, rt, envs, done)
-				done = n
+		if behind > done {
+			// Each copy takes the tail up to its own live checkpoint: the
+			// live runner goes on from there.
+			caught := done
+			err := r.Events.Follow(ctx, done+1, behind, func(envs []domain.Envelope) error {
+				n, err := applyRebuild(ctx, tx, ps, live, envs, caught)
+				caught = n
 				return err
 			})
+			if err == nil {
+				err = ctx.Err()
+			}
 			if err != nil {
-				return fmt.Errorf("catch up rebuild of %s: %w", p.Name, err)
+				return fmt.Errorf("catch up rebuild of %s: %w", names(ps), err)
 			}
 		}
-		for _, t := range p.Tables {
-			sql := fmt.Sprintf(`ALTER TABLE %[1]s RENAME TO %[1]s__old; ALTER TABLE %[2]s RENAME TO %[1]s; DROP TABLE %[1]s__old`, t, rt.T(t))
-			if _, err := tx.Exec(ctx, sql); err != nil {
-				return fmt.Errorf("swap %s: %w", t, err)
+		for i, p := range ps {
+			for _, t := range p.Tables {
+				sql := fmt.Sprintf(`ALTER TABLE %[1]s RENAME TO %[1]s__old; ALTER TABLE %[2]s RENAME TO %[1]s; DROP TABLE %[1]s__old`, t, p.rebuild().T(t))
+				if _, err := tx.Exec(ctx, sql); err != nil {
+					return fmt.Errorf("swap %s: %w", t, err)
+				}
+			}
+			_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET seq=$2, version=$3, updated_at=now() WHERE name=$1`, p.Name, int64(finals[i]), p.Version)
+			if err != nil {
+				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET seq=$2, version=$3, updated_at=now() WHERE name=$1`, p.Name, int64(final), p.Version)
-		return err
+		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("rebuild %s: %w", p.Name, err)
+		return nil, fmt.Errorf("rebuild %s: %w", names(ps), err)
 	}
-	return final, nil
+	return finals, nil
 }
 
 // Status is one projection's checkpoint and lag.
@@ -167,7 +248,7 @@ type Status struct {
 
 // Statuses lists every projection with its checkpoint and its lag behind the stream.
 func (r *Runner) Statuses(ctx context.Context) ([]Status, error) {
-	head, err := r.streamHead(ctx)
+	head, err := r.Events.LastSequence(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -12,22 +12,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 
-	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/catalog"
+	"github.com/keel-cloud/keel/eventlog"
 )
 
-// BatchSize bounds the commits applied in one transaction.
-const BatchSize = 1000
+// BatchSize bounds the commits applied in one transaction: one batch of
+// the follower.
+const BatchSize = eventlog.MaxBatch
 
 // Runner keeps projections up to date with the stream. Several replicas may
 // run one each: a per-projection advisory lock and the checkpoint read under
 // it make sure each commit is applied exactly once.
 type Runner struct {
-	Pool        *pgxpool.Pool
-	Stream      jetstream.Stream
+	Pool *pgxpool.Pool
+	// Events is the log the projections follow.
+	Events      eventlog.Follower
 	Projections []Projection
 	Log         *slog.Logger
 
@@ -41,15 +42,13 @@ type Runner struct {
 // is applied to every projection in one transaction that advances every
 // checkpoint, restarting after errors.
 func (r *Runner) Run(ctx context.Context) error {
-	for _, p := range r.Projections {
-		for {
-			err := r.prepare(ctx, p)
-			if err == nil || ctx.Err() != nil {
-				break
-			}
-			r.Log.Error("projection could not start; retrying", "projection", p.Name, "err", err)
-			_ = sleepCtx(ctx, time.Second)
+	for {
+		err := r.prepare(ctx)
+		if err == nil || ctx.Err() != nil {
+			break
 		}
+		r.Log.Error("projections could not start; retrying", "err", err)
+		_ = sleepCtx(ctx, time.Second)
 	}
 	for ctx.Err() == nil {
 		err := r.followOnce(ctx)
@@ -61,33 +60,65 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
-// prepare makes sure the checkpoint row exists, and rebuilds the projection
-// when the stored version is not the code's.
-func (r *Runner) prepare(ctx context.Context, p Projection) error {
-	_, err := r.Pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, version, seq) VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING`, p.Name, p.Version)
-	if err != nil {
-		return fmt.Errorf("projection %s checkpoint: %w", p.Name, err)
-	}
-	var v int
-	if err := r.Pool.QueryRow(ctx, `SELECT version FROM projection_checkpoints WHERE name=$1`, p.Name).Scan(&v); err != nil {
-		return fmt.Errorf("projection %s checkpoint: %w", p.Name, err)
-	}
-	if v == p.Version {
-		return nil
-	}
-	// Another replica may be rebuilding it too: take the rebuild lock, then
-	// look again.
-	return r.withRebuildLock(ctx, p, func(conn *pgxpool.Conn) error {
-		if err := conn.QueryRow(ctx, `SELECT version FROM projection_checkpoints WHERE name=$1`, p.Name).Scan(&v); err != nil {
+// prepare makes sure every checkpoint row exists, and rebuilds the
+// projections whose stored version is not the code's, all in one pass over
+// the log.
+func (r *Runner) prepare(ctx context.Context) error {
+	for _, p := range r.Projections {
+		_, err := r.Pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, version, seq) VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING`, p.Name, p.Version)
+		if err != nil {
 			return fmt.Errorf("projection %s checkpoint: %w", p.Name, err)
 		}
-		if v == p.Version {
-			return nil
+	}
+	stale, err := staleOf(ctx, r.Pool, r.Projections)
+	if err != nil || len(stale) == 0 {
+		return err
+	}
+	// Another replica may be rebuilding them too: take the rebuild locks,
+	// then look again.
+	return r.withRebuildLocks(ctx, stale, func(conn *pgxpool.Conn) error {
+		stale, err := staleOf(ctx, conn, stale)
+		if err != nil || len(stale) == 0 {
+			return err
 		}
-		r.Log.Info("projection version changed; rebuilding", "projection", p.Name, "from", v, "to", p.Version)
-		_, err := r.rebuild(ctx, conn, p)
+		for _, p := range stale {
+			r.Log.Info("projection version changed; rebuilding", "projection", p.Name, "to", p.Version)
+		}
+		_, err = r.rebuild(ctx, conn, stale)
 		return err
 	})
+}
+
+// staleOf returns the projections of ps whose checkpoint has another version.
+func staleOf(ctx context.Context, q querier, ps []Projection) ([]Projection, error) {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	rows, err := q.Query(ctx, `SELECT name, version FROM projection_checkpoints WHERE name = ANY($1)`, names)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint versions: %w", err)
+	}
+	defer rows.Close()
+	stored := map[string]int{}
+	for rows.Next() {
+		var name string
+		var version int
+		if err := rows.Scan(&name, &version); err != nil {
+			return nil, fmt.Errorf("read checkpoint versions: %w", err)
+		}
+		stored[name] = version
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read checkpoint versions: %w", err)
+	}
+	var out []Projection
+	for _, p := range ps {
+		if stored[p.Name] != p.Version {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func (r *Runner) followOnce(ctx context.Context) error {
@@ -101,7 +132,7 @@ func (r *Runner) followOnce(ctx context.Context) error {
 			from = cps[p.Name]
 		}
 	}
-	return consume(ctx, r.Stream, from+1, 0, func(envs []domain.Envelope) error {
+	return r.Events.Follow(ctx, from+1, 0, func(envs []domain.Envelope) error {
 		return r.applyLive(ctx, envs)
 	})
 }
@@ -146,7 +177,7 @@ func (r *Runner) applyLive(ctx context.Context, envs []domain.Envelope) error {
 	if err != nil {
 		return err
 	}
-	ordered := slices.SortedFunc(slices.Values(r.Projections), func(a, b Projection) int { return strings.Compare(a.Name, b.Name) })
+	ordered := inNameOrder(r.Projections)
 	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
 		locks := &pgx.Batch{}
 		for _, p := range ordered {
@@ -177,6 +208,14 @@ func (r *Runner) applyLive(ctx context.Context, envs []domain.Envelope) error {
 	})
 }
 
+// inNameOrder returns ps sorted by name, without repeats: the order in
+// which every lock on several projections is taken, so that no two holders
+// wait on each other.
+func inNameOrder(ps []Projection) []Projection {
+	out := slices.SortedFunc(slices.Values(ps), func(a, b Projection) int { return strings.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(out, func(a, b Projection) bool { return a.Name == b.Name })
+}
+
 // decodeAll decodes each commit once, for every projection to use.
 func decodeAll(envs []domain.Envelope) ([][]domain.Event, error) {
 	decoded := make([][]domain.Event, len(envs))
@@ -204,77 +243,6 @@ func queue(b *pgx.Batch, p Projection, t Tables, envs []domain.Envelope, decoded
 		last = env.Sequence
 	}
 	return last, nil
-}
-
-// consume delivers the commits from sequence from (up to and including to,
-// when to > 0) in batches, until ctx ends, fn fails, or to is reached.
-func consume(ctx context.Context, stream jetstream.Stream, from, to uint64, fn func([]domain.Envelope) error) error {
-	if from == 0 {
-		from = 1
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
-	})
-	if err != nil {
-		return fmt.Errorf("ordered consumer from %d: %w", from, err)
-	}
-	msgs := make(chan jetstream.Msg, 4*BatchSize)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel() // unblocks the callback when fn fails with a full buffer
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case msgs <- m:
-		case <-cctx.Done():
-		}
-	}, jetstream.PullMaxMessages(2*BatchSize))
-	if err != nil {
-		return fmt.Errorf("consume from %d: %w", from, err)
-	}
-	defer cc.Stop()
-	for {
-		var batch []domain.Envelope
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-msgs:
-			env, err := keeljs.DecodeMsg(m)
-			if err != nil {
-				return err
-			}
-			batch = append(batch, env)
-		}
-	drain:
-		for len(batch) < BatchSize && (to == 0 || batch[len(batch)-1].Sequence < to) {
-			select {
-			case m := <-msgs:
-				env, err := keeljs.DecodeMsg(m)
-				if err != nil {
-					return err
-				}
-				batch = append(batch, env)
-			default:
-				break drain
-			}
-		}
-		if to > 0 {
-			batch = upTo(batch, to)
-		}
-		if err := fn(batch); err != nil {
-			return err
-		}
-		if to > 0 && len(batch) > 0 && batch[len(batch)-1].Sequence >= to {
-			return nil
-		}
-	}
-}
-
-func upTo(batch []domain.Envelope, to uint64) []domain.Envelope {
-	for i, e := range batch {
-		if e.Sequence > to {
-			return batch[:i]
-		}
-	}
-	return batch
 }
 
 func lockKey(name string) int64 {

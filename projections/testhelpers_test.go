@@ -58,7 +58,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, store: s, app: commands.NewApp(s, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })}
+	w := &world{t: t, store: s, app: commands.NewApp(s)}
 	m := func(id string) commands.Meta {
 		return commands.Meta{CommandID: "seed-" + id, Actor: domain.Actor{User: "test"}}
 	}
@@ -208,7 +208,7 @@ func newDB(t *testing.T) *pgxpool.Pool {
 }
 
 func (w *world) runner(pool *pgxpool.Pool) *projections.Runner {
-	return &projections.Runner{Pool: pool, Stream: w.store.Stream(), Projections: projections.All(), Log: quietLog()}
+	return &projections.Runner{Pool: pool, Events: w.store, Projections: projections.All(), Log: quietLog()}
 }
 
 // start runs r until the returned stop is called (or the test ends); stop

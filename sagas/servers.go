@@ -16,19 +16,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/catalog"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/metrics"
 )
 
-// Durable is the server saga's consumer name.
+// Durable is the server saga's subscription name: renaming it re-consumes
+// the log.
 const Durable = "saga-servers-v1"
 
 // Operation kinds and their steps.
@@ -76,13 +75,12 @@ type ServerSaga struct {
 	groupLocks sync.Map // server group id -> *sync.Mutex
 }
 
-// Run follows the log until ctx ends.
-func (s *ServerSaga) Run(ctx context.Context, stream jetstream.Stream) error {
-	sub := keeljs.Subscription{
-		Durable: Durable,
-		Subjects: []string{keeljs.SubjectPrefix + server.AggregateType + ".>",
-			keeljs.SubjectPrefix + operation.AggregateType + ".>"},
-		Workers: 32,
+// Run follows server and operation commits until ctx ends.
+func (s *ServerSaga) Run(ctx context.Context, events eventlog.Subscriber) error {
+	sub := eventlog.Subscription{
+		Name:           Durable,
+		AggregateTypes: []string{server.AggregateType, operation.AggregateType},
+		Workers:        32,
 		Key: func(env domain.Envelope) string {
 			if env.CorrelationID != "" {
 				return env.CorrelationID
@@ -92,7 +90,7 @@ func (s *ServerSaga) Run(ctx context.Context, stream jetstream.Stream) error {
 		Handle: s.Handle,
 		Log:    s.Log,
 	}
-	return sub.Run(ctx, stream)
+	return events.Subscribe(ctx, sub)
 }
 
 func (s *ServerSaga) now() time.Time {

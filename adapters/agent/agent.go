@@ -8,22 +8,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/catalog"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/eventlog"
 )
 
 // Agent runs the hosts of one agent process.
 type Agent struct {
-	// Name identifies the agent process; its durable consumer is named after it.
-	Name   string
-	App    *commands.App
-	Stream jetstream.Stream
+	// Name identifies the agent process; its durable subscription is named
+	// after it (agent-<name>-v1).
+	Name string
+	App  *commands.App
+	// Events delivers the server commits the hosts act on.
+	Events eventlog.Subscriber
 	Hosts  []Host
 	Log    *slog.Logger
 	// CallTimeout bounds one driver call.
@@ -104,15 +104,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer close(done); a.heartbeat(ctx) }()
 		defer func() { <-done }() // the goodbye is sent before Run returns
 	}
-	sub := keeljs.Subscription{
-		Durable:  "agent-" + a.Name + "-v1",
-		Subjects: []string{keeljs.SubjectPrefix + server.AggregateType + ".>"},
-		Workers:  64,
-		Key:      hostAndServer,
-		Handle:   a.handle,
-		Log:      a.Log,
+	sub := eventlog.Subscription{
+		Name:           "agent-" + a.Name + "-v1",
+		AggregateTypes: []string{server.AggregateType},
+		Workers:        64,
+		Key:            hostAndServer,
+		Handle:         a.handle,
+		Log:            a.Log,
 	}
-	return sub.Run(ctx, a.Stream)
+	return a.Events.Subscribe(ctx, sub)
 }
 
 // hostAndServer orders a server's commits per host: the work of one host

@@ -57,14 +57,13 @@ func (a *API) registerAdmin(api huma.API) {
 			} else {
 				return nil, problem(ctx, http.StatusNotFound, "no projection named "+in.Name+"; see GET /v1/projections")
 			}
-			out := &RebuildOutput{}
-			for _, p := range todo {
-				r, err := a.Runner.Rebuild(ctx, p)
-				if err != nil {
-					return nil, a.fail(ctx, err)
-				}
-				out.Body.Items = append(out.Body.Items, r)
+			// All at once: the log is read once for every projection.
+			res, err := a.Runner.RebuildAll(ctx, todo)
+			if err != nil {
+				return nil, a.fail(ctx, err)
 			}
+			out := &RebuildOutput{}
+			out.Body.Items = res
 			return out, nil
 		})
 

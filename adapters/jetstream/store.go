@@ -11,7 +11,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/eventlog"
 )
+
+var _ eventlog.Log = (*Store)(nil)
 
 // StreamName is the one stream that holds every commit.
 const StreamName = "KEEL_EVENTS"
@@ -19,15 +22,12 @@ const StreamName = "KEEL_EVENTS"
 // SubjectPrefix starts every event subject: keel.events.<aggregate>.<id>.
 const SubjectPrefix = "keel.events."
 
-// ErrConcurrency means another writer moved the aggregate on since it was read.
-var ErrConcurrency = errors.New("aggregate was changed by another writer")
-
 // Subject returns the subject of one aggregate.
 func Subject(aggregateType, id string) string {
 	return SubjectPrefix + aggregateType + "." + id
 }
 
-// Store appends and reads commits on KEEL_EVENTS.
+// Store is the event log on KEEL_EVENTS: it implements eventlog.Log.
 type Store struct {
 	JS     jetstream.JetStream
 	stream jetstream.Stream
@@ -94,9 +94,11 @@ func Attach(ctx context.Context, nc *nats.Conn) (*Store, error) {
 }
 
 // Append publishes one commit if the aggregate's last commit is still at
-// expectedSeq (0: the aggregate has no commit yet). It returns the commit's
-// stream sequence. A retried append that already landed is recognised by
-// its command id and reported as landed.
+// expectedSeq (0: the aggregate has no commit yet), with
+// Nats-Expected-Last-Subject-Sequence, and returns the commit's stream
+// sequence; eventlog.ErrConcurrency when another writer moved the aggregate
+// on. A retried append that already landed is recognised by its command id
+// (Nats-Msg-Id) and reported as landed.
 //
 // duplicate is true when the command id had landed before this call
 // (JetStream's duplicate window, or the single-server retry trap): the
@@ -146,7 +148,7 @@ func (s *Store) Append(ctx context.Context, env *domain.Envelope, expectedSeq ui
 // command id, our earlier attempt landed; otherwise someone else moved on.
 func (s *Store) landedOrConflict(ctx context.Context, subj, commandID string) (uint64, error) {
 	if commandID == "" {
-		return 0, ErrConcurrency // without an id, no commit can be recognised as ours
+		return 0, eventlog.ErrConcurrency // without an id, no commit can be recognised as ours
 	}
 	m, err := s.stream.GetLastMsgForSubject(ctx, subj)
 	if err != nil {
@@ -156,7 +158,7 @@ func (s *Store) landedOrConflict(ctx context.Context, subj, commandID string) (u
 	if err := json.Unmarshal(m.Data, &env); err == nil && env.CommandID == commandID {
 		return m.Sequence, nil
 	}
-	return 0, ErrConcurrency
+	return 0, eventlog.ErrConcurrency
 }
 
 // Load returns the aggregate's commits with a stream sequence above after,

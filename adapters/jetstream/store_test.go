@@ -12,6 +12,7 @@ import (
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/eventlog"
 )
 
 func TestAppendOptimisticConcurrency(t *testing.T) {
@@ -26,12 +27,12 @@ func TestAppendOptimisticConcurrency(t *testing.T) {
 
 	// A writer that read the aggregate at seq1 is too late now.
 	_, dup, err := s.Append(ctx, envelope(t, "flavor", "a", 2, "c3"), seq1)
-	if !errors.Is(err, keeljs.ErrConcurrency) {
+	if !errors.Is(err, eventlog.ErrConcurrency) {
 		t.Fatalf("stale append: err = %v (dup %v), want ErrConcurrency", err, dup)
 	}
 	// Creating an aggregate that already exists (expected 0) is a conflict too.
 	_, _, err = s.Append(ctx, envelope(t, "flavor", "a", 1, "c4"), 0)
-	if !errors.Is(err, keeljs.ErrConcurrency) {
+	if !errors.Is(err, eventlog.ErrConcurrency) {
 		t.Fatalf("append with expected 0 to an existing subject: err = %v, want ErrConcurrency", err)
 	}
 	// Another aggregate is independent: expected 0 lands, even though the
@@ -91,7 +92,7 @@ func TestAppendRetryOfLandedCommitIsNotAConflict(t *testing.T) {
 			t.Fatalf("retry = seq %d dup %v err %v; want seq %d dup true", seq, dup, err, ack.Sequence)
 		}
 		// Someone else's commit with the same expected sequence is a conflict.
-		if _, _, err := s.Append(ctx, envelope(t, "server", "s1", 1, "cmd-other"), 0); !errors.Is(err, keeljs.ErrConcurrency) {
+		if _, _, err := s.Append(ctx, envelope(t, "server", "s1", 1, "cmd-other"), 0); !errors.Is(err, eventlog.ErrConcurrency) {
 			t.Fatalf("other command with stale sequence: err = %v, want ErrConcurrency", err)
 		}
 		if n := streamMsgs(t, s); n != 1 {
@@ -268,7 +269,7 @@ func TestCommitsSurviveRestart(t *testing.T) {
 		t.Fatalf("after restart LastSequence = %d, %v; want %d", head, err, last)
 	}
 	// Concurrency control still holds, and the log continues where it was.
-	if _, _, err := s2.Append(ctx, envelope(t, "flavor", "f", 5, "late"), last-1); !errors.Is(err, keeljs.ErrConcurrency) {
+	if _, _, err := s2.Append(ctx, envelope(t, "flavor", "f", 5, "late"), last-1); !errors.Is(err, eventlog.ErrConcurrency) {
 		t.Fatalf("stale append after restart: %v, want ErrConcurrency", err)
 	}
 	// A retry of the last command is still recognised.

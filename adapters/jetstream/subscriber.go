@@ -3,14 +3,12 @@ package jetstream
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/eventlog"
 )
 
 // AckWait is how long a delivered commit may go unacknowledged before
@@ -19,42 +17,24 @@ import (
 // longer keeps its commit with progress signals.
 const AckWait = 10 * time.Second
 
-// Subscription describes a durable subscriber to the event log: sagas,
-// agents, billing and audit. Its position lives in JetStream under Durable,
-// so it resumes where it stopped after a restart.
-type Subscription struct {
-	// Durable is the consumer name, versioned: renaming it re-consumes the stream.
-	Durable string
-	// Subjects filters the stream (e.g. keel.events.server.>).
-	Subjects []string
-	// Workers is the number of parallel workers; commits with the same
-	// Key are always handled by the same worker, in stream order.
-	Workers int
-	// Key picks the ordering key of a commit (default: its aggregate id).
-	Key func(env domain.Envelope) string
-	// Handle processes one commit. A nil error acknowledges it; an error
-	// has it redelivered after a delay.
-	Handle func(ctx context.Context, env domain.Envelope) error
-	Log    *slog.Logger
-}
-
-// Run consumes until ctx ends.
-func (s Subscription) Run(ctx context.Context, stream jetstream.Stream) error {
-	if s.Workers < 1 {
-		s.Workers = 1
+// Subscribe implements eventlog.Subscriber with a durable pull consumer
+// named sub.Name, filtered on the subjects of sub.AggregateTypes. Its
+// position lives in JetStream, so it resumes where it stopped after a
+// restart; replicas subscribing under one name share the commits.
+func (s *Store) Subscribe(ctx context.Context, sub eventlog.Subscription) error {
+	if err := sub.Validate(); err != nil {
+		return err
 	}
-	if s.Key == nil {
-		s.Key = func(env domain.Envelope) string { return env.AggregateID }
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: s.Durable, FilterSubjects: s.Subjects, AckPolicy: jetstream.AckExplicitPolicy,
+	sub = sub.Defaults()
+	cons, err := s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: sub.Name, FilterSubjects: filterSubjects(sub.AggregateTypes), AckPolicy: jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: AckWait, MaxAckPending: 8192,
 		MaxDeliver: -1,
 	})
 	if err != nil {
-		return fmt.Errorf("consumer %s: %w", s.Durable, err)
+		return fmt.Errorf("consumer %s: %w", sub.Name, err)
 	}
-	queues := make([]chan queued, s.Workers)
+	queues := make([]chan queued, sub.Workers)
 	var wg sync.WaitGroup
 	for i := range queues {
 		queues[i] = make(chan queued, 64)
@@ -64,7 +44,7 @@ func (s Subscription) Run(ctx context.Context, stream jetstream.Stream) error {
 			for {
 				select {
 				case m := <-q:
-					s.process(ctx, m.msg)
+					process(ctx, sub, m.msg)
 					m.stop()
 				case <-ctx.Done():
 					return
@@ -75,23 +55,21 @@ func (s Subscription) Run(ctx context.Context, stream jetstream.Stream) error {
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		env, err := DecodeMsg(m)
 		if err != nil {
-			s.Log.Error("undecodable commit; leaving it unacknowledged", "durable", s.Durable, "err", err)
+			sub.Log.Error("undecodable commit; leaving it unacknowledged", "durable", sub.Name, "err", err)
 			return
 		}
-		h := fnv.New32a()
-		h.Write([]byte(s.Key(env)))
 		// Progress signals start now, not when a worker takes the commit:
 		// a commit waiting in a queue must not be delivered again behind
 		// later commits of its key.
 		stop := keepInProgress(m)
 		select {
-		case queues[int(h.Sum32())%s.Workers] <- queued{m, stop}:
+		case queues[sub.WorkerOf(env)] <- queued{m, stop}:
 		case <-ctx.Done():
 			stop()
 		}
 	}, jetstream.PullMaxMessages(1024))
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", s.Durable, err)
+		return fmt.Errorf("consume %s: %w", sub.Name, err)
 	}
 	<-ctx.Done()
 	cc.Stop()
@@ -99,34 +77,31 @@ func (s Subscription) Run(ctx context.Context, stream jetstream.Stream) error {
 	return nil
 }
 
-func (s Subscription) process(ctx context.Context, m jetstream.Msg) {
+// filterSubjects are the subjects of the aggregate types (none: all).
+func filterSubjects(types []string) []string {
+	if len(types) == 0 {
+		return []string{SubjectPrefix + ">"}
+	}
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = SubjectPrefix + t + ".>"
+	}
+	return out
+}
+
+func process(ctx context.Context, sub eventlog.Subscription, m jetstream.Msg) {
 	if ctx.Err() != nil {
 		return // left unacknowledged: redelivered after a restart
 	}
 	env, err := DecodeMsg(m)
 	if err != nil {
-		s.Log.Error("undecodable commit; leaving it unacknowledged", "durable", s.Durable, "err", err)
+		sub.Log.Error("undecodable commit; leaving it unacknowledged", "durable", sub.Name, "err", err)
 		return
 	}
 	// Retry in place: later commits of the same key wait, so their order
-	// holds. Handlers ignore refusals, so what fails here is transient.
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := s.Handle(ctx, env)
-		if err == nil {
-			_ = m.Ack()
-			return
-		}
-		if ctx.Err() != nil {
-			return // left unacknowledged: redelivered after a restart
-		}
-		s.Log.Warn("subscriber retries commit", "durable", s.Durable, "seq", env.Sequence, "in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	// holds. Left unacknowledged when ctx ends: redelivered after a restart.
+	if sub.HandleWithRetry(ctx, env) {
+		_ = m.Ack()
 	}
 }
 

@@ -6,13 +6,52 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/eventlog"
+	"github.com/keel-cloud/keel/eventlog/eventlogtest"
 )
+
+// The JetStream event log passes the eventlog contract suite.
+func TestContract(t *testing.T) {
+	eventlogtest.Run(t, func(t *testing.T) eventlog.Log {
+		_, s := openStore(t, 0)
+		return s
+	})
+}
+
+// A subscription is a durable consumer named as the subscription, filtered
+// on its aggregate types' subjects: existing deployments keep their
+// positions (saga-servers-v1, agent-<name>-v1).
+func TestSubscriptionIsADurableConsumerOfItsName(t *testing.T) {
+	_, s := openStore(t, 0)
+	sub := eventlog.Subscription{Name: "saga-servers-v1", AggregateTypes: []string{"server", "operation"}, Workers: 2,
+		Handle: func(context.Context, domain.Envelope) error { return nil }}
+	runSub(t, s, sub)
+	ctx := ctxT(t)
+	var info *jetstream.ConsumerInfo
+	eventually(t, 10*time.Second, "the consumer exists", func() bool {
+		c, err := s.Stream().Consumer(ctx, sub.Name)
+		if err != nil {
+			return false
+		}
+		info, err = c.Info(ctx)
+		return err == nil
+	})
+	c := info.Config
+	if c.Durable != "saga-servers-v1" || !slices.Equal(c.FilterSubjects, []string{"keel.events.server.>", "keel.events.operation.>"}) ||
+		c.AckPolicy != jetstream.AckExplicitPolicy || c.DeliverPolicy != jetstream.DeliverAllPolicy || c.AckWait != keeljs.AckWait ||
+		c.MaxDeliver != -1 || c.MaxAckPending != 8192 {
+		t.Fatalf("consumer config %+v", c)
+	}
+}
 
 // recorder remembers every delivery a subscription handled.
 type recorder struct {
@@ -74,11 +113,11 @@ func appendRound(t *testing.T, s *keeljs.Store, ids []string, last map[string]ui
 }
 
 // runSub runs a subscription until the returned stop function is called.
-func runSub(t *testing.T, s *keeljs.Store, sub keeljs.Subscription) (stop func()) {
+func runSub(t *testing.T, s *keeljs.Store, sub eventlog.Subscription) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sub.Run(ctx, s.Stream()) }()
+	go func() { done <- s.Subscribe(ctx, sub) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -86,10 +125,10 @@ func runSub(t *testing.T, s *keeljs.Store, sub keeljs.Subscription) (stop func()
 			select {
 			case err := <-done:
 				if err != nil {
-					t.Errorf("subscription %s: %v", sub.Durable, err)
+					t.Errorf("subscription %s: %v", sub.Name, err)
 				}
 			case <-time.After(10 * time.Second):
-				t.Errorf("subscription %s did not stop", sub.Durable)
+				t.Errorf("subscription %s did not stop", sub.Name)
 			}
 		})
 	}
@@ -107,7 +146,7 @@ func TestSubscriptionDeliversOnceInKeyOrderAndResumes(t *testing.T) {
 		appendRound(t, s, ids, last, ver)
 	}
 	rec := newRecorder()
-	sub := keeljs.Subscription{Durable: "test-order-v1", Subjects: []string{"keel.events.server.>"}, Workers: 4,
+	sub := eventlog.Subscription{Name: "test-order-v1", AggregateTypes: []string{"server"}, Workers: 4,
 		Handle: rec.handle, Log: quietLog()}
 	stop := runSub(t, s, sub)
 	// More commits while it runs.
@@ -117,7 +156,7 @@ func TestSubscriptionDeliversOnceInKeyOrderAndResumes(t *testing.T) {
 	total := 15 * len(ids)
 	eventually(t, 15*time.Second, "every commit handled", func() bool { return rec.count() == total })
 	ctx := ctxT(t)
-	cons, err := s.Stream().Consumer(ctx, sub.Durable)
+	cons, err := s.Stream().Consumer(ctx, sub.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,55 +178,4 @@ func TestSubscriptionDeliversOnceInKeyOrderAndResumes(t *testing.T) {
 	eventually(t, 15*time.Second, "commits appended while stopped handled", func() bool { return rec.count() == total })
 	time.Sleep(300 * time.Millisecond) // room for a wrong redelivery to show up
 	rec.check(t, total)
-}
-
-func TestSubscriptionRedeliversAfterHandlerError(t *testing.T) {
-	_, s := openStore(t, 0)
-	ids := []string{"a", "b"}
-	last, ver := map[string]uint64{}, map[string]uint64{}
-	for i := 0; i < 3; i++ {
-		appendRound(t, s, ids, last, ver)
-	}
-	rec := newRecorder()
-	// The first commit of b fails once; it must come back and be handled.
-	failing := uint64(2)
-	rec.failOnce[failing] = true
-	sub := keeljs.Subscription{Durable: "test-retry-v1", Subjects: []string{"keel.events.>"}, Workers: 1,
-		Handle: rec.handle, Log: quietLog()}
-	runSub(t, s, sub)
-	eventually(t, 10*time.Second, "the failed commit handled after redelivery", func() bool {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		return rec.handled[failing] == 1
-	})
-	eventually(t, 5*time.Second, "all commits handled", func() bool { return rec.count() == 6 })
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if rec.attempts[failing] != 2 {
-		t.Fatalf("failed commit delivered %d times, want 2", rec.attempts[failing])
-	}
-	for seq, n := range rec.handled {
-		if n != 1 {
-			t.Fatalf("seq %d handled %d times", seq, n)
-		}
-	}
-}
-
-// Subscription documents that commits with the same key are handled in
-// stream order. A commit whose handler failed must therefore be handled
-// again before the later commits of its key, not after them.
-func TestSubscriptionKeepsKeyOrderAcrossARetry(t *testing.T) {
-	_, s := openStore(t, 0)
-	ids := []string{"a", "b"}
-	last, ver := map[string]uint64{}, map[string]uint64{}
-	for i := 0; i < 3; i++ {
-		appendRound(t, s, ids, last, ver)
-	}
-	rec := newRecorder()
-	rec.failOnce[2] = true // b v1
-	sub := keeljs.Subscription{Durable: "test-order-retry-v1", Subjects: []string{"keel.events.>"}, Workers: 2,
-		Handle: rec.handle, Log: quietLog()}
-	runSub(t, s, sub)
-	eventually(t, 10*time.Second, "all commits handled", func() bool { return rec.count() == 6 })
-	rec.check(t, 6)
 }

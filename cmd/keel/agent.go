@@ -96,7 +96,7 @@ func runAgent(f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	app := commands.NewApp(store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
+	app := commands.NewApp(store)
 	hosts, sims := fake.Fleet(f.prefix, f.hosts, fake.Knobs{Latency: f.latency, FailRate: f.failRate}, f.vcpus, f.ramMiB, f.diskGiB)
 	if f.stateDir != "" {
 		if err := fake.PersistFleet(sims, f.stateDir); err != nil {
@@ -111,7 +111,7 @@ func runAgent(f agentFlags) error {
 	if name == "" {
 		name = f.prefix
 	}
-	ag := &agent.Agent{Name: name, App: app, Stream: store.Stream(), Hosts: hosts, Log: log,
+	ag := &agent.Agent{Name: name, App: app, Events: store, Hosts: hosts, Log: log,
 		Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: f.heartbeat}
 	log.Info("agent starting", "hosts", f.hosts, "prefix", f.prefix, "nats", f.natsURL)
 	err = ag.Run(ctx)

@@ -111,5 +111,5 @@ func (e *benchEnv) eventStore(ctx context.Context, name string) (*keeljs.Store, 
 
 // newApp returns the real command handlers on a store.
 func newApp(store *keeljs.Store) *commands.App {
-	return commands.NewApp(store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
+	return commands.NewApp(store)
 }

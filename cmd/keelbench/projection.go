@@ -55,7 +55,7 @@ func runProjection(ctx context.Context, e *benchEnv, res *results) error {
 
 // startRunner runs a projection runner until the returned stop is called.
 func startRunner(ctx context.Context, e *benchEnv, pool *pgxpool.Pool, store *keeljs.Store, ps []projections.Projection) (stop func() error) {
-	r := &projections.Runner{Pool: pool, Stream: store.Stream(), Projections: ps, Log: e.log}
+	r := &projections.Runner{Pool: pool, Events: store, Projections: ps, Log: e.log}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()

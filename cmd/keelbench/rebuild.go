@@ -13,7 +13,7 @@ import (
 
 // runRebuild fills a log with whole server lifecycles (builds, some failed,
 // stops and starts, reboots, deletes, with their operations) and times
-// Runner.Rebuild of every projection, one after the other, as POST
+// Runner.RebuildAll of every projection (one pass over the log), as POST
 // /v1/projections/all/rebuild does.
 func runRebuild(ctx context.Context, e *benchEnv, res *results) error {
 	_, pool, err := e.database(ctx, "bench_rebuild")
@@ -31,16 +31,17 @@ func runRebuild(ctx context.Context, e *benchEnv, res *results) error {
 	if err := createCheckpoints(ctx, pool); err != nil {
 		return err
 	}
-	r := &projections.Runner{Pool: pool, Stream: store.Stream(), Projections: projections.All(), Log: e.log}
+	r := &projections.Runner{Pool: pool, Events: store, Projections: projections.All(), Log: e.log}
 	start := time.Now()
-	for _, p := range projections.All() {
-		rr, err := r.Rebuild(ctx, p)
-		if err != nil {
-			return err
-		}
-		logf("rebuilt %-16s %d commits to seq %d in %s", p.Name, rr.Commits, rr.Sequence, rr.Duration.Round(time.Millisecond))
+	rrs, err := r.RebuildAll(ctx, projections.All())
+	if err != nil {
+		return err
 	}
 	took := time.Since(start)
+	for _, rr := range rrs {
+		logf("rebuilt %-16s %d commits to seq %d", rr.Projection, rr.Commits, rr.Sequence)
+	}
+	logf("rebuilt %d projections in one pass over %d commits in %s", len(rrs), head, took.Round(time.Millisecond))
 	if err := logRows(ctx, pool); err != nil {
 		return err
 	}

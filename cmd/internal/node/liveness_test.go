@@ -34,9 +34,9 @@ func runAgent(t *testing.T, n *node.Node, prefix string, hosts int) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := commands.NewApp(store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
+	app := commands.NewApp(store)
 	fleet, _ := fake.Fleet(prefix, hosts, fake.Knobs{}, 16, 16384, 100)
-	ag := &agent.Agent{Name: prefix, App: app, Stream: store.Stream(), Hosts: fleet, Publish: nc.Publish, Flush: nc.Flush,
+	ag := &agent.Agent{Name: prefix, App: app, Events: store, Hosts: fleet, Publish: nc.Publish, Flush: nc.Flush,
 		HeartbeatEvery: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

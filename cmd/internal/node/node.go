@@ -152,9 +152,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startPostgres(ctx); err != nil {
 		return err
 	}
-	n.App = commands.NewApp(n.Store, func(err error) bool { return errors.Is(err, keeljs.ErrConcurrency) })
+	n.App = commands.NewApp(n.Store)
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
-	n.Runner = &projections.Runner{Pool: n.Pool, Stream: n.Store.Stream(), Projections: projections.All(), Log: c.Log}
+	n.Runner = &projections.Runner{Pool: n.Pool, Events: n.Store, Projections: projections.All(), Log: c.Log}
 	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: sagas.CachedSnapshot(n.Read, 100*time.Millisecond), Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
 	n.Saga.CatchUp = n.catchUp
 	n.Metrics = metrics.New()
@@ -190,7 +190,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	api.Backlog = &httpapi.Backlog{MaxLag: uint64(max(c.MaxLag, 0)), MaxBusy: c.MaxBusy, Lag: n.lag, Busy: n.Read.BusyServers}
 	n.goRun(func() error { return n.Runner.Run(runCtx) })
-	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store.Stream()) })
+	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store) })
 	n.goRun(func() error { n.Saga.WatchDeadlines(runCtx, n.Read, c.DeadlineEvery); return nil })
 	n.goRun(func() error {
 		n.Saga.ReleaseOrphans(runCtx, n.Read, min(c.OrphanGrace/2, 30*time.Second), c.OrphanGrace)
@@ -207,7 +207,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 		n.Hosts = sims
-		ag := &agent.Agent{Name: "embedded", App: n.App, Stream: n.Store.Stream(), Hosts: hosts, Log: c.Log,
+		ag := &agent.Agent{Name: "embedded", App: n.App, Events: n.Store, Hosts: hosts, Log: c.Log,
 			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, Flush: n.nc.Flush, HeartbeatEvery: c.HeartbeatEvery}
 		if err := ag.Register(ctx); err != nil {
 			return err
