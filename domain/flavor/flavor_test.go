@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/decidertest"
 	"github.com/keel-cloud/keel/domain/flavor"
 )
 
@@ -75,16 +76,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := flavor.Decide(flavor.Decider.Fold(flavor.State{}, c.given), c.when)
-			if c.kind != 0 {
-				if domain.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.msg) || got != nil {
-					t.Fatalf("got %+v, %v (kind %d); want kind %d mentioning %q", got, err, domain.KindOf(err), c.kind, c.msg)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, c.want) {
-				t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
-			}
+			decidertest.Decide(t, flavor.Decider, "", c.given, c.when, decidertest.Expect(c.want, c.kind, c.msg))
 		})
 	}
 }

@@ -2,12 +2,11 @@ package host_test
 
 import (
 	"math/rand/v2"
-	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/decidertest"
 	"github.com/keel-cloud/keel/domain/host"
 )
 
@@ -46,16 +45,7 @@ func run(t *testing.T, rows []row) {
 	t.Helper()
 	for _, c := range rows {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := host.Decide(host.Decider.Fold(host.Decider.Initial("h-1"), c.given), c.when)
-			if c.kind != 0 {
-				if domain.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.msg) || got != nil {
-					t.Fatalf("got %+v, %v (kind %d); want kind %d mentioning %q", got, err, domain.KindOf(err), c.kind, c.msg)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, c.want) {
-				t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
-			}
+			decidertest.Decide(t, host.Decider, "h-1", c.given, c.when, decidertest.Expect(c.want, c.kind, c.msg))
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/decidertest"
 	"github.com/keel-cloud/keel/domain/operation"
 )
 
@@ -23,9 +24,7 @@ var (
 	specs  = []operation.StepSpec{{Name: "schedule", Timeout: time.Minute}, {Name: "spawn", Timeout: 5 * time.Minute}}
 )
 
-func plus(base []domain.Event, more ...domain.Event) []domain.Event {
-	return slices.Concat(base, more)
-}
+var plus = decidertest.Plus
 
 // Histories of a two-step operation (schedule, then spawn).
 var (
@@ -39,70 +38,28 @@ var (
 )
 
 func fold(events []domain.Event) operation.State {
-	return operation.Decider.Fold(operation.State{}, events)
+	return decidertest.Fold(operation.Decider, string(oid), events)
 }
 
 // --- given/when/then ------------------------------------------------------
-
-type outcome struct {
-	events []domain.Event
-	kind   domain.ErrorKind
-	msg    []string
-}
-
-func then(evs ...domain.Event) outcome { return outcome{events: evs} }
-
-func refused(kind domain.ErrorKind, msg ...string) outcome { return outcome{kind: kind, msg: msg} }
-
-func (w outcome) check(t *testing.T, got []domain.Event, err error) {
-	t.Helper()
-	if w.kind != 0 {
-		if err == nil {
-			t.Fatalf("accepted with %s; want a refusal of kind %d mentioning %q", show(got), w.kind, w.msg)
-		}
-		if k := domain.KindOf(err); k != w.kind {
-			t.Fatalf("refused with kind %d (%v), want kind %d", k, err, w.kind)
-		}
-		for _, m := range w.msg {
-			if !strings.Contains(err.Error(), m) {
-				t.Errorf("message %q does not mention %q", err, m)
-			}
-		}
-		if got != nil {
-			t.Errorf("a refusal returned events too: %s", show(got))
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("refused: %v (kind %d)", err, domain.KindOf(err))
-	}
-	if !reflect.DeepEqual(got, w.events) {
-		t.Fatalf("events\n got %s\nwant %s", show(got), show(w.events))
-	}
-}
-
-func show(evs []domain.Event) string {
-	parts := make([]string, len(evs))
-	for i, ev := range evs {
-		parts[i] = fmt.Sprintf("%s%+v", ev.EventType(), ev)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
 
 type tc struct {
 	name  string
 	given []domain.Event
 	when  operation.Command
-	want  outcome
+	want  decidertest.Outcome
 }
+
+var (
+	then    = decidertest.Then
+	refused = decidertest.Refused
+	show    = decidertest.Show
+)
 
 func run(t *testing.T, cases []tc) {
 	t.Helper()
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := operation.Decide(fold(c.given), c.when)
-			c.want.check(t, got, err)
-		})
+		t.Run(c.name, func(t *testing.T) { decidertest.Decide(t, operation.Decider, string(oid), c.given, c.when, c.want) })
 	}
 }
 
@@ -160,7 +117,7 @@ func TestFailStep(t *testing.T) {
 
 func TestExpireStep(t *testing.T) {
 	deadline := t0.Add(time.Minute)
-	overdue := func(step, within string, at time.Time) outcome {
+	overdue := func(step, within string, at time.Time) decidertest.Outcome {
 		return then(&operation.StepFailed{Step: step, Reason: "step " + step + " did not finish within " + within, At: at})
 	}
 	run(t, []tc{
@@ -200,7 +157,7 @@ func TestFinish(t *testing.T) {
 		{"compensating without an error uses the given reason", plus(scheduling, &operation.StepFailed{Step: "schedule", At: at}),
 			operation.Finish{Reason: "gave up", At: at},
 			then(&operation.OperationFailed{Reason: "gave up", At: at})},
-		{"never began", none, operation.Finish{Reason: "x", At: at}, refused(domain.NotFound, "operation  not found")},
+		{"never began", none, operation.Finish{Reason: "x", At: at}, refused(domain.NotFound, "operation op-1 not found")},
 	})
 }
 
@@ -230,7 +187,7 @@ func TestTerminalRefusesEverything(t *testing.T) {
 				if _, ok := cmd.(operation.Begin); ok {
 					msg = "operation op-1 already exists"
 				}
-				refused(domain.Conflict, msg).check(t, got, err)
+				refused(domain.Conflict, msg).Check(t, got, err)
 			})
 		}
 	}

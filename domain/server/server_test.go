@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/decidertest"
 	"github.com/keel-cloud/keel/domain/server"
 )
 
@@ -32,9 +33,7 @@ var (
 	flv = server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}
 )
 
-func plus(base []domain.Event, more ...domain.Event) []domain.Event {
-	return slices.Concat(base, more)
-}
+var plus = decidertest.Plus
 
 // Histories: the past events that put a server into each state. The name of
 // each history is the state a user would see.
@@ -63,72 +62,28 @@ var histories = []struct {
 }
 
 func fold(events []domain.Event) server.State {
-	return server.Decider.Fold(server.State{}, events)
+	return decidertest.Fold(server.Decider, string(sid), events)
 }
 
 // --- given/when/then ------------------------------------------------------
-
-// outcome is the "then" of a case: events, or a refusal of a kind whose
-// message contains every msg.
-type outcome struct {
-	events []domain.Event
-	kind   domain.ErrorKind
-	msg    []string
-}
-
-func then(evs ...domain.Event) outcome { return outcome{events: evs} }
-
-func refused(kind domain.ErrorKind, msg ...string) outcome { return outcome{kind: kind, msg: msg} }
-
-func (w outcome) check(t *testing.T, got []domain.Event, err error) {
-	t.Helper()
-	if w.kind != 0 {
-		if err == nil {
-			t.Fatalf("accepted with %s; want a refusal of kind %d mentioning %q", show(got), w.kind, w.msg)
-		}
-		if k := domain.KindOf(err); k != w.kind {
-			t.Fatalf("refused with kind %d (%v), want kind %d", k, err, w.kind)
-		}
-		for _, m := range w.msg {
-			if !strings.Contains(err.Error(), m) {
-				t.Errorf("message %q does not mention %q", err, m)
-			}
-		}
-		if got != nil {
-			t.Errorf("a refusal returned events too: %s", show(got))
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("refused: %v (kind %d)", err, domain.KindOf(err))
-	}
-	if !reflect.DeepEqual(got, w.events) {
-		t.Fatalf("events\n got %s\nwant %s", show(got), show(w.events))
-	}
-}
-
-func show(evs []domain.Event) string {
-	parts := make([]string, len(evs))
-	for i, ev := range evs {
-		parts[i] = fmt.Sprintf("%s%+v", ev.EventType(), ev)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
 
 type tc struct {
 	name  string
 	given []domain.Event
 	when  server.Command
-	want  outcome
+	want  decidertest.Outcome
 }
+
+var (
+	then    = decidertest.Then
+	refused = decidertest.Refused
+	show    = decidertest.Show
+)
 
 func run(t *testing.T, cases []tc) {
 	t.Helper()
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := server.Decide(fold(c.given), c.when)
-			c.want.check(t, got, err)
-		})
+		t.Run(c.name, func(t *testing.T) { decidertest.Decide(t, server.Decider, string(sid), c.given, c.when, c.want) })
 	}
 }
 
@@ -302,7 +257,7 @@ func TestForceDelete(t *testing.T) {
 
 func TestAbortTask(t *testing.T) {
 	abort := server.AbortTask{Reason: "timed out", At: t1}
-	aborted := func(task server.Task) outcome {
+	aborted := func(task server.Task) decidertest.Outcome {
 		return then(&server.ActionFailed{Task: task, Reason: "timed out", At: t1})
 	}
 	noAction := refused(domain.Conflict, "server srv-1 has no start, stop or reboot in progress")
@@ -373,7 +328,7 @@ func TestReportMatrix(t *testing.T) {
 			t.Run(h.name+"/"+string(k), func(t *testing.T) {
 				evs, err := server.Decide(s, report(s.Host, k))
 				if s.Host == "" { // nothing runs on a host: every report is stale
-					refused(domain.Conflict, "reports on server srv-1, which is on host \"\"").check(t, evs, err)
+					refused(domain.Conflict, "reports on server srv-1, which is on host \"\"").Check(t, evs, err)
 					return
 				}
 				if slices.Contains(answers[h.name], k) {
@@ -382,7 +337,7 @@ func TestReportMatrix(t *testing.T) {
 					}
 					return
 				}
-				refused(domain.Conflict, fmt.Sprintf("report %q does not answer server srv-1, which is", k)).check(t, evs, err)
+				refused(domain.Conflict, fmt.Sprintf("report %q does not answer server srv-1, which is", k)).Check(t, evs, err)
 			})
 		}
 	}
@@ -397,7 +352,7 @@ func TestReportFromAnotherHostIsStale(t *testing.T) {
 		for _, host := range []string{h2, ""} {
 			t.Run(h.name+"/"+host, func(t *testing.T) {
 				evs, err := server.Decide(s, report(host, server.ReportDestroyed))
-				refused(domain.Conflict, fmt.Sprintf("host %q reports on server srv-1, which is on host %q", host, h1)).check(t, evs, err)
+				refused(domain.Conflict, fmt.Sprintf("host %q reports on server srv-1, which is on host %q", host, h1)).Check(t, evs, err)
 			})
 		}
 	}
@@ -408,7 +363,7 @@ func TestReportFromAnotherHostIsStale(t *testing.T) {
 // which the Conflict check before it makes unreachable.
 func TestUnknownReportKindIsInvalid(t *testing.T) {
 	evs, err := server.Decide(fold(active), report(h1, "exploded"))
-	refused(domain.Invalid, `unknown report kind "exploded"`).check(t, evs, err)
+	refused(domain.Invalid, `unknown report kind "exploded"`).Check(t, evs, err)
 }
 
 // --- evolve: what users see -----------------------------------------------
