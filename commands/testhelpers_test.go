@@ -7,22 +7,14 @@ import (
 	"time"
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/jetstream/jstest"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 )
 
 // openStore starts an embedded NATS server and opens the real event store.
 func openStore(t *testing.T) *keeljs.Store {
-	t.Helper()
-	e, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: t.TempDir(), SyncAlways: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	s, err := keeljs.Open(context.Background(), e.Conn, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := jstest.Store(t, 0)
 	return s
 }
 

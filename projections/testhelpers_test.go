@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/jetstream/jstest"
 	"github.com/keel-cloud/keel/adapters/postgres/pgtest"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
@@ -48,16 +49,8 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // newWorld starts embedded NATS and seeds flavors, images and a host.
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	e, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: t.TempDir(), SyncAlways: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	_, s := jstest.Store(t, 0)
 	ctx := ctxT(t)
-	s, err := keeljs.Open(ctx, e.Conn, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := &world{t: t, store: s, app: commands.NewApp(s)}
 	m := func(id string) commands.Meta {
 		return commands.Meta{CommandID: "seed-" + id, Actor: domain.Actor{User: "test"}}

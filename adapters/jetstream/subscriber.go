@@ -31,6 +31,9 @@ func (s *Store) Subscribe(ctx context.Context, sub eventlog.Subscription) error 
 		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: AckWait, MaxAckPending: 8192,
 		MaxDeliver: -1,
 	})
+	if ctx.Err() != nil {
+		return nil // ended before it started: nothing was handed over
+	}
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", sub.Name, err)
 	}

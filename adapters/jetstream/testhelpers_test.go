@@ -7,30 +7,16 @@ import (
 	"time"
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/jetstream/jstest"
 	"github.com/keel-cloud/keel/domain"
 )
 
-// startServer starts an embedded NATS server on dir and closes it when the
-// test ends.
-func startServer(t *testing.T, dir string) *keeljs.Embedded {
-	t.Helper()
-	e, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: dir, SyncAlways: true})
-	if err != nil {
-		t.Fatalf("start embedded nats: %v", err)
-	}
-	t.Cleanup(e.Close) // closing twice is harmless
-	return e
-}
+// startServer starts an embedded NATS server on dir (see jstest).
+func startServer(t *testing.T, dir string) *keeljs.Embedded { return jstest.Server(t, dir) }
 
 // openStore starts a fresh embedded server and opens the event store on it.
 func openStore(t *testing.T, dupWindow time.Duration) (*keeljs.Embedded, *keeljs.Store) {
-	t.Helper()
-	e := startServer(t, t.TempDir())
-	s, err := keeljs.Open(ctxT(t), e.Conn, 1, dupWindow)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	return e, s
+	return jstest.Store(t, dupWindow)
 }
 
 func ctxT(t *testing.T) context.Context {
