@@ -38,4 +38,3 @@ func TestActions(t *testing.T) {
 	}
 	run(t, scenarios)
 }
-
