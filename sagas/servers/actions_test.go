@@ -1,0 +1,40 @@
+package servers
+
+import (
+	"testing"
+
+	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/sagas/runner"
+)
+
+func TestActions(t *testing.T) {
+	var scenarios []scenario
+	for _, a := range []struct {
+		kind, step           string
+		requested, completed runner.Event
+	}{
+		{KindStart, StepPowerOn, fromServer(&server.StartRequested{Host: "h1", Operation: opID}), fromServer(&server.Started{Host: "h1"})},
+		{KindStop, StepPowerOff, fromServer(&server.StopRequested{Host: "h1", Operation: opID}), fromServer(&server.Stopped{Host: "h1"})},
+		{KindReboot, StepReboot, fromServer(&server.RebootRequested{Host: "h1", Operation: opID}), fromServer(&server.Rebooted{Host: "h1"})},
+	} {
+		scenarios = append(scenarios,
+			scenario{a.kind + ": requested, the operation begins", given{noOperation, onServer(opID, "")},
+				a.requested, []string{"operation.Begin op-1 op-1/begin"}},
+			scenario{a.kind + ": the host reports it done", given{running(a.kind, a.step, 0, a.step), onServer(opID, "")},
+				a.completed, []string{"operation.CompleteStep op-1 op-1/" + a.step + "/done/0"}},
+			scenario{a.kind + ": the host fails it", given{running(a.kind, a.step, 0, a.step), onServer(opID, "")},
+				fromServer(&server.ActionFailed{Reason: "libvirt said no"}), []string{"operation.Finish op-1 op-1/finish"}},
+			scenario{a.kind + ": deadline passed, the server's task is aborted", given{compensating(a.kind, a.step), onServer(opID, "")},
+				fromOperation(&operation.StepFailed{Step: a.step, Reason: "step did not finish within 1m0s"}),
+				[]string{"server.AbortTask srv-1 op-1/compensate {else operation.Finish op-1 op-1/finish}"}},
+			scenario{a.kind + ": the task aborted, compensation is over", given{compensating(a.kind, a.step), onServer(opID, "")},
+				a.completed, []string{"operation.Finish op-1 op-1/finish"}},
+			scenario{a.kind + ": superseded by a delete before it began", given{running(a.kind, a.step, 0, a.step), deleting("op-del")},
+				fromOperation(&operation.Began{}), []string{"operation.Finish op-1 op-1/finish"}},
+			scenario{a.kind + ": began on its server", given{running(a.kind, a.step, 0, a.step), onServer(opID, "")},
+				fromOperation(&operation.Began{}), nil},
+		)
+	}
+	run(t, scenarios)
+}

@@ -1,0 +1,61 @@
+package servers
+
+import (
+	"fmt"
+
+	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/sagas/runner"
+)
+
+// Create builds a server: schedule (placement, an effect), then spawn (the
+// host's agent reports). A spawn that failed on a host goes back to
+// schedule; a failed build gives its claim and group place back.
+func Create(t Timeouts) runner.Workflow {
+	return runner.Workflow{
+		Name:      "server create",
+		Kinds:     []string{KindCreate},
+		Events:    []string{server.TypeCreated, server.TypeScheduled, server.TypeSpawned, server.TypeSpawnFailed, server.TypeFailed},
+		Operation: operationOf,
+		React:     func(s runner.State, e runner.Event) []runner.Command { return reactCreate(t, s, e) },
+	}
+}
+
+func reactCreate(t Timeouts, s runner.State, e runner.Event) []runner.Command {
+	sid, opID := e.AggregateID, e.CorrelationID
+	switch ev := e.Event.(type) {
+	case *server.Created:
+		return begin(s, ev.Operation, KindCreate, sid,
+			operation.StepSpec{Name: StepSchedule, Timeout: t.Schedule},
+			operation.StepSpec{Name: StepSpawn, Timeout: t.Spawn})
+	case *server.Scheduled:
+		return completeOrFinish(s, ev.Operation, StepSchedule)
+	case *server.Spawned:
+		return completeOrFinish(s, opID, StepSpawn)
+	case *server.SpawnFailed:
+		reason := fmt.Sprintf("spawn on %s failed (%s); trying another host", ev.Host, ev.Reason)
+		return concat(release(s, opID, ev.Host, sid, "spawn failed: "+ev.Reason),
+			[]runner.Command{op(opID, fmt.Sprintf("rewind/%d", ev.Attempt), operation.Rewind{From: StepSpawn, To: StepSchedule, Reason: reason, At: s.Now})})
+	case *server.Failed:
+		return concat(release(s, ev.Operation, ev.Host, sid, "build failed"), leave(s, ev.Operation),
+			finish(s, ev.Operation, ev.Reason, compensatedCreate(ev.Host)))
+	case *operation.Began:
+		return supersededAtBegin(s)
+	case *operation.StepStarted:
+		if ev.Step == StepSchedule {
+			return []runner.Command{{Cmd: runner.Effect{Name: EffectPlace}, Operation: e.AggregateID, What: EffectPlace}}
+		}
+	case *operation.StepFailed:
+		return compensate(s, server.Fail{Reason: ev.Reason, Operation: string(s.Op.ID), At: s.Now}, ev.Reason)
+	}
+	return nil
+}
+
+// compensatedCreate names the steps a failed build undid: a build that
+// reached a host gave its spawn and its claim back.
+func compensatedCreate(host string) []string {
+	if host != "" {
+		return []string{StepSpawn, StepSchedule}
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package servers
+
+import (
+	"fmt"
+
+	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/sagas/runner"
+)
+
+// Delete removes a server: it ends the operation the delete superseded,
+// waits for the host to destroy the server, and gives its claim and group
+// place back. A host that does not confirm in time has the server removed
+// from the control plane anyway (forced).
+func Delete(t Timeouts) runner.Workflow {
+	return runner.Workflow{
+		Name:      "server delete",
+		Kinds:     []string{KindDelete},
+		Events:    []string{server.TypeDeleteRequested, server.TypeDeleted},
+		Operation: operationOf,
+		React:     func(s runner.State, e runner.Event) []runner.Command { return reactDelete(t, s, e) },
+	}
+}
+
+func reactDelete(t Timeouts, s runner.State, e runner.Event) []runner.Command {
+	sid, opID := e.AggregateID, e.CorrelationID
+	switch ev := e.Event.(type) {
+	case *server.DeleteRequested:
+		var out []runner.Command
+		if ev.Superseded != "" {
+			reason := fmt.Sprintf("superseded by delete (operation %s)", ev.Operation)
+			out = append(out, op(ev.Superseded, "superseded", operation.Finish{Reason: reason, At: s.Now}))
+		}
+		return append(out, begin(s, ev.Operation, KindDelete, sid, operation.StepSpec{Name: StepDestroy, Timeout: t.Destroy})...)
+	case *server.Deleted:
+		out := concat(release(s, opID, ev.Host, sid, "server deleted"), leave(s, opID))
+		if ev.Forced {
+			return append(out, finish(s, opID, ev.Reason, nil)...)
+		}
+		return append(out, completeOrFinish(s, opID, StepDestroy)...)
+	case *operation.Began:
+		return supersededAtBegin(s)
+	case *operation.StepFailed:
+		reason := "host did not confirm the delete (" + ev.Reason + "); removed from the control plane"
+		return compensate(s, server.ForceDelete{Reason: reason, At: s.Now}, ev.Reason)
+	}
+	return nil
+}
