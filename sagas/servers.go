@@ -1,7 +1,7 @@
 // Package sagas composes Keel's sagas: the runner (sagas/runner) carrying
-// out the pure server workflows (sagas/servers), the placement effect they
-// call for, and the reconcilers beside them (deadlines, orphaned claims,
-// host liveness), which are not sagas.
+// out the pure server workflows (sagas/servers) and the placement effect
+// they call for. The reconcilers beside them (deadlines, orphaned claims,
+// host liveness), which are not sagas, are in sagas/monitors.
 //
 // A saga's state is the operation aggregate itself, so it survives restarts;
 // the commands it sends have deterministic ids (<operation>/<step>/<what>),

@@ -15,7 +15,7 @@ import (
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/domain/server"
-	"github.com/keel-cloud/keel/sagas"
+	"github.com/keel-cloud/keel/sagas/monitors"
 )
 
 // Flavor as read.
@@ -290,16 +290,16 @@ func (r *ReadModel) AvailabilityZones(ctx context.Context) ([]AvailabilityZone, 
 	return out, nil
 }
 
-// SuspectClaims implements sagas.ClaimFinder: claims made before a time
+// SuspectClaims implements monitors.ClaimFinder: claims made before a time
 // whose server the read model does not show on that host.
-func (r *ReadModel) SuspectClaims(ctx context.Context, before time.Time, n int) ([]sagas.Claim, error) {
+func (r *ReadModel) SuspectClaims(ctx context.Context, before time.Time, n int) ([]monitors.Claim, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT c.host, c.server_id::text, c.claimed_at FROM host_claims c
 		LEFT JOIN servers s ON s.id = c.server_id
 		WHERE c.claimed_at < $1 AND (s.id IS NULL OR s.host IS DISTINCT FROM c.host) ORDER BY c.claimed_at LIMIT $2`, before, n)
 	if err != nil {
 		return nil, fmt.Errorf("query claims: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[sagas.Claim])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.Claim])
 }
 
 // FlavorFilter filters the flavor list.
@@ -426,14 +426,14 @@ func (r *ReadModel) Operation(ctx context.Context, id string) (Operation, error)
 	return o, err
 }
 
-// Overdue implements sagas.OverdueFinder.
-func (r *ReadModel) Overdue(ctx context.Context, now time.Time, n int) ([]sagas.OverdueStep, error) {
+// Overdue implements monitors.OverdueFinder.
+func (r *ReadModel) Overdue(ctx context.Context, now time.Time, n int) ([]monitors.OverdueStep, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT id::text, current_step, deadline FROM operations
 		WHERE status = 'running' AND current_step IS NOT NULL AND deadline < $1 ORDER BY deadline LIMIT $2`, now, n)
 	if err != nil {
 		return nil, fmt.Errorf("query overdue steps: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[sagas.OverdueStep])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.OverdueStep])
 }
 
 // Commit is one commit of the event log as read from history.
@@ -506,13 +506,13 @@ func (r *ReadModel) Events(ctx context.Context, f EventFilter, n int) ([]Commit,
 	return out, next, nil
 }
 
-// Liveness implements sagas.LivenessSource.
-func (r *ReadModel) Liveness(ctx context.Context) ([]sagas.HostLiveness, error) {
+// Liveness implements monitors.LivenessSource.
+func (r *ReadModel) Liveness(ctx context.Context) ([]monitors.HostLiveness, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT id::text, name, down FROM hosts`)
 	if err != nil {
 		return nil, fmt.Errorf("query hosts: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByPos[sagas.HostLiveness])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.HostLiveness])
 }
 
 // ServerGroup as read, with where its members are.
@@ -556,7 +556,7 @@ func (r *ReadModel) ServerGroup(ctx context.Context, id string) (ServerGroup, er
 	return one(ctx, r.Pool, groupCols+` WHERE id=$1`, scanGroup, id)
 }
 
-// StalledCompensations implements sagas.OverdueFinder: operations that have
+// StalledCompensations implements monitors.OverdueFinder: operations that have
 // been compensating since before a time.
 func (r *ReadModel) StalledCompensations(ctx context.Context, before time.Time, n int) ([]string, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT id::text FROM operations WHERE status = 'compensating' AND updated_at < $1 ORDER BY updated_at LIMIT $2`, before, n)

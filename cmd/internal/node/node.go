@@ -33,6 +33,7 @@ import (
 	"github.com/keel-cloud/keel/migrations"
 	"github.com/keel-cloud/keel/projections"
 	"github.com/keel-cloud/keel/sagas"
+	"github.com/keel-cloud/keel/sagas/monitors"
 )
 
 // Config configures a node.
@@ -191,11 +192,10 @@ func (n *Node) start(ctx context.Context) error {
 	api.Backlog = &httpapi.Backlog{MaxLag: uint64(max(c.MaxLag, 0)), MaxBusy: c.MaxBusy, Lag: n.lag, Busy: n.Read.BusyServers}
 	n.goRun(func() error { return n.Runner.Run(runCtx) })
 	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store) })
-	n.goRun(func() error { n.Saga.WatchDeadlines(runCtx, n.Read, c.DeadlineEvery); return nil })
-	n.goRun(func() error {
-		n.Saga.ReleaseOrphans(runCtx, n.Read, min(c.OrphanGrace/2, 30*time.Second), c.OrphanGrace)
-		return nil
-	})
+	deadlines := &monitors.Deadlines{App: n.App, Find: n.Read, Log: c.Log}
+	n.goRun(func() error { deadlines.Run(runCtx, c.DeadlineEvery); return nil })
+	orphans := &monitors.Orphans{App: n.App, Find: n.Read, Grace: c.OrphanGrace, Log: c.Log}
+	n.goRun(func() error { orphans.Run(runCtx, min(c.OrphanGrace/2, 30*time.Second)); return nil })
 	if err := n.watchLiveness(runCtx); err != nil {
 		return err
 	}
@@ -385,7 +385,7 @@ func nameErr(err error) error {
 
 // watchLiveness feeds heartbeats (core NATS) to the liveness monitor.
 func (n *Node) watchLiveness(ctx context.Context) error {
-	l := &sagas.Liveness{App: n.App, Hosts: n.Read, Timeout: n.Config.HeartbeatTimeout, Log: n.Config.Log}
+	l := &monitors.Liveness{App: n.App, Hosts: n.Read, Timeout: n.Config.HeartbeatTimeout, Log: n.Config.Log}
 	sub, err := n.nc.Subscribe(agent.HeartbeatSubject+"*", func(m *nats.Msg) {
 		l.Beat(strings.TrimPrefix(m.Subject, agent.HeartbeatSubject))
 	})
