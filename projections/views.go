@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"time"
 
-	
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
 	"github.com/keel-cloud/keel/domain/host"
