@@ -17,6 +17,10 @@ import (
 // it holds no record of (compare with errors.Is).
 var ErrNotParked = errors.New("no such parked commit")
 
+// ErrInvalidCursor is what ParkingLot.List returns for a cursor it did not
+// hand out.
+var ErrInvalidCursor = errors.New("invalid cursor")
+
 // ParkState is where a parked commit stands.
 type ParkState string
 
@@ -86,11 +90,11 @@ func ParkCursor(sub string, seq uint64) string {
 func parseCursor(c string) (string, uint64, error) {
 	i := strings.LastIndexByte(c, '/')
 	if i < 0 {
-		return "", 0, fmt.Errorf("invalid cursor %q", c)
+		return "", 0, fmt.Errorf("%w %q", ErrInvalidCursor, c)
 	}
 	seq, err := strconv.ParseUint(c[i+1:], 10, 64)
 	if err != nil {
-		return "", 0, fmt.Errorf("invalid cursor %q", c)
+		return "", 0, fmt.Errorf("%w %q", ErrInvalidCursor, c)
 	}
 	return c[:i], seq, nil
 }
