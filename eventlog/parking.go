@@ -145,3 +145,25 @@ func BoundReason(s string) string {
 	}
 	return s[:cut] + "…"
 }
+
+// CountParked counts the records of lot by subscription, with every name
+// of subs present (0 when it has none), so that a gauge drops back to 0.
+func CountParked(ctx context.Context, lot ParkingLot, subs ...string) (map[string]int, error) {
+	counts := map[string]int{}
+	for _, s := range subs {
+		counts[s] = 0
+	}
+	for after := ""; ; {
+		page, next, err := lot.List(ctx, "", after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, pc := range page {
+			counts[pc.Subscription]++
+		}
+		if next == "" {
+			return counts, nil
+		}
+		after = next
+	}
+}
