@@ -18,6 +18,7 @@ func RunParkingLot(t *testing.T, newLot func(t *testing.T) eventlog.ParkingLot) 
 		name string
 		run  func(*testing.T, eventlog.ParkingLot)
 	}{
+		{"EmptyLotListsNothing", emptyLotListsNothing},
 		{"ParkedCommitReadsBackAsParked", parkedCommitReadsBackAsParked},
 		{"UnknownCommitIsNotParked", unknownCommitIsNotParked},
 		{"RetryMarksAndRemoveForgets", retryMarksAndRemoveForgets},
@@ -53,6 +54,15 @@ func samePark(t *testing.T, got, want eventlog.ParkedCommit) {
 	got.FirstFailedAt, got.ParkedAt, want.FirstFailedAt, want.ParkedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("read back %+v, parked %+v", got, want)
+	}
+}
+
+func emptyLotListsNothing(t *testing.T, l eventlog.ParkingLot) {
+	for _, sub := range []string{"", "saga-servers-v1"} {
+		page, next, err := l.List(ctxT(t), sub, "", 10)
+		if err != nil || len(page) != 0 || next != "" {
+			t.Fatalf("List %q of an empty lot: %v, next %q, %v", sub, page, next, err)
+		}
 	}
 }
 
