@@ -26,13 +26,22 @@ type ParkingLot struct{ kv jetstream.KeyValue }
 
 var _ eventlog.ParkingLot = (*ParkingLot)(nil)
 
-// ParkingLot opens (or creates) the parked-commits bucket with the stream's
-// replicas.
+// ParkingLot opens the parked-commits bucket, or creates it with the
+// stream's replicas. An existing bucket is left as it is: an agent attached
+// to the log must not change what keel serve made.
 func (s *Store) ParkingLot(ctx context.Context) (*ParkingLot, error) {
-	kv, err := s.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	if kv, err := s.JS.KeyValue(ctx, ParkedBucket); err == nil {
+		return &ParkingLot{kv: kv}, nil
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open kv %s: %w", ParkedBucket, err)
+	}
+	kv, err := s.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: ParkedBucket, Description: "Keel commits whose reaction kept failing, parked for an operator",
 		Storage: jetstream.FileStorage, Replicas: max(s.Replicas, 1), History: 1,
 	})
+	if errors.Is(err, jetstream.ErrBucketExists) { // made meanwhile by another process
+		kv, err = s.JS.KeyValue(ctx, ParkedBucket)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open kv %s: %w", ParkedBucket, err)
 	}
