@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -85,10 +86,13 @@ func (r *Runner) withRebuildLocks(ctx context.Context, ps []Projection, fn func(
 // rebuild rebuilds ps (in name order) on conn, which holds their rebuild locks.
 func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projection) ([]RebuildResult, error) {
 	start := time.Now()
+	var indexes []string
 	for _, p := range ps {
-		if err := createCopies(ctx, conn, p, p.rebuild()); err != nil {
+		later, err := createCopies(ctx, conn, p, p.rebuild())
+		if err != nil {
 			return nil, err
 		}
+		indexes = append(indexes, later...)
 	}
 	head, err := r.Events.LastSequence(ctx)
 	if err != nil {
@@ -106,6 +110,11 @@ func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projectio
 		}
 		if err != nil {
 			return nil, fmt.Errorf("rebuild %s: %w", names(ps), err)
+		}
+	}
+	for _, sql := range indexes {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return nil, fmt.Errorf("rebuild %s: index: %w", names(ps), err)
 		}
 	}
 	finals, err := r.swap(ctx, conn, ps, done)
@@ -127,16 +136,65 @@ func names(ps []Projection) string {
 	return strings.Join(out, ", ")
 }
 
-func createCopies(ctx context.Context, conn *pgxpool.Conn, p Projection, rt Tables) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+// createCopies creates the rebuild copies of p's tables with their columns,
+// defaults and keys (primary and unique: ON CONFLICT needs them), and
+// returns the statements that create their other indexes, run once the
+// copies are filled: building an index once is cheaper than keeping it up
+// to date row by row.
+func createCopies(ctx context.Context, conn *pgxpool.Conn, p Projection, rt Tables) ([]string, error) {
+	var later []string
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		for _, t := range p.Tables {
-			if _, err := tx.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL)`, rt.T(t), rt.T(t), t)); err != nil {
+			cp := rt.T(t)
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %s; CREATE TABLE %s (LIKE %s INCLUDING ALL EXCLUDING INDEXES)`, cp, cp, t)); err != nil {
 				return fmt.Errorf("create rebuild table for %s: %w", t, err)
+			}
+			rows, err := tx.Query(ctx, `SELECT pg_get_indexdef(i.indexrelid), i.indisunique, coalesce(pg_get_constraintdef(c.oid), '')
+				FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+				WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid`, t)
+			if err != nil {
+				return fmt.Errorf("read indexes of %s: %w", t, err)
+			}
+			type index struct {
+				def, constraint string
+				unique          bool
+			}
+			idx, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (index, error) {
+				var x index
+				return x, r.Scan(&x.def, &x.unique, &x.constraint)
+			})
+			if err != nil {
+				return fmt.Errorf("read indexes of %s: %w", t, err)
+			}
+			for _, x := range idx {
+				var sql string
+				switch {
+				case x.constraint != "":
+					sql = `ALTER TABLE ` + cp + ` ADD ` + x.constraint
+				default:
+					m := indexDef.FindStringSubmatchIndex(x.def)
+					if m == nil {
+						return fmt.Errorf("index of %s not understood: %s", t, x.def)
+					}
+					sql = x.def[:m[3]] + " ON " + cp + x.def[m[1]:] // CREATE [UNIQUE] INDEX ON copy USING ...
+				}
+				if x.unique || x.constraint != "" {
+					if _, err := tx.Exec(ctx, sql); err != nil {
+						return fmt.Errorf("key of rebuild table %s: %w", cp, err)
+					}
+					continue
+				}
+				later = append(later, sql)
 			}
 		}
 		return nil
 	})
+	return later, err
 }
+
+// indexDef matches the head of pg_get_indexdef's text up to the table:
+// group 1 is "CREATE [UNIQUE] INDEX", then the name and "ON [ONLY] table".
+var indexDef = regexp.MustCompile(`^(CREATE (?:UNIQUE )?INDEX) \S+ ON (?:ONLY )?\S+`)
 
 type execer interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults

@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,4 +140,42 @@ func (h *holding) Follow(ctx context.Context, from, to uint64, fn func([]domain.
 		<-h.release
 	}
 	return err
+}
+
+// A rebuild builds the copies' secondary indexes after filling them; the
+// tables swapped in must have every index and key the live ones had.
+func TestRebuildKeepsEveryIndexAndKey(t *testing.T) {
+	w := newWorld(t)
+	w.servers("idx", 3)
+	pool := newDB(t)
+	r := w.runner(pool)
+	stop := start(t, r)
+	w.caughtUp(r)
+	must(t, stop())
+	shape := func() map[string]string {
+		out := map[string]string{}
+		for _, tb := range tables() {
+			var s string
+			err := pool.QueryRow(ctxT(t), `SELECT string_agg(def, E'\n' ORDER BY def) FROM (
+				SELECT regexp_replace(pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX) \S+ ON \S+', '\1 ON t') ||
+					coalesce(' constraint ' || c.contype::text || ' ' || pg_get_constraintdef(c.oid), '') AS def
+				FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+				WHERE i.indrelid = $1::regclass) d`, tb).Scan(&s)
+			must(t, err)
+			out[tb] = s
+		}
+		return out
+	}
+	before := shape()
+	if !strings.Contains(before["events"], "USING gin (types)") || !strings.Contains(before["servers"], "WHERE (task IS NOT NULL)") {
+		t.Fatalf("the live tables lack the indexes this test looks for: %v", before)
+	}
+	_, err := r.RebuildAll(ctxT(t), projections.All())
+	must(t, err)
+	after := shape()
+	for _, tb := range tables() {
+		if before[tb] != after[tb] {
+			t.Errorf("table %s after a rebuild has indexes\n%s\nwant\n%s", tb, after[tb], before[tb])
+		}
+	}
 }
