@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -100,6 +101,12 @@ func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projectio
 	}
 	var done, commits uint64
 	if head > 0 {
+		// The copies are seen by no one until the swap, and a rebuild cut
+		// short starts again from nothing: their batches need not wait for
+		// the disk. The swap below commits synchronously.
+		if _, err := conn.Exec(ctx, `SET synchronous_commit = off`); err != nil {
+			return nil, fmt.Errorf("rebuild %s: %w", names(ps), err)
+		}
 		err = followAhead(ctx, r.Events, 1, head, func(envs []domain.Envelope, decoded [][]domain.Event) error {
 			n, err := applyRebuild(ctx, conn, ps, nil, envs, decoded, done)
 			done, commits = n, commits+uint64(len(envs))
@@ -107,6 +114,11 @@ func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projectio
 		})
 		if err == nil {
 			err = ctx.Err() // Follow returns nil when ctx ends
+		}
+		if _, rerr := conn.Exec(context.WithoutCancel(ctx), `RESET synchronous_commit`); rerr != nil {
+			// Not back to synchronous: the pool must not reuse it.
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+			err = errors.Join(err, rerr)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("rebuild %s: %w", names(ps), err)

@@ -72,7 +72,11 @@ func rowID(table string, keyCols []string, keyVals []any) string {
 		sb.WriteString("\x00")
 		sb.WriteString(c)
 		sb.WriteString("=")
-		fmt.Fprint(&sb, keyVals[i])
+		if v, ok := keyVals[i].(string); ok {
+			sb.WriteString(v)
+		} else {
+			fmt.Fprint(&sb, keyVals[i])
+		}
 	}
 	return sb.String()
 }
