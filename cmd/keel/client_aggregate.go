@@ -10,8 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/httpapi"
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 )
 
@@ -23,7 +22,7 @@ func aggregateCmd(g *globals) *cobra.Command {
 }
 
 func aggregateCreateCmd(g *globals) *cobra.Command {
-	var body httpapi.AggregateBody
+	var body api.AggregateBody
 	var md []string
 	var key string
 	cmd := &cobra.Command{
@@ -61,7 +60,7 @@ func aggregateListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := decodeItems[postgres.HostAggregate](raws)
+			items, err := decodeItems[api.HostAggregate](raws)
 			if err != nil {
 				return err
 			}
@@ -78,7 +77,7 @@ func aggregateShowCmd(g *globals) *cobra.Command {
 		Short: "Show a host aggregate: zone, hosts and metadata",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var a postgres.HostAggregate
+			var a api.HostAggregate
 			rep, err := g.client.get(cmd.Context(), "/v1/aggregates/"+seg(args[0]), nil, 0, &a)
 			if err != nil {
 				return err
@@ -175,7 +174,7 @@ func (g *globals) hostName(ctx context.Context, ref string) (string, error) {
 	if !isUUID(ref) {
 		return ref, nil
 	}
-	var h postgres.Host
+	var h api.Host
 	if _, err := g.client.get(ctx, "/v1/hosts/"+seg(ref), nil, 0, &h); err != nil {
 		return "", fmt.Errorf("look up host %s: %w", ref, err)
 	}
@@ -185,7 +184,7 @@ func (g *globals) hostName(ctx context.Context, ref string) (string, error) {
 // aggregateCall sends an aggregate command; the API answers with the
 // aggregate once the read model shows the change.
 func (g *globals) aggregateCall(ctx context.Context, c call) error {
-	var a postgres.HostAggregate
+	var a api.HostAggregate
 	rep, err := g.client.doJSON(ctx, c, &a)
 	if err != nil {
 		return err
@@ -193,7 +192,7 @@ func (g *globals) aggregateCall(ctx context.Context, c call) error {
 	return g.emit(rep.raw, func(w io.Writer) error { return writeAggregate(w, a) })
 }
 
-func writeAggregates(w io.Writer, items []postgres.HostAggregate) error {
+func writeAggregates(w io.Writer, items []api.HostAggregate) error {
 	rows := make([][]string, 0, len(items))
 	for _, a := range items {
 		rows = append(rows, []string{a.ID, a.Name, deref(a.AvailabilityZone), strings.Join(a.Hosts, ","),
@@ -204,7 +203,7 @@ func writeAggregates(w io.Writer, items []postgres.HostAggregate) error {
 
 // writeAggregate shows an aggregate, then its metadata (the zone included)
 // one key a line.
-func writeAggregate(w io.Writer, a postgres.HostAggregate) error {
+func writeAggregate(w io.Writer, a api.HostAggregate) error {
 	err := writeFields(w, []field{
 		{"ID", a.ID}, {"NAME", a.Name}, {"AVAILABILITY_ZONE", deref(a.AvailabilityZone)},
 		{"HOSTS", strings.Join(a.Hosts, ", ")}, {"CREATED", fmtTime(a.CreatedAt)},
@@ -234,7 +233,7 @@ func azCmd(g *globals) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct {
-				Items []postgres.AvailabilityZone `json:"items"`
+				Items []api.AvailabilityZone `json:"items"`
 			}
 			rep, err := g.client.get(cmd.Context(), "/v1/availability-zones", nil, 0, &out)
 			if err != nil {
@@ -246,7 +245,7 @@ func azCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func writeZones(w io.Writer, items []postgres.AvailabilityZone) error {
+func writeZones(w io.Writer, items []api.AvailabilityZone) error {
 	rows := make([][]string, 0, len(items))
 	for _, z := range items {
 		rows = append(rows, []string{z.Name, strings.Join(z.Hosts, ",")})

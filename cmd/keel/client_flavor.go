@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 func flavorCmd(g *globals) *cobra.Command {
@@ -39,14 +39,14 @@ func flavorCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			body.Name = args[0]
-			var f postgres.Flavor
+			var f api.Flavor
 			rep, err := g.client.doJSON(cmd.Context(), call{method: http.MethodPost, path: "/v1/flavors", body: body, idemKey: key}, &f)
 			if err != nil {
 				return err
 			}
 			// The answer is built from the command's result: read the
 			// flavor back so that servers can name it right away.
-			var read postgres.Flavor
+			var read api.Flavor
 			if r, err := g.settle(cmd.Context(), "/v1/flavors/"+seg(f.ID), rep.seq, &read); err != nil {
 				g.settleNote(err)
 			} else {
@@ -77,7 +77,7 @@ func flavorListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := decodeItems[postgres.Flavor](raws)
+			items, err := decodeItems[api.Flavor](raws)
 			if err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ func flavorShowCmd(g *globals) *cobra.Command {
 		Short: "Show a flavor",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f postgres.Flavor
+			var f api.Flavor
 			rep, err := g.client.get(cmd.Context(), "/v1/flavors/"+seg(args[0]), nil, 0, &f)
 			if err != nil {
 				return err
@@ -119,7 +119,7 @@ func flavorDeleteCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func writeFlavors(w io.Writer, items ...postgres.Flavor) error {
+func writeFlavors(w io.Writer, items ...api.Flavor) error {
 	rows := make([][]string, 0, len(items))
 	for _, f := range items {
 		rows = append(rows, []string{f.ID, f.Name, itoa(f.VCPUs), itoa(f.RAMMiB), itoa(f.DiskGiB), fmtKV(f.ExtraSpecs), fmtTime(f.CreatedAt)})

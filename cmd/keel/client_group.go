@@ -10,8 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/httpapi"
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 // maxMemberLookups bounds the server lookups `server-group show` makes to
@@ -25,7 +24,7 @@ func serverGroupCmd(g *globals) *cobra.Command {
 }
 
 func groupCreateCmd(g *globals) *cobra.Command {
-	var body httpapi.GroupBody
+	var body api.GroupBody
 	var key string
 	cmd := &cobra.Command{
 		Use:   "create NAME --policy P [--max-per-host N]",
@@ -43,7 +42,7 @@ to hard affinity.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body.Name = args[0]
-			var sg postgres.ServerGroup
+			var sg api.ServerGroup
 			c := call{method: http.MethodPost, path: "/v1/server-groups", body: body, idemKey: key}
 			rep, err := g.client.doJSON(cmd.Context(), c, &sg)
 			if err != nil {
@@ -51,7 +50,7 @@ to hard affinity.`,
 			}
 			// The answer is built from the command's result: read the
 			// group back so that it can be named right away.
-			var read postgres.ServerGroup
+			var read api.ServerGroup
 			if r, err := g.settle(cmd.Context(), "/v1/server-groups/"+seg(sg.ID), rep.seq, &read); err != nil {
 				g.settleNote(err)
 			} else {
@@ -79,7 +78,7 @@ func groupListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := decodeItems[postgres.ServerGroup](raws)
+			items, err := decodeItems[api.ServerGroup](raws)
 			if err != nil {
 				return err
 			}
@@ -96,7 +95,7 @@ func groupShowCmd(g *globals) *cobra.Command {
 		Short: "Show a server group, its members and their hosts",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var sg postgres.ServerGroup
+			var sg api.ServerGroup
 			rep, err := g.client.get(cmd.Context(), "/v1/server-groups/"+seg(args[0]), nil, 0, &sg)
 			if err != nil {
 				return err
@@ -126,13 +125,13 @@ func groupDeleteCmd(g *globals) *cobra.Command {
 
 // memberNames looks up the names of a group's member servers, best effort:
 // a server it cannot read (gone meanwhile, too many members) has no name.
-func (g *globals) memberNames(ctx context.Context, ms []postgres.GroupMember) map[string]string {
+func (g *globals) memberNames(ctx context.Context, ms []api.GroupMember) map[string]string {
 	names := map[string]string{}
 	for i, m := range ms {
 		if i == maxMemberLookups {
 			break
 		}
-		var s postgres.Server
+		var s api.Server
 		if _, err := g.client.get(ctx, "/v1/servers/"+seg(m.ServerID), nil, 0, &s); err == nil {
 			names[m.ServerID] = s.Name
 		}
@@ -140,7 +139,7 @@ func (g *globals) memberNames(ctx context.Context, ms []postgres.GroupMember) ma
 	return names
 }
 
-func writeGroups(w io.Writer, items []postgres.ServerGroup) error {
+func writeGroups(w io.Writer, items []api.ServerGroup) error {
 	rows := make([][]string, 0, len(items))
 	for _, sg := range items {
 		rows = append(rows, []string{sg.ID, sg.Name, sg.Policy, maxPerHost(sg.Policy, sg.MaxPerHost), fmtTime(sg.CreatedAt)})
@@ -150,7 +149,7 @@ func writeGroups(w io.Writer, items []postgres.ServerGroup) error {
 
 // writeGroup shows a group, then its members with their names (when
 // names is not nil) and hosts.
-func writeGroup(w io.Writer, sg postgres.ServerGroup, names map[string]string) error {
+func writeGroup(w io.Writer, sg api.ServerGroup, names map[string]string) error {
 	err := writeFields(w, []field{
 		{"ID", sg.ID}, {"NAME", sg.Name}, {"POLICY", sg.Policy}, {"MAX_PER_HOST", maxPerHost(sg.Policy, sg.MaxPerHost)},
 		{"MEMBERS", itoa(len(sg.Members))}, {"HOSTS", memberHosts(sg.Members)}, {"CREATED", fmtTime(sg.CreatedAt)},
@@ -175,7 +174,7 @@ func writeGroup(w io.Writer, sg postgres.ServerGroup, names map[string]string) e
 }
 
 // memberHosts counts members per host: "sim-1 (2), sim-2 (1)".
-func memberHosts(ms []postgres.GroupMember) string {
+func memberHosts(ms []api.GroupMember) string {
 	count := map[string]int{}
 	var hosts []string
 	for _, m := range ms {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 func imageCmd(g *globals) *cobra.Command {
@@ -43,7 +43,7 @@ into memory.`,
 				}
 				defer f.Close()
 			}
-			var im postgres.Image
+			var im api.Image
 			c := call{method: http.MethodPost, path: "/v1/images", body: body, idemKey: key}
 			rep, err := g.client.doJSON(cmd.Context(), c, &im)
 			if err != nil {
@@ -92,7 +92,7 @@ func (g *globals) uploadImage(ctx context.Context, ref string, f *os.File) error
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", f.Name())
 	}
-	var im postgres.Image
+	var im api.Image
 	rep, err := g.client.upload(ctx, "/v1/images/"+seg(ref)+"/file", f, st.Size(), &im)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", f.Name(), err)
@@ -112,7 +112,7 @@ func imageListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := decodeItems[postgres.Image](raws)
+			items, err := decodeItems[api.Image](raws)
 			if err != nil {
 				return err
 			}
@@ -130,7 +130,7 @@ func imageShowCmd(g *globals) *cobra.Command {
 		Short: "Show an image",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var im postgres.Image
+			var im api.Image
 			rep, err := g.client.get(cmd.Context(), "/v1/images/"+seg(args[0]), nil, 0, &im)
 			if err != nil {
 				return err
@@ -155,14 +155,14 @@ func imageDeleteCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func imageSize(im postgres.Image) string {
+func imageSize(im api.Image) string {
 	if im.SizeBytes == nil {
 		return ""
 	}
 	return fmtBytes(*im.SizeBytes)
 }
 
-func writeImages(w io.Writer, items []postgres.Image) error {
+func writeImages(w io.Writer, items []api.Image) error {
 	rows := make([][]string, 0, len(items))
 	for _, im := range items {
 		rows = append(rows, []string{im.ID, im.Name, im.DiskFormat, im.Status, imageSize(im),
@@ -171,7 +171,7 @@ func writeImages(w io.Writer, items []postgres.Image) error {
 	return writeTable(w, []string{"ID", "NAME", "FORMAT", "STATUS", "SIZE", "MIN_DISK_GIB", "MIN_RAM_MIB"}, rows)
 }
 
-func writeImage(w io.Writer, im postgres.Image) error {
+func writeImage(w io.Writer, im api.Image) error {
 	size := imageSize(im)
 	if im.SizeBytes != nil {
 		size = fmt.Sprintf("%s (%d bytes)", size, *im.SizeBytes)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 func operationCmd(g *globals) *cobra.Command {
@@ -23,7 +23,7 @@ func operationShowCmd(g *globals) *cobra.Command {
 		Short: "Show an operation with its steps",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var op postgres.Operation
+			var op api.Operation
 			rep, err := g.client.get(cmd.Context(), "/v1/operations/"+seg(args[0]), nil, 0, &op)
 			if err != nil {
 				return err
@@ -49,7 +49,7 @@ func operationListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := decodeItems[postgres.Operation](raws)
+			items, err := decodeItems[api.Operation](raws)
 			if err != nil {
 				return err
 			}
@@ -67,14 +67,14 @@ func (g *globals) serverRef(ctx context.Context, ref string) (string, error) {
 	if ref == "" || isUUID(ref) {
 		return ref, nil
 	}
-	var s postgres.Server
+	var s api.Server
 	if _, err := g.client.get(ctx, "/v1/servers/"+seg(ref), nil, 0, &s); err != nil {
 		return "", fmt.Errorf("look up server %s: %w", ref, err)
 	}
 	return s.ID, nil
 }
 
-func writeOperations(w io.Writer, items []postgres.Operation) error {
+func writeOperations(w io.Writer, items []api.Operation) error {
 	rows := make([][]string, 0, len(items))
 	for _, o := range items {
 		rows = append(rows, []string{o.ID, o.Kind, o.ResourceID, o.Status, deref(o.CurrentStep),
@@ -83,7 +83,7 @@ func writeOperations(w io.Writer, items []postgres.Operation) error {
 	return writeTable(w, []string{"ID", "KIND", "RESOURCE", "STATUS", "STEP", "DURATION", "CREATED", "ERROR"}, rows)
 }
 
-func writeOperation(w io.Writer, o postgres.Operation) error {
+func writeOperation(w io.Writer, o api.Operation) error {
 	err := writeFields(w, []field{
 		{"ID", o.ID}, {"KIND", o.Kind}, {"RESOURCE", o.ResourceType + " " + o.ResourceID},
 		{"STATUS", o.Status}, {"CURRENT_STEP", deref(o.CurrentStep)}, {"DEADLINE", fmtTimePtr(o.Deadline)},

@@ -8,8 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/httpapi"
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 func serverCmd(g *globals) *cobra.Command {
@@ -22,7 +21,7 @@ func serverCmd(g *globals) *cobra.Command {
 }
 
 func serverCreateCmd(g *globals) *cobra.Command {
-	var body httpapi.ServerBody
+	var body api.ServerBody
 	var key string
 	var w waitFlags
 	cmd := &cobra.Command{
@@ -87,7 +86,7 @@ func serverActionCmd(g *globals, action, short string) *cobra.Command {
 // accept sends a call answered with 202 {server, operation_id}, and with
 // --wait follows the operation to its end.
 func (g *globals) accept(ctx context.Context, c call, w waitFlags) error {
-	var acc httpapi.Accepted
+	var acc api.Accepted
 	rep, err := g.client.doJSON(ctx, c, &acc)
 	if err != nil {
 		return err
@@ -123,7 +122,7 @@ func (g *globals) showServerAfter(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	var s postgres.Server
+	var s api.Server
 	if _, err := g.client.get(ctx, "/v1/servers/"+seg(id), nil, head, &s); err != nil {
 		if isStatus(err, http.StatusNotFound) {
 			fmt.Fprintf(g.out, "server %s is gone\n", id)
@@ -147,7 +146,7 @@ func serverListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := decodeItems[postgres.Server](raws)
+			items, err := decodeItems[api.Server](raws)
 			if err != nil {
 				return err
 			}
@@ -166,7 +165,7 @@ func serverShowCmd(g *globals) *cobra.Command {
 		Short: "Show a server",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var s postgres.Server
+			var s api.Server
 			rep, err := g.client.get(cmd.Context(), "/v1/servers/"+seg(args[0]), nil, 0, &s)
 			if err != nil {
 				return err
@@ -176,7 +175,7 @@ func serverShowCmd(g *globals) *cobra.Command {
 	}
 }
 
-func writeServers(w io.Writer, items []postgres.Server) error {
+func writeServers(w io.Writer, items []api.Server) error {
 	rows := make([][]string, 0, len(items))
 	for _, s := range items {
 		rows = append(rows, []string{s.ID, s.Name, s.Status, s.Power, deref(s.Task), deref(s.Host), s.Flavor.Name})
@@ -184,7 +183,7 @@ func writeServers(w io.Writer, items []postgres.Server) error {
 	return writeTable(w, []string{"ID", "NAME", "STATUS", "POWER", "TASK", "HOST", "FLAVOR"}, rows)
 }
 
-func serverFields(s postgres.Server) []field {
+func serverFields(s api.Server) []field {
 	fl := s.Flavor
 	return []field{
 		{"ID", s.ID}, {"NAME", s.Name}, {"STATUS", s.Status}, {"REASON", deref(s.Reason)},
@@ -195,10 +194,10 @@ func serverFields(s postgres.Server) []field {
 	}
 }
 
-func writeServer(w io.Writer, s postgres.Server) error { return writeFields(w, serverFields(s)) }
+func writeServer(w io.Writer, s api.Server) error { return writeFields(w, serverFields(s)) }
 
 // writeAccepted shows a server whose operation has just begun.
-func writeAccepted(w io.Writer, a httpapi.Accepted) error {
+func writeAccepted(w io.Writer, a api.Accepted) error {
 	fields := serverFields(a.Server)
 	for i := range fields {
 		if fields[i].name == "OPERATION" {
