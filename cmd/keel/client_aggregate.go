@@ -16,10 +16,15 @@ import (
 
 func aggregateCmd(g *globals) *cobra.Command {
 	cmd := g.group("aggregate", "Manage host aggregates (host metadata and availability zones)", "aggregates", "agg")
-	cmd.AddCommand(aggregateCreateCmd(g), aggregateListCmd(g), aggregateShowCmd(g), aggregateSetMetadataCmd(g),
-		aggregateAddHostCmd(g), aggregateRemoveHostCmd(g), aggregateDeleteCmd(g))
+	cmd.AddCommand(aggregateCreateCmd(g), listCmd(g, aggregates, "List host aggregates"),
+		showCmd(g, aggregates, "Show a host aggregate: zone, hosts and metadata"), aggregateSetMetadataCmd(g),
+		aggregateAddHostCmd(g), aggregateRemoveHostCmd(g), deleteCmd(g, aggregates, "Delete a host aggregate without hosts"))
 	return cmd
 }
+
+var aggregates = resource[api.HostAggregate]{kind: "host aggregate", path: api.Aggregates, table: writeAggregates,
+	detail:  func(_ context.Context, w io.Writer, a api.HostAggregate) error { return writeAggregate(w, a) },
+	filters: []filter{{flag: "name", meta: "NAME", usage: "only the aggregate with this name"}}}
 
 func aggregateCreateCmd(g *globals) *cobra.Command {
 	var body api.AggregateBody
@@ -46,45 +51,6 @@ metadata key ` + hostaggregate.AZKey + `). Add hosts with 'keel aggregate add-ho
 	cmd.Flags().StringArrayVar(&md, "metadata", nil, "KEY=VALUE metadata (repeatable)")
 	idemFlag(cmd, &key)
 	return cmd
-}
-
-func aggregateListCmd(g *globals) *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use:     "list [--name NAME]",
-		Short:   "List host aggregates",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			raws, raw, err := g.listAll(cmd.Context(), "/v1/aggregates", query("name", name))
-			if err != nil {
-				return err
-			}
-			items, err := decodeItems[api.HostAggregate](raws)
-			if err != nil {
-				return err
-			}
-			return g.emit(raw, func(w io.Writer) error { return writeAggregates(w, items) })
-		},
-	}
-	cmd.Flags().StringVar(&name, "name", "", "only the aggregate with this name")
-	return cmd
-}
-
-func aggregateShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show a host aggregate: zone, hosts and metadata",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var a api.HostAggregate
-			rep, err := g.client.get(cmd.Context(), "/v1/aggregates/"+seg(args[0]), nil, 0, &a)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeAggregate(w, a) })
-		},
-	}
 }
 
 func aggregateSetMetadataCmd(g *globals) *cobra.Command {
@@ -153,21 +119,6 @@ func aggregateRemoveHostCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func aggregateDeleteCmd(g *globals) *cobra.Command {
-	var key string
-	cmd := &cobra.Command{
-		Use:     "delete ID|NAME",
-		Short:   "Delete a host aggregate without hosts",
-		Aliases: []string{"rm"},
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.deleteResource(cmd.Context(), "host aggregate", "/v1/aggregates/"+seg(args[0]), args[0], key)
-		},
-	}
-	idemFlag(cmd, &key)
-	return cmd
-}
-
 // hostName turns a host id into its name (aggregates list hosts by name);
 // names pass as they are.
 func (g *globals) hostName(ctx context.Context, ref string) (string, error) {
@@ -226,22 +177,8 @@ func writeAggregate(w io.Writer, a api.HostAggregate) error {
 
 func azCmd(g *globals) *cobra.Command {
 	cmd := g.group("az", "Inspect availability zones (named by host aggregates)", "availability-zone", "availability-zones")
-	cmd.AddCommand(&cobra.Command{
-		Use:     "list",
-		Short:   "List availability zones and their hosts (hosts in no zone are in " + hostaggregate.DefaultAZ + ")",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Items []api.AvailabilityZone `json:"items"`
-			}
-			rep, err := g.client.get(cmd.Context(), "/v1/availability-zones", nil, 0, &out)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeZones(w, out.Items) })
-		},
-	})
+	zones := resource[api.AvailabilityZone]{kind: "availability zone", path: api.AvailabilityZones, whole: true, table: writeZones}
+	cmd.AddCommand(listCmd(g, zones, "List availability zones and their hosts (hosts in no zone are in "+hostaggregate.DefaultAZ+")"))
 	return cmd
 }
 

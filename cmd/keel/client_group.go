@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -19,8 +18,19 @@ const maxMemberLookups = 100
 
 func serverGroupCmd(g *globals) *cobra.Command {
 	cmd := g.group("server-group", "Manage server groups (affinity and anti-affinity)", "server-groups", "sg")
-	cmd.AddCommand(groupCreateCmd(g), groupListCmd(g), groupShowCmd(g), groupDeleteCmd(g))
+	cmd.AddCommand(groupCreateCmd(g),
+		listCmd(g, groups(g), "List server groups (keel server-group show lists members)"),
+		showCmd(g, groups(g), "Show a server group, its members and their hosts"),
+		deleteCmd(g, groups(g), "Delete a server group without members"))
 	return cmd
+}
+
+func groups(g *globals) resource[api.ServerGroup] {
+	return resource[api.ServerGroup]{kind: "server group", path: api.ServerGroups, table: writeGroups,
+		detail: func(ctx context.Context, w io.Writer, sg api.ServerGroup) error {
+			return writeGroup(w, sg, g.memberNames(ctx, sg.Members))
+		},
+		filters: []filter{{flag: "name", meta: "NAME", usage: "only the group with this name"}}}
 }
 
 func groupCreateCmd(g *globals) *cobra.Command {
@@ -42,21 +52,9 @@ to hard affinity.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body.Name = args[0]
-			var sg api.ServerGroup
-			c := call{method: http.MethodPost, path: "/v1/server-groups", body: body, idemKey: key}
-			rep, err := g.client.doJSON(cmd.Context(), c, &sg)
-			if err != nil {
-				return err
-			}
-			// The answer is built from the command's result: read the
-			// group back so that it can be named right away.
-			var read api.ServerGroup
-			if r, err := g.settle(cmd.Context(), "/v1/server-groups/"+seg(sg.ID), rep.seq, &read); err != nil {
-				g.settleNote(err)
-			} else {
-				rep, sg = r, read
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeGroup(w, sg, nil) })
+			// The answer is built from the command's result: the group is
+			// read back so that it can be named right away.
+			return createAndRead(cmd.Context(), g, groups(g), body, key, func(sg api.ServerGroup) string { return sg.ID })
 		},
 	}
 	cmd.Flags().StringVar(&body.Policy, "policy", "", "affinity, anti-affinity, soft-affinity or soft-anti-affinity")
@@ -66,65 +64,6 @@ to hard affinity.`,
 	return cmd
 }
 
-func groupListCmd(g *globals) *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use:     "list [--name NAME]",
-		Short:   "List server groups (keel server-group show lists members)",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			raws, raw, err := g.listAll(cmd.Context(), "/v1/server-groups", query("name", name))
-			if err != nil {
-				return err
-			}
-			items, err := decodeItems[api.ServerGroup](raws)
-			if err != nil {
-				return err
-			}
-			return g.emit(raw, func(w io.Writer) error { return writeGroups(w, items) })
-		},
-	}
-	cmd.Flags().StringVar(&name, "name", "", "only the group with this name")
-	return cmd
-}
-
-func groupShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show a server group, its members and their hosts",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var sg api.ServerGroup
-			rep, err := g.client.get(cmd.Context(), "/v1/server-groups/"+seg(args[0]), nil, 0, &sg)
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return writeIndented(g.out, rep.raw)
-			}
-			return writeGroup(g.out, sg, g.memberNames(cmd.Context(), sg.Members))
-		},
-	}
-}
-
-func groupDeleteCmd(g *globals) *cobra.Command {
-	var key string
-	cmd := &cobra.Command{
-		Use:     "delete ID|NAME",
-		Short:   "Delete a server group without members",
-		Aliases: []string{"rm"},
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.deleteResource(cmd.Context(), "server group", "/v1/server-groups/"+seg(args[0]), args[0], key)
-		},
-	}
-	idemFlag(cmd, &key)
-	return cmd
-}
-
-// memberNames looks up the names of a group's member servers, best effort:
-// a server it cannot read (gone meanwhile, too many members) has no name.
 func (g *globals) memberNames(ctx context.Context, ms []api.GroupMember) map[string]string {
 	names := map[string]string{}
 	for i, m := range ms {

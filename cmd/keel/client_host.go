@@ -16,52 +16,20 @@ import (
 
 func hostCmd(g *globals) *cobra.Command {
 	cmd := g.group("host", "Inspect and administer hosts", "hosts")
-	cmd.AddCommand(hostListCmd(g), hostShowCmd(g),
+	cmd.AddCommand(
+		listCmd(g, hosts, "List hosts with their capacity and what their servers use (used/total, total after overcommit)"),
+		showCmd(g, hosts, "Show a host: state, traits, overcommit and capacity"),
 		hostActionCmd(g, "enable", "enable", "Enable a host: it takes new servers again", false),
 		hostActionCmd(g, "disable", "disable", "Disable a host: no new servers are placed on it from now on", true),
 		hostActionCmd(g, "maintenance", "maintenance", "Put a host in maintenance: no new servers are placed on it", true),
 		hostActionCmd(g, "maintenance-end", "maintenance/end", "End a host's maintenance", false),
-		hostOvercommitCmd(g), hostDeleteCmd(g))
+		hostOvercommitCmd(g), deleteCmd(g, hosts, "Remove a host from the fleet (refused while servers are placed on it)"))
 	return cmd
 }
 
-func hostListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Short:   "List hosts with their capacity and what their servers use (used/total, total after overcommit)",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Items []api.Host `json:"items"`
-			}
-			rep, err := g.client.get(cmd.Context(), "/v1/hosts", nil, 0, &out)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeHosts(w, out.Items) })
-		},
-	}
-}
+var hosts = resource[api.Host]{kind: "host", path: api.Hosts, whole: true, table: writeHosts,
+	detail: func(_ context.Context, w io.Writer, h api.Host) error { return writeHost(w, h) }}
 
-func hostShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show a host: state, traits, overcommit and capacity",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var h api.Host
-			rep, err := g.client.get(cmd.Context(), "/v1/hosts/"+seg(args[0]), nil, 0, &h)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeHost(w, h) })
-		},
-	}
-}
-
-// hostActionCmd is enable, disable, maintenance or maintenance-end. Only
-// disable and maintenance record a reason: the API keeps none for the others.
 func hostActionCmd(g *globals, use, path, short string, withReason bool) *cobra.Command {
 	var key, reason string
 	cmd := &cobra.Command{
@@ -126,23 +94,6 @@ under which the servers already on the host would no longer fit.`,
 	return cmd
 }
 
-func hostDeleteCmd(g *globals) *cobra.Command {
-	var key string
-	cmd := &cobra.Command{
-		Use:     "delete ID|NAME",
-		Short:   "Remove a host from the fleet (refused while servers are placed on it)",
-		Aliases: []string{"rm"},
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.deleteResource(cmd.Context(), "host", "/v1/hosts/"+seg(args[0]), args[0], key)
-		},
-	}
-	idemFlag(cmd, &key)
-	return cmd
-}
-
-// hostCall sends a host command; the API answers with the host once the
-// read model shows the change.
 func (g *globals) hostCall(ctx context.Context, c call) error {
 	var h api.Host
 	rep, err := g.client.doJSON(ctx, c, &h)

@@ -13,12 +13,20 @@ import (
 
 func serverCmd(g *globals) *cobra.Command {
 	cmd := g.group("server", "Manage servers (virtual machines)", "servers")
-	cmd.AddCommand(serverCreateCmd(g), serverListCmd(g), serverShowCmd(g), serverDeleteCmd(g),
+	cmd.AddCommand(serverCreateCmd(g), listCmd(g, servers, "List servers"), showCmd(g, servers, "Show a server"), serverDeleteCmd(g),
 		serverActionCmd(g, "start", "Start a stopped server"),
 		serverActionCmd(g, "stop", "Stop a running server"),
 		serverActionCmd(g, "reboot", "Reboot a running server"))
 	return cmd
 }
+
+var servers = resource[api.Server]{kind: "server", path: api.Servers, table: writeServers,
+	detail: func(_ context.Context, w io.Writer, s api.Server) error { return writeServer(w, s) },
+	filters: []filter{
+		{flag: "status", meta: "S", usage: "only servers in this status (BUILDING, ACTIVE, STOPPED, REBOOTING, DELETING, ERROR)"},
+		{flag: "host", meta: "H", usage: "only servers on this host"},
+		{flag: "name", meta: "N", usage: "only servers with this name"},
+	}}
 
 func serverCreateCmd(g *globals) *cobra.Command {
 	var body api.ServerBody
@@ -132,47 +140,6 @@ func (g *globals) showServerAfter(ctx context.Context, id string) error {
 	}
 	fmt.Fprintln(g.out)
 	return writeServer(g.out, s)
-}
-
-func serverListCmd(g *globals) *cobra.Command {
-	var name, status, host string
-	cmd := &cobra.Command{
-		Use:     "list [--status S] [--host H] [--name N]",
-		Short:   "List servers",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			raws, raw, err := g.listAll(cmd.Context(), "/v1/servers", query("name", name, "status", status, "host", host))
-			if err != nil {
-				return err
-			}
-			items, err := decodeItems[api.Server](raws)
-			if err != nil {
-				return err
-			}
-			return g.emit(raw, func(w io.Writer) error { return writeServers(w, items) })
-		},
-	}
-	cmd.Flags().StringVar(&name, "name", "", "only servers with this name")
-	cmd.Flags().StringVar(&status, "status", "", "only servers in this status (BUILDING, ACTIVE, STOPPED, REBOOTING, DELETING, ERROR)")
-	cmd.Flags().StringVar(&host, "host", "", "only servers on this host")
-	return cmd
-}
-
-func serverShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show a server",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var s api.Server
-			rep, err := g.client.get(cmd.Context(), "/v1/servers/"+seg(args[0]), nil, 0, &s)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeServer(w, s) })
-		},
-	}
 }
 
 func writeServers(w io.Writer, items []api.Server) error {
