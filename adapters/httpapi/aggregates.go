@@ -59,7 +59,7 @@ func (a *API) registerAggregates(hapi huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next, aggregateOut), nil
+			return pageOut(items, next, aggregateOut), nil
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "get-aggregate", Method: http.MethodGet, Path: "/v1/aggregates/{id}",

@@ -18,7 +18,6 @@ import (
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
-	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/metrics"
 	"github.com/keel-cloud/keel/projections"
@@ -56,17 +55,17 @@ func (a *API) Handler() http.Handler {
 		a.ReadWait = 10 * time.Second
 	}
 	mux := http.NewServeMux()
-	hapi := humago.New(mux, apiConfig())
-	a.registerFlavors(hapi)
-	a.registerImages(hapi)
-	a.registerServers(hapi)
-	a.registerOperations(hapi)
-	a.registerEvents(hapi)
-	a.registerAdmin(hapi)
-	a.registerHosts(hapi)
-	a.registerGroups(hapi)
-	a.registerAggregates(hapi)
-	finishDocument(hapi.OpenAPI())
+	api := humago.New(mux, apiConfig())
+	a.registerFlavors(api)
+	a.registerImages(api)
+	a.registerServers(api)
+	a.registerOperations(api)
+	a.registerEvents(api)
+	a.registerAdmin(api)
+	a.registerHosts(api)
+	a.registerGroups(api)
+	a.registerAggregates(api)
+	finishDocument(api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -157,20 +156,6 @@ type PageParams struct {
 }
 
 func (p PageParams) page() postgres.Page { return postgres.Page{Limit: p.Limit, Cursor: p.Cursor} }
-
-// ListOutput wraps a page.
-type ListOutput[T any] struct {
-	Body api.List[T]
-}
-
-// listOut is a page of rows as the API shows them.
-func listOut[R, T any](rows []R, next string, conv func(R) T) *ListOutput[T] {
-	items := all(rows, conv)
-	if items == nil {
-		items = []T{}
-	}
-	return &ListOutput[T]{Body: api.List[T]{Items: items, NextCursor: next}}
-}
 
 // Written is embedded in mutating outputs.
 type Written struct {

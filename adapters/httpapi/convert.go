@@ -86,6 +86,24 @@ func projectionOut(s projections.Status) api.ProjectionStatus { return api.Proje
 
 func rebuildOut(r projections.RebuildResult) api.RebuildResult { return api.RebuildResult(r) }
 
+// ListOutput wraps a page.
+type ListOutput[T any] struct {
+	Body api.List[T]
+}
+
+// listOut is a page of items in their API form.
+func listOut[T any](items []T, next string) *ListOutput[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return &ListOutput[T]{Body: api.List[T]{Items: items, NextCursor: next}}
+}
+
+// pageOut is a page of read-model rows in their API form.
+func pageOut[R, T any](rows []R, next string, conv func(R) T) *ListOutput[T] {
+	return listOut(all(rows, conv), next)
+}
+
 // all converts a slice, keeping nil as nil (noNullArrays sends it as []).
 func all[R, T any](rows []R, conv func(R) T) []T {
 	if rows == nil {

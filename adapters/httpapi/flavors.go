@@ -68,7 +68,7 @@ func (a *API) registerFlavors(hapi huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next, flavorOut), nil
+			return pageOut(items, next, flavorOut), nil
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "get-flavor", Method: http.MethodGet, Path: "/v1/flavors/{id}",

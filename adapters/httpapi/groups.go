@@ -56,7 +56,7 @@ func (a *API) registerGroups(hapi huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next, groupOut), nil
+			return pageOut(items, next, groupOut), nil
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "get-server-group", Method: http.MethodGet, Path: "/v1/server-groups/{id}",

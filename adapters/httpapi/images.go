@@ -123,7 +123,7 @@ func (a *API) registerImages(hapi huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next, imageOut), nil
+			return pageOut(items, next, imageOut), nil
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "get-image", Method: http.MethodGet, Path: "/v1/images/{id}",

@@ -55,6 +55,6 @@ func (a *API) registerOperations(hapi huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next, operationOut), nil
+			return pageOut(items, next, operationOut), nil
 		})
 }

@@ -107,7 +107,7 @@ func (a *API) registerServers(hapi huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next, serverOut), nil
+			return pageOut(items, next, serverOut), nil
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "get-server", Method: http.MethodGet, Path: "/v1/servers/{id}",
