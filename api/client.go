@@ -25,6 +25,7 @@ const (
 	ServerGroups      = "/v1/server-groups"
 	Events            = "/v1/events"
 	Projections       = "/v1/projections"
+	Parked            = "/v1/admin/parked"
 )
 
 // Path joins a collection and an id or name (escaped), then any further

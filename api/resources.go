@@ -242,6 +242,21 @@ type RebuildList struct {
 	Items []RebuildResult `json:"items"`
 }
 
+// ParkedCommit is a commit whose reaction kept failing, parked so that the
+// later commits of its key went on.
+type ParkedCommit struct {
+	Subscription  string    `json:"subscription" doc:"Durable subscription that parked it (saga-servers-v1, agent-<name>-v1)"`
+	Sequence      uint64    `json:"sequence" doc:"Stream sequence of the commit"`
+	AggregateType string    `json:"aggregate_type"`
+	AggregateID   string    `json:"aggregate_id"`
+	Key           string    `json:"key" doc:"Ordering key of the commit in its subscription"`
+	Attempts      int       `json:"attempts" doc:"Failed attempts so far, retries included"`
+	Reason        string    `json:"reason" doc:"The last error, cut to 1024 bytes"`
+	FirstFailedAt time.Time `json:"first_failed_at"`
+	ParkedAt      time.Time `json:"parked_at" doc:"When it was last parked"`
+	State         string    `json:"state" enum:"parked,retry" doc:"retry: a retry was asked for and has not run yet"`
+}
+
 // List is a page of items and the cursor of the next page ("" at the end).
 type List[T any] struct {
 	Items      []T    `json:"items"`

@@ -2,7 +2,9 @@
 // load one aggregate's commits), Follower (read the whole log in order, in
 // batches: projections and rebuilds) and Subscriber (durable subscriptions
 // by aggregate type: sagas, host agents, billing and audit). Everything
-// reactive depends on these interfaces, never on a transport.
+// reactive depends on these interfaces, never on a transport. Beside them,
+// ParkingLot keeps the commits whose reaction kept failing, and Parking
+// wraps a Subscriber to park them (parking.go, parker.go).
 //
 // Implementations live elsewhere: adapters/jetstream on NATS JetStream, and
 // eventlog/memlog in memory for unit tests. eventlog/eventlogtest is the one

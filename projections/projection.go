@@ -11,8 +11,6 @@ package projections
 import (
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/keel-cloud/keel/domain"
 )
 
@@ -37,9 +35,13 @@ type Projection struct {
 	Version int
 	// Tables the projection owns (and rebuilds).
 	Tables []string
-	// Apply queues the statements that apply one commit. It must not read:
-	// statements are sent in one batch per transaction.
-	Apply func(b *pgx.Batch, t Tables, env domain.Envelope, events []domain.Event) error
+	// Apply writes what one commit changes. It must not read: statements
+	// are sent in one batch per transaction, and the Writer folds the
+	// writes of one row within the batch.
+	Apply func(w *Writer, t Tables, env domain.Envelope, events []domain.Event) error
+	// ApplyBatch, when set, is used instead of Apply and writes a whole
+	// batch of commits (in order, with their decoded events) at once.
+	ApplyBatch func(w *Writer, t Tables, envs []domain.Envelope, events [][]domain.Event) error
 }
 
 func (p Projection) live() Tables {

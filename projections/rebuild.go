@@ -96,8 +96,8 @@ func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projectio
 	}
 	var done, commits uint64
 	if head > 0 {
-		err = r.Events.Follow(ctx, 1, head, func(envs []domain.Envelope) error {
-			n, err := applyRebuild(ctx, conn, ps, nil, envs, done)
+		err = followAhead(ctx, r.Events, 1, head, func(envs []domain.Envelope, decoded [][]domain.Event) error {
+			n, err := applyRebuild(ctx, conn, ps, nil, envs, decoded, done)
 			done, commits = n, commits+uint64(len(envs))
 			return err
 		})
@@ -146,11 +146,7 @@ type execer interface {
 // every projection of ps, in one batch and without checkpoints: each
 // projection up to its limit (limits nil: no limit). It returns the last
 // sequence of envs above after.
-func applyRebuild(ctx context.Context, db execer, ps []Projection, limits []uint64, envs []domain.Envelope, after uint64) (uint64, error) {
-	decoded, err := decodeAll(envs)
-	if err != nil {
-		return after, err
-	}
+func applyRebuild(ctx context.Context, db execer, ps []Projection, limits []uint64, envs []domain.Envelope, decoded [][]domain.Event, after uint64) (uint64, error) {
 	last := after
 	if n := len(envs); n > 0 {
 		last = max(after, envs[n-1].Sequence)
@@ -205,8 +201,8 @@ func (r *Runner) swap(ctx context.Context, conn *pgxpool.Conn, ps []Projection, 
 			// Each copy takes the tail up to its own live checkpoint: the
 			// live runner goes on from there.
 			caught := done
-			err := r.Events.Follow(ctx, done+1, behind, func(envs []domain.Envelope) error {
-				n, err := applyRebuild(ctx, tx, ps, live, envs, caught)
+			err := followAhead(ctx, r.Events, done+1, behind, func(envs []domain.Envelope, decoded [][]domain.Event) error {
+				n, err := applyRebuild(ctx, tx, ps, live, envs, decoded, caught)
 				caught = n
 				return err
 			})

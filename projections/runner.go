@@ -132,8 +132,8 @@ func (r *Runner) followOnce(ctx context.Context) error {
 			from = cps[p.Name]
 		}
 	}
-	return r.Events.Follow(ctx, from+1, 0, func(envs []domain.Envelope) error {
-		return r.applyLive(ctx, envs)
+	return followAhead(ctx, r.Events, from+1, 0, func(envs []domain.Envelope, decoded [][]domain.Event) error {
+		return r.applyLive(ctx, envs, decoded)
 	})
 }
 
@@ -172,11 +172,7 @@ func (r *Runner) checkpoints(ctx context.Context, q querier, suffix string) (map
 // applyLive applies a batch to every projection, each from above its own
 // checkpoint, and advances the checkpoints, in one transaction holding every
 // projection's advisory lock (taken in name order, as rebuilds take theirs).
-func (r *Runner) applyLive(ctx context.Context, envs []domain.Envelope) error {
-	decoded, err := decodeAll(envs)
-	if err != nil {
-		return err
-	}
+func (r *Runner) applyLive(ctx context.Context, envs []domain.Envelope, decoded [][]domain.Event) error {
 	ordered := inNameOrder(r.Projections)
 	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
 		locks := &pgx.Batch{}
@@ -232,17 +228,28 @@ func decodeAll(envs []domain.Envelope) ([][]domain.Event, error) {
 // queue adds one projection's statements for the commits above after, to
 // tables t; it returns the last sequence queued (after when none).
 func queue(b *pgx.Batch, p Projection, t Tables, envs []domain.Envelope, decoded [][]domain.Event, after uint64) (uint64, error) {
-	last := after
-	for i, env := range envs {
-		if env.Sequence <= last {
-			continue
-		}
-		if err := p.Apply(b, t, env, decoded[i]); err != nil {
-			return after, fmt.Errorf("projection %s at %d: %w", p.Name, env.Sequence, err)
-		}
-		last = env.Sequence
+	i := 0
+	for i < len(envs) && envs[i].Sequence <= after {
+		i++
 	}
-	return last, nil
+	envs, decoded = envs[i:], decoded[i:]
+	if len(envs) == 0 {
+		return after, nil
+	}
+	w := NewWriter(b)
+	if p.ApplyBatch != nil {
+		if err := p.ApplyBatch(w, t, envs, decoded); err != nil {
+			return after, fmt.Errorf("projection %s at %d to %d: %w", p.Name, envs[0].Sequence, envs[len(envs)-1].Sequence, err)
+		}
+	} else {
+		for i, env := range envs {
+			if err := p.Apply(w, t, env, decoded[i]); err != nil {
+				return after, fmt.Errorf("projection %s at %d: %w", p.Name, env.Sequence, err)
+			}
+		}
+	}
+	w.Flush()
+	return envs[len(envs)-1].Sequence, nil
 }
 
 func lockKey(name string) int64 {

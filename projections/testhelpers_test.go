@@ -313,7 +313,7 @@ func sameTables(t *testing.T, got, want map[string]string) {
 	t.Helper()
 	for _, tb := range tables() {
 		if got[tb] != want[tb] {
-			t.Errorf("table %s differs from a build from scratch:\n got  %.800s\n want %.800s", tb, got[tb], want[tb])
+			t.Errorf("table %s differs:\n got  %.800s\n want %.800s", tb, got[tb], want[tb])
 		}
 	}
 }

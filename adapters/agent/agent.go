@@ -105,7 +105,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer func() { <-done }() // the goodbye is sent before Run returns
 	}
 	sub := eventlog.Subscription{
-		Name:           "agent-" + a.Name + "-v1",
+		Name:           Durable(a.Name),
 		AggregateTypes: []string{server.AggregateType},
 		Workers:        64,
 		Key:            hostAndServer,
@@ -114,6 +114,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	return a.Events.Subscribe(ctx, sub)
 }
+
+// Durable is the subscription name of the agent called name.
+func Durable(name string) string { return "agent-" + name + "-v1" }
 
 // hostAndServer orders a server's commits per host: the work of one host
 // waits for that host's earlier work on the server, never for another

@@ -107,11 +107,18 @@ func (h *Host) Destroy(ctx context.Context, id string) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.servers[id]; !ok {
+	prev, ok := h.servers[id]
+	if !ok {
 		return nil
 	}
 	delete(h.servers, id)
-	return h.save()
+	if err := h.save(); err != nil {
+		// Not destroyed until recorded: a retry destroys it again rather
+		// than find it gone and report a destroy that was never saved.
+		h.servers[id] = prev
+		return err
+	}
+	return nil
 }
 
 func (h *Host) power(ctx context.Context, id, state string) error {

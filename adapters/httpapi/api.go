@@ -19,6 +19,7 @@ import (
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/metrics"
 	"github.com/keel-cloud/keel/projections"
 )
@@ -34,6 +35,8 @@ type API struct {
 	Store  *keeljs.Store
 	Images *keeljs.Images
 	Idem   *keeljs.KV
+	// Parked holds the commits parked by sagas and agents (nil: none).
+	Parked eventlog.ParkingLot
 	Log    *slog.Logger
 	// Metrics records requests and is served at /metrics (nil: none).
 	Metrics *metrics.Set
@@ -62,6 +65,7 @@ func (a *API) Handler() http.Handler {
 	a.registerOperations(api)
 	a.registerEvents(api)
 	a.registerAdmin(api)
+	a.registerParked(api)
 	a.registerHosts(api)
 	a.registerGroups(api)
 	a.registerAggregates(api)

@@ -24,7 +24,7 @@ var tags = []*huma.Tag{
 	{Name: "aggregates", Description: "Host aggregates (metadata the scheduler matches) and the availability zones they name."},
 	{Name: "server-groups", Description: "Server groups: affinity and anti-affinity policies between servers."},
 	{Name: "events", Description: "The event log: history with filters, and a live stream."},
-	{Name: "admin", Description: "Operator tools: read-model projections, their lag, and rebuilds."},
+	{Name: "admin", Description: "Operator tools: read-model projections, their lag, and rebuilds; commits whose saga or agent reaction kept failing, parked, with retry and skip."},
 }
 
 // apiConfig is huma's configuration for Keel: the document's info, tags and

@@ -17,6 +17,7 @@ import (
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/eventlog"
 )
 
 type agentFlags struct {
@@ -30,6 +31,8 @@ type agentFlags struct {
 	verbose                       bool
 	logFormat                     string
 	creds                         string // nkey seed file for NATS
+	parkAttempts                  int
+	parkAfter, parkPoll           time.Duration
 }
 
 func agentCmd() *cobra.Command {
@@ -69,6 +72,9 @@ access to the event store; per-host credentials come later.`,
 	fl.Float64Var(&f.diskRatio, "disk-ratio", host.DefaultRatios.Disk, "disk overcommit ratio of new hosts")
 	fl.StringSliceVar(&f.traits, "trait", nil, "a trait of every simulated host (repeatable), e.g. gpu")
 	fl.StringVar(&f.stateDir, "state-dir", "./keel-agent-data", "where simulated hosts keep their servers across restarts (\"\" keeps them in memory)")
+	fl.IntVar(&f.parkAttempts, "park-attempts", eventlog.DefaultParkAttempts, "park a commit whose work failed this many times (and for --park-after); see keel parked")
+	fl.DurationVar(&f.parkAfter, "park-after", eventlog.DefaultParkAfter, "park a commit only once its work has been failing for this long")
+	fl.DurationVar(&f.parkPoll, "park-poll", eventlog.DefaultParkPoll, "how often parked commits marked for retry are looked for")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
 	fl.StringVar(&f.logFormat, "log-format", "text", logFormatFlag)
 	return cmd
@@ -111,7 +117,15 @@ func runAgent(f agentFlags) error {
 	if name == "" {
 		name = f.prefix
 	}
-	ag := &agent.Agent{Name: name, App: app, Events: store, Hosts: hosts, Log: log,
+	lot, err := store.ParkingLot(ctx)
+	if err != nil {
+		return err
+	}
+	// Work that keeps failing is parked (keel parked list) rather than
+	// holding up the later work of its server.
+	events := &eventlog.Parking{Subscriber: store, Lot: lot, Commits: store,
+		MaxAttempts: f.parkAttempts, After: f.parkAfter, Poll: f.parkPoll}
+	ag := &agent.Agent{Name: name, App: app, Events: events, Hosts: hosts, Log: log,
 		Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: f.heartbeat}
 	log.Info("agent starting", "hosts", f.hosts, "prefix", f.prefix, "nats", f.natsURL)
 	err = ag.Run(ctx)

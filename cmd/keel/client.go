@@ -44,7 +44,7 @@ func addClientCommands(root *cobra.Command) {
 	pf.StringVar(&g.api, "api", api, "Keel API base URL (env KEEL_API)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(flavorCmd(g), imageCmd(g), serverCmd(g), operationCmd(g),
-		eventsCmd(g), replayCmd(g), projectionsCmd(g), hostCmd(g), serverGroupCmd(g), aggregateCmd(g), azCmd(g))
+		eventsCmd(g), replayCmd(g), projectionsCmd(g), hostCmd(g), serverGroupCmd(g), aggregateCmd(g), azCmd(g), parkedCmd(g))
 }
 
 // group returns a parent command whose subcommands talk to the API.

@@ -13,6 +13,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/fake"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/domain/scheduler"
+	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/sagas"
 )
 
@@ -85,6 +86,9 @@ credentials, DATA_DIR/agent.nk (keel agent --credentials).`,
 	f.DurationVar(&c.Timeouts.Destroy, "destroy-timeout", sagas.DefaultTimeouts.Destroy, "deadline of the destroy step")
 	f.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 30*time.Second, "a host without heartbeats for this long is down")
 	f.DurationVar(&c.HeartbeatEvery, "heartbeat", 5*time.Second, "heartbeat period of the in-process simulated hosts")
+	f.IntVar(&c.ParkAttempts, "park-attempts", eventlog.DefaultParkAttempts, "park a saga or agent commit whose reaction failed this many times (and for --park-after)")
+	f.DurationVar(&c.ParkAfter, "park-after", eventlog.DefaultParkAfter, "park a commit only once its reaction has been failing for this long (and --park-attempts times)")
+	f.DurationVar(&c.ParkPoll, "park-poll", eventlog.DefaultParkPoll, "how often parked commits marked for retry are looked for")
 	f.Int64Var(&c.MaxLag, "max-lag", 50_000, "refuse new servers (503, Retry-After) while the read model is this many commits behind the log (-1: never)")
 	f.IntVar(&c.MaxBusy, "max-busy", 10_000, "refuse new servers (503, Retry-After) while this many servers are being built or changed (-1: never)")
 	f.Float64Var(&c.Weights.RAM, "weight-ram", scheduler.DefaultWeights.RAM, "scheduler RAM weigher multiplier (positive spreads, negative packs)")

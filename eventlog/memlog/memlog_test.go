@@ -55,3 +55,7 @@ func TestUnacknowledgedCommitIsDeliveredAgain(t *testing.T) {
 		t.Fatal("the unacknowledged commit was not delivered again")
 	}
 }
+
+func TestParkingLotContract(t *testing.T) {
+	eventlogtest.RunParkingLot(t, func(*testing.T) eventlog.ParkingLot { return &memlog.Lot{} })
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/scheduler"
+	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/metrics"
 	"github.com/keel-cloud/keel/migrations"
 	"github.com/keel-cloud/keel/projections"
@@ -64,6 +65,12 @@ type Config struct {
 	// negative turns a bound off).
 	MaxLag  int64
 	MaxBusy int
+	// ParkAttempts, ParkAfter and ParkPoll configure the parking of saga
+	// and agent commits whose reaction keeps failing (eventlog.Parking:
+	// defaults 10 attempts, 1 minute, 2 s). Projections are never parked.
+	ParkAttempts int
+	ParkAfter    time.Duration
+	ParkPoll     time.Duration
 	// APIOnly runs the API and command handling without projections, sagas
 	// or hosts: the command path alone, for benchmarks. Reads see nothing.
 	APIOnly       bool
@@ -86,6 +93,7 @@ type Node struct {
 	Embedded *keeljs.Embedded
 	Postgres *pgcluster.Cluster // nil when DatabaseURL was given
 	Metrics  *metrics.Set       // this node's registry, served at /metrics
+	Parked   *keeljs.ParkingLot // commits sagas and agents gave up on for now
 
 	nc     *nats.Conn
 	http   *http.Server
@@ -182,16 +190,24 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if n.Parked, err = n.Store.ParkingLot(ctx); err != nil {
+		return err
+	}
+	if err := n.Metrics.CollectParked(parkedCounter{n.Parked, n.subscriptions()}); err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
-		Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready}
+		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready}
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
 	api.Backlog = &httpapi.Backlog{MaxLag: uint64(max(c.MaxLag, 0)), MaxBusy: c.MaxBusy, Lag: n.lag, Busy: n.Read.BusyServers}
 	n.goRun(func() error { return n.Runner.Run(runCtx) })
-	n.goRun(func() error { return n.Saga.Run(runCtx, n.Store) })
+	// Sagas and agents park what keeps failing; projections follow the
+	// log in order (n.Runner reads n.Store directly) and are never parked.
+	n.goRun(func() error { return n.Saga.Run(runCtx, n.parking()) })
 	deadlines := &monitors.Deadlines{App: n.App, Find: n.Read, Log: c.Log}
 	n.goRun(func() error { deadlines.Run(runCtx, c.DeadlineEvery); return nil })
 	orphans := &monitors.Orphans{App: n.App, Find: n.Read, Grace: c.OrphanGrace, Log: c.Log}
@@ -207,7 +223,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 		n.Hosts = sims
-		ag := &agent.Agent{Name: "embedded", App: n.App, Events: n.Store, Hosts: hosts, Log: c.Log,
+		ag := &agent.Agent{Name: "embedded", App: n.App, Events: n.parking(), Hosts: hosts, Log: c.Log,
 			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, Flush: n.nc.Flush, HeartbeatEvery: c.HeartbeatEvery}
 		if err := ag.Register(ctx); err != nil {
 			return err
@@ -353,6 +369,36 @@ func (n *Node) Close() {
 		}
 	}
 	n.unlockDataDir()
+}
+
+// subscriptions are the durable names this node parks commits of.
+func (n *Node) subscriptions() []string {
+	if n.Config.APIOnly {
+		return nil
+	}
+	if n.Config.FakeHosts > 0 {
+		return []string{sagas.Durable, agent.Durable("embedded")}
+	}
+	return []string{sagas.Durable}
+}
+
+// parking wraps the log's subscriptions with the parking of commits whose
+// reaction keeps failing.
+func (n *Node) parking() eventlog.Subscriber {
+	c := n.Config
+	return &eventlog.Parking{Subscriber: n.Store, Lot: n.Parked, Commits: n.Store,
+		MaxAttempts: c.ParkAttempts, After: c.ParkAfter, Poll: c.ParkPoll}
+}
+
+// parkedCounter feeds keel_parked_commits, with the subscriptions of this
+// node always present.
+type parkedCounter struct {
+	lot  eventlog.ParkingLot
+	subs []string
+}
+
+func (p parkedCounter) ParkedCounts(ctx context.Context) (map[string]int, error) {
+	return eventlog.CountParked(ctx, p.lot, p.subs...)
 }
 
 // nameStore adapts the KV bucket to commands.NameStore.
