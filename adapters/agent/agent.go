@@ -126,8 +126,13 @@ func hostAndServer(env domain.Envelope) string {
 	var ev struct {
 		Host string `json:"host"`
 	}
-	if len(env.Events) > 0 {
-		_ = json.Unmarshal(env.Events[0].Data, &ev) // no host: keyed by the server alone
+	if len(env.Events) == 0 {
+		return "/" + env.AggregateID
+	}
+	if err := json.Unmarshal(env.Events[0].Data, &ev); err != nil {
+		// Keyed by the server alone: handle decodes the commit again and
+		// reports why it cannot.
+		return "/" + env.AggregateID
 	}
 	return ev.Host + "/" + env.AggregateID
 }

@@ -6,31 +6,22 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/projections"
 )
 
-// ProjectionList lists projections.
-type ProjectionList struct {
-	Items []projections.Status `json:"items"`
-}
-
 // ProjectionsOutput lists projections.
 type ProjectionsOutput struct {
-	Body ProjectionList
-}
-
-// RebuildList reports rebuilds.
-type RebuildList struct {
-	Items []projections.RebuildResult `json:"items"`
+	Body api.ProjectionList
 }
 
 // RebuildOutput reports rebuilds.
 type RebuildOutput struct {
-	Body RebuildList
+	Body api.RebuildList
 }
 
-func (a *API) registerAdmin(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "list-projections", Method: http.MethodGet, Path: "/v1/projections",
+func (a *API) registerAdmin(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "list-projections", Method: http.MethodGet, Path: "/v1/projections",
 		Summary: "List read-model projections with their checkpoint and lag", Description: "Each read-model projection with its version, the stream sequence it has applied, and how many commits it is behind.",
 		Tags: []string{"admin"}},
 		func(ctx context.Context, _ *struct{}) (*ProjectionsOutput, error) {
@@ -39,11 +30,11 @@ func (a *API) registerAdmin(api huma.API) {
 				return nil, a.fail(ctx, err)
 			}
 			out := &ProjectionsOutput{}
-			out.Body.Items = st
+			out.Body.Items = all(st, projectionOut)
 			return out, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "rebuild-projection", Method: http.MethodPost, Path: "/v1/projections/{name}/rebuild",
+	huma.Register(hapi, huma.Operation{OperationID: "rebuild-projection", Method: http.MethodPost, Path: "/v1/projections/{name}/rebuild",
 		Summary: "Rebuild a projection from sequence 1", Tags: []string{"admin"},
 		Description: "Replays the event log into new tables and swaps them in; reads keep being served meanwhile. Name 'all' rebuilds every projection."},
 		func(ctx context.Context, in *struct {
@@ -63,7 +54,7 @@ func (a *API) registerAdmin(api huma.API) {
 				return nil, a.fail(ctx, err)
 			}
 			out := &RebuildOutput{}
-			out.Body.Items = res
+			out.Body.Items = all(res, rebuildOut)
 			return out, nil
 		})
 

@@ -6,51 +6,29 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 )
-
-// AggregateBody is a host aggregate to create.
-type AggregateBody struct {
-	Name             string            `json:"name" minLength:"1" maxLength:"255"`
-	AvailabilityZone string            `json:"availability_zone,omitempty" maxLength:"255" doc:"Makes the aggregate an availability zone"`
-	Metadata         map[string]string `json:"metadata,omitempty" doc:"Matched by flavor extra specs aggregate:KEY=VALUE"`
-}
 
 // AggregateOutput is one host aggregate.
 type AggregateOutput struct {
 	Written
 	Location string `header:"Location"`
 	ETag     string `header:"ETag" doc:"The aggregate's version, for If-Match"`
-	Body     postgres.HostAggregate
-}
-
-// AvailabilityZoneList lists availability zones.
-type AvailabilityZoneList struct {
-	Items []postgres.AvailabilityZone `json:"items"`
+	Body     api.HostAggregate
 }
 
 // ZonesOutput lists availability zones.
 type ZonesOutput struct {
-	Body AvailabilityZoneList
+	Body api.AvailabilityZoneList
 }
 
-// MetadataBody is a host aggregate's new metadata.
-type MetadataBody struct {
-	Metadata map[string]string `json:"metadata"`
-}
-
-// AggregateHostBody names a host to add to a host aggregate.
-type AggregateHostBody struct {
-	Host string `json:"host" minLength:"1" maxLength:"255"`
-}
-
-func (a *API) registerAggregates(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "create-aggregate", Method: http.MethodPost, Path: "/v1/aggregates",
+func (a *API) registerAggregates(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "create-aggregate", Method: http.MethodPost, Path: "/v1/aggregates",
 		Summary: "Create a host aggregate", Description: "A host aggregate groups hosts under metadata that flavors' extra specs (aggregate:KEY=VALUE) match; an availability_zone key names a zone.",
 		Tags: []string{"aggregates"}, DefaultStatus: http.StatusCreated},
-		func(ctx context.Context, in *struct{ Body AggregateBody }) (*AggregateOutput, error) {
+		func(ctx context.Context, in *struct{ Body api.AggregateBody }) (*AggregateOutput, error) {
 			md := map[string]string{}
 			for k, v := range in.Body.Metadata {
 				md[k] = v
@@ -66,14 +44,14 @@ func (a *API) registerAggregates(api huma.API) {
 			return a.aggregateOut(ctx, id, res.Seq, "/v1/aggregates/"+id)
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "list-aggregates", Method: http.MethodGet, Path: "/v1/aggregates",
+	huma.Register(hapi, huma.Operation{OperationID: "list-aggregates", Method: http.MethodGet, Path: "/v1/aggregates",
 		Summary: "List host aggregates", Description: "Host aggregates by name, a page at a time, with their metadata and hosts.",
 		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
 			Name string `query:"name" maxLength:"255"`
-		}) (*ListOutput[postgres.HostAggregate], error) {
+		}) (*ListOutput[api.HostAggregate], error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
@@ -81,10 +59,10 @@ func (a *API) registerAggregates(api huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next), nil
+			return pageOut(items, next, aggregateOut), nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "get-aggregate", Method: http.MethodGet, Path: "/v1/aggregates/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "get-aggregate", Method: http.MethodGet, Path: "/v1/aggregates/{id}",
 		Summary: "Show a host aggregate", Description: "One host aggregate by id or name, with its metadata and hosts.",
 		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
@@ -101,7 +79,7 @@ func (a *API) registerAggregates(api huma.API) {
 			return a.aggregateOut(ctx, id, 0, "")
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "set-aggregate-metadata", Method: http.MethodPut, Path: "/v1/aggregates/{id}/metadata",
+	huma.Register(hapi, huma.Operation{OperationID: "set-aggregate-metadata", Method: http.MethodPut, Path: "/v1/aggregates/{id}/metadata",
 		Summary: "Set host aggregate metadata (an empty value removes a key)",
 		Description: "Merges the given keys into the aggregate's current metadata; a key with an empty value is removed, keys not given stay. " +
 			"With If-Match, refused with 412 unless the aggregate is still at that version. Changing the availability_zone of an aggregate with hosts is refused with 409.",
@@ -109,7 +87,7 @@ func (a *API) registerAggregates(api huma.API) {
 		func(ctx context.Context, in *struct {
 			IDParam
 			IfMatch
-			Body MetadataBody
+			Body api.MetadataBody
 		}) (*AggregateOutput, error) {
 			v, err := in.version(ctx)
 			if err != nil {
@@ -118,14 +96,14 @@ func (a *API) registerAggregates(api huma.API) {
 			return a.aggregateCommand(ctx, in.ID, hostaggregate.SetMetadata{Metadata: in.Body.Metadata, At: a.App.Now().UTC()}, v)
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "add-aggregate-host", Method: http.MethodPost, Path: "/v1/aggregates/{id}/hosts",
+	huma.Register(hapi, huma.Operation{OperationID: "add-aggregate-host", Method: http.MethodPost, Path: "/v1/aggregates/{id}/hosts",
 		Summary: "Add a host to a host aggregate",
 		Description: "The host must exist (422 otherwise); from then on the scheduler matches the aggregate's metadata for it. " +
 			"A host is in one availability zone: adding it to an aggregate of another zone is refused with 409.",
 		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
 			IDParam
-			Body AggregateHostBody
+			Body api.AggregateHostBody
 		}) (*AggregateOutput, error) {
 			id, err := a.aggregateID(ctx, in.ID)
 			if err != nil {
@@ -138,7 +116,7 @@ func (a *API) registerAggregates(api huma.API) {
 			return a.aggregateOut(ctx, id, res.Seq, "")
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "remove-aggregate-host", Method: http.MethodDelete, Path: "/v1/aggregates/{id}/hosts/{host}",
+	huma.Register(hapi, huma.Operation{OperationID: "remove-aggregate-host", Method: http.MethodDelete, Path: "/v1/aggregates/{id}/hosts/{host}",
 		Summary: "Remove a host from a host aggregate", Description: "Servers already on the host stay where they are; only later placements see the change.",
 		Tags: []string{"aggregates"}},
 		func(ctx context.Context, in *struct {
@@ -156,7 +134,7 @@ func (a *API) registerAggregates(api huma.API) {
 			return a.aggregateOut(ctx, id, res.Seq, "")
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "delete-aggregate", Method: http.MethodDelete, Path: "/v1/aggregates/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "delete-aggregate", Method: http.MethodDelete, Path: "/v1/aggregates/{id}",
 		Summary: "Delete a host aggregate without hosts", Description: "Refused with 409 while the aggregate still has hosts.",
 		Tags: []string{"aggregates"}, DefaultStatus: http.StatusNoContent},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
@@ -171,7 +149,7 @@ func (a *API) registerAggregates(api huma.API) {
 			return &DeletedOutput{Written{res.Seq}}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "list-availability-zones", Method: http.MethodGet, Path: "/v1/availability-zones",
+	huma.Register(hapi, huma.Operation{OperationID: "list-availability-zones", Method: http.MethodGet, Path: "/v1/availability-zones",
 		Summary: "List availability zones and their hosts", Tags: []string{"aggregates"},
 		Description: "Zones are named by host aggregates; hosts in none are in the zone named default."},
 		func(ctx context.Context, in *struct{ ReadAfter }) (*ZonesOutput, error) {
@@ -183,7 +161,7 @@ func (a *API) registerAggregates(api huma.API) {
 				return nil, a.fail(ctx, err)
 			}
 			out := &ZonesOutput{}
-			out.Body.Items = zs
+			out.Body.Items = all(zs, zoneOut)
 			return out, nil
 		})
 }
@@ -214,7 +192,7 @@ func (a *API) aggregateOut(ctx context.Context, id string, seq uint64, location 
 	if err != nil {
 		return nil, a.notFoundOr(ctx, err, "host aggregate", id)
 	}
-	return &AggregateOutput{Written: Written{seq}, Location: location, ETag: etag(ag.Version), Body: ag}, nil
+	return &AggregateOutput{Written: Written{seq}, Location: location, ETag: etag(ag.Version), Body: aggregateOut(ag)}, nil
 }
 
 func (a *API) aggregateID(ctx context.Context, ref string) (string, error) {

@@ -161,24 +161,6 @@ type PageParams struct {
 
 func (p PageParams) page() postgres.Page { return postgres.Page{Limit: p.Limit, Cursor: p.Cursor} }
 
-// ListBody is a page of items and the cursor of the next page ("" at the end).
-type ListBody[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor" doc:"Pass as cursor to get the next page; empty on the last page"`
-}
-
-// ListOutput wraps a page.
-type ListOutput[T any] struct {
-	Body ListBody[T]
-}
-
-func listOut[T any](items []T, next string) *ListOutput[T] {
-	if items == nil {
-		items = []T{}
-	}
-	return &ListOutput[T]{Body: ListBody[T]{Items: items, NextCursor: next}}
-}
-
 // Written is embedded in mutating outputs.
 type Written struct {
 	Sequence uint64 `header:"Keel-Sequence" doc:"Stream sequence of the commit; pass it as Keel-Min-Sequence to read your write"`

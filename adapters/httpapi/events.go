@@ -14,18 +14,13 @@ import (
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/domain"
 )
 
-// EventPage is a page of history.
-type EventPage struct {
-	Items     []postgres.Commit `json:"items"`
-	NextSince uint64            `json:"next_since" doc:"Pass as since to get the next page; 0 on the last page"`
-}
-
 // EventsOutput is a page of history.
 type EventsOutput struct {
-	Body EventPage
+	Body api.EventPage
 }
 
 // EventQuery filters history and the live stream.
@@ -63,15 +58,10 @@ func checkSince(ctx huma.Context) []error {
 		Message: "since must be a stream sequence from 0 to " + strconv.FormatInt(math.MaxInt64, 10)}}
 }
 
-// StreamReady opens the live stream: the head of the log when it began.
-type StreamReady struct {
-	Head uint64 `json:"head" doc:"Last stream sequence when the subscription began"`
-}
-
 var subjectToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-func (a *API) registerEvents(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "list-events", Method: http.MethodGet, Path: "/v1/events",
+func (a *API) registerEvents(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "list-events", Method: http.MethodGet, Path: "/v1/events",
 		Summary: "Event history", Tags: []string{"events"},
 		Description: "Commits in stream order, each with its events. Paginate with since=next_since."},
 		func(ctx context.Context, in *struct {
@@ -88,17 +78,17 @@ func (a *API) registerEvents(api huma.API) {
 				return nil, a.fail(ctx, err)
 			}
 			out := &EventsOutput{}
-			out.Body.Items, out.Body.NextSince = items, next
+			out.Body.Items, out.Body.NextSince = all(items, commitOut), next
 			if out.Body.Items == nil {
-				out.Body.Items = []postgres.Commit{}
+				out.Body.Items = []api.Commit{}
 			}
 			return out, nil
 		})
 
-	sse.Register(api, huma.Operation{OperationID: "stream-events", Method: http.MethodGet, Path: "/v1/events/stream",
+	sse.Register(hapi, huma.Operation{OperationID: "stream-events", Method: http.MethodGet, Path: "/v1/events/stream",
 		Summary: "Live event stream (server-sent events)", Tags: []string{"events"},
 		Description: "First a 'ready' message with the stream's head at subscription; then each message is one commit (event name 'commit', id = stream sequence). Without since, starts with the next commit; since=0 replays the whole log first."},
-		map[string]any{"commit": postgres.Commit{}, "ready": StreamReady{}},
+		map[string]any{"commit": api.Commit{}, "ready": api.StreamReady{}},
 		func(ctx context.Context, in *StreamQuery, send sse.Sender) {
 			a.stream(ctx, in, send)
 		})
@@ -134,7 +124,7 @@ func (a *API) stream(ctx context.Context, in *StreamQuery, send sse.Sender) {
 		a.Log.Warn("event stream: read the head", "err", err)
 		return
 	}
-	if err := send(sse.Message{Data: StreamReady{Head: head}}); err != nil {
+	if err := send(sse.Message{Data: api.StreamReady{Head: head}}); err != nil {
 		it.Stop()
 		return
 	}
@@ -159,7 +149,7 @@ func (a *API) stream(ctx context.Context, in *StreamQuery, send sse.Sender) {
 		if in.Type != "" && !hasType(env.Events, in.Type) {
 			continue
 		}
-		if err := send(sse.Message{ID: int(env.Sequence), Data: postgres.CommitOf(env)}); err != nil {
+		if err := send(sse.Message{ID: int(env.Sequence), Data: commitOut(env)}); err != nil {
 			return
 		}
 	}

@@ -7,25 +7,17 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
 )
 
-// FlavorBody is a flavor to create.
-type FlavorBody struct {
-	Name       string            `json:"name" minLength:"1" maxLength:"255" doc:"Unique name"`
-	VCPUs      int               `json:"vcpus" minimum:"1" maximum:"1024"`
-	RAMMiB     int               `json:"ram_mib" minimum:"1" maximum:"16777216"`
-	DiskGiB    int               `json:"disk_gib,omitempty" minimum:"0" doc:"Root disk size; 0 means the image's own size"`
-	ExtraSpecs map[string]string `json:"extra_specs,omitempty" doc:"Placement: trait:NAME=required|forbidden, aggregate:KEY=VALUE"`
-}
-
 // FlavorOutput is one flavor.
 type FlavorOutput struct {
 	Written
 	Location string `header:"Location"`
-	Body     postgres.Flavor
+	Body     api.Flavor
 }
 
 // IDParam names a resource by UUID or by name.
@@ -38,12 +30,12 @@ type DeletedOutput struct {
 	Written
 }
 
-func (a *API) registerFlavors(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "create-flavor", Method: http.MethodPost, Path: "/v1/flavors",
+func (a *API) registerFlavors(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "create-flavor", Method: http.MethodPost, Path: "/v1/flavors",
 		Summary: "Create a flavor", Description: "Flavor names are unique. Extra specs steer placement: trait:NAME=required|forbidden, aggregate:KEY=VALUE.",
 		Tags: []string{"flavors"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct {
-			Body FlavorBody
+			Body api.FlavorBody
 		}) (*FlavorOutput, error) {
 			if err := domain.CheckName("name", in.Body.Name); err != nil {
 				return nil, a.fail(ctx, err)
@@ -57,18 +49,18 @@ func (a *API) registerFlavors(api huma.API) {
 			}
 			s := res.State.Spec
 			out := &FlavorOutput{Written: Written{res.Seq}, Location: "/v1/flavors/" + id,
-				Body: postgres.Flavor{ID: id, Name: s.Name, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB, DiskGiB: s.DiskGiB, ExtraSpecs: nonNil(s.ExtraSpecs), CreatedAt: at}}
+				Body: api.Flavor{ID: id, Name: s.Name, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB, DiskGiB: s.DiskGiB, ExtraSpecs: nonNil(s.ExtraSpecs), CreatedAt: at}}
 			return out, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "list-flavors", Method: http.MethodGet, Path: "/v1/flavors",
+	huma.Register(hapi, huma.Operation{OperationID: "list-flavors", Method: http.MethodGet, Path: "/v1/flavors",
 		Summary: "List flavors", Description: "Flavors by name, a page at a time; filter by exact name.",
 		Tags: []string{"flavors"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
 			Name string `query:"name" maxLength:"255" doc:"Only the flavor with this name"`
-		}) (*ListOutput[postgres.Flavor], error) {
+		}) (*ListOutput[api.Flavor], error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
@@ -76,10 +68,10 @@ func (a *API) registerFlavors(api huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next), nil
+			return pageOut(items, next, flavorOut), nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "get-flavor", Method: http.MethodGet, Path: "/v1/flavors/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "get-flavor", Method: http.MethodGet, Path: "/v1/flavors/{id}",
 		Summary: "Show a flavor", Description: "One flavor by id or unique name.",
 		Tags: []string{"flavors"}},
 		func(ctx context.Context, in *struct {
@@ -97,10 +89,10 @@ func (a *API) registerFlavors(api huma.API) {
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "flavor", in.ID)
 			}
-			return &FlavorOutput{Body: f}, nil
+			return &FlavorOutput{Body: flavorOut(f)}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "delete-flavor", Method: http.MethodDelete, Path: "/v1/flavors/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "delete-flavor", Method: http.MethodDelete, Path: "/v1/flavors/{id}",
 		Summary: "Delete a flavor", Description: "Servers keep a copy of their flavor, so deleting it changes no server.",
 		Tags: []string{"flavors"}, DefaultStatus: http.StatusNoContent},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {

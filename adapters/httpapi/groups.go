@@ -6,7 +6,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/servergroup"
 )
@@ -22,14 +22,14 @@ type GroupBody struct {
 type GroupOutput struct {
 	Written
 	Location string `header:"Location"`
-	Body     postgres.ServerGroup
+	Body     api.ServerGroup
 }
 
-func (a *API) registerGroups(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "create-server-group", Method: http.MethodPost, Path: "/v1/server-groups",
+func (a *API) registerGroups(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "create-server-group", Method: http.MethodPost, Path: "/v1/server-groups",
 		Summary: "Create a server group", Description: "The policy (affinity, anti-affinity, or their soft forms) applies to servers created with this group as their server_group.",
 		Tags: []string{"server-groups"}, DefaultStatus: http.StatusCreated},
-		func(ctx context.Context, in *struct{ Body GroupBody }) (*GroupOutput, error) {
+		func(ctx context.Context, in *struct{ Body api.GroupBody }) (*GroupOutput, error) {
 			spec := servergroup.Spec{Name: in.Body.Name, Policy: in.Body.Policy, MaxPerHost: in.Body.MaxPerHost}
 			res, err := a.App.CreateGroup(ctx, spec, a.meta(ctx, commandID(ctx)))
 			if err != nil {
@@ -38,17 +38,17 @@ func (a *API) registerGroups(api huma.API) {
 			id, at := res.State.ID, a.App.Now().UTC()
 			s := res.State.Spec
 			return &GroupOutput{Written: Written{res.Seq}, Location: "/v1/server-groups/" + id,
-				Body: postgres.ServerGroup{ID: id, Name: s.Name, Policy: s.Policy, MaxPerHost: s.MaxPerHost, Members: []postgres.GroupMember{}, CreatedAt: at}}, nil
+				Body: api.ServerGroup{ID: id, Name: s.Name, Policy: s.Policy, MaxPerHost: s.MaxPerHost, Members: []api.GroupMember{}, CreatedAt: at}}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "list-server-groups", Method: http.MethodGet, Path: "/v1/server-groups",
+	huma.Register(hapi, huma.Operation{OperationID: "list-server-groups", Method: http.MethodGet, Path: "/v1/server-groups",
 		Summary: "List server groups", Description: "Server groups by name, a page at a time.",
 		Tags: []string{"server-groups"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
 			Name string `query:"name" maxLength:"255"`
-		}) (*ListOutput[postgres.ServerGroup], error) {
+		}) (*ListOutput[api.ServerGroup], error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
@@ -56,10 +56,10 @@ func (a *API) registerGroups(api huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next), nil
+			return pageOut(items, next, groupOut), nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "get-server-group", Method: http.MethodGet, Path: "/v1/server-groups/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "get-server-group", Method: http.MethodGet, Path: "/v1/server-groups/{id}",
 		Summary: "Show a server group and where its members are", Description: "One server group by id or name, with each member and the host it is on.",
 		Tags: []string{"server-groups"}},
 		func(ctx context.Context, in *struct {
@@ -77,10 +77,10 @@ func (a *API) registerGroups(api huma.API) {
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "server group", in.ID)
 			}
-			return &GroupOutput{Body: g}, nil
+			return &GroupOutput{Body: groupOut(g)}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "delete-server-group", Method: http.MethodDelete, Path: "/v1/server-groups/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "delete-server-group", Method: http.MethodDelete, Path: "/v1/server-groups/{id}",
 		Summary: "Delete an empty server group", Description: "Refused with 409 while the group has members.",
 		Tags: []string{"server-groups"}, DefaultStatus: http.StatusNoContent},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {

@@ -9,36 +9,26 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/host"
 )
 
-// HostList lists hosts.
-type HostList struct {
-	Items []postgres.Host `json:"items"`
-}
-
 // HostsOutput lists hosts.
 type HostsOutput struct {
-	Body HostList
+	Body api.HostList
 }
 
 // HostOutput is one host.
 type HostOutput struct {
 	Written
 	ETag string `header:"ETag" doc:"The host's version, for If-Match"`
-	Body postgres.Host
+	Body api.Host
 }
 
-// ReasonBody explains an administrative change.
-type ReasonBody struct {
-	Reason string `json:"reason,omitempty" maxLength:"255" doc:"Shown with the host's status"`
-}
-
-func (a *API) registerHosts(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "list-hosts", Method: http.MethodGet, Path: "/v1/hosts",
+func (a *API) registerHosts(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "list-hosts", Method: http.MethodGet, Path: "/v1/hosts",
 		Summary: "List hosts with capacity total, used and free", Description: "Every registered host with its liveness, status, capacity (physical; total, which is physical times the overcommit ratios; used; free) and the servers placed on it.",
 		Tags: []string{"hosts"}},
 		func(ctx context.Context, in *struct{ ReadAfter }) (*HostsOutput, error) {
@@ -50,14 +40,14 @@ func (a *API) registerHosts(api huma.API) {
 				return nil, a.fail(ctx, err)
 			}
 			out := &HostsOutput{}
-			out.Body.Items = hs
+			out.Body.Items = all(hs, hostOut)
 			if out.Body.Items == nil {
-				out.Body.Items = []postgres.Host{}
+				out.Body.Items = []api.Host{}
 			}
 			return out, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "get-host", Method: http.MethodGet, Path: "/v1/hosts/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "get-host", Method: http.MethodGet, Path: "/v1/hosts/{id}",
 		Summary: "Show a host", Description: "One host by id or name, with its capacity and claims.",
 		Tags: []string{"hosts"}},
 		func(ctx context.Context, in *struct {
@@ -71,7 +61,7 @@ func (a *API) registerHosts(api huma.API) {
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "host", in.ID)
 			}
-			return &HostOutput{ETag: etag(h.Version), Body: h}, nil
+			return &HostOutput{ETag: etag(h.Version), Body: hostOut(h)}, nil
 		})
 
 	type action struct {
@@ -88,11 +78,11 @@ func (a *API) registerHosts(api huma.API) {
 		{"end-host-maintenance", "maintenance/end", "End a host's maintenance",
 			"Ends the maintenance started with POST /v1/hosts/{id}/maintenance.", func(string) host.Command { return host.SetMaintenance{} }},
 	} {
-		huma.Register(api, huma.Operation{OperationID: ac.op, Method: http.MethodPost, Path: "/v1/hosts/{id}/" + ac.path,
+		huma.Register(hapi, huma.Operation{OperationID: ac.op, Method: http.MethodPost, Path: "/v1/hosts/{id}/" + ac.path,
 			Summary: ac.summary, Description: ac.description, Tags: []string{"hosts"}},
 			func(ctx context.Context, in *struct {
 				IDParam
-				Body *ReasonBody `required:"false"`
+				Body *api.ReasonBody `required:"false"`
 			}) (*HostOutput, error) {
 				reason := ""
 				if in.Body != nil {
@@ -104,14 +94,14 @@ func (a *API) registerHosts(api huma.API) {
 
 	// PUT came first and stays; both merge on the server.
 	for _, op := range []struct{ id, method string }{{"set-host-overcommit", http.MethodPatch}, {"put-host-overcommit", http.MethodPut}} {
-		huma.Register(api, huma.Operation{OperationID: op.id, Method: op.method, Path: "/v1/hosts/{id}/overcommit",
+		huma.Register(hapi, huma.Operation{OperationID: op.id, Method: op.method, Path: "/v1/hosts/{id}/overcommit",
 			Summary: "Change a host's overcommit ratios", Tags: []string{"hosts"}, Deprecated: op.method == http.MethodPut,
 			Description: "Changes the ratios given and keeps the others, merged on the host's current state. " +
 				"With If-Match, refused with 412 unless the host is still at that version. Refused with 409 when the servers on the host would no longer fit."},
 			a.setOvercommit)
 	}
 
-	huma.Register(api, huma.Operation{OperationID: "delete-host", Method: http.MethodDelete, Path: "/v1/hosts/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "delete-host", Method: http.MethodDelete, Path: "/v1/hosts/{id}",
 		Summary: "Remove an empty host", Tags: []string{"hosts"}, DefaultStatus: http.StatusNoContent,
 		Description: "Refused with 409 while servers are placed on the host."},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
@@ -127,7 +117,7 @@ func (a *API) registerHosts(api huma.API) {
 type OvercommitInput struct {
 	IDParam
 	IfMatch
-	Body host.RatiosPatch
+	Body api.RatiosPatch
 }
 
 func (a *API) setOvercommit(ctx context.Context, in *OvercommitInput) (*HostOutput, error) {
@@ -135,7 +125,7 @@ func (a *API) setOvercommit(ctx context.Context, in *OvercommitInput) (*HostOutp
 	if err != nil {
 		return nil, err
 	}
-	return a.hostCommand(ctx, in.ID, host.SetRatios{Ratios: in.Body, At: a.App.Now().UTC()}, v)
+	return a.hostCommand(ctx, in.ID, host.SetRatios{Ratios: host.RatiosPatch(in.Body), At: a.App.Now().UTC()}, v)
 }
 
 // stamp sets the time on commands built without one.
@@ -180,9 +170,11 @@ func (a *API) hostCommand(ctx context.Context, ref string, cmd host.Command, ifV
 	if err := a.waitRead(ctx, ReadAfter{MinSeq: res.Seq}); err != nil {
 		return nil, err
 	}
-	if out.Body, err = a.Read.Host(ctx, id); err != nil {
+	h, err := a.Read.Host(ctx, id)
+	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	out.Body = hostOut(h)
 	out.ETag = etag(out.Body.Version)
 	return out, nil
 }

@@ -9,24 +9,17 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/image"
 )
 
-// ImageBody is an image to create.
-type ImageBody struct {
-	Name       string `json:"name" minLength:"1" maxLength:"255"`
-	DiskFormat string `json:"disk_format" enum:"raw,qcow2,iso"`
-	MinDiskGiB int    `json:"min_disk_gib,omitempty" minimum:"0" maximum:"1048576" doc:"Smallest flavor disk this image fits on"`
-	MinRAMMiB  int    `json:"min_ram_mib,omitempty" minimum:"0" maximum:"16777216" doc:"Smallest flavor RAM this image runs with"`
-}
-
 // ImageOutput is one image.
 type ImageOutput struct {
 	Written
 	Location string `header:"Location"`
-	Body     postgres.Image
+	Body     api.Image
 }
 
 // uploadInput streams the request body instead of reading it into memory.
@@ -41,8 +34,8 @@ func (u *uploadInput) Resolve(ctx huma.Context) []error {
 	return nil
 }
 
-func imageView(id string, s image.State) postgres.Image {
-	v := postgres.Image{ID: id, Name: s.Spec.Name, DiskFormat: s.Spec.DiskFormat, MinDiskGiB: s.Spec.MinDiskGiB,
+func imageView(id string, s image.State) api.Image {
+	v := api.Image{ID: id, Name: s.Spec.Name, DiskFormat: s.Spec.DiskFormat, MinDiskGiB: s.Spec.MinDiskGiB,
 		MinRAMMiB: s.Spec.MinRAMMiB, Status: string(s.Status), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 	if s.Status == image.Active {
 		size, sum := s.Size, s.SHA256
@@ -51,11 +44,11 @@ func imageView(id string, s image.State) postgres.Image {
 	return v
 }
 
-func (a *API) registerImages(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "create-image", Method: http.MethodPost, Path: "/v1/images",
+func (a *API) registerImages(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "create-image", Method: http.MethodPost, Path: "/v1/images",
 		Summary: "Create an image", Description: "The image is queued until its bytes are uploaded with PUT /v1/images/{id}/file.",
 		Tags: []string{"images"}, DefaultStatus: http.StatusCreated},
-		func(ctx context.Context, in *struct{ Body ImageBody }) (*ImageOutput, error) {
+		func(ctx context.Context, in *struct{ Body api.ImageBody }) (*ImageOutput, error) {
 			if err := domain.CheckName("name", in.Body.Name); err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -70,7 +63,7 @@ func (a *API) registerImages(api huma.API) {
 				Body: imageView(id, res.State)}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "upload-image", Method: http.MethodPut, Path: "/v1/images/{id}/file",
+	huma.Register(hapi, huma.Operation{OperationID: "upload-image", Method: http.MethodPut, Path: "/v1/images/{id}/file",
 		Summary: "Upload an image's bytes", Tags: []string{"images"},
 		Description: "Streams the raw bytes into the JetStream object store, records their size and sha256, and makes the image active. Not limited to 1 MiB.",
 		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
@@ -114,7 +107,7 @@ func (a *API) registerImages(api huma.API) {
 			return &ImageOutput{Written: Written{res.Seq}, Body: imageView(id, res.State)}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "list-images", Method: http.MethodGet, Path: "/v1/images",
+	huma.Register(hapi, huma.Operation{OperationID: "list-images", Method: http.MethodGet, Path: "/v1/images",
 		Summary: "List images", Description: "Images by name, a page at a time; filter by name or status.",
 		Tags: []string{"images"}},
 		func(ctx context.Context, in *struct {
@@ -122,7 +115,7 @@ func (a *API) registerImages(api huma.API) {
 			PageParams
 			Name   string `query:"name" maxLength:"255"`
 			Status string `query:"status" enum:"queued,active"`
-		}) (*ListOutput[postgres.Image], error) {
+		}) (*ListOutput[api.Image], error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
@@ -130,10 +123,10 @@ func (a *API) registerImages(api huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next), nil
+			return pageOut(items, next, imageOut), nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "get-image", Method: http.MethodGet, Path: "/v1/images/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "get-image", Method: http.MethodGet, Path: "/v1/images/{id}",
 		Summary: "Show an image", Description: "One image by id or unique name, with its size and sha256 once uploaded.",
 		Tags: []string{"images"}},
 		func(ctx context.Context, in *struct {
@@ -151,10 +144,10 @@ func (a *API) registerImages(api huma.API) {
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "image", in.ID)
 			}
-			return &ImageOutput{Body: im}, nil
+			return &ImageOutput{Body: imageOut(im)}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "delete-image", Method: http.MethodDelete, Path: "/v1/images/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "delete-image", Method: http.MethodDelete, Path: "/v1/images/{id}",
 		Summary: "Delete an image", Description: "Servers already built from the image are not changed.",
 		Tags: []string{"images"}, DefaultStatus: http.StatusNoContent},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {

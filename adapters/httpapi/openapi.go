@@ -44,10 +44,10 @@ func apiConfig() huma.Config {
 }
 
 // schemaName names schemas as huma does, except pages of a generic list:
-// ListBody[postgres.Server] is "ServerList", not "ListBodyServer".
+// api.List[api.Server] is "ServerList", not "ListServer".
 func schemaName(t reflect.Type, hint string) string {
 	name := t.Name()
-	if base, arg, ok := strings.Cut(name, "["); ok && base == "ListBody" {
+	if base, arg, ok := strings.Cut(name, "["); ok && base == "List" {
 		arg = strings.TrimSuffix(arg, "]")
 		return arg[strings.LastIndex(arg, ".")+1:] + "List"
 	}

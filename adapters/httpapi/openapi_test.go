@@ -153,7 +153,9 @@ func TestOpenAPISchemasHaveCleanNamesAndNoNullArrays(t *testing.T) {
 		}
 	}
 	var all any
-	_ = json.Unmarshal(raw, &all)
+	if err := json.Unmarshal(raw, &all); err != nil {
+		t.Fatal(err)
+	}
 	walk(all, "", func(where string, m map[string]any) {
 		if types, ok := m["type"].([]any); ok && slices.Contains(types, "array") && slices.Contains(types, "null") {
 			t.Errorf("%s: array may be null", where)

@@ -7,11 +7,12 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 // OperationOutput is one operation with its steps.
 type OperationOutput struct {
-	Body postgres.Operation
+	Body api.Operation
 }
 
 // UUIDParam names a resource by UUID only.
@@ -19,8 +20,8 @@ type UUIDParam struct {
 	ID string `path:"id" format:"uuid" doc:"UUID"`
 }
 
-func (a *API) registerOperations(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "get-operation", Method: http.MethodGet, Path: "/v1/operations/{id}",
+func (a *API) registerOperations(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "get-operation", Method: http.MethodGet, Path: "/v1/operations/{id}",
 		Summary: "Show an operation", Tags: []string{"operations"},
 		Description: "Kind, status (pending, running, compensating, succeeded, failed), steps with their timings and deadlines, and the error."},
 		func(ctx context.Context, in *struct {
@@ -34,10 +35,10 @@ func (a *API) registerOperations(api huma.API) {
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "operation", in.ID)
 			}
-			return &OperationOutput{Body: o}, nil
+			return &OperationOutput{Body: operationOut(o)}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "list-operations", Method: http.MethodGet, Path: "/v1/operations",
+	huma.Register(hapi, huma.Operation{OperationID: "list-operations", Method: http.MethodGet, Path: "/v1/operations",
 		Summary: "List operations", Description: "Operations, a page at a time; filter by resource id, kind or status.",
 		Tags: []string{"operations"}},
 		func(ctx context.Context, in *struct {
@@ -46,7 +47,7 @@ func (a *API) registerOperations(api huma.API) {
 			ResourceID string `query:"resource_id" format:"uuid"`
 			Status     string `query:"status" enum:"pending,running,compensating,succeeded,failed"`
 			Kind       string `query:"kind" maxLength:"64"`
-		}) (*ListOutput[postgres.Operation], error) {
+		}) (*ListOutput[api.Operation], error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
@@ -54,6 +55,6 @@ func (a *API) registerOperations(api huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next), nil
+			return pageOut(items, next, operationOut), nil
 		})
 }

@@ -5,37 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/eventlog"
 )
 
-// ParkedCommit is a commit whose reaction kept failing, parked so that the
-// later commits of its key went on (the wire form of eventlog.ParkedCommit).
-type ParkedCommit struct {
-	Subscription  string    `json:"subscription" doc:"Durable subscription that parked it (saga-servers-v1, agent-<name>-v1)"`
-	Sequence      uint64    `json:"sequence" doc:"Stream sequence of the commit"`
-	AggregateType string    `json:"aggregate_type"`
-	AggregateID   string    `json:"aggregate_id"`
-	Key           string    `json:"key" doc:"Ordering key of the commit in its subscription"`
-	Attempts      int       `json:"attempts" doc:"Failed attempts so far, retries included"`
-	Reason        string    `json:"reason" doc:"The last error, cut to 1024 bytes"`
-	FirstFailedAt time.Time `json:"first_failed_at"`
-	ParkedAt      time.Time `json:"parked_at" doc:"When it was last parked"`
-	State         string    `json:"state" enum:"parked,retry" doc:"retry: a retry was asked for and has not run yet"`
-}
-
-func parkedOut(pc eventlog.ParkedCommit) ParkedCommit {
-	return ParkedCommit{Subscription: pc.Subscription, Sequence: pc.Sequence, AggregateType: pc.AggregateType,
+// parkedOut is the wire form of a parked commit.
+func parkedOut(pc eventlog.ParkedCommit) api.ParkedCommit {
+	return api.ParkedCommit{Subscription: pc.Subscription, Sequence: pc.Sequence, AggregateType: pc.AggregateType,
 		AggregateID: pc.AggregateID, Key: pc.Key, Attempts: pc.Attempts, Reason: pc.Reason,
 		FirstFailedAt: pc.FirstFailedAt, ParkedAt: pc.ParkedAt, State: string(pc.State)}
 }
 
 // ParkedOutput is one parked commit.
 type ParkedOutput struct {
-	Body ParkedCommit
+	Body api.ParkedCommit
 }
 
 // ParkedParams name one parked commit.
@@ -50,26 +36,26 @@ type ParkedListParams struct {
 	Subscription string `query:"subscription" maxLength:"256" doc:"Only this subscription's parked commits"`
 }
 
-func (a *API) registerParked(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "list-parked", Method: http.MethodGet, Path: "/v1/admin/parked",
+func (a *API) registerParked(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "list-parked", Method: http.MethodGet, Path: "/v1/admin/parked",
 		Summary: "List parked commits", Tags: []string{"admin"},
 		Description: "Commits whose saga or agent reaction kept failing and that were parked so that later commits of their key went on, " +
 			"ordered by subscription and sequence, a page at a time. Read from the parking lot, not the read model."},
 		a.listParked)
-	huma.Register(api, huma.Operation{OperationID: "retry-parked", Method: http.MethodPost, Path: "/v1/admin/parked/{subscription}/{seq}/retry",
+	huma.Register(hapi, huma.Operation{OperationID: "retry-parked", Method: http.MethodPost, Path: "/v1/admin/parked/{subscription}/{seq}/retry",
 		Summary: "Retry a parked commit", Tags: []string{"admin"}, DefaultStatus: http.StatusAccepted,
 		Description: "Marks the commit for retry: its subscription runs the reaction again within its poll period (--park-poll). " +
 			"Success removes the record; failure parks it again with one more attempt and the new reason."},
 		a.retryParked)
-	huma.Register(api, huma.Operation{OperationID: "skip-parked", Method: http.MethodPost, Path: "/v1/admin/parked/{subscription}/{seq}/skip",
+	huma.Register(hapi, huma.Operation{OperationID: "skip-parked", Method: http.MethodPost, Path: "/v1/admin/parked/{subscription}/{seq}/skip",
 		Summary: "Skip a parked commit", Tags: []string{"admin"},
 		Description: "Removes the record without running the reaction again, and answers with the record as it was. Use it when the reaction is no longer wanted."},
 		a.skipParked)
 }
 
-func (a *API) listParked(ctx context.Context, in *ParkedListParams) (*ListOutput[ParkedCommit], error) {
+func (a *API) listParked(ctx context.Context, in *ParkedListParams) (*ListOutput[api.ParkedCommit], error) {
 	if a.Parked == nil {
-		return listOut[ParkedCommit](nil, ""), nil
+		return listOut[api.ParkedCommit](nil, ""), nil
 	}
 	page, next, err := a.Parked.List(ctx, in.Subscription, in.Cursor, in.Limit)
 	if errors.Is(err, eventlog.ErrInvalidCursor) {
@@ -78,7 +64,7 @@ func (a *API) listParked(ctx context.Context, in *ParkedListParams) (*ListOutput
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	items := make([]ParkedCommit, len(page))
+	items := make([]api.ParkedCommit, len(page))
 	for i, pc := range page {
 		items[i] = parkedOut(pc)
 	}

@@ -9,44 +9,27 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/server"
 )
 
-// ServerBody is a server to create.
-type ServerBody struct {
-	Name   string `json:"name" minLength:"1" maxLength:"255" doc:"Server names need not be unique"`
-	Flavor string `json:"flavor" minLength:"1" maxLength:"255" doc:"Flavor id or name"`
-	Image  string `json:"image" minLength:"1" maxLength:"255" doc:"Image id or name"`
-	// Scheduler hints.
-	AvailabilityZone string `json:"availability_zone,omitempty" maxLength:"255" doc:"Place the server in this availability zone"`
-	ServerGroup      string `json:"server_group,omitempty" maxLength:"255" doc:"Server group id or name; its policy applies"`
-	TargetHost       string `json:"target_host,omitempty" maxLength:"255" doc:"Place the server on this host or nowhere (an operator's hint)"`
-}
-
-// Accepted is the answer to anything that takes time: the server as it is
-// now and the operation that carries the request out.
-type Accepted struct {
-	Server      postgres.Server `json:"server"`
-	OperationID string          `json:"operation_id" format:"uuid" doc:"Follow it at /v1/operations/{id}"`
-}
-
 // AcceptedOutput is a 202 answer.
 type AcceptedOutput struct {
 	Written
 	Location string `header:"Location"`
-	Body     Accepted
+	Body     api.Accepted
 }
 
 // ServerOutput is one server.
 type ServerOutput struct {
-	Body postgres.Server
+	Body api.Server
 }
 
-func serverView(st server.State, version uint64, at time.Time) postgres.Server {
-	v := postgres.Server{ID: string(st.ID), Name: st.Name, Status: string(st.Status), Desired: string(st.Desired),
-		Power: string(st.Power), Flavor: postgres.ServerFlavor(st.Flavor), ImageID: st.ImageID, Version: int64(version), CreatedAt: st.CreatedAt, UpdatedAt: at}
+func serverView(st server.State, version uint64, at time.Time) api.Server {
+	v := api.Server{ID: string(st.ID), Name: st.Name, Status: string(st.Status), Desired: string(st.Desired),
+		Power: string(st.Power), Flavor: api.ServerFlavor(st.Flavor), ImageID: st.ImageID, Version: int64(version), CreatedAt: st.CreatedAt, UpdatedAt: at}
 	if st.Reason != "" {
 		v.Reason = &st.Reason
 	}
@@ -63,11 +46,11 @@ func serverView(st server.State, version uint64, at time.Time) postgres.Server {
 	return v
 }
 
-func (a *API) registerServers(api huma.API) {
-	huma.Register(api, huma.Operation{OperationID: "create-server", Method: http.MethodPost, Path: "/v1/servers",
+func (a *API) registerServers(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "create-server", Method: http.MethodPost, Path: "/v1/servers",
 		Summary: "Create a server", Tags: []string{"servers"}, DefaultStatus: http.StatusAccepted,
 		Description: "Answers 202 with the BUILDING server and the id of the operation that builds it; 503 with Retry-After while the control plane works through a backlog."},
-		func(ctx context.Context, in *struct{ Body ServerBody }) (*AcceptedOutput, error) {
+		func(ctx context.Context, in *struct{ Body api.ServerBody }) (*AcceptedOutput, error) {
 			if err := domain.CheckName("name", in.Body.Name); err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -101,10 +84,10 @@ func (a *API) registerServers(api huma.API) {
 			}
 			id := string(res.State.ID)
 			return &AcceptedOutput{Written: Written{res.Seq}, Location: "/v1/servers/" + id,
-				Body: Accepted{Server: serverView(res.State, res.Version, a.App.Now().UTC()), OperationID: opID}}, nil
+				Body: api.Accepted{Server: serverView(res.State, res.Version, a.App.Now().UTC()), OperationID: opID}}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "list-servers", Method: http.MethodGet, Path: "/v1/servers",
+	huma.Register(hapi, huma.Operation{OperationID: "list-servers", Method: http.MethodGet, Path: "/v1/servers",
 		Summary: "List servers", Description: "Servers, a page at a time, with desired, observed and task state; filter by name, status, host, image or flavor.",
 		Tags: []string{"servers"}},
 		func(ctx context.Context, in *struct {
@@ -115,7 +98,7 @@ func (a *API) registerServers(api huma.API) {
 			Host     string `query:"host" maxLength:"255"`
 			ImageID  string `query:"image_id" format:"uuid"`
 			FlavorID string `query:"flavor_id" format:"uuid"`
-		}) (*ListOutput[postgres.Server], error) {
+		}) (*ListOutput[api.Server], error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
@@ -124,10 +107,10 @@ func (a *API) registerServers(api huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return listOut(items, next), nil
+			return pageOut(items, next, serverOut), nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "get-server", Method: http.MethodGet, Path: "/v1/servers/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "get-server", Method: http.MethodGet, Path: "/v1/servers/{id}",
 		Summary: "Show a server", Description: "One server by id or name (a name shared by several servers is a 409: use the id).",
 		Tags: []string{"servers"}},
 		func(ctx context.Context, in *struct {
@@ -145,10 +128,10 @@ func (a *API) registerServers(api huma.API) {
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "server", in.ID)
 			}
-			return &ServerOutput{Body: s}, nil
+			return &ServerOutput{Body: serverOut(s)}, nil
 		})
 
-	huma.Register(api, huma.Operation{OperationID: "delete-server", Method: http.MethodDelete, Path: "/v1/servers/{id}",
+	huma.Register(hapi, huma.Operation{OperationID: "delete-server", Method: http.MethodDelete, Path: "/v1/servers/{id}",
 		Summary: "Delete a server", Tags: []string{"servers"}, DefaultStatus: http.StatusAccepted,
 		Description: "Works in any state; an operation in progress on the server ends as superseded."},
 		func(ctx context.Context, in *IDParam) (*AcceptedOutput, error) {
@@ -156,7 +139,7 @@ func (a *API) registerServers(api huma.API) {
 		})
 
 	for _, action := range []commands.ServerAction{commands.ActionStart, commands.ActionStop, commands.ActionReboot} {
-		huma.Register(api, huma.Operation{OperationID: string(action) + "-server", Method: http.MethodPost,
+		huma.Register(hapi, huma.Operation{OperationID: string(action) + "-server", Method: http.MethodPost,
 			Path: "/v1/servers/{id}/" + string(action), Summary: actionSummary[action], Description: actionDescription[action], Tags: []string{"servers"},
 			DefaultStatus: http.StatusAccepted},
 			func(ctx context.Context, in *IDParam) (*AcceptedOutput, error) {
@@ -186,7 +169,7 @@ func (a *API) act(ctx context.Context, ref string, action commands.ServerAction)
 		return nil, a.fail(ctx, err)
 	}
 	return &AcceptedOutput{Written: Written{res.Seq}, Location: "/v1/operations/" + opID,
-		Body: Accepted{Server: serverView(res.State, res.Version, a.App.Now().UTC()), OperationID: opID}}, nil
+		Body: api.Accepted{Server: serverView(res.State, res.Version, a.App.Now().UTC()), OperationID: opID}}, nil
 }
 
 func (a *API) serverID(ctx context.Context, ref string) (string, error) {

@@ -20,45 +20,45 @@ import (
 
 // Flavor as read.
 type Flavor struct {
-	ID         string            `json:"id" format:"uuid"`
-	Name       string            `json:"name"`
-	VCPUs      int               `json:"vcpus"`
-	RAMMiB     int               `json:"ram_mib"`
-	DiskGiB    int               `json:"disk_gib"`
-	ExtraSpecs map[string]string `json:"extra_specs"`
-	CreatedAt  time.Time         `json:"created_at"`
+	ID         string
+	Name       string
+	VCPUs      int
+	RAMMiB     int
+	DiskGiB    int
+	ExtraSpecs map[string]string
+	CreatedAt  time.Time
 }
 
 // Image as read.
 type Image struct {
-	ID         string    `json:"id" format:"uuid"`
-	Name       string    `json:"name"`
-	DiskFormat string    `json:"disk_format"`
-	MinDiskGiB int       `json:"min_disk_gib"`
-	MinRAMMiB  int       `json:"min_ram_mib"`
-	Status     string    `json:"status" enum:"queued,active"`
-	SizeBytes  *int64    `json:"size_bytes"`
-	SHA256     *string   `json:"sha256"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	ID         string
+	Name       string
+	DiskFormat string
+	MinDiskGiB int
+	MinRAMMiB  int
+	Status     string
+	SizeBytes  *int64
+	SHA256     *string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Server as read: desired, observed and task state side by side.
 type Server struct {
-	ID          string       `json:"id" format:"uuid"`
-	Name        string       `json:"name"`
-	Status      string       `json:"status" enum:"BUILDING,ACTIVE,STOPPED,REBOOTING,DELETING,ERROR"`
-	Reason      *string      `json:"reason" doc:"Why the server is in ERROR, or why its last action failed"`
-	Desired     string       `json:"desired_state" enum:"running,stopped,deleted"`
-	Power       string       `json:"power_state" doc:"Observed power state reported by the host"`
-	Task        *string      `json:"task_state"`
-	Host        *string      `json:"host"`
-	Flavor      ServerFlavor `json:"flavor"`
-	ImageID     string       `json:"image_id" format:"uuid"`
-	OperationID *string      `json:"operation_id" doc:"The latest operation on this server"`
-	Version     int64        `json:"version" doc:"Aggregate version, for If-Match"`
-	CreatedAt   time.Time    `json:"created_at"`
-	UpdatedAt   time.Time    `json:"updated_at"`
+	ID          string
+	Name        string
+	Status      string
+	Reason      *string
+	Desired     string
+	Power       string
+	Task        *string
+	Host        *string
+	Flavor      ServerFlavor
+	ImageID     string
+	OperationID *string
+	Version     int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // ServerFlavor is the copy of its flavor a server keeps.
@@ -66,54 +66,54 @@ type ServerFlavor server.Flavor
 
 // Step of an operation as read.
 type Step struct {
-	Name       string     `json:"name"`
-	Status     string     `json:"status" enum:"pending,running,succeeded,failed,compensated,skipped"`
-	TimeoutMS  int64      `json:"timeout_ms"`
-	StartedAt  *time.Time `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-	Deadline   *time.Time `json:"deadline"`
-	Error      *string    `json:"error"`
+	Name       string
+	Status     string
+	TimeoutMS  int64
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	Deadline   *time.Time
+	Error      *string
 }
 
 // Operation as read.
 type Operation struct {
-	ID           string     `json:"id" format:"uuid"`
-	Kind         string     `json:"kind"`
-	ResourceType string     `json:"resource_type"`
-	ResourceID   string     `json:"resource_id" format:"uuid"`
-	Status       string     `json:"status" enum:"pending,running,compensating,succeeded,failed"`
-	CurrentStep  *string    `json:"current_step"`
-	Deadline     *time.Time `json:"deadline"`
-	Error        *string    `json:"error"`
-	Steps        []Step     `json:"steps"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
-	FinishedAt   *time.Time `json:"finished_at"`
-	DurationMS   *int64     `json:"duration_ms"`
+	ID           string
+	Kind         string
+	ResourceType string
+	ResourceID   string
+	Status       string
+	CurrentStep  *string
+	Deadline     *time.Time
+	Error        *string
+	Steps        []Step
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	FinishedAt   *time.Time
+	DurationMS   *int64
 }
 
 // Host as read: identity, state, and capacity total (after overcommit), used and free.
 type Host struct {
-	ID          string         `json:"id" format:"uuid"`
-	Name        string         `json:"name"`
-	Driver      string         `json:"driver"`
-	Address     *string        `json:"address"`
-	Hypervisor  *string        `json:"hypervisor"`
-	CPUModel    *string        `json:"cpu_model"`
-	CPUFeatures []string       `json:"cpu_features"`
-	Traits      []string       `json:"traits"`
-	Status      string         `json:"status" enum:"enabled,disabled,maintenance"`
-	State       string         `json:"state" enum:"up,down"`
-	Reason      *string        `json:"status_reason"`
-	DownSince   *time.Time     `json:"down_since"`
-	Ratios      host.Ratios    `json:"overcommit"`
-	Physical    host.Resources `json:"physical"`
-	Total       host.Resources `json:"total"` // physical capacity times the overcommit ratios
-	Used        host.Resources `json:"used"`
-	Free        host.Resources `json:"free"`
-	Servers     int            `json:"servers" doc:"Servers holding a claim on this host"`
-	UpdatedAt   *time.Time     `json:"updated_at"`
-	Version     int64          `json:"version" doc:"Aggregate version, for If-Match (also the ETag)"`
+	ID          string
+	Name        string
+	Driver      string
+	Address     *string
+	Hypervisor  *string
+	CPUModel    *string
+	CPUFeatures []string
+	Traits      []string
+	Status      string
+	State       string
+	Reason      *string
+	DownSince   *time.Time
+	Ratios      host.Ratios
+	Physical    host.Resources
+	Total       host.Resources // physical capacity times the overcommit ratios
+	Used        host.Resources
+	Free        host.Resources
+	Servers     int
+	UpdatedAt   *time.Time
+	Version     int64
 }
 
 const hostCols = `SELECT id::text, name, driver, address, hypervisor, cpu_model, cpu_features, traits, disabled, maintenance,
@@ -206,13 +206,13 @@ func (r *ReadModel) hostMetadata(ctx context.Context) (map[string]map[string]str
 
 // HostAggregate as read.
 type HostAggregate struct {
-	ID               string            `json:"id" format:"uuid"`
-	Name             string            `json:"name"`
-	AvailabilityZone *string           `json:"availability_zone"`
-	Metadata         map[string]string `json:"metadata"`
-	Hosts            []string          `json:"hosts"`
-	CreatedAt        time.Time         `json:"created_at"`
-	Version          int64             `json:"version" doc:"Aggregate version, for If-Match (also the ETag)"`
+	ID               string
+	Name             string
+	AvailabilityZone *string
+	Metadata         map[string]string
+	Hosts            []string
+	CreatedAt        time.Time
+	Version          int64
 }
 
 const aggCols = `SELECT id::text, name, metadata, created_at, version,
@@ -253,8 +253,8 @@ func (r *ReadModel) HostAggregate(ctx context.Context, id string) (HostAggregate
 
 // AvailabilityZone lists a zone and its hosts.
 type AvailabilityZone struct {
-	Name  string   `json:"name"`
-	Hosts []string `json:"hosts"`
+	Name  string
+	Hosts []string
 }
 
 // AvailabilityZones lists zones: those named by host aggregates, and the
@@ -436,28 +436,6 @@ func (r *ReadModel) Overdue(ctx context.Context, now time.Time, n int) ([]monito
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.OverdueStep])
 }
 
-// Commit is one commit of the event log as read from history.
-type Commit struct {
-	Sequence      uint64            `json:"sequence"`
-	AggregateType string            `json:"aggregate_type"`
-	AggregateID   string            `json:"aggregate_id"`
-	Version       uint64            `json:"version"`
-	CommandID     string            `json:"command_id"`
-	OccurredAt    time.Time         `json:"occurred_at"`
-	Actor         domain.Actor      `json:"actor"`
-	RequestID     string            `json:"request_id,omitempty"`
-	CorrelationID string            `json:"correlation_id,omitempty"`
-	CausationID   string            `json:"causation_id,omitempty"`
-	Events        []domain.RawEvent `json:"events"`
-}
-
-// CommitOf turns an envelope into its read form.
-func CommitOf(env domain.Envelope) Commit {
-	return Commit{Sequence: env.Sequence, AggregateType: env.AggregateType, AggregateID: env.AggregateID,
-		Version: env.Version, CommandID: env.CommandID, OccurredAt: env.OccurredAt, Actor: env.Actor,
-		RequestID: env.RequestID, CorrelationID: env.CorrelationID, CausationID: env.CausationID, Events: env.Events}
-}
-
 // EventFilter filters the event history.
 type EventFilter struct {
 	AggregateType, AggregateID, Type string
@@ -465,7 +443,7 @@ type EventFilter struct {
 }
 
 // Events returns commits in stream order; the next cursor is the last sequence.
-func (r *ReadModel) Events(ctx context.Context, f EventFilter, n int) ([]Commit, uint64, error) {
+func (r *ReadModel) Events(ctx context.Context, f EventFilter, n int) ([]domain.Envelope, uint64, error) {
 	w := &where{}
 	w.add("seq > ?", int64(f.Since))
 	if f.AggregateType != "" {
@@ -484,16 +462,16 @@ func (r *ReadModel) Events(ctx context.Context, f EventFilter, n int) ([]Commit,
 	if err != nil {
 		return nil, 0, fmt.Errorf("query events: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Commit, error) {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Envelope, error) {
 		var seq int64
 		var raw []byte
 		if err := row.Scan(&seq, &raw); err != nil {
-			return Commit{}, err
+			return domain.Envelope{}, err
 		}
 		var env domain.Envelope
 		err := json.Unmarshal(raw, &env)
 		env.Sequence = uint64(seq)
-		return CommitOf(env), err
+		return env, err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("query events: %w", err)
@@ -517,17 +495,18 @@ func (r *ReadModel) Liveness(ctx context.Context) ([]monitors.HostLiveness, erro
 
 // ServerGroup as read, with where its members are.
 type ServerGroup struct {
-	ID         string        `json:"id" format:"uuid"`
-	Name       string        `json:"name"`
-	Policy     string        `json:"policy" enum:"affinity,anti-affinity,soft-affinity,soft-anti-affinity"`
-	MaxPerHost int           `json:"max_per_host"`
-	Members    []GroupMember `json:"members"`
-	CreatedAt  time.Time     `json:"created_at"`
+	ID         string
+	Name       string
+	Policy     string
+	MaxPerHost int
+	Members    []GroupMember
+	CreatedAt  time.Time
 }
 
-// GroupMember is a member of a server group and its host.
+// GroupMember is a member of a server group and its host. Its JSON names
+// are those of the json_agg that reads the members.
 type GroupMember struct {
-	ServerID string `json:"server_id" format:"uuid"`
+	ServerID string `json:"server_id"`
 	Host     string `json:"host"`
 }
 

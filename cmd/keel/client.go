@@ -17,6 +17,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/keel-cloud/keel/api"
 )
 
 // defaultAPI is where the API listens when neither --api nor KEEL_API says.
@@ -85,32 +87,16 @@ func writeIndented(w io.Writer, raw []byte) error {
 	return err
 }
 
-// listPage is one page of a cursor-paginated list.
-type listPage struct {
-	Items      []json.RawMessage `json:"items"`
-	NextCursor string            `json:"next_cursor"`
-}
-
-// listAll follows next_cursor to the end. It returns the items and the
-// whole list in the API's shape (one page with every item).
+// listAll follows next_cursor to the end. It returns the items as the API
+// sent them and the whole list in the API's shape (one page with every
+// item).
 func (g *globals) listAll(ctx context.Context, path string, q url.Values) ([]json.RawMessage, []byte, error) {
-	if q == nil {
-		q = url.Values{}
+	items, err := api.ListAll[json.RawMessage](ctx, g.client.c, path, api.Opts{Query: q})
+	if err != nil {
+		return nil, nil, g.client.explain(err)
 	}
-	q.Set("limit", "500")
-	all := listPage{Items: []json.RawMessage{}}
-	for {
-		var page listPage
-		if _, err := g.client.get(ctx, path, q, 0, &page); err != nil {
-			return nil, nil, err
-		}
-		all.Items = append(all.Items, page.Items...)
-		if page.NextCursor == "" {
-			raw, err := json.Marshal(all)
-			return all.Items, raw, err
-		}
-		q.Set("cursor", page.NextCursor)
-	}
+	raw, err := json.Marshal(api.List[json.RawMessage]{Items: items})
+	return items, raw, err
 }
 
 // decodeItems decodes raw list items.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/projections"
+	"github.com/keel-cloud/keel/api"
 )
 
 func projectionsCmd(g *globals) *cobra.Command {
@@ -25,7 +25,7 @@ func projectionsListCmd(g *globals) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct {
-				Items []projections.Status `json:"items"`
+				Items []api.ProjectionStatus `json:"items"`
 			}
 			rep, err := g.client.get(cmd.Context(), "/v1/projections", nil, 0, &out)
 			if err != nil {
@@ -52,7 +52,7 @@ func projectionsRebuildCmd(g *globals) *cobra.Command {
 				name = args[0]
 			}
 			var out struct {
-				Items []projections.RebuildResult `json:"items"`
+				Items []api.RebuildResult `json:"items"`
 			}
 			c := call{method: http.MethodPost, path: "/v1/projections/" + seg(name) + "/rebuild", idemKey: key}
 			rep, err := g.client.doJSON(cmd.Context(), c, &out)
@@ -67,7 +67,7 @@ func projectionsRebuildCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func writeProjections(w io.Writer, items []projections.Status) error {
+func writeProjections(w io.Writer, items []api.ProjectionStatus) error {
 	rows := make([][]string, 0, len(items))
 	for _, p := range items {
 		rows = append(rows, []string{p.Name, itoa(p.Version), fmt.Sprint(p.Sequence), fmt.Sprint(p.Lag), fmtTime(p.UpdatedAt)})
@@ -75,7 +75,7 @@ func writeProjections(w io.Writer, items []projections.Status) error {
 	return writeTable(w, []string{"NAME", "VERSION", "SEQUENCE", "LAG", "UPDATED"}, rows)
 }
 
-func writeRebuilds(w io.Writer, items []projections.RebuildResult) error {
+func writeRebuilds(w io.Writer, items []api.RebuildResult) error {
 	rows := make([][]string, 0, len(items))
 	for _, r := range items {
 		rows = append(rows, []string{r.Projection, fmt.Sprint(r.Commits), fmt.Sprint(r.Sequence), fmtDuration(r.Duration)})

@@ -10,20 +10,24 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/httpapi"
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 )
 
 func aggregateCmd(g *globals) *cobra.Command {
 	cmd := g.group("aggregate", "Manage host aggregates (host metadata and availability zones)", "aggregates", "agg")
-	cmd.AddCommand(aggregateCreateCmd(g), aggregateListCmd(g), aggregateShowCmd(g), aggregateSetMetadataCmd(g),
-		aggregateAddHostCmd(g), aggregateRemoveHostCmd(g), aggregateDeleteCmd(g))
+	cmd.AddCommand(aggregateCreateCmd(g), listCmd(g, aggregates, "List host aggregates"),
+		showCmd(g, aggregates, "Show a host aggregate: zone, hosts and metadata"), aggregateSetMetadataCmd(g),
+		aggregateAddHostCmd(g), aggregateRemoveHostCmd(g), deleteCmd(g, aggregates, "Delete a host aggregate without hosts"))
 	return cmd
 }
 
+var aggregates = resource[api.HostAggregate]{kind: "host aggregate", path: api.Aggregates, table: writeAggregates,
+	detail:  func(_ context.Context, w io.Writer, a api.HostAggregate) error { return writeAggregate(w, a) },
+	filters: []filter{{flag: "name", meta: "NAME", usage: "only the aggregate with this name"}}}
+
 func aggregateCreateCmd(g *globals) *cobra.Command {
-	var body httpapi.AggregateBody
+	var body api.AggregateBody
 	var md []string
 	var key string
 	cmd := &cobra.Command{
@@ -47,45 +51,6 @@ metadata key ` + hostaggregate.AZKey + `). Add hosts with 'keel aggregate add-ho
 	cmd.Flags().StringArrayVar(&md, "metadata", nil, "KEY=VALUE metadata (repeatable)")
 	idemFlag(cmd, &key)
 	return cmd
-}
-
-func aggregateListCmd(g *globals) *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use:     "list [--name NAME]",
-		Short:   "List host aggregates",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			raws, raw, err := g.listAll(cmd.Context(), "/v1/aggregates", query("name", name))
-			if err != nil {
-				return err
-			}
-			items, err := decodeItems[postgres.HostAggregate](raws)
-			if err != nil {
-				return err
-			}
-			return g.emit(raw, func(w io.Writer) error { return writeAggregates(w, items) })
-		},
-	}
-	cmd.Flags().StringVar(&name, "name", "", "only the aggregate with this name")
-	return cmd
-}
-
-func aggregateShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show a host aggregate: zone, hosts and metadata",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var a postgres.HostAggregate
-			rep, err := g.client.get(cmd.Context(), "/v1/aggregates/"+seg(args[0]), nil, 0, &a)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeAggregate(w, a) })
-		},
-	}
 }
 
 func aggregateSetMetadataCmd(g *globals) *cobra.Command {
@@ -154,28 +119,13 @@ func aggregateRemoveHostCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func aggregateDeleteCmd(g *globals) *cobra.Command {
-	var key string
-	cmd := &cobra.Command{
-		Use:     "delete ID|NAME",
-		Short:   "Delete a host aggregate without hosts",
-		Aliases: []string{"rm"},
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.deleteResource(cmd.Context(), "host aggregate", "/v1/aggregates/"+seg(args[0]), args[0], key)
-		},
-	}
-	idemFlag(cmd, &key)
-	return cmd
-}
-
 // hostName turns a host id into its name (aggregates list hosts by name);
 // names pass as they are.
 func (g *globals) hostName(ctx context.Context, ref string) (string, error) {
 	if !isUUID(ref) {
 		return ref, nil
 	}
-	var h postgres.Host
+	var h api.Host
 	if _, err := g.client.get(ctx, "/v1/hosts/"+seg(ref), nil, 0, &h); err != nil {
 		return "", fmt.Errorf("look up host %s: %w", ref, err)
 	}
@@ -185,7 +135,7 @@ func (g *globals) hostName(ctx context.Context, ref string) (string, error) {
 // aggregateCall sends an aggregate command; the API answers with the
 // aggregate once the read model shows the change.
 func (g *globals) aggregateCall(ctx context.Context, c call) error {
-	var a postgres.HostAggregate
+	var a api.HostAggregate
 	rep, err := g.client.doJSON(ctx, c, &a)
 	if err != nil {
 		return err
@@ -193,7 +143,7 @@ func (g *globals) aggregateCall(ctx context.Context, c call) error {
 	return g.emit(rep.raw, func(w io.Writer) error { return writeAggregate(w, a) })
 }
 
-func writeAggregates(w io.Writer, items []postgres.HostAggregate) error {
+func writeAggregates(w io.Writer, items []api.HostAggregate) error {
 	rows := make([][]string, 0, len(items))
 	for _, a := range items {
 		rows = append(rows, []string{a.ID, a.Name, deref(a.AvailabilityZone), strings.Join(a.Hosts, ","),
@@ -204,7 +154,7 @@ func writeAggregates(w io.Writer, items []postgres.HostAggregate) error {
 
 // writeAggregate shows an aggregate, then its metadata (the zone included)
 // one key a line.
-func writeAggregate(w io.Writer, a postgres.HostAggregate) error {
+func writeAggregate(w io.Writer, a api.HostAggregate) error {
 	err := writeFields(w, []field{
 		{"ID", a.ID}, {"NAME", a.Name}, {"AVAILABILITY_ZONE", deref(a.AvailabilityZone)},
 		{"HOSTS", strings.Join(a.Hosts, ", ")}, {"CREATED", fmtTime(a.CreatedAt)},
@@ -227,26 +177,12 @@ func writeAggregate(w io.Writer, a postgres.HostAggregate) error {
 
 func azCmd(g *globals) *cobra.Command {
 	cmd := g.group("az", "Inspect availability zones (named by host aggregates)", "availability-zone", "availability-zones")
-	cmd.AddCommand(&cobra.Command{
-		Use:     "list",
-		Short:   "List availability zones and their hosts (hosts in no zone are in " + hostaggregate.DefaultAZ + ")",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Items []postgres.AvailabilityZone `json:"items"`
-			}
-			rep, err := g.client.get(cmd.Context(), "/v1/availability-zones", nil, 0, &out)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeZones(w, out.Items) })
-		},
-	})
+	zones := resource[api.AvailabilityZone]{kind: "availability zone", path: api.AvailabilityZones, whole: true, table: writeZones}
+	cmd.AddCommand(listCmd(g, zones, "List availability zones and their hosts (hosts in no zone are in "+hostaggregate.DefaultAZ+")"))
 	return cmd
 }
 
-func writeZones(w io.Writer, items []postgres.AvailabilityZone) error {
+func writeZones(w io.Writer, items []api.AvailabilityZone) error {
 	rows := make([][]string, 0, len(items))
 	for _, z := range items {
 		rows = append(rows, []string{z.Name, strings.Join(z.Hosts, ",")})

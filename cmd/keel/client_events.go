@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 func eventsCmd(g *globals) *cobra.Command {
@@ -47,8 +47,8 @@ func (f *eventFilter) query() url.Values {
 
 // eventsPage is one page of GET /v1/events.
 type eventsPage struct {
-	Items     []postgres.Commit `json:"items"`
-	NextSince uint64            `json:"next_since"`
+	Items     []api.Commit `json:"items"`
+	NextSince uint64       `json:"next_since"`
 }
 
 func eventsListCmd(g *globals) *cobra.Command {
@@ -129,7 +129,7 @@ func (g *globals) tail(ctx context.Context, f eventFilter, fromStart bool) error
 		if event != "commit" {
 			return nil
 		}
-		var c postgres.Commit
+		var c api.Commit
 		if err := json.Unmarshal(data, &c); err != nil {
 			return fmt.Errorf("the API sent an unreadable commit: %w", err)
 		}
@@ -174,7 +174,7 @@ func (g *globals) tailHistory(ctx context.Context, f eventFilter) (uint64, error
 
 // printCommit prints a commit as event lines (only those of type typ
 // when typ is set), or as one line of JSON.
-func printCommit(w io.Writer, c postgres.Commit, asJSON bool, typ string) error {
+func printCommit(w io.Writer, c api.Commit, asJSON bool, typ string) error {
 	if asJSON {
 		b, err := json.Marshal(c)
 		if err != nil {
@@ -233,7 +233,7 @@ const eventLineFormat = "%-8s %-25s %-47s %s\n"
 
 // commitRows are the rows of a commit: one per event (seq, time,
 // aggregate, type), leaving out events of other types than typ when set.
-func commitRows(c postgres.Commit, typ string) [][]string {
+func commitRows(c api.Commit, typ string) [][]string {
 	agg := c.AggregateType + "/" + c.AggregateID
 	seq, at := strconv.FormatUint(c.Sequence, 10), fmtTime(c.OccurredAt)
 	rows := make([][]string, 0, len(c.Events))
@@ -246,7 +246,7 @@ func commitRows(c postgres.Commit, typ string) [][]string {
 	return rows
 }
 
-func writeCommits(w io.Writer, commits []postgres.Commit, typ string) error {
+func writeCommits(w io.Writer, commits []api.Commit, typ string) error {
 	var rows [][]string
 	for _, c := range commits {
 		rows = append(rows, commitRows(c, typ)...)

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/httpapi"
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 // maxMemberLookups bounds the server lookups `server-group show` makes to
@@ -20,12 +18,23 @@ const maxMemberLookups = 100
 
 func serverGroupCmd(g *globals) *cobra.Command {
 	cmd := g.group("server-group", "Manage server groups (affinity and anti-affinity)", "server-groups", "sg")
-	cmd.AddCommand(groupCreateCmd(g), groupListCmd(g), groupShowCmd(g), groupDeleteCmd(g))
+	cmd.AddCommand(groupCreateCmd(g),
+		listCmd(g, groups(g), "List server groups (keel server-group show lists members)"),
+		showCmd(g, groups(g), "Show a server group, its members and their hosts"),
+		deleteCmd(g, groups(g), "Delete a server group without members"))
 	return cmd
 }
 
+func groups(g *globals) resource[api.ServerGroup] {
+	return resource[api.ServerGroup]{kind: "server group", path: api.ServerGroups, table: writeGroups,
+		detail: func(ctx context.Context, w io.Writer, sg api.ServerGroup) error {
+			return writeGroup(w, sg, g.memberNames(ctx, sg.Members))
+		},
+		filters: []filter{{flag: "name", meta: "NAME", usage: "only the group with this name"}}}
+}
+
 func groupCreateCmd(g *globals) *cobra.Command {
-	var body httpapi.GroupBody
+	var body api.GroupBody
 	var key string
 	cmd := &cobra.Command{
 		Use:   "create NAME --policy P [--max-per-host N]",
@@ -43,21 +52,9 @@ to hard affinity.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body.Name = args[0]
-			var sg postgres.ServerGroup
-			c := call{method: http.MethodPost, path: "/v1/server-groups", body: body, idemKey: key}
-			rep, err := g.client.doJSON(cmd.Context(), c, &sg)
-			if err != nil {
-				return err
-			}
-			// The answer is built from the command's result: read the
-			// group back so that it can be named right away.
-			var read postgres.ServerGroup
-			if r, err := g.settle(cmd.Context(), "/v1/server-groups/"+seg(sg.ID), rep.seq, &read); err != nil {
-				g.settleNote(err)
-			} else {
-				rep, sg = r, read
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeGroup(w, sg, nil) })
+			// The answer is built from the command's result: the group is
+			// read back so that it can be named right away.
+			return createAndRead(cmd.Context(), g, groups(g), body, key, func(sg api.ServerGroup) string { return sg.ID })
 		},
 	}
 	cmd.Flags().StringVar(&body.Policy, "policy", "", "affinity, anti-affinity, soft-affinity or soft-anti-affinity")
@@ -67,72 +64,13 @@ to hard affinity.`,
 	return cmd
 }
 
-func groupListCmd(g *globals) *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use:     "list [--name NAME]",
-		Short:   "List server groups (keel server-group show lists members)",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			raws, raw, err := g.listAll(cmd.Context(), "/v1/server-groups", query("name", name))
-			if err != nil {
-				return err
-			}
-			items, err := decodeItems[postgres.ServerGroup](raws)
-			if err != nil {
-				return err
-			}
-			return g.emit(raw, func(w io.Writer) error { return writeGroups(w, items) })
-		},
-	}
-	cmd.Flags().StringVar(&name, "name", "", "only the group with this name")
-	return cmd
-}
-
-func groupShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show a server group, its members and their hosts",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var sg postgres.ServerGroup
-			rep, err := g.client.get(cmd.Context(), "/v1/server-groups/"+seg(args[0]), nil, 0, &sg)
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return writeIndented(g.out, rep.raw)
-			}
-			return writeGroup(g.out, sg, g.memberNames(cmd.Context(), sg.Members))
-		},
-	}
-}
-
-func groupDeleteCmd(g *globals) *cobra.Command {
-	var key string
-	cmd := &cobra.Command{
-		Use:     "delete ID|NAME",
-		Short:   "Delete a server group without members",
-		Aliases: []string{"rm"},
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.deleteResource(cmd.Context(), "server group", "/v1/server-groups/"+seg(args[0]), args[0], key)
-		},
-	}
-	idemFlag(cmd, &key)
-	return cmd
-}
-
-// memberNames looks up the names of a group's member servers, best effort:
-// a server it cannot read (gone meanwhile, too many members) has no name.
-func (g *globals) memberNames(ctx context.Context, ms []postgres.GroupMember) map[string]string {
+func (g *globals) memberNames(ctx context.Context, ms []api.GroupMember) map[string]string {
 	names := map[string]string{}
 	for i, m := range ms {
 		if i == maxMemberLookups {
 			break
 		}
-		var s postgres.Server
+		var s api.Server
 		if _, err := g.client.get(ctx, "/v1/servers/"+seg(m.ServerID), nil, 0, &s); err == nil {
 			names[m.ServerID] = s.Name
 		}
@@ -140,7 +78,7 @@ func (g *globals) memberNames(ctx context.Context, ms []postgres.GroupMember) ma
 	return names
 }
 
-func writeGroups(w io.Writer, items []postgres.ServerGroup) error {
+func writeGroups(w io.Writer, items []api.ServerGroup) error {
 	rows := make([][]string, 0, len(items))
 	for _, sg := range items {
 		rows = append(rows, []string{sg.ID, sg.Name, sg.Policy, maxPerHost(sg.Policy, sg.MaxPerHost), fmtTime(sg.CreatedAt)})
@@ -150,7 +88,7 @@ func writeGroups(w io.Writer, items []postgres.ServerGroup) error {
 
 // writeGroup shows a group, then its members with their names (when
 // names is not nil) and hosts.
-func writeGroup(w io.Writer, sg postgres.ServerGroup, names map[string]string) error {
+func writeGroup(w io.Writer, sg api.ServerGroup, names map[string]string) error {
 	err := writeFields(w, []field{
 		{"ID", sg.ID}, {"NAME", sg.Name}, {"POLICY", sg.Policy}, {"MAX_PER_HOST", maxPerHost(sg.Policy, sg.MaxPerHost)},
 		{"MEMBERS", itoa(len(sg.Members))}, {"HOSTS", memberHosts(sg.Members)}, {"CREATED", fmtTime(sg.CreatedAt)},
@@ -175,7 +113,7 @@ func writeGroup(w io.Writer, sg postgres.ServerGroup, names map[string]string) e
 }
 
 // memberHosts counts members per host: "sim-1 (2), sim-2 (1)".
-func memberHosts(ms []postgres.GroupMember) string {
+func memberHosts(ms []api.GroupMember) string {
 	count := map[string]int{}
 	var hosts []string
 	for _, m := range ms {

@@ -11,58 +11,25 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
-	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/api"
 )
 
 func hostCmd(g *globals) *cobra.Command {
 	cmd := g.group("host", "Inspect and administer hosts", "hosts")
-	cmd.AddCommand(hostListCmd(g), hostShowCmd(g),
+	cmd.AddCommand(
+		listCmd(g, hosts, "List hosts with their capacity and what their servers use (used/total, total after overcommit)"),
+		showCmd(g, hosts, "Show a host: state, traits, overcommit and capacity"),
 		hostActionCmd(g, "enable", "enable", "Enable a host: it takes new servers again", false),
 		hostActionCmd(g, "disable", "disable", "Disable a host: no new servers are placed on it from now on", true),
 		hostActionCmd(g, "maintenance", "maintenance", "Put a host in maintenance: no new servers are placed on it", true),
 		hostActionCmd(g, "maintenance-end", "maintenance/end", "End a host's maintenance", false),
-		hostOvercommitCmd(g), hostDeleteCmd(g))
+		hostOvercommitCmd(g), deleteCmd(g, hosts, "Remove a host from the fleet (refused while servers are placed on it)"))
 	return cmd
 }
 
-func hostListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Short:   "List hosts with their capacity and what their servers use (used/total, total after overcommit)",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Items []postgres.Host `json:"items"`
-			}
-			rep, err := g.client.get(cmd.Context(), "/v1/hosts", nil, 0, &out)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeHosts(w, out.Items) })
-		},
-	}
-}
+var hosts = resource[api.Host]{kind: "host", path: api.Hosts, whole: true, table: writeHosts,
+	detail: func(_ context.Context, w io.Writer, h api.Host) error { return writeHost(w, h) }}
 
-func hostShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show a host: state, traits, overcommit and capacity",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var h postgres.Host
-			rep, err := g.client.get(cmd.Context(), "/v1/hosts/"+seg(args[0]), nil, 0, &h)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeHost(w, h) })
-		},
-	}
-}
-
-// hostActionCmd is enable, disable, maintenance or maintenance-end. Only
-// disable and maintenance record a reason: the API keeps none for the others.
 func hostActionCmd(g *globals, use, path, short string, withReason bool) *cobra.Command {
 	var key, reason string
 	cmd := &cobra.Command{
@@ -88,7 +55,7 @@ func hostActionCmd(g *globals, use, path, short string, withReason bool) *cobra.
 func hostOvercommitCmd(g *globals) *cobra.Command {
 	var key string
 	var ifVersion uint64
-	var r host.Ratios
+	var r api.Ratios
 	cmd := &cobra.Command{
 		Use:   "set-overcommit ID|NAME [--cpu X] [--ram Y] [--disk Z] [--if-version N]",
 		Short: "Set a host's overcommit ratios (refused while its servers would no longer fit)",
@@ -102,7 +69,7 @@ under which the servers already on the host would no longer fit.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
-			var p host.RatiosPatch
+			var p api.RatiosPatch
 			if fl.Changed("cpu") {
 				p.CPU = &r.CPU
 			}
@@ -112,7 +79,7 @@ under which the servers already on the host would no longer fit.`,
 			if fl.Changed("disk") {
 				p.Disk = &r.Disk
 			}
-			if p == (host.RatiosPatch{}) {
+			if p == (api.RatiosPatch{}) {
 				return errors.New("give at least one of --cpu, --ram and --disk")
 			}
 			c := call{method: http.MethodPatch, path: "/v1/hosts/" + seg(args[0]) + "/overcommit", body: p, idemKey: key, ifMatch: ifVersion}
@@ -127,25 +94,8 @@ under which the servers already on the host would no longer fit.`,
 	return cmd
 }
 
-func hostDeleteCmd(g *globals) *cobra.Command {
-	var key string
-	cmd := &cobra.Command{
-		Use:     "delete ID|NAME",
-		Short:   "Remove a host from the fleet (refused while servers are placed on it)",
-		Aliases: []string{"rm"},
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.deleteResource(cmd.Context(), "host", "/v1/hosts/"+seg(args[0]), args[0], key)
-		},
-	}
-	idemFlag(cmd, &key)
-	return cmd
-}
-
-// hostCall sends a host command; the API answers with the host once the
-// read model shows the change.
 func (g *globals) hostCall(ctx context.Context, c call) error {
-	var h postgres.Host
+	var h api.Host
 	rep, err := g.client.doJSON(ctx, c, &h)
 	if err != nil {
 		return err
@@ -153,7 +103,7 @@ func (g *globals) hostCall(ctx context.Context, c call) error {
 	return g.emit(rep.raw, func(w io.Writer) error { return writeHost(w, h) })
 }
 
-func writeHosts(w io.Writer, items []postgres.Host) error {
+func writeHosts(w io.Writer, items []api.Host) error {
 	rows := make([][]string, 0, len(items))
 	for _, h := range items {
 		rows = append(rows, []string{h.Name, h.Status, h.State, h.Driver, itoa(h.Servers), usage(h.Used.VCPUs, h.Total.VCPUs),
@@ -162,7 +112,7 @@ func writeHosts(w io.Writer, items []postgres.Host) error {
 	return writeTable(w, []string{"NAME", "STATUS", "STATE", "DRIVER", "SERVERS", "VCPUS", "RAM_MIB", "DISK_GIB"}, rows)
 }
 
-func writeHost(w io.Writer, h postgres.Host) error {
+func writeHost(w io.Writer, h api.Host) error {
 	err := writeFields(w, []field{
 		{"ID", h.ID}, {"NAME", h.Name}, {"STATUS", h.Status}, {"STATUS_REASON", deref(h.Reason)},
 		{"STATE", h.State}, {"DOWN_SINCE", fmtTimePtr(h.DownSince)}, {"DRIVER", h.Driver},
@@ -174,19 +124,19 @@ func writeHost(w io.Writer, h postgres.Host) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	row := func(name string, ratio float64, get func(host.Resources) int) []string {
+	row := func(name string, ratio float64, get func(api.Resources) int) []string {
 		return []string{name, itoa(get(h.Physical)), fmtRatio(ratio), itoa(get(h.Total)), itoa(get(h.Used)), itoa(get(h.Free))}
 	}
 	return writeTable(w, []string{"RESOURCE", "PHYSICAL", "RATIO", "TOTAL", "USED", "FREE"}, [][]string{
-		row("VCPUS", h.Ratios.CPU, func(r host.Resources) int { return r.VCPUs }),
-		row("RAM_MIB", h.Ratios.RAM, func(r host.Resources) int { return r.RAMMiB }),
-		row("DISK_GIB", h.Ratios.Disk, func(r host.Resources) int { return r.DiskGiB }),
+		row("VCPUS", h.Ratios.CPU, func(r api.Resources) int { return r.VCPUs }),
+		row("RAM_MIB", h.Ratios.RAM, func(r api.Resources) int { return r.RAMMiB }),
+		row("DISK_GIB", h.Ratios.Disk, func(r api.Resources) int { return r.DiskGiB }),
 	})
 }
 
 // fmtRatio shows an overcommit ratio without trailing zeros: 4, 1.5.
 func fmtRatio(r float64) string { return strconv.FormatFloat(r, 'g', -1, 64) }
 
-func fmtRatios(r host.Ratios) string {
+func fmtRatios(r api.Ratios) string {
 	return fmt.Sprintf("cpu %s, ram %s, disk %s", fmtRatio(r.CPU), fmtRatio(r.RAM), fmtRatio(r.Disk))
 }

@@ -9,22 +9,27 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 func imageCmd(g *globals) *cobra.Command {
 	cmd := g.group("image", "Manage images (the disks servers boot from)", "images")
-	cmd.AddCommand(imageCreateCmd(g), imageUploadCmd(g), imageListCmd(g), imageShowCmd(g), imageDeleteCmd(g))
+	cmd.AddCommand(imageCreateCmd(g), imageUploadCmd(g),
+		listCmd(g, images, "List images"),
+		showCmd(g, images, "Show an image"),
+		deleteCmd(g, images, "Delete an image and its bytes"))
 	return cmd
 }
 
+var images = resource[api.Image]{kind: "image", path: api.Images, table: writeImages,
+	detail: func(_ context.Context, w io.Writer, im api.Image) error { return writeImage(w, im) },
+	filters: []filter{
+		{flag: "name", meta: "NAME", usage: "only images with this name"},
+		{flag: "status", meta: "queued|active", usage: "only images in this status (queued, active)"},
+	}}
+
 func imageCreateCmd(g *globals) *cobra.Command {
-	var body struct {
-		Name       string `json:"name"`
-		DiskFormat string `json:"disk_format"`
-		MinDiskGiB int    `json:"min_disk_gib,omitempty"`
-		MinRAMMiB  int    `json:"min_ram_mib,omitempty"`
-	}
+	var body api.ImageBody
 	var key, file string
 	cmd := &cobra.Command{
 		Use:   "create NAME --disk-format raw|qcow2|iso [--min-disk-gib N] [--min-ram-mib N] [--file PATH]",
@@ -43,7 +48,7 @@ into memory.`,
 				}
 				defer f.Close()
 			}
-			var im postgres.Image
+			var im api.Image
 			c := call{method: http.MethodPost, path: "/v1/images", body: body, idemKey: key}
 			rep, err := g.client.doJSON(cmd.Context(), c, &im)
 			if err != nil {
@@ -92,7 +97,7 @@ func (g *globals) uploadImage(ctx context.Context, ref string, f *os.File) error
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", f.Name())
 	}
-	var im postgres.Image
+	var im api.Image
 	rep, err := g.client.upload(ctx, "/v1/images/"+seg(ref)+"/file", f, st.Size(), &im)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", f.Name(), err)
@@ -100,69 +105,14 @@ func (g *globals) uploadImage(ctx context.Context, ref string, f *os.File) error
 	return g.emit(rep.raw, func(w io.Writer) error { return writeImage(w, im) })
 }
 
-func imageListCmd(g *globals) *cobra.Command {
-	var name, status string
-	cmd := &cobra.Command{
-		Use:     "list [--name NAME] [--status queued|active]",
-		Short:   "List images",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			raws, raw, err := g.listAll(cmd.Context(), "/v1/images", query("name", name, "status", status))
-			if err != nil {
-				return err
-			}
-			items, err := decodeItems[postgres.Image](raws)
-			if err != nil {
-				return err
-			}
-			return g.emit(raw, func(w io.Writer) error { return writeImages(w, items) })
-		},
-	}
-	cmd.Flags().StringVar(&name, "name", "", "only images with this name")
-	cmd.Flags().StringVar(&status, "status", "", "only images in this status (queued, active)")
-	return cmd
-}
-
-func imageShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show an image",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var im postgres.Image
-			rep, err := g.client.get(cmd.Context(), "/v1/images/"+seg(args[0]), nil, 0, &im)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeImage(w, im) })
-		},
-	}
-}
-
-func imageDeleteCmd(g *globals) *cobra.Command {
-	var key string
-	cmd := &cobra.Command{
-		Use:     "delete ID|NAME",
-		Short:   "Delete an image and its bytes",
-		Aliases: []string{"rm"},
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.deleteResource(cmd.Context(), "image", "/v1/images/"+seg(args[0]), args[0], key)
-		},
-	}
-	idemFlag(cmd, &key)
-	return cmd
-}
-
-func imageSize(im postgres.Image) string {
+func imageSize(im api.Image) string {
 	if im.SizeBytes == nil {
 		return ""
 	}
 	return fmtBytes(*im.SizeBytes)
 }
 
-func writeImages(w io.Writer, items []postgres.Image) error {
+func writeImages(w io.Writer, items []api.Image) error {
 	rows := make([][]string, 0, len(items))
 	for _, im := range items {
 		rows = append(rows, []string{im.ID, im.Name, im.DiskFormat, im.Status, imageSize(im),
@@ -171,7 +121,7 @@ func writeImages(w io.Writer, items []postgres.Image) error {
 	return writeTable(w, []string{"ID", "NAME", "FORMAT", "STATUS", "SIZE", "MIN_DISK_GIB", "MIN_RAM_MIB"}, rows)
 }
 
-func writeImage(w io.Writer, im postgres.Image) error {
+func writeImage(w io.Writer, im api.Image) error {
 	size := imageSize(im)
 	if im.SizeBytes != nil {
 		size = fmt.Sprintf("%s (%d bytes)", size, *im.SizeBytes)

@@ -8,57 +8,20 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 func operationCmd(g *globals) *cobra.Command {
 	cmd := g.group("operation", "Follow operations (the steps that carry requests out)", "operations", "op")
-	cmd.AddCommand(operationShowCmd(g), operationListCmd(g))
-	return cmd
-}
-
-func operationShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID",
-		Short: "Show an operation with its steps",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var op postgres.Operation
-			rep, err := g.client.get(cmd.Context(), "/v1/operations/"+seg(args[0]), nil, 0, &op)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeOperation(w, op) })
-		},
-	}
-}
-
-func operationListCmd(g *globals) *cobra.Command {
-	var resource, status, kind string
-	cmd := &cobra.Command{
-		Use:     "list [--resource ID|NAME] [--status S] [--kind K]",
-		Short:   "List operations, oldest first",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := g.serverRef(cmd.Context(), resource)
-			if err != nil {
-				return err
-			}
-			raws, raw, err := g.listAll(cmd.Context(), "/v1/operations", query("resource_id", id, "status", status, "kind", kind))
-			if err != nil {
-				return err
-			}
-			items, err := decodeItems[postgres.Operation](raws)
-			if err != nil {
-				return err
-			}
-			return g.emit(raw, func(w io.Writer) error { return writeOperations(w, items) })
-		},
-	}
-	cmd.Flags().StringVar(&resource, "resource", "", "only operations on this resource (a server name is looked up)")
-	cmd.Flags().StringVar(&status, "status", "", "only operations in this status (pending, running, compensating, succeeded, failed)")
-	cmd.Flags().StringVar(&kind, "kind", "", "only operations of this kind (e.g. server.create)")
+	ops := resource[api.Operation]{kind: "operation", path: api.Operations, ref: "ID", table: writeOperations,
+		detail: func(_ context.Context, w io.Writer, o api.Operation) error { return writeOperation(w, o) },
+		filters: []filter{
+			{flag: "resource", meta: "ID|NAME", param: "resource_id", lookup: g.serverRef,
+				usage: "only operations on this resource (a server name is looked up)"},
+			{flag: "status", meta: "S", usage: "only operations in this status (pending, running, compensating, succeeded, failed)"},
+			{flag: "kind", meta: "K", usage: "only operations of this kind (e.g. server.create)"},
+		}}
+	cmd.AddCommand(showCmd(g, ops, "Show an operation with its steps"), listCmd(g, ops, "List operations, oldest first"))
 	return cmd
 }
 
@@ -67,14 +30,14 @@ func (g *globals) serverRef(ctx context.Context, ref string) (string, error) {
 	if ref == "" || isUUID(ref) {
 		return ref, nil
 	}
-	var s postgres.Server
+	var s api.Server
 	if _, err := g.client.get(ctx, "/v1/servers/"+seg(ref), nil, 0, &s); err != nil {
 		return "", fmt.Errorf("look up server %s: %w", ref, err)
 	}
 	return s.ID, nil
 }
 
-func writeOperations(w io.Writer, items []postgres.Operation) error {
+func writeOperations(w io.Writer, items []api.Operation) error {
 	rows := make([][]string, 0, len(items))
 	for _, o := range items {
 		rows = append(rows, []string{o.ID, o.Kind, o.ResourceID, o.Status, deref(o.CurrentStep),
@@ -83,7 +46,7 @@ func writeOperations(w io.Writer, items []postgres.Operation) error {
 	return writeTable(w, []string{"ID", "KIND", "RESOURCE", "STATUS", "STEP", "DURATION", "CREATED", "ERROR"}, rows)
 }
 
-func writeOperation(w io.Writer, o postgres.Operation) error {
+func writeOperation(w io.Writer, o api.Operation) error {
 	err := writeFields(w, []field{
 		{"ID", o.ID}, {"KIND", o.Kind}, {"RESOURCE", o.ResourceType + " " + o.ResourceID},
 		{"STATUS", o.Status}, {"CURRENT_STEP", deref(o.CurrentStep)}, {"DEADLINE", fmtTimePtr(o.Deadline)},

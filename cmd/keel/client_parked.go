@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/httpapi"
+	"github.com/keel-cloud/keel/api"
 )
 
 func parkedCmd(g *globals) *cobra.Command {
@@ -31,7 +31,7 @@ func parkedListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := decodeItems[httpapi.ParkedCommit](raws)
+			items, err := decodeItems[api.ParkedCommit](raws)
 			if err != nil {
 				return err
 			}
@@ -54,7 +54,7 @@ func parkedVerbCmd(g *globals, verb string, status int, short string) *cobra.Com
 			if err != nil || seq == 0 {
 				return fmt.Errorf("sequence %q: want a stream sequence from keel parked list", args[1])
 			}
-			var out httpapi.ParkedCommit
+			var out api.ParkedCommit
 			c := call{method: http.MethodPost, path: "/v1/admin/parked/" + seg(args[0]) + "/" + args[1] + "/" + verb, idemKey: key}
 			rep, err := g.client.doJSON(cmd.Context(), c, &out)
 			if err != nil {
@@ -77,7 +77,7 @@ func parkedVerbCmd(g *globals, verb string, status int, short string) *cobra.Com
 // maxReasonCell bounds the reason column; -o json has all of it.
 const maxReasonCell = 120
 
-func writeParked(w io.Writer, items []httpapi.ParkedCommit) error {
+func writeParked(w io.Writer, items []api.ParkedCommit) error {
 	rows := make([][]string, 0, len(items))
 	for _, p := range items {
 		reason := []rune(p.Reason)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keel-cloud/keel/adapters/httpapi"
+	"github.com/keel-cloud/keel/api"
 )
 
 // A reason is a handler's error text: whatever a host said. The table
@@ -13,7 +13,7 @@ import (
 func TestParkedTableEscapesAndCutsTheReason(t *testing.T) {
 	var b bytes.Buffer
 	long := strings.Repeat("x", 300)
-	items := []httpapi.ParkedCommit{
+	items := []api.ParkedCommit{
 		{Subscription: "agent-embedded-v1", Sequence: 42, AggregateType: "server", AggregateID: "s1", Attempts: 10,
 			State: "parked", Reason: "save: \x1b[2Jdisk\u202e full\nsecond line"},
 		{Subscription: "saga-servers-v1", Sequence: 7, AggregateType: "server", AggregateID: "s2", Attempts: 3, State: "retry", Reason: long},

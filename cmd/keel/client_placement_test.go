@@ -12,8 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
-	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/api"
 )
 
 func TestParseKV(t *testing.T) {
@@ -71,21 +70,21 @@ func TestFmtKV(t *testing.T) {
 	}
 }
 
-func testHost() postgres.Host {
+func testHost() api.Host {
 	reason := "bad DIMM"
 	down := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	return postgres.Host{ID: "h-1", Name: "sim-1", Driver: "fake", Traits: []string{"gpu", "ssd"},
+	return api.Host{ID: "h-1", Name: "sim-1", Driver: "fake", Traits: []string{"gpu", "ssd"},
 		Status: "disabled", State: "down", Reason: &reason, DownSince: &down,
-		Ratios:   host.Ratios{CPU: 4, RAM: 1.5, Disk: 1},
-		Physical: host.Resources{VCPUs: 32, RAMMiB: 1000, DiskGiB: 100},
-		Total:    host.Resources{VCPUs: 128, RAMMiB: 1500, DiskGiB: 100},
-		Used:     host.Resources{VCPUs: 6, RAMMiB: 600, DiskGiB: 30},
-		Free:     host.Resources{VCPUs: 122, RAMMiB: 900, DiskGiB: 70}, Servers: 3}
+		Ratios:   api.Ratios{CPU: 4, RAM: 1.5, Disk: 1},
+		Physical: api.Resources{VCPUs: 32, RAMMiB: 1000, DiskGiB: 100},
+		Total:    api.Resources{VCPUs: 128, RAMMiB: 1500, DiskGiB: 100},
+		Used:     api.Resources{VCPUs: 6, RAMMiB: 600, DiskGiB: 30},
+		Free:     api.Resources{VCPUs: 122, RAMMiB: 900, DiskGiB: 70}, Servers: 3}
 }
 
 func TestWriteHostsTable(t *testing.T) {
 	var b bytes.Buffer
-	if err := writeHosts(&b, []postgres.Host{testHost()}); err != nil {
+	if err := writeHosts(&b, []api.Host{testHost()}); err != nil {
 		t.Fatal(err)
 	}
 	want := `NAME   STATUS    STATE  DRIVER  SERVERS  VCPUS  RAM_MIB   DISK_GIB
@@ -119,7 +118,7 @@ func TestWriteHost(t *testing.T) {
 func TestWriteGroups(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var b bytes.Buffer
-	err := writeGroups(&b, []postgres.ServerGroup{
+	err := writeGroups(&b, []api.ServerGroup{
 		{ID: "g1", Name: "web", Policy: "anti-affinity", CreatedAt: at},
 		{ID: "g2", Name: "db", Policy: "soft-affinity", MaxPerHost: 2, CreatedAt: at},
 		{ID: "g3", Name: "batch", Policy: "soft-anti-affinity", CreatedAt: at},
@@ -138,8 +137,8 @@ g3  batch  soft-anti-affinity  no limit      2026-01-01T00:00:00.000Z
 }
 
 func TestWriteGroup(t *testing.T) {
-	sg := postgres.ServerGroup{ID: "g1", Name: "web", Policy: "soft-anti-affinity", MaxPerHost: 2,
-		Members: []postgres.GroupMember{{ServerID: "s1", Host: "sim-2"}, {ServerID: "s2", Host: "sim-1"}, {ServerID: "s3", Host: "sim-2"}}}
+	sg := api.ServerGroup{ID: "g1", Name: "web", Policy: "soft-anti-affinity", MaxPerHost: 2,
+		Members: []api.GroupMember{{ServerID: "s1", Host: "sim-2"}, {ServerID: "s2", Host: "sim-1"}, {ServerID: "s3", Host: "sim-2"}}}
 	var b bytes.Buffer
 	if err := writeGroup(&b, sg, map[string]string{"s1": "web-1", "s3": "web-3"}); err != nil {
 		t.Fatal(err)
@@ -166,7 +165,7 @@ func TestWriteGroup(t *testing.T) {
 
 func TestWriteAggregates(t *testing.T) {
 	az := "zone-a"
-	items := []postgres.HostAggregate{
+	items := []api.HostAggregate{
 		{ID: "a1", Name: "fast", AvailabilityZone: &az, Hosts: []string{"sim-1", "sim-2"},
 			Metadata: map[string]string{"availability_zone": "zone-a", "ssd": "true", "gen": "3"}},
 		{ID: "a2", Name: "plain", Hosts: []string{}, Metadata: map[string]string{}},
@@ -200,7 +199,7 @@ a2  plain  -       -            -
 
 func TestWriteZones(t *testing.T) {
 	var b bytes.Buffer
-	err := writeZones(&b, []postgres.AvailabilityZone{{Name: "default", Hosts: []string{"sim-3"}},
+	err := writeZones(&b, []api.AvailabilityZone{{Name: "default", Hosts: []string{"sim-3"}},
 		{Name: "zone-a", Hosts: []string{"sim-1", "sim-2"}}, {Name: "zone-b", Hosts: []string{}}})
 	want := "ZONE     HOSTS\ndefault  sim-3\nzone-a   sim-1,sim-2\nzone-b   -\n"
 	if err != nil || b.String() != want {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/server"
 )
@@ -34,10 +34,10 @@ the state after each commit. A deleted server can be replayed by id only.`,
 
 // replayStep is the state of a server after one commit.
 type replayStep struct {
-	Sequence uint64            `json:"sequence"`
-	Version  uint64            `json:"version"`
-	Events   []domain.RawEvent `json:"events"`
-	State    replayState       `json:"state"`
+	Sequence uint64         `json:"sequence"`
+	Version  uint64         `json:"version"`
+	Events   []api.RawEvent `json:"events"`
+	State    replayState    `json:"state"`
 }
 
 // replayState is what replay shows of server.State.
@@ -81,9 +81,9 @@ func (g *globals) replayServer(ctx context.Context, ref string) error {
 }
 
 // serverCommits fetches every commit of a server, following next_since.
-func (g *globals) serverCommits(ctx context.Context, id string) ([]postgres.Commit, error) {
+func (g *globals) serverCommits(ctx context.Context, id string) ([]api.Commit, error) {
 	q := query("aggregate_type", server.AggregateType, "aggregate_id", id, "limit", "1000")
-	var all []postgres.Commit
+	var all []api.Commit
 	for {
 		var page eventsPage
 		if _, err := g.client.get(ctx, "/v1/events", q, 0, &page); err != nil {
@@ -99,11 +99,15 @@ func (g *globals) serverCommits(ctx context.Context, id string) ([]postgres.Comm
 
 // foldServer decodes each commit's events and folds them into the server
 // state, keeping the state after each commit.
-func foldServer(commits []postgres.Commit) ([]replayStep, error) {
+func foldServer(commits []api.Commit) ([]replayStep, error) {
 	var st server.State
 	steps := make([]replayStep, 0, len(commits))
 	for _, c := range commits {
-		evs, err := server.Decider.Registry.DecodeAll(c.Events)
+		raw := make([]domain.RawEvent, len(c.Events))
+		for i, e := range c.Events {
+			raw[i] = domain.RawEvent(e)
+		}
+		evs, err := server.Decider.Registry.DecodeAll(raw)
 		if err != nil {
 			return nil, fmt.Errorf("commit %d: %w", c.Sequence, err)
 		}

@@ -8,21 +8,28 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/httpapi"
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 )
 
 func serverCmd(g *globals) *cobra.Command {
 	cmd := g.group("server", "Manage servers (virtual machines)", "servers")
-	cmd.AddCommand(serverCreateCmd(g), serverListCmd(g), serverShowCmd(g), serverDeleteCmd(g),
+	cmd.AddCommand(serverCreateCmd(g), listCmd(g, servers, "List servers"), showCmd(g, servers, "Show a server"), serverDeleteCmd(g),
 		serverActionCmd(g, "start", "Start a stopped server"),
 		serverActionCmd(g, "stop", "Stop a running server"),
 		serverActionCmd(g, "reboot", "Reboot a running server"))
 	return cmd
 }
 
+var servers = resource[api.Server]{kind: "server", path: api.Servers, table: writeServers,
+	detail: func(_ context.Context, w io.Writer, s api.Server) error { return writeServer(w, s) },
+	filters: []filter{
+		{flag: "status", meta: "S", usage: "only servers in this status (BUILDING, ACTIVE, STOPPED, REBOOTING, DELETING, ERROR)"},
+		{flag: "host", meta: "H", usage: "only servers on this host"},
+		{flag: "name", meta: "N", usage: "only servers with this name"},
+	}}
+
 func serverCreateCmd(g *globals) *cobra.Command {
-	var body httpapi.ServerBody
+	var body api.ServerBody
 	var key string
 	var w waitFlags
 	cmd := &cobra.Command{
@@ -87,7 +94,7 @@ func serverActionCmd(g *globals, action, short string) *cobra.Command {
 // accept sends a call answered with 202 {server, operation_id}, and with
 // --wait follows the operation to its end.
 func (g *globals) accept(ctx context.Context, c call, w waitFlags) error {
-	var acc httpapi.Accepted
+	var acc api.Accepted
 	rep, err := g.client.doJSON(ctx, c, &acc)
 	if err != nil {
 		return err
@@ -123,7 +130,7 @@ func (g *globals) showServerAfter(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	var s postgres.Server
+	var s api.Server
 	if _, err := g.client.get(ctx, "/v1/servers/"+seg(id), nil, head, &s); err != nil {
 		if isStatus(err, http.StatusNotFound) {
 			fmt.Fprintf(g.out, "server %s is gone\n", id)
@@ -135,48 +142,7 @@ func (g *globals) showServerAfter(ctx context.Context, id string) error {
 	return writeServer(g.out, s)
 }
 
-func serverListCmd(g *globals) *cobra.Command {
-	var name, status, host string
-	cmd := &cobra.Command{
-		Use:     "list [--status S] [--host H] [--name N]",
-		Short:   "List servers",
-		Aliases: []string{"ls"},
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			raws, raw, err := g.listAll(cmd.Context(), "/v1/servers", query("name", name, "status", status, "host", host))
-			if err != nil {
-				return err
-			}
-			items, err := decodeItems[postgres.Server](raws)
-			if err != nil {
-				return err
-			}
-			return g.emit(raw, func(w io.Writer) error { return writeServers(w, items) })
-		},
-	}
-	cmd.Flags().StringVar(&name, "name", "", "only servers with this name")
-	cmd.Flags().StringVar(&status, "status", "", "only servers in this status (BUILDING, ACTIVE, STOPPED, REBOOTING, DELETING, ERROR)")
-	cmd.Flags().StringVar(&host, "host", "", "only servers on this host")
-	return cmd
-}
-
-func serverShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID|NAME",
-		Short: "Show a server",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var s postgres.Server
-			rep, err := g.client.get(cmd.Context(), "/v1/servers/"+seg(args[0]), nil, 0, &s)
-			if err != nil {
-				return err
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeServer(w, s) })
-		},
-	}
-}
-
-func writeServers(w io.Writer, items []postgres.Server) error {
+func writeServers(w io.Writer, items []api.Server) error {
 	rows := make([][]string, 0, len(items))
 	for _, s := range items {
 		rows = append(rows, []string{s.ID, s.Name, s.Status, s.Power, deref(s.Task), deref(s.Host), s.Flavor.Name})
@@ -184,7 +150,7 @@ func writeServers(w io.Writer, items []postgres.Server) error {
 	return writeTable(w, []string{"ID", "NAME", "STATUS", "POWER", "TASK", "HOST", "FLAVOR"}, rows)
 }
 
-func serverFields(s postgres.Server) []field {
+func serverFields(s api.Server) []field {
 	fl := s.Flavor
 	return []field{
 		{"ID", s.ID}, {"NAME", s.Name}, {"STATUS", s.Status}, {"REASON", deref(s.Reason)},
@@ -195,10 +161,10 @@ func serverFields(s postgres.Server) []field {
 	}
 }
 
-func writeServer(w io.Writer, s postgres.Server) error { return writeFields(w, serverFields(s)) }
+func writeServer(w io.Writer, s api.Server) error { return writeFields(w, serverFields(s)) }
 
 // writeAccepted shows a server whose operation has just begun.
-func writeAccepted(w io.Writer, a httpapi.Accepted) error {
+func writeAccepted(w io.Writer, a api.Accepted) error {
 	fields := serverFields(a.Server)
 	for i := range fields {
 		if fields[i].name == "OPERATION" {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/server"
 )
@@ -75,7 +75,7 @@ func TestDoJSONSendsHeadersAndReadsSequence(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := newAPIClient(srv.URL)
-	var f postgres.Flavor
+	var f api.Flavor
 	rep, err := c.doJSON(context.Background(), call{method: http.MethodPost, path: "/v1/flavors",
 		body: map[string]int{"vcpus": 1}, idemKey: "k1", minSeq: 7}, &f)
 	if err != nil {
@@ -121,9 +121,9 @@ func TestConnectionRefusedNamesTheAPI(t *testing.T) {
 
 func TestWriteServersTable(t *testing.T) {
 	task, host := "spawning", "sim-1"
-	items := []postgres.Server{
-		{ID: "id-1", Name: "web", Status: "BUILDING", Power: "NOSTATE", Task: &task, Host: &host, Flavor: postgres.ServerFlavor{Name: "m1.small"}},
-		{ID: "id-22", Name: "db\tmain", Status: "ACTIVE", Power: "RUNNING", Flavor: postgres.ServerFlavor{Name: "m1"}},
+	items := []api.Server{
+		{ID: "id-1", Name: "web", Status: "BUILDING", Power: "NOSTATE", Task: &task, Host: &host, Flavor: api.ServerFlavor{Name: "m1.small"}},
+		{ID: "id-22", Name: "db\tmain", Status: "ACTIVE", Power: "RUNNING", Flavor: api.ServerFlavor{Name: "m1"}},
 	}
 	var b bytes.Buffer
 	if err := writeServers(&b, items); err != nil {
@@ -161,18 +161,22 @@ func TestFormatting(t *testing.T) {
 }
 
 // commit builds a canned server commit from typed events.
-func commit(t *testing.T, seq, version uint64, events ...domain.Event) postgres.Commit {
+func commit(t *testing.T, seq, version uint64, events ...domain.Event) api.Commit {
 	t.Helper()
 	raw, err := domain.Encode(events)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return postgres.Commit{Sequence: seq, Version: version, AggregateType: server.AggregateType, AggregateID: "s1", Events: raw}
+	c := api.Commit{Sequence: seq, Version: version, AggregateType: server.AggregateType, AggregateID: "s1"}
+	for _, e := range raw {
+		c.Events = append(c.Events, api.RawEvent(e))
+	}
+	return c
 }
 
 func TestFoldServer(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	commits := []postgres.Commit{
+	commits := []api.Commit{
 		commit(t, 10, 1, &server.Created{ID: "s1", Name: "web", Operation: "op1", CreatedAt: at}),
 		commit(t, 12, 2, &server.Scheduled{Host: "sim-1", Operation: "op1", At: at}),
 		commit(t, 14, 3, &server.Spawned{Host: "sim-1", At: at}),
@@ -215,8 +219,8 @@ func TestFoldServer(t *testing.T) {
 }
 
 func TestFoldServerUnknownEvent(t *testing.T) {
-	c := postgres.Commit{Sequence: 5, Events: []domain.RawEvent{{Type: "server.teleported", Data: json.RawMessage(`{}`)}}}
-	_, err := foldServer([]postgres.Commit{c})
+	c := api.Commit{Sequence: 5, Events: []api.RawEvent{{Type: "server.teleported", Data: json.RawMessage(`{}`)}}}
+	_, err := foldServer([]api.Commit{c})
 	if !errors.Is(err, domain.ErrUnknownEvent) || !strings.Contains(err.Error(), "commit 5") {
 		t.Fatalf("err = %v", err)
 	}
@@ -226,23 +230,23 @@ func TestStepTracker(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	t1, t2 := t0.Add(12*time.Millisecond), t0.Add(300*time.Millisecond)
 	fail := "injected failure"
-	op := func(status string, steps ...postgres.Step) postgres.Operation {
-		return postgres.Operation{Status: status, Steps: steps, Error: &fail}
+	op := func(status string, steps ...api.Step) api.Operation {
+		return api.Operation{Status: status, Steps: steps, Error: &fail}
 	}
 	tr := &stepTracker{}
-	check := func(o postgres.Operation, want ...string) {
+	check := func(o api.Operation, want ...string) {
 		t.Helper()
 		if got := tr.changes(o); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("got %q\nwant %q", got, want)
 		}
 	}
 	check(op("pending"))
-	check(op("running", postgres.Step{Name: "schedule", Status: "running", StartedAt: &t0}, postgres.Step{Name: "spawn", Status: "pending"}),
+	check(op("running", api.Step{Name: "schedule", Status: "running", StartedAt: &t0}, api.Step{Name: "spawn", Status: "pending"}),
 		"  schedule  running")
-	check(op("running", postgres.Step{Name: "schedule", Status: "running", StartedAt: &t0}, postgres.Step{Name: "spawn", Status: "pending"}))
+	check(op("running", api.Step{Name: "schedule", Status: "running", StartedAt: &t0}, api.Step{Name: "spawn", Status: "pending"}))
 	check(op("failed",
-		postgres.Step{Name: "schedule", Status: "compensated", StartedAt: &t0, FinishedAt: &t1},
-		postgres.Step{Name: "spawn", Status: "failed", StartedAt: &t1, FinishedAt: &t2, Error: &fail}),
+		api.Step{Name: "schedule", Status: "compensated", StartedAt: &t0, FinishedAt: &t1},
+		api.Step{Name: "spawn", Status: "failed", StartedAt: &t1, FinishedAt: &t2, Error: &fail}),
 		"  spawn     failed       288ms  injected failure",
 		"  schedule  compensated  12ms")
 }
@@ -262,9 +266,9 @@ func TestReadSSE(t *testing.T) {
 }
 
 func TestPrintCommit(t *testing.T) {
-	c := postgres.Commit{Sequence: 7, AggregateType: "server", AggregateID: "s1",
+	c := api.Commit{Sequence: 7, AggregateType: "server", AggregateID: "s1",
 		OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC),
-		Events:     []domain.RawEvent{{Type: "server.delete_requested"}, {Type: "server.deleted"}}}
+		Events:     []api.RawEvent{{Type: "server.delete_requested"}, {Type: "server.deleted"}}}
 	var b bytes.Buffer
 	if err := printCommit(&b, c, false, ""); err != nil {
 		t.Fatal(err)
@@ -316,7 +320,7 @@ func TestListAllFollowsCursors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	items, err := decodeItems[postgres.Server](raws)
+	items, err := decodeItems[api.Server](raws)
 	if err != nil || len(items) != 3 || items[2].ID != "c" {
 		t.Fatalf("items %+v, %v", items, err)
 	}
@@ -381,7 +385,7 @@ func TestJSONOutputEscapesBidiAndStaysJSON(t *testing.T) {
 func TestHostShowEscapesWhatTheAPISent(t *testing.T) {
 	reason, addr := "fan\x1b[2J\x1b[H", "10.0.0.1\u202e"
 	var b bytes.Buffer
-	h := postgres.Host{ID: "h1", Name: "node\u2067-1", Status: "disabled", Reason: &reason, Address: &addr, Traits: []string{"gpu\x1b]0;x\a"}}
+	h := api.Host{ID: "h1", Name: "node\u2067-1", Status: "disabled", Reason: &reason, Address: &addr, Traits: []string{"gpu\x1b]0;x\a"}}
 	if err := writeHost(&b, h); err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keel-cloud/keel/adapters/postgres"
-	"github.com/keel-cloud/keel/projections"
+	"github.com/keel-cloud/keel/api"
 )
 
 // pollEvery is how often --wait reads the operation.
@@ -32,17 +31,17 @@ func (w *waitFlags) add(cmd *cobra.Command) {
 // waitOperation polls an operation until it succeeds or fails, printing
 // each step as its status changes. It returns the last operation read and
 // its JSON; a failed operation is an error.
-func (g *globals) waitOperation(ctx context.Context, id string, minSeq uint64, timeout time.Duration, progress io.Writer) (postgres.Operation, []byte, error) {
+func (g *globals) waitOperation(ctx context.Context, id string, minSeq uint64, timeout time.Duration, progress io.Writer) (api.Operation, []byte, error) {
 	ctx, stop := interruptible(ctx)
 	defer stop()
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
-	var last postgres.Operation
+	var last api.Operation
 	tr := &stepTracker{}
 	for {
-		var op postgres.Operation
+		var op api.Operation
 		rep, err := g.client.get(tctx, "/v1/operations/"+seg(id), nil, minSeq, &op)
 		switch {
 		case err == nil:
@@ -65,7 +64,7 @@ func (g *globals) waitOperation(ctx context.Context, id string, minSeq uint64, t
 }
 
 // opError is the error of a failed operation, nil otherwise.
-func opError(op postgres.Operation) error {
+func opError(op api.Operation) error {
 	if op.Status != "failed" {
 		return nil
 	}
@@ -73,7 +72,7 @@ func opError(op postgres.Operation) error {
 }
 
 // waitError explains why waiting stopped before the operation ended.
-func waitError(ctx, tctx context.Context, id string, last postgres.Operation, timeout time.Duration, err error) error {
+func waitError(ctx, tctx context.Context, id string, last api.Operation, timeout time.Duration, err error) error {
 	follow := "follow it with: keel operation show " + id
 	switch {
 	case ctx.Err() != nil:
@@ -99,7 +98,7 @@ type stepTracker struct {
 
 // changes returns one line per step whose status changed since the last
 // call, e.g. "  schedule   succeeded  12ms".
-func (t *stepTracker) changes(op postgres.Operation) []string {
+func (t *stepTracker) changes(op api.Operation) []string {
 	if t.seen == nil {
 		t.seen = map[string]string{}
 	}
@@ -128,7 +127,7 @@ func (t *stepTracker) changes(op postgres.Operation) []string {
 }
 
 // stepDetail is a step's duration, once it has one, and its error.
-func stepDetail(s postgres.Step) string {
+func stepDetail(s api.Step) string {
 	d := ""
 	if s.StartedAt != nil && s.FinishedAt != nil {
 		d = fmtDuration(s.FinishedAt.Sub(*s.StartedAt))
@@ -149,7 +148,7 @@ func (g *globals) headSeq(ctx context.Context) (uint64, error) {
 // name "", the highest of all).
 func (g *globals) projectionSeq(ctx context.Context, name string) (uint64, error) {
 	var out struct {
-		Items []projections.Status `json:"items"`
+		Items []api.ProjectionStatus `json:"items"`
 	}
 	if _, err := g.client.get(ctx, "/v1/projections", nil, 0, &out); err != nil {
 		return 0, err

@@ -3,84 +3,53 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/keel-cloud/keel/api"
 )
 
-// client calls the node's HTTP API the way a user would.
+// client calls the node's HTTP API the way a user would, through the one
+// Go client of the API.
 type client struct {
-	base string
-	http *http.Client
+	api *api.Client
 }
 
 func newClient(base string, conns int) *client {
 	tr := &http.Transport{MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: 2 * conns, IdleConnTimeout: time.Minute}
-	return &client{base: base, http: &http.Client{Transport: tr, Timeout: time.Minute}}
-}
-
-// call sends body (JSON-encoded unless it is []byte) and, when out is not
-// nil, decodes the answer into it. It fails unless the status is want. It
-// returns the Keel-Sequence of the answer.
-func (c *client) call(ctx context.Context, method, path string, body any, want int, out any) (uint64, error) {
-	var raw []byte
-	ctype := "application/json"
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		raw, ctype = b, "application/octet-stream"
-	default:
-		var err error
-		if raw, err = json.Marshal(b); err != nil {
-			return 0, err
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(raw))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", ctype)
-	res, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return 0, err
-	}
-	if res.StatusCode != want {
-		return 0, fmt.Errorf("%s %s: status %d, want %d: %s", method, path, res.StatusCode, want, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return 0, fmt.Errorf("%s %s: decode %s: %w", method, path, data, err)
-		}
-	}
-	seq, _ := strconv.ParseUint(res.Header.Get("Keel-Sequence"), 10, 64)
-	return seq, nil
+	c := api.New(base)
+	c.HTTP = &http.Client{Transport: tr, Timeout: time.Minute}
+	c.Header = http.Header{"User-Agent": {"keelbench"}}
+	return &client{api: c}
 }
 
 // seed creates a flavor and an active image; it returns their ids and the
 // sequence of the last commit.
 func (c *client) seed(ctx context.Context) (flavorID, imageID string, seq uint64, err error) {
-	var f, im struct {
-		ID string `json:"id"`
+	f, _, err := api.Create[api.Flavor](ctx, c.api, api.Flavors, api.FlavorBody{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 1}, api.Opts{})
+	if err != nil {
+		return "", "", 0, fmt.Errorf("create flavor: %w", err)
 	}
-	if _, err = c.call(ctx, "POST", "/v1/flavors", map[string]any{"name": "small", "vcpus": 1, "ram_mib": 512, "disk_gib": 1}, 201, &f); err != nil {
-		return
+	im, _, err := api.Create[api.Image](ctx, c.api, api.Images, api.ImageBody{Name: "tiny", DiskFormat: "raw"}, api.Opts{})
+	if err != nil {
+		return "", "", 0, fmt.Errorf("create image: %w", err)
 	}
-	if _, err = c.call(ctx, "POST", "/v1/images", map[string]any{"name": "tiny", "disk_format": "raw"}, 201, &im); err != nil {
-		return
+	data := bytes.Repeat([]byte("keel"), 4096)
+	res, err := c.api.Do(ctx, api.Request{Method: http.MethodPut, Path: api.Path(api.Images, im.ID, "file"),
+		Raw: bytes.NewReader(data), RawType: "application/octet-stream", RawLength: int64(len(data))}, &im)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("upload image: %w", err)
 	}
-	seq, err = c.call(ctx, "PUT", "/v1/images/"+im.ID+"/file", bytes.Repeat([]byte("keel"), 4096), 200, nil)
-	return f.ID, im.ID, seq, err
+	return f.ID, im.ID, res.Sequence, nil
 }
 
-// createServer posts one server create; it returns the commit's sequence.
-func (c *client) createServer(ctx context.Context, name, flavorID, imageID string) (uint64, error) {
-	return c.call(ctx, "POST", "/v1/servers", map[string]string{"name": name, "flavor": flavorID, "image": imageID}, 202, nil)
+// createServer posts one server create; it returns the answer and the
+// commit's sequence.
+func (c *client) createServer(ctx context.Context, name, flavorID, imageID string) (api.Accepted, uint64, error) {
+	acc, res, err := api.Create[api.Accepted](ctx, c.api, api.Servers, api.ServerBody{Name: name, Flavor: flavorID, Image: imageID}, api.Opts{})
+	if err != nil {
+		return acc, 0, fmt.Errorf("create server %s: %w", name, err)
+	}
+	return acc, res.Sequence, nil
 }

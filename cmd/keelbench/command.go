@@ -147,7 +147,7 @@ func (b *cmdBench) startOnly(ctx context.Context) error {
 // the flavor and image checks, the decider and the append, with nothing
 // downstream competing for the cores.
 func (b *cmdBench) onlyCreate(ctx context.Context, _ int) error {
-	_, err := b.onlyC.createServer(ctx, fmt.Sprintf("only-%d", b.names.Add(1)), b.onlyFlavor, b.onlyImage)
+	_, _, err := b.onlyC.createServer(ctx, fmt.Sprintf("only-%d", b.names.Add(1)), b.onlyFlavor, b.onlyImage)
 	return err
 }
 
@@ -194,7 +194,7 @@ func (b *cmdBench) apiRound(ctx context.Context) (loadStats, error) {
 	go func() { samples <- activity(actx, b.pool) }()
 	created0 := b.names.Load()
 	api := b.measure(ctx, "POST /v1/servers", func(ctx context.Context, _ int) error {
-		_, err := b.c.createServer(ctx, fmt.Sprintf("bench-%d", b.names.Add(1)), b.flavorID, b.imageID)
+		_, _, err := b.c.createServer(ctx, fmt.Sprintf("bench-%d", b.names.Add(1)), b.flavorID, b.imageID)
 		return err
 	})
 	stopActivity()
@@ -216,7 +216,7 @@ func (b *cmdBench) apiRound(ctx context.Context) (loadStats, error) {
 // envelopeSize creates one server and returns the size of its stored
 // server.created commit.
 func envelopeSize(ctx context.Context, c *client, n *node.Node, flavorID, imageID string) (int, error) {
-	seq, err := c.createServer(ctx, "bench-size", flavorID, imageID)
+	_, seq, err := c.createServer(ctx, "bench-size", flavorID, imageID)
 	if err != nil {
 		return 0, err
 	}

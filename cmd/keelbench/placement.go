@@ -98,13 +98,8 @@ func placeOnce(ctx context.Context, e *benchEnv, hosts, creates int, res *result
 				if i > int64(creates) {
 					return
 				}
-				var out struct {
-					Server struct {
-						ID string `json:"id"`
-					} `json:"server"`
-				}
 				t0 := time.Now()
-				_, err := c.call(ctx, "POST", "/v1/servers", map[string]string{"name": fmt.Sprintf("place-%d", i), "flavor": flavorID, "image": imageID}, 202, &out)
+				out, _, err := c.createServer(ctx, fmt.Sprintf("place-%d", i), flavorID, imageID)
 				mu.Lock()
 				if err != nil {
 					failed.Add(1)
@@ -128,7 +123,10 @@ func placeOnce(ctx context.Context, e *benchEnv, hosts, creates int, res *result
 	mu.Unlock()
 	logf("  %d creates posted in %s by %d clients (%.0f/s), %d failed (first error: %v)", len(ids), postsDone.Round(time.Millisecond),
 		e.cfg.Clients, float64(len(ids))/postsDone.Seconds(), failed.Load(), firstErr)
-	seen := w.waitAll(ctx, ids, 3*time.Minute)
+	seen, err := w.waitAll(ctx, ids, 3*time.Minute)
+	if err != nil {
+		return err
+	}
 	var lat []time.Duration
 	var last time.Time
 	for _, id := range ids {
@@ -162,6 +160,7 @@ func placeOnce(ctx context.Context, e *benchEnv, hosts, creates int, res *result
 type spawnWatch struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
+	bad  error // the first commit that did not decode
 	cc   jetstream.ConsumeContext
 }
 
@@ -175,7 +174,12 @@ func watchSpawned(ctx context.Context, store *keeljs.Store) (*spawnWatch, error)
 	w.cc, err = cons.Consume(func(m jetstream.Msg) {
 		at := time.Now()
 		var env domain.Envelope
-		if json.Unmarshal(m.Data(), &env) != nil {
+		if err := json.Unmarshal(m.Data(), &env); err != nil {
+			w.mu.Lock()
+			if w.bad == nil {
+				w.bad = fmt.Errorf("decode commit on %s: %w", m.Subject(), err)
+			}
+			w.mu.Unlock()
 			return
 		}
 		for _, ev := range env.Events {
@@ -192,8 +196,8 @@ func watchSpawned(ctx context.Context, store *keeljs.Store) (*spawnWatch, error)
 func (w *spawnWatch) stop() { w.cc.Stop() }
 
 // waitAll waits until every id was seen, or the limit passes; it returns
-// what was seen.
-func (w *spawnWatch) waitAll(ctx context.Context, ids []string, limit time.Duration) map[string]time.Time {
+// what was seen, or why the watch cannot be trusted.
+func (w *spawnWatch) waitAll(ctx context.Context, ids []string, limit time.Duration) (map[string]time.Time, error) {
 	start := time.Now()
 	for ctx.Err() == nil && time.Since(start) < limit {
 		w.mu.Lock()
@@ -203,13 +207,14 @@ func (w *spawnWatch) waitAll(ctx context.Context, ids []string, limit time.Durat
 				missing++
 			}
 		}
+		bad := w.bad != nil
 		w.mu.Unlock()
-		if missing == 0 {
+		if missing == 0 || bad {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return maps.Clone(w.seen)
+	return maps.Clone(w.seen), w.bad
 }

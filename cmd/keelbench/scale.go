@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/host"
@@ -204,14 +205,8 @@ func stopProcess(cmd *exec.Cmd) {
 func waitCaughtUp(ctx context.Context, c *client, start time.Time, limit time.Duration) (time.Duration, error) {
 	var last string
 	for ctx.Err() == nil && time.Since(start) < limit {
-		var out struct {
-			Items []struct {
-				Name     string `json:"name"`
-				Sequence uint64 `json:"sequence"`
-				Lag      uint64 `json:"lag"`
-			} `json:"items"`
-		}
-		if _, err := c.call(ctx, "GET", "/v1/projections", nil, 200, &out); err != nil {
+		out, _, err := api.Get[api.ProjectionList](ctx, c.api, api.Projections, api.Opts{})
+		if err != nil {
 			last = err.Error()
 		} else {
 			done := len(out.Items) > 0
@@ -263,14 +258,10 @@ func cpuOf(pid int) string {
 // listFigures times the first page and a deep page of GET /v1/servers, and
 // the same keyset queries straight on Postgres.
 func listFigures(ctx context.Context, c *client, pool *pgxpool.Pool, servers int, res *results) error {
-	type page struct {
-		Items      []json.RawMessage `json:"items"`
-		NextCursor string            `json:"next_cursor"`
-	}
+	type page = api.List[json.RawMessage]
 	get := func(path string) (page, time.Duration, error) {
-		var p page
 		t0 := time.Now()
-		_, err := c.call(ctx, "GET", path, nil, 200, &p)
+		p, _, err := api.Get[page](ctx, c.api, path, api.Opts{})
 		return p, time.Since(t0), err
 	}
 	median := func(f func() (time.Duration, error)) (time.Duration, error) {

@@ -2,16 +2,17 @@ package node_test
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/keel-cloud/keel/adapters/postgres/pgtest"
+	"github.com/keel-cloud/keel/api"
 )
 
 // keel agent processes join a keel serve that runs no hosts of its own, and
@@ -45,16 +46,11 @@ func TestAgentProcessesJoinOverNATS(t *testing.T) {
 			}
 		}
 	}()
-	var hosts struct {
-		Items []hostJSON `json:"items"`
-	}
+	c := api.New(p.url)
+	ctx := context.Background()
 	eventually(t, 30*time.Second, func() error {
-		r, err := http.Get(p.url + "/v1/hosts")
+		hosts, _, err := api.Get[api.HostList](ctx, c, api.Hosts, api.Opts{})
 		if err != nil {
-			return err
-		}
-		defer r.Body.Close()
-		if err := json.NewDecoder(r.Body).Decode(&hosts); err != nil {
 			return err
 		}
 		up := 0
@@ -68,41 +64,48 @@ func TestAgentProcessesJoinOverNATS(t *testing.T) {
 		}
 		return nil
 	})
-	must := func(code int, body []byte, err error) []byte {
-		t.Helper()
-		if err != nil || code >= 300 {
-			t.Fatalf("%d %s %v", code, body, err)
-		}
-		return body
-	}
-	must(post(p.url+"/v1/flavors", map[string]any{"name": "small", "vcpus": 1, "ram_mib": 512, "disk_gib": 1}))
-	var im struct{ ID string }
-	_ = json.Unmarshal(must(post(p.url+"/v1/images", map[string]any{"name": "tiny", "disk_format": "raw"})), &im)
-	req, _ := http.NewRequest("PUT", p.url+"/v1/images/"+im.ID+"/file", bytes.NewReader([]byte("bytes")))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
-		t.Fatalf("upload: %v %v", err, res)
-	}
-	time.Sleep(300 * time.Millisecond) // names reach the read model
-	var accs []acceptedJSON
+	// Servers name the flavor and image after the upload's sequence.
+	seq := seedOver(t, c)
+	var accs []api.Accepted
 	for i := 0; i < 6; i++ {
-		var a acceptedJSON
-		_ = json.Unmarshal(must(post(p.url+"/v1/servers", map[string]any{"name": fmt.Sprintf("a-%d", i), "flavor": "small", "image": "tiny"})), &a)
+		a, _, err := api.Create[api.Accepted](ctx, c, api.Servers,
+			api.ServerBody{Name: fmt.Sprintf("a-%d", i), Flavor: "small", Image: "tiny"}, api.Opts{MinSequence: seq})
+		if err != nil {
+			t.Fatal(err)
+		}
 		accs = append(accs, a)
 	}
 	for _, a := range accs {
 		eventually(t, 30*time.Second, func() error {
-			r, err := http.Get(p.url + "/v1/servers/" + a.Server.ID)
+			s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, a.Server.ID), api.Opts{})
 			if err != nil {
 				return err
 			}
-			defer r.Body.Close()
-			var s serverJSON
-			_ = json.NewDecoder(r.Body).Decode(&s)
 			if s.Status != "ACTIVE" || s.Host == nil {
 				return fmt.Errorf("server %s is %s", a.Server.ID, s.Status)
 			}
 			return nil
 		})
 	}
+}
+
+// seedOver creates the flavor small (256 MiB) and the active image tiny
+// through c; it returns the sequence of the upload, after which both can
+// be named.
+func seedOver(t *testing.T, c *api.Client) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	if _, _, err := api.Create[api.Flavor](ctx, c, api.Flavors, api.FlavorBody{Name: "small", VCPUs: 1, RAMMiB: 256, DiskGiB: 1}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	im, _, err := api.Create[api.Image](ctx, c, api.Images, api.ImageBody{Name: "tiny", DiskFormat: "raw"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Images, im.ID, "file"),
+		Raw: strings.NewReader("bytes"), RawType: "application/octet-stream", RawLength: 5}, nil)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	return res.Sequence
 }

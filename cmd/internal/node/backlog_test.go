@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/adapters/fake"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 )
 
@@ -20,13 +21,13 @@ func TestCreatesWaitWhileTheBacklogIsFull(t *testing.T) {
 		c.FakeKnobs = fake.Knobs{Latency: 1500 * time.Millisecond}
 	})
 	e.seed()
-	var accepted []acceptedJSON
+	var accepted []api.Accepted
 	var refused resp
 	eventually(t, 10*time.Second, func() error {
 		r := e.call("POST", "/v1/servers", map[string]any{"name": "burst", "flavor": "small", "image": "tiny"})
 		switch r.Status {
 		case 202:
-			var a acceptedJSON
+			var a api.Accepted
 			r.json(t, &a)
 			accepted = append(accepted, a)
 			return fmt.Errorf("accepted %d so far", len(accepted))
@@ -43,7 +44,7 @@ func TestCreatesWaitWhileTheBacklogIsFull(t *testing.T) {
 	}
 	head, _ := e.node.Store.LastSequence(context.Background())
 	var list struct {
-		Items []serverJSON `json:"items"`
+		Items []api.Server `json:"items"`
 	}
 	e.must(200, e.call("GET", "/v1/servers", nil, "Keel-Min-Sequence", fmt.Sprint(head))).json(t, &list)
 	if len(list.Items) != len(accepted) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/projections"
 )
@@ -69,7 +70,7 @@ func TestConcurrentCreatesAndDeletesAgreeWithARebuild(t *testing.T) {
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*n)
-	created := make(chan acceptedJSON, n)
+	created := make(chan api.Accepted, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -80,7 +81,7 @@ func TestConcurrentCreatesAndDeletesAgreeWithARebuild(t *testing.T) {
 				errs <- fmt.Errorf("create %d: %d %s", i, r.Status, r.Body)
 				return
 			}
-			var a acceptedJSON
+			var a api.Accepted
 			if err := json.Unmarshal(r.Body, &a); err != nil {
 				errs <- err
 				return

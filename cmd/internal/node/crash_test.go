@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keel-cloud/keel/adapters/postgres/pgtest"
+	"github.com/keel-cloud/keel/api"
 )
 
 // proc is a `keel serve` child process.
@@ -88,21 +91,33 @@ func serve(t *testing.T, bin, dataDir, dbURL, addr string, extra ...string) *pro
 	return p
 }
 
-func post(url string, body any) (int, []byte, error) {
-	raw, _ := json.Marshal(body)
+// post POSTs body as JSON (DELETEs when body is nil), with headers given
+// as "Name: value"; it returns the status and body of the answer.
+func post(url string, body any, headers ...string) (int, []byte, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
 	method := "POST"
 	if body == nil {
 		method = "DELETE"
 	}
-	req, _ := http.NewRequest(method, url, bytes.NewReader(raw))
+	req, err := http.NewRequest(method, url, bytes.NewReader(raw))
+	if err != nil {
+		return 0, nil, err
+	}
 	req.Header.Set("Content-Type", "application/json")
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, b, nil
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, b, err
 }
 
 func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
@@ -117,25 +132,9 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 			t.Logf("keel serve output:\n%s", p.log.String())
 		}
 	}()
-	must := func(code int, body []byte, err error) {
-		t.Helper()
-		if err != nil || code >= 300 {
-			t.Fatalf("seed: %d %s %v", code, body, err)
-		}
-	}
-	must(post(p.url+"/v1/flavors", map[string]any{"name": "small", "vcpus": 1, "ram_mib": 256, "disk_gib": 1}))
-	code, body, err := post(p.url+"/v1/images", map[string]any{"name": "tiny", "disk_format": "raw"})
-	must(code, body, err)
-	var im struct{ ID string }
-	_ = json.Unmarshal(body, &im)
-	req, _ := http.NewRequest("PUT", p.url+"/v1/images/"+im.ID+"/file", bytes.NewReader([]byte("bytes")))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("upload: %v %v", err, res)
-	}
-	res.Body.Close()
-	time.Sleep(200 * time.Millisecond) // let the image name reach the read model
+	// The creates name the image after the upload has reached the read model.
+	seq := seedOver(t, api.New(p.url))
+	minSeq := "Keel-Min-Sequence: " + strconv.FormatUint(seq, 10)
 
 	// Fire creates and deletes; kill -9 while they are in flight.
 	var mu sync.Mutex
@@ -148,12 +147,15 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			time.Sleep(time.Duration(i) * time.Millisecond)
-			code, body, err := post(p.url+"/v1/servers", map[string]any{"name": fmt.Sprintf("k-%d", i), "flavor": "small", "image": "tiny"})
+			code, body, err := post(p.url+"/v1/servers", map[string]any{"name": fmt.Sprintf("k-%d", i), "flavor": "small", "image": "tiny"}, minSeq)
 			if err != nil || code != 202 {
 				return // not acknowledged
 			}
-			var a acceptedJSON
-			_ = json.Unmarshal(body, &a)
+			var a api.Accepted
+			if err := json.Unmarshal(body, &a); err != nil {
+				t.Errorf("create %d acknowledged with %s: %v", i, body, err)
+				return
+			}
 			mu.Lock()
 			acked[a.Server.ID] = ""
 			if i%3 == 0 {

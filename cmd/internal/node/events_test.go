@@ -45,21 +45,38 @@ func TestEventHistoryAndLiveStream(t *testing.T) {
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		t.Fatalf("stream content type %q", ct)
 	}
-	live := make(chan commitJSON, 64)
+	live, ready := make(chan commitJSON, 64), make(chan struct{})
 	go func() {
+		defer close(live)
 		sc := bufio.NewScanner(res.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		event := ""
 		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var c commitJSON
-				if json.Unmarshal([]byte(data), &c) == nil {
-					live <- c
-				}
+			if name, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				event = name
 			}
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			if event == "ready" {
+				close(ready)
+				continue
+			}
+			var c commitJSON
+			if err := json.Unmarshal([]byte(data), &c); err != nil {
+				t.Errorf("stream sent %s event %q: %v", event, data, err)
+				return
+			}
+			live <- c
 		}
-		close(live)
 	}()
-	time.Sleep(200 * time.Millisecond) // the stream starts with the next commit
+	// The stream starts with the next commit once it is ready.
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		t.Fatal("the stream sent no ready message")
+	}
 
 	acc, _ := e.createServer("watched")
 	op := e.waitOp(acc.OperationID, 20*time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/adapters/postgres/pgtest"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 )
 
@@ -31,6 +33,7 @@ type env struct {
 	minSeq uint64 // sequence after seed(), for name lookups
 	cfg    node.Config
 	node   *node.Node
+	api    *api.Client // the node's API, as the CLI and keelbench see it
 }
 
 // start runs a node on a fresh database and data dir.
@@ -71,6 +74,7 @@ func (e *env) boot() {
 		e.t.Fatalf("start node: %v", err)
 	}
 	e.node = n
+	e.api = api.New(n.URL)
 }
 
 // restart stops the node and starts it again on the same data.
@@ -94,8 +98,16 @@ func (r resp) json(t *testing.T, v any) {
 	}
 }
 
+// seq is the answer's Keel-Sequence, 0 when it has none (a refusal).
 func (r resp) seq() uint64 {
-	s, _ := strconv.ParseUint(r.Header.Get("Keel-Sequence"), 10, 64)
+	h := r.Header.Get("Keel-Sequence")
+	if h == "" {
+		return 0
+	}
+	s, err := strconv.ParseUint(h, 10, 64)
+	if err != nil {
+		panic(fmt.Sprintf("bad Keel-Sequence %q: %v", h, err))
+	}
 	return s
 }
 
@@ -110,7 +122,10 @@ func (e *env) call(method, path string, body any, headers ...string) resp {
 	case string:
 		rd = bytes.NewReader([]byte(b))
 	default:
-		raw, _ := json.Marshal(b)
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, e.node.URL+path, rd)
@@ -126,7 +141,10 @@ func (e *env) call(method, path string, body any, headers ...string) resp {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: read the answer: %v", method, path, err)
+	}
 	return resp{Status: res.StatusCode, Header: res.Header, Body: raw}
 }
 
@@ -138,76 +156,77 @@ func (e *env) must(status int, r resp) resp {
 	return r
 }
 
-type flavorJSON struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-type serverJSON struct {
-	ID          string  `json:"id"`
-	Name        string  `json:"name"`
-	Status      string  `json:"status"`
-	Reason      *string `json:"reason"`
-	Power       string  `json:"power_state"`
-	Task        *string `json:"task_state"`
-	Host        *string `json:"host"`
-	OperationID *string `json:"operation_id"`
-}
-
-type acceptedJSON struct {
-	Server      serverJSON `json:"server"`
-	OperationID string     `json:"operation_id"`
-}
-
-type opJSON struct {
-	ID     string  `json:"id"`
-	Kind   string  `json:"kind"`
-	Status string  `json:"status"`
-	Error  *string `json:"error"`
-	Steps  []struct {
-		Name   string  `json:"name"`
-		Status string  `json:"status"`
-		Error  *string `json:"error"`
-	} `json:"steps"`
-}
-
-type problemJSON struct {
-	Status   int    `json:"status"`
-	Title    string `json:"title"`
-	Detail   string `json:"detail"`
-	Instance string `json:"instance"`
-}
-
 // seed creates a flavor and an active image and returns their names.
 func (e *env) seed() (string, string) {
 	e.t.Helper()
-	e.must(201, e.call("POST", "/v1/flavors", map[string]any{"name": "small", "vcpus": 1, "ram_mib": 512, "disk_gib": 1}))
-	r := e.must(201, e.call("POST", "/v1/images", map[string]any{"name": "tiny", "disk_format": "raw"}))
-	r = e.must(200, e.call("PUT", "/v1/images/tiny/file", bytes.Repeat([]byte("keel"), 4096),
-		"Content-Type", "application/octet-stream", "Keel-Min-Sequence", fmt.Sprint(r.seq())))
-	e.minSeq = r.seq()
+	ctx := context.Background()
+	if _, _, err := api.Create[api.Flavor](ctx, e.api, api.Flavors, api.FlavorBody{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 1}, api.Opts{}); err != nil {
+		e.t.Fatal(err)
+	}
+	im, res, err := api.Create[api.Image](ctx, e.api, api.Images, api.ImageBody{Name: "tiny", DiskFormat: "raw"}, api.Opts{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.minSeq = e.upload(im.ID, bytes.Repeat([]byte("keel"), 4096), res.Sequence)
 	return "small", "tiny"
 }
 
-func (e *env) createServer(name string, headers ...string) (acceptedJSON, uint64) {
+// upload sends an image's bytes, naming it after sequence minSeq; it
+// returns the sequence of the upload.
+func (e *env) upload(ref string, data []byte, minSeq uint64) uint64 {
 	e.t.Helper()
-	headers = append([]string{"Keel-Min-Sequence", fmt.Sprint(e.minSeq)}, headers...)
-	r := e.must(202, e.call("POST", "/v1/servers", map[string]any{"name": name, "flavor": "small", "image": "tiny"}, headers...))
-	var a acceptedJSON
-	r.json(e.t, &a)
-	return a, r.seq()
+	res, err := e.api.Do(context.Background(), api.Request{Method: http.MethodPut, Path: api.Path(api.Images, ref, "file"),
+		Opts: api.Opts{MinSequence: minSeq}, Raw: bytes.NewReader(data), RawType: "application/octet-stream", RawLength: int64(len(data))}, nil)
+	if err != nil {
+		e.t.Fatalf("upload %s: %v", ref, err)
+	}
+	return res.Sequence
+}
+
+// createServer creates a server of the seeded flavor and image, after the
+// seed; headers are name/value pairs (Idempotency-Key, Keel-Min-Sequence).
+// It returns the answer and its sequence.
+func (e *env) createServer(name string, headers ...string) (api.Accepted, uint64) {
+	e.t.Helper()
+	o := api.Opts{MinSequence: e.minSeq}
+	for i := 0; i+1 < len(headers); i += 2 {
+		switch k, v := headers[i], headers[i+1]; k {
+		case "Idempotency-Key":
+			o.IdempotencyKey = v
+		case "Keel-Min-Sequence":
+			seq, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			o.MinSequence = seq
+		default:
+			e.t.Fatalf("createServer sends no %s header", k)
+		}
+	}
+	a, res, err := api.Create[api.Accepted](context.Background(), e.api, api.Servers,
+		api.ServerBody{Name: name, Flavor: "small", Image: "tiny"}, o)
+	if err != nil || res.Status != http.StatusAccepted {
+		e.t.Fatalf("create server %s: %v (status %d)", name, err, statusOf(res))
+	}
+	return a, res.Sequence
+}
+
+func statusOf(res *api.Response) int {
+	if res == nil {
+		return 0
+	}
+	return res.Status
 }
 
 // waitOp polls an operation until it is terminal.
-func (e *env) waitOp(id string, within time.Duration) opJSON {
+func (e *env) waitOp(id string, within time.Duration) api.Operation {
 	e.t.Helper()
-	var op opJSON
+	var op api.Operation
 	eventually(e.t, within, func() error {
-		r := e.call("GET", "/v1/operations/"+id, nil)
-		if r.Status != 200 {
-			return fmt.Errorf("status %d: %s", r.Status, r.Body)
+		var err error
+		if op, _, err = api.Get[api.Operation](context.Background(), e.api, api.Path(api.Operations, id), api.Opts{}); err != nil {
+			return err
 		}
-		r.json(e.t, &op)
 		if op.Status != "succeeded" && op.Status != "failed" {
 			return fmt.Errorf("operation %s is %s", id, op.Status)
 		}
@@ -216,14 +235,34 @@ func (e *env) waitOp(id string, within time.Duration) opJSON {
 	return op
 }
 
-func (e *env) server(id string) (serverJSON, int) {
+// act starts an action on a server (start, stop, reboot or delete) and
+// returns the answer: the server and the operation that carries it out.
+func (e *env) act(ref, action string) api.Accepted {
 	e.t.Helper()
-	r := e.call("GET", "/v1/servers/"+id, nil)
-	var s serverJSON
-	if r.Status == 200 {
-		r.json(e.t, &s)
+	req := api.Request{Method: http.MethodPost, Path: api.Path(api.Servers, ref, action)}
+	if action == "delete" {
+		req = api.Request{Method: http.MethodDelete, Path: api.Path(api.Servers, ref)}
 	}
-	return s, r.Status
+	var a api.Accepted
+	res, err := e.api.Do(context.Background(), req, &a)
+	if err != nil || res.Status != http.StatusAccepted {
+		e.t.Fatalf("%s server %s: %v (status %d)", action, ref, err, statusOf(res))
+	}
+	return a
+}
+
+// server reads a server and the status of the answer (404 when gone).
+func (e *env) server(id string) (api.Server, int) {
+	e.t.Helper()
+	s, res, err := api.Get[api.Server](context.Background(), e.api, api.Path(api.Servers, id), api.Opts{})
+	var p *api.Problem
+	switch {
+	case errors.As(err, &p):
+		return s, p.Status
+	case err != nil:
+		e.t.Fatalf("read server %s: %v", id, err)
+	}
+	return s, res.Status
 }
 
 // eventually polls f until it returns nil or the deadline passes.
@@ -260,28 +299,13 @@ func (e *env) dumpLog() {
 	}
 }
 
-type hostJSON struct {
-	Name    string `json:"name"`
-	Status  string `json:"status"`
-	State   string `json:"state"`
-	Servers int    `json:"servers"`
-	Used    struct {
-		VCPUs  int `json:"vcpus"`
-		RAMMiB int `json:"ram_mib"`
-	} `json:"used"`
-	Total struct {
-		VCPUs  int `json:"vcpus"`
-		RAMMiB int `json:"ram_mib"`
-	} `json:"total"`
-}
-
-func (e *env) hosts() []hostJSON {
+func (e *env) hosts() []api.Host {
 	e.t.Helper()
-	var out struct {
-		Items []hostJSON `json:"items"`
+	hs, _, err := api.Get[api.HostList](context.Background(), e.api, api.Hosts, api.Opts{})
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	e.must(200, e.call("GET", "/v1/hosts", nil)).json(e.t, &out)
-	return out.Items
+	return hs.Items
 }
 
 // expectNoClaims waits until no host holds a claim.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 )
 
@@ -41,7 +42,7 @@ func TestIdempotentCreate(t *testing.T) {
 	}
 	e.waitOp(first.OperationID, 20*time.Second)
 	var list struct {
-		Items []serverJSON `json:"items"`
+		Items []api.Server `json:"items"`
 	}
 	e.must(200, e.call("GET", "/v1/servers?name=once", nil)).json(t, &list)
 	if len(list.Items) != 1 {
@@ -57,13 +58,13 @@ func TestRetriedCommandAfterLostAnswerMakesNoSecondCommit(t *testing.T) {
 	e.seed()
 	r := e.must(202, e.call("POST", "/v1/servers", map[string]any{"name": "lost", "flavor": "small", "image": "tiny"},
 		"Idempotency-Key", "lost-answer", "Keel-Min-Sequence", fmt.Sprint(e.minSeq)))
-	var first acceptedJSON
+	var first api.Accepted
 	r.json(t, &first)
 	// Forget the recorded answer, as if the process died before storing it.
 	e.restartForgettingIdempotency()
 	r = e.must(202, e.call("POST", "/v1/servers", map[string]any{"name": "lost", "flavor": "small", "image": "tiny"},
 		"Idempotency-Key", "lost-answer", "Keel-Min-Sequence", fmt.Sprint(e.minSeq)))
-	var again acceptedJSON
+	var again api.Accepted
 	r.json(t, &again)
 	if again.Server.ID != first.Server.ID {
 		t.Fatalf("retry made server %s, want %s", again.Server.ID, first.Server.ID)
@@ -165,7 +166,7 @@ func TestBadInputIsA4xxProblemAndWritesNothing(t *testing.T) {
 			if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
 				t.Fatalf("content type %q", ct)
 			}
-			var p problemJSON
+			var p api.Problem
 			r.json(t, &p)
 			if p.Status != c.want || p.Detail == "" || r.Header.Get("X-Request-Id") == "" {
 				t.Fatalf("problem %+v", p)
@@ -220,7 +221,7 @@ func TestFlavorNamesStayUniqueUnderConcurrency(t *testing.T) {
 	})
 	r := e.must(204, e.call("DELETE", "/v1/flavors/dup", nil))
 	r = e.must(201, e.call("POST", "/v1/flavors", map[string]any{"name": "dup", "vcpus": 1, "ram_mib": 64}, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
-	var f flavorJSON
+	var f api.Flavor
 	r.json(t, &f)
 	if f.Name != "dup" {
 		t.Fatalf("recreated flavor %+v", f)
@@ -266,7 +267,7 @@ func (e *env) rawCall(request string, halfClose bool) resp {
 func (e *env) mustProblem(status int, r resp, detail string) {
 	e.t.Helper()
 	e.must(status, r)
-	var p problemJSON
+	var p api.Problem
 	r.json(e.t, &p)
 	id := r.Header.Get("X-Request-Id")
 	if r.Header.Get("Content-Type") != "application/problem+json" || p.Status != status || id == "" ||

@@ -1,12 +1,14 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keel-cloud/keel/adapters/fake"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/sagas"
 )
@@ -19,10 +21,8 @@ func TestServerLifecycleOnSimulatedHosts(t *testing.T) {
 		t.Fatalf("create answered %+v", acc)
 	}
 	// Read-your-writes: a GET naming the returned sequence sees the server.
-	r := e.must(200, e.call("GET", "/v1/servers/"+acc.Server.ID, nil, "Keel-Min-Sequence", fmt.Sprint(seq)))
-	var s serverJSON
-	r.json(t, &s)
-	if s.ID != acc.Server.ID {
+	s, _, err := api.Get[api.Server](context.Background(), e.api, api.Path(api.Servers, acc.Server.ID), api.Opts{MinSequence: seq})
+	if err != nil || s.ID != acc.Server.ID {
 		t.Fatalf("read after write got %+v", s)
 	}
 	op := e.waitOp(acc.OperationID, 20*time.Second)
@@ -36,16 +36,14 @@ func TestServerLifecycleOnSimulatedHosts(t *testing.T) {
 	}
 
 	// An action that does not apply is refused with a reason.
-	r = e.must(409, e.call("POST", "/v1/servers/web-1/start", nil))
+	r := e.must(409, e.call("POST", "/v1/servers/web-1/start", nil))
 	if !strings.Contains(string(r.Body), "only a STOPPED server can be started") {
 		t.Fatalf("start of ACTIVE server: %s", r.Body)
 	}
 	for _, step := range []struct{ action, status, power string }{
 		{"stop", "STOPPED", "SHUTOFF"}, {"start", "ACTIVE", "RUNNING"}, {"reboot", "ACTIVE", "RUNNING"},
 	} {
-		r := e.must(202, e.call("POST", "/v1/servers/web-1/"+step.action, nil))
-		var a acceptedJSON
-		r.json(t, &a)
+		a := e.act("web-1", step.action)
 		if op := e.waitOp(a.OperationID, 20*time.Second); op.Status != "succeeded" {
 			t.Fatalf("%s: %+v", step.action, op)
 		}
@@ -54,9 +52,7 @@ func TestServerLifecycleOnSimulatedHosts(t *testing.T) {
 		}
 	}
 
-	r = e.must(202, e.call("DELETE", "/v1/servers/"+s.ID, nil))
-	var del acceptedJSON
-	r.json(t, &del)
+	del := e.act(s.ID, "delete")
 	if op := e.waitOp(del.OperationID, 20*time.Second); op.Status != "succeeded" || op.Kind != "server.delete" {
 		t.Fatalf("delete: %+v", op)
 	}
@@ -93,9 +89,7 @@ func TestFailedSpawnIsRetriedOnOtherHostsThenEndsInError(t *testing.T) {
 	}
 	e.expectNoClaims()
 	// Deleting works in ERROR too.
-	r := e.must(202, e.call("DELETE", "/v1/servers/"+s.ID, nil))
-	var del acceptedJSON
-	r.json(t, &del)
+	del := e.act(s.ID, "delete")
 	if op := e.waitOp(del.OperationID, 20*time.Second); op.Status != "succeeded" {
 		t.Fatalf("delete of ERROR server: %+v", op)
 	}
@@ -170,7 +164,7 @@ func TestNoValidHostSaysWhy(t *testing.T) {
 	e.seed()
 	r := e.must(201, e.call("POST", "/v1/flavors", map[string]any{"name": "huge", "vcpus": 2, "ram_mib": 4096, "disk_gib": 1}))
 	r = e.must(202, e.call("POST", "/v1/servers", map[string]any{"name": "big", "flavor": "huge", "image": "tiny"}, "Keel-Min-Sequence", fmt.Sprint(r.seq())))
-	var acc acceptedJSON
+	var acc api.Accepted
 	r.json(t, &acc)
 	op := e.waitOp(acc.OperationID, 20*time.Second)
 	s, _ := e.server(acc.Server.ID)
@@ -183,9 +177,7 @@ func TestDeleteWhileBuildingSupersedesTheBuild(t *testing.T) {
 	e := start(t, func(c *node.Config) { c.FakeKnobs = fake.Knobs{Latency: 500 * time.Millisecond} })
 	e.seed()
 	acc, _ := e.createServer("short-lived")
-	r := e.must(202, e.call("DELETE", "/v1/servers/"+acc.Server.ID, nil))
-	var del acceptedJSON
-	r.json(t, &del)
+	del := e.act(acc.Server.ID, "delete")
 	if op := e.waitOp(del.OperationID, 20*time.Second); op.Status != "succeeded" {
 		t.Fatalf("delete: %+v", op)
 	}
@@ -203,9 +195,7 @@ func TestSecondDeleteReturnsTheDeleteInProgress(t *testing.T) {
 	e.seed()
 	acc, _ := e.createServer("twice-deleted")
 	e.waitOp(acc.OperationID, 20*time.Second)
-	var first, second acceptedJSON
-	e.must(202, e.call("DELETE", "/v1/servers/"+acc.Server.ID, nil)).json(t, &first)
-	e.must(202, e.call("DELETE", "/v1/servers/"+acc.Server.ID, nil)).json(t, &second)
+	first, second := e.act(acc.Server.ID, "delete"), e.act(acc.Server.ID, "delete")
 	if second.OperationID != first.OperationID || second.Server.Status != "DELETING" {
 		t.Fatalf("second delete: %+v, first operation %s", second, first.OperationID)
 	}

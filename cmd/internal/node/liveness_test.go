@@ -13,6 +13,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/adapters/fake"
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/commands"
 )
@@ -105,7 +106,7 @@ func TestHostGoesDownWithoutHeartbeatsAndComesBack(t *testing.T) {
 	}
 	// A down host takes no new servers.
 	r := e.must(202, e.call("POST", "/v1/servers", map[string]any{"name": "nowhere", "flavor": "small", "image": "tiny"}))
-	var acc2 acceptedJSON
+	var acc2 api.Accepted
 	r.json(t, &acc2)
 	if op := e.waitOp(acc2.OperationID, 20*time.Second); op.Status != "failed" {
 		t.Fatalf("create with the only host down: %+v", op)

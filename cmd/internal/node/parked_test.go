@@ -1,39 +1,34 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/sagas"
 )
 
-type parkedJSON struct {
-	Subscription string `json:"subscription"`
-	Sequence     uint64 `json:"sequence"`
-	AggregateID  string `json:"aggregate_id"`
-	Attempts     int    `json:"attempts"`
-	Reason       string `json:"reason"`
-	State        string `json:"state"`
-}
-
-func (e *env) parked() []parkedJSON {
+func (e *env) parked() []api.ParkedCommit {
 	e.t.Helper()
-	var out struct {
-		Items []parkedJSON `json:"items"`
+	items, err := api.ListAll[api.ParkedCommit](context.Background(), e.api, api.Parked,
+		api.Opts{Query: url.Values{"subscription": {"agent-embedded-v1"}}})
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	e.must(200, e.call("GET", "/v1/admin/parked?subscription=agent-embedded-v1", nil)).json(e.t, &out)
-	return out.Items
+	return items
 }
 
 // parkedOf are the parked commits of one server, in log order.
-func (e *env) parkedOf(id string) []parkedJSON {
+func (e *env) parkedOf(id string) []api.ParkedCommit {
 	e.t.Helper()
-	var out []parkedJSON
+	var out []api.ParkedCommit
 	for _, p := range e.parked() {
 		if p.AggregateID == id {
 			out = append(out, p)
@@ -81,8 +76,7 @@ func TestParkedReactionLetsLaterCommitsOfItsKeyThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		var a acceptedJSON
-		e.must(202, e.call("DELETE", "/v1/servers/"+id, nil)).json(t, &a)
+		a := e.act(id, "delete")
 		e.waitOp(a.OperationID, 30*time.Second) // forced when the destroy step times out
 	}
 	eventually(t, 20*time.Second, func() error {
@@ -111,7 +105,7 @@ func TestParkedReactionLetsLaterCommitsOfItsKeyThrough(t *testing.T) {
 	}
 	for _, p := range e.parkedOf(ids[1]) {
 		e.must(200, e.call("POST", fmt.Sprintf("/v1/admin/parked/agent-embedded-v1/%d/skip", p.Sequence), nil))
-		var pj problemJSON
+		var pj api.Problem
 		e.must(404, e.call("POST", fmt.Sprintf("/v1/admin/parked/agent-embedded-v1/%d/skip", p.Sequence), nil)).json(t, &pj)
 		if !strings.Contains(pj.Detail, "GET /v1/admin/parked") {
 			t.Fatalf("404 detail: %q", pj.Detail)

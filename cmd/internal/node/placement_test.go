@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/host"
@@ -43,8 +44,11 @@ func TestThousandCreatesOnAHundredHostsNeverDoubleBook(t *testing.T) {
 				t.Errorf("create %d: %d %s", i, r.Status, r.Body)
 				return
 			}
-			var a acceptedJSON
-			_ = json.Unmarshal(r.Body, &a)
+			var a api.Accepted
+			if err := json.Unmarshal(r.Body, &a); err != nil {
+				t.Errorf("create %d: %v", i, err)
+				return
+			}
 			ops <- a.OperationID
 		}(i)
 	}
@@ -102,7 +106,7 @@ func TestDisabledHostTakesNoNewServersAndBusyHostCannotBeRemoved(t *testing.T) {
 	e := start(t, func(c *node.Config) { c.FakeHosts = 2 })
 	e.seed()
 	r := e.must(200, e.call("POST", "/v1/hosts/sim-1/disable", map[string]any{"reason": "bad fan"}))
-	var h hostJSON
+	var h api.Host
 	r.json(t, &h)
 	if h.Status != "disabled" {
 		t.Fatalf("after disable: %+v", h)
@@ -134,7 +138,7 @@ func TestDisabledHostTakesNoNewServersAndBusyHostCannotBeRemoved(t *testing.T) {
 func (e *env) createGroupMembers(group string, n int) (map[string]int, []string) {
 	e.t.Helper()
 	var wg sync.WaitGroup
-	accs := make([]acceptedJSON, n)
+	accs := make([]api.Accepted, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -145,7 +149,9 @@ func (e *env) createGroupMembers(group string, n int) (map[string]int, []string)
 				e.t.Errorf("create %d: %d %s", i, r.Status, r.Body)
 				return
 			}
-			_ = json.Unmarshal(r.Body, &accs[i])
+			if err := json.Unmarshal(r.Body, &accs[i]); err != nil {
+				e.t.Errorf("create %d: %v", i, err)
+			}
 		}(i)
 	}
 	wg.Wait()
@@ -220,13 +226,13 @@ func TestAvailabilityZonesAggregatesAndExtraSpecs(t *testing.T) {
 	if got := fmt.Sprint(zones.Items); got != "[{az1 [sim-2]} {default [sim-1 sim-3]}]" {
 		t.Fatalf("zones: %s", got)
 	}
-	place := func(body map[string]any) serverJSON {
+	place := func(body map[string]any) api.Server {
 		t.Helper()
 		body["image"] = "tiny"
 		if body["flavor"] == nil {
 			body["flavor"] = "small"
 		}
-		var a acceptedJSON
+		var a api.Accepted
 		e.must(202, e.call("POST", "/v1/servers", body, "Keel-Min-Sequence", fmt.Sprint(e.minSeq))).json(t, &a)
 		e.waitOp(a.OperationID, 20*time.Second)
 		s, _ := e.server(a.Server.ID)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/host"
@@ -97,7 +98,7 @@ func TestRefusalsOnTheReadModelAreNotKept(t *testing.T) {
 	}
 	release()
 
-	var a acceptedJSON
+	var a api.Accepted
 	e.must(202, stop()).json(t, &a)
 	if op := e.waitOp(a.OperationID, 20*time.Second); op.Status != "succeeded" {
 		t.Fatalf("stop: %+v", op)
@@ -105,7 +106,7 @@ func TestRefusalsOnTheReadModelAreNotKept(t *testing.T) {
 	// The read model caught up: the flavor is listed to a client that
 	// names the sequence of its write.
 	var page struct {
-		Items []flavorJSON `json:"items"`
+		Items []api.Flavor `json:"items"`
 	}
 	e.must(200, e.call("GET", "/v1/flavors?name=unseen", nil, "Keel-Min-Sequence", fmt.Sprint(head))).json(t, &page)
 	if len(page.Items) != 1 {

@@ -20,8 +20,7 @@ func TestServersSurviveARestartOfTheirHosts(t *testing.T) {
 	for _, step := range []struct{ action, status, power string }{
 		{"stop", "STOPPED", "SHUTOFF"}, {"start", "ACTIVE", "RUNNING"},
 	} {
-		var a acceptedJSON
-		e.must(202, e.call("POST", "/v1/servers/"+acc.Server.ID+"/"+step.action, nil)).json(t, &a)
+		a := e.act(acc.Server.ID, step.action)
 		if op := e.waitOp(a.OperationID, 20*time.Second); op.Status != "succeeded" {
 			t.Fatalf("%s after restart: %+v", step.action, op)
 		}
@@ -29,8 +28,7 @@ func TestServersSurviveARestartOfTheirHosts(t *testing.T) {
 			t.Fatalf("after %s: %+v", step.action, s)
 		}
 	}
-	var del acceptedJSON
-	e.must(202, e.call("DELETE", "/v1/servers/"+acc.Server.ID, nil)).json(t, &del)
+	del := e.act(acc.Server.ID, "delete")
 	if op := e.waitOp(del.OperationID, 20*time.Second); op.Status != "succeeded" {
 		t.Fatalf("delete after restart: %+v", op)
 	}

@@ -1,0 +1,65 @@
+package api
+
+// FlavorBody is a flavor to create.
+type FlavorBody struct {
+	Name       string            `json:"name" minLength:"1" maxLength:"255" doc:"Unique name"`
+	VCPUs      int               `json:"vcpus" minimum:"1" maximum:"1024"`
+	RAMMiB     int               `json:"ram_mib" minimum:"1" maximum:"16777216"`
+	DiskGiB    int               `json:"disk_gib,omitempty" minimum:"0" doc:"Root disk size; 0 means the image's own size"`
+	ExtraSpecs map[string]string `json:"extra_specs,omitempty" doc:"Placement: trait:NAME=required|forbidden, aggregate:KEY=VALUE"`
+}
+
+// ImageBody is an image to create.
+type ImageBody struct {
+	Name       string `json:"name" minLength:"1" maxLength:"255"`
+	DiskFormat string `json:"disk_format" enum:"raw,qcow2,iso"`
+	MinDiskGiB int    `json:"min_disk_gib,omitempty" minimum:"0" maximum:"1048576" doc:"Smallest flavor disk this image fits on"`
+	MinRAMMiB  int    `json:"min_ram_mib,omitempty" minimum:"0" maximum:"16777216" doc:"Smallest flavor RAM this image runs with"`
+}
+
+// ServerBody is a server to create.
+type ServerBody struct {
+	Name   string `json:"name" minLength:"1" maxLength:"255" doc:"Server names need not be unique"`
+	Flavor string `json:"flavor" minLength:"1" maxLength:"255" doc:"Flavor id or name"`
+	Image  string `json:"image" minLength:"1" maxLength:"255" doc:"Image id or name"`
+	// Scheduler hints.
+	AvailabilityZone string `json:"availability_zone,omitempty" maxLength:"255" doc:"Place the server in this availability zone"`
+	ServerGroup      string `json:"server_group,omitempty" maxLength:"255" doc:"Server group id or name; its policy applies"`
+	TargetHost       string `json:"target_host,omitempty" maxLength:"255" doc:"Place the server on this host or nowhere (an operator's hint)"`
+}
+
+// GroupBody is a server group to create.
+type GroupBody struct {
+	Name       string `json:"name" minLength:"1" maxLength:"255"`
+	Policy     string `json:"policy" enum:"affinity,anti-affinity,soft-affinity,soft-anti-affinity" doc:"Hard policies refuse a placement that breaks them; soft ones only steer it"`
+	MaxPerHost int    `json:"max_per_host,omitempty" minimum:"0" maximum:"100000" doc:"At most this many members on one host (0: no limit; hard anti-affinity means 1)"`
+}
+
+// AggregateBody is a host aggregate to create.
+type AggregateBody struct {
+	Name             string            `json:"name" minLength:"1" maxLength:"255"`
+	AvailabilityZone string            `json:"availability_zone,omitempty" maxLength:"255" doc:"Makes the aggregate an availability zone"`
+	Metadata         map[string]string `json:"metadata,omitempty" doc:"Matched by flavor extra specs aggregate:KEY=VALUE"`
+}
+
+// MetadataBody is a host aggregate's new metadata.
+type MetadataBody struct {
+	Metadata map[string]string `json:"metadata"`
+}
+
+// AggregateHostBody names a host to add to a host aggregate.
+type AggregateHostBody struct {
+	Host string `json:"host" minLength:"1" maxLength:"255"`
+}
+
+// ReasonBody explains an administrative change.
+type ReasonBody struct {
+	Reason string `json:"reason,omitempty" maxLength:"255" doc:"Shown with the host's status"`
+}
+
+// RatiosPatch changes some of a host's overcommit ratios.
+type RatiosPatch struct {
+	CPU  *float64 `json:"cpu,omitempty" doc:"vCPU overcommit ratio; absent keeps the current one"`
+	RAM  *float64 `json:"ram,omitempty" doc:"RAM overcommit ratio; absent keeps the current one"`
+	Disk *float64 `json:"disk,omitempty" doc:"Disk overcommit ratio; absent keeps the current one"`
+}
