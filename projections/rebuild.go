@@ -124,15 +124,20 @@ func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projectio
 			return nil, fmt.Errorf("rebuild %s: %w", names(ps), err)
 		}
 	}
+	filled := time.Now()
 	for _, sql := range indexes {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			return nil, fmt.Errorf("rebuild %s: index: %w", names(ps), err)
 		}
 	}
+	indexed := time.Now()
 	finals, err := r.swap(ctx, conn, ps, done)
 	if err != nil {
 		return nil, err
 	}
+	r.Log.Info("projections rebuilt", "projections", names(ps), "commits", commits,
+		"fill", filled.Sub(start).Round(time.Millisecond), "indexes", indexed.Sub(filled).Round(time.Millisecond),
+		"swap", time.Since(indexed).Round(time.Millisecond))
 	out := make([]RebuildResult, len(ps))
 	for i, p := range ps {
 		out[i] = RebuildResult{Projection: p.Name, Commits: commits, Sequence: finals[i], Duration: time.Since(start)}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -251,16 +252,153 @@ func (w *Writer) flushRow(p *pendingRow) {
 	p.dropped = true // queued: skipped by later flushes
 }
 
-// Flush queues every pending write, in the order the rows were first
-// written.
+// Flush queues every pending write. Inserts into one table with the same
+// columns and conflict action go as multi-row INSERTs; rows of a batch are
+// independent of each other, so their order does not matter.
 func (w *Writer) Flush() {
+	var groups []*insertGroup
+	var after []*pendingRow // a second insert of a conflict key: after the first
+	byShape := map[string]*insertGroup{}
 	for _, p := range w.order {
-		if !p.dropped {
+		if p.dropped {
+			continue
+		}
+		shape, ok := p.shape()
+		if !ok {
+			w.queue(p)
+			continue
+		}
+		g := byShape[shape]
+		if g == nil {
+			g = &insertGroup{seen: map[string]bool{}}
+			byShape[shape] = g
+			groups = append(groups, g)
+		}
+		// One statement must not insert a conflict key twice.
+		ck := p.conflictKey()
+		if g.seen[ck] {
+			after = append(after, p)
+			continue
+		}
+		g.seen[ck] = true
+		g.rows = append(g.rows, p)
+	}
+	for _, g := range groups {
+		rows := g.rows
+		for _, size := range []int{64, 8} {
+			for len(rows) >= size {
+				w.queueRows(rows[:size])
+				rows = rows[size:]
+			}
+		}
+		for _, p := range rows {
 			w.queue(p)
 		}
 	}
+	for _, p := range after {
+		w.queue(p)
+	}
 	clear(w.pending)
 	w.order = w.order[:0]
+}
+
+type insertGroup struct {
+	rows []*pendingRow
+	seen map[string]bool // conflict keys
+}
+
+// conflictKey is the row's values of its conflict target's columns.
+func (p *pendingRow) conflictKey() string {
+	cols := strings.Split(strings.Trim(p.conflict, "() "), ",")
+	vals := make([]any, len(cols))
+	for i, c := range cols {
+		cols[i] = strings.TrimSpace(c)
+		if j := slices.Index(p.cols, cols[i]); j >= 0 {
+			vals[i] = p.vals[j]
+		}
+	}
+	return rowID(p.table, cols, vals)
+}
+
+// shape says which inserts can share a multi-row statement: same table,
+// columns and conflict action, where the conflict update sets each column
+// to the value inserted (EXCLUDED.col). Increments are not shared.
+func (p *pendingRow) shape() (string, bool) {
+	if !p.insert {
+		return "", false
+	}
+	cols := make([]string, 0, len(p.sets))
+	for c, s := range p.sets {
+		j := slices.Index(p.cols, c)
+		if s.Add || j < 0 || !sameValue(p.vals[j], s.Val) {
+			return "", false
+		}
+		cols = append(cols, c)
+	}
+	slices.Sort(cols)
+	return p.table + "\x00" + strings.Join(p.cols, ",") + "\x00" + p.conflict + "\x00" + strings.Join(cols, ","), true
+}
+
+// sameValue compares the values projections set; other types are never
+// the same (and such rows go one by one).
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case int:
+		y, ok := b.(int)
+		return ok && x == y
+	case int64:
+		y, ok := b.(int64)
+		return ok && x == y
+	case uint64:
+		y, ok := b.(uint64)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case time.Time:
+		y, ok := b.(time.Time)
+		return ok && x.Equal(y)
+	}
+	return false
+}
+
+// queueRows queues one INSERT of rows of one shape.
+func (w *Writer) queueRows(rows []*pendingRow) {
+	p := rows[0]
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO ` + p.table + ` (` + strings.Join(p.cols, ", ") + `) VALUES `)
+	args := make([]any, 0, len(rows)*len(p.cols))
+	for r, row := range rows {
+		if r > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString("(")
+		for i := range p.cols {
+			if i > 0 {
+				sb.WriteString(",")
+			}
+			args = append(args, row.vals[i])
+			sb.WriteString("$" + strconv.Itoa(len(args)))
+		}
+		sb.WriteString(")")
+	}
+	sb.WriteString(` ON CONFLICT ` + p.conflict)
+	if len(p.sets) == 0 {
+		sb.WriteString(` DO NOTHING`)
+	} else {
+		cols := make([]string, 0, len(p.sets))
+		for c := range p.sets {
+			cols = append(cols, c+"=EXCLUDED."+c)
+		}
+		slices.Sort(cols)
+		sb.WriteString(` DO UPDATE SET ` + strings.Join(cols, ", "))
+	}
+	w.b.Queue(sb.String(), args...)
 }
 
 func (w *Writer) queue(p *pendingRow) {

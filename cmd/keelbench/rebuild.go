@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,7 +33,9 @@ func runRebuild(ctx context.Context, e *benchEnv, res *results) error {
 	if err := createCheckpoints(ctx, pool); err != nil {
 		return err
 	}
-	r := &projections.Runner{Pool: pool, Events: store, Projections: projections.All(), Log: e.log}
+	// At info: the runner logs the rebuild's phases (fill, indexes, swap).
+	info := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := &projections.Runner{Pool: pool, Events: store, Projections: projections.All(), Log: info}
 	start := time.Now()
 	rrs, err := r.RebuildAll(ctx, projections.All())
 	if err != nil {
