@@ -2,6 +2,8 @@ package projections
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -202,24 +204,25 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 		for i, env := range envs {
 			names := make([]string, len(env.Events))
 			for j, e := range env.Events {
+				if strings.Contains(e.Type, ",") {
+					return fmt.Errorf("event type %q has a comma", e.Type)
+				}
 				names[j] = e.Type
 			}
-			ts, err := json.Marshal(names)
-			if err != nil {
-				return err
-			}
+			ts := strings.Join(names, ",")
 			raw := []byte(env.Raw)
 			if len(raw) == 0 {
+				var err error
 				if raw, err = json.Marshal(env); err != nil {
 					return err
 				}
 			}
 			seqs[i], versions[i] = int64(env.Sequence), int64(env.Version)
-			atypes[i], ids[i], cmds[i], types[i], raws[i] = env.AggregateType, env.AggregateID, env.CommandID, string(ts), string(raw)
+			atypes[i], ids[i], cmds[i], types[i], raws[i] = env.AggregateType, env.AggregateID, env.CommandID, ts, string(raw)
 			times[i] = env.OccurredAt
 		}
 		w.Exec("", `INSERT INTO `+t.T("events")+` (seq, aggregate_type, aggregate_id, version, command_id, types, envelope, occurred_at)
-			SELECT s, a, i, v, c, ARRAY(SELECT jsonb_array_elements_text(ty::jsonb)), e::jsonb, o
+			SELECT s, a, i, v, c, string_to_array(ty, ','), e::jsonb, o
 			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]) AS u(s, a, i, v, c, ty, e, o)
 			ORDER BY s ON CONFLICT (seq) DO NOTHING`,
 			seqs, atypes, ids, versions, cmds, types, raws, times)
