@@ -120,11 +120,7 @@ func (c *Client) Do(ctx context.Context, r Request, out any) (*Response, error) 
 	if err != nil {
 		return nil, err
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return nil, c.transport(err)
 	}
@@ -156,6 +152,14 @@ func (c *Client) Do(ctx context.Context, r Request, out any) (*Response, error) 
 	return res, nil
 }
 
+// httpClient is c.HTTP, or http.DefaultClient when unset.
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
 // Stream opens a long-lived GET (server-sent events); the caller closes
 // the body. An error answer is a *Problem.
 func (c *Client) Stream(ctx context.Context, path string, o Opts) (*http.Response, error) {
@@ -164,11 +168,7 @@ func (c *Client) Stream(ctx context.Context, path string, o Opts) (*http.Respons
 		return nil, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return nil, c.transport(err)
 	}
