@@ -222,7 +222,7 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 			times[i] = env.OccurredAt
 		}
 		w.Exec("", `INSERT INTO `+t.T("events")+` (seq, aggregate_type, aggregate_id, version, command_id, types, envelope, occurred_at)
-			SELECT s, a, i, v, c, string_to_array(ty, ','), e::jsonb, o
+			SELECT s, a, i, v, c, string_to_array(ty, ','), e::json, o
 			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]) AS u(s, a, i, v, c, ty, e, o)
 			ORDER BY s ON CONFLICT (seq) DO NOTHING`,
 			seqs, atypes, ids, versions, cmds, types, raws, times)
