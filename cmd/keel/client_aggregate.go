@@ -43,8 +43,7 @@ metadata key ` + hostaggregate.AZKey + `). Add hosts with 'keel aggregate add-ho
 				return err
 			}
 			body.Name, body.Metadata = args[0], m
-			c := call{method: http.MethodPost, path: "/v1/aggregates", body: body, idemKey: key}
-			return g.aggregateCall(cmd.Context(), c)
+			return createAndRead(cmd.Context(), g, aggregates, body, key, func(a api.HostAggregate) string { return a.ID })
 		},
 	}
 	cmd.Flags().StringVar(&body.AvailabilityZone, "az", "", "make the aggregate this availability zone")

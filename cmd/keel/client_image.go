@@ -48,16 +48,15 @@ into memory.`,
 				}
 				defer f.Close()
 			}
+			if f == nil {
+				return createAndRead(cmd.Context(), g, images, body, key, func(im api.Image) string { return im.ID })
+			}
 			var im api.Image
-			c := call{method: http.MethodPost, path: "/v1/images", body: body, idemKey: key}
-			rep, err := g.client.doJSON(cmd.Context(), c, &im)
-			if err != nil {
+			c := call{method: http.MethodPost, path: api.Images, body: body, idemKey: key}
+			if _, err := g.client.doJSON(cmd.Context(), c, &im); err != nil {
 				return err
 			}
-			if f != nil {
-				return g.uploadImage(cmd.Context(), im.ID, f)
-			}
-			return g.emit(rep.raw, func(w io.Writer) error { return writeImage(w, im) })
+			return g.uploadImage(cmd.Context(), im.ID, f)
 		},
 	}
 	fl := cmd.Flags()

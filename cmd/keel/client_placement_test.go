@@ -400,6 +400,7 @@ const aggJSON = `{"id":"a1","name":"fast","availability_zone":"zone-a","metadata
 func TestAggregateCommandsSendTheirBodies(t *testing.T) {
 	f, srv := newFakeAPI(t, map[string]func(http.ResponseWriter, *http.Request){
 		"POST /v1/aggregates":                                answer(201, "3", aggJSON),
+		"GET /v1/aggregates/a1":                              answer(200, "3", aggJSON),
 		"PUT /v1/aggregates/fast/metadata":                   answer(200, "4", aggJSON),
 		"GET /v1/hosts/93a1c063-1f87-5d48-b981-c852ea47f268": answer(200, "", `{"name":"sim-1"}`),
 		"POST /v1/aggregates/fast/hosts":                     answer(200, "5", aggJSON),
@@ -419,6 +420,7 @@ func TestAggregateCommandsSendTheirBodies(t *testing.T) {
 	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 	want := []string{
 		`POST /v1/aggregates {"availability_zone":"zone-a","metadata":{"rack":"r1","ssd":"true"},"name":"fast"}`,
+		`GET /v1/aggregates/a1 null`, // read back once the read model has it
 		`PUT /v1/aggregates/fast/metadata {"metadata":{"gen":"3","ssd":""}}`,
 		`GET /v1/hosts/93a1c063-1f87-5d48-b981-c852ea47f268 null`,
 		`POST /v1/aggregates/fast/hosts {"host":"sim-1"}`,
