@@ -79,7 +79,8 @@ func (a *Agent) Register(ctx context.Context) error {
 
 func (a *Agent) register(ctx context.Context, h Host) error {
 	id := commands.HostID(h.Info.Name)
-	spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB, Traits: h.Info.Traits}
+	spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, Hypervisor: h.Info.Hypervisor, CPUModel: h.Info.CPUModel, CPUFeatures: h.Info.CPUFeatures,
+		VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB, Traits: h.Info.Traits}
 	meta := commands.Meta{CommandID: commands.DeriveID("register", h.Info.Name, fmt.Sprint(spec)), Actor: domain.Actor{User: "agent:" + a.Name}}
 	if _, err := a.App.Hosts.Handle(ctx, id, host.Register{ID: id, Spec: spec, Ratios: h.Info.Ratios, At: time.Now().UTC()}, meta); err != nil {
 		return fmt.Errorf("register host %s: %w", h.Info.Name, err)
@@ -213,7 +214,12 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 		if st.Task != server.Spawning || st.Host != e.Host {
 			return nil // a late delivery: the build moved on (failed, deleted, or placed elsewhere)
 		}
-		spec := ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID}
+		im, _, err := a.App.Images.Load(ctx, st.ImageID)
+		if err != nil {
+			return err
+		}
+		spec := ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID,
+			Image: ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat}}
 		call = func(ctx context.Context, d Driver) error { return d.Spawn(ctx, spec) }
 	case *server.StartRequested:
 		hostName, ok, fail = e.Host, server.ReportStarted, server.ReportActionFailed

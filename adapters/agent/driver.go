@@ -22,28 +22,75 @@ type ServerSpec struct {
 	RAMMiB  int
 	DiskGiB int
 	ImageID string
+	// Image is the image the root disk is made from (its bytes are fetched
+	// by object name and checked against SHA256 and Format).
+	Image ImageRef
+	// UserData is given to the guest at first boot (NoCloud user-data).
+	UserData []byte
+}
+
+// ImageRef is what a driver needs to know of an image.
+type ImageRef struct {
+	ID     string
+	Object string // object name in the image store
+	SHA256 string // hex, as recorded at upload
+	Size   int64
+	Format string // declared disk format: raw, qcow2 or iso
+}
+
+// Power is a server's power state as the hypervisor reports it.
+type Power string
+
+// The power states a driver observes.
+const (
+	Running Power = "RUNNING"
+	Shutoff Power = "SHUTOFF"
+	Paused  Power = "PAUSED"
+	Crashed Power = "CRASHED"
+)
+
+// Observed is one server (or unknown guest) a host holds.
+type Observed struct {
+	// ID is the Keel server id; empty for a guest Keel did not create.
+	ID    string
+	Name  string // the hypervisor's name for it
+	Power Power
 }
 
 // Driver is the port to one host's hypervisor. Every call is idempotent:
-// destroying a missing server or starting a running one succeeds.
+// destroying a missing server or starting a running one succeeds. A call
+// on a server the host does not hold fails with an error for which
+// errors.Is(err, ErrNoServer) holds.
 type Driver interface {
 	// Spawn creates and starts a server.
 	Spawn(ctx context.Context, s ServerSpec) error
 	PowerOn(ctx context.Context, id string) error
+	// PowerOff stops a server: gracefully, then forced after the driver's
+	// stop timeout.
 	PowerOff(ctx context.Context, id string) error
 	Reboot(ctx context.Context, id string) error
 	// Destroy stops and removes a server and everything it holds on the host.
 	Destroy(ctx context.Context, id string) error
+	// Observe lists what the host holds: Keel's servers and any other guest.
+	Observe(ctx context.Context) ([]Observed, error)
 }
+
+// ErrNoServer is the error of a call on a server the host does not hold.
+var ErrNoServer = errors.New("no such server on this host")
 
 // HostInfo is what a host registers with.
 type HostInfo struct {
-	Name    string
-	Driver  string
-	VCPUs   int
-	RAMMiB  int
-	DiskGiB int
-	Traits  []string
+	Name   string
+	Driver string
+	// Hypervisor, CPUModel and CPUFeatures are what the driver read from
+	// the hypervisor (empty for simulated hosts).
+	Hypervisor  string
+	CPUModel    string
+	CPUFeatures []string
+	VCPUs       int
+	RAMMiB      int
+	DiskGiB     int
+	Traits      []string
 	// Ratios are the overcommit ratios set at first registration (nil: the defaults).
 	Ratios *host.Ratios
 }

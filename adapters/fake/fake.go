@@ -129,7 +129,7 @@ func (h *Host) power(ctx context.Context, id, state string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.servers[id]; !ok {
-		return fmt.Errorf("server %s is not on host %s", id, h.Name)
+		return fmt.Errorf("server %s on host %s: %w", id, h.Name, agent.ErrNoServer)
 	}
 	h.servers[id] = state
 	return h.save()
@@ -185,6 +185,20 @@ func (h *Host) save() error {
 		return fmt.Errorf("simulated host %s: save: %w", h.Name, err)
 	}
 	return nil
+}
+
+// Observe implements agent.Driver.
+func (h *Host) Observe(ctx context.Context) ([]agent.Observed, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]agent.Observed, 0, len(h.servers))
+	for id, power := range h.servers {
+		out = append(out, agent.Observed{ID: id, Name: id, Power: agent.Power(power)})
+	}
+	return out, nil
 }
 
 // Servers returns a copy of the servers the host holds and their power.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/adapters/agent/drivertest"
 )
 
 // A simulated host keeps its servers across a restart of its process, as a
@@ -60,4 +61,20 @@ func TestInMemoryHostStartsEmpty(t *testing.T) {
 	if n := len(NewHost("sim-1", Knobs{}, 1).Servers()); n != 0 {
 		t.Fatalf("a new in-memory host holds %d servers", n)
 	}
+}
+
+// The simulated host passes the driver contract the libvirt driver passes.
+func TestFakeDriverContract(t *testing.T) {
+	drivertest.Run(t, drivertest.Harness{
+		New: func(t *testing.T) agent.Driver {
+			h := NewHost("sim", Knobs{}, 1)
+			if err := h.Persist(t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+			return h
+		},
+		Spec: func(t *testing.T, id string) agent.ServerSpec {
+			return agent.ServerSpec{ID: id, Name: "s-" + id[:8], VCPUs: 1, RAMMiB: 256, DiskGiB: 1}
+		},
+	})
 }

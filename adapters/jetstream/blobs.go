@@ -37,6 +37,16 @@ func OpenImages(ctx context.Context, js jetstream.JetStream, replicas int) (*Ima
 	return &Images{os: os}, nil
 }
 
+// AttachImages binds to the image bucket keel serve created (host agents:
+// they read images and never configure the bucket).
+func AttachImages(ctx context.Context, js jetstream.JetStream) (*Images, error) {
+	os, err := js.ObjectStore(ctx, ImageBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open object store %s (does keel serve run?): %w", ImageBucket, err)
+	}
+	return &Images{os: os}, nil
+}
+
 // Put streams r into the object name and returns its size and sha256 (hex).
 func (im *Images) Put(ctx context.Context, name string, r io.Reader) (int64, string, error) {
 	h := sha256.New()

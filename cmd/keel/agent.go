@@ -31,6 +31,9 @@ type agentFlags struct {
 	verbose                       bool
 	logFormat                     string
 	creds                         string // nkey seed file for NATS
+	libvirtURI, hostName, dataDir string
+	accel                         string
+	stopTimeout                   time.Duration
 	parkAttempts                  int
 	parkAfter, parkPoll           time.Duration
 }
@@ -39,10 +42,16 @@ func agentCmd() *cobra.Command {
 	var f agentFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run a host agent: simulated hosts (--driver fake) that join a keel serve over NATS",
+		Short: "Run a host agent: a libvirt compute node (--driver libvirt) or simulated hosts (--driver fake)",
 		Long: `Run a host agent. It registers its hosts, sends heartbeats (core NATS, not
 the event log), follows the server events addressed to its hosts, drives
 their hypervisors and reports results as commands, exactly as a real agent.
+
+With --driver libvirt it runs this machine as the compute node --host-name:
+it reads its capacity and CPU from libvirt (--libvirt-uri), keeps image
+bases and server disks under --data-dir, and runs servers as libvirt
+domains, under KVM when a probe guest runs under it and TCG otherwise
+(--accel).
 
 With --driver fake it runs --hosts simulated hosts named PREFIX-1..PREFIX-N,
 each of the size given by --host-vcpus, --host-ram-mib and --host-disk-gib.
@@ -57,7 +66,12 @@ access to the event store; per-host credentials come later.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.natsURL, "nats", envOr("KEEL_NATS", "nats://127.0.0.1:4222"), "NATS URL of the control plane")
 	fl.StringVar(&f.creds, "credentials", os.Getenv("KEEL_NATS_CREDENTIALS"), "nkey seed file to connect with, e.g. ./keel-data/agent.nk (env KEEL_NATS_CREDENTIALS)")
-	fl.StringVar(&f.driver, "driver", "fake", "hypervisor driver: fake (libvirt comes with real compute nodes)")
+	fl.StringVar(&f.driver, "driver", "fake", "hypervisor driver: libvirt (a real compute node) or fake (simulated hosts)")
+	fl.StringVar(&f.libvirtURI, "libvirt-uri", "qemu:///system", "libvirt connection (--driver libvirt); ?socket=PATH names libvirtd's socket")
+	fl.StringVar(&f.hostName, "host-name", "", "name the node registers as (--driver libvirt; default: the machine's hostname)")
+	fl.StringVar(&f.dataDir, "data-dir", "/var/lib/keel-agent", "image cache and server disks (--driver libvirt)")
+	fl.StringVar(&f.accel, "accel", "auto", "auto (KVM when a probe guest runs under it, else TCG), kvm or tcg (--driver libvirt)")
+	fl.DurationVar(&f.stopTimeout, "stop-timeout", time.Minute, "how long a graceful stop may take before the server is forced off (--driver libvirt)")
 	fl.IntVar(&f.hosts, "hosts", 1, "number of simulated hosts")
 	fl.StringVar(&f.prefix, "host-prefix", defaultPrefix(), "simulated hosts are named PREFIX-1..PREFIX-N")
 	fl.StringVar(&f.name, "name", "", "agent name (its durable consumer); default: the host prefix")
@@ -81,8 +95,8 @@ access to the event store; per-host credentials come later.`,
 }
 
 func runAgent(f agentFlags) error {
-	if f.driver != "fake" {
-		return fmt.Errorf("driver %q is not available yet; use --driver fake", f.driver)
+	if f.driver != "fake" && f.driver != "libvirt" {
+		return fmt.Errorf("unknown driver %q: libvirt or fake", f.driver)
 	}
 	if f.hosts < 1 {
 		return errors.New("--hosts must be at least 1")
@@ -103,10 +117,21 @@ func runAgent(f agentFlags) error {
 		return err
 	}
 	app := commands.NewApp(store)
-	hosts, sims := fake.Fleet(f.prefix, f.hosts, fake.Knobs{Latency: f.latency, FailRate: f.failRate}, f.vcpus, f.ramMiB, f.diskGiB)
-	if f.stateDir != "" {
-		if err := fake.PersistFleet(sims, f.stateDir); err != nil {
+	var hosts []agent.Host
+	if f.driver == "libvirt" {
+		h, closeConn, err := libvirtHost(ctx, f, store, log)
+		if err != nil {
 			return err
+		}
+		defer closeConn()
+		hosts, f.prefix, f.hosts = []agent.Host{h}, h.Info.Name, 1
+	} else {
+		var sims []*fake.Host
+		hosts, sims = fake.Fleet(f.prefix, f.hosts, fake.Knobs{Latency: f.latency, FailRate: f.failRate}, f.vcpus, f.ramMiB, f.diskGiB)
+		if f.stateDir != "" {
+			if err := fake.PersistFleet(sims, f.stateDir); err != nil {
+				return err
+			}
 		}
 	}
 	ratios := host.Ratios{CPU: f.cpuRatio, RAM: f.ramRatio, Disk: f.diskRatio}
@@ -127,7 +152,7 @@ func runAgent(f agentFlags) error {
 		MaxAttempts: f.parkAttempts, After: f.parkAfter, Poll: f.parkPoll}
 	ag := &agent.Agent{Name: name, App: app, Events: events, Hosts: hosts, Log: log,
 		Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: f.heartbeat}
-	log.Info("agent starting", "hosts", f.hosts, "prefix", f.prefix, "nats", f.natsURL)
+	log.Info("agent starting", "driver", f.driver, "hosts", f.hosts, "prefix", f.prefix, "nats", f.natsURL)
 	err = ag.Run(ctx)
 	if ctx.Err() != nil {
 		return nil

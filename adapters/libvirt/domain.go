@@ -1,0 +1,177 @@
+package libvirt
+
+import (
+	"encoding/xml"
+	"fmt"
+	"strings"
+)
+
+// domainPrefix starts the libvirt name of every domain Keel creates; the
+// rest is the server id, which is also the domain's UUID.
+const domainPrefix = "keel-"
+
+// Namespace marks Keel's metadata in a domain's XML.
+const Namespace = "https://keel.cloud/xmlns/libvirt/server/1"
+
+// DomainSpec is what a domain is made of.
+type DomainSpec struct {
+	ID     string // server id: the domain's UUID, and its name after domainPrefix
+	Name   string // the server's name (the domain's title)
+	Type   string // libvirt domain type: kvm, qemu (TCG) or test
+	VCPUs  int
+	RAMMiB int
+	// Disks in boot order: the first is the one booted from.
+	Disks []Disk
+	// ConsoleLog is the file the serial console writes to.
+	ConsoleLog string
+}
+
+// Disk is one disk of a domain.
+type Disk struct {
+	Path     string
+	Format   string // qcow2 or raw
+	CDROM    bool   // read-only, on a SATA CD-ROM (seeds and ISO images)
+	Bootable bool   // gets a boot order
+}
+
+// domainXML is the subset of libvirt's domain schema Keel writes.
+type domainXML struct {
+	XMLName  xml.Name `xml:"domain"`
+	Type     string   `xml:"type,attr"`
+	Name     string   `xml:"name"`
+	UUID     string   `xml:"uuid"`
+	Title    string   `xml:"title"`
+	Metadata struct {
+		Server struct {
+			XMLName xml.Name `xml:"keel:server"`
+			NS      string   `xml:"xmlns:keel,attr"`
+			ID      string   `xml:"keel:id"`
+			Name    string   `xml:"keel:name"`
+		}
+	} `xml:"metadata"`
+	Memory struct {
+		Unit  string `xml:"unit,attr"`
+		Value int    `xml:",chardata"`
+	} `xml:"memory"`
+	VCPU int `xml:"vcpu"`
+	OS   struct {
+		Type struct {
+			Arch  string `xml:"arch,attr"`
+			Value string `xml:",chardata"`
+		} `xml:"type"`
+	} `xml:"os"`
+	Features struct {
+		ACPI *struct{} `xml:"acpi"`
+	} `xml:"features"`
+	CPU *struct {
+		Mode string `xml:"mode,attr"`
+	} `xml:"cpu"`
+	OnPoweroff string     `xml:"on_poweroff"`
+	OnReboot   string     `xml:"on_reboot"`
+	OnCrash    string     `xml:"on_crash"`
+	Devices    devicesXML `xml:"devices"`
+}
+
+type devicesXML struct {
+	Disks  []diskXML `xml:"disk"`
+	Serial struct {
+		Type   string `xml:"type,attr"`
+		Source struct {
+			Path string `xml:"path,attr"`
+		} `xml:"source"`
+		Target struct {
+			Port int `xml:"port,attr"`
+		} `xml:"target"`
+	} `xml:"serial"`
+	Graphics struct {
+		Type     string `xml:"type,attr"`
+		Port     int    `xml:"port,attr"`
+		Autoport string `xml:"autoport,attr"`
+		Listen   string `xml:"listen,attr"`
+	} `xml:"graphics"`
+}
+
+type diskXML struct {
+	Type   string `xml:"type,attr"`
+	Device string `xml:"device,attr"`
+	Driver struct {
+		Name string `xml:"name,attr"`
+		Type string `xml:"type,attr"`
+	} `xml:"driver"`
+	Source struct {
+		File string `xml:"file,attr"`
+	} `xml:"source"`
+	Target struct {
+		Dev string `xml:"dev,attr"`
+		Bus string `xml:"bus,attr"`
+	} `xml:"target"`
+	ReadOnly *struct{} `xml:"readonly"`
+	Boot     *struct {
+		Order int `xml:"order,attr"`
+	} `xml:"boot"`
+}
+
+// DomainXML renders s as libvirt domain XML: virtio disks (CD-ROMs on
+// SATA), the serial console to a file, VNC on the host's loopback only,
+// ACPI so that a graceful stop works.
+func DomainXML(s DomainSpec) (string, error) {
+	switch {
+	case s.ID == "":
+		return "", fmt.Errorf("domain: no server id")
+	case s.VCPUs < 1 || s.RAMMiB < 1:
+		return "", fmt.Errorf("domain %s: %d vCPUs and %d MiB of RAM", s.ID, s.VCPUs, s.RAMMiB)
+	case s.Type != "kvm" && s.Type != "qemu" && s.Type != "test":
+		return "", fmt.Errorf("domain %s: unknown domain type %q", s.ID, s.Type)
+	}
+	var d domainXML
+	d.Type, d.Name, d.UUID, d.Title = s.Type, domainPrefix+s.ID, s.ID, s.Name
+	d.Metadata.Server.NS, d.Metadata.Server.ID, d.Metadata.Server.Name = Namespace, s.ID, s.Name
+	d.Memory.Unit, d.Memory.Value = "MiB", s.RAMMiB
+	d.VCPU = s.VCPUs
+	d.OS.Type.Arch, d.OS.Type.Value = "x86_64", "hvm"
+	d.Features.ACPI = &struct{}{}
+	if s.Type == "kvm" {
+		// The guest sees the host's CPU model: what the host registered.
+		d.CPU = &struct {
+			Mode string `xml:"mode,attr"`
+		}{Mode: "host-model"}
+	}
+	d.OnPoweroff, d.OnReboot, d.OnCrash = "destroy", "restart", "destroy"
+	order, vd, sd := 0, 0, 0
+	for _, k := range s.Disks {
+		var x diskXML
+		x.Type, x.Driver.Name, x.Driver.Type, x.Source.File = "file", "qemu", k.Format, k.Path
+		if k.CDROM {
+			x.Device, x.Target.Bus, x.Target.Dev = "cdrom", "sata", "sd"+string(rune('a'+sd))
+			x.ReadOnly = &struct{}{}
+			sd++
+		} else {
+			x.Device, x.Target.Bus, x.Target.Dev = "disk", "virtio", "vd"+string(rune('a'+vd))
+			vd++
+		}
+		if k.Bootable {
+			order++
+			x.Boot = &struct {
+				Order int `xml:"order,attr"`
+			}{Order: order}
+		}
+		if vd > 26 || sd > 26 {
+			return "", fmt.Errorf("domain %s: too many disks (%d)", s.ID, len(s.Disks))
+		}
+		d.Devices.Disks = append(d.Devices.Disks, x)
+	}
+	d.Devices.Serial.Type, d.Devices.Serial.Source.Path = "file", s.ConsoleLog
+	d.Devices.Graphics.Type, d.Devices.Graphics.Port, d.Devices.Graphics.Autoport, d.Devices.Graphics.Listen = "vnc", -1, "yes", "127.0.0.1"
+	out, err := xml.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("domain %s: %w", s.ID, err)
+	}
+	return string(out), nil
+}
+
+// serverOf is the server id of a domain Keel created, from its name; ok is
+// false for a domain Keel did not create.
+func serverOf(domainName string) (string, bool) {
+	id, ok := strings.CutPrefix(domainName, domainPrefix)
+	return id, ok && id != ""
+}

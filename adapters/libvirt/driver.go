@@ -1,0 +1,403 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+)
+
+// Config is what a libvirt driver runs with.
+type Config struct {
+	// Conn is a connection to the host's libvirtd (qemu:///system, or the
+	// test driver in fast tests). The driver does not close it.
+	Conn *libvirt.Libvirt
+	// Dir is the host's storage pool directory: bases/ holds the image
+	// cache, servers/<id>/ each server's disks, seed and console log.
+	Dir string
+	// Fetch opens an image's bytes by object name.
+	Fetch Fetcher
+	// DomainType is kvm, qemu (TCG) or test; see DetectAccel.
+	DomainType string
+	// StopTimeout is how long a graceful stop may take before the domain
+	// is forced off (default 60 s).
+	StopTimeout time.Duration
+	Log         *slog.Logger
+}
+
+// Driver runs a host's servers as libvirt domains. It implements
+// agent.Driver.
+type Driver struct {
+	cfg    Config
+	l      *libvirt.Libvirt
+	images *ImageCache
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per server: one call at a time
+}
+
+var _ agent.Driver = (*Driver)(nil)
+
+// New makes a driver; it creates the pool directories.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Conn == nil || cfg.Dir == "" || cfg.Fetch == nil {
+		return nil, errors.New("libvirt driver: a connection, a directory and an image fetcher are needed")
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 60 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	switch cfg.DomainType {
+	case "kvm", "qemu", "test":
+	default:
+		return nil, fmt.Errorf("libvirt driver: unknown domain type %q (kvm, qemu or test)", cfg.DomainType)
+	}
+	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, "bases"), filepath.Join(cfg.Dir, "servers")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("libvirt driver: %w", err)
+		}
+	}
+	images := &ImageCache{Dir: filepath.Join(cfg.Dir, "bases"), Fetch: cfg.Fetch, Log: cfg.Log}
+	return &Driver{cfg: cfg, l: cfg.Conn, images: images, log: cfg.Log, locks: map[string]*sync.Mutex{}}, nil
+}
+
+// Images is the driver's image cache.
+func (d *Driver) Images() *ImageCache { return d.images }
+
+// serverDir holds one server's files.
+func (d *Driver) serverDir(id string) string { return filepath.Join(d.cfg.Dir, "servers", id) }
+
+// ConsoleLog is the file server id's serial console writes to.
+func (d *Driver) ConsoleLog(id string) string { return filepath.Join(d.serverDir(id), "console.log") }
+
+// lock serialises the calls on one server.
+func (d *Driver) lock(id string) func() {
+	d.mu.Lock()
+	m, ok := d.locks[id]
+	if !ok {
+		m = &sync.Mutex{}
+		d.locks[id] = m
+	}
+	d.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// lookup finds server id's domain; a missing one is agent.ErrNoServer.
+func (d *Driver) lookup(id string) (libvirt.Domain, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return libvirt.Domain{}, fmt.Errorf("server %s: %w", id, agent.ErrNoServer)
+	}
+	dom, err := d.l.DomainLookupByUUID(libvirt.UUID(u))
+	if err != nil {
+		if libvirt.IsNotFound(err) {
+			return dom, fmt.Errorf("server %s: %w", id, agent.ErrNoServer)
+		}
+		return dom, fmt.Errorf("server %s: look up its domain: %w", id, err)
+	}
+	return dom, nil
+}
+
+// power reads a domain's power state.
+func (d *Driver) power(dom libvirt.Domain) (agent.Power, error) {
+	state, _, err := d.l.DomainGetState(dom, 0)
+	if err != nil {
+		return "", fmt.Errorf("domain %s: read its state: %w", dom.Name, err)
+	}
+	return powerOf(libvirt.DomainState(state)), nil
+}
+
+func powerOf(s libvirt.DomainState) agent.Power {
+	switch s {
+	case libvirt.DomainRunning, libvirt.DomainBlocked, libvirt.DomainShutdown:
+		return agent.Running // DomainShutdown: still running, being shut down
+	case libvirt.DomainPaused, libvirt.DomainPmsuspended:
+		return agent.Paused
+	case libvirt.DomainCrashed:
+		return agent.Crashed
+	default:
+		return agent.Shutoff
+	}
+}
+
+// Spawn implements agent.Driver: the root disk as an overlay on the cached
+// base, the NoCloud seed, the domain defined and started. A spawn retried
+// after a crash finds what the first one made.
+func (d *Driver) Spawn(ctx context.Context, s agent.ServerSpec) error {
+	defer d.lock(s.ID)()
+	if dom, err := d.lookup(s.ID); err == nil {
+		return d.start(dom)
+	} else if !errors.Is(err, agent.ErrNoServer) {
+		return err
+	}
+	dir := d.serverDir(s.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("server %s: %w", s.ID, err)
+	}
+	im := s.Image
+	base, err := d.images.Ensure(ctx, Image{ID: im.ID, Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Format})
+	if err != nil {
+		return err
+	}
+	size := int64(s.DiskGiB) << 30
+	var disks []Disk
+	root := filepath.Join(dir, "root.qcow2")
+	if s.Image.Format == "iso" {
+		// An installer: booted from the CD-ROM onto a blank root disk.
+		if err := CreateBlank(ctx, root, size); err != nil {
+			return err
+		}
+		disks = append(disks, Disk{Path: base, Format: "raw", CDROM: true, Bootable: true}, Disk{Path: root, Format: "qcow2", Bootable: true})
+	} else {
+		if err := CreateOverlay(ctx, base, s.Image.Format, root, size); err != nil {
+			return err
+		}
+		disks = append(disks, Disk{Path: root, Format: "qcow2", Bootable: true})
+	}
+	seed := filepath.Join(dir, "seed.iso")
+	if err := writeSeed(ctx, seed, s); err != nil {
+		return err
+	}
+	disks = append(disks, Disk{Path: seed, Format: "raw", CDROM: true})
+	x, err := DomainXML(DomainSpec{ID: s.ID, Name: s.Name, Type: d.cfg.DomainType, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB,
+		Disks: disks, ConsoleLog: filepath.Join(dir, "console.log")})
+	if err != nil {
+		return err
+	}
+	dom, err := d.l.DomainDefineXMLFlags(x, 0)
+	if err != nil {
+		d.log.Info("define domain", "server", s.ID, "err", err, "xml", x)
+		return fmt.Errorf("server %s: define its domain: %w", s.ID, err)
+	}
+	return d.start(dom)
+}
+
+// start starts a defined domain unless it runs.
+func (d *Driver) start(dom libvirt.Domain) error {
+	p, err := d.power(dom)
+	if err != nil || p == agent.Running {
+		return err
+	}
+	if p == agent.Paused {
+		if err := d.l.DomainResume(dom); err != nil {
+			return fmt.Errorf("domain %s: resume: %w", dom.Name, err)
+		}
+		return nil
+	}
+	if err := d.l.DomainCreate(dom); err != nil {
+		return fmt.Errorf("domain %s: start: %w", dom.Name, err)
+	}
+	return nil
+}
+
+// PowerOn implements agent.Driver.
+func (d *Driver) PowerOn(ctx context.Context, id string) error {
+	defer d.lock(id)()
+	dom, err := d.lookup(id)
+	if err != nil {
+		return err
+	}
+	return d.start(dom)
+}
+
+// PowerOff implements agent.Driver: an ACPI shutdown, then, when the guest
+// has not stopped within the stop timeout, a forced stop.
+func (d *Driver) PowerOff(ctx context.Context, id string) error {
+	defer d.lock(id)()
+	dom, err := d.lookup(id)
+	if err != nil {
+		return err
+	}
+	p, err := d.power(dom)
+	if err != nil || p == agent.Shutoff {
+		return err
+	}
+	if err := d.l.DomainShutdownFlags(dom, libvirt.DomainShutdownAcpiPowerBtn); err != nil {
+		d.log.Info("graceful stop refused; forcing", "server", id, "err", err)
+	} else {
+		deadline := time.NewTimer(d.cfg.StopTimeout)
+		defer deadline.Stop()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-deadline.C:
+				d.log.Info("graceful stop timed out; forcing", "server", id, "after", d.cfg.StopTimeout)
+				break wait
+			case <-tick.C:
+				if p, err := d.power(dom); err != nil {
+					return err
+				} else if p == agent.Shutoff {
+					return nil
+				}
+			}
+		}
+	}
+	return d.destroyDomain(dom)
+}
+
+// destroyDomain forces a domain off; one already off is fine.
+func (d *Driver) destroyDomain(dom libvirt.Domain) error {
+	if err := d.l.DomainDestroyFlags(dom, libvirt.DomainDestroyDefault); err != nil {
+		if p, perr := d.power(dom); perr == nil && p == agent.Shutoff {
+			return nil
+		}
+		return fmt.Errorf("domain %s: force off: %w", dom.Name, err)
+	}
+	return nil
+}
+
+// Reboot implements agent.Driver: a hard reset of a running server (the
+// guest's cooperation is not needed), a start of a stopped one.
+func (d *Driver) Reboot(ctx context.Context, id string) error {
+	defer d.lock(id)()
+	dom, err := d.lookup(id)
+	if err != nil {
+		return err
+	}
+	p, err := d.power(dom)
+	if err != nil {
+		return err
+	}
+	if p != agent.Running {
+		return d.start(dom)
+	}
+	if err := d.l.DomainReset(dom, 0); err != nil {
+		if !isUnsupported(err) {
+			return fmt.Errorf("domain %s: reset: %w", dom.Name, err)
+		}
+		if err := d.l.DomainReboot(dom, libvirt.DomainRebootDefault); err != nil {
+			return fmt.Errorf("domain %s: reboot: %w", dom.Name, err)
+		}
+	}
+	return nil
+}
+
+// isUnsupported tells a call the hypervisor does not offer (the test
+// driver has no reset).
+func isUnsupported(err error) bool {
+	var e libvirt.Error
+	return errors.As(err, &e) && (e.Code == uint32(libvirt.ErrNoSupport) || e.Code == uint32(libvirt.ErrOperationUnsupported))
+}
+
+// Destroy implements agent.Driver: the domain forced off and undefined,
+// then the server's disks, seed and console log removed.
+func (d *Driver) Destroy(ctx context.Context, id string) error {
+	defer d.lock(id)()
+	dom, err := d.lookup(id)
+	switch {
+	case errors.Is(err, agent.ErrNoServer):
+	case err != nil:
+		return err
+	default:
+		if err := d.destroyDomain(dom); err != nil {
+			return err
+		}
+		if err := d.l.DomainUndefineFlags(dom, libvirt.DomainUndefineManagedSave|libvirt.DomainUndefineSnapshotsMetadata); err != nil && !libvirt.IsNotFound(err) {
+			return fmt.Errorf("domain %s: undefine: %w", dom.Name, err)
+		}
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return nil // never a server of this host: nothing on disk to remove
+	}
+	if err := os.RemoveAll(d.serverDir(id)); err != nil {
+		return fmt.Errorf("server %s: remove its files: %w", id, err)
+	}
+	return nil
+}
+
+// Observe implements agent.Driver: every domain of the host, Keel's by
+// their server id.
+func (d *Driver) Observe(ctx context.Context) ([]agent.Observed, error) {
+	doms, _, err := d.l.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	out := make([]agent.Observed, 0, len(doms))
+	for _, dom := range doms {
+		p, err := d.power(dom)
+		if libvirt.IsNotFound(err) {
+			continue // gone since the list
+		}
+		if err != nil {
+			return nil, err
+		}
+		o := agent.Observed{Name: dom.Name, Power: p}
+		if id, ok := serverOf(dom.Name); ok && id == uuid.UUID(dom.UUID).String() {
+			o.ID = id
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// writeSeed writes the NoCloud seed of s (an ISO 9660 image labelled
+// cidata): meta-data with the instance id and hostname, and the user data.
+func writeSeed(ctx context.Context, path string, s agent.ServerSpec) error {
+	dir, err := os.MkdirTemp(filepath.Dir(path), "seed-")
+	if err != nil {
+		return fmt.Errorf("server %s: seed: %w", s.ID, err)
+	}
+	defer os.RemoveAll(dir)
+	meta := fmt.Sprintf("instance-id: %s\nlocal-hostname: %s\n", s.ID, hostname(s.Name))
+	user := s.UserData
+	if len(user) == 0 {
+		user = []byte("#cloud-config\n{}\n")
+	}
+	for name, data := range map[string][]byte{"meta-data": []byte(meta), "user-data": user} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return fmt.Errorf("server %s: seed: %w", s.ID, err)
+		}
+	}
+	tmp := path + ".part"
+	out, err := exec.CommandContext(ctx, "genisoimage", "-quiet", "-output", tmp, "-volid", "cidata", "-joliet", "-rock",
+		filepath.Join(dir, "meta-data"), filepath.Join(dir, "user-data")).CombinedOutput()
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("server %s: make its seed: %w: %s", s.ID, err, strings.TrimSpace(string(out)))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("server %s: seed: %w", s.ID, err)
+	}
+	return nil
+}
+
+// hostname turns a server name into a hostname: letters, digits and
+// hyphens, at most 63 characters.
+func hostname(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0:
+			b.WriteByte('-')
+		}
+		if b.Len() == 63 {
+			break
+		}
+	}
+	h := strings.Trim(b.String(), "-")
+	if h == "" {
+		return "server"
+	}
+	return h
+}

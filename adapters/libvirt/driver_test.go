@@ -1,0 +1,233 @@
+package libvirt_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/adapters/agent/drivertest"
+	"github.com/keel-cloud/keel/adapters/libvirt"
+)
+
+// A server's domain: TCG, its UUID the server id, the root disk booted
+// first, the seed read-only on a CD-ROM, the console to a file, VNC on the
+// loopback only; libvirt accepts it as written.
+func TestDomainXML(t *testing.T) {
+	id := uuid.NewString()
+	spec := libvirt.DomainSpec{ID: id, Name: "web 1", Type: "qemu", VCPUs: 2, RAMMiB: 512,
+		Disks: []libvirt.Disk{
+			{Path: "/pool/servers/" + id + "/root.qcow2", Format: "qcow2", Bootable: true},
+			{Path: "/pool/servers/" + id + "/seed.iso", Format: "raw", CDROM: true},
+		},
+		ConsoleLog: "/pool/servers/" + id + "/console.log"}
+	x, err := libvirt.DomainXML(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Type   string    `xml:"type,attr"`
+		Name   string    `xml:"name"`
+		UUID   string    `xml:"uuid"`
+		Memory string    `xml:"memory"`
+		VCPU   int       `xml:"vcpu"`
+		ACPI   *struct{} `xml:"features>acpi"`
+		Disks  []struct {
+			Device string `xml:"device,attr"`
+			Source struct {
+				File string `xml:"file,attr"`
+			} `xml:"source"`
+			Target struct{ Dev, Bus string } `xml:"target"`
+			Driver struct {
+				Type string `xml:"type,attr"`
+			} `xml:"driver"`
+			ReadOnly *struct{} `xml:"readonly"`
+			Boot     *struct {
+				Order int `xml:"order,attr"`
+			} `xml:"boot"`
+		} `xml:"devices>disk"`
+		Serial struct {
+			Type   string `xml:"type,attr"`
+			Source struct {
+				Path string `xml:"path,attr"`
+			} `xml:"source"`
+		} `xml:"devices>serial"`
+		Graphics struct {
+			Type   string `xml:"type,attr"`
+			Listen string `xml:"listen,attr"`
+		} `xml:"devices>graphics"`
+	}
+	if err := xml.Unmarshal([]byte(x), &d); err != nil {
+		t.Fatal(err)
+	}
+	root, seed := d.Disks[0], d.Disks[1]
+	switch {
+	case d.Type != "qemu", d.Name != "keel-"+id, d.UUID != id, d.Memory != "512", d.VCPU != 2, d.ACPI == nil:
+		t.Fatalf("domain %+v\n%s", d, x)
+	case root.Device != "disk" || root.Driver.Type != "qcow2" || root.Boot == nil || root.Boot.Order != 1 || root.ReadOnly != nil:
+		t.Fatalf("root disk %+v\n%s", root, x)
+	case seed.Device != "cdrom" || seed.ReadOnly == nil || seed.Boot != nil || !strings.HasSuffix(seed.Source.File, "seed.iso"):
+		t.Fatalf("seed %+v\n%s", seed, x)
+	case d.Serial.Type != "file" || d.Serial.Source.Path != spec.ConsoleLog:
+		t.Fatalf("serial %+v\n%s", d.Serial, x)
+	case d.Graphics.Type != "vnc" || d.Graphics.Listen != "127.0.0.1":
+		t.Fatalf("graphics %+v\n%s", d.Graphics, x)
+	}
+	if !strings.Contains(x, `<keel:server xmlns:keel="`+libvirt.Namespace+`">`) {
+		t.Fatalf("no keel metadata:\n%s", x)
+	}
+
+	// What libvirt makes of it (the test driver parses it like any other).
+	l := testDriverConn(t)
+	spec.Type = "test"
+	x, err = libvirt.DomainXML(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom, err := l.DomainDefineXMLFlags(x, 0)
+	if err != nil {
+		t.Fatalf("libvirt refused the domain: %v\n%s", err, x)
+	}
+	back, err := l.DomainGetXMLDesc(dom, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<uuid>" + id + "</uuid>", "<title>web 1</title>", libvirt.Namespace, "listen='127.0.0.1'", "<boot order='1'/>"} {
+		if !strings.Contains(back, want) {
+			t.Errorf("libvirt's copy lacks %s:\n%s", want, back)
+		}
+	}
+
+	for _, bad := range []libvirt.DomainSpec{
+		{ID: "", Type: "qemu", VCPUs: 1, RAMMiB: 1},
+		{ID: id, Type: "xen", VCPUs: 1, RAMMiB: 1},
+		{ID: id, Type: "qemu", VCPUs: 0, RAMMiB: 1},
+	} {
+		if _, err := libvirt.DomainXML(bad); err == nil {
+			t.Errorf("DomainXML(%+v) took it", bad)
+		}
+	}
+}
+
+// testDriverConn connects to a fresh libvirt test driver (its state is per
+// connection: a new, empty host each time but for its sample domain).
+func testDriverConn(t *testing.T) *golibvirt.Libvirt {
+	t.Helper()
+	d := daemon(t)
+	return d.DialTest(t)
+}
+
+// The libvirt driver passes the driver contract against the test driver:
+// the whole path (image cache, overlay, seed, domain XML, lifecycle) but a
+// real QEMU.
+func TestTestDriverContract(t *testing.T) {
+	base := qcow2(t, 16<<20)
+	sum := sha256.Sum256(base)
+	drivertest.Run(t, drivertest.Harness{
+		New: func(t *testing.T) agent.Driver {
+			dir := t.TempDir()
+			d, err := libvirt.New(libvirt.Config{Conn: testDriverConn(t), Dir: dir, DomainType: "test", StopTimeout: time.Second,
+				Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) {
+					return io.NopCloser(bytes.NewReader(base)), nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		},
+		Spec: func(t *testing.T, id string) agent.ServerSpec {
+			return agent.ServerSpec{ID: id, Name: "s-" + id[:8], VCPUs: 1, RAMMiB: 128, DiskGiB: 1,
+				Image: agent.ImageRef{ID: "img-1", Object: "images/img-1", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(base)), Format: "qcow2"}}
+		},
+	})
+}
+
+// A server's files live in its own folder: the overlay on the cached base,
+// the seed with its hostname and user data; Destroy removes the folder.
+func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
+	base := qcow2(t, 16<<20)
+	sum := sha256.Sum256(base)
+	dir := t.TempDir()
+	d, err := libvirt.New(libvirt.Config{Conn: testDriverConn(t), Dir: dir, DomainType: "test",
+		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(base)), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id := uuid.NewString()
+	spec := agent.ServerSpec{ID: id, Name: "Web_01", VCPUs: 1, RAMMiB: 128, DiskGiB: 2, UserData: []byte("#!/bin/sh\necho hello\n"),
+		Image: agent.ImageRef{ID: "img-1", Object: "o", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(base)), Format: "qcow2"}}
+	if err := d.Spawn(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	sdir := filepath.Join(dir, "servers", id)
+	info, err := exec.Command("qemu-img", "info", "--output=json", "--force-share", filepath.Join(sdir, "root.qcow2")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, info)
+	}
+	if !strings.Contains(string(info), `"virtual-size": 2147483648`) || !strings.Contains(string(info), filepath.Join(dir, "bases")) {
+		t.Fatalf("root disk is not a 2 GiB overlay on the cached base:\n%s", info)
+	}
+	iso, err := os.ReadFile(filepath.Join(sdir, "seed.iso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CIDATA", "instance-id: " + id, "local-hostname: web-01", "echo hello"} {
+		if !bytes.Contains(bytes.ToUpper(iso), bytes.ToUpper([]byte(want))) {
+			t.Errorf("seed lacks %q", want)
+		}
+	}
+	if err := d.Destroy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sdir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("server folder left after destroy: %v", err)
+	}
+}
+
+// qcow2 returns the bytes of a fresh qcow2 image of the given virtual size.
+func qcow2(t *testing.T, size int64) []byte {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "base.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", p, strings.TrimSpace(itoa(size))).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A node registers with the vCPUs and RAM libvirt reports (the test
+// driver's fixed node: 16 CPUs, 3 GiB) and the size of its pool's disk.
+func TestHostInfo(t *testing.T) {
+	dir := t.TempDir()
+	d, err := libvirt.New(libvirt.Config{Conn: testDriverConn(t), Dir: dir, DomainType: "test",
+		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return nil, errors.New("unused") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := d.HostInfo("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "node-1" || info.Driver != "libvirt" || info.Hypervisor != "test" || info.VCPUs != 16 || info.RAMMiB != 3072 || info.DiskGiB < 1 {
+		t.Fatalf("host info %+v", info)
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/libvirt"
+)
+
+// libvirtHost connects to the node's libvirtd and makes its host: the
+// libvirt driver and what the node registers with. The returned function
+// closes the connection.
+func libvirtHost(ctx context.Context, f agentFlags, store *keeljs.Store, log *slog.Logger) (agent.Host, func(), error) {
+	name := f.hostName
+	if name == "" {
+		var err error
+		if name, err = os.Hostname(); err != nil {
+			return agent.Host{}, nil, fmt.Errorf("--host-name: %w", err)
+		}
+	}
+	l, uri, err := dialLibvirt(f.libvirtURI)
+	if err != nil {
+		return agent.Host{}, nil, err
+	}
+	closeConn := func() { _ = l.Disconnect() }
+	domType, why := "test", "the test driver"
+	switch {
+	case uri == golibvirt.TestDefault:
+	case f.accel == "kvm":
+		domType, why = "kvm", "--accel kvm"
+	case f.accel == "tcg":
+		domType, why = "qemu", "--accel tcg"
+	case f.accel == "auto":
+		domType, why = libvirt.DetectAccel(ctx, "qemu-system-x86_64")
+	default:
+		closeConn()
+		return agent.Host{}, nil, fmt.Errorf("--accel %q: auto, kvm or tcg", f.accel)
+	}
+	images, err := keeljs.AttachImages(ctx, store.JS)
+	if err != nil {
+		closeConn()
+		return agent.Host{}, nil, err
+	}
+	d, err := libvirt.New(libvirt.Config{Conn: l, Dir: f.dataDir, DomainType: domType, StopTimeout: f.stopTimeout, Log: log,
+		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return images.Get(ctx, object) }})
+	if err != nil {
+		closeConn()
+		return agent.Host{}, nil, err
+	}
+	info, err := d.HostInfo(name)
+	if err != nil {
+		closeConn()
+		return agent.Host{}, nil, err
+	}
+	log.Info("libvirt node", "host", name, "uri", f.libvirtURI, "domain_type", domType, "why", why,
+		"vcpus", info.VCPUs, "ram_mib", info.RAMMiB, "disk_gib", info.DiskGiB, "cpu_model", info.CPUModel, "data_dir", f.dataDir)
+	return agent.Host{Info: info, Driver: d}, closeConn, nil
+}
+
+// dialLibvirt connects to libvirtd as uri says: qemu:///system or
+// test:///default, with ?socket=PATH for a libvirtd on another socket.
+func dialLibvirt(raw string) (*golibvirt.Libvirt, golibvirt.ConnectURI, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("--libvirt-uri %q: %w", raw, err)
+	}
+	var uri golibvirt.ConnectURI
+	switch u.Scheme + "://" + u.Host + u.Path {
+	case "qemu:///system":
+		uri = golibvirt.QEMUSystem
+	case "test:///default":
+		uri = golibvirt.TestDefault
+	default:
+		return nil, "", fmt.Errorf("--libvirt-uri %q: qemu:///system or test:///default (with ?socket=PATH)", raw)
+	}
+	sock := u.Query().Get("socket")
+	if sock == "" {
+		sock = "/run/libvirt/libvirt-sock"
+	}
+	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sock)))
+	if err := l.ConnectToURI(uri); err != nil {
+		return nil, "", fmt.Errorf("connect to libvirtd at %s (%s): %w", sock, uri, err)
+	}
+	return l, uri, nil
+}
