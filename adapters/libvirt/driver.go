@@ -31,7 +31,7 @@ type Config struct {
 	// DomainType is kvm, qemu (TCG) or test; see DetectAccel.
 	DomainType string
 	// StopTimeout is how long a graceful stop may take before the domain
-	// is forced off (default 60 s).
+	// is forced off (default 30 s, below the default deadline of a stop).
 	StopTimeout time.Duration
 	Log         *slog.Logger
 }
@@ -56,7 +56,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, errors.New("libvirt driver: a connection, a directory and an image fetcher are needed")
 	}
 	if cfg.StopTimeout == 0 {
-		cfg.StopTimeout = 60 * time.Second
+		cfg.StopTimeout = 30 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -66,8 +66,14 @@ func New(cfg Config) (*Driver, error) {
 	default:
 		return nil, fmt.Errorf("libvirt driver: unknown domain type %q (kvm, qemu or test)", cfg.DomainType)
 	}
+	// QEMU runs as its own user: it must pass through the folders to the
+	// files libvirt hands it (libvirt gives it each disk as it starts a
+	// domain), but need not list them.
 	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, "bases"), filepath.Join(cfg.Dir, "servers")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("libvirt driver: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
 			return nil, fmt.Errorf("libvirt driver: %w", err)
 		}
 	}
@@ -146,7 +152,7 @@ func (d *Driver) Spawn(ctx context.Context, s agent.ServerSpec) error {
 		return err
 	}
 	dir := d.serverDir(s.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("server %s: %w", s.ID, err)
 	}
 	im := s.Image
@@ -168,6 +174,9 @@ func (d *Driver) Spawn(ctx context.Context, s agent.ServerSpec) error {
 			return err
 		}
 		disks = append(disks, Disk{Path: root, Format: "qcow2", Bootable: true})
+	}
+	if err := os.Chmod(root, 0o600); err != nil { // the guest's disk is the guest's alone
+		return fmt.Errorf("server %s: %w", s.ID, err)
 	}
 	seed := filepath.Join(dir, "seed.iso")
 	if err := writeSeed(ctx, seed, s); err != nil {
@@ -368,6 +377,10 @@ func writeSeed(ctx context.Context, path string, s agent.ServerSpec) error {
 		}
 	}
 	tmp := path + ".part"
+	// The seed is the guest's alone: libvirt hands it to QEMU's user.
+	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+		return fmt.Errorf("server %s: seed: %w", s.ID, err)
+	}
 	out, err := exec.CommandContext(ctx, "genisoimage", "-quiet", "-output", tmp, "-volid", "cidata", "-joliet", "-rock",
 		filepath.Join(dir, "meta-data"), filepath.Join(dir, "user-data")).CombinedOutput()
 	if err != nil {

@@ -71,7 +71,7 @@ access to the event store; per-host credentials come later.`,
 	fl.StringVar(&f.hostName, "host-name", "", "name the node registers as (--driver libvirt; default: the machine's hostname)")
 	fl.StringVar(&f.dataDir, "data-dir", "/var/lib/keel-agent", "image cache and server disks (--driver libvirt)")
 	fl.StringVar(&f.accel, "accel", "auto", "auto (KVM when a probe guest runs under it, else TCG), kvm or tcg (--driver libvirt)")
-	fl.DurationVar(&f.stopTimeout, "stop-timeout", time.Minute, "how long a graceful stop may take before the server is forced off (--driver libvirt)")
+	fl.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop may take before the server is forced off; keep it below keel serve's --action-timeout (--driver libvirt)")
 	fl.IntVar(&f.hosts, "hosts", 1, "number of simulated hosts")
 	fl.StringVar(&f.prefix, "host-prefix", defaultPrefix(), "simulated hosts are named PREFIX-1..PREFIX-N")
 	fl.StringVar(&f.name, "name", "", "agent name (its durable consumer); default: the host prefix")
