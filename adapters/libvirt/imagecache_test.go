@@ -40,11 +40,11 @@ func run(t *testing.T, name string, args ...string) {
 
 // fixture makes an image file with qemu-img (or another tool) in a temp
 // directory and returns its bytes.
-func fixture(t *testing.T, make func(dir, path string)) []byte {
+func fixture(t *testing.T, build func(dir, path string)) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "image")
-	make(dir, path)
+	build(dir, path)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func qcow2Bytes(t *testing.T) []byte {
 	return fixture(t, func(_, path string) { run(t, "qemu-img", "create", "-q", "-f", "qcow2", path, "16M") })
 }
 
-func rawBytes(t *testing.T) []byte {
+func rawBytes() []byte {
 	b := make([]byte, 1<<20)
 	for i := range b {
 		b[i] = byte(i * 7)
@@ -164,8 +164,11 @@ func TestEnsureInstallsAVerifiedReadOnlyBase(t *testing.T) {
 		t.Fatalf("base holds other bytes than the image (err %v)", err)
 	}
 	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm() != 0o444 {
-		t.Errorf("base mode %v (err %v), want read-only 0444", st.Mode(), err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o444 {
+		t.Errorf("base mode %v, want read-only 0444", st.Mode())
 	}
 	if names := files(t, c.Dir); len(names) != 1 {
 		t.Errorf("cache holds %v, want only the base", names)
@@ -181,7 +184,7 @@ func TestEnsureInstallsAVerifiedReadOnlyBase(t *testing.T) {
 func TestEnsureReusesABaseFromAnEarlierRun(t *testing.T) {
 	needQemuImg(t)
 	s := newStore()
-	img := s.add("img-1", "raw", rawBytes(t))
+	img := s.add("img-1", "raw", rawBytes())
 	first := newCache(t, s)
 	if _, err := first.Ensure(context.Background(), img); err != nil {
 		t.Fatal(err)
@@ -199,7 +202,7 @@ func TestEnsureReusesABaseFromAnEarlierRun(t *testing.T) {
 func TestEnsureFetchesAgainABaseOfTheWrongSize(t *testing.T) {
 	needQemuImg(t)
 	s := newStore()
-	b := rawBytes(t)
+	b := rawBytes()
 	img := s.add("img-1", "raw", b)
 	c := newCache(t, s)
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
@@ -228,7 +231,7 @@ func (endless) Read(p []byte) (int, error) { return len(p), nil }
 
 func TestEnsureRefusesBytesThatDoNotMatchTheUpload(t *testing.T) {
 	needQemuImg(t)
-	b := rawBytes(t)
+	b := rawBytes()
 	tests := []struct {
 		name  string
 		bytes func(img Image) io.Reader
@@ -267,7 +270,7 @@ func TestEnsureRefusesBytesThatDoNotMatchTheUpload(t *testing.T) {
 func TestEnsureJudgesTheRealFormat(t *testing.T) {
 	needQemuImg(t)
 	qcow2 := qcow2Bytes(t)
-	raw := rawBytes(t)
+	raw := rawBytes()
 	withBacking := fixture(t, func(dir, path string) {
 		base := filepath.Join(dir, "base.raw")
 		run(t, "qemu-img", "create", "-q", "-f", "raw", base, "16M")
@@ -367,7 +370,7 @@ func TestFailedFetchIsNotRemembered(t *testing.T) {
 	needQemuImg(t)
 	s := newStore()
 	s.failures.Store(1)
-	img := s.add("img-1", "raw", rawBytes(t))
+	img := s.add("img-1", "raw", rawBytes())
 	c := newCache(t, s)
 
 	if _, err := c.Ensure(context.Background(), img); err == nil || !strings.Contains(err.Error(), "object store unavailable") {
@@ -385,7 +388,7 @@ func TestACallerGivingUpDoesNotFailTheOthers(t *testing.T) {
 	needQemuImg(t)
 	s := newStore()
 	s.gate = make(chan struct{})
-	img := s.add("img-1", "raw", rawBytes(t))
+	img := s.add("img-1", "raw", rawBytes())
 	c := newCache(t, s)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -410,7 +413,7 @@ func TestTheLastCallerGivingUpStopsTheDownload(t *testing.T) {
 	needQemuImg(t)
 	s := newStore()
 	s.gate = make(chan struct{})
-	img := s.add("img-1", "raw", rawBytes(t))
+	img := s.add("img-1", "raw", rawBytes())
 	c := newCache(t, s)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -437,7 +440,7 @@ func TestTheLastCallerGivingUpStopsTheDownload(t *testing.T) {
 func TestEvictRemovesOnlyUnusedBases(t *testing.T) {
 	needQemuImg(t)
 	s := newStore()
-	kept := s.add("kept", "raw", rawBytes(t))
+	kept := s.add("kept", "raw", rawBytes())
 	unused := s.add("unused", "qcow2", qcow2Bytes(t))
 	c := newCache(t, s)
 	for _, img := range []Image{kept, unused} {
@@ -447,7 +450,7 @@ func TestEvictRemovesOnlyUnusedBases(t *testing.T) {
 	}
 	// A download in flight, and a file that is no base.
 	s.gate = make(chan struct{})
-	fetching := s.add("fetching", "raw", rawBytes(t))
+	fetching := s.add("fetching", "raw", rawBytes())
 	done := make(chan error, 1)
 	go func() { _, err := c.Ensure(context.Background(), fetching); done <- err }()
 	eventually(t, "the download starts", func() bool { return c.waiters("fetching") == 1 })
@@ -475,7 +478,7 @@ func TestEvictRemovesOnlyUnusedBases(t *testing.T) {
 func TestCleanRemovesLeftoverPartFiles(t *testing.T) {
 	needQemuImg(t)
 	s := newStore()
-	img := s.add("img-1", "raw", rawBytes(t))
+	img := s.add("img-1", "raw", rawBytes())
 	c := newCache(t, s)
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -150,6 +150,8 @@ func CreateBlank(ctx context.Context, path string, sizeBytes int64) error {
 
 // createQcow2 claims path with O_EXCL before qemu-img writes it, so that
 // two racing creates cannot both succeed, and removes it again on failure.
+// The disk is 0600: it holds a user's data, and libvirt hands it to the
+// hypervisor's user when it starts the domain.
 func createQcow2(ctx context.Context, path string, sizeBytes int64, extra ...string) error {
 	if sizeBytes <= 0 {
 		return fmt.Errorf("create disk %s: size %d bytes is not positive", path, sizeBytes)
