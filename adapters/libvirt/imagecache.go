@@ -66,6 +66,7 @@ type RefusedError struct {
 	Reason  string
 }
 
+// Error says which image was refused and why.
 func (e *RefusedError) Error() string { return "image " + e.ImageID + ": " + e.Reason }
 
 func refuse(img Image, format string, args ...any) error {
