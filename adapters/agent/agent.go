@@ -204,9 +204,10 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 	var hostName string
 	var call func(context.Context, Driver) error
 	var ok, fail server.ReportKind
+	doing := "clean up the server" // what the call does, in the user's words
 	switch e := ev.(type) {
 	case *server.Scheduled:
-		hostName, ok, fail = e.Host, server.ReportSpawned, server.ReportSpawnFailed
+		hostName, ok, fail, doing = e.Host, server.ReportSpawned, server.ReportSpawnFailed, "build the server"
 		st, _, err := a.App.Servers.Load(ctx, id)
 		if err != nil {
 			return err
@@ -222,13 +223,13 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 			Image: ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat}}
 		call = func(ctx context.Context, d Driver) error { return d.Spawn(ctx, spec) }
 	case *server.StartRequested:
-		hostName, ok, fail = e.Host, server.ReportStarted, server.ReportActionFailed
+		hostName, ok, fail, doing = e.Host, server.ReportStarted, server.ReportActionFailed, "start the server"
 		call = func(ctx context.Context, d Driver) error { return d.PowerOn(ctx, id) }
 	case *server.StopRequested:
-		hostName, ok, fail = e.Host, server.ReportStopped, server.ReportActionFailed
+		hostName, ok, fail, doing = e.Host, server.ReportStopped, server.ReportActionFailed, "stop the server"
 		call = func(ctx context.Context, d Driver) error { return d.PowerOff(ctx, id) }
 	case *server.RebootRequested:
-		hostName, ok, fail = e.Host, server.ReportRebooted, server.ReportActionFailed
+		hostName, ok, fail, doing = e.Host, server.ReportRebooted, server.ReportActionFailed, "reboot the server"
 		call = func(ctx context.Context, d Driver) error { return d.Reboot(ctx, id) }
 	case *server.DeleteRequested:
 		hostName, ok, fail = e.Host, server.ReportDestroyed, ""
@@ -261,7 +262,7 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 	kind, reason := ok, ""
 	if err != nil {
 		a.Log.Info("host call failed", "host", hostName, "server", id, "err", err)
-		kind, reason = fail, err.Error()
+		kind, reason = fail, Reason(err, doing)
 		if fail == "" {
 			return fmt.Errorf("destroy server %s on %s: %w", id, hostName, err) // retried
 		}

@@ -10,6 +10,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/keel-cloud/keel/domain/host"
 )
@@ -103,3 +104,32 @@ type Host struct {
 
 // ErrInjected is the failure a simulated host injects.
 var ErrInjected = errors.New("injected failure")
+
+// Failure is a driver error with words for the user: Reason is what the
+// server's operation shows; the wrapped error, with its paths and
+// hypervisor detail, goes to the agent's log.
+type Failure struct {
+	Reason string
+	Err    error
+}
+
+func (f *Failure) Error() string { return f.Reason + ": " + f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Failf wraps err with a reason for the user.
+func Failf(err error, format string, args ...any) error {
+	return &Failure{Reason: fmt.Sprintf(format, args...), Err: err}
+}
+
+// Reason is what the user is told of err: the reason of its Failure, or,
+// for an error no driver explained, a plain "the host could not ...".
+func Reason(err error, doing string) string {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Reason
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "the host did not " + doing + " in time"
+	}
+	return "the host could not " + doing
+}

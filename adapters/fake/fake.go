@@ -85,7 +85,7 @@ func (h *Host) Spawn(ctx context.Context, s agent.ServerSpec) error {
 		return err
 	}
 	if fail {
-		return fmt.Errorf("spawn %s on %s: %w", s.ID, h.Name, agent.ErrInjected)
+		return agent.Failf(fmt.Errorf("spawn %s on %s: %w", s.ID, h.Name, agent.ErrInjected), "injected failure on simulated host %s", h.Name)
 	}
 	return h.set(s.ID, "RUNNING")
 }

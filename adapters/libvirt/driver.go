@@ -151,6 +151,20 @@ func (d *Driver) Spawn(ctx context.Context, s agent.ServerSpec) error {
 	} else if !errors.Is(err, agent.ErrNoServer) {
 		return err
 	}
+	err := d.create(ctx, s)
+	if err != nil {
+		if _, lerr := d.lookup(s.ID); errors.Is(lerr, agent.ErrNoServer) {
+			// Nothing on the host uses the files made so far.
+			if rerr := os.RemoveAll(d.serverDir(s.ID)); rerr != nil {
+				d.log.Warn("clean up after a failed spawn", "server", s.ID, "err", rerr)
+			}
+		}
+	}
+	return err
+}
+
+// create makes server s's disks, seed and domain, and starts it.
+func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
 	dir := d.serverDir(s.ID)
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("server %s: %w", s.ID, err)
@@ -158,29 +172,31 @@ func (d *Driver) Spawn(ctx context.Context, s agent.ServerSpec) error {
 	im := s.Image
 	base, err := d.images.Ensure(ctx, Image{ID: im.ID, Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Format})
 	if err != nil {
-		return err
+		return explain(ctx, err, "the host could not fetch the image")
 	}
 	size := int64(s.DiskGiB) << 30
 	var disks []Disk
 	root := filepath.Join(dir, "root.qcow2")
+	// No domain uses a root disk left by an earlier, interrupted spawn:
+	// it is made anew.
+	if err := os.Remove(root); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("server %s: %w", s.ID, err)
+	}
 	if s.Image.Format == "iso" {
 		// An installer: booted from the CD-ROM onto a blank root disk.
 		if err := CreateBlank(ctx, root, size); err != nil {
-			return err
+			return explain(ctx, err, "the host could not create the server's disk")
 		}
 		disks = append(disks, Disk{Path: base, Format: "raw", CDROM: true, Bootable: true}, Disk{Path: root, Format: "qcow2", Bootable: true})
 	} else {
-		if err := CreateOverlay(ctx, base, s.Image.Format, root, size); err != nil {
-			return err
+		if err := CreateOverlay(ctx, base, Image{Format: s.Image.Format}.BaseFormat(), root, size); err != nil {
+			return explain(ctx, err, "the host could not create the server's disk")
 		}
 		disks = append(disks, Disk{Path: root, Format: "qcow2", Bootable: true})
 	}
-	if err := os.Chmod(root, 0o600); err != nil { // the guest's disk is the guest's alone
-		return fmt.Errorf("server %s: %w", s.ID, err)
-	}
 	seed := filepath.Join(dir, "seed.iso")
 	if err := writeSeed(ctx, seed, s); err != nil {
-		return err
+		return explain(ctx, err, "the host could not write the server's first-boot data")
 	}
 	disks = append(disks, Disk{Path: seed, Format: "raw", CDROM: true})
 	x, err := DomainXML(DomainSpec{ID: s.ID, Name: s.Name, Type: d.cfg.DomainType, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB,
@@ -191,9 +207,29 @@ func (d *Driver) Spawn(ctx context.Context, s agent.ServerSpec) error {
 	dom, err := d.l.DomainDefineXMLFlags(x, 0)
 	if err != nil {
 		d.log.Info("define domain", "server", s.ID, "err", err, "xml", x)
-		return fmt.Errorf("server %s: define its domain: %w", s.ID, err)
+		return agent.Failf(fmt.Errorf("server %s: define its domain: %w", s.ID, err), "the hypervisor refused the server's definition")
 	}
-	return d.start(dom)
+	if err := d.start(dom); err != nil {
+		return agent.Failf(err, "the hypervisor could not start the server")
+	}
+	return nil
+}
+
+// explain gives err words for the user: an image refused says why, a
+// flavor disk too small says so, anything else is what the host could not
+// do. An ended context stays as it is.
+func explain(ctx context.Context, err error, otherwise string) error {
+	var refused *RefusedError
+	switch {
+	case ctx.Err() != nil:
+		return err
+	case errors.As(err, &refused):
+		return agent.Failf(err, "%s", refused.Error())
+	case errors.Is(err, ErrDiskTooSmall):
+		return agent.Failf(err, "the flavor's disk is smaller than the image's disk")
+	default:
+		return agent.Failf(err, "%s", otherwise)
+	}
 }
 
 // start starts a defined domain unless it runs.

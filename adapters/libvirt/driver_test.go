@@ -231,3 +231,58 @@ func TestHostInfo(t *testing.T) {
 		t.Fatalf("host info %+v", info)
 	}
 }
+
+// An image whose bytes do not match their sha256, or whose format lies, is
+// refused with a reason the user can read, and the host keeps nothing of
+// the server.
+func TestRefusedImageSaysWhyAndLeavesNothing(t *testing.T) {
+	good := qcow2(t, 16<<20)
+	sum := sha256.Sum256(good)
+	for name, tc := range map[string]struct {
+		bytes  []byte
+		format string
+		want   string
+	}{
+		"bytes changed":    {append([]byte{good[0] ^ 1}, good[1:]...), "qcow2", "do not match"},
+		"qcow2 called raw": {good, "raw", "qcow2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			d, err := libvirt.New(libvirt.Config{Conn: testDriverConn(t), Dir: dir, DomainType: "test",
+				Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) {
+					return io.NopCloser(bytes.NewReader(tc.bytes)), nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := uuid.NewString()
+			err = d.Spawn(context.Background(), agent.ServerSpec{ID: id, Name: "x", VCPUs: 1, RAMMiB: 128, DiskGiB: 1,
+				Image: agent.ImageRef{ID: "img-1", Object: "o", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(good)), Format: tc.format}})
+			if err == nil {
+				t.Fatal("spawn took the image")
+			}
+			reason := agent.Reason(err, "build the server")
+			if !strings.Contains(reason, tc.want) || strings.Contains(reason, dir) {
+				t.Fatalf("reason %q; want it to say %q and name no path", reason, tc.want)
+			}
+			if obs, _ := d.Observe(context.Background()); slicesContainID(obs, id) {
+				t.Fatalf("a domain was left: %+v", obs)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "servers", id)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("server folder left: %v", err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, "bases", "*")); len(left) != 0 {
+				t.Fatalf("cache kept %v", left)
+			}
+		})
+	}
+}
+
+func slicesContainID(obs []agent.Observed, id string) bool {
+	for _, o := range obs {
+		if o.ID == id {
+			return true
+		}
+	}
+	return false
+}
