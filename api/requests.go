@@ -26,6 +26,8 @@ type ServerBody struct {
 	AvailabilityZone string `json:"availability_zone,omitempty" maxLength:"255" doc:"Place the server in this availability zone"`
 	ServerGroup      string `json:"server_group,omitempty" maxLength:"255" doc:"Server group id or name; its policy applies"`
 	TargetHost       string `json:"target_host,omitempty" maxLength:"255" doc:"Place the server on this host or nowhere (an operator's hint)"`
+	// UserData is base64, as Nova takes it.
+	UserData string `json:"user_data,omitempty" maxLength:"87384" doc:"Base64 of at most 65,535 bytes given to the guest at first boot (NoCloud user-data)"`
 }
 
 // GroupBody is a server group to create.

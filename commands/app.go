@@ -89,6 +89,7 @@ type CreateServerRequest struct {
 	FlavorID string
 	ImageID  string
 	Hints    server.Hints
+	UserData []byte
 }
 
 // CreateServer checks the flavor and the image against the event log and
@@ -131,7 +132,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	opID := DeriveID(id, "create")
 	meta.CorrelationID = opID
 	res, err := a.Servers.Create(ctx, id, server.Create{
-		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, At: a.Now().UTC(),
+		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, At: a.Now().UTC(),
 		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB, ExtraSpecs: fl.Spec.ExtraSpecs},
 	}, meta)
 	return res, opID, err

@@ -220,7 +220,8 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 			return err
 		}
 		spec := ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID,
-			Image: ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat}}
+			Image:    ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat},
+			UserData: st.UserData}
 		call = func(ctx context.Context, d Driver) error { return d.Spawn(ctx, spec) }
 	case *server.StartRequested:
 		hostName, ok, fail, doing = e.Host, server.ReportStarted, server.ReportActionFailed, "start the server"

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"slices"
 	"time"
@@ -76,8 +77,12 @@ func (a *API) registerServers(hapi huma.API) {
 					return nil, unprocessable(err)
 				}
 			}
+			userData, err := decodeUserData(in.Body.UserData)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
 			cid := commandID(ctx)
-			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints}
+			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData}
 			res, opID, err := a.App.CreateServer(ctx, req, a.meta(ctx, cid))
 			if err != nil {
 				return nil, a.fail(ctx, err)
@@ -222,4 +227,20 @@ func (a *API) checkHints(ctx context.Context, h server.Hints) error {
 		}
 	}
 	return nil
+}
+
+// decodeUserData reads a server's base64 user data; it checks the decoded
+// size too (the domain refuses it again).
+func decodeUserData(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, domain.Invalidf("user_data is not base64: %v", err)
+	}
+	if len(b) > server.MaxUserData {
+		return nil, domain.Invalidf("user_data is %d bytes; at most %d", len(b), server.MaxUserData)
+	}
+	return b, nil
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -472,6 +475,20 @@ func TestServerCreateHintsAndFlavorExtraSpecs(t *testing.T) {
 	}
 	if b := f.requests()[3].body; len(b) != 3 {
 		t.Fatalf("server body without hints %v", b)
+	}
+	// --user-data sends the file's bytes in base64.
+	ud := filepath.Join(t.TempDir(), "user-data")
+	if err := os.WriteFile(ud, []byte("#cloud-config\nhostname: \xff\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI(t, srv.URL, "server", "create", "web-3", "--flavor", "m1", "--image", "cirros", "--user-data", ud); err != nil {
+		t.Fatal(err)
+	}
+	if b := f.requests()[4].body; b["user_data"] != base64.StdEncoding.EncodeToString([]byte("#cloud-config\nhostname: \xff\n")) {
+		t.Fatalf("server body with user data %v", b)
+	}
+	if _, _, err := runCLI(t, srv.URL, "server", "create", "web-4", "--flavor", "m1", "--image", "cirros", "--user-data", ud+".missing"); err == nil {
+		t.Fatal("a missing --user-data file was not an error")
 	}
 }
 

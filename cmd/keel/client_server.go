@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -30,10 +32,10 @@ var servers = resource[api.Server]{kind: "server", path: api.Servers, table: wri
 
 func serverCreateCmd(g *globals) *cobra.Command {
 	var body api.ServerBody
-	var key string
+	var key, userData string
 	var w waitFlags
 	cmd := &cobra.Command{
-		Use:   "create NAME --flavor F --image I [--group G] [--az Z] [--target-host H] [--wait]",
+		Use:   "create NAME --flavor F --image I [--user-data FILE] [--group G] [--az Z] [--target-host H] [--wait]",
 		Short: "Create a server from a flavor and an image",
 		Long: `Create a server from a flavor and an image. Scheduler hints: --group makes
 it a member of a server group (its policy applies), --az places it in an
@@ -42,9 +44,17 @@ or nowhere.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body.Name = args[0]
+			if userData != "" {
+				b, err := os.ReadFile(userData)
+				if err != nil {
+					return err
+				}
+				body.UserData = base64.StdEncoding.EncodeToString(b)
+			}
 			return g.accept(cmd.Context(), call{method: http.MethodPost, path: "/v1/servers", body: body, idemKey: key}, w)
 		},
 	}
+	cmd.Flags().StringVar(&userData, "user-data", "", "file given to the guest at first boot (NoCloud user-data, at most 64 KiB)")
 	cmd.Flags().StringVar(&body.Flavor, "flavor", "", "flavor id or name")
 	cmd.Flags().StringVar(&body.Image, "image", "", "image id or name")
 	cmd.Flags().StringVar(&body.ServerGroup, "group", "", "server group id or name to join")

@@ -15,8 +15,13 @@ type Create struct {
 	ImageID   string
 	Operation string
 	Hints     Hints
-	At        time.Time
+	// UserData is given to the guest at first boot (at most MaxUserData bytes).
+	UserData []byte
+	At       time.Time
 }
+
+// MaxUserData bounds a server's user data, as Nova does (64 KiB).
+const MaxUserData = 65535
 
 // Schedule places a building server on a host.
 type Schedule struct {
@@ -189,7 +194,10 @@ func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if c.Flavor.ID == "" || c.ImageID == "" {
 		return nil, domain.Invalidf("a server needs a flavor and an image")
 	}
-	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, CreatedAt: c.At})
+	if len(c.UserData) > MaxUserData {
+		return nil, domain.Invalidf("user_data is %d bytes; at most %d", len(c.UserData), MaxUserData)
+	}
+	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData, CreatedAt: c.At})
 }
 
 // decideReport accepts a host's report only when it answers the task in

@@ -26,12 +26,14 @@ const (
 
 // Created records a new server; it is BUILDING and waits for a host.
 type Created struct {
-	ID        ID        `json:"id"`
-	Name      string    `json:"name"`
-	Flavor    Flavor    `json:"flavor"`
-	ImageID   string    `json:"image_id"`
-	Operation string    `json:"operation_id"`
-	Hints     Hints     `json:"hints,omitzero"`
+	ID        ID     `json:"id"`
+	Name      string `json:"name"`
+	Flavor    Flavor `json:"flavor"`
+	ImageID   string `json:"image_id"`
+	Operation string `json:"operation_id"`
+	Hints     Hints  `json:"hints,omitzero"`
+	// UserData is the guest's first-boot user data (base64 in JSON).
+	UserData  []byte    `json:"user_data,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

@@ -103,7 +103,13 @@ func TestCreate(t *testing.T) {
 	noFlavor, noImage := create("web-1"), create("web-1")
 	noFlavor.Flavor = server.Flavor{}
 	noImage.ImageID = ""
+	withData, tooMuchData := create("web-1"), create("web-1")
+	withData.UserData = []byte(strings.Repeat("u", server.MaxUserData))
+	tooMuchData.UserData = []byte(strings.Repeat("u", server.MaxUserData+1))
 	run(t, []tc{
+		{"user data", none, withData,
+			then(&server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opNew, UserData: withData.UserData, CreatedAt: t1})},
+		{"user data too long", none, tooMuchData, refused(domain.Invalid, "user_data is 65536 bytes; at most 65535")},
 		{"new server", none, create("web-1"),
 			then(&server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opNew, CreatedAt: t1})},
 		{"255-byte name", none, create(strings.Repeat("n", 255)),

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -150,6 +151,8 @@ func TestBadInputIsA4xxProblemAndWritesNothing(t *testing.T) {
 		{"history since far beyond", "GET", "/v1/events?since=18446744073709551615", nil, 422},
 		{"stream since beyond the largest sequence", "GET", "/v1/events/stream?since=9223372036854775808", nil, 422},
 		{"history since negative", "GET", "/v1/events?since=-1", nil, 422},
+		{"user data not base64", "POST", "/v1/servers", `{"name":"a","flavor":"small","image":"tiny","user_data":"not base64!"}`, 422},
+		{"user data over 64 KiB", "POST", "/v1/servers", `{"name":"a","flavor":"small","image":"tiny","user_data":"` + base64.StdEncoding.EncodeToString(make([]byte, 65536)) + `"}`, 422},
 		{"unknown path", "GET", "/v1/nothing", nil, 404},
 		{"method not allowed", "PATCH", "/v1/flavors", nil, 405},
 	}
