@@ -158,10 +158,10 @@ else
   say "seed: none"
 fi
 say meta-data:
-cat /seed/meta-data 2>/dev/null
+awk 1 /seed/meta-data 2>/dev/null # awk ends the last line
 say meta-data-end
 say user-data-begin
-cat /seed/user-data 2>/dev/null
+awk 1 /seed/user-data 2>/dev/null
 say user-data-end
 say ready
 
