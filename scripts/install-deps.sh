@@ -7,7 +7,13 @@
 #   - Spectral, the OpenAPI linter the API tests run: a pinned
 #     @stoplight/spectral-cli installed with npm (Debian package npm) into
 #     $KEEL_TOOLS_DIR (default .tools in the repository, ignored by git);
-#     skipped when that version is already there.
+#     skipped when that version is already there;
+#   - the libvirt and QEMU packages the libvirt driver's tests run a private
+#     libvirtd and real TCG guests with (adapters/libvirt/lvtest), and the
+#     tools scripts/test-guest.sh builds the test guest disk with:
+#     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+#     syslinux syslinux-common mtools dosfstools genisoimage busybox-static
+#     cpio (checked with dpkg-query).
 #
 # It is idempotent and prints nothing when everything is present. As root it
 # installs what is missing with apt-get. Otherwise it prints the apt-get
@@ -16,7 +22,10 @@
 #
 # Keel runs private clusters (adapters/postgres/pgcluster), so when this
 # script installs postgresql it first tells postgresql-common not to create
-# and start the usual system cluster "main".
+# and start the usual system cluster "main". Likewise, services that packages
+# try to start while installing (libvirtd, virtlogd, postgresql) are denied
+# with a temporary policy-rc.d: the tests start private daemons, and without
+# systemd a failed start would fail the install.
 #
 # PG_BIN_GLOB overrides where the server binaries are looked for (testing).
 set -euo pipefail
@@ -58,11 +67,26 @@ have_npm() {
   have_spectral || command -v npm
 } >/dev/null
 
+# vm_packages are the Debian packages for libvirt, QEMU and the test guest.
+vm_packages=(
+  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+  syslinux syslinux-common mtools dosfstools genisoimage busybox-static cpio
+)
+
+# have_deb succeeds when Debian package $1 is installed.
+have_deb() {
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
 # missing_packages prints the Debian packages of the missing tools.
 missing_packages() {
   have_pg_server || echo postgresql
   have_runuser || echo util-linux
   have_npm || echo npm
+  local pkg
+  for pkg in "${vm_packages[@]}"; do
+    have_deb "$pkg" || echo "$pkg"
+  done
 }
 
 # install_spectral installs the pinned spectral-cli with npm (the npm
@@ -97,10 +121,21 @@ install() {
   log "installing: $*"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  deny_service_starts
   if [[ " $* " == *" postgresql "* ]]; then
     no_system_cluster
   fi
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# deny_service_starts makes invoke-rc.d start no service until the script
+# exits, through a policy-rc.d of its own (none is replaced).
+deny_service_starts() {
+  local policy=/usr/sbin/policy-rc.d
+  [[ -e $policy ]] && return 0
+  printf '#!/bin/sh\n# install-deps.sh: no service starts while installing.\nexit 101\n' >"$policy"
+  chmod +x "$policy"
+  trap 'rm -f '"$policy" EXIT
 }
 
 main() {

@@ -1,0 +1,292 @@
+// Package lvtest gives tests a private libvirtd and a small bootable guest
+// disk, so the libvirt driver is tested against real libvirt and QEMU.
+//
+// Start runs a libvirtd of the test's own in its own mount namespace: private
+// copies of /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt
+// and /var/cache/libvirt are bind-mounted over the real ones, its sockets and
+// pid file live in a temporary directory, and it has its own host UUID. It
+// neither needs nor disturbs a system libvirtd, and several can run at once,
+// like several hosts. QEMU runs as root without a security driver, cgroups
+// or namespaces, and writes serial consoles of type "file" itself (no
+// virtlogd).
+//
+// GuestImage builds the test guest (scripts/test-guest.sh) once into a
+// cache that outlives the test process. The guest prints its NoCloud seed on
+// the serial console and stays up; see WaitUserData.
+//
+// It is for tests only: it must not be imported by production code. Tests
+// using it need root; without root they skip, and as root a missing libvirtd
+// fails them (scripts/install-deps.sh installs it).
+package lvtest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+)
+
+// startTimeout bounds the wait for a new daemon's socket to answer.
+const startTimeout = 60 * time.Second
+
+// Daemon is a private libvirtd started by Start.
+type Daemon struct {
+	// Socket is the path of the daemon's read-write unix socket.
+	Socket string
+	// Dir is a scratch directory that libvirt and QEMU can read and write:
+	// for disks, seeds and serial logs. It is removed with the daemon.
+	Dir string
+	// HostUUID is the daemon's host_uuid, different for each daemon.
+	HostUUID string
+	// Log is the daemon's log file, printed when the test fails.
+	Log string
+
+	root   string // temporary directory holding everything of the daemon
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the libvirtd process has exited
+}
+
+// Start starts a private libvirtd for t and stops it when t ends, after
+// destroying the domains still running on it. It skips t when not root; as
+// root a missing libvirtd fails t.
+func Start(t testing.TB) *Daemon {
+	t.Helper()
+	bin := requireLibvirtd(t)
+	root, err := os.MkdirTemp("", "lvtest-") // short: socket paths are limited
+	if err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
+	d := &Daemon{
+		Socket:   filepath.Join(root, "sock", "libvirt-sock"),
+		Dir:      filepath.Join(root, "scratch"),
+		HostUUID: newUUID(t),
+		Log:      filepath.Join(root, "libvirtd.log"),
+		root:     root,
+		exited:   make(chan struct{}),
+	}
+	t.Cleanup(func() { d.stop(t) })
+	if err := d.layout(); err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
+	if err := d.run(bin); err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
+	if err := d.waitReady(); err != nil {
+		t.Fatalf("lvtest: %v\n%s", err, d.logTail())
+	}
+	return d
+}
+
+// requireLibvirtd returns the path of libvirtd, or skips t when not root,
+// or fails t when root and libvirtd is missing.
+func requireLibvirtd(t testing.TB) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("lvtest: a private libvirtd with qemu:///system needs root")
+	}
+	for _, name := range []string{"libvirtd", "/usr/sbin/libvirtd", "/sbin/libvirtd"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("lvtest: libvirtd not found: run scripts/install-deps.sh as root (make deps)")
+	return ""
+}
+
+// privateDirs are the directories of the system libvirt that the daemon
+// gets private copies of, under its root.
+var privateDirs = map[string]string{
+	"/etc/libvirt":       "etc",
+	"/run/libvirt":       "run",
+	"/var/lib/libvirt":   "lib",
+	"/var/log/libvirt":   "log",
+	"/var/cache/libvirt": "cache",
+}
+
+// layout creates the daemon's directories and configuration files.
+func (d *Daemon) layout() error {
+	for _, sub := range []string{"etc", "run", "lib", "log", "cache", "sock", "scratch"} {
+		if err := os.MkdirAll(filepath.Join(d.root, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{
+		"etc/libvirtd.conf": libvirtdConf(d),
+		"etc/qemu.conf":     qemuConf,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(d.root, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run starts libvirtd in a new mount namespace over the private directories.
+func (d *Daemon) run(bin string) error {
+	var script strings.Builder
+	script.WriteString("set -e\n")
+	for sys, sub := range privateDirs {
+		fmt.Fprintf(&script, "mkdir -p %s\nmount --bind %s %s\n", sys, filepath.Join(d.root, sub), sys)
+	}
+	fmt.Fprintf(&script, "exec %s --config %s --pid-file %s\n", bin,
+		filepath.Join(d.root, "etc", "libvirtd.conf"), filepath.Join(d.root, "libvirtd.pid"))
+	out, err := os.Create(filepath.Join(d.root, "libvirtd.out"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	d.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script.String())
+	d.cmd.Stdout, d.cmd.Stderr = out, out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		return fmt.Errorf("start libvirtd: %w", err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.exited) }()
+	return nil
+}
+
+// waitReady waits until the daemon answers on its socket.
+func (d *Daemon) waitReady() error {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		l, err := d.connect(libvirt.QEMUSystem)
+		if err == nil {
+			return l.Disconnect()
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("libvirtd exited while starting: %v", d.cmd.ProcessState)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("libvirtd not ready after %v: %w", startTimeout, err)
+		}
+	}
+}
+
+// Dial connects to the daemon's QEMU driver (qemu:///system) and closes the
+// connection when t ends.
+func (d *Daemon) Dial(t testing.TB) *libvirt.Libvirt {
+	t.Helper()
+	return d.dial(t, libvirt.QEMUSystem)
+}
+
+// DialTest connects to the daemon's test driver (test:///default), whose
+// state belongs to the connection, and closes it when t ends.
+func (d *Daemon) DialTest(t testing.TB) *libvirt.Libvirt {
+	t.Helper()
+	return d.dial(t, libvirt.TestDefault)
+}
+
+func (d *Daemon) dial(t testing.TB, uri libvirt.ConnectURI) *libvirt.Libvirt {
+	t.Helper()
+	l, err := d.connect(uri)
+	if err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Disconnect() })
+	return l
+}
+
+func (d *Daemon) connect(uri libvirt.ConnectURI) (*libvirt.Libvirt, error) {
+	l := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.Socket)))
+	if err := l.ConnectToURI(uri); err != nil {
+		return nil, fmt.Errorf("connect to %s at %s: %w", uri, d.Socket, err)
+	}
+	return l, nil
+}
+
+// stop destroys the daemon's running domains, kills any QEMU left, stops
+// libvirtd and removes its directory.
+func (d *Daemon) stop(t testing.TB) {
+	if d.cmd != nil && d.cmd.Process != nil {
+		d.destroyDomains(t)
+		d.killQEMUs()
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.exited:
+		case <-time.After(10 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.exited
+		}
+	}
+	if t.Failed() {
+		t.Logf("lvtest: libvirtd log (%s):\n%s", d.Log, d.logTail())
+	}
+	if err := os.RemoveAll(d.root); err != nil {
+		t.Errorf("lvtest: %v", err)
+	}
+}
+
+// destroyDomains destroys the domains running on the daemon, so no QEMU
+// outlives it.
+func (d *Daemon) destroyDomains(t testing.TB) {
+	l, err := d.connect(libvirt.QEMUSystem)
+	if err != nil {
+		return
+	}
+	defer l.Disconnect()
+	doms, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
+	if err != nil {
+		t.Logf("lvtest: list domains: %v", err)
+		return
+	}
+	for _, dom := range doms {
+		if err := l.DomainDestroyFlags(dom, 0); err != nil {
+			t.Logf("lvtest: destroy %s: %v", dom.Name, err)
+		}
+	}
+}
+
+// killQEMUs kills the QEMU processes whose pid files the daemon left: the
+// backstop when destroying through the API failed.
+func (d *Daemon) killQEMUs() {
+	pids, _ := filepath.Glob(filepath.Join(d.root, "run", "qemu", "*.pid"))
+	for _, f := range pids {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// logTail returns the end of the daemon's log and output.
+func (d *Daemon) logTail() string {
+	var b bytes.Buffer
+	for _, f := range []string{d.Log, filepath.Join(d.root, "libvirtd.out")} {
+		data, err := os.ReadFile(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if len(data) > 8000 {
+			data = data[len(data)-8000:]
+		}
+		fmt.Fprintf(&b, "--- %s\n%s", filepath.Base(f), data)
+	}
+	return b.String()
+}
+
+func newUUID(t testing.TB) string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
