@@ -79,6 +79,9 @@ func Start(t testing.TB) *Daemon {
 	if err := d.layout(); err != nil {
 		t.Fatalf("lvtest: %v", err)
 	}
+	if err := qemuCaps.restore(d.capsDir()); err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
 	if err := d.run(bin); err != nil {
 		t.Fatalf("lvtest: %v", err)
 	}
@@ -222,6 +225,7 @@ func (d *Daemon) stop(t testing.TB) {
 			<-d.exited
 		}
 	}
+	qemuCaps.save(d.capsDir())
 	if t.Failed() {
 		t.Logf("lvtest: libvirtd log (%s):\n%s", d.Log, d.logTail())
 	}
