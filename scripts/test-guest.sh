@@ -243,7 +243,13 @@ build() {
 
   local kpkg kroot=$work/kernel bbroot=$work/busybox
   kpkg=$(kernel_package)
-  [[ -n $kpkg ]] || die "apt-cache depends linux-image-amd64 names no kernel (run apt-get update?)"
+  if [[ -z $kpkg ]] && ((EUID == 0)); then
+    apt-get update -qq >&2 # a fresh machine may have no package lists
+    kpkg=$(kernel_package)
+  fi
+  [[ -n $kpkg ]] || die "apt-cache depends linux-image-amd64 names no kernel (run apt-get update)"
+  # Keep only the current kernel's .deb in the cache.
+  find "$out/debs" -name 'linux-image-*.deb' ! -name "${kpkg}_*" -delete
   dpkg -x "$(fetch_deb "$kpkg" "$out/debs")" "$kroot"
   dpkg -x "$(fetch_deb busybox-static "$out/debs")" "$bbroot"
 
