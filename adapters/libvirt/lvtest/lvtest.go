@@ -2,10 +2,12 @@
 // disk, so the libvirt driver is tested against real libvirt and QEMU.
 //
 // Start runs a libvirtd of the test's own in its own mount and PID
-// namespaces: private copies of /etc/libvirt, /run/libvirt,
-// /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt are bind-mounted
-// over the real ones, its sockets and pid file live in a temporary
-// directory, and it has its own host UUID. It neither needs nor disturbs a
+// namespaces: empty private directories are bind-mounted over /etc/libvirt,
+// /run/libvirt, /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt,
+// its sockets and pid file live in a temporary directory, and it has its own
+// host UUID. Its /etc/libvirt holds only libvirtd.conf and qemu.conf: it has
+// no networks (not even "default"), storage pools or nwfilters until a test
+// defines them. It neither needs nor disturbs a
 // system libvirtd, and several can run at once, like several hosts. When the
 // test ends, or its process dies, the kernel kills the namespace's processes:
 // no QEMU outlives the test. QEMU runs as root without a security driver, cgroups
@@ -56,7 +58,7 @@ type Daemon struct {
 
 	root   string // temporary directory holding everything of the daemon
 	cmd    *exec.Cmd
-	exited chan struct{} // closed when the libvirtd process has exited
+	exited chan struct{} // closed when unshare, and so the namespaces, exited
 }
 
 // Start starts a private libvirtd for t and stops it when t ends, after
