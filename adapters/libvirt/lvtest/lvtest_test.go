@@ -95,6 +95,38 @@ func TestTwoDaemonsAreSeparateHosts(t *testing.T) {
 	}
 }
 
+// The storage driver works in the private daemon: a directory pool makes
+// qcow2 overlays backed by the guest image, as the driver will.
+func TestDirPoolMakesOverlaysOnTheGuestImage(t *testing.T) {
+	d := lvtest.Start(t)
+	base := lvtest.GuestImage(t)
+	l := d.Dial(t)
+	dir := filepath.Join(d.Dir, "pool")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := l.StoragePoolCreateXML(fmt.Sprintf(`<pool type='dir'><name>keel</name><target><path>%s</path></target></pool>`, dir), 0)
+	if err != nil {
+		t.Fatalf("create pool: %v", err)
+	}
+	vol, err := l.StorageVolCreateXML(pool, fmt.Sprintf(`<volume><name>root.qcow2</name>
+  <capacity unit='MiB'>128</capacity>
+  <target><format type='qcow2'/></target>
+  <backingStore><path>%s</path><format type='qcow2'/></backingStore>
+</volume>`, base), 0)
+	if err != nil {
+		t.Fatalf("create volume: %v", err)
+	}
+	path, err := l.StorageVolGetPath(vol)
+	if err != nil || path != filepath.Join(dir, "root.qcow2") {
+		t.Fatalf("volume path = %q, %v; want %s", path, err, filepath.Join(dir, "root.qcow2"))
+	}
+	out, err := exec.Command("qemu-img", "info", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "backing file: "+base) {
+		t.Errorf("qemu-img info %s: %v\n%s", path, err, out)
+	}
+}
+
 // The test driver answers on the same socket.
 func TestDialTestReachesTheTestDriver(t *testing.T) {
 	d := lvtest.Start(t)
