@@ -39,6 +39,7 @@
 # downloaded busybox, cpio, gzip, dosfstools, mtools, syslinux,
 # syslinux-common, qemu-utils; genisoimage for seeds.
 set -euo pipefail
+export PATH=$PATH:/usr/sbin:/sbin # mkfs.vfat, for users whose PATH lacks them
 
 script=$(realpath "${BASH_SOURCE[0]}")
 name=keel-test-guest
@@ -59,7 +60,7 @@ die() { log "$*"; exit 1; }
 need() {
   local tool
   for tool in "$@"; do
-    command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool || -x /sbin/$tool ]] ||
+    command -v "$tool" >/dev/null ||
       die "$tool not found: run scripts/install-deps.sh as root"
   done
 }
@@ -206,7 +207,7 @@ make_initramfs() {
   done
   copy_modules "$kroot" "$root"
   write_init "$root"
-  (cd "$root" && find . | cpio -o -H newc --quiet) | gzip -9 >"$out"
+  (cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet) | gzip -9 >"$out"
 }
 
 # make_disk writes the syslinux-booted vfat image $1 from kernel $2, initrd $3.
@@ -243,7 +244,13 @@ build() {
 
   local kpkg kroot=$work/kernel bbroot=$work/busybox
   kpkg=$(kernel_package)
-  [[ -n $kpkg ]] || die "apt-cache depends linux-image-amd64 names no kernel (run apt-get update?)"
+  if [[ -z $kpkg ]] && ((EUID == 0)); then
+    apt-get update -qq >&2 # a fresh machine may have no package lists
+    kpkg=$(kernel_package)
+  fi
+  [[ -n $kpkg ]] || die "apt-cache depends linux-image-amd64 names no kernel (run apt-get update)"
+  # Keep only the current kernel's .deb in the cache.
+  find "$out/debs" -name 'linux-image-*.deb' ! -name "${kpkg}_*" -delete
   dpkg -x "$(fetch_deb "$kpkg" "$out/debs")" "$kroot"
   dpkg -x "$(fetch_deb busybox-static "$out/debs")" "$bbroot"
 

@@ -1,12 +1,16 @@
 // Package lvtest gives tests a private libvirtd and a small bootable guest
 // disk, so the libvirt driver is tested against real libvirt and QEMU.
 //
-// Start runs a libvirtd of the test's own in its own mount namespace: private
-// copies of /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt
-// and /var/cache/libvirt are bind-mounted over the real ones, its sockets and
-// pid file live in a temporary directory, and it has its own host UUID. It
-// neither needs nor disturbs a system libvirtd, and several can run at once,
-// like several hosts. QEMU runs as root without a security driver, cgroups
+// Start runs a libvirtd of the test's own in its own mount and PID
+// namespaces: empty private directories are bind-mounted over /etc/libvirt,
+// /run/libvirt, /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt,
+// its sockets and pid file live in a temporary directory, and it has its own
+// host UUID. Its /etc/libvirt holds only libvirtd.conf and qemu.conf: it has
+// no networks (not even "default"), storage pools or nwfilters until a test
+// defines them. It neither needs nor disturbs a
+// system libvirtd, and several can run at once, like several hosts. When the
+// test ends, or its process dies, the kernel kills the namespace's processes:
+// no QEMU outlives the test. QEMU runs as root without a security driver, cgroups
 // or namespaces, and writes serial consoles of type "file" itself (no
 // virtlogd).
 //
@@ -24,10 +28,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,7 +58,7 @@ type Daemon struct {
 
 	root   string // temporary directory holding everything of the daemon
 	cmd    *exec.Cmd
-	exited chan struct{} // closed when the libvirtd process has exited
+	exited chan struct{} // closed when unshare, and so the namespaces, exited
 }
 
 // Start starts a private libvirtd for t and stops it when t ends, after
@@ -77,6 +81,9 @@ func Start(t testing.TB) *Daemon {
 	}
 	t.Cleanup(func() { d.stop(t) })
 	if err := d.layout(); err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
+	if err := qemuCaps.restore(d.capsDir()); err != nil {
 		t.Fatalf("lvtest: %v", err)
 	}
 	if err := d.run(bin); err != nil {
@@ -133,21 +140,28 @@ func (d *Daemon) layout() error {
 	return nil
 }
 
-// run starts libvirtd in a new mount namespace over the private directories.
+// run starts libvirtd in new mount and PID namespaces over the private
+// directories. The shell is the namespace's init: it reaps the QEMU
+// processes libvirtd daemonizes, and when it dies the kernel kills every
+// process of the namespace. unshare kills it when unshare dies, and unshare
+// dies with the test process (Pdeathsig), so no QEMU outlives the test, even
+// a test killed by its timeout.
 func (d *Daemon) run(bin string) error {
 	var script strings.Builder
 	script.WriteString("set -e\n")
 	for sys, sub := range privateDirs {
 		fmt.Fprintf(&script, "mkdir -p %s\nmount --bind %s %s\n", sys, filepath.Join(d.root, sub), sys)
 	}
-	fmt.Fprintf(&script, "exec %s --config %s --pid-file %s\n", bin,
+	// Not exec: the shell stays the namespace's init.
+	fmt.Fprintf(&script, "%s --config %s --pid-file %s\n", bin,
 		filepath.Join(d.root, "etc", "libvirtd.conf"), filepath.Join(d.root, "libvirtd.pid"))
 	out, err := os.Create(filepath.Join(d.root, "libvirtd.out"))
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	d.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script.String())
+	d.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "--pid", "--fork",
+		"--mount-proc", "--kill-child=SIGKILL", "sh", "-c", script.String())
 	d.cmd.Stdout, d.cmd.Stderr = out, out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
@@ -208,26 +222,54 @@ func (d *Daemon) connect(uri libvirt.ConnectURI) (*libvirt.Libvirt, error) {
 	return l, nil
 }
 
-// stop destroys the daemon's running domains, kills any QEMU left, stops
-// libvirtd and removes its directory.
+// stop destroys the daemon's running domains, kills its namespaces (and so
+// libvirtd) and removes its directory.
 func (d *Daemon) stop(t testing.TB) {
 	if d.cmd != nil && d.cmd.Process != nil {
 		d.destroyDomains(t)
-		d.killQEMUs()
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.exited:
-		case <-time.After(10 * time.Second):
-			_ = d.cmd.Process.Kill()
-			<-d.exited
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		if err := d.waitGone(); err != nil {
+			t.Errorf("lvtest: %v", err)
 		}
 	}
+	qemuCaps.save(d.capsDir())
 	if t.Failed() {
 		t.Logf("lvtest: libvirtd log (%s):\n%s", d.Log, d.logTail())
 	}
-	if err := os.RemoveAll(d.root); err != nil {
+	if err := removeAll(d.root); err != nil {
 		t.Errorf("lvtest: %v", err)
 	}
+}
+
+// waitGone waits until libvirtd no longer accepts connections: the kernel
+// kills the namespace's processes asynchronously after its init died.
+func (d *Daemon) waitGone() error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", d.Socket)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("libvirtd at %s still answers 10 s after its namespace was killed", d.Socket)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// removeAll removes dir, trying again for a while: a QEMU being killed may
+// still write its files.
+func removeAll(dir string) error {
+	var err error
+	for range 20 {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
 }
 
 // destroyDomains destroys the domains running on the daemon, so no QEMU
@@ -246,21 +288,6 @@ func (d *Daemon) destroyDomains(t testing.TB) {
 	for _, dom := range doms {
 		if err := l.DomainDestroyFlags(dom, 0); err != nil {
 			t.Logf("lvtest: destroy %s: %v", dom.Name, err)
-		}
-	}
-}
-
-// killQEMUs kills the QEMU processes whose pid files the daemon left: the
-// backstop when destroying through the API failed.
-func (d *Daemon) killQEMUs() {
-	pids, _ := filepath.Glob(filepath.Join(d.root, "run", "qemu", "*.pid"))
-	for _, f := range pids {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }

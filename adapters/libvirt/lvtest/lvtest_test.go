@@ -2,6 +2,7 @@ package lvtest_test
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -15,8 +16,9 @@ import (
 )
 
 // A guest booted from an overlay on the test image prints its seed's
-// user-data on the serial console and keeps running.
-func TestGuestBootsPrintsItsUserDataAndStaysUp(t *testing.T) {
+// user-data on the serial console, keeps running, and powers off when
+// libvirt presses its ACPI power button.
+func TestGuestBootsPrintsItsUserDataStaysUpAndShutsDown(t *testing.T) {
 	d := lvtest.Start(t)
 	base := lvtest.GuestImage(t)
 	l := d.Dial(t)
@@ -43,11 +45,24 @@ func TestGuestBootsPrintsItsUserDataAndStaysUp(t *testing.T) {
 	}
 
 	time.Sleep(time.Second) // would it power off on its own?
-	if state, _, err := l.DomainGetState(dom, 0); err != nil || libvirt.DomainState(state) != libvirt.DomainRunning {
-		t.Fatalf("domain state = %d, %v; want running (%d)", state, err, libvirt.DomainRunning)
+	if state := domainState(t, l, dom); state != libvirt.DomainRunning {
+		t.Fatalf("domain state = %d, want running (%d)", state, libvirt.DomainRunning)
 	}
-	if err := l.DomainDestroyFlags(dom, 0); err != nil {
-		t.Fatalf("destroy: %v", err)
+
+	// A graceful shutdown presses the ACPI power button.
+	start = time.Now()
+	if err := l.DomainShutdownFlags(dom, libvirt.DomainShutdownAcpiPowerBtn); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for domainState(t, l, dom) != libvirt.DomainShutoff {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("still %d 30 s after the ACPI shutdown", domainState(t, l, dom))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("shut off %v after the ACPI shutdown", time.Since(start).Round(100*time.Millisecond))
+	if out, _ := os.ReadFile(serial); !strings.Contains(string(out), "KEEL-GUEST acpi-poweroff") {
+		t.Errorf("the serial console does not say KEEL-GUEST acpi-poweroff:\n%s", out)
 	}
 	if err := l.DomainUndefineFlags(dom, 0); err != nil {
 		t.Fatalf("undefine: %v", err)
@@ -77,6 +92,38 @@ func TestTwoDaemonsAreSeparateHosts(t *testing.T) {
 	}
 	if a.HostUUID == b.HostUUID || !strings.Contains(capabilities(t, la), a.HostUUID) {
 		t.Errorf("host UUIDs: a %s, b %s; a's capabilities must carry a's", a.HostUUID, b.HostUUID)
+	}
+}
+
+// The storage driver works in the private daemon: a directory pool makes
+// qcow2 overlays backed by the guest image, as the driver will.
+func TestDirPoolMakesOverlaysOnTheGuestImage(t *testing.T) {
+	d := lvtest.Start(t)
+	base := lvtest.GuestImage(t)
+	l := d.Dial(t)
+	dir := filepath.Join(d.Dir, "pool")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := l.StoragePoolCreateXML(fmt.Sprintf(`<pool type='dir'><name>keel</name><target><path>%s</path></target></pool>`, dir), 0)
+	if err != nil {
+		t.Fatalf("create pool: %v", err)
+	}
+	vol, err := l.StorageVolCreateXML(pool, fmt.Sprintf(`<volume><name>root.qcow2</name>
+  <capacity unit='MiB'>128</capacity>
+  <target><format type='qcow2'/></target>
+  <backingStore><path>%s</path><format type='qcow2'/></backingStore>
+</volume>`, base), 0)
+	if err != nil {
+		t.Fatalf("create volume: %v", err)
+	}
+	path, err := l.StorageVolGetPath(vol)
+	if err != nil || path != filepath.Join(dir, "root.qcow2") {
+		t.Fatalf("volume path = %q, %v; want %s", path, err, filepath.Join(dir, "root.qcow2"))
+	}
+	out, err := exec.Command("qemu-img", "info", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "backing file: "+base) {
+		t.Errorf("qemu-img info %s: %v\n%s", path, err, out)
 	}
 }
 
@@ -122,6 +169,15 @@ func domainXML(name, disk, seed, serial string) string {
     <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>
   </devices>
 </domain>`, name, disk, cdrom, serial)
+}
+
+func domainState(t *testing.T, l *libvirt.Libvirt, dom libvirt.Domain) libvirt.DomainState {
+	t.Helper()
+	state, _, err := l.DomainGetState(dom, 0)
+	if err != nil {
+		t.Fatalf("domain state: %v", err)
+	}
+	return libvirt.DomainState(state)
 }
 
 func domainNames(t *testing.T, l *libvirt.Libvirt) []string {
