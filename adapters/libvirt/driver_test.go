@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/adapters/agent/drivertest"
 	"github.com/keel-cloud/keel/adapters/libvirt"
+	"github.com/keel-cloud/keel/adapters/libvirt/lvtest"
 )
 
 // A server's domain: TCG, its UUID the server id, the root disk booted
@@ -123,11 +125,11 @@ func TestDomainXML(t *testing.T) {
 }
 
 // testDriverConn connects to a fresh libvirt test driver (its state is per
-// connection: a new, empty host each time but for its sample domain).
+// connection: a new, empty host each time but for its sample domain) of
+// a private libvirtd.
 func testDriverConn(t *testing.T) *golibvirt.Libvirt {
 	t.Helper()
-	d := daemon(t)
-	return d.DialTest(t)
+	return lvtest.Start(t).DialTest(t)
 }
 
 // The libvirt driver passes the driver contract against the test driver:
@@ -204,7 +206,7 @@ func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
 func qcow2(t *testing.T, size int64) []byte {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "base.qcow2")
-	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", p, strings.TrimSpace(itoa(size))).CombinedOutput(); err != nil {
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", p, strconv.FormatInt(size, 10)).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	b, err := os.ReadFile(p)

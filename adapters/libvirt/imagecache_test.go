@@ -18,12 +18,17 @@ import (
 	"time"
 )
 
-// needQemuImg skips a test that needs the real qemu-img (and prlimit, which
-// runs it under limits).
+// needQemuImg checks for the real qemu-img (and prlimit, which runs it
+// under limits). As root, where make test installs them
+// (scripts/install-deps.sh), their absence fails the test; otherwise it
+// skips with the reason.
 func needQemuImg(t *testing.T) {
 	t.Helper()
 	for _, bin := range []string{"qemu-img", "prlimit"} {
 		if _, err := exec.LookPath(bin); err != nil {
+			if os.Geteuid() == 0 {
+				t.Fatalf("%s is not installed (Debian: qemu-utils, util-linux; scripts/install-deps.sh installs them): %v", bin, err)
+			}
 			t.Skipf("%s is not installed (Debian: qemu-utils, util-linux): %v", bin, err)
 		}
 	}
