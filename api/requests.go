@@ -28,6 +28,8 @@ type ServerBody struct {
 	TargetHost       string `json:"target_host,omitempty" maxLength:"255" doc:"Place the server on this host or nowhere (an operator's hint)"`
 	// UserData is base64, as Nova takes it.
 	UserData string `json:"user_data,omitempty" maxLength:"87384" doc:"Base64 of at most 65,535 bytes given to the guest at first boot (NoCloud user-data)"`
+	// KeepRunning nil means true.
+	KeepRunning *bool `json:"keep_running,omitempty" doc:"Start the server again when it is found stopped behind Keel's back (a host reboot, a crash, a stop on the hypervisor); default true"`
 }
 
 // GroupBody is a server group to create.

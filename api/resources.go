@@ -43,6 +43,7 @@ type Server struct {
 	Flavor      ServerFlavor `json:"flavor"`
 	ImageID     string       `json:"image_id" format:"uuid"`
 	OperationID *string      `json:"operation_id" doc:"The latest operation on this server"`
+	KeepRunning bool         `json:"keep_running" doc:"Started again when found stopped behind Keel's back (a host reboot, a crash); false: left STOPPED"`
 	Version     int64        `json:"version" doc:"Aggregate version, for If-Match"`
 	CreatedAt   time.Time    `json:"created_at"`
 	UpdatedAt   time.Time    `json:"updated_at"`

@@ -90,6 +90,8 @@ type CreateServerRequest struct {
 	ImageID  string
 	Hints    server.Hints
 	UserData []byte
+	// KeepRunning nil means true (see server.Create).
+	KeepRunning *bool
 }
 
 // CreateServer checks the flavor and the image against the event log and
@@ -132,7 +134,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	opID := DeriveID(id, "create")
 	meta.CorrelationID = opID
 	res, err := a.Servers.Create(ctx, id, server.Create{
-		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, At: a.Now().UTC(),
+		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, KeepRunning: req.KeepRunning, At: a.Now().UTC(),
 		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB, ExtraSpecs: fl.Spec.ExtraSpecs},
 	}, meta)
 	return res, opID, err

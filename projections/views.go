@@ -231,7 +231,7 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 
 // serverCols are the columns server.created writes.
 var serverCols = []string{"id", "name", "flavor_id", "flavor", "image_id", "desired", "power", "task", "status", "operation_id",
-	"version", "created_at", "updated_at", "seq"}
+	"keep_running", "version", "created_at", "updated_at", "seq"}
 
 // Servers is the servers table. A server's commits within a batch fold
 // into one statement: a server built in one batch is one INSERT.
@@ -253,7 +253,8 @@ var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"
 					return err
 				}
 				w.Insert(id, tb, "(id)", idCol, serverCols, []any{id, e.Name, e.Flavor.ID, fl, e.ImageID,
-					"running", "NOSTATE", "scheduling", "BUILDING", e.Operation, env.Version, e.CreatedAt, e.CreatedAt, env.Sequence})
+					"running", "NOSTATE", "scheduling", "BUILDING", e.Operation, e.KeepRunning == nil || *e.KeepRunning,
+					env.Version, e.CreatedAt, e.CreatedAt, env.Sequence})
 			case *server.Scheduled:
 				upd(To("host", e.Host), To("task", "spawning"))
 			case *server.SpawnFailed:
@@ -278,12 +279,20 @@ var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"
 					break
 				}
 				w.Exec(id, `UPDATE `+tb+` SET version=$2, updated_at=$3, seq=$4, task=NULL, reason=$5,
-					status=CASE power WHEN 'RUNNING' THEN 'ACTIVE' WHEN 'SHUTOFF' THEN 'STOPPED' ELSE 'ERROR' END WHERE id=$1`,
+					status=CASE power WHEN 'RUNNING' THEN 'ACTIVE' WHEN 'SHUTOFF' THEN 'STOPPED' WHEN 'PAUSED' THEN 'STOPPED' WHEN 'CRASHED' THEN 'STOPPED' ELSE 'ERROR' END WHERE id=$1`,
 					id, env.Version, env.OccurredAt, env.Sequence, e.Reason)
 			case *server.DeleteRequested:
 				upd(To("desired", "deleted"), To("task", "deleting"), To("status", "DELETING"), To("operation_id", e.Operation))
 			case *server.Deleted:
 				w.Delete(tb, idCol, key)
+			case *server.PowerObserved:
+				sets := []Set{To("power", string(e.Power)), To("status", statusOfPower(string(e.Power))), To("reason", nil)}
+				if e.Desired != "" {
+					sets = append(sets, To("desired", string(e.Desired)))
+				}
+				upd(sets...)
+			case *server.Lost:
+				upd(To("power", "NOSTATE"), To("status", "ERROR"), To("reason", e.Reason))
 			}
 		}
 		return nil
@@ -294,7 +303,7 @@ func statusOfPower(power string) string {
 	switch power {
 	case "RUNNING":
 		return "ACTIVE"
-	case "SHUTOFF":
+	case "SHUTOFF", "PAUSED", "CRASHED":
 		return "STOPPED"
 	}
 	return "ERROR"

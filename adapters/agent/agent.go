@@ -35,6 +35,12 @@ type Agent struct {
 	Flush func() error
 	// HeartbeatEvery is the heartbeat period (default 5 s).
 	HeartbeatEvery time.Duration
+	// SyncEvery is the period of the observed-state sync (see Sync); zero:
+	// no sync (simulated fleets, whose hosts cannot drift).
+	SyncEvery time.Duration
+
+	syncMu  sync.Mutex
+	unknown map[string][]string // host -> guests Keel did not create, last seen
 
 	byName     map[string]Driver
 	registered bool
@@ -104,6 +110,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() { defer close(done); a.heartbeat(ctx) }()
 		defer func() { <-done }() // the goodbye is sent before Run returns
+	}
+	if a.SyncEvery > 0 {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for _, h := range a.Hosts {
+			wg.Add(1)
+			go func() { defer wg.Done(); a.syncLoop(ctx, h) }()
+		}
 	}
 	sub := eventlog.Subscription{
 		Name:           Durable(a.Name),

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/eventlog/memlog"
@@ -80,5 +82,86 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// What a host runs stays true in the control plane: the agent's sync finds
+// a server stopped behind Keel's back and it is started again (an
+// operation of its own, carried out by the agent as any start), a server
+// not kept running stays stopped, one whose virtual machine is gone is in
+// ERROR, and a guest Keel did not create is left alone.
+func TestSyncRestoresTheDesiredState(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := memlog.New()
+	app := commands.NewApp(log)
+	hosts, sims := fake.Fleet("sync", 1, fake.Knobs{}, 16, 16384, 100)
+	ag := &agent.Agent{Name: "sync", App: app, Events: log, Hosts: hosts, Log: slog.New(slog.DiscardHandler)}
+	must(t, ag.Register(ctx))
+	done := make(chan error, 1)
+	go func() { done <- ag.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && ctx.Err() == nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
+	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
+	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
+	must(t, err)
+	im, err := app.CreateImage(ctx, image.Spec{Name: "debian", DiskFormat: "qcow2"}, m("image"))
+	must(t, err)
+	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
+	must(t, err)
+	off := false
+	build := func(name string, keep *bool) string {
+		res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: name, FlavorID: string(fl.State.ID), ImageID: string(im.State.ID), KeepRunning: keep}, m("create-"+name))
+		must(t, err)
+		sid := string(res.State.ID)
+		_, err = app.Hosts.Handle(ctx, commands.HostID("sync-1"), host.Claim{Server: sid, Resources: host.Resources{VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, Operation: opID, At: time.Now()}, m("claim-"+name))
+		must(t, err)
+		_, err = app.Servers.Handle(ctx, sid, server.Schedule{Host: "sync-1", Operation: opID, At: time.Now()}, m("schedule-"+name))
+		must(t, err)
+		waitFor(t, app, sid, server.StatusActive)
+		return sid
+	}
+	kept, loose, gone := build("kept", nil), build("loose", &off), build("gone", nil)
+
+	// Behind Keel's back: two servers stop, one disappears, a stranger runs.
+	sims[0].Force(kept, "SHUTOFF")
+	sims[0].Force(loose, "SHUTOFF")
+	sims[0].Forget(gone)
+	sims[0].Force("not-keels", "RUNNING")
+	must(t, ag.Sync(ctx, hosts[0]))
+
+	// The kept server is being started again, then runs: the host holds it
+	// RUNNING and an operation says so.
+	waitFor(t, app, kept, server.StatusActive)
+	st, _, err := app.Servers.LoadLatest(ctx, kept)
+	must(t, err)
+	if sims[0].Servers()[kept] != "RUNNING" || st.Power != server.Running || st.Desired != server.WantRunning {
+		t.Fatalf("kept server: host holds %q, state %+v", sims[0].Servers()[kept], st)
+	}
+	// The loose one stays stopped and wants to be.
+	st, _, err = app.Servers.LoadLatest(ctx, loose)
+	must(t, err)
+	if st.Status != server.StatusStopped || st.Desired != server.WantStopped || sims[0].Servers()[loose] != "SHUTOFF" {
+		t.Fatalf("server not kept running: host %q, state %+v", sims[0].Servers()[loose], st)
+	}
+	// The gone one is in ERROR and says why.
+	st, _, err = app.Servers.LoadLatest(ctx, gone)
+	must(t, err)
+	if st.Status != server.StatusError || !strings.Contains(st.Reason, "disappeared from host sync-1") {
+		t.Fatalf("lost server %+v", st)
+	}
+	// The stranger is untouched; a second sync changes nothing more.
+	head, err := log.LastSequence(ctx)
+	must(t, err)
+	must(t, ag.Sync(ctx, hosts[0]))
+	if again, _ := log.LastSequence(ctx); again != head {
+		t.Fatalf("a sync with nothing new wrote %d commits", again-head)
+	}
+	if sims[0].Servers()["not-keels"] != "RUNNING" {
+		t.Fatal("a guest Keel did not create was touched")
 	}
 }

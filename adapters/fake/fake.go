@@ -187,6 +187,24 @@ func (h *Host) save() error {
 	return nil
 }
 
+// Force sets a guest's power as someone acting on the hypervisor behind
+// Keel's back would (a guest that shuts itself down, an operator's virsh
+// destroy); the guest is created if missing.
+func (h *Host) Force(id, power string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.servers[id] = power
+	_ = h.save()
+}
+
+// Forget removes a guest behind Keel's back.
+func (h *Host) Forget(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.servers, id)
+	_ = h.save()
+}
+
 // Observe implements agent.Driver.
 func (h *Host) Observe(ctx context.Context) ([]agent.Observed, error) {
 	if err := ctx.Err(); err != nil {

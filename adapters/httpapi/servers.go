@@ -82,7 +82,7 @@ func (a *API) registerServers(hapi huma.API) {
 				return nil, a.fail(ctx, err)
 			}
 			cid := commandID(ctx)
-			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData}
+			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData, KeepRunning: in.Body.KeepRunning}
 			res, opID, err := a.App.CreateServer(ctx, req, a.meta(ctx, cid))
 			if err != nil {
 				return nil, a.fail(ctx, err)

@@ -56,6 +56,7 @@ type Server struct {
 	Flavor      ServerFlavor
 	ImageID     string
 	OperationID *string
+	KeepRunning bool
 	Version     int64
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -348,8 +349,8 @@ type ServerFilter struct{ Name, Status, Host, ImageID, FlavorID string }
 
 // serverCols reads servers; a server on a host that is down shows its
 // observed power state as UNKNOWN.
-const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, version, created_at, updated_at
-	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.version, s.created_at, s.updated_at,
+const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, version, created_at, updated_at
+	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.version, s.created_at, s.updated_at,
 		CASE WHEN EXISTS (SELECT 1 FROM hosts h WHERE h.name = s.host AND h.down) THEN 'UNKNOWN' ELSE s.power END AS power
 		FROM servers s) servers`
 
@@ -373,7 +374,7 @@ func (r *ReadModel) Server(ctx context.Context, id string) (Server, error) {
 func scanServer(row pgx.CollectableRow) (Server, error) {
 	var s Server
 	var fl []byte
-	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.Version, &s.CreatedAt, &s.UpdatedAt)
+	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.Version, &s.CreatedAt, &s.UpdatedAt)
 	if err == nil {
 		err = json.Unmarshal(fl, &s.Flavor)
 	}

@@ -33,6 +33,7 @@ var servers = resource[api.Server]{kind: "server", path: api.Servers, table: wri
 func serverCreateCmd(g *globals) *cobra.Command {
 	var body api.ServerBody
 	var key, userData string
+	var keepRunning bool
 	var w waitFlags
 	cmd := &cobra.Command{
 		Use:   "create NAME --flavor F --image I [--user-data FILE] [--group G] [--az Z] [--target-host H] [--wait]",
@@ -44,6 +45,9 @@ or nowhere.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body.Name = args[0]
+			if cmd.Flags().Changed("keep-running") {
+				body.KeepRunning = &keepRunning
+			}
 			if userData != "" {
 				b, err := os.ReadFile(userData)
 				if err != nil {
@@ -54,6 +58,7 @@ or nowhere.`,
 			return g.accept(cmd.Context(), call{method: http.MethodPost, path: "/v1/servers", body: body, idemKey: key}, w)
 		},
 	}
+	cmd.Flags().BoolVar(&keepRunning, "keep-running", true, "start the server again when it is found stopped behind Keel's back (--keep-running=false: leave it STOPPED)")
 	cmd.Flags().StringVar(&userData, "user-data", "", "file given to the guest at first boot (NoCloud user-data, at most 64 KiB)")
 	cmd.Flags().StringVar(&body.Flavor, "flavor", "", "flavor id or name")
 	cmd.Flags().StringVar(&body.Image, "image", "", "image id or name")
@@ -164,7 +169,7 @@ func serverFields(s api.Server) []field {
 	fl := s.Flavor
 	return []field{
 		{"ID", s.ID}, {"NAME", s.Name}, {"STATUS", s.Status}, {"REASON", deref(s.Reason)},
-		{"DESIRED", s.Desired}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
+		{"DESIRED", s.Desired}, {"KEEP_RUNNING", fmt.Sprint(s.KeepRunning)}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
 		{"FLAVOR", fmt.Sprintf("%s (%d vCPU, %d MiB RAM, %d GiB disk)", fl.Name, fl.VCPUs, fl.RAMMiB, fl.DiskGiB)},
 		{"IMAGE", s.ImageID}, {"OPERATION", deref(s.OperationID)}, {"VERSION", fmt.Sprint(s.Version)},
 		{"CREATED", fmtTime(s.CreatedAt)}, {"UPDATED", fmtTime(s.UpdatedAt)},

@@ -36,7 +36,7 @@ var examples = map[string][]domain.Event{
 	},
 	server.AggregateType: {
 		&server.Created{ID: "srv-1", Name: "web-1", Flavor: server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20},
-			ImageID: "img-1", Operation: "op-1", Hints: server.Hints{AvailabilityZone: "az1", ServerGroup: "sg-1", TargetHost: "h-1"}, UserData: []byte("#cloud-config\n"), CreatedAt: at},
+			ImageID: "img-1", Operation: "op-1", Hints: server.Hints{AvailabilityZone: "az1", ServerGroup: "sg-1", TargetHost: "h-1"}, UserData: []byte("#cloud-config\n"), KeepRunning: new(bool), CreatedAt: at},
 		&server.SpawnFailed{Host: "h-1", Reason: "disk full", Attempt: 1, At: at},
 		&server.Scheduled{Host: "h-1", Operation: "op-1", At: at},
 		&server.Spawned{Host: "h-1", At: at},
@@ -50,6 +50,8 @@ var examples = map[string][]domain.Event{
 		&server.ActionFailed{Task: server.RebootTask, Reason: "hung", At: at},
 		&server.DeleteRequested{Host: "h-1", Superseded: "op-4", Operation: "op-5", At: at},
 		&server.Deleted{Host: "h-1", Forced: true, Reason: "host did not confirm", At: at},
+		&server.PowerObserved{Host: "h-1", Power: server.Shutoff, Previous: server.Running, Desired: server.WantStopped, At: at},
+		&server.Lost{Host: "h-1", Reason: "its virtual machine disappeared from host h-1", At: at},
 	},
 	operation.AggregateType: {
 		&operation.Began{ID: "op-1", Kind: "server.create", ResourceType: "server", ResourceID: "srv-1",

@@ -17,7 +17,9 @@ type Create struct {
 	Hints     Hints
 	// UserData is given to the guest at first boot (at most MaxUserData bytes).
 	UserData []byte
-	At       time.Time
+	// KeepRunning nil means true.
+	KeepRunning *bool
+	At          time.Time
 }
 
 // MaxUserData bounds a server's user data, as Nova does (64 KiB).
@@ -79,6 +81,18 @@ type Report struct {
 	At     time.Time
 }
 
+// Observe is what a host sees of one of its servers in its periodic sync
+// or on a hypervisor event: its power state, or that its virtual machine
+// is missing. Operation names the operation of a restoring start or stop,
+// should the observation call for one.
+type Observe struct {
+	Host      string
+	Power     Power
+	Missing   bool
+	Operation string
+	At        time.Time
+}
+
 // ReportKind is what a host reports.
 type ReportKind string
 
@@ -103,6 +117,7 @@ func (Delete) serverCommand()      {}
 func (ForceDelete) serverCommand() {}
 func (AbortTask) serverCommand()   {}
 func (Report) serverCommand()      {}
+func (Observe) serverCommand()     {}
 
 // Decide returns the events a command produces, or says why it does not apply.
 func Decide(s State, c Command) ([]domain.Event, error) {
@@ -176,6 +191,8 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		return one(&ActionFailed{Task: s.Task, Reason: c.Reason, At: c.At})
 	case Report:
 		return decideReport(s, c)
+	case Observe:
+		return decideObserve(s, c)
 	default:
 		return nil, domain.Invalidf("server: unknown command %T", c)
 	}
@@ -197,7 +214,46 @@ func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if len(c.UserData) > MaxUserData {
 		return nil, domain.Invalidf("user_data is %d bytes; at most %d", len(c.UserData), MaxUserData)
 	}
-	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData, CreatedAt: c.At})
+	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData, KeepRunning: c.KeepRunning, CreatedAt: c.At})
+}
+
+// decideObserve records drift: what the host sees differs from what Keel
+// recorded while no task is in progress. The default policy restores the
+// desired state: a server that should run and is found stopped (a host
+// reboot, a crash, a stop behind Keel's back) is started again unless it
+// is not kept running; one that should be stopped and runs is stopped. A
+// missing virtual machine leaves the server in ERROR. Observations during
+// a task, or of a server not settled (building, deleting, in ERROR), say
+// nothing and change nothing.
+func decideObserve(s State, c Observe) ([]domain.Event, error) {
+	if c.Host == "" || c.Host != s.Host {
+		return nil, domain.Conflictf("host %q observes server %s, which is on host %q", c.Host, s.ID, s.Host)
+	}
+	if s.Task != NoTask || (s.Status != StatusActive && s.Status != StatusStopped) {
+		return nil, nil
+	}
+	if c.Missing {
+		return one(&Lost{Host: s.Host, Reason: "its virtual machine disappeared from host " + s.Host, At: c.At})
+	}
+	switch c.Power {
+	case Running, Shutoff, Paused, Crashed:
+	default:
+		return nil, domain.Invalidf("observed power %q is not RUNNING, SHUTOFF, PAUSED or CRASHED", c.Power)
+	}
+	if c.Power == s.Power {
+		return nil, nil
+	}
+	po := &PowerObserved{Host: s.Host, Power: c.Power, Previous: s.Power, At: c.At}
+	evs := []domain.Event{po}
+	switch {
+	case s.Desired == WantRunning && c.Power != Running && s.KeepRunning:
+		evs = append(evs, &StartRequested{Host: s.Host, Operation: c.Operation, At: c.At})
+	case s.Desired == WantRunning && c.Power != Running:
+		po.Desired = WantStopped // not kept running: it stays as found
+	case s.Desired == WantStopped && c.Power == Running:
+		evs = append(evs, &StopRequested{Host: s.Host, Operation: c.Operation, At: c.At})
+	}
+	return evs, nil
 }
 
 // decideReport accepts a host's report only when it answers the task in

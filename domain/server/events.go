@@ -22,6 +22,8 @@ const (
 	TypeActionFailed    = "server.action_failed"
 	TypeDeleteRequested = "server.delete_requested"
 	TypeDeleted         = "server.deleted"
+	TypePowerObserved   = "server.power_observed"
+	TypeLost            = "server.lost"
 )
 
 // Created records a new server; it is BUILDING and waits for a host.
@@ -33,8 +35,11 @@ type Created struct {
 	Operation string `json:"operation_id"`
 	Hints     Hints  `json:"hints,omitzero"`
 	// UserData is the guest's first-boot user data (base64 in JSON).
-	UserData  []byte    `json:"user_data,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	UserData []byte `json:"user_data,omitempty"`
+	// KeepRunning false: a server found stopped behind Keel's back stays
+	// stopped. Absent (older commits) means true.
+	KeepRunning *bool     `json:"keep_running,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // SpawnFailed records a spawn that failed on one host; the build goes back
@@ -133,7 +138,30 @@ type Deleted struct {
 	At     time.Time `json:"at"`
 }
 
+// PowerObserved records that the host found the server in another power
+// state than Keel had recorded, with no task in progress: drift. Desired,
+// when set, is the desired state from now on (a server that is not kept
+// running accepts being stopped). A restoring start or stop follows in the
+// same commit when the policy asks for one.
+type PowerObserved struct {
+	Host     string    `json:"host"`
+	Power    Power     `json:"power"`
+	Previous Power     `json:"previous"`
+	Desired  Desired   `json:"desired,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// Lost records that the server's virtual machine is gone from its host:
+// the server is in ERROR (its disks may be gone too; delete it).
+type Lost struct {
+	Host   string    `json:"host"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
 func (*Created) EventType() string         { return TypeCreated }
+func (*PowerObserved) EventType() string   { return TypePowerObserved }
+func (*Lost) EventType() string            { return TypeLost }
 func (*Scheduled) EventType() string       { return TypeScheduled }
 func (*Spawned) EventType() string         { return TypeSpawned }
 func (*SpawnFailed) EventType() string     { return TypeSpawnFailed }
@@ -163,4 +191,6 @@ var registry = domain.Registry{
 	TypeActionFailed:    func() domain.Event { return &ActionFailed{} },
 	TypeDeleteRequested: func() domain.Event { return &DeleteRequested{} },
 	TypeDeleted:         func() domain.Event { return &Deleted{} },
+	TypePowerObserved:   func() domain.Event { return &PowerObserved{} },
+	TypeLost:            func() domain.Event { return &Lost{} },
 }

@@ -39,6 +39,8 @@ const (
 	NoState Power = "NOSTATE"
 	Running Power = "RUNNING"
 	Shutoff Power = "SHUTOFF"
+	Paused  Power = "PAUSED"
+	Crashed Power = "CRASHED"
 )
 
 // Desired is what the user asked for.
@@ -93,6 +95,9 @@ type State struct {
 	CreatedAt time.Time
 	Hints     Hints
 	UserData  []byte
+	// KeepRunning: a server found stopped behind Keel's back is started
+	// again (the default).
+	KeepRunning bool
 	// Attempts counts failed spawns of this build; FailedHosts are where.
 	Attempts    int
 	FailedHosts []string
@@ -141,7 +146,8 @@ func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Created:
 		s = State{ID: e.ID, Exists: true, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
-			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints, UserData: e.UserData}
+			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints, UserData: e.UserData,
+			KeepRunning: e.KeepRunning == nil || *e.KeepRunning}
 	case *Scheduled:
 		s.Host, s.Task = e.Host, Spawning
 	case *SpawnFailed:
@@ -170,6 +176,13 @@ func Evolve(s State, ev domain.Event) State {
 		s.Desired, s.Task, s.Status, s.Operation = WantDeleted, DeleteTask, StatusDeleting, e.Operation
 	case *Deleted:
 		s.Status, s.Task, s.Host, s.Power = StatusDeleted, NoTask, "", NoState
+	case *PowerObserved:
+		s.Power, s.Status, s.Reason = e.Power, statusFromPower(e.Power), ""
+		if e.Desired != "" {
+			s.Desired = e.Desired
+		}
+	case *Lost:
+		s.Power, s.Status, s.Reason = NoState, StatusError, e.Reason
 	}
 	return s
 }
@@ -178,7 +191,7 @@ func statusFromPower(p Power) Status {
 	switch p {
 	case Running:
 		return StatusActive
-	case Shutoff:
+	case Shutoff, Paused, Crashed:
 		return StatusStopped
 	default:
 		return StatusError

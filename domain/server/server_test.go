@@ -430,7 +430,7 @@ func TestCreatedRecordsTheRequest(t *testing.T) {
 	s := fold(building)
 	want := server.State{ID: sid, Exists: true, Name: "web-1", Flavor: flv, ImageID: "img-1",
 		Desired: server.WantRunning, Power: server.NoState, Task: server.Scheduling,
-		Status: server.StatusBuilding, Operation: opCreate, CreatedAt: t0}
+		Status: server.StatusBuilding, Operation: opCreate, CreatedAt: t0, KeepRunning: true}
 	if !reflect.DeepEqual(s, want) {
 		t.Fatalf("state %+v\nwant  %+v", s, want)
 	}
@@ -509,5 +509,70 @@ func TestDeleteWithoutHostEndsInOneDecision(t *testing.T) {
 		if s = server.Decider.Fold(s, evs); s.Status != server.StatusDeleted {
 			t.Fatalf("status %s after delete without host, want DELETED", s.Status)
 		}
+	}
+}
+
+// --- observed state (drift) ------------------------------------------------
+
+func TestObserve(t *testing.T) {
+	off := false
+	notKept := plus(none, &server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opCreate, KeepRunning: &off, CreatedAt: t0},
+		&server.Scheduled{Host: h1, Operation: opCreate, At: t0}, &server.Spawned{Host: h1, At: t0})
+	obs := func(p server.Power) server.Observe {
+		return server.Observe{Host: h1, Power: p, Operation: opNew, At: t1}
+	}
+	missing := server.Observe{Host: h1, Missing: true, Operation: opNew, At: t1}
+	run(t, []tc{
+		{"found stopped: started again", active, obs(server.Shutoff), then(
+			&server.PowerObserved{Host: h1, Power: server.Shutoff, Previous: server.Running, At: t1},
+			&server.StartRequested{Host: h1, Operation: opNew, At: t1})},
+		{"found crashed: started again", active, obs(server.Crashed), then(
+			&server.PowerObserved{Host: h1, Power: server.Crashed, Previous: server.Running, At: t1},
+			&server.StartRequested{Host: h1, Operation: opNew, At: t1})},
+		{"found paused: resumed", active, obs(server.Paused), then(
+			&server.PowerObserved{Host: h1, Power: server.Paused, Previous: server.Running, At: t1},
+			&server.StartRequested{Host: h1, Operation: opNew, At: t1})},
+		{"not kept running: stays stopped", notKept, obs(server.Shutoff), then(
+			&server.PowerObserved{Host: h1, Power: server.Shutoff, Previous: server.Running, Desired: server.WantStopped, At: t1})},
+		{"found running while stopped: stopped again", stopped, obs(server.Running), then(
+			&server.PowerObserved{Host: h1, Power: server.Running, Previous: server.Shutoff, At: t1},
+			&server.StopRequested{Host: h1, Operation: opNew, At: t1})},
+		{"as recorded, running", active, obs(server.Running), then()},
+		{"as recorded, stopped", stopped, obs(server.Shutoff), then()},
+		{"gone", active, missing, then(&server.Lost{Host: h1, Reason: "its virtual machine disappeared from host host-1", At: t1})},
+		{"gone while stopped", stopped, missing, then(&server.Lost{Host: h1, Reason: "its virtual machine disappeared from host host-1", At: t1})},
+		{"during a start", starting, obs(server.Shutoff), then()},
+		{"during a stop", stopping, obs(server.Running), then()},
+		{"during a reboot", rebooting, missing, then()},
+		{"while spawning", spawning, missing, then()},
+		{"while deleting", deleting, missing, then()},
+		{"failed build holds no host", errored, obs(server.Running), refused(domain.Conflict, `which is on host ""`)},
+		{"lost stays lost", plus(active, &server.Lost{Host: h1, Reason: "gone", At: t0}), obs(server.Running), then()},
+		{"from another host", active, server.Observe{Host: h2, Power: server.Shutoff, At: t1}, refused(domain.Conflict, `host "host-2" observes server srv-1, which is on host "host-1"`)},
+		{"unknown power", active, obs("BLUE"), refused(domain.Invalid, `observed power "BLUE"`)},
+	})
+}
+
+// A server found stopped is STOPPED while its restoring start runs, and
+// ACTIVE once the host reports it started; one not kept running is STOPPED
+// and wants to be.
+func TestDriftStatus(t *testing.T) {
+	healing := fold(plus(active, &server.PowerObserved{Host: h1, Power: server.Shutoff, Previous: server.Running, At: t1},
+		&server.StartRequested{Host: h1, Operation: opNew, At: t1}))
+	if healing.Status != server.StatusStopped || healing.Task != server.PoweringOn || healing.Desired != server.WantRunning || healing.Operation != opNew {
+		t.Fatalf("while healing: %+v", healing)
+	}
+	healed := fold(plus(active, &server.PowerObserved{Host: h1, Power: server.Shutoff, Previous: server.Running, At: t1},
+		&server.StartRequested{Host: h1, Operation: opNew, At: t1}, &server.Started{Host: h1, At: t1}))
+	if healed.Status != server.StatusActive || healed.Power != server.Running || healed.Task != server.NoTask {
+		t.Fatalf("healed: %+v", healed)
+	}
+	accepted := fold(plus(active, &server.PowerObserved{Host: h1, Power: server.Shutoff, Previous: server.Running, Desired: server.WantStopped, At: t1}))
+	if accepted.Status != server.StatusStopped || accepted.Desired != server.WantStopped {
+		t.Fatalf("not kept running: %+v", accepted)
+	}
+	lost := fold(plus(active, &server.Lost{Host: h1, Reason: "gone", At: t1}))
+	if lost.Status != server.StatusError || lost.Reason != "gone" || lost.Host != h1 || lost.Power != server.NoState {
+		t.Fatalf("lost: %+v", lost)
 	}
 }

@@ -1,0 +1,169 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/server"
+)
+
+// Watcher is what a driver that hears its hypervisor's events offers: a
+// signal each time a guest changes state, so that the agent syncs at once
+// rather than at its next period. The channel closes when ctx ends.
+type Watcher interface {
+	Watch(ctx context.Context) (<-chan struct{}, error)
+}
+
+// DefaultSyncEvery is the period of the observed-state sync of a real
+// compute node.
+const DefaultSyncEvery = 30 * time.Second
+
+// syncLoop keeps what the control plane records true to what host h runs:
+// at once when the agent starts (after a host reboot, servers that should
+// run start again), then every period and on each hypervisor event.
+func (a *Agent) syncLoop(ctx context.Context, h Host) {
+	every := a.SyncEvery
+	var events <-chan struct{}
+	if w, ok := h.Driver.(Watcher); ok {
+		ch, err := w.Watch(ctx)
+		if err != nil {
+			a.Log.Warn("hypervisor events unavailable; syncing on the period only", "host", h.Info.Name, "err", err)
+		}
+		events = ch
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := a.Sync(ctx, h); err != nil && ctx.Err() == nil {
+			a.Log.Warn("sync", "host", h.Info.Name, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			// Let a burst of events (a start is several) settle first.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		drain:
+			for {
+				select {
+				case <-events:
+				default:
+					break drain
+				}
+			}
+		}
+	}
+}
+
+// Sync compares what host h runs with what the control plane recorded of
+// the servers placed on it, and reports each difference as an
+// observation; the server aggregate decides what it means (drift, a lost
+// server, or nothing while a task runs). Servers are read before the
+// hypervisor, so that one spawned in between is not taken for missing.
+func (a *Agent) Sync(ctx context.Context, h Host) error {
+	hostID := commands.HostID(h.Info.Name)
+	hs, _, err := a.App.Hosts.LoadLatest(ctx, hostID)
+	if err != nil {
+		return fmt.Errorf("load host %s: %w", h.Info.Name, err)
+	}
+	type recorded struct {
+		state   server.State
+		version uint64
+	}
+	mine := map[string]recorded{}
+	for id := range hs.Claims {
+		st, v, err := a.App.Servers.LoadLatest(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load server %s: %w", id, err)
+		}
+		mine[id] = recorded{st, v}
+	}
+	obs, err := h.Driver.Observe(ctx)
+	if err != nil {
+		return fmt.Errorf("observe host %s: %w", h.Info.Name, err)
+	}
+	seen := map[string]Power{}
+	var unknown []string
+	for _, o := range obs {
+		if _, ok := mine[o.ID]; o.ID == "" || !ok {
+			unknown = append(unknown, o.Name)
+			continue
+		}
+		seen[o.ID] = o.Power
+	}
+	a.noteUnknown(h.Info.Name, unknown)
+	ids := make([]string, 0, len(mine))
+	for id := range mine {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		r := mine[id]
+		st := r.state
+		if st.Host != h.Info.Name || st.Task != server.NoTask || (st.Status != server.StatusActive && st.Status != server.StatusStopped) {
+			continue // not settled here: a task, a build or a delete owns it
+		}
+		p, present := seen[id]
+		if present && server.Power(p) == st.Power {
+			continue
+		}
+		// One observation per recorded state: a retried sync sends the
+		// same command, and a later drift gets an operation of its own.
+		v := fmt.Sprint(r.version)
+		op := commands.DeriveID("observe", id, v, "operation")
+		meta := commands.Meta{CommandID: commands.DeriveID("observe", id, v), Actor: domain.Actor{User: "agent:" + a.Name}, CorrelationID: op}
+		cmd := server.Observe{Host: h.Info.Name, Power: server.Power(p), Missing: !present, Operation: op, At: time.Now().UTC()}
+		res, err := a.App.Servers.Handle(ctx, id, cmd, meta)
+		if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
+			continue // it moved on meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("report what host %s runs of server %s: %w", h.Info.Name, id, err)
+		}
+		if res.State.Status != st.Status || res.State.Task != st.Task {
+			a.Log.Info("drift", "host", h.Info.Name, "server", id, "recorded", st.Power, "observed", describe(p, present),
+				"status", res.State.Status, "task", res.State.Task)
+		}
+	}
+	return nil
+}
+
+func describe(p Power, present bool) string {
+	if !present {
+		return "missing"
+	}
+	return string(p)
+}
+
+// noteUnknown logs the guests on a host that Keel did not create, when
+// they change: an operator's business, never touched by Keel.
+func (a *Agent) noteUnknown(host string, names []string) {
+	sort.Strings(names)
+	a.syncMu.Lock()
+	defer a.syncMu.Unlock()
+	if a.unknown == nil {
+		a.unknown = map[string][]string{}
+	}
+	if slices.Equal(a.unknown[host], names) {
+		return
+	}
+	a.unknown[host] = names
+	if len(names) > 0 {
+		a.Log.Warn("guests Keel did not create run on this host; left alone", "host", host, "guests", strings.Join(names, ","))
+	}
+}
