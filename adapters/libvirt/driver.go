@@ -23,6 +23,10 @@ type Config struct {
 	// Conn is a connection to the host's libvirtd (qemu:///system, or the
 	// test driver in fast tests). The driver does not close it.
 	Conn *libvirt.Libvirt
+	// Events, when set, is a second connection to the same libvirtd on
+	// which the driver hears domain lifecycle events (Watch); libvirt's
+	// events must not wait behind calls.
+	Events *libvirt.Libvirt
 	// Dir is the host's storage pool directory: bases/ holds the image
 	// cache, servers/<id>/ each server's disks, seed and console log.
 	Dir string
@@ -79,6 +83,31 @@ func New(cfg Config) (*Driver, error) {
 	}
 	images := &ImageCache{Dir: filepath.Join(cfg.Dir, "bases"), Fetch: cfg.Fetch, Log: cfg.Log}
 	return &Driver{cfg: cfg, l: cfg.Conn, images: images, log: cfg.Log, locks: map[string]*sync.Mutex{}}, nil
+}
+
+// Watch implements agent.Watcher: a signal for each domain lifecycle
+// event (started, stopped, crashed, undefined ...), never blocking
+// libvirt's event stream.
+func (d *Driver) Watch(ctx context.Context) (<-chan struct{}, error) {
+	if d.cfg.Events == nil {
+		return nil, errors.New("no event connection")
+	}
+	evs, err := d.cfg.Events.LifecycleEvents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to domain lifecycle events: %w", err)
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		for ev := range evs {
+			d.log.Debug("domain event", "domain", ev.Dom.Name, "event", ev.Event, "detail", ev.Detail)
+			select {
+			case out <- struct{}{}:
+			default: // a sync is already due
+			}
+		}
+	}()
+	return out, nil
 }
 
 // Images is the driver's image cache.

@@ -34,6 +34,7 @@ type agentFlags struct {
 	libvirtURI, hostName, dataDir string
 	accel                         string
 	stopTimeout                   time.Duration
+	syncEvery                     time.Duration
 	parkAttempts                  int
 	parkAfter, parkPoll           time.Duration
 }
@@ -71,6 +72,7 @@ access to the event store; per-host credentials come later.`,
 	fl.StringVar(&f.hostName, "host-name", "", "name the node registers as (--driver libvirt; default: the machine's hostname)")
 	fl.StringVar(&f.dataDir, "data-dir", "/var/lib/keel-agent", "image cache and server disks (--driver libvirt)")
 	fl.StringVar(&f.accel, "accel", "auto", "auto (KVM when a probe guest runs under it, else TCG), kvm or tcg (--driver libvirt)")
+	fl.DurationVar(&f.syncEvery, "sync-every", agent.DefaultSyncEvery, "how often a libvirt node compares what it runs with what Keel recorded (also on every domain event); 0: never (--driver libvirt)")
 	fl.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop may take before the server is forced off; keep it below keel serve's --action-timeout (--driver libvirt)")
 	fl.IntVar(&f.hosts, "hosts", 1, "number of simulated hosts")
 	fl.StringVar(&f.prefix, "host-prefix", defaultPrefix(), "simulated hosts are named PREFIX-1..PREFIX-N")
@@ -152,6 +154,9 @@ func runAgent(f agentFlags) error {
 		MaxAttempts: f.parkAttempts, After: f.parkAfter, Poll: f.parkPoll}
 	ag := &agent.Agent{Name: name, App: app, Events: events, Hosts: hosts, Log: log,
 		Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: f.heartbeat}
+	if f.driver == "libvirt" {
+		ag.SyncEvery = f.syncEvery // simulated hosts cannot drift
+	}
 	log.Info("agent starting", "driver", f.driver, "hosts", f.hosts, "prefix", f.prefix, "nats", f.natsURL)
 	err = ag.Run(ctx)
 	if ctx.Err() != nil {

@@ -50,7 +50,14 @@ func libvirtHost(ctx context.Context, f agentFlags, store *keeljs.Store, log *sl
 		closeConn()
 		return agent.Host{}, nil, err
 	}
-	d, err := libvirt.New(libvirt.Config{Conn: l, Dir: f.dataDir, DomainType: domType, StopTimeout: f.stopTimeout, Log: log,
+	// Lifecycle events come on a connection of their own.
+	events, _, err := dialLibvirt(f.libvirtURI)
+	if err != nil {
+		closeConn()
+		return agent.Host{}, nil, err
+	}
+	closeConn = func() { _ = l.Disconnect(); _ = events.Disconnect() }
+	d, err := libvirt.New(libvirt.Config{Conn: l, Events: events, Dir: f.dataDir, DomainType: domType, StopTimeout: f.stopTimeout, Log: log,
 		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return images.Get(ctx, object) }})
 	if err != nil {
 		closeConn()

@@ -37,13 +37,17 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr)
 	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
 	agentLog := &bytes.Buffer{}
-	a := exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
-		"--host-name", "node-a", "--data-dir", agentDir, "--nats", "nats://"+natsAddr,
-		"--credentials", filepath.Join(dataDir, "agent.nk"), "--heartbeat", "500ms", "--stop-timeout", "5s")
-	a.Stdout, a.Stderr = agentLog, agentLog
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
+	var a *exec.Cmd
+	startAgent := func() {
+		a = exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
+			"--host-name", "node-a", "--data-dir", agentDir, "--nats", "nats://"+natsAddr,
+			"--credentials", filepath.Join(dataDir, "agent.nk"), "--heartbeat", "500ms", "--stop-timeout", "5s")
+		a.Stdout, a.Stderr = agentLog, agentLog
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	startAgent()
 	defer func() { _ = a.Process.Signal(syscall.SIGINT); _ = a.Wait() }()
 	defer func() {
 		if t.Failed() {
@@ -139,6 +143,59 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 			t.Fatalf("after %s the domain is %s; want %s", step.action, s, step.domain)
 		}
 	}
+
+	// Destroyed behind Keel's back: the agent hears it, Keel records the
+	// drift and starts the server again, as an operation of its own.
+	virsh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("virsh", append([]string{"-c", "qemu:///system?socket=" + lv.Socket}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("virsh %v: %v: %s", args, err, out)
+		}
+	}
+	before, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, id), api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	virsh("destroy", "keel-"+id)
+	eventually(t, time.Minute, func() error {
+		s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, id), api.Opts{})
+		if err != nil {
+			return err
+		}
+		if s.Status != "ACTIVE" || s.Task != nil || deref(s.OperationID) == deref(before.OperationID) || domainState() != "running" {
+			return fmt.Errorf("server %s task %v op %v, domain %s", s.Status, deref(s.Task), deref(s.OperationID), domainState())
+		}
+		op, _, err := api.Get[api.Operation](ctx, c, api.Path(api.Operations, *s.OperationID), api.Opts{})
+		if err != nil {
+			return err
+		}
+		if op.Kind != "server.start" || op.Status != "succeeded" {
+			return fmt.Errorf("restoring operation %s %s", op.Kind, op.Status)
+		}
+		return nil
+	})
+
+	// The agent killed, the domain destroyed meanwhile (a host that went
+	// down): the agent that comes back starts the server again.
+	if err := a.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.Wait()
+	virsh("destroy", "keel-"+id)
+	startAgent()
+	eventually(t, time.Minute, func() error {
+		if s := domainState(); s != "running" {
+			return fmt.Errorf("domain %s after the agent came back", s)
+		}
+		s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, id), api.Opts{})
+		if err != nil {
+			return err
+		}
+		if s.Status != "ACTIVE" || s.Task != nil {
+			return fmt.Errorf("server %s task %v", s.Status, deref(s.Task))
+		}
+		return nil
+	})
 
 	if _, err := api.Delete(ctx, c, api.Path(api.Servers, id), api.Opts{}, nil); err != nil {
 		t.Fatal(err)
