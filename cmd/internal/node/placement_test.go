@@ -13,6 +13,7 @@ import (
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/sagas"
 )
 
 // 1,000 concurrent creates onto 100 hosts that fit 800 servers: exactly 800
@@ -27,6 +28,11 @@ func TestThousandCreatesOnAHundredHostsNeverDoubleBook(t *testing.T) {
 		c.FakeHosts = hosts
 		// 8 servers of 512 MiB each fill a host's RAM; CPU and disk have room.
 		c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB = 32, perHost*512, 1000
+		// "No valid host" is said once the read model has caught up with
+		// 1,000 creates; on a loaded 2-core machine that can take longer
+		// than the default 30 s, which is not what this test is about.
+		c.Timeouts = sagas.DefaultTimeouts
+		c.Timeouts.Schedule = 2 * time.Minute
 	})
 	e.seed()
 	var wg sync.WaitGroup
