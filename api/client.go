@@ -285,3 +285,17 @@ func ListAll[T any](ctx context.Context, c *Client, path string, o Opts) ([]T, e
 		q.Set("cursor", page.NextCursor)
 	}
 }
+
+// ConsoleLog returns the tail (at most maxBytes, 0: the server's default)
+// of server ref's serial console log, read from its host now.
+func ConsoleLog(ctx context.Context, c *Client, ref string, maxBytes int) ([]byte, error) {
+	o := Opts{}
+	if maxBytes > 0 {
+		o.Query = url.Values{"max_bytes": {strconv.Itoa(maxBytes)}}
+	}
+	res, err := c.Do(ctx, Request{Method: http.MethodGet, Path: Path(Servers, ref, "console-log"), Opts: o}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Raw, nil
+}

@@ -30,6 +30,10 @@ type Agent struct {
 	CallTimeout time.Duration
 	// Publish sends heartbeats and the goodbye (core NATS); nil sends none.
 	Publish func(subject string, data []byte) error
+	// Respond, when set, answers requests on a subject (core NATS
+	// request/reply) until the returned stop is called: the hosts' console
+	// logs are read through it.
+	Respond func(subject string, answer func(data []byte) []byte) (stop func(), err error)
 	// Flush, when set, waits until what Publish sent has reached the
 	// server, so that the goodbye is not lost when the process exits.
 	Flush func() error
@@ -110,6 +114,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() { defer close(done); a.heartbeat(ctx) }()
 		defer func() { <-done }() // the goodbye is sent before Run returns
+	}
+	if a.Respond != nil {
+		for _, h := range a.Hosts {
+			stop, err := a.Respond(ConsoleSubject+commands.HostID(h.Info.Name), func(data []byte) []byte {
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				return a.answerConsole(cctx, h, data)
+			})
+			if err != nil {
+				return fmt.Errorf("answer console-log requests of host %s: %w", h.Info.Name, err)
+			}
+			defer stop()
+		}
 	}
 	if a.SyncEvery > 0 {
 		var wg sync.WaitGroup

@@ -47,6 +47,8 @@ type API struct {
 	ReadWait time.Duration
 	// Ready reports whether the dependencies answer.
 	Ready func(ctx context.Context) error
+	// Consoles reads console logs from the hosts (nil: none).
+	Consoles Consoles
 }
 
 // Version is the API version shown in the OpenAPI document.
@@ -62,6 +64,7 @@ func (a *API) Handler() http.Handler {
 	a.registerFlavors(api)
 	a.registerImages(api)
 	a.registerServers(api)
+	a.registerConsoles(api)
 	a.registerOperations(api)
 	a.registerEvents(api)
 	a.registerAdmin(api)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -478,4 +479,34 @@ func hostname(name string) string {
 		return "server"
 	}
 	return h
+}
+
+// ConsoleTail implements agent.ConsoleReader: the last max bytes of the
+// server's serial console log (empty before the guest wrote anything).
+func (d *Driver) ConsoleTail(ctx context.Context, id string, limit int) ([]byte, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, fmt.Errorf("server %s: %w", id, agent.ErrNoServer)
+	}
+	f, err := os.Open(d.ConsoleLog(id))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, lerr := d.lookup(id); lerr != nil {
+			return nil, lerr
+		}
+		return []byte{}, nil // defined, not started yet
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server %s: console log: %w", id, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("server %s: console log: %w", id, err)
+	}
+	off := max(st.Size()-int64(limit), 0)
+	buf := make([]byte, st.Size()-off)
+	n, err := f.ReadAt(buf, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("server %s: console log: %w", id, err)
+	}
+	return buf[:n], nil
 }

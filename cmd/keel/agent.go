@@ -153,7 +153,7 @@ func runAgent(f agentFlags) error {
 	events := &eventlog.Parking{Subscriber: store, Lot: lot, Commits: store,
 		MaxAttempts: f.parkAttempts, After: f.parkAfter, Poll: f.parkPoll}
 	ag := &agent.Agent{Name: name, App: app, Events: events, Hosts: hosts, Log: log,
-		Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: f.heartbeat}
+		Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: f.heartbeat, Respond: keeljs.Responder(nc)}
 	if f.driver == "libvirt" {
 		ag.SyncEvery = f.syncEvery // simulated hosts cannot drift
 	}

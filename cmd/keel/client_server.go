@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -18,7 +19,30 @@ func serverCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(serverCreateCmd(g), listCmd(g, servers, "List servers"), showCmd(g, servers, "Show a server"), serverDeleteCmd(g),
 		serverActionCmd(g, "start", "Start a stopped server"),
 		serverActionCmd(g, "stop", "Stop a running server"),
-		serverActionCmd(g, "reboot", "Reboot a running server"))
+		serverActionCmd(g, "reboot", "Reboot a running server"), serverConsoleLogCmd(g))
+	return cmd
+}
+
+func serverConsoleLogCmd(g *globals) *cobra.Command {
+	var maxBytes int
+	cmd := &cobra.Command{
+		Use:   "console-log ID|NAME [--max-bytes N]",
+		Short: "Print the end of a server's serial console log, read from its host",
+		Long: `Print the end of a server's serial console log, as its host holds it now
+(what the guest printed at boot: kernel messages, cloud-init, login prompt).
+The guest wrote it: control characters are shown escaped.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := api.ConsoleLog(cmd.Context(), g.client.c, args[0], maxBytes)
+			if err != nil {
+				return g.client.explain(err)
+			}
+			log = bytes.ReplaceAll(log, []byte("\r\n"), []byte("\n"))
+			_, err = g.out.Write(log)
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&maxBytes, "max-bytes", 0, "how much of the log's end to print (default 64 KiB, at most 1 MiB)")
 	return cmd
 }
 

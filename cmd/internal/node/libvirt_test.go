@@ -115,9 +115,21 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 		})
 	}
 	waitStatus("ACTIVE", 2*time.Minute)
-	console := filepath.Join(agentDir, "servers", id, "console.log")
-	if got := lvtest.WaitUserData(t, console, 2*time.Minute); !strings.Contains(got, marker) {
-		t.Fatalf("the guest printed user data %q; want it to hold %q", got, marker)
+	// What the guest printed, through the API: the console log read from
+	// the host by its agent.
+	eventually(t, 2*time.Minute, func() error {
+		log, err := api.ConsoleLog(ctx, c, id, 0)
+		if err != nil {
+			return err
+		}
+		got, ok := lvtest.UserData(string(log))
+		if !ok || !strings.Contains(got, marker) {
+			return fmt.Errorf("console log so far:\n%s", log)
+		}
+		return nil
+	})
+	if log, err := api.ConsoleLog(ctx, c, id, 10); err != nil || len(log) != 10 {
+		t.Fatalf("the last 10 bytes of the console log: %q, %v", log, err)
 	}
 	l := lv.Dial(t)
 	domainState := func() string {

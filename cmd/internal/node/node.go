@@ -199,7 +199,8 @@ func (n *Node) start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
-		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready}
+		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
+		Consoles: agent.ConsoleClient{Request: keeljs.Requester(n.nc)}}
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
@@ -224,7 +225,8 @@ func (n *Node) start(ctx context.Context) error {
 		}
 		n.Hosts = sims
 		ag := &agent.Agent{Name: "embedded", App: n.App, Events: n.parking(), Hosts: hosts, Log: c.Log,
-			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, Flush: n.nc.Flush, HeartbeatEvery: c.HeartbeatEvery}
+			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, Flush: n.nc.Flush, HeartbeatEvery: c.HeartbeatEvery,
+			Respond: keeljs.Responder(n.nc)}
 		if err := ag.Register(ctx); err != nil {
 			return err
 		}
