@@ -181,8 +181,31 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	sick := map[string]bool{} // hosts whose hypervisor does not answer
 	for {
 		for _, h := range a.Hosts {
+			if c, ok := h.Driver.(Checker); ok {
+				cctx, cancel := context.WithTimeout(ctx, every)
+				err := c.Check(cctx)
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					// The host is down for the control plane at once (no
+					// new servers, actions fail), until its hypervisor
+					// answers again.
+					if !sick[h.Info.Name] {
+						a.Log.Warn("hypervisor unreachable: host down until it answers", "host", h.Info.Name, "err", err)
+						sick[h.Info.Name] = true
+					}
+					if err := a.Publish(GoodbyeSubject+commands.HostID(h.Info.Name), []byte(h.Info.Name)); err != nil {
+						a.Log.Warn("goodbye", "host", h.Info.Name, "err", err)
+					}
+					continue
+				}
+				if sick[h.Info.Name] {
+					a.Log.Info("hypervisor answers again: host up", "host", h.Info.Name)
+					delete(sick, h.Info.Name)
+				}
+			}
 			if err := a.Publish(HeartbeatSubject+commands.HostID(h.Info.Name), []byte(h.Info.Name)); err != nil {
 				a.Log.Warn("heartbeat", "host", h.Info.Name, "err", err)
 			}

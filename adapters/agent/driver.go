@@ -76,6 +76,13 @@ type Driver interface {
 	Observe(ctx context.Context) ([]Observed, error)
 }
 
+// Checker is what a driver whose hypervisor can be unreachable offers: an
+// error while it does not answer. The agent heartbeats a host only while
+// its check passes.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // ErrNoServer is the error of a call on a server the host does not hold.
 var ErrNoServer = errors.New("no such server on this host")
 

@@ -24,6 +24,10 @@ type Config struct {
 	// Conn is a connection to the host's libvirtd (qemu:///system, or the
 	// test driver in fast tests). The driver does not close it.
 	Conn *libvirt.Libvirt
+	// Dial, when set, connects to the same libvirtd again: the driver
+	// redials when its connection is lost (libvirtd restarted or the host
+	// rebooted) instead of failing for good.
+	Dial func() (*libvirt.Libvirt, error)
 	// Events, when set, is a second connection to the same libvirtd on
 	// which the driver hears domain lifecycle events (Watch); libvirt's
 	// events must not wait behind calls.
@@ -45,7 +49,8 @@ type Config struct {
 // agent.Driver.
 type Driver struct {
 	cfg    Config
-	l      *libvirt.Libvirt
+	connMu sync.RWMutex
+	l      *libvirt.Libvirt // the current connection: lv()
 	images *ImageCache
 	log    *slog.Logger
 
@@ -88,27 +93,102 @@ func New(cfg Config) (*Driver, error) {
 
 // Watch implements agent.Watcher: a signal for each domain lifecycle
 // event (started, stopped, crashed, undefined ...), never blocking
-// libvirt's event stream.
+// libvirt's event stream. When the event connection is lost (libvirtd
+// restarted), it redials every second and signals once it is back.
 func (d *Driver) Watch(ctx context.Context) (<-chan struct{}, error) {
 	if d.cfg.Events == nil {
 		return nil, errors.New("no event connection")
 	}
-	evs, err := d.cfg.Events.LifecycleEvents(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to domain lifecycle events: %w", err)
-	}
 	out := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case out <- struct{}{}:
+		default: // a sync is already due
+		}
+	}
 	go func() {
 		defer close(out)
-		for ev := range evs {
-			d.log.Debug("domain event", "domain", ev.Dom.Name, "event", ev.Event, "detail", ev.Detail)
+		conn := d.cfg.Events
+		for ctx.Err() == nil {
+			evs, err := conn.LifecycleEvents(ctx)
+			if err != nil {
+				d.log.Warn("subscribe to domain lifecycle events", "err", err)
+			} else {
+			follow:
+				for {
+					select {
+					case ev, ok := <-evs:
+						if !ok {
+							break follow
+						}
+						d.log.Debug("domain event", "domain", ev.Dom.Name, "event", ev.Event, "detail", ev.Detail)
+						signal()
+					case <-conn.Disconnected():
+						break follow
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+			if d.cfg.Dial == nil {
+				return
+			}
 			select {
-			case out <- struct{}{}:
-			default: // a sync is already due
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			if c, err := d.cfg.Dial(); err == nil {
+				_ = conn.Disconnect()
+				conn = c
+				signal() // what happened meanwhile was not heard
 			}
 		}
 	}()
 	return out, nil
+}
+
+// lv is the current libvirt connection.
+func (d *Driver) lv() *libvirt.Libvirt {
+	d.connMu.RLock()
+	defer d.connMu.RUnlock()
+	return d.l
+}
+
+// ready makes sure the driver holds a live connection, redialing a lost
+// one when it can. Its error is for the user: libvirtd is not reachable.
+func (d *Driver) ready() error {
+	if d.lv().IsConnected() {
+		return nil
+	}
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	if d.l.IsConnected() {
+		return nil
+	}
+	if d.cfg.Dial == nil {
+		return agent.Failf(errors.New("connection to libvirtd lost"), "the host's hypervisor (libvirtd) is not reachable")
+	}
+	l, err := d.cfg.Dial()
+	if err != nil {
+		return agent.Failf(err, "the host's hypervisor (libvirtd) is not reachable")
+	}
+	_ = d.l.Disconnect()
+	d.l = l
+	d.log.Info("reconnected to libvirtd")
+	return nil
+}
+
+// Check implements agent.Checker: libvirtd answers (after a redial if its
+// connection was lost).
+func (d *Driver) Check(ctx context.Context) error {
+	if err := d.ready(); err != nil {
+		return err
+	}
+	if _, err := d.lv().ConnectGetVersion(); err != nil {
+		return agent.Failf(err, "the host's hypervisor (libvirtd) does not answer")
+	}
+	return nil
 }
 
 // Images is the driver's image cache.
@@ -139,7 +219,7 @@ func (d *Driver) lookup(id string) (libvirt.Domain, error) {
 	if err != nil {
 		return libvirt.Domain{}, fmt.Errorf("server %s: %w", id, agent.ErrNoServer)
 	}
-	dom, err := d.l.DomainLookupByUUID(libvirt.UUID(u))
+	dom, err := d.lv().DomainLookupByUUID(libvirt.UUID(u))
 	if err != nil {
 		if libvirt.IsNotFound(err) {
 			return dom, fmt.Errorf("server %s: %w", id, agent.ErrNoServer)
@@ -151,7 +231,7 @@ func (d *Driver) lookup(id string) (libvirt.Domain, error) {
 
 // power reads a domain's power state.
 func (d *Driver) power(dom libvirt.Domain) (agent.Power, error) {
-	state, _, err := d.l.DomainGetState(dom, 0)
+	state, _, err := d.lv().DomainGetState(dom, 0)
 	if err != nil {
 		return "", fmt.Errorf("domain %s: read its state: %w", dom.Name, err)
 	}
@@ -176,6 +256,9 @@ func powerOf(s libvirt.DomainState) agent.Power {
 // after a crash finds what the first one made.
 func (d *Driver) Spawn(ctx context.Context, s agent.ServerSpec) error {
 	defer d.lock(s.ID)()
+	if err := d.ready(); err != nil {
+		return err
+	}
 	if dom, err := d.lookup(s.ID); err == nil {
 		return d.start(dom)
 	} else if !errors.Is(err, agent.ErrNoServer) {
@@ -234,7 +317,7 @@ func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
 	if err != nil {
 		return err
 	}
-	dom, err := d.l.DomainDefineXMLFlags(x, 0)
+	dom, err := d.lv().DomainDefineXMLFlags(x, 0)
 	if err != nil {
 		d.log.Info("define domain", "server", s.ID, "err", err, "xml", x)
 		return agent.Failf(fmt.Errorf("server %s: define its domain: %w", s.ID, err), "the hypervisor refused the server's definition")
@@ -269,12 +352,12 @@ func (d *Driver) start(dom libvirt.Domain) error {
 		return err
 	}
 	if p == agent.Paused {
-		if err := d.l.DomainResume(dom); err != nil {
+		if err := d.lv().DomainResume(dom); err != nil {
 			return fmt.Errorf("domain %s: resume: %w", dom.Name, err)
 		}
 		return nil
 	}
-	if err := d.l.DomainCreate(dom); err != nil {
+	if err := d.lv().DomainCreate(dom); err != nil {
 		return fmt.Errorf("domain %s: start: %w", dom.Name, err)
 	}
 	return nil
@@ -283,6 +366,9 @@ func (d *Driver) start(dom libvirt.Domain) error {
 // PowerOn implements agent.Driver.
 func (d *Driver) PowerOn(ctx context.Context, id string) error {
 	defer d.lock(id)()
+	if err := d.ready(); err != nil {
+		return err
+	}
 	dom, err := d.lookup(id)
 	if err != nil {
 		return err
@@ -294,6 +380,9 @@ func (d *Driver) PowerOn(ctx context.Context, id string) error {
 // has not stopped within the stop timeout, a forced stop.
 func (d *Driver) PowerOff(ctx context.Context, id string) error {
 	defer d.lock(id)()
+	if err := d.ready(); err != nil {
+		return err
+	}
 	dom, err := d.lookup(id)
 	if err != nil {
 		return err
@@ -302,7 +391,7 @@ func (d *Driver) PowerOff(ctx context.Context, id string) error {
 	if err != nil || p == agent.Shutoff {
 		return err
 	}
-	if err := d.l.DomainShutdownFlags(dom, libvirt.DomainShutdownAcpiPowerBtn); err != nil {
+	if err := d.lv().DomainShutdownFlags(dom, libvirt.DomainShutdownAcpiPowerBtn); err != nil {
 		d.log.Info("graceful stop refused; forcing", "server", id, "err", err)
 	} else {
 		deadline := time.NewTimer(d.cfg.StopTimeout)
@@ -331,7 +420,7 @@ func (d *Driver) PowerOff(ctx context.Context, id string) error {
 
 // destroyDomain forces a domain off; one already off is fine.
 func (d *Driver) destroyDomain(dom libvirt.Domain) error {
-	if err := d.l.DomainDestroyFlags(dom, libvirt.DomainDestroyDefault); err != nil {
+	if err := d.lv().DomainDestroyFlags(dom, libvirt.DomainDestroyDefault); err != nil {
 		if p, perr := d.power(dom); perr == nil && p == agent.Shutoff {
 			return nil
 		}
@@ -344,6 +433,9 @@ func (d *Driver) destroyDomain(dom libvirt.Domain) error {
 // guest's cooperation is not needed), a start of a stopped one.
 func (d *Driver) Reboot(ctx context.Context, id string) error {
 	defer d.lock(id)()
+	if err := d.ready(); err != nil {
+		return err
+	}
 	dom, err := d.lookup(id)
 	if err != nil {
 		return err
@@ -355,11 +447,11 @@ func (d *Driver) Reboot(ctx context.Context, id string) error {
 	if p != agent.Running {
 		return d.start(dom)
 	}
-	if err := d.l.DomainReset(dom, 0); err != nil {
+	if err := d.lv().DomainReset(dom, 0); err != nil {
 		if !isUnsupported(err) {
 			return fmt.Errorf("domain %s: reset: %w", dom.Name, err)
 		}
-		if err := d.l.DomainReboot(dom, libvirt.DomainRebootDefault); err != nil {
+		if err := d.lv().DomainReboot(dom, libvirt.DomainRebootDefault); err != nil {
 			return fmt.Errorf("domain %s: reboot: %w", dom.Name, err)
 		}
 	}
@@ -377,6 +469,9 @@ func isUnsupported(err error) bool {
 // then the server's disks, seed and console log removed.
 func (d *Driver) Destroy(ctx context.Context, id string) error {
 	defer d.lock(id)()
+	if err := d.ready(); err != nil {
+		return err
+	}
 	dom, err := d.lookup(id)
 	switch {
 	case errors.Is(err, agent.ErrNoServer):
@@ -386,7 +481,7 @@ func (d *Driver) Destroy(ctx context.Context, id string) error {
 		if err := d.destroyDomain(dom); err != nil {
 			return err
 		}
-		if err := d.l.DomainUndefineFlags(dom, libvirt.DomainUndefineManagedSave|libvirt.DomainUndefineSnapshotsMetadata); err != nil && !libvirt.IsNotFound(err) {
+		if err := d.lv().DomainUndefineFlags(dom, libvirt.DomainUndefineManagedSave|libvirt.DomainUndefineSnapshotsMetadata); err != nil && !libvirt.IsNotFound(err) {
 			return fmt.Errorf("domain %s: undefine: %w", dom.Name, err)
 		}
 	}
@@ -402,7 +497,10 @@ func (d *Driver) Destroy(ctx context.Context, id string) error {
 // Observe implements agent.Driver: every domain of the host, Keel's by
 // their server id.
 func (d *Driver) Observe(ctx context.Context) ([]agent.Observed, error) {
-	doms, _, err := d.l.ConnectListAllDomains(1, 0)
+	if err := d.ready(); err != nil {
+		return nil, err
+	}
+	doms, _, err := d.lv().ConnectListAllDomains(1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
 	}

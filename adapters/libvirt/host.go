@@ -13,11 +13,11 @@ import (
 // reports them, the disk of the pool's file system, and the CPU model and
 // features of libvirt's host capabilities.
 func (d *Driver) HostInfo(name string) (agent.HostInfo, error) {
-	_, memKiB, cpus, _, _, _, _, _, err := d.l.NodeGetInfo()
+	_, memKiB, cpus, _, _, _, _, _, err := d.lv().NodeGetInfo()
 	if err != nil {
 		return agent.HostInfo{}, fmt.Errorf("host %s: node info: %w", name, err)
 	}
-	caps, err := d.l.ConnectGetCapabilities()
+	caps, err := d.lv().ConnectGetCapabilities()
 	if err != nil {
 		return agent.HostInfo{}, fmt.Errorf("host %s: capabilities: %w", name, err)
 	}

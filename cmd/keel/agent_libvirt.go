@@ -57,7 +57,8 @@ func libvirtHost(ctx context.Context, f agentFlags, store *keeljs.Store, log *sl
 		return agent.Host{}, nil, err
 	}
 	closeConn = func() { _ = l.Disconnect(); _ = events.Disconnect() }
-	d, err := libvirt.New(libvirt.Config{Conn: l, Events: events, Dir: f.dataDir, DomainType: domType, StopTimeout: f.stopTimeout, Log: log,
+	redial := func() (*golibvirt.Libvirt, error) { l, _, err := dialLibvirt(f.libvirtURI); return l, err }
+	d, err := libvirt.New(libvirt.Config{Conn: l, Events: events, Dial: redial, Dir: f.dataDir, DomainType: domType, StopTimeout: f.stopTimeout, Log: log,
 		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return images.Get(ctx, object) }})
 	if err != nil {
 		closeConn()

@@ -171,6 +171,30 @@ func (d *Daemon) run(bin string) error {
 	return nil
 }
 
+// Kill stops the daemon as a crash or a host reboot would: libvirtd and
+// every QEMU it started die at once. Its configuration, defined domains
+// and scratch files stay for Restart.
+func (d *Daemon) Kill(t testing.TB) {
+	t.Helper()
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+	if err := d.waitGone(); err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
+}
+
+// Restart starts a killed daemon again on the same socket and directories.
+func (d *Daemon) Restart(t testing.TB) {
+	t.Helper()
+	d.exited = make(chan struct{})
+	if err := d.run(requireLibvirtd(t)); err != nil {
+		t.Fatalf("lvtest: %v", err)
+	}
+	if err := d.waitReady(); err != nil {
+		t.Fatalf("lvtest: %v\n%s", err, d.logTail())
+	}
+}
+
 // waitReady waits until the daemon answers on its socket.
 func (d *Daemon) waitReady() error {
 	deadline := time.Now().Add(startTimeout)

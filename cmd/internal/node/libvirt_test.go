@@ -131,7 +131,6 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 	if log, err := api.ConsoleLog(ctx, c, id, 10); err != nil || len(log) != 10 {
 		t.Fatalf("the last 10 bytes of the console log: %q, %v", log, err)
 	}
-	l := lv.Dial(t)
 	domainState := func() string {
 		out, err := exec.Command("virsh", "-c", "qemu:///system?socket="+lv.Socket, "domstate", "keel-"+id).CombinedOutput()
 		if err != nil {
@@ -208,6 +207,58 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 		return nil
 	})
 
+	// libvirtd gone, with its guests (a crashed or rebooting host): the
+	// host is down at once; a server created meanwhile ends in ERROR
+	// rather than staying BUILDING. When libvirtd returns, the host is up
+	// by itself and the server runs again.
+	hostState := func(want string) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() error {
+			h, _, err := api.Get[api.Host](ctx, c, api.Path(api.Hosts, "node-a"), api.Opts{})
+			if err != nil {
+				return err
+			}
+			if h.State != want {
+				return fmt.Errorf("host %s, want %s", h.State, want)
+			}
+			return nil
+		})
+	}
+	lv.Kill(t)
+	hostState("down")
+	acc2, _, err := api.Create[api.Accepted](ctx, c, api.Servers, api.ServerBody{Name: "vm-2", Flavor: "tiny", Image: "keel-test-guest"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, acc2.Server.ID), api.Opts{})
+		if err != nil {
+			return err
+		}
+		if s.Status != "ERROR" || !strings.Contains(deref(s.Reason).(string), "no valid host") {
+			return fmt.Errorf("server created while the only host is down: %s (%v)", s.Status, deref(s.Reason))
+		}
+		return nil
+	})
+	lv.Restart(t)
+	hostState("up")
+	eventually(t, time.Minute, func() error {
+		if s := domainState(); s != "running" {
+			return fmt.Errorf("domain %s after libvirtd came back", s)
+		}
+		s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, id), api.Opts{})
+		if err != nil {
+			return err
+		}
+		if s.Status != "ACTIVE" || s.Task != nil {
+			return fmt.Errorf("server %s task %v", s.Status, deref(s.Task))
+		}
+		return nil
+	})
+	if _, err := api.Delete(ctx, c, api.Path(api.Servers, acc2.Server.ID), api.Opts{}, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	if _, err := api.Delete(ctx, c, api.Path(api.Servers, id), api.Opts{}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +269,7 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 		}
 		return nil
 	})
-	doms, _, err := l.ConnectListAllDomains(1, 0)
+	doms, _, err := lv.Dial(t).ConnectListAllDomains(1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
