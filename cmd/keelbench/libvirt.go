@@ -221,6 +221,7 @@ func (b *lvBench) keelRound(ctx context.Context, name string) (time.Duration, er
 	if err != nil {
 		return 0, err
 	}
+	b.logSteps(ctx, name, acc.OperationID, took)
 	if _, err := api.Delete(ctx, c, api.Path(api.Servers, id), api.Opts{}, nil); err != nil {
 		return 0, fmt.Errorf("delete %s: %w", name, err)
 	}
@@ -228,6 +229,24 @@ func (b *lvBench) keelRound(ctx context.Context, name string) (time.Duration, er
 		_, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, id), api.Opts{})
 		return api.IsStatus(err, 404), nil
 	})
+}
+
+// logSteps logs where a create's time went: the steps of its operation as
+// Keel recorded them, against the time the client saw.
+func (b *lvBench) logSteps(ctx context.Context, name, opID string, took time.Duration) {
+	op, _, err := api.Get[api.Operation](ctx, b.c.api, api.Path(api.Operations, opID), api.Opts{})
+	if err != nil {
+		logf("%s: operation %s: %v", name, opID, err)
+		return
+	}
+	line := fmt.Sprintf("%s: %s to ACTIVE;", name, took.Round(time.Millisecond))
+	for _, st := range op.Steps {
+		if st.StartedAt != nil && st.FinishedAt != nil {
+			line += fmt.Sprintf(" %s %s (from %s)", st.Name, st.FinishedAt.Sub(*st.StartedAt).Round(time.Millisecond),
+				st.StartedAt.Sub(op.CreatedAt).Round(time.Millisecond))
+		}
+	}
+	logf("%s", line)
 }
 
 // base is the node's cached base of the test guest, which the warm-up
