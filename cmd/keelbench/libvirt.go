@@ -89,7 +89,7 @@ func startLibvirtBench(ctx context.Context, e *benchEnv) (*lvBench, error) {
 	}
 	d, stop, err := lvtest.StartDaemon("")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start a private libvirtd: %w", err)
 	}
 	e.defer_(stop)
 	guest, err := lvtest.BuildGuestImage()
@@ -234,7 +234,13 @@ func (b *lvBench) keelRound(ctx context.Context, name string) (time.Duration, er
 // logSteps logs where a create's time went: the steps of its operation as
 // Keel recorded them, against the time the client saw.
 func (b *lvBench) logSteps(ctx context.Context, name, opID string, took time.Duration) {
-	op, _, err := api.Get[api.Operation](ctx, b.c.api, api.Path(api.Operations, opID), api.Opts{})
+	var op api.Operation
+	// The operation's row may trail the server's by a commit.
+	err := pollUntil(ctx, 5*time.Second, func() (bool, error) {
+		var err error
+		op, _, err = api.Get[api.Operation](ctx, b.c.api, api.Path(api.Operations, opID), api.Opts{})
+		return err == nil && op.Status == "succeeded", err
+	})
 	if err != nil {
 		logf("%s: operation %s: %v", name, opID, err)
 		return
