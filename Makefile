@@ -8,7 +8,7 @@ NATS_LISTEN ?= 127.0.0.1:4222
 FAKE_HOSTS ?= 3
 PKGS      := ./...
 
-.PHONY: build run test test-short bench lint deps clean
+.PHONY: build run run-libvirt test test-short bench lint deps clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/keel
@@ -19,6 +19,10 @@ build:
 # hosts. Ctrl-C stops everything it started.
 run: deps build
 	./$(BIN) serve --data-dir $(DATA_DIR) --listen $(LISTEN) --nats-listen=$(NATS_LISTEN) --fake-hosts $(FAKE_HOSTS)
+
+# Like run, with one real libvirt compute node (root; scripts/run-libvirt.sh).
+run-libvirt: deps build
+	@exec env DATA_DIR=./keel-data-libvirt LISTEN=$(LISTEN) NATS_LISTEN=$(NATS_LISTEN) bash scripts/run-libvirt.sh
 
 # Installs what is missing (Debian packages when root), then runs unit and
 # integration tests with the race detector against real NATS and Postgres.

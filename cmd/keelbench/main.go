@@ -2,19 +2,22 @@
 // on the same machine, disk and servers: the HTTP command path against raw
 // JetStream appends of the same size and durability, the projection runner
 // against raw batched pgx inserts, the projection lag at a steady commit
-// rate, the time to rebuild the whole read model from the event log, and
-// the cold load of a long-lived host from its snapshot against a full replay.
+// rate, the time to rebuild the whole read model from the event log,
+// the cold load of a long-lived host from its snapshot against a full replay,
+// and the create-to-running of a real guest through Keel against the same
+// domain defined and started directly in libvirt.
 //
 // It starts everything it needs itself (a private Postgres under a
 // temporary directory, embedded NATS servers with SyncAlways, a whole node
-// for the command path) and stops it all at the end, also on error or
-// Ctrl-C. It ends with one summary line per figure:
+// for the command path; a private libvirtd, run as root, for the libvirt
+// figure) and stops it all at the end, also on error or Ctrl-C. It ends
+// with one summary line per figure:
 //
 //	BENCH <name> <value> <unit> ratio=<value against its baseline, or ->
 //
 // Usage:
 //
-//	go run ./cmd/keelbench          # full run, about 6 minutes on 2 cores
+//	go run ./cmd/keelbench          # full run, about 6 minutes on 2 cores (root: libvirt)
 //	go run ./cmd/keelbench -quick   # smoke run, about a minute
 package main
 
@@ -61,7 +64,7 @@ type config struct {
 func parseFlags() config {
 	c := config{}
 	quick := flag.Bool("quick", false, "smoke run: small counts and short durations (about a minute)")
-	flag.StringVar(&c.Figures, "figures", "command,projection,rebuild,scheduler,placement,scale,coldload", "comma-separated figures to run")
+	flag.StringVar(&c.Figures, "figures", "command,projection,rebuild,scheduler,placement,scale,coldload,libvirt", "comma-separated figures to run")
 	flag.IntVar(&c.Clients, "clients", 32, "concurrent HTTP clients, and concurrent raw publishers")
 	flag.IntVar(&c.Rounds, "rounds", 3, "rounds of the command figure; each runs the baselines and the API in turn")
 	flag.DurationVar(&c.CmdDuration, "cmd-duration", 10*time.Second, "measured duration of each command-path run, per round")
@@ -158,7 +161,8 @@ func run(ctx context.Context, cfg config) (err error) {
 		name string
 		run  func(context.Context, *benchEnv, *results) error
 	}{{"command", runCommand}, {"projection", runProjection}, {"rebuild", runRebuild},
-		{"scheduler", runScheduler}, {"placement", runPlacement}, {"scale", runScale}, {"coldload", runColdLoad}} {
+		{"scheduler", runScheduler}, {"placement", runPlacement}, {"scale", runScale}, {"coldload", runColdLoad},
+		{"libvirt", runLibvirt}} {
 		if !cfg.wants(f.name) {
 			continue
 		}

@@ -69,23 +69,43 @@ func GuestImageRaw(t testing.TB) string {
 
 func guestDir(t testing.TB) string {
 	t.Helper()
-	guest.mu.Lock()
-	defer guest.mu.Unlock()
-	if guest.dir != "" {
-		return guest.dir
-	}
-	root, err := repoRoot()
-	if err == nil {
-		err = buildGuest(root, cacheDir(root))
-	}
+	dir, err := buildGuestDir()
 	if err != nil {
 		if os.Geteuid() != 0 {
 			t.Skipf("lvtest: cannot build the test guest (scripts/install-deps.sh as root installs its tools): %v", err)
 		}
 		t.Fatalf("lvtest: build the test guest: %v", err)
 	}
+	return dir
+}
+
+// BuildGuestImage is GuestImage for programs that are not tests
+// (keelbench): it returns the qcow2 path or the build's error.
+func BuildGuestImage() (string, error) {
+	dir, err := buildGuestDir()
+	if err != nil {
+		return "", fmt.Errorf("lvtest: build the test guest: %w", err)
+	}
+	return filepath.Join(dir, guestQCOW2), nil
+}
+
+// buildGuestDir builds the guest into its cache directory once per process
+// and returns that directory.
+func buildGuestDir() (string, error) {
+	guest.mu.Lock()
+	defer guest.mu.Unlock()
+	if guest.dir != "" {
+		return guest.dir, nil
+	}
+	root, err := repoRoot()
+	if err == nil {
+		err = buildGuest(root, cacheDir(root))
+	}
+	if err != nil {
+		return "", err
+	}
 	guest.dir = cacheDir(root)
-	return guest.dir
+	return guest.dir, nil
 }
 
 func cacheDir(root string) string {

@@ -18,9 +18,10 @@
 // cache that outlives the test process. The guest prints its NoCloud seed on
 // the serial console and stays up; see WaitUserData.
 //
-// It is for tests only: it must not be imported by production code. Tests
-// using it need root; without root they skip, and as root a missing libvirtd
-// fails them (scripts/install-deps.sh installs it).
+// It is for tests and keelbench (StartDaemon, BuildGuestImage) only: it
+// must not be imported by production code. Tests using it need root;
+// without root they skip, and as root a missing libvirtd fails them
+// (scripts/install-deps.sh installs it).
 package lvtest
 
 import (
@@ -66,49 +67,87 @@ type Daemon struct {
 // root a missing libvirtd fails t.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
-	bin := requireLibvirtd(t)
-	root, err := os.MkdirTemp("", "lvtest-") // short: socket paths are limited
+	if os.Geteuid() != 0 {
+		t.Skip("lvtest: a private libvirtd with qemu:///system needs root")
+	}
+	d, stop, err := StartDaemon("")
 	if err != nil {
 		t.Fatalf("lvtest: %v", err)
+	}
+	t.Cleanup(func() {
+		log := d.logTail() // before stop removes it
+		if err := stop(); err != nil {
+			t.Errorf("lvtest: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("lvtest: libvirtd log (%s):\n%s", d.Log, log)
+		}
+	})
+	return d
+}
+
+// StartDaemon starts a private libvirtd under a new directory in dir (""
+// for the system's temporary directory; keep it short, socket paths are
+// limited) and returns it with the function that stops it: that destroys
+// the domains still running, kills the daemon's namespaces and removes its
+// directory. It is Start for programs that are not tests (keelbench); the
+// daemon also dies with the calling process. It needs root and libvirtd.
+func StartDaemon(dir string) (*Daemon, func() error, error) {
+	bin, err := findLibvirtd()
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := os.MkdirTemp(dir, "lvtest-")
+	if err != nil {
+		return nil, nil, err
+	}
+	uuid, err := newUUID()
+	if err != nil {
+		return nil, nil, err
 	}
 	d := &Daemon{
 		Socket:   filepath.Join(root, "sock", "libvirt-sock"),
 		Dir:      filepath.Join(root, "scratch"),
-		HostUUID: newUUID(t),
+		HostUUID: uuid,
 		Log:      filepath.Join(root, "libvirtd.log"),
 		root:     root,
 		exited:   make(chan struct{}),
 	}
-	t.Cleanup(func() { d.stop(t) })
-	if err := d.layout(); err != nil {
-		t.Fatalf("lvtest: %v", err)
+	if err := d.begin(bin); err != nil {
+		return nil, nil, errors.Join(err, d.stop())
 	}
-	if err := qemuCaps.restore(d.capsDir()); err != nil {
-		t.Fatalf("lvtest: %v", err)
-	}
-	if err := d.run(bin); err != nil {
-		t.Fatalf("lvtest: %v", err)
-	}
-	if err := d.waitReady(); err != nil {
-		t.Fatalf("lvtest: %v\n%s", err, d.logTail())
-	}
-	return d
+	return d, d.stop, nil
 }
 
-// requireLibvirtd returns the path of libvirtd, or skips t when not root,
-// or fails t when root and libvirtd is missing.
-func requireLibvirtd(t testing.TB) string {
-	t.Helper()
+// begin lays the daemon out, starts it and waits until it answers.
+func (d *Daemon) begin(bin string) error {
+	if err := d.layout(); err != nil {
+		return err
+	}
+	if err := qemuCaps.restore(d.capsDir()); err != nil {
+		return err
+	}
+	if err := d.run(bin); err != nil {
+		return err
+	}
+	if err := d.waitReady(); err != nil {
+		return fmt.Errorf("%w\n%s", err, d.logTail())
+	}
+	return nil
+}
+
+// findLibvirtd returns the path of libvirtd, or an error saying how to
+// install it.
+func findLibvirtd() (string, error) {
 	if os.Geteuid() != 0 {
-		t.Skip("lvtest: a private libvirtd with qemu:///system needs root")
+		return "", errors.New("a private libvirtd with qemu:///system needs root")
 	}
 	for _, name := range []string{"libvirtd", "/usr/sbin/libvirtd", "/sbin/libvirtd"} {
 		if p, err := exec.LookPath(name); err == nil {
-			return p
+			return p, nil
 		}
 	}
-	t.Fatal("lvtest: libvirtd not found: run scripts/install-deps.sh as root (make deps)")
-	return ""
+	return "", errors.New("libvirtd not found: run scripts/install-deps.sh as root (make deps)")
 }
 
 // privateDirs are the directories of the system libvirt that the daemon
@@ -228,6 +267,10 @@ func (d *Daemon) DialTest(t testing.TB) *libvirt.Libvirt {
 	return d.dial(t, libvirt.TestDefault)
 }
 
+// Connect connects to the daemon's QEMU driver (qemu:///system); the caller
+// disconnects.
+func (d *Daemon) Connect() (*libvirt.Libvirt, error) { return d.connect(libvirt.QEMUSystem) }
+
 func (d *Daemon) dial(t testing.TB, uri libvirt.ConnectURI) *libvirt.Libvirt {
 	t.Helper()
 	l, err := d.connect(uri)
@@ -248,22 +291,19 @@ func (d *Daemon) connect(uri libvirt.ConnectURI) (*libvirt.Libvirt, error) {
 
 // stop destroys the daemon's running domains, kills its namespaces (and so
 // libvirtd) and removes its directory.
-func (d *Daemon) stop(t testing.TB) {
+func (d *Daemon) stop() error {
+	var errs []error
 	if d.cmd != nil && d.cmd.Process != nil {
-		d.destroyDomains(t)
+		// Destroying is a courtesy (a domain may stop on its own meanwhile):
+		// killing the namespace kills every QEMU anyway.
+		_ = d.destroyDomains()
 		_ = d.cmd.Process.Kill()
 		<-d.exited
-		if err := d.waitGone(); err != nil {
-			t.Errorf("lvtest: %v", err)
-		}
+		errs = append(errs, d.waitGone())
 	}
 	qemuCaps.save(d.capsDir())
-	if t.Failed() {
-		t.Logf("lvtest: libvirtd log (%s):\n%s", d.Log, d.logTail())
-	}
-	if err := removeAll(d.root); err != nil {
-		t.Errorf("lvtest: %v", err)
-	}
+	errs = append(errs, removeAll(d.root))
+	return errors.Join(errs...)
 }
 
 // waitGone waits until libvirtd no longer accepts connections: the kernel
@@ -298,22 +338,23 @@ func removeAll(dir string) error {
 
 // destroyDomains destroys the domains running on the daemon, so no QEMU
 // outlives it.
-func (d *Daemon) destroyDomains(t testing.TB) {
+func (d *Daemon) destroyDomains() error {
 	l, err := d.connect(libvirt.QEMUSystem)
 	if err != nil {
-		return
+		return nil // the daemon is gone already: so are its domains
 	}
 	defer l.Disconnect()
 	doms, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
 	if err != nil {
-		t.Logf("lvtest: list domains: %v", err)
-		return
+		return fmt.Errorf("list domains: %w", err)
 	}
+	var errs []error
 	for _, dom := range doms {
 		if err := l.DomainDestroyFlags(dom, 0); err != nil {
-			t.Logf("lvtest: destroy %s: %v", dom.Name, err)
+			errs = append(errs, fmt.Errorf("destroy %s: %w", dom.Name, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // logTail returns the end of the daemon's log and output.
@@ -332,12 +373,12 @@ func (d *Daemon) logTail() string {
 	return b.String()
 }
 
-func newUUID(t testing.TB) string {
+func newUUID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatalf("lvtest: %v", err)
+		return "", err
 	}
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
