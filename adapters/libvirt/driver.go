@@ -56,6 +56,9 @@ type Driver struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per server: one call at a time
+	// bases is held shared while a server's disks are made on a base and
+	// exclusively while unused bases are evicted.
+	bases sync.RWMutex
 }
 
 var _ agent.Driver = (*Driver)(nil)
@@ -278,8 +281,14 @@ func (d *Driver) Spawn(ctx context.Context, s agent.ServerSpec) error {
 
 // create makes server s's disks, seed and domain, and starts it.
 func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
+	d.bases.RLock()
+	defer d.bases.RUnlock()
 	dir := d.serverDir(s.ID)
 	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("server %s: %w", s.ID, err)
+	}
+	// The image a server's disk rests on, for EvictUnused.
+	if err := os.WriteFile(filepath.Join(dir, "image-id"), []byte(s.Image.ID), 0o600); err != nil {
 		return fmt.Errorf("server %s: %w", s.ID, err)
 	}
 	im := s.Image
@@ -491,7 +500,38 @@ func (d *Driver) Destroy(ctx context.Context, id string) error {
 	if err := os.RemoveAll(d.serverDir(id)); err != nil {
 		return fmt.Errorf("server %s: remove its files: %w", id, err)
 	}
+	if _, err := d.EvictUnused(); err != nil {
+		d.log.Warn("evict unused image bases", "err", err)
+	}
 	return nil
+}
+
+// EvictUnused removes the cached bases no server of this host rests on
+// (each server's folder names its image), and returns their image ids.
+// Servers being made hold it off.
+func (d *Driver) EvictUnused() ([]string, error) {
+	d.bases.Lock()
+	defer d.bases.Unlock()
+	dirs, err := os.ReadDir(filepath.Join(d.cfg.Dir, "servers"))
+	if err != nil {
+		return nil, fmt.Errorf("evict: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, e := range dirs {
+		b, err := os.ReadFile(filepath.Join(d.cfg.Dir, "servers", e.Name(), "image-id"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("evict: %w", err)
+		}
+		keep[strings.TrimSpace(string(b))] = true
+	}
+	gone, err := d.images.Evict(keep)
+	if len(gone) > 0 {
+		d.log.Info("evicted unused image bases", "images", strings.Join(gone, ","))
+	}
+	return gone, err
 }
 
 // Observe implements agent.Driver: every domain of the host, Keel's by

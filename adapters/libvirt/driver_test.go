@@ -288,3 +288,52 @@ func slicesContainID(obs []agent.Observed, id string) bool {
 	}
 	return false
 }
+
+// A base stays cached while a server rests on it and goes with the last
+// one: destroying the last server of an image evicts its base, not another
+// image's.
+func TestUnusedBasesAreEvicted(t *testing.T) {
+	a, b := qcow2(t, 16<<20), qcow2(t, 32<<20)
+	images := map[string][]byte{"img-a": a, "img-b": b}
+	dir := t.TempDir()
+	d, err := libvirt.New(libvirt.Config{Conn: testDriverConn(t), Dir: dir, DomainType: "test",
+		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(images[object])), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	spec := func(img string) agent.ServerSpec {
+		sum := sha256.Sum256(images[img])
+		id := uuid.NewString()
+		return agent.ServerSpec{ID: id, Name: "s-" + id[:8], VCPUs: 1, RAMMiB: 128, DiskGiB: 1,
+			Image: agent.ImageRef{ID: img, Object: img, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(images[img])), Format: "qcow2"}}
+	}
+	a1, a2, b1 := spec("img-a"), spec("img-a"), spec("img-b")
+	for _, s := range []agent.ServerSpec{a1, a2, b1} {
+		if err := d.Spawn(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := func() []string {
+		es, _ := os.ReadDir(filepath.Join(dir, "bases"))
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	if err := d.Destroy(ctx, a1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cached(), ","); got != "img-a,img-b" {
+		t.Fatalf("bases after the first of two servers of img-a went: %s", got)
+	}
+	if err := d.Destroy(ctx, a2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cached(), ","); got != "img-b" {
+		t.Fatalf("bases after the last server of img-a went: %s", got)
+	}
+}
