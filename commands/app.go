@@ -148,7 +148,9 @@ const (
 	ActionStart  ServerAction = "start"
 	ActionStop   ServerAction = "stop"
 	ActionReboot ServerAction = "reboot"
-	ActionDelete ServerAction = "delete"
+	// ActionHardReboot resets the guest instead of shutting it down first.
+	ActionHardReboot ServerAction = "reboot --hard"
+	ActionDelete     ServerAction = "delete"
 )
 
 // ActOnServer records a user action; the saga carries it out.
@@ -164,6 +166,8 @@ func (a *App) ActOnServer(ctx context.Context, id string, action ServerAction, m
 		cmd = server.Stop{Operation: opID, At: at}
 	case ActionReboot:
 		cmd = server.Reboot{Operation: opID, At: at}
+	case ActionHardReboot:
+		cmd = server.Reboot{Operation: opID, Hard: true, At: at}
 	case ActionDelete:
 		cmd = server.Delete{Operation: opID, At: at}
 	default:

@@ -285,7 +285,8 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 		call = func(ctx context.Context, d Driver) error { return d.PowerOff(ctx, id) }
 	case *server.RebootRequested:
 		hostName, ok, fail, doing = e.Host, server.ReportRebooted, server.ReportActionFailed, "reboot the server"
-		call = func(ctx context.Context, d Driver) error { return d.Reboot(ctx, id) }
+		hard := e.Hard
+		call = func(ctx context.Context, d Driver) error { return d.Reboot(ctx, id, hard) }
 	case *server.DeleteRequested:
 		hostName, ok, fail = e.Host, server.ReportDestroyed, ""
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }

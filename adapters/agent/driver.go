@@ -69,7 +69,9 @@ type Driver interface {
 	// PowerOff stops a server: gracefully, then forced after the driver's
 	// stop timeout.
 	PowerOff(ctx context.Context, id string) error
-	Reboot(ctx context.Context, id string) error
+	// Reboot restarts a server: softly (a graceful stop as PowerOff, then
+	// a start) or hard (a reset).
+	Reboot(ctx context.Context, id string, hard bool) error
 	// Destroy stops and removes a server and everything it holds on the host.
 	Destroy(ctx context.Context, id string) error
 	// Observe lists what the host holds: Keel's servers and any other guest.

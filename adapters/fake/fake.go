@@ -97,7 +97,9 @@ func (h *Host) PowerOn(ctx context.Context, id string) error { return h.power(ct
 func (h *Host) PowerOff(ctx context.Context, id string) error { return h.power(ctx, id, "SHUTOFF") }
 
 // Reboot implements agent.Driver.
-func (h *Host) Reboot(ctx context.Context, id string) error { return h.power(ctx, id, "RUNNING") }
+func (h *Host) Reboot(ctx context.Context, id string, hard bool) error {
+	return h.power(ctx, id, "RUNNING")
+}
 
 // Destroy implements agent.Driver.
 func (h *Host) Destroy(ctx context.Context, id string) error {

@@ -143,7 +143,7 @@ func (a *API) registerServers(hapi huma.API) {
 			return a.act(ctx, in.ID, commands.ActionDelete)
 		})
 
-	for _, action := range []commands.ServerAction{commands.ActionStart, commands.ActionStop, commands.ActionReboot} {
+	for _, action := range []commands.ServerAction{commands.ActionStart, commands.ActionStop} {
 		huma.Register(hapi, huma.Operation{OperationID: string(action) + "-server", Method: http.MethodPost,
 			Path: "/v1/servers/{id}/" + string(action), Summary: actionSummary[action], Description: actionDescription[action], Tags: []string{"servers"},
 			DefaultStatus: http.StatusAccepted},
@@ -151,6 +151,18 @@ func (a *API) registerServers(hapi huma.API) {
 				return a.act(ctx, in.ID, action)
 			})
 	}
+	huma.Register(hapi, huma.Operation{OperationID: "reboot-server", Method: http.MethodPost,
+		Path: "/v1/servers/{id}/reboot", Summary: actionSummary[commands.ActionReboot], Description: actionDescription[commands.ActionReboot],
+		Tags: []string{"servers"}, DefaultStatus: http.StatusAccepted},
+		func(ctx context.Context, in *struct {
+			IDParam
+			Type string `query:"type" enum:"soft,hard" default:"soft" doc:"soft: a graceful shutdown (forced after the host's stop timeout), then a start; hard: a reset"`
+		}) (*AcceptedOutput, error) {
+			if in.Type == "hard" {
+				return a.act(ctx, in.ID, commands.ActionHardReboot)
+			}
+			return a.act(ctx, in.ID, commands.ActionReboot)
+		})
 }
 
 var actionSummary = map[commands.ServerAction]string{

@@ -77,7 +77,8 @@ type devicesXML struct {
 	Serial struct {
 		Type   string `xml:"type,attr"`
 		Source struct {
-			Path string `xml:"path,attr"`
+			Path   string `xml:"path,attr"`
+			Append string `xml:"append,attr"`
 		} `xml:"source"`
 		Target struct {
 			Port int `xml:"port,attr"`
@@ -160,7 +161,8 @@ func DomainXML(s DomainSpec) (string, error) {
 		}
 		d.Devices.Disks = append(d.Devices.Disks, x)
 	}
-	d.Devices.Serial.Type, d.Devices.Serial.Source.Path = "file", s.ConsoleLog
+	// Appended to across boots: the log keeps what earlier boots printed.
+	d.Devices.Serial.Type, d.Devices.Serial.Source.Path, d.Devices.Serial.Source.Append = "file", s.ConsoleLog, "on"
 	d.Devices.Graphics.Type, d.Devices.Graphics.Port, d.Devices.Graphics.Autoport, d.Devices.Graphics.Listen = "vnc", -1, "yes", "127.0.0.1"
 	out, err := xml.MarshalIndent(d, "", "  ")
 	if err != nil {

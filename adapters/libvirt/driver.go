@@ -396,12 +396,18 @@ func (d *Driver) PowerOff(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return d.shutdown(ctx, dom)
+}
+
+// shutdown stops a domain gracefully, forcing it off after the stop
+// timeout; one already off is fine.
+func (d *Driver) shutdown(ctx context.Context, dom libvirt.Domain) error {
 	p, err := d.power(dom)
 	if err != nil || p == agent.Shutoff {
 		return err
 	}
 	if err := d.lv().DomainShutdownFlags(dom, libvirt.DomainShutdownAcpiPowerBtn); err != nil {
-		d.log.Info("graceful stop refused; forcing", "server", id, "err", err)
+		d.log.Info("graceful stop refused; forcing", "domain", dom.Name, "err", err)
 	} else {
 		deadline := time.NewTimer(d.cfg.StopTimeout)
 		defer deadline.Stop()
@@ -413,7 +419,7 @@ func (d *Driver) PowerOff(ctx context.Context, id string) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-deadline.C:
-				d.log.Info("graceful stop timed out; forcing", "server", id, "after", d.cfg.StopTimeout)
+				d.log.Info("graceful stop timed out; forcing", "domain", dom.Name, "after", d.cfg.StopTimeout)
 				break wait
 			case <-tick.C:
 				if p, err := d.power(dom); err != nil {
@@ -438,9 +444,10 @@ func (d *Driver) destroyDomain(dom libvirt.Domain) error {
 	return nil
 }
 
-// Reboot implements agent.Driver: a hard reset of a running server (the
-// guest's cooperation is not needed), a start of a stopped one.
-func (d *Driver) Reboot(ctx context.Context, id string) error {
+// Reboot implements agent.Driver: soft, a graceful shutdown (forced after
+// the stop timeout) then a start, which needs nothing of the guest; hard, a
+// reset. A stopped server is started.
+func (d *Driver) Reboot(ctx context.Context, id string, hard bool) error {
 	defer d.lock(id)()
 	if err := d.ready(); err != nil {
 		return err
@@ -454,6 +461,12 @@ func (d *Driver) Reboot(ctx context.Context, id string) error {
 		return err
 	}
 	if p != agent.Running {
+		return d.start(dom)
+	}
+	if !hard {
+		if err := d.shutdown(ctx, dom); err != nil {
+			return err
+		}
 		return d.start(dom)
 	}
 	if err := d.lv().DomainReset(dom, 0); err != nil {

@@ -64,7 +64,8 @@ func TestDomainXML(t *testing.T) {
 		Serial struct {
 			Type   string `xml:"type,attr"`
 			Source struct {
-				Path string `xml:"path,attr"`
+				Path   string `xml:"path,attr"`
+				Append string `xml:"append,attr"`
 			} `xml:"source"`
 		} `xml:"devices>serial"`
 		Graphics struct {
@@ -83,7 +84,7 @@ func TestDomainXML(t *testing.T) {
 		t.Fatalf("root disk %+v\n%s", root, x)
 	case seed.Device != "cdrom" || seed.ReadOnly == nil || seed.Boot != nil || !strings.HasSuffix(seed.Source.File, "seed.iso"):
 		t.Fatalf("seed %+v\n%s", seed, x)
-	case d.Serial.Type != "file" || d.Serial.Source.Path != spec.ConsoleLog:
+	case d.Serial.Type != "file" || d.Serial.Source.Path != spec.ConsoleLog || d.Serial.Source.Append != "on":
 		t.Fatalf("serial %+v\n%s", d.Serial, x)
 	case d.Graphics.Type != "vnc" || d.Graphics.Listen != "127.0.0.1":
 		t.Fatalf("graphics %+v\n%s", d.Graphics, x)

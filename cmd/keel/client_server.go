@@ -19,7 +19,7 @@ func serverCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(serverCreateCmd(g), listCmd(g, servers, "List servers"), showCmd(g, servers, "Show a server"), serverDeleteCmd(g),
 		serverActionCmd(g, "start", "Start a stopped server"),
 		serverActionCmd(g, "stop", "Stop a running server"),
-		serverActionCmd(g, "reboot", "Reboot a running server"), serverConsoleLogCmd(g))
+		serverRebootCmd(g), serverConsoleLogCmd(g))
 	return cmd
 }
 
@@ -215,4 +215,26 @@ func writeAccepted(w io.Writer, a api.Accepted) error {
 	}
 	_, err := fmt.Fprintf(w, "\nFollow it with: keel operation show %s\n", a.OperationID)
 	return err
+}
+
+func serverRebootCmd(g *globals) *cobra.Command {
+	var key string
+	var hard bool
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   "reboot ID|NAME [--hard] [--wait]",
+		Short: "Reboot a running server: a graceful shutdown then a start, or with --hard a reset",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/v1/servers/" + seg(args[0]) + "/reboot"
+			if hard {
+				path += "?type=hard"
+			}
+			return g.accept(cmd.Context(), call{method: http.MethodPost, path: path, idemKey: key}, w)
+		},
+	}
+	cmd.Flags().BoolVar(&hard, "hard", false, "reset the guest at once instead of shutting it down first")
+	idemFlag(cmd, &key)
+	w.add(cmd)
+	return cmd
 }

@@ -43,7 +43,7 @@ var examples = map[string][]domain.Event{
 		&server.Failed{Host: "h-1", Reason: "image is corrupt", Operation: "op-1", At: at},
 		&server.StartRequested{Host: "h-1", Operation: "op-2", At: at},
 		&server.StopRequested{Host: "h-1", Operation: "op-3", At: at},
-		&server.RebootRequested{Host: "h-1", Operation: "op-4", At: at},
+		&server.RebootRequested{Host: "h-1", Operation: "op-4", Hard: true, At: at},
 		&server.Started{Host: "h-1", At: at},
 		&server.Stopped{Host: "h-1", At: at},
 		&server.Rebooted{Host: "h-1", At: at},

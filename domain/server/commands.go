@@ -51,7 +51,10 @@ type (
 	}
 	Reboot struct {
 		Operation string
-		At        time.Time
+		// Hard resets the guest at once; a soft reboot (the default)
+		// shuts it down gracefully, then starts it.
+		Hard bool
+		At   time.Time
 	}
 )
 
@@ -165,7 +168,7 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		if s.Status != StatusActive {
 			return nil, domain.Conflictf("cannot reboot server %s: it is %s; only an ACTIVE server can be rebooted", s.ID, s.Status)
 		}
-		return one(&RebootRequested{Host: s.Host, Operation: c.Operation, At: c.At})
+		return one(&RebootRequested{Host: s.Host, Operation: c.Operation, Hard: c.Hard, At: c.At})
 	case Delete:
 		if s.Status == StatusDeleting {
 			return nil, nil // already being deleted: the caller gets that operation

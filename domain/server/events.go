@@ -87,10 +87,12 @@ type StopRequested struct {
 	At        time.Time `json:"at"`
 }
 
-// RebootRequested records that the user asked a running server to reboot.
+// RebootRequested records that the user asked a running server to reboot:
+// softly (a graceful shutdown, then a start) unless Hard (a reset).
 type RebootRequested struct {
 	Host      string    `json:"host"`
 	Operation string    `json:"operation_id"`
+	Hard      bool      `json:"hard,omitempty"`
 	At        time.Time `json:"at"`
 }
 

@@ -51,7 +51,13 @@ func Run(t *testing.T, h Harness) {
 		must(t, d.PowerOn(ctx, s.ID))
 		h.await(t, d, s.ID, agent.Running)
 		must(t, d.PowerOn(ctx, s.ID)) // already on
-		must(t, d.Reboot(ctx, s.ID))
+		must(t, d.Reboot(ctx, s.ID, false))
+		h.await(t, d, s.ID, agent.Running)
+		must(t, d.Reboot(ctx, s.ID, true))
+		h.await(t, d, s.ID, agent.Running)
+		must(t, d.PowerOff(ctx, s.ID))
+		h.await(t, d, s.ID, agent.Shutoff)
+		must(t, d.Reboot(ctx, s.ID, false)) // a stopped server is started
 		h.await(t, d, s.ID, agent.Running)
 	})
 	t.Run("DestroyLeavesNothingAndIsIdempotent", func(t *testing.T) {
@@ -72,7 +78,8 @@ func Run(t *testing.T, h Harness) {
 		d, ctx := h.New(t), ctxT(t)
 		id := uuid.NewString()
 		for name, call := range map[string]func(context.Context, string) error{
-			"PowerOn": d.PowerOn, "PowerOff": d.PowerOff, "Reboot": d.Reboot,
+			"PowerOn": d.PowerOn, "PowerOff": d.PowerOff,
+			"Reboot": func(ctx context.Context, id string) error { return d.Reboot(ctx, id, false) },
 		} {
 			if err := call(ctx, id); !errors.Is(err, agent.ErrNoServer) {
 				t.Errorf("%s of a missing server = %v; want agent.ErrNoServer", name, err)

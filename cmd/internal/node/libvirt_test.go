@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,16 +143,65 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 		t.Fatalf("domain %s after boot", s)
 	}
 
-	for _, step := range []struct{ action, status, domain string }{
-		{"stop", "STOPPED", "shut off"}, {"start", "ACTIVE", "running"}, {"reboot", "ACTIVE", "running"},
+	// The console log keeps every boot: booted() waits for the boot under
+	// way to finish and counts boots and ACPI power-offs so far.
+	booted := func(want func(boots, offs int) error) (int, int) {
+		t.Helper()
+		var boots, offs int
+		eventually(t, time.Minute, func() error {
+			log, err := api.ConsoleLog(ctx, c, id, 1<<20)
+			if err != nil {
+				return err
+			}
+			boots, offs = strings.Count(string(log), "KEEL-GUEST booted"), strings.Count(string(log), "KEEL-GUEST acpi-poweroff")
+			if ready := strings.Count(string(log), "KEEL-GUEST ready"); ready != boots {
+				return fmt.Errorf("boot %d not finished", boots)
+			}
+			if err := want(boots, offs); err != nil {
+				return fmt.Errorf("%w; console log:\n%s", err, log)
+			}
+			return nil
+		})
+		return boots, offs
+	}
+	boots, offs := booted(func(int, int) error { return nil })
+	// Each step boots the guest (+1) or not, and shuts it down through
+	// ACPI (+1) or not: a soft reboot does both, a hard one only boots.
+	for _, step := range []struct {
+		action, query, status, domain string
+		boot, off                     int
+	}{
+		{"stop", "", "STOPPED", "shut off", 0, 1}, {"start", "", "ACTIVE", "running", 1, 0},
+		{"reboot", "", "ACTIVE", "running", 1, 1}, {"reboot", "hard", "ACTIVE", "running", 1, 0},
 	} {
-		if _, err := c.Do(ctx, api.Request{Method: "POST", Path: api.Path(api.Servers, id, step.action)}, nil); err != nil {
-			t.Fatalf("%s: %v", step.action, err)
+		o := api.Opts{}
+		if step.query != "" {
+			o.Query = url.Values{"type": {step.query}}
 		}
+		var acc api.Accepted
+		if _, err := c.Do(ctx, api.Request{Method: "POST", Path: api.Path(api.Servers, id, step.action), Opts: o}, &acc); err != nil {
+			t.Fatalf("%s %s: %v", step.action, step.query, err)
+		}
+		eventually(t, time.Minute, func() error {
+			op, _, err := api.Get[api.Operation](ctx, c, api.Path(api.Operations, acc.OperationID), api.Opts{})
+			if err != nil {
+				return err
+			}
+			if op.Status != "succeeded" {
+				return fmt.Errorf("%s %s: operation %s", step.action, step.query, op.Status)
+			}
+			return nil
+		})
 		waitStatus(step.status, time.Minute)
 		if s := domainState(); s != step.domain {
 			t.Fatalf("after %s the domain is %s; want %s", step.action, s, step.domain)
 		}
+		boots, offs = booted(func(b, o int) error {
+			if b != boots+step.boot || o != offs+step.off {
+				return fmt.Errorf("after %s %s: %d boots (%d before), %d ACPI power-offs (%d before)", step.action, step.query, b, boots, o, offs)
+			}
+			return nil
+		})
 	}
 
 	// Destroyed behind Keel's back: the agent hears it, Keel records the
