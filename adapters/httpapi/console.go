@@ -29,9 +29,13 @@ func (a *API) registerConsoles(hapi huma.API) {
 		Description: "Read from the server's host as it is now (text/plain, at most max_bytes from the end). 409 when the server has no host " +
 			"or its host keeps no console log (simulated hosts); 503 with Retry-After when the host does not answer."},
 		func(ctx context.Context, in *struct {
+			ReadAfter
 			IDParam
 			MaxBytes int `query:"max_bytes" minimum:"1" maximum:"1048576" default:"65536" doc:"How much of the log's end to return"`
 		}) (*ConsoleLogOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
 			id, err := a.serverID(ctx, in.ID)
 			if err != nil {
 				return nil, err
