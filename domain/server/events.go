@@ -33,8 +33,14 @@ type Created struct {
 	Operation string `json:"operation_id"`
 	Hints     Hints  `json:"hints,omitzero"`
 	// UserData is the guest's first-boot user data (base64 in JSON).
-	UserData  []byte    `json:"user_data,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	UserData []byte `json:"user_data,omitempty"`
+	// KeyName and PublicKey: the keypair's name and a copy of its key.
+	KeyName   string `json:"key_name,omitempty"`
+	PublicKey string `json:"public_key,omitempty"`
+	// AdminPasswordSealed is the generated admin password, AES-256-GCM
+	// sealed with the server id as additional data (base64 in JSON).
+	AdminPasswordSealed []byte    `json:"admin_password_sealed,omitempty"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
 // SpawnFailed records a spawn that failed on one host; the build goes back

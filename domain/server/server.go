@@ -93,6 +93,12 @@ type State struct {
 	CreatedAt time.Time
 	Hints     Hints
 	UserData  []byte
+	// KeyName and PublicKey: the keypair it was created with (a copy).
+	KeyName   string
+	PublicKey string
+	// AdminPasswordSealed is the sealed generated password (nil for
+	// servers created before passwords were generated).
+	AdminPasswordSealed []byte
 	// Attempts counts failed spawns of this build; FailedHosts are where.
 	Attempts    int
 	FailedHosts []string
@@ -141,7 +147,8 @@ func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Created:
 		s = State{ID: e.ID, Exists: true, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
-			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints, UserData: e.UserData}
+			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints, UserData: e.UserData,
+			KeyName: e.KeyName, PublicKey: e.PublicKey, AdminPasswordSealed: e.AdminPasswordSealed}
 	case *Scheduled:
 		s.Host, s.Task = e.Host, Spawning
 	case *SpawnFailed:
