@@ -61,6 +61,7 @@ func (a *API) Handler() http.Handler {
 	api := humago.New(mux, apiConfig())
 	a.registerFlavors(api)
 	a.registerImages(api)
+	a.registerKeypairs(api)
 	a.registerServers(api)
 	a.registerOperations(api)
 	a.registerEvents(api)
