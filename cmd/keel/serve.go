@@ -63,7 +63,7 @@ per-host trust lands.`,
 			fmt.Fprintf(os.Stderr, "\nKeel is up.\n  API:      %s/v1\n  OpenAPI:  %s/openapi.json\n  Docs:     %s/docs\n  Health:   %s/healthz  %s/readyz\n",
 				n.URL, n.URL, n.URL, n.URL, n.URL)
 			if u := n.NATSURL(); u != "" && n.AgentCredentials() != "" {
-				fmt.Fprintf(os.Stderr, "  NATS:     %s (agents connect here with --credentials %s)\n", u, n.AgentCredentials())
+				fmt.Fprintf(os.Stderr, "  NATS:     %s (agents connect here with --credentials %s --secrets-key %s)\n", u, n.AgentCredentials(), n.SecretsKeyFile())
 			} else if u != "" {
 				fmt.Fprintf(os.Stderr, "  NATS:     %s\n", u)
 			}
