@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/keypair"
@@ -100,7 +101,9 @@ func (a *App) LoginInfo(ctx context.Context, id string) (user, password string, 
 	}
 	pw, err := a.Secrets.Open(st.AdminPasswordSealed, id)
 	if err != nil {
-		return "", "", err // the wrong key: an operator's problem, a 500 without details
+		// Another key than the one it was sealed with: an operator's
+		// problem, answered as a 500 without details.
+		return "", "", fmt.Errorf("open the password of server %s: %w", id, err)
 	}
 	return LoginUser, string(pw), nil
 }

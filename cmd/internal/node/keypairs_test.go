@@ -3,13 +3,18 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/api"
+	"github.com/keel-cloud/keel/cmd/internal/node"
 )
 
 // Made with ssh-keygen (OpenSSH 9.2); the fingerprint is what
@@ -78,6 +83,36 @@ func TestServerWithKeypairGetsKeyAndPassword(t *testing.T) {
 	st, _, err := e.node.App.Servers.LoadLatest(ctx, acc.Server.ID)
 	if err != nil || st.PublicKey != ed25519Key {
 		t.Fatalf("server's key after the keypair's delete: %q (%v)", st.PublicKey, err)
+	}
+	// The key is kept private in the data dir, and a restart keeps it:
+	// the password still opens.
+	if fi, err := os.Stat(filepath.Join(e.cfg.DataDir, "secrets.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets key: %v, %v; want mode 0600", fi, err)
+	}
+	e.restart()
+	var again api.LoginInfo
+	e.must(200, e.call("GET", "/v1/servers/"+acc.Server.ID+"/login-info", nil)).json(t, &again)
+	if again != li {
+		t.Fatalf("after a restart login info is %+v, was %+v", again, li)
+	}
+}
+
+// A secrets key named by the operator must exist: replicas share one key,
+// and one of them making its own would seal passwords the others cannot
+// open.
+func TestAGivenSecretsKeyMustExist(t *testing.T) {
+	cfg := node.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", DatabaseURL: "postgres://unused",
+		SecretsKey: filepath.Join(t.TempDir(), "missing.key"), Log: slog.New(slog.DiscardHandler)}
+	n, err := node.Start(context.Background(), cfg)
+	if err == nil {
+		n.Close()
+		t.Fatal("keel serve started with a secrets key file that does not exist")
+	}
+	if !strings.Contains(err.Error(), "secrets key") {
+		t.Fatalf("start failed with %v; want it to name the secrets key", err)
+	}
+	if _, err := os.Stat(cfg.SecretsKey); err == nil {
+		t.Fatal("a missing secrets key named by the operator was created")
 	}
 }
 

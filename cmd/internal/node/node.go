@@ -162,6 +162,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.openDataDir(); err != nil {
 		return err
 	}
+	if n.Secrets, err = openSecrets(c); err != nil {
+		return err // before NATS and Postgres: a wrong key path fails at once
+	}
 	if err := n.startNATS(ctx); err != nil {
 		return err
 	}
@@ -169,9 +172,6 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.App = commands.NewApp(n.Store)
-	if n.Secrets, err = openSecrets(c); err != nil {
-		return err
-	}
 	n.App.Secrets = n.Secrets
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Events: n.Store, Projections: projections.All(), Log: c.Log}
