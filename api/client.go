@@ -17,6 +17,7 @@ import (
 const (
 	Flavors           = "/v1/flavors"
 	Images            = "/v1/images"
+	Keypairs          = "/v1/keypairs"
 	Servers           = "/v1/servers"
 	Operations        = "/v1/operations"
 	Hosts             = "/v1/hosts"

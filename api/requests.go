@@ -9,6 +9,12 @@ type FlavorBody struct {
 	ExtraSpecs map[string]string `json:"extra_specs,omitempty" doc:"Placement: trait:NAME=required|forbidden, aggregate:KEY=VALUE"`
 }
 
+// KeypairBody is a keypair to create: a public key the user brings.
+type KeypairBody struct {
+	Name      string `json:"name" minLength:"1" maxLength:"255" doc:"Unique name"`
+	PublicKey string `json:"public_key" minLength:"1" maxLength:"16384" doc:"One OpenSSH public key line (the .pub file): ssh-ed25519, ecdsa-sha2-nistp256/384/521, or ssh-rsa of at least 2048 bits"`
+}
+
 // ImageBody is an image to create.
 type ImageBody struct {
 	Name       string `json:"name" minLength:"1" maxLength:"255"`
@@ -29,7 +35,8 @@ type ServerBody struct {
 	// UserData is base64, as Nova takes it.
 	UserData string `json:"user_data,omitempty" maxLength:"87384" doc:"Base64 of at most 65,535 bytes given to the guest at first boot (NoCloud user-data)"`
 	// KeepRunning nil means true.
-	KeepRunning *bool `json:"keep_running,omitempty" doc:"Start the server again when it is found stopped behind Keel's back (a host reboot, a crash, a stop on the hypervisor); default true"`
+	KeepRunning *bool  `json:"keep_running,omitempty" doc:"Start the server again when it is found stopped behind Keel's back (a host reboot, a crash, a stop on the hypervisor); default true"`
+	KeyName     string `json:"key_name,omitempty" maxLength:"255" doc:"Keypair id or name; its public key is copied into the server and authorized for the admin user at first boot"`
 }
 
 // GroupBody is a server group to create.

@@ -12,6 +12,7 @@ import (
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -28,8 +29,12 @@ type App struct {
 	Hosts      *Handler[host.State, host.Command]
 	Groups     *Handler[servergroup.State, servergroup.Command]
 	Aggregates *Handler[hostaggregate.State, hostaggregate.Command]
-	// Names keeps flavor and image names unique (nil: not enforced).
+	Keypairs   *Handler[keypair.State, keypair.Command]
+	// Names keeps flavor, image and keypair names unique (nil: not enforced).
 	Names NameStore
+	// Secrets seals each new server's generated admin password and opens
+	// it for login info (nil: servers get no generated password).
+	Secrets Sealer
 	// Now gives the time put into commands; tests may replace it.
 	Now func() time.Time
 }
@@ -44,6 +49,7 @@ func NewApp(store EventStore) *App {
 		Hosts:      New(store, host.Decider, 20_000),
 		Groups:     New(store, servergroup.Decider, 20_000),
 		Aggregates: New(store, hostaggregate.Decider, 10_000),
+		Keypairs:   New(store, keypair.Decider, 10_000),
 		Now:        time.Now,
 	}
 	// Creates read the flavor and image they name; a second of staleness
@@ -57,7 +63,7 @@ func NewApp(store EventStore) *App {
 // Call it before the handlers are used.
 func (a *App) Observe(m *metrics.Set) {
 	a.Flavors.Metrics, a.Images.Metrics, a.Servers.Metrics = m, m, m
-	a.Operations.Metrics, a.Hosts.Metrics, a.Groups.Metrics, a.Aggregates.Metrics = m, m, m, m
+	a.Operations.Metrics, a.Hosts.Metrics, a.Groups.Metrics, a.Aggregates.Metrics, a.Keypairs.Metrics = m, m, m, m, m
 }
 
 // keelNS is the namespace of Keel's derived (name-based) UUIDs.
@@ -92,6 +98,8 @@ type CreateServerRequest struct {
 	UserData []byte
 	// KeepRunning nil means true (see server.Create).
 	KeepRunning *bool
+	// KeypairID names the keypair whose public key the server gets ("": none).
+	KeypairID string
 }
 
 // CreateServer checks the flavor and the image against the event log and
@@ -133,10 +141,14 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	id := DeriveID(meta.CommandID, "server")
 	opID := DeriveID(id, "create")
 	meta.CorrelationID = opID
-	res, err := a.Servers.Create(ctx, id, server.Create{
+	cmd := server.Create{
 		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, KeepRunning: req.KeepRunning, At: a.Now().UTC(),
 		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB, ExtraSpecs: fl.Spec.ExtraSpecs},
-	}, meta)
+	}
+	if err := a.firstBoot(ctx, &cmd, req.KeypairID); err != nil {
+		return Result[server.State]{}, "", err
+	}
+	res, err := a.Servers.Create(ctx, id, cmd, meta)
 	return res, opID, err
 }
 

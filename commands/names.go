@@ -128,6 +128,9 @@ func (a *App) holderState(ctx context.Context, kind, id string) (exists, deleted
 	case KindAggregate:
 		st, _, err := a.Aggregates.LoadLatest(ctx, id)
 		return st.Exists, st.Deleted, err
+	case KindKeypair:
+		st, _, err := a.Keypairs.LoadLatest(ctx, id)
+		return st.Exists, st.Deleted, err
 	}
 	return false, false, fmt.Errorf("names of %s are not reserved", kind)
 }

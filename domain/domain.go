@@ -158,9 +158,13 @@ const MaxText = 1020
 // overrides or isolates, or U+FFFD. Such text, shown in a terminal, could
 // move the cursor, recolour the screen or show something else than it holds.
 // Empty text is accepted.
-func CheckText(field, text string) error {
-	if len(text) > MaxText {
-		return Invalidf("%s is %d bytes long; the limit is %d", field, len(text), MaxText)
+func CheckText(field, text string) error { return CheckTextUpTo(field, text, MaxText) }
+
+// CheckTextUpTo is CheckText with another limit, for longer text such as
+// an SSH public key.
+func CheckTextUpTo(field, text string, limit int) error {
+	if len(text) > limit {
+		return Invalidf("%s is %d bytes long; the limit is %d", field, len(text), limit)
 	}
 	return checkRunes(field, text)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -28,6 +29,22 @@ var Flavors = Projection{Name: "flavors", Version: 1, Tables: []string{"flavors"
 					e.ID, e.Spec.Name, e.Spec.VCPUs, e.Spec.RAMMiB, e.Spec.DiskGiB, specs, e.CreatedAt, env.Sequence)
 			case *flavor.Deleted:
 				w.Exec(env.AggregateID, `DELETE FROM `+t.T("flavors")+` WHERE id = $1`, e.ID)
+			}
+		}
+		return nil
+	}}
+
+// Keypairs is the keypairs table.
+var Keypairs = Projection{Name: "keypairs", Version: 1, Tables: []string{"keypairs"},
+	Apply: func(w *Writer, t Tables, env domain.Envelope, events []domain.Event) error {
+		for _, ev := range events {
+			switch e := ev.(type) {
+			case *keypair.Created:
+				w.Exec(env.AggregateID, `INSERT INTO `+t.T("keypairs")+` (id, name, type, public_key, fingerprint, created_at, seq)
+					VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (id) DO NOTHING`,
+					e.ID, e.Spec.Name, e.Spec.Type, e.Spec.PublicKey, e.Spec.Fingerprint, e.CreatedAt, env.Sequence)
+			case *keypair.Deleted:
+				w.Exec(env.AggregateID, `DELETE FROM `+t.T("keypairs")+` WHERE id = $1`, e.ID)
 			}
 		}
 		return nil
@@ -186,6 +203,14 @@ var HostAggregates = Projection{Name: "host_aggregates", Version: 2, Tables: []s
 		return nil
 	}}
 
+// nullable is NULL for an empty string.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 func nonNilMap(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
@@ -231,7 +256,7 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 
 // serverCols are the columns server.created writes.
 var serverCols = []string{"id", "name", "flavor_id", "flavor", "image_id", "desired", "power", "task", "status", "operation_id",
-	"keep_running", "version", "created_at", "updated_at", "seq"}
+	"keep_running", "version", "created_at", "updated_at", "seq", "key_name"}
 
 // Servers is the servers table. A server's commits within a batch fold
 // into one statement: a server built in one batch is one INSERT.
@@ -254,7 +279,7 @@ var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"
 				}
 				w.Insert(id, tb, "(id)", idCol, serverCols, []any{id, e.Name, e.Flavor.ID, fl, e.ImageID,
 					"running", "NOSTATE", "scheduling", "BUILDING", e.Operation, e.KeepRunning == nil || *e.KeepRunning,
-					env.Version, e.CreatedAt, e.CreatedAt, env.Sequence})
+					env.Version, e.CreatedAt, e.CreatedAt, env.Sequence, nullable(e.KeyName)})
 			case *server.Scheduled:
 				upd(To("host", e.Host), To("task", "spawning"))
 			case *server.SpawnFailed:

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -45,6 +46,11 @@ type Agent struct {
 
 	syncMu  sync.Mutex
 	unknown map[string][]string // host -> guests Keel did not create, last seen
+	// Secrets opens the admin passwords sealed in server.created (nil: a
+	// server with one fails to spawn here, saying why). For now it holds
+	// the control plane's own key; per-host trust will have keel serve
+	// send each host its work instead.
+	Secrets Opener
 
 	byName     map[string]Driver
 	registered bool
@@ -276,7 +282,17 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 		spec := ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID,
 			Image:    ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat},
 			UserData: st.UserData}
-		call = func(ctx context.Context, d Driver) error { return d.Spawn(ctx, spec) }
+		if st.PublicKey != "" {
+			spec.SSHKeys = []string{st.PublicKey}
+		}
+		pw, err := a.openPassword(st)
+		call = func(ctx context.Context, d Driver) error {
+			if err != nil {
+				return err // reported as a failed spawn, with the reason
+			}
+			spec.AdminPassword = pw
+			return d.Spawn(ctx, spec)
+		}
 	case *server.StartRequested:
 		hostName, ok, fail, doing = e.Host, server.ReportStarted, server.ReportActionFailed, "start the server"
 		call = func(ctx context.Context, d Driver) error { return d.PowerOn(ctx, id) }
@@ -327,6 +343,27 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 		return nil
 	}
 	return a.report(ctx, env, i, hostName, kind, reason)
+}
+
+// Opener opens secrets sealed by keel serve (package secrets).
+type Opener interface {
+	Open(sealed []byte, id string) ([]byte, error)
+}
+
+// openPassword opens a server's sealed admin password; a failure is a
+// Failure whose reason the user sees on the failed build.
+func (a *Agent) openPassword(st server.State) ([]byte, error) {
+	if len(st.AdminPasswordSealed) == 0 {
+		return nil, nil
+	}
+	if a.Secrets == nil {
+		return nil, Failf(errors.New("no secrets key"), "this host's agent has no secrets key to open the admin password (keel agent --secrets-key)")
+	}
+	pw, err := a.Secrets.Open(st.AdminPasswordSealed, string(st.ID))
+	if err != nil {
+		return nil, Failf(err, "this host's agent could not open the admin password: its secrets key is not keel serve's")
+	}
+	return pw, nil
 }
 
 func (a *Agent) report(ctx context.Context, env domain.Envelope, i int, hostName string, kind server.ReportKind, reason string) error {

@@ -28,6 +28,13 @@ type ServerSpec struct {
 	Image ImageRef
 	// UserData is given to the guest at first boot (NoCloud user-data).
 	UserData []byte
+	// SSHKeys are the public keys (authorized_keys lines) to authorize for
+	// the guest's admin user, keel, at first boot.
+	SSHKeys []string
+	// AdminPassword is the plaintext password of the admin user, keel,
+	// opened by the agent from the sealed copy in server.created (nil for
+	// servers without one). Drivers must not log it.
+	AdminPassword []byte
 }
 
 // ImageRef is what a driver needs to know of an image.

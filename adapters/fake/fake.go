@@ -37,13 +37,16 @@ type Host struct {
 
 	mu      sync.Mutex
 	servers map[string]string // id -> RUNNING | SHUTOFF
-	rng     *rand.Rand
-	file    string // where the servers are kept; "" keeps them in memory only
+	// firstBoot is what the last spawn of each server was given to put in
+	// the guest (keys, password, user data), in memory only, for tests.
+	firstBoot map[string]agent.ServerSpec
+	rng       *rand.Rand
+	file      string // where the servers are kept; "" keeps them in memory only
 }
 
 // NewHost returns an empty simulated host.
 func NewHost(name string, k Knobs, seed uint64) *Host {
-	return &Host{Name: name, knobs: k, servers: map[string]string{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &Host{Name: name, knobs: k, servers: map[string]string{}, firstBoot: map[string]agent.ServerSpec{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
 // SetKnobs changes latency and failure rates at run time.
@@ -87,7 +90,19 @@ func (h *Host) Spawn(ctx context.Context, s agent.ServerSpec) error {
 	if fail {
 		return agent.Failf(fmt.Errorf("spawn %s on %s: %w", s.ID, h.Name, agent.ErrInjected), "injected failure on simulated host %s", h.Name)
 	}
+	h.mu.Lock()
+	h.firstBoot[s.ID] = s
+	h.mu.Unlock()
 	return h.set(s.ID, "RUNNING")
+}
+
+// Spawned returns the spec the last spawn of server id on this host was
+// given, as a real driver would have written it into the guest's seed.
+func (h *Host) Spawned(id string) (agent.ServerSpec, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.firstBoot[id]
+	return s, ok
 }
 
 // PowerOn implements agent.Driver.

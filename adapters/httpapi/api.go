@@ -63,6 +63,7 @@ func (a *API) Handler() http.Handler {
 	api := humago.New(mux, apiConfig())
 	a.registerFlavors(api)
 	a.registerImages(api)
+	a.registerKeypairs(api)
 	a.registerServers(api)
 	a.registerConsoles(api)
 	a.registerOperations(api)

@@ -17,6 +17,10 @@ func flavorOut(f postgres.Flavor) api.Flavor {
 		ExtraSpecs: f.ExtraSpecs, CreatedAt: f.CreatedAt}
 }
 
+func keypairOut(k postgres.Keypair) api.Keypair {
+	return api.Keypair{ID: k.ID, Name: k.Name, Type: k.Type, PublicKey: k.PublicKey, Fingerprint: k.Fingerprint, CreatedAt: k.CreatedAt}
+}
+
 func imageOut(i postgres.Image) api.Image {
 	return api.Image{ID: i.ID, Name: i.Name, DiskFormat: i.DiskFormat, MinDiskGiB: i.MinDiskGiB, MinRAMMiB: i.MinRAMMiB,
 		Status: i.Status, SizeBytes: i.SizeBytes, SHA256: i.SHA256, CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt}
@@ -25,7 +29,7 @@ func imageOut(i postgres.Image) api.Image {
 func serverOut(s postgres.Server) api.Server {
 	f := s.Flavor
 	return api.Server{ID: s.ID, Name: s.Name, Status: s.Status, Reason: s.Reason, Desired: s.Desired, Power: s.Power,
-		Task: s.Task, Host: s.Host, ImageID: s.ImageID, OperationID: s.OperationID, KeepRunning: s.KeepRunning, Version: s.Version,
+		Task: s.Task, Host: s.Host, ImageID: s.ImageID, OperationID: s.OperationID, KeepRunning: s.KeepRunning, KeyName: s.KeyName, Version: s.Version,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Flavor: api.ServerFlavor{ID: f.ID, Name: f.Name, VCPUs: f.VCPUs, RAMMiB: f.RAMMiB, DiskGiB: f.DiskGiB, ExtraSpecs: f.ExtraSpecs}}
 }

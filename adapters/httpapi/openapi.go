@@ -19,6 +19,7 @@ var tags = []*huma.Tag{
 	{Name: "servers", Description: "Virtual machines: create, start, stop, reboot and delete. Anything that takes time answers 202 with an operation."},
 	{Name: "operations", Description: "The multi-step operations (sagas) behind server requests: steps, deadlines, outcome and error."},
 	{Name: "flavors", Description: "Server sizes: vCPUs, RAM, root disk, and placement extra specs."},
+	{Name: "keypairs", Description: "SSH public keys users bring; a server created with key_name gets a copy for its admin user."},
 	{Name: "images", Description: "Disk images: their metadata, and their bytes kept in the JetStream object store."},
 	{Name: "hosts", Description: "Compute hosts: capacity, liveness, enable and disable, maintenance, overcommit ratios."},
 	{Name: "aggregates", Description: "Host aggregates (metadata the scheduler matches) and the availability zones they name."},

@@ -44,6 +44,9 @@ func serverView(st server.State, version uint64, at time.Time) api.Server {
 	if st.Operation != "" {
 		v.OperationID = &st.Operation
 	}
+	if st.KeyName != "" {
+		v.KeyName = &st.KeyName
+	}
 	return v
 }
 
@@ -81,8 +84,14 @@ func (a *API) registerServers(hapi huma.API) {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
+			var keypairID string
+			if in.Body.KeyName != "" {
+				if keypairID, err = a.keypairID(ctx, in.Body.KeyName); err != nil {
+					return nil, unprocessable(err)
+				}
+			}
 			cid := commandID(ctx)
-			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData, KeepRunning: in.Body.KeepRunning}
+			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData, KeepRunning: in.Body.KeepRunning, KeypairID: keypairID}
 			res, opID, err := a.App.CreateServer(ctx, req, a.meta(ctx, cid))
 			if err != nil {
 				return nil, a.fail(ctx, err)
@@ -135,6 +144,13 @@ func (a *API) registerServers(hapi huma.API) {
 			}
 			return &ServerOutput{Body: serverOut(s)}, nil
 		})
+
+	huma.Register(hapi, huma.Operation{OperationID: "get-server-login-info", Method: http.MethodGet, Path: "/v1/servers/{id}/login-info",
+		Summary: "Show a server's login info", Tags: []string{"servers"},
+		Description: "The admin user (keel) and the password Keel generated for it at create, opened from the server's own events " +
+			"(where it is kept sealed). 404 for an unknown or deleted server; 409 for a server that has no generated password " +
+			"(created before Keel generated them). Answers carry Cache-Control: no-store. Once tenancy lands, only the server's owner may read it."},
+		a.loginInfo)
 
 	huma.Register(hapi, huma.Operation{OperationID: "delete-server", Method: http.MethodDelete, Path: "/v1/servers/{id}",
 		Summary: "Delete a server", Tags: []string{"servers"}, DefaultStatus: http.StatusAccepted,

@@ -29,6 +29,16 @@ type Flavor struct {
 	CreatedAt  time.Time
 }
 
+// Keypair as read.
+type Keypair struct {
+	ID          string
+	Name        string
+	Type        string
+	PublicKey   string
+	Fingerprint string
+	CreatedAt   time.Time
+}
+
 // Image as read.
 type Image struct {
 	ID         string
@@ -57,6 +67,7 @@ type Server struct {
 	ImageID     string
 	OperationID *string
 	KeepRunning bool
+	KeyName     *string
 	Version     int64
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -321,6 +332,26 @@ func (r *ReadModel) Flavor(ctx context.Context, id string) (Flavor, error) {
 	return one(ctx, r.Pool, `SELECT id::text, name, vcpus, ram_mib, disk_gib, extra_specs, created_at FROM flavors WHERE id=$1`, pgx.RowToStructByPos[Flavor], id)
 }
 
+// KeypairFilter filters the keypair list.
+type KeypairFilter struct{ Name string }
+
+const keypairCols = `SELECT id::text, name, type, public_key, fingerprint, created_at FROM keypairs`
+
+// Keypairs lists keypairs.
+func (r *ReadModel) Keypairs(ctx context.Context, f KeypairFilter, p Page) ([]Keypair, string, error) {
+	w := &where{}
+	if f.Name != "" {
+		w.add("name = ?", f.Name)
+	}
+	return list(ctx, r.Pool, keypairCols, w, p, "created_at",
+		pgx.RowToStructByPos[Keypair], func(k Keypair) (time.Time, string) { return k.CreatedAt, k.ID })
+}
+
+// Keypair returns one keypair.
+func (r *ReadModel) Keypair(ctx context.Context, id string) (Keypair, error) {
+	return one(ctx, r.Pool, keypairCols+` WHERE id=$1`, pgx.RowToStructByPos[Keypair], id)
+}
+
 // ImageFilter filters the image list.
 type ImageFilter struct{ Name, Status string }
 
@@ -349,8 +380,8 @@ type ServerFilter struct{ Name, Status, Host, ImageID, FlavorID string }
 
 // serverCols reads servers; a server on a host that is down shows its
 // observed power state as UNKNOWN.
-const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, version, created_at, updated_at
-	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.version, s.created_at, s.updated_at,
+const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, key_name, version, created_at, updated_at
+	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.key_name, s.version, s.created_at, s.updated_at,
 		CASE WHEN EXISTS (SELECT 1 FROM hosts h WHERE h.name = s.host AND h.down) THEN 'UNKNOWN' ELSE s.power END AS power
 		FROM servers s) servers`
 
@@ -374,7 +405,7 @@ func (r *ReadModel) Server(ctx context.Context, id string) (Server, error) {
 func scanServer(row pgx.CollectableRow) (Server, error) {
 	var s Server
 	var fl []byte
-	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.Version, &s.CreatedAt, &s.UpdatedAt)
+	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.KeyName, &s.Version, &s.CreatedAt, &s.UpdatedAt)
 	if err == nil {
 		err = json.Unmarshal(fl, &s.Flavor)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/eventlog"
+	"github.com/keel-cloud/keel/secrets"
 )
 
 type agentFlags struct {
@@ -37,6 +38,7 @@ type agentFlags struct {
 	syncEvery                     time.Duration
 	parkAttempts                  int
 	parkAfter, parkPoll           time.Duration
+	secretsKey                    string // file of keel serve's secrets key
 }
 
 func agentCmd() *cobra.Command {
@@ -61,12 +63,20 @@ keel serve must expose its NATS: keel serve --nats-listen 127.0.0.1:4222.
 The embedded NATS of keel serve admits only holders of the agents' nkey seed,
 which it keeps in DATA_DIR/agent.nk (mode 0600): pass that file (or a copy,
 kept as private) with --credentials. For now this one credential gives full
-access to the event store; per-host credentials come later.`,
+access to the event store; per-host credentials come later.
+
+Servers carry a generated admin password sealed with keel serve's secrets
+key; the agent opens it to put it in the guest's first-boot seed. Pass
+that key with --secrets-key DATA_DIR/secrets.key (or a copy, kept as
+private); without it, builds of servers with a password fail on this host,
+saying why. Per-host trust will replace this: keel serve will send each host
+its own work, and agents will hold no key that opens every server's secret.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.natsURL, "nats", envOr("KEEL_NATS", "nats://127.0.0.1:4222"), "NATS URL of the control plane")
 	fl.StringVar(&f.creds, "credentials", os.Getenv("KEEL_NATS_CREDENTIALS"), "nkey seed file to connect with, e.g. ./keel-data/agent.nk (env KEEL_NATS_CREDENTIALS)")
+	fl.StringVar(&f.secretsKey, "secrets-key", os.Getenv("KEEL_SECRETS_KEY"), "keel serve's secrets key file, e.g. ./keel-data/secrets.key, to open generated passwords (env KEEL_SECRETS_KEY)")
 	fl.StringVar(&f.driver, "driver", "fake", "hypervisor driver: libvirt (a real compute node) or fake (simulated hosts)")
 	fl.StringVar(&f.libvirtURI, "libvirt-uri", "qemu:///system", "libvirt connection (--driver libvirt); ?socket=PATH names libvirtd's socket")
 	fl.StringVar(&f.hostName, "host-name", "", "name the node registers as (--driver libvirt; default: the machine's hostname)")
@@ -119,6 +129,16 @@ func runAgent(f agentFlags) error {
 		return err
 	}
 	app := commands.NewApp(store)
+	var box agent.Opener
+	if f.secretsKey != "" {
+		b, err := secrets.LoadFile(f.secretsKey)
+		if err != nil {
+			return err
+		}
+		box = b
+	} else {
+		log.Warn("no --secrets-key: servers with a generated password cannot be built on this agent's hosts")
+	}
 	var hosts []agent.Host
 	if f.driver == "libvirt" {
 		h, closeConn, err := libvirtHost(ctx, f, store, log)
@@ -152,7 +172,7 @@ func runAgent(f agentFlags) error {
 	// holding up the later work of its server.
 	events := &eventlog.Parking{Subscriber: store, Lot: lot, Commits: store,
 		MaxAttempts: f.parkAttempts, After: f.parkAfter, Poll: f.parkPoll}
-	ag := &agent.Agent{Name: name, App: app, Events: events, Hosts: hosts, Log: log,
+	ag := &agent.Agent{Name: name, App: app, Events: events, Hosts: hosts, Log: log, Secrets: box,
 		Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: f.heartbeat, Respond: keeljs.Responder(nc)}
 	if f.driver == "libvirt" {
 		ag.SyncEvery = f.syncEvery // simulated hosts cannot drift

@@ -43,7 +43,7 @@ func addClientCommands(root *cobra.Command) {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.api, "api", api, "Keel API base URL (env KEEL_API)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(flavorCmd(g), imageCmd(g), serverCmd(g), operationCmd(g),
+	root.AddCommand(flavorCmd(g), imageCmd(g), keypairCmd(g), serverCmd(g), operationCmd(g),
 		eventsCmd(g), replayCmd(g), projectionsCmd(g), hostCmd(g), serverGroupCmd(g), aggregateCmd(g), azCmd(g), parkedCmd(g))
 }
 

@@ -19,7 +19,7 @@ func serverCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(serverCreateCmd(g), listCmd(g, servers, "List servers"), showCmd(g, servers, "Show a server"), serverDeleteCmd(g),
 		serverActionCmd(g, "start", "Start a stopped server"),
 		serverActionCmd(g, "stop", "Stop a running server"),
-		serverRebootCmd(g), serverConsoleLogCmd(g))
+		serverRebootCmd(g), serverConsoleLogCmd(g), serverLoginInfoCmd(g))
 	return cmd
 }
 
@@ -60,7 +60,7 @@ func serverCreateCmd(g *globals) *cobra.Command {
 	var keepRunning bool
 	var w waitFlags
 	cmd := &cobra.Command{
-		Use:   "create NAME --flavor F --image I [--user-data FILE] [--group G] [--az Z] [--target-host H] [--wait]",
+		Use:   "create NAME --flavor F --image I [--key-name K] [--user-data FILE] [--group G] [--az Z] [--target-host H] [--wait]",
 		Short: "Create a server from a flavor and an image",
 		Long: `Create a server from a flavor and an image. Scheduler hints: --group makes
 it a member of a server group (its policy applies), --az places it in an
@@ -86,6 +86,7 @@ or nowhere.`,
 	cmd.Flags().StringVar(&userData, "user-data", "", "file given to the guest at first boot (NoCloud user-data, at most 64 KiB)")
 	cmd.Flags().StringVar(&body.Flavor, "flavor", "", "flavor id or name")
 	cmd.Flags().StringVar(&body.Image, "image", "", "image id or name")
+	cmd.Flags().StringVar(&body.KeyName, "key-name", "", "keypair id or name whose public key the admin user keel gets (see keel keypair)")
 	cmd.Flags().StringVar(&body.ServerGroup, "group", "", "server group id or name to join")
 	cmd.Flags().StringVar(&body.AvailabilityZone, "az", "", "availability zone to place the server in")
 	cmd.Flags().StringVar(&body.TargetHost, "target-host", "", "place the server on this host or not at all")
@@ -94,6 +95,27 @@ or nowhere.`,
 	idemFlag(cmd, &key)
 	w.add(cmd)
 	return cmd
+}
+
+func serverLoginInfoCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "login-info ID|NAME",
+		Short: "Show the admin user and the password Keel generated for a server",
+		Long: `Show the admin user (keel) and the password Keel generated for a server at
+create. Log in on its console, or over SSH with the keypair given at create.
+The password is printed on stdout: mind your terminal's scrollback.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var li api.LoginInfo
+			rep, err := g.client.get(cmd.Context(), api.Path(api.Servers, args[0], "login-info"), nil, 0, &li)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error {
+				return writeFields(w, []field{{"USERNAME", li.Username}, {"PASSWORD", li.Password}})
+			})
+		},
+	}
 }
 
 func serverDeleteCmd(g *globals) *cobra.Command {
@@ -195,7 +217,7 @@ func serverFields(s api.Server) []field {
 		{"ID", s.ID}, {"NAME", s.Name}, {"STATUS", s.Status}, {"REASON", deref(s.Reason)},
 		{"DESIRED", s.Desired}, {"KEEP_RUNNING", fmt.Sprint(s.KeepRunning)}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
 		{"FLAVOR", fmt.Sprintf("%s (%d vCPU, %d MiB RAM, %d GiB disk)", fl.Name, fl.VCPUs, fl.RAMMiB, fl.DiskGiB)},
-		{"IMAGE", s.ImageID}, {"OPERATION", deref(s.OperationID)}, {"VERSION", fmt.Sprint(s.Version)},
+		{"IMAGE", s.ImageID}, {"KEYPAIR", deref(s.KeyName)}, {"OPERATION", deref(s.OperationID)}, {"VERSION", fmt.Sprint(s.Version)},
 		{"CREATED", fmtTime(s.CreatedAt)}, {"UPDATED", fmtTime(s.UpdatedAt)},
 	}
 }

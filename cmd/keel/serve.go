@@ -38,7 +38,14 @@ The data dir is readable by its owner only (mode 0700; 0710 with group
 postgres when root runs a private Postgres). The private Postgres takes only
 Keel, with a generated password kept in DATA_DIR/postgres/keel-password. The
 embedded NATS takes only keel serve itself and holders of the agents'
-credentials, DATA_DIR/agent.nk (keel agent --credentials).`,
+credentials, DATA_DIR/agent.nk (keel agent --credentials).
+
+Each server gets a generated password for its admin user (keel server
+login-info). The event log holds it sealed with AES-256-GCM under the key in
+DATA_DIR/secrets.key (created, mode 0600, at first start), or in the file
+--secrets-key names (env KEEL_SECRETS_KEY): every replica of one control
+plane needs the same key, and keel agent needs it too (--secrets-key) until
+per-host trust lands.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(os.Stderr, logFormat, verbose)
 			if err != nil {
@@ -56,7 +63,7 @@ credentials, DATA_DIR/agent.nk (keel agent --credentials).`,
 			fmt.Fprintf(os.Stderr, "\nKeel is up.\n  API:      %s/v1\n  OpenAPI:  %s/openapi.json\n  Docs:     %s/docs\n  Health:   %s/healthz  %s/readyz\n",
 				n.URL, n.URL, n.URL, n.URL, n.URL)
 			if u := n.NATSURL(); u != "" && n.AgentCredentials() != "" {
-				fmt.Fprintf(os.Stderr, "  NATS:     %s (agents connect here with --credentials %s)\n", u, n.AgentCredentials())
+				fmt.Fprintf(os.Stderr, "  NATS:     %s (agents connect here with --credentials %s --secrets-key %s)\n", u, n.AgentCredentials(), n.SecretsKeyFile())
 			} else if u != "" {
 				fmt.Fprintf(os.Stderr, "  NATS:     %s\n", u)
 			}
@@ -70,6 +77,7 @@ credentials, DATA_DIR/agent.nk (keel agent --credentials).`,
 	f := cmd.Flags()
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "API listen address")
 	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "where Keel keeps its data (embedded NATS, private Postgres)")
+	f.StringVar(&c.SecretsKey, "secrets-key", os.Getenv("KEEL_SECRETS_KEY"), "file of the key that seals generated passwords; it must exist (default: DATA_DIR/secrets.key, created at first start; env KEEL_SECRETS_KEY)")
 	f.StringVar(&c.NATSURL, "nats", "", "use this NATS cluster instead of the embedded server (e.g. nats://10.0.0.1:4222)")
 	f.StringVar(&c.NATSCreds, "nats-credentials", "", "nkey seed file to connect to --nats with")
 	f.StringVar(&c.NATSListen, "nats-listen", "", "expose the embedded NATS on this address for agents (e.g. 127.0.0.1:4222)")

@@ -11,6 +11,7 @@ import (
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -20,6 +21,7 @@ import (
 var Registries = map[string]domain.Registry{
 	flavor.AggregateType:        flavor.Decider.Registry,
 	image.AggregateType:         image.Decider.Registry,
+	keypair.AggregateType:       keypair.Decider.Registry,
 	server.AggregateType:        server.Decider.Registry,
 	operation.AggregateType:     operation.Decider.Registry,
 	host.AggregateType:          host.Decider.Registry,

@@ -14,6 +14,7 @@ import (
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -29,6 +30,10 @@ var examples = map[string][]domain.Event{
 		&flavor.Created{ID: "fl-1", Spec: flavor.Spec{Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20}, CreatedAt: at},
 		&flavor.Deleted{ID: "fl-1", DeletedAt: at},
 	},
+	keypair.AggregateType: {
+		&keypair.Created{ID: "kp-1", Spec: keypair.Spec{Name: "alice", Type: "ssh-ed25519", PublicKey: "ssh-ed25519 AAAA alice", Fingerprint: "SHA256:x"}, CreatedAt: at},
+		&keypair.Deleted{ID: "kp-1", DeletedAt: at},
+	},
 	image.AggregateType: {
 		&image.Created{ID: "img-1", Spec: image.Spec{Name: "cirros", DiskFormat: "qcow2", MinDiskGiB: 1, MinRAMMiB: 64}, CreatedAt: at},
 		&image.Uploaded{ID: "img-1", Object: "images/img-1", Size: 1 << 40, SHA256: strings.Repeat("ab", 32), UploadedAt: at},
@@ -36,7 +41,8 @@ var examples = map[string][]domain.Event{
 	},
 	server.AggregateType: {
 		&server.Created{ID: "srv-1", Name: "web-1", Flavor: server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20},
-			ImageID: "img-1", Operation: "op-1", Hints: server.Hints{AvailabilityZone: "az1", ServerGroup: "sg-1", TargetHost: "h-1"}, UserData: []byte("#cloud-config\n"), KeepRunning: new(bool), CreatedAt: at},
+			ImageID: "img-1", Operation: "op-1", Hints: server.Hints{AvailabilityZone: "az1", ServerGroup: "sg-1", TargetHost: "h-1"}, UserData: []byte("#cloud-config\n"),
+			KeyName: "alice", PublicKey: "ssh-ed25519 AAAA alice", AdminPasswordSealed: []byte{1, 2, 3}, KeepRunning: new(bool), CreatedAt: at},
 		&server.SpawnFailed{Host: "h-1", Reason: "disk full", Attempt: 1, At: at},
 		&server.Scheduled{Host: "h-1", Operation: "op-1", At: at},
 		&server.Spawned{Host: "h-1", At: at},

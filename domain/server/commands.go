@@ -19,8 +19,23 @@ type Create struct {
 	UserData []byte
 	// KeepRunning nil means true.
 	KeepRunning *bool
-	At          time.Time
+	// KeyName and PublicKey are the keypair the server is created with,
+	// copied: a later delete of the keypair changes no server.
+	KeyName   string
+	PublicKey string
+	// AdminPasswordSealed is the generated password of the guest's admin
+	// user, sealed (package secrets) with the server id as additional
+	// data; never the plaintext.
+	AdminPasswordSealed []byte
+	At                  time.Time
 }
+
+// MaxPublicKey bounds the copied public key (16 KiB, as keypairs).
+const MaxPublicKey = 16 << 10
+
+// MaxSealedPassword bounds a sealed password: a nonce, a tag and a short
+// password fit in far less.
+const MaxSealedPassword = 256
 
 // MaxUserData bounds a server's user data, as Nova does (64 KiB).
 const MaxUserData = 65535
@@ -217,7 +232,31 @@ func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if len(c.UserData) > MaxUserData {
 		return nil, domain.Invalidf("user_data is %d bytes; at most %d", len(c.UserData), MaxUserData)
 	}
-	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData, KeepRunning: c.KeepRunning, CreatedAt: c.At})
+	if err := c.checkLogin(); err != nil {
+		return nil, err
+	}
+	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData,
+		KeyName: c.KeyName, PublicKey: c.PublicKey, AdminPasswordSealed: c.AdminPasswordSealed, KeepRunning: c.KeepRunning, CreatedAt: c.At})
+}
+
+// checkLogin checks the first-boot credentials: a key name comes with its
+// key, and neither the key nor the sealed password is oversized.
+func (c Create) checkLogin() error {
+	if (c.KeyName == "") != (c.PublicKey == "") {
+		return domain.Invalidf("a keypair needs both its name and its public key")
+	}
+	if c.KeyName != "" {
+		if err := domain.CheckName("key_name", c.KeyName); err != nil {
+			return err
+		}
+		if err := domain.CheckTextUpTo("public_key", c.PublicKey, MaxPublicKey); err != nil {
+			return err
+		}
+	}
+	if len(c.AdminPasswordSealed) > MaxSealedPassword {
+		return domain.Invalidf("the sealed admin password is %d bytes; at most %d", len(c.AdminPasswordSealed), MaxSealedPassword)
+	}
+	return nil
 }
 
 // decideObserve records drift: what the host sees differs from what Keel

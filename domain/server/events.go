@@ -38,8 +38,14 @@ type Created struct {
 	UserData []byte `json:"user_data,omitempty"`
 	// KeepRunning false: a server found stopped behind Keel's back stays
 	// stopped. Absent (older commits) means true.
-	KeepRunning *bool     `json:"keep_running,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	KeepRunning *bool `json:"keep_running,omitempty"`
+	// KeyName and PublicKey: the keypair's name and a copy of its key.
+	KeyName   string `json:"key_name,omitempty"`
+	PublicKey string `json:"public_key,omitempty"`
+	// AdminPasswordSealed is the generated admin password, AES-256-GCM
+	// sealed with the server id as additional data (base64 in JSON).
+	AdminPasswordSealed []byte    `json:"admin_password_sealed,omitempty"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
 // SpawnFailed records a spawn that failed on one host; the build goes back

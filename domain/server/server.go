@@ -98,6 +98,12 @@ type State struct {
 	// KeepRunning: a server found stopped behind Keel's back is started
 	// again (the default).
 	KeepRunning bool
+	// KeyName and PublicKey: the keypair it was created with (a copy).
+	KeyName   string
+	PublicKey string
+	// AdminPasswordSealed is the sealed generated password (nil for
+	// servers created before passwords were generated).
+	AdminPasswordSealed []byte
 	// Attempts counts failed spawns of this build; FailedHosts are where.
 	Attempts    int
 	FailedHosts []string
@@ -147,7 +153,8 @@ func Evolve(s State, ev domain.Event) State {
 	case *Created:
 		s = State{ID: e.ID, Exists: true, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
 			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints, UserData: e.UserData,
-			KeepRunning: e.KeepRunning == nil || *e.KeepRunning}
+			KeepRunning: e.KeepRunning == nil || *e.KeepRunning,
+			KeyName:     e.KeyName, PublicKey: e.PublicKey, AdminPasswordSealed: e.AdminPasswordSealed}
 	case *Scheduled:
 		s.Host, s.Task = e.Host, Spawning
 	case *SpawnFailed:

@@ -106,7 +106,18 @@ func TestCreate(t *testing.T) {
 	withData, tooMuchData := create("web-1"), create("web-1")
 	withData.UserData = []byte(strings.Repeat("u", server.MaxUserData))
 	tooMuchData.UserData = []byte(strings.Repeat("u", server.MaxUserData+1))
+	withKey, keyNoName, keyNoKey, hugeSeal := create("web-1"), create("web-1"), create("web-1"), create("web-1")
+	withKey.KeyName, withKey.PublicKey, withKey.AdminPasswordSealed = "alice", "ssh-ed25519 AAAA alice", []byte("sealed")
+	keyNoName.PublicKey = "ssh-ed25519 AAAA alice"
+	keyNoKey.KeyName = "alice"
+	hugeSeal.AdminPasswordSealed = make([]byte, server.MaxSealedPassword+1)
 	run(t, []tc{
+		{"keypair and sealed password are copied into the event", none, withKey,
+			then(&server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opNew,
+				KeyName: "alice", PublicKey: "ssh-ed25519 AAAA alice", AdminPasswordSealed: []byte("sealed"), CreatedAt: t1})},
+		{"public key without its keypair's name", none, keyNoName, refused(domain.Invalid, "both its name and its public key")},
+		{"keypair name without its key", none, keyNoKey, refused(domain.Invalid, "both its name and its public key")},
+		{"oversized sealed password", none, hugeSeal, refused(domain.Invalid, "sealed admin password is 257 bytes")},
 		{"user data", none, withData,
 			then(&server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opNew, UserData: withData.UserData, CreatedAt: t1})},
 		{"user data too long", none, tooMuchData, refused(domain.Invalid, "user_data is 65536 bytes; at most 65535")},
@@ -574,5 +585,13 @@ func TestDriftStatus(t *testing.T) {
 	lost := fold(plus(active, &server.Lost{Host: h1, Reason: "gone", At: t1}))
 	if lost.Status != server.StatusError || lost.Reason != "gone" || lost.Host != h1 || lost.Power != server.NoState {
 		t.Fatalf("lost: %+v", lost)
+	}
+}
+
+func TestStateKeepsTheFirstBootCredentials(t *testing.T) {
+	s := server.Decider.Fold(server.State{}, []domain.Event{&server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1",
+		KeyName: "alice", PublicKey: "ssh-ed25519 AAAA alice", AdminPasswordSealed: []byte("sealed"), CreatedAt: t1}})
+	if s.KeyName != "alice" || s.PublicKey != "ssh-ed25519 AAAA alice" || string(s.AdminPasswordSealed) != "sealed" {
+		t.Fatalf("state lost the credentials: %+v", s)
 	}
 }

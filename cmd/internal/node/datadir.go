@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
+	"github.com/keel-cloud/keel/secrets"
 )
 
 const (
@@ -19,6 +20,8 @@ const (
 	// agentCredentialsFile holds the nkey seed agents connect to the
 	// embedded NATS with.
 	agentCredentialsFile = "agent.nk"
+	// secretsKeyFile holds the key generated passwords are sealed with.
+	secretsKeyFile = "secrets.key"
 )
 
 // DataDirInUseError is returned by Start when another process (or another
@@ -130,4 +133,23 @@ func (n *Node) AgentCredentials() string {
 		return ""
 	}
 	return filepath.Join(n.Config.DataDir, agentCredentialsFile)
+}
+
+// SecretsKeyFile is the file of the key that seals generated passwords:
+// Config.SecretsKey, or DataDir/secrets.key.
+func (n *Node) SecretsKeyFile() string {
+	if n.Config.SecretsKey != "" {
+		return n.Config.SecretsKey
+	}
+	return filepath.Join(n.Config.DataDir, secretsKeyFile)
+}
+
+// openSecrets loads the secrets key: the one given, which must exist (the
+// replicas of one control plane share it), or the data dir's, created
+// (mode 0600) at first start.
+func openSecrets(c Config) (*secrets.Box, error) {
+	if c.SecretsKey != "" {
+		return secrets.LoadFile(c.SecretsKey)
+	}
+	return secrets.EnsureFile(filepath.Join(c.DataDir, secretsKeyFile))
 }

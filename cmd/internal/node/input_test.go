@@ -101,6 +101,7 @@ func (e *env) restartForgettingIdempotency() {
 func TestBadInputIsA4xxProblemAndWritesNothing(t *testing.T) {
 	e := start(t, nil)
 	e.seed()
+	e.must(201, e.call("POST", "/v1/keypairs", map[string]any{"name": "alice", "public_key": ed25519Key}))
 	head := func() uint64 {
 		s, err := e.node.Store.LastSequence(context.Background())
 		if err != nil {
@@ -153,6 +154,22 @@ func TestBadInputIsA4xxProblemAndWritesNothing(t *testing.T) {
 		{"history since negative", "GET", "/v1/events?since=-1", nil, 422},
 		{"user data not base64", "POST", "/v1/servers", `{"name":"a","flavor":"small","image":"tiny","user_data":"not base64!"}`, 422},
 		{"user data over 64 KiB", "POST", "/v1/servers", `{"name":"a","flavor":"small","image":"tiny","user_data":"` + base64.StdEncoding.EncodeToString(make([]byte, 65536)) + `"}`, 422},
+		{"public key that is not a key", "POST", "/v1/keypairs", `{"name":"k","public_key":"hello world"}`, 422},
+		{"DSA public key", "POST", "/v1/keypairs", keypairBody("k", dsaKey), 422},
+		{"RSA public key of 1024 bits", "POST", "/v1/keypairs", keypairBody("k", rsa1024Key), 422},
+		{"public key over 16 KiB", "POST", "/v1/keypairs", keypairBody("k", ed25519Key+" "+strings.Repeat("x", 16<<10)), 422},
+		{"escape in a public key", "POST", "/v1/keypairs", keypairBody("k", ed25519Key+"\u001b[2J"), 422},
+		{"two public keys", "POST", "/v1/keypairs", keypairBody("k", ed25519Key+"\n"+ed25519Key), 422},
+		{"public key with options", "POST", "/v1/keypairs", keypairBody("k", `command="/bin/sh" `+ed25519Key), 422},
+		{"control character in a keypair name", "POST", "/v1/keypairs", keypairBody("k\u0007", ed25519Key), 422},
+		{"uuid-shaped keypair name", "POST", "/v1/keypairs", keypairBody("3f2504e0-4f89-11d3-9a0c-0305e82c3301", ed25519Key), 422},
+		{"duplicate keypair name", "POST", "/v1/keypairs", keypairBody("alice", ed25519Key), 409},
+		{"unknown key_name", "POST", "/v1/servers", `{"name":"a","flavor":"small","image":"tiny","key_name":"nobody"}`, 422},
+		{"unknown key_name id", "POST", "/v1/servers", `{"name":"a","flavor":"small","image":"tiny","key_name":"00000000-0000-0000-0000-000000000003"}`, 422},
+		{"unknown keypair", "GET", "/v1/keypairs/nobody", nil, 404},
+		{"delete unknown keypair", "DELETE", "/v1/keypairs/nobody", nil, 404},
+		{"login info of an unknown server", "GET", "/v1/servers/00000000-0000-0000-0000-000000000004/login-info", nil, 404},
+		{"login info of an unknown server name", "GET", "/v1/servers/nobody/login-info", nil, 404},
 		{"unknown path", "GET", "/v1/nothing", nil, 404},
 		{"method not allowed", "PATCH", "/v1/flavors", nil, 405},
 	}

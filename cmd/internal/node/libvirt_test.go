@@ -41,7 +41,7 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 	startAgent := func() {
 		a = exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
 			"--host-name", "node-a", "--data-dir", agentDir, "--nats", "nats://"+natsAddr,
-			"--credentials", filepath.Join(dataDir, "agent.nk"), "--heartbeat", "500ms", "--stop-timeout", "5s")
+			"--credentials", filepath.Join(dataDir, "agent.nk"), "--secrets-key", filepath.Join(dataDir, "secrets.key"), "--heartbeat", "500ms", "--stop-timeout", "5s")
 		a.Stdout, a.Stderr = agentLog, agentLog
 		if err := a.Start(); err != nil {
 			t.Fatal(err)

@@ -37,7 +37,7 @@ func runAgent(t *testing.T, n *node.Node, prefix string, hosts int) func() {
 	}
 	app := commands.NewApp(store)
 	fleet, _ := fake.Fleet(prefix, hosts, fake.Knobs{}, 16, 16384, 100)
-	ag := &agent.Agent{Name: prefix, App: app, Events: store, Hosts: fleet, Publish: nc.Publish, Flush: nc.Flush,
+	ag := &agent.Agent{Name: prefix, App: app, Events: store, Hosts: fleet, Publish: nc.Publish, Flush: nc.Flush, Secrets: n.Secrets,
 		HeartbeatEvery: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

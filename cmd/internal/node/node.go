@@ -35,6 +35,7 @@ import (
 	"github.com/keel-cloud/keel/projections"
 	"github.com/keel-cloud/keel/sagas"
 	"github.com/keel-cloud/keel/sagas/monitors"
+	"github.com/keel-cloud/keel/secrets"
 )
 
 // Config configures a node.
@@ -47,6 +48,10 @@ type Config struct {
 	Replicas    int           // stream replicas on an external cluster (default 1)
 	DupWindow   time.Duration // JetStream duplicate window (default 2m)
 	DatabaseURL string        // "" starts a private Postgres under DataDir/postgres
+	// SecretsKey is the file of the key that seals generated passwords
+	// (package secrets). "" uses DataDir/secrets.key, created at first
+	// start; a given file must exist (replicas share one key).
+	SecretsKey string
 
 	FakeHosts   int // simulated hosts run in this process
 	HostVCPUs   int
@@ -94,6 +99,7 @@ type Node struct {
 	Postgres *pgcluster.Cluster // nil when DatabaseURL was given
 	Metrics  *metrics.Set       // this node's registry, served at /metrics
 	Parked   *keeljs.ParkingLot // commits sagas and agents gave up on for now
+	Secrets  *secrets.Box       // seals and opens generated passwords
 
 	nc     *nats.Conn
 	http   *http.Server
@@ -152,8 +158,12 @@ func Start(ctx context.Context, c Config) (*Node, error) {
 
 func (n *Node) start(ctx context.Context) error {
 	c := n.Config
+	var err error
 	if err := n.openDataDir(); err != nil {
 		return err
+	}
+	if n.Secrets, err = openSecrets(c); err != nil {
+		return err // before NATS and Postgres: a wrong key path fails at once
 	}
 	if err := n.startNATS(ctx); err != nil {
 		return err
@@ -162,6 +172,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.App = commands.NewApp(n.Store)
+	n.App.Secrets = n.Secrets
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Events: n.Store, Projections: projections.All(), Log: c.Log}
 	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: sagas.CachedSnapshot(n.Read, 100*time.Millisecond), Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
@@ -224,7 +235,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 		n.Hosts = sims
-		ag := &agent.Agent{Name: "embedded", App: n.App, Events: n.parking(), Hosts: hosts, Log: c.Log,
+		ag := &agent.Agent{Name: "embedded", App: n.App, Events: n.parking(), Hosts: hosts, Log: c.Log, Secrets: n.Secrets,
 			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, Flush: n.nc.Flush, HeartbeatEvery: c.HeartbeatEvery,
 			Respond: keeljs.Responder(n.nc)}
 		if err := ag.Register(ctx); err != nil {

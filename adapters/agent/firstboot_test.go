@@ -1,0 +1,122 @@
+package agent_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/adapters/fake"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/catalog"
+	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/eventlog/memlog"
+	"github.com/keel-cloud/keel/secrets"
+)
+
+const aliceKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0r2iHJKGMaAUABUbV1qDof3YMRyKZr3YlLWDJEH980 alice@laptop"
+
+func keyBox(t *testing.T) *secrets.Box {
+	t.Helper()
+	b, err := secrets.EnsureFile(filepath.Join(t.TempDir(), "secrets.key"))
+	must(t, err)
+	return b
+}
+
+// The agent hands the driver the server's key and its password opened
+// with keel serve's key; an agent with another key, or none, fails the
+// spawn and says why, rather than build a server nobody can log in to.
+func TestAgentGivesTheDriverTheKeyAndThePassword(t *testing.T) {
+	serveKey := keyBox(t)
+	for _, c := range []struct {
+		name   string
+		key    agent.Opener
+		reason string // "" : the build succeeds
+	}{
+		{"keel serve's key", serveKey, ""},
+		{"another key", keyBox(t), "its secrets key is not keel serve's"},
+		{"no key", nil, "has no secrets key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			log := memlog.New()
+			app := commands.NewApp(log)
+			app.Secrets = serveKey
+			hosts, sims := fake.Fleet("mem", 1, fake.Knobs{}, 16, 16384, 100)
+			ag := &agent.Agent{Name: "mem", App: commands.NewApp(log), Events: log, Hosts: hosts, Log: slog.New(slog.DiscardHandler), Secrets: c.key}
+			done := make(chan error, 1)
+			go func() { done <- ag.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+
+			sid := scheduledServer(ctx, t, app)
+			if c.reason == "" {
+				waitFor(t, app, sid, server.StatusActive)
+				_, pw, err := app.LoginInfo(ctx, sid)
+				must(t, err)
+				spec, ok := sims[0].Spawned(sid)
+				if !ok || !slices.Equal(spec.SSHKeys, []string{aliceKey}) || string(spec.AdminPassword) != pw {
+					t.Fatalf("driver got keys %q, password %q; want alice's key and %q", spec.SSHKeys, spec.AdminPassword, pw)
+				}
+				return
+			}
+			reason := waitSpawnFailed(t, log, sid)
+			if !strings.Contains(reason, c.reason) {
+				t.Fatalf("spawn failed with %q; want it to say %q", reason, c.reason)
+			}
+			if _, ok := sims[0].Spawned(sid); ok {
+				t.Fatal("the driver was asked to spawn without the password")
+			}
+		})
+	}
+}
+
+// scheduledServer creates a server with alice's key and schedules it on mem-1.
+func scheduledServer(ctx context.Context, t *testing.T, app *commands.App) string {
+	t.Helper()
+	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
+	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
+	must(t, err)
+	im, err := app.CreateImage(ctx, image.Spec{Name: "debian", DiskFormat: "qcow2"}, m("image"))
+	must(t, err)
+	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
+	must(t, err)
+	kp, err := app.CreateKeypair(ctx, "alice", aliceKey, m("keypair"))
+	must(t, err)
+	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: string(fl.State.ID), ImageID: string(im.State.ID),
+		KeypairID: string(kp.State.ID)}, m("create"))
+	must(t, err)
+	sid := string(res.State.ID)
+	_, err = app.Servers.Handle(ctx, sid, server.Schedule{Host: "mem-1", Operation: opID, At: time.Now()}, m("schedule"))
+	must(t, err)
+	return sid
+}
+
+// waitSpawnFailed returns the reason of the server's first spawn_failed.
+func waitSpawnFailed(t *testing.T, log *memlog.Log, sid string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		envs, err := log.Load(context.Background(), server.AggregateType, sid, 0)
+		must(t, err)
+		for _, env := range envs {
+			evs, err := catalog.Decode(env)
+			must(t, err)
+			for _, ev := range evs {
+				if f, ok := ev.(*server.SpawnFailed); ok {
+					return f.Reason
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("no spawn_failed within 10s")
+	return ""
+}
