@@ -26,6 +26,9 @@
 #   KEEL-GUEST user-data-begin
 #   <user-data lines>
 #   KEEL-GUEST user-data-end
+#   KEEL-GUEST vendor-data-begin              (when the seed has vendor-data:
+#   <vendor-data lines>                        the admin user, key and
+#   KEEL-GUEST vendor-data-end                 password Keel gives a guest)
 #   KEEL-GUEST ready
 #
 # Then it stays up, printing nothing more, like a server would, unless the
@@ -164,6 +167,11 @@ say meta-data-end
 say user-data-begin
 awk 1 /seed/user-data 2>/dev/null
 say user-data-end
+if [ -f /seed/vendor-data ]; then
+  say vendor-data-begin
+  awk 1 /seed/vendor-data
+  say vendor-data-end
+fi
 say ready
 
 if grep -q '^keel-test: poweroff' /seed/user-data 2>/dev/null; then

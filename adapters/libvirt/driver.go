@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -588,7 +589,8 @@ func writeSeed(ctx context.Context, path string, s agent.ServerSpec) error {
 	if len(user) == 0 {
 		user = []byte("#cloud-config\n{}\n")
 	}
-	for name, data := range map[string][]byte{"meta-data": []byte(meta), "user-data": user} {
+	files := map[string][]byte{"meta-data": []byte(meta), "user-data": user, "vendor-data": vendorData(s)}
+	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			return fmt.Errorf("server %s: seed: %w", s.ID, err)
 		}
@@ -599,7 +601,7 @@ func writeSeed(ctx context.Context, path string, s agent.ServerSpec) error {
 		return fmt.Errorf("server %s: seed: %w", s.ID, err)
 	}
 	out, err := exec.CommandContext(ctx, "genisoimage", "-quiet", "-output", tmp, "-volid", "cidata", "-joliet", "-rock",
-		filepath.Join(dir, "meta-data"), filepath.Join(dir, "user-data")).CombinedOutput()
+		filepath.Join(dir, "meta-data"), filepath.Join(dir, "user-data"), filepath.Join(dir, "vendor-data")).CombinedOutput()
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("server %s: make its seed: %w: %s", s.ID, err, strings.TrimSpace(string(out)))
@@ -608,6 +610,33 @@ func writeSeed(ctx context.Context, path string, s agent.ServerSpec) error {
 		return fmt.Errorf("server %s: seed: %w", s.ID, err)
 	}
 	return nil
+}
+
+// AdminUser is the guest user that gets the server's keypair and
+// generated password.
+const AdminUser = "keel"
+
+// vendorData is the cloud-config Keel gives every guest beside the user's
+// own user-data (which it never rewrites): the admin user with the
+// keypair's key and the generated password. JSON strings are YAML scalars,
+// so nothing the user chose can break out of them.
+func vendorData(s agent.ServerSpec) []byte {
+	q := func(v string) string { b, _ := json.Marshal(v); return string(b) }
+	var b strings.Builder
+	b.WriteString("#cloud-config\nusers:\n  - default\n  - name: " + AdminUser + "\n")
+	b.WriteString("    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n    shell: /bin/sh\n    lock_passwd: false\n")
+	if len(s.SSHKeys) > 0 {
+		b.WriteString("    ssh_authorized_keys:\n")
+		for _, k := range s.SSHKeys {
+			b.WriteString("      - " + q(k) + "\n")
+		}
+	}
+	if len(s.AdminPassword) > 0 {
+		b.WriteString("chpasswd:\n  expire: false\n  users:\n")
+		b.WriteString("    - {name: " + AdminUser + ", password: " + q(string(s.AdminPassword)) + ", type: text}\n")
+		b.WriteString("ssh_pwauth: true\n")
+	}
+	return []byte(b.String())
 }
 
 // hostname turns a server name into a hostname: letters, digits and

@@ -174,6 +174,7 @@ func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
 	ctx := context.Background()
 	id := uuid.NewString()
 	spec := agent.ServerSpec{ID: id, Name: "Web_01", VCPUs: 1, RAMMiB: 128, DiskGiB: 2, UserData: []byte("#!/bin/sh\necho hello\n"),
+		SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnly alice@laptop"}, AdminPassword: []byte("Zq7mW3kPt9xR2vB8nH4c"),
 		Image: agent.ImageRef{ID: "img-1", Object: "o", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(base)), Format: "qcow2"}}
 	if err := d.Spawn(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -190,7 +191,13 @@ func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"CIDATA", "instance-id: " + id, "local-hostname: web-01", "echo hello"} {
+	if fi, _ := os.Stat(filepath.Join(sdir, "seed.iso")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("seed (it holds the password) is %v", fi.Mode().Perm())
+	}
+	for _, want := range []string{"CIDATA", "instance-id: " + id, "local-hostname: web-01", "echo hello",
+		// vendor-data: the admin user with the keypair's key and the password
+		"name: keel", `- "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnly alice@laptop"`,
+		`{name: keel, password: "Zq7mW3kPt9xR2vB8nH4c", type: text}`} {
 		if !bytes.Contains(bytes.ToUpper(iso), bytes.ToUpper([]byte(want))) {
 			t.Errorf("seed lacks %q", want)
 		}

@@ -91,10 +91,13 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 		t.Fatalf("upload: %v", err)
 	}
 
+	if _, _, err := api.Create[api.Keypair](ctx, c, api.Keypairs, api.KeypairBody{Name: "alice", PublicKey: ed25519Key}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
 	marker := "hello from " + uuid.NewString()
 	userData := "#!/bin/sh\necho '" + marker + "'\n"
 	acc, _, err := api.Create[api.Accepted](ctx, c, api.Servers, api.ServerBody{Name: "vm-1", Flavor: "tiny", Image: "keel-test-guest",
-		UserData: base64.StdEncoding.EncodeToString([]byte(userData))}, api.Opts{MinSequence: up.Sequence})
+		KeyName: "alice", UserData: base64.StdEncoding.EncodeToString([]byte(userData))}, api.Opts{MinSequence: up.Sequence})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +132,18 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 		}
 		return nil
 	})
+	// The guest got the admin user with the keypair's key and the password
+	// login-info gives (it prints the seed's vendor-data).
+	login, _, err := api.Get[api.LoginInfo](ctx, c, api.Path(api.Servers, id, "login-info"), api.Opts{})
+	if err != nil || login.Username != "keel" || len(login.Password) < 16 {
+		t.Fatalf("login info %+v, %v", login, err)
+	}
+	if log, err := api.ConsoleLog(ctx, c, id, 0); err != nil {
+		t.Fatal(err)
+	} else if _, vendor, ok := strings.Cut(string(log), "KEEL-GUEST vendor-data-begin"); !ok ||
+		!strings.Contains(vendor, `password: "`+login.Password+`"`) || !strings.Contains(vendor, ed25519Key) {
+		t.Fatalf("the guest's vendor-data lacks the key or the password of login-info:\n%s", log)
+	}
 	if log, err := api.ConsoleLog(ctx, c, id, 10); err != nil || len(log) != 10 {
 		t.Fatalf("the last 10 bytes of the console log: %q, %v", log, err)
 	}
