@@ -162,7 +162,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		run  func(context.Context, *benchEnv, *results) error
 	}{{"command", runCommand}, {"projection", runProjection}, {"rebuild", runRebuild},
 		{"scheduler", runScheduler}, {"placement", runPlacement}, {"scale", runScale}, {"coldload", runColdLoad},
-		{"libvirt", runLibvirt}} {
+		{"libvirt", runLibvirt}, {"libvirt-sync", runLibvirtSync}} {
 		if !cfg.wants(f.name) {
 			continue
 		}
