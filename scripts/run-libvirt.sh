@@ -165,7 +165,7 @@ done
 say "starting keel agent --driver libvirt as host $host_name (disks in $data/$host_name, log $logs/agent.log)"
 setsid "$keel" agent --driver libvirt --libvirt-uri "$uri" --host-name "$host_name" \
   --data-dir "$data/$host_name" --nats "nats://$nats_listen" --credentials "$data/agent.nk" \
-  --accel "$accel" >"$logs/agent.log" 2>&1 &
+  --secrets-key "$data/secrets.key" --accel "$accel" >"$logs/agent.log" 2>&1 &
 agent_pid=$!
 for ((i = 0; ; i++)); do
   [[ $("$keel" host show "$host_name" 2>/dev/null | awk '$1 == "STATE" {print $2}') == up ]] && break
@@ -203,8 +203,8 @@ Keel runs with one libvirt compute node, $host_name. In another terminal:
   export KEEL_API=$KEEL_API
   echo 'hello from my first guest' > /tmp/hello.txt
   bin/keel server create vm-1 --flavor m1.tiny --image $image --user-data /tmp/hello.txt --wait
-  id=\$(bin/keel server show vm-1 | awk '\$1 == "ID" {print \$2}')
-  cat $data/$host_name/servers/\$id/console.log
+  bin/keel server console-log vm-1
+  bin/keel server login-info vm-1
   bin/keel server stop vm-1 --wait; bin/keel server start vm-1 --wait
   bin/keel server delete vm-1 --wait
   virsh -c '$uri' list --all
