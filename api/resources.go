@@ -116,26 +116,28 @@ type Step struct {
 // Host is a compute host: identity, state, and capacity total (after
 // overcommit), used and free.
 type Host struct {
-	ID          string     `json:"id" format:"uuid"`
-	Name        string     `json:"name"`
-	Driver      string     `json:"driver"`
-	Address     *string    `json:"address"`
-	Hypervisor  *string    `json:"hypervisor"`
-	CPUModel    *string    `json:"cpu_model"`
-	CPUFeatures []string   `json:"cpu_features"`
-	Traits      []string   `json:"traits"`
-	Status      string     `json:"status" enum:"enabled,disabled,maintenance"`
-	State       string     `json:"state" enum:"up,down"`
-	Reason      *string    `json:"status_reason"`
-	DownSince   *time.Time `json:"down_since"`
-	Ratios      Ratios     `json:"overcommit"`
-	Physical    Resources  `json:"physical"`
-	Total       Resources  `json:"total"` // physical capacity times the overcommit ratios
-	Used        Resources  `json:"used"`
-	Free        Resources  `json:"free"`
-	Servers     int        `json:"servers" doc:"Servers holding a claim on this host"`
-	UpdatedAt   *time.Time `json:"updated_at"`
-	Version     int64      `json:"version" doc:"Aggregate version, for If-Match (also the ETag)"`
+	ID          string   `json:"id" format:"uuid"`
+	Name        string   `json:"name"`
+	Driver      string   `json:"driver"`
+	Address     *string  `json:"address"`
+	Hypervisor  *string  `json:"hypervisor"`
+	CPUModel    *string  `json:"cpu_model"`
+	CPUFeatures []string `json:"cpu_features"`
+	// UnknownGuests run on the host without Keel having created them.
+	UnknownGuests []string   `json:"unknown_guests" doc:"Guests running on the host that Keel did not create, as its agent last reported them; Keel never touches them"`
+	Traits        []string   `json:"traits"`
+	Status        string     `json:"status" enum:"enabled,disabled,maintenance"`
+	State         string     `json:"state" enum:"up,down"`
+	Reason        *string    `json:"status_reason"`
+	DownSince     *time.Time `json:"down_since"`
+	Ratios        Ratios     `json:"overcommit"`
+	Physical      Resources  `json:"physical"`
+	Total         Resources  `json:"total"` // physical capacity times the overcommit ratios
+	Used          Resources  `json:"used"`
+	Free          Resources  `json:"free"`
+	Servers       int        `json:"servers" doc:"Servers holding a claim on this host"`
+	UpdatedAt     *time.Time `json:"updated_at"`
+	Version       int64      `json:"version" doc:"Aggregate version, for If-Match (also the ETag)"`
 }
 
 // Resources is an amount of vCPUs, RAM and disk.

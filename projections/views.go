@@ -100,6 +100,8 @@ var Hosts = Projection{Name: "hosts", Version: 3, Tables: []string{"hosts", "hos
 				set(To("down", true), To("down_since", e.At))
 			case *host.CameUp:
 				set(To("down", false), To("down_since", nil))
+			case *host.UnknownGuestsObserved:
+				set(To("unknown_guests", e.Guests))
 			case *host.Claimed:
 				r := e.Resources
 				w.Exec("", `INSERT INTO `+cl+` (host, server_id, vcpus, ram_mib, disk_gib, operation_id, claimed_at)

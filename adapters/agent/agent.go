@@ -43,9 +43,6 @@ type Agent struct {
 	// SyncEvery is the period of the observed-state sync (see Sync); zero:
 	// no sync (simulated fleets, whose hosts cannot drift).
 	SyncEvery time.Duration
-
-	syncMu  sync.Mutex
-	unknown map[string][]string // host -> guests Keel did not create, last seen
 	// Secrets opens the admin passwords sealed in server.created (nil: a
 	// server with one fails to spawn here, saying why). For now it holds
 	// the control plane's own key; per-host trust will have keel serve

@@ -154,7 +154,13 @@ func TestSyncRestoresTheDesiredState(t *testing.T) {
 	if st.Status != server.StatusError || !strings.Contains(st.Reason, "disappeared from host sync-1") {
 		t.Fatalf("lost server %+v", st)
 	}
-	// The stranger is untouched; a second sync changes nothing more.
+	// The stranger is recorded on the host, and untouched; a second sync
+	// changes nothing more.
+	hs, _, err := app.Hosts.LoadLatest(ctx, commands.HostID("sync-1"))
+	must(t, err)
+	if strings.Join(hs.UnknownGuests, ",") != "not-keels" {
+		t.Fatalf("host records unknown guests %v", hs.UnknownGuests)
+	}
 	head, err := log.LastSequence(ctx)
 	must(t, err)
 	must(t, ag.Sync(ctx, hosts[0]))
@@ -163,5 +169,11 @@ func TestSyncRestoresTheDesiredState(t *testing.T) {
 	}
 	if sims[0].Servers()["not-keels"] != "RUNNING" {
 		t.Fatal("a guest Keel did not create was touched")
+	}
+	// Gone: the host says so.
+	sims[0].Forget("not-keels")
+	must(t, ag.Sync(ctx, hosts[0]))
+	if hs, _, err = app.Hosts.LoadLatest(ctx, commands.HostID("sync-1")); err != nil || len(hs.UnknownGuests) != 0 {
+		t.Fatalf("host still records unknown guests %v (%v)", hs.UnknownGuests, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
+	hostdomain "github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/server"
 )
 
@@ -106,7 +107,9 @@ func (a *Agent) Sync(ctx context.Context, h Host) error {
 		}
 		seen[o.ID] = o.Power
 	}
-	a.noteUnknown(h.Info.Name, unknown)
+	if err := a.reportUnknown(ctx, h.Info.Name, hostID, hs.UnknownGuests, unknown); err != nil {
+		return err
+	}
 	ids := make([]string, 0, len(mine))
 	for id := range mine {
 		ids = append(ids, id)
@@ -150,20 +153,31 @@ func describe(p Power, present bool) string {
 	return string(p)
 }
 
-// noteUnknown logs the guests on a host that Keel did not create, when
-// they change: an operator's business, never touched by Keel.
-func (a *Agent) noteUnknown(host string, names []string) {
+// reportUnknown records on the host the guests Keel did not create, when
+// they differ from what the host last recorded: an operator's business,
+// never touched by Keel.
+func (a *Agent) reportUnknown(ctx context.Context, host, hostID string, recorded, names []string) error {
 	sort.Strings(names)
-	a.syncMu.Lock()
-	defer a.syncMu.Unlock()
-	if a.unknown == nil {
-		a.unknown = map[string][]string{}
+	if slices.Equal(names, recorded) || (len(names) == 0 && len(recorded) == 0) {
+		return nil
 	}
-	if slices.Equal(a.unknown[host], names) {
-		return
-	}
-	a.unknown[host] = names
 	if len(names) > 0 {
 		a.Log.Warn("guests Keel did not create run on this host; left alone", "host", host, "guests", strings.Join(names, ","))
 	}
+	if len(names) > maxUnknown {
+		names = names[:maxUnknown] // the rest are in the log line above
+	}
+	meta := commands.Meta{CommandID: commands.DeriveID("unknown-guests", hostID, strings.Join(names, "\x00"), strings.Join(recorded, "\x00")),
+		Actor: domain.Actor{User: "agent:" + a.Name}}
+	_, err := a.App.Hosts.Handle(ctx, hostID, hostdomain.ObserveUnknownGuests{Guests: names, At: time.Now().UTC()}, meta)
+	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record the unknown guests of host %s: %w", host, err)
+	}
+	return nil
 }
+
+// maxUnknown is how many unknown guests a host records.
+const maxUnknown = hostdomain.MaxUnknownGuests

@@ -47,7 +47,7 @@ func operationOut(o postgres.Operation) api.Operation {
 
 func hostOut(h postgres.Host) api.Host {
 	return api.Host{ID: h.ID, Name: h.Name, Driver: h.Driver, Address: h.Address, Hypervisor: h.Hypervisor,
-		CPUModel: h.CPUModel, CPUFeatures: h.CPUFeatures, Traits: h.Traits, Status: h.Status, State: h.State,
+		CPUModel: h.CPUModel, CPUFeatures: h.CPUFeatures, Traits: h.Traits, Status: h.Status, State: h.State, UnknownGuests: h.UnknownGuests,
 		Reason: h.Reason, DownSince: h.DownSince, Ratios: api.Ratios(h.Ratios), Physical: resourcesOut(h.Physical),
 		Total: resourcesOut(h.Total), Used: resourcesOut(h.Used), Free: resourcesOut(h.Free), Servers: h.Servers,
 		UpdatedAt: h.UpdatedAt, Version: h.Version}

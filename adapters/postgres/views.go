@@ -124,13 +124,15 @@ type Host struct {
 	Used        host.Resources
 	Free        host.Resources
 	Servers     int
-	UpdatedAt   *time.Time
-	Version     int64
+	// UnknownGuests run on the host but were not created by Keel.
+	UnknownGuests []string
+	UpdatedAt     *time.Time
+	Version       int64
 }
 
 const hostCols = `SELECT id::text, name, driver, address, hypervisor, cpu_model, cpu_features, traits, disabled, maintenance,
 	CASE WHEN disabled THEN status_reason ELSE maintenance_reason END, down, down_since, ratio_cpu, ratio_ram, ratio_disk, vcpus, ram_mib, disk_gib,
-	used_vcpus, used_ram_mib, used_disk_gib, claims, updated_at, version FROM hosts`
+	used_vcpus, used_ram_mib, used_disk_gib, claims, unknown_guests, updated_at, version FROM hosts`
 
 func scanHost(row pgx.CollectableRow) (Host, error) {
 	var h Host
@@ -138,7 +140,7 @@ func scanHost(row pgx.CollectableRow) (Host, error) {
 	err := row.Scan(&h.ID, &h.Name, &h.Driver, &h.Address, &h.Hypervisor, &h.CPUModel, &h.CPUFeatures, &h.Traits,
 		&disabled, &maint, &h.Reason, &down, &h.DownSince, &h.Ratios.CPU, &h.Ratios.RAM, &h.Ratios.Disk,
 		&h.Physical.VCPUs, &h.Physical.RAMMiB, &h.Physical.DiskGiB, &h.Used.VCPUs, &h.Used.RAMMiB, &h.Used.DiskGiB,
-		&h.Servers, &h.UpdatedAt, &h.Version)
+		&h.Servers, &h.UnknownGuests, &h.UpdatedAt, &h.Version)
 	h.Status, h.State = "enabled", "up"
 	if maint {
 		h.Status = "maintenance"

@@ -118,6 +118,7 @@ func writeHost(w io.Writer, h api.Host) error {
 		{"STATE", h.State}, {"DOWN_SINCE", fmtTimePtr(h.DownSince)}, {"DRIVER", h.Driver},
 		{"ADDRESS", deref(h.Address)}, {"HYPERVISOR", deref(h.Hypervisor)}, {"CPU_MODEL", deref(h.CPUModel)},
 		{"CPU_FEATURES", strings.Join(h.CPUFeatures, ", ")}, {"TRAITS", strings.Join(h.Traits, ", ")},
+		{"UNKNOWN_GUESTS", strings.Join(h.UnknownGuests, ", ")},
 		{"OVERCOMMIT", fmtRatios(h.Ratios)}, {"SERVERS", itoa(h.Servers)}, {"UPDATED", fmtTimePtr(h.UpdatedAt)},
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -76,7 +77,7 @@ func TestFmtKV(t *testing.T) {
 func testHost() api.Host {
 	reason := "bad DIMM"
 	down := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	return api.Host{ID: "h-1", Name: "sim-1", Driver: "fake", Traits: []string{"gpu", "ssd"},
+	return api.Host{ID: "h-1", Name: "sim-1", Driver: "fake", Traits: []string{"gpu", "ssd"}, UnknownGuests: []string{"legacy-db"},
 		Status: "disabled", State: "down", Reason: &reason, DownSince: &down,
 		Ratios:   api.Ratios{CPU: 4, RAM: 1.5, Disk: 1},
 		Physical: api.Resources{VCPUs: 32, RAMMiB: 1000, DiskGiB: 100},
@@ -105,8 +106,9 @@ func TestWriteHost(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"STATUS_REASON  bad DIMM\n", "STATE          down\n", "DOWN_SINCE     2026-01-02T03:04:05.000Z\n",
-		"TRAITS         gpu, ssd\n", "OVERCOMMIT     cpu 4, ram 1.5, disk 1\n", "ADDRESS        -\n",
+		"STATUS_REASON   bad DIMM\n", "STATE           down\n", "DOWN_SINCE      2026-01-02T03:04:05.000Z\n",
+		"TRAITS          gpu, ssd\n", "OVERCOMMIT      cpu 4, ram 1.5, disk 1\n", "ADDRESS         -\n",
+		"UNKNOWN_GUESTS  legacy-db\n",
 		"RESOURCE  PHYSICAL  RATIO  TOTAL  USED  FREE\n",
 		"VCPUS     32        4      128    6     122\n",
 		"RAM_MIB   1000      1.5    1500   600   900\n",
@@ -355,7 +357,7 @@ func TestHostActions(t *testing.T) {
 		"POST /v1/hosts/sim-1/maintenance/end": answer(200, "6", hostJSON),
 	})
 	out, _, err := runCLI(t, srv.URL, "host", "disable", "sim-1", "--reason", "bad DIMM")
-	if err != nil || !strings.Contains(out, "STATUS_REASON  bad DIMM\n") {
+	if err != nil || !regexp.MustCompile(`(?m)^STATUS_REASON +bad DIMM$`).MatchString(out) {
 		t.Fatalf("disable: %q, %v", out, err)
 	}
 	if _, _, err := runCLI(t, srv.URL, "host", "maintenance-end", "sim-1"); err != nil {

@@ -98,6 +98,7 @@ var examples = map[string][]domain.Event{
 		&host.Removed{At: at},
 		&host.AggregateJoined{Aggregate: "a-1", Name: "rack-1", Zone: "az1", Join: "j-1", At: at},
 		&host.AggregateLeft{Aggregate: "a-1", Join: "j-1", At: at},
+		&host.UnknownGuestsObserved{Guests: []string{"legacy-db"}, At: at},
 	},
 }
 

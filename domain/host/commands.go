@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -114,6 +115,18 @@ type (
 // Remove takes an empty host out of the fleet.
 type Remove struct{ At time.Time }
 
+// ObserveUnknownGuests is the host's agent reporting the guests it runs
+// that Keel did not create (their hypervisor names).
+type ObserveUnknownGuests struct {
+	Guests []string
+	At     time.Time
+}
+
+// MaxUnknownGuests bounds the names one observation records.
+const MaxUnknownGuests = 1000
+
+func (ObserveUnknownGuests) hostCommand() {}
+
 func (Register) hostCommand()       {}
 func (Enable) hostCommand()         {}
 func (Disable) hostCommand()        {}
@@ -170,6 +183,17 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		return when(s.Down, &CameUp{At: c.At})
 	case JoinAggregate:
 		return decideJoin(s, c)
+	case ObserveUnknownGuests:
+		if len(c.Guests) > MaxUnknownGuests {
+			return nil, domain.Invalidf("%d unknown guests; at most %d are recorded", len(c.Guests), MaxUnknownGuests)
+		}
+		guests := append([]string{}, slices.Sorted(slices.Values(c.Guests))...) // [] in JSON, not null
+		for _, g := range guests {
+			if err := domain.CheckText("guest name", g); err != nil {
+				return nil, err
+			}
+		}
+		return when(!slices.Equal(guests, s.UnknownGuests), &UnknownGuestsObserved{Guests: guests, At: c.At})
 	case Remove:
 		if n := len(s.Claims); n > 0 {
 			return nil, domain.Conflictf("host %s still holds %d server(s); delete or move them before removing the host", s.Spec.Name, n)

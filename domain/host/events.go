@@ -21,6 +21,7 @@ const (
 	TypeRemoved            = "host.removed"
 	TypeAggregateJoined    = "host.aggregate_joined"
 	TypeAggregateLeft      = "host.aggregate_left"
+	TypeUnknownGuests      = "host.unknown_guests_observed"
 )
 
 // Registered records a host's identity and capacity (again when they change).
@@ -110,19 +111,28 @@ type AggregateLeft struct {
 	At        time.Time `json:"at"`
 }
 
-func (*Registered) EventType() string         { return TypeRegistered }
-func (*Enabled) EventType() string            { return TypeEnabled }
-func (*Disabled) EventType() string           { return TypeDisabled }
-func (*MaintenanceStarted) EventType() string { return TypeMaintenanceStarted }
-func (*MaintenanceEnded) EventType() string   { return TypeMaintenanceEnded }
-func (*RatiosChanged) EventType() string      { return TypeRatiosChanged }
-func (*Claimed) EventType() string            { return TypeClaimed }
-func (*Released) EventType() string           { return TypeReleased }
-func (*WentDown) EventType() string           { return TypeDown }
-func (*CameUp) EventType() string             { return TypeUp }
-func (*Removed) EventType() string            { return TypeRemoved }
-func (*AggregateJoined) EventType() string    { return TypeAggregateJoined }
-func (*AggregateLeft) EventType() string      { return TypeAggregateLeft }
+// UnknownGuestsObserved records the guests running on the host that Keel
+// did not create, when that set changes (empty: none any more). Keel never
+// touches them; operators see them on the host.
+type UnknownGuestsObserved struct {
+	Guests []string  `json:"guests"`
+	At     time.Time `json:"at"`
+}
+
+func (*Registered) EventType() string            { return TypeRegistered }
+func (*UnknownGuestsObserved) EventType() string { return TypeUnknownGuests }
+func (*Enabled) EventType() string               { return TypeEnabled }
+func (*Disabled) EventType() string              { return TypeDisabled }
+func (*MaintenanceStarted) EventType() string    { return TypeMaintenanceStarted }
+func (*MaintenanceEnded) EventType() string      { return TypeMaintenanceEnded }
+func (*RatiosChanged) EventType() string         { return TypeRatiosChanged }
+func (*Claimed) EventType() string               { return TypeClaimed }
+func (*Released) EventType() string              { return TypeReleased }
+func (*WentDown) EventType() string              { return TypeDown }
+func (*CameUp) EventType() string                { return TypeUp }
+func (*Removed) EventType() string               { return TypeRemoved }
+func (*AggregateJoined) EventType() string       { return TypeAggregateJoined }
+func (*AggregateLeft) EventType() string         { return TypeAggregateLeft }
 
 var registry = domain.Registry{
 	TypeRegistered:         func() domain.Event { return &Registered{} },
@@ -138,4 +148,5 @@ var registry = domain.Registry{
 	TypeRemoved:            func() domain.Event { return &Removed{} },
 	TypeAggregateJoined:    func() domain.Event { return &AggregateJoined{} },
 	TypeAggregateLeft:      func() domain.Event { return &AggregateLeft{} },
+	TypeUnknownGuests:      func() domain.Event { return &UnknownGuestsObserved{} },
 }

@@ -92,6 +92,9 @@ type State struct {
 	// of those that list it. It outlives a removal, as the aggregates let a
 	// removed host go only after its removal.
 	Aggregates map[string]Membership
+	// UnknownGuests are the guests on the host Keel did not create, as its
+	// agent last reported them (sorted).
+	UnknownGuests []string
 }
 
 // Limit is the capacity claims may use: physical capacity × ratios.
@@ -157,6 +160,8 @@ func Evolve(s State, ev domain.Event) State {
 	case *AggregateLeft:
 		s.Aggregates = cloneAggregates(s.Aggregates)
 		delete(s.Aggregates, e.Aggregate)
+	case *UnknownGuestsObserved:
+		s.UnknownGuests = e.Guests
 	}
 	return s
 }

@@ -214,3 +214,19 @@ func TestClaimsNeverOvercommit(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownGuests(t *testing.T) {
+	seen := with(registered, &host.UnknownGuestsObserved{Guests: []string{"db", "legacy"}, At: t0})
+	run(t, []row{
+		{"first seen, sorted", registered, host.ObserveUnknownGuests{Guests: []string{"legacy", "db"}, At: t1},
+			[]domain.Event{&host.UnknownGuestsObserved{Guests: []string{"db", "legacy"}, At: t1}}, 0, ""},
+		{"the same set again changes nothing", seen, host.ObserveUnknownGuests{Guests: []string{"legacy", "db"}, At: t1}, nil, 0, ""},
+		{"one gone", seen, host.ObserveUnknownGuests{Guests: []string{"db"}, At: t1},
+			[]domain.Event{&host.UnknownGuestsObserved{Guests: []string{"db"}, At: t1}}, 0, ""},
+		{"all gone", seen, host.ObserveUnknownGuests{At: t1},
+			[]domain.Event{&host.UnknownGuestsObserved{Guests: []string{}, At: t1}}, 0, ""},
+		{"none, never seen", registered, host.ObserveUnknownGuests{At: t1}, nil, 0, ""},
+		{"an escape in a name", registered, host.ObserveUnknownGuests{Guests: []string{"x\x1b[2J"}, At: t1}, nil, domain.Invalid, "guest name must not contain control characters"},
+		{"unknown host", none, host.ObserveUnknownGuests{Guests: []string{"db"}, At: t1}, nil, domain.NotFound, "not found"},
+	})
+}

@@ -144,6 +144,24 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 		!strings.Contains(vendor, `password: "`+login.Password+`"`) || !strings.Contains(vendor, ed25519Key) {
 		t.Fatalf("the guest's vendor-data lacks the key or the password of login-info:\n%s", log)
 	}
+	// A guest Keel did not create: recorded on the host, never touched.
+	if _, err := lv.Dial(t).DomainDefineXMLFlags(`<domain type='qemu'><name>legacy-db</name><memory unit='MiB'>16</memory>
+		<os><type arch='x86_64'>hvm</type></os></domain>`, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		h, _, err := api.Get[api.Host](ctx, c, api.Path(api.Hosts, "node-a"), api.Opts{})
+		if err != nil {
+			return err
+		}
+		if strings.Join(h.UnknownGuests, ",") != "legacy-db" {
+			return fmt.Errorf("host records unknown guests %v", h.UnknownGuests)
+		}
+		return nil
+	})
+	if _, err := lv.Dial(t).DomainLookupByName("legacy-db"); err != nil {
+		t.Fatalf("the guest Keel did not create was touched: %v", err)
+	}
 	if log, err := api.ConsoleLog(ctx, c, id, 10); err != nil || len(log) != 10 {
 		t.Fatalf("the last 10 bytes of the console log: %q, %v", log, err)
 	}
@@ -338,8 +356,8 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(doms) != 0 {
-		t.Fatalf("domains left on the host: %+v", doms)
+	if len(doms) != 1 || doms[0].Name != "legacy-db" {
+		t.Fatalf("domains left on the host besides the operator's own: %+v", doms)
 	}
 	if left, _ := os.ReadDir(filepath.Join(agentDir, "servers")); len(left) != 0 {
 		t.Fatalf("server files left on the host: %v", left)
