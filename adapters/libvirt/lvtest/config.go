@@ -2,6 +2,7 @@ package lvtest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 )
 
@@ -19,11 +20,19 @@ log_outputs = %q
 `, filepath.Dir(d.Socket), d.HostUUID, "3:file:"+d.Log)
 }
 
-// qemuConf is the daemon's qemu.conf. QEMU runs as root with no security
-// driver, cgroups or private /dev, so files under Daemon.Dir just work and
-// nothing is shared with another daemon. Serial consoles of type "file" are
-// written by QEMU itself ("file" stdio handler), so no virtlogd is needed.
-const qemuConf = `user = "root"
+// qemuConf is the daemon's qemu.conf: qemuConfBase and a VNC port range
+// of its own. Daemons on one machine share its network: each picking the
+// first free port from 5900 at once, two guests would try the same one.
+func qemuConf() string {
+	lo := 5900 + 20*rand.IntN(2900)
+	return qemuConfBase + fmt.Sprintf("remote_display_port_min = %d\nremote_display_port_max = %d\n", lo, lo+19)
+}
+
+// qemuConfBase: QEMU runs as root with no security driver, cgroups or
+// private /dev, so files under Daemon.Dir just work and nothing is shared
+// with another daemon. Serial consoles of type "file" are written by QEMU
+// itself ("file" stdio handler), so no virtlogd is needed.
+const qemuConfBase = `user = "root"
 group = "root"
 dynamic_ownership = 0
 remember_owner = 0

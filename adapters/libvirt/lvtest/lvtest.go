@@ -169,7 +169,7 @@ func (d *Daemon) layout() error {
 	}
 	files := map[string]string{
 		"etc/libvirtd.conf": libvirtdConf(d),
-		"etc/qemu.conf":     qemuConf,
+		"etc/qemu.conf":     qemuConf(),
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(d.root, name), []byte(text), 0o644); err != nil {

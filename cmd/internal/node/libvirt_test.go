@@ -370,3 +370,126 @@ func deref[T any](p *T) any {
 	}
 	return *p
 }
+
+// Two compute nodes (two private libvirtds on one machine): servers in an
+// anti-affinity group land one on each, each node's libvirtd holds only
+// its own, and a delete leaves neither anything.
+func TestTwoLibvirtNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots two real guests")
+	}
+	lvs := []*lvtest.Daemon{lvtest.Start(t), lvtest.Start(t)}
+	guest := lvtest.GuestImage(t)
+	bin := buildKeel(t)
+	natsAddr, dataDir := freeAddr(t), t.TempDir()
+	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr)
+	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
+	names := []string{"node-a", "node-b"}
+	logs := []*syncBuffer{{}, {}}
+	for i, lv := range lvs {
+		a := exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
+			"--host-name", names[i], "--data-dir", filepath.Join(lv.Dir, "agent"), "--nats", "nats://"+natsAddr,
+			"--credentials", filepath.Join(dataDir, "agent.nk"), "--secrets-key", filepath.Join(dataDir, "secrets.key"), "--heartbeat", "500ms")
+		a.Stdout, a.Stderr = logs[i], logs[i]
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = a.Process.Signal(syscall.SIGINT); _ = a.Wait() }()
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve:\n%s\nagent a:\n%s\nagent b:\n%s", p.log, logs[0], logs[1])
+		}
+	}()
+	c := api.New(p.url)
+	ctx := context.Background()
+	eventually(t, 30*time.Second, func() error {
+		for _, n := range names {
+			h, _, err := api.Get[api.Host](ctx, c, api.Path(api.Hosts, n), api.Opts{})
+			if err != nil {
+				return err
+			}
+			if h.State != "up" {
+				return fmt.Errorf("host %s %s", n, h.State)
+			}
+		}
+		return nil
+	})
+	if _, _, err := api.Create[api.Flavor](ctx, c, api.Flavors, api.FlavorBody{Name: "tiny", VCPUs: 1, RAMMiB: 256, DiskGiB: 1}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.ServerGroup](ctx, c, api.ServerGroups, api.GroupBody{Name: "pair", Policy: "anti-affinity"}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	im, _, err := api.Create[api.Image](ctx, c, api.Images, api.ImageBody{Name: "keel-test-guest", DiskFormat: "qcow2"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	up, err := c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Images, im.ID, "file"), Raw: f,
+		RawType: "application/octet-stream", RawLength: st.Size()}, nil)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 2 {
+		acc, _, err := api.Create[api.Accepted](ctx, c, api.Servers, api.ServerBody{Name: fmt.Sprintf("vm-%d", i), Flavor: "tiny",
+			Image: "keel-test-guest", ServerGroup: "pair"}, api.Opts{MinSequence: up.Sequence})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, acc.Server.ID)
+	}
+	on := map[string]string{} // host -> server
+	for _, id := range ids {
+		eventually(t, 2*time.Minute, func() error {
+			s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, id), api.Opts{})
+			if err != nil {
+				return err
+			}
+			if s.Status == "ERROR" {
+				t.Fatalf("server %s in ERROR: %v", id, deref(s.Reason))
+			}
+			if s.Status != "ACTIVE" || s.Host == nil {
+				return fmt.Errorf("server %s %s", id, s.Status)
+			}
+			on[*s.Host] = id
+			return nil
+		})
+	}
+	if len(on) != 2 {
+		t.Fatalf("servers placed on %v; want one on each node", on)
+	}
+	// Each node's libvirtd holds its own server, and only that one.
+	for i, lv := range lvs {
+		doms, _, err := lv.Dial(t).ConnectListAllDomains(1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(doms) != 1 || doms[0].Name != "keel-"+on[names[i]] {
+			t.Fatalf("%s holds %+v; want only keel-%s", names[i], doms, on[names[i]])
+		}
+	}
+	for _, id := range ids {
+		if _, err := api.Delete(ctx, c, api.Path(api.Servers, id), api.Opts{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, lv := range lvs {
+		eventually(t, time.Minute, func() error {
+			doms, _, err := lv.Dial(t).ConnectListAllDomains(1, 0)
+			if err != nil {
+				return err
+			}
+			if len(doms) != 0 {
+				return fmt.Errorf("%s still holds %+v", names[i], doms)
+			}
+			return nil
+		})
+	}
+}
