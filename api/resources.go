@@ -50,22 +50,23 @@ type Image struct {
 
 // Server is a virtual machine: desired, observed and task state side by side.
 type Server struct {
-	ID          string       `json:"id" format:"uuid"`
-	Name        string       `json:"name"`
-	Status      string       `json:"status" enum:"BUILDING,ACTIVE,STOPPED,REBOOTING,DELETING,ERROR"`
-	Reason      *string      `json:"reason" doc:"Why the server is in ERROR, or why its last action failed"`
-	Desired     string       `json:"desired_state" enum:"running,stopped,deleted"`
-	Power       string       `json:"power_state" doc:"Observed power state reported by the host"`
-	Task        *string      `json:"task_state"`
-	Host        *string      `json:"host"`
-	Flavor      ServerFlavor `json:"flavor"`
-	ImageID     string       `json:"image_id" format:"uuid"`
-	OperationID *string      `json:"operation_id" doc:"The latest operation on this server"`
-	KeepRunning bool         `json:"keep_running" doc:"Started again when found stopped behind Keel's back (a host reboot, a crash); false: left STOPPED"`
-	KeyName     *string      `json:"key_name" doc:"The keypair the server was created with (its key is a copy: deleting the keypair changes nothing here)"`
-	Version     int64        `json:"version" doc:"Aggregate version, for If-Match"`
-	CreatedAt   time.Time    `json:"created_at"`
-	UpdatedAt   time.Time    `json:"updated_at"`
+	ID           string       `json:"id" format:"uuid"`
+	Name         string       `json:"name"`
+	Status       string       `json:"status" enum:"BUILDING,ACTIVE,STOPPED,REBOOTING,DELETING,ERROR"`
+	Reason       *string      `json:"reason" doc:"Why the server is in ERROR, or why its last action failed"`
+	Desired      string       `json:"desired_state" enum:"running,stopped,deleted"`
+	Power        string       `json:"power_state" doc:"Observed power state reported by the host"`
+	Task         *string      `json:"task_state"`
+	Host         *string      `json:"host"`
+	Flavor       ServerFlavor `json:"flavor"`
+	ImageID      string       `json:"image_id" format:"uuid"`
+	OperationID  *string      `json:"operation_id" doc:"The latest operation on this server"`
+	DataDisksGiB []int        `json:"data_disks_gib" doc:"Blank data disks attached at create, by size in GiB"`
+	KeepRunning  bool         `json:"keep_running" doc:"Started again when found stopped behind Keel's back (a host reboot, a crash); false: left STOPPED"`
+	KeyName      *string      `json:"key_name" doc:"The keypair the server was created with (its key is a copy: deleting the keypair changes nothing here)"`
+	Version      int64        `json:"version" doc:"Aggregate version, for If-Match"`
+	CreatedAt    time.Time    `json:"created_at"`
+	UpdatedAt    time.Time    `json:"updated_at"`
 }
 
 // ServerFlavor is the copy of its flavor a server keeps.

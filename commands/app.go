@@ -98,6 +98,8 @@ type CreateServerRequest struct {
 	UserData []byte
 	// KeepRunning nil means true (see server.Create).
 	KeepRunning *bool
+	// DataDisksGiB are blank data disks, by size.
+	DataDisksGiB []int
 	// KeypairID names the keypair whose public key the server gets ("": none).
 	KeypairID string
 }
@@ -142,7 +144,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	opID := DeriveID(id, "create")
 	meta.CorrelationID = opID
 	cmd := server.Create{
-		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, KeepRunning: req.KeepRunning, At: a.Now().UTC(),
+		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, KeepRunning: req.KeepRunning, DataDisksGiB: req.DataDisksGiB, At: a.Now().UTC(),
 		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB, ExtraSpecs: fl.Spec.ExtraSpecs},
 	}
 	if err := a.firstBoot(ctx, &cmd, req.KeypairID); err != nil {

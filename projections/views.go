@@ -258,7 +258,7 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 
 // serverCols are the columns server.created writes.
 var serverCols = []string{"id", "name", "flavor_id", "flavor", "image_id", "desired", "power", "task", "status", "operation_id",
-	"keep_running", "version", "created_at", "updated_at", "seq", "key_name"}
+	"keep_running", "version", "created_at", "updated_at", "seq", "key_name", "data_disks_gib"}
 
 // Servers is the servers table. A server's commits within a batch fold
 // into one statement: a server built in one batch is one INSERT.
@@ -281,7 +281,7 @@ var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"
 				}
 				w.Insert(id, tb, "(id)", idCol, serverCols, []any{id, e.Name, e.Flavor.ID, fl, e.ImageID,
 					"running", "NOSTATE", "scheduling", "BUILDING", e.Operation, e.KeepRunning == nil || *e.KeepRunning,
-					env.Version, e.CreatedAt, e.CreatedAt, env.Sequence, nullable(e.KeyName)})
+					env.Version, e.CreatedAt, e.CreatedAt, env.Sequence, nullable(e.KeyName), append([]int{}, e.DataDisksGiB...)})
 			case *server.Scheduled:
 				upd(To("host", e.Host), To("task", "spawning"))
 			case *server.SpawnFailed:

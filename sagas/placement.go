@@ -115,6 +115,9 @@ func (s *ServerSaga) request(ctx context.Context, sv server.State) (scheduler.Re
 		Exclude:    sv.FailedHosts,
 		ExtraSpecs: sv.Flavor.ExtraSpecs,
 	}
+	for _, g := range sv.DataDisksGiB {
+		req.Resources.DiskGiB += g // data disks take the host's disk too
+	}
 	im, _, err := s.App.Images.Load(ctx, sv.ImageID)
 	if err != nil {
 		return req, err

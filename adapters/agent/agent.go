@@ -278,7 +278,7 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 		}
 		spec := ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID,
 			Image:    ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat},
-			UserData: st.UserData}
+			UserData: st.UserData, DataDisksGiB: st.DataDisksGiB}
 		if st.PublicKey != "" {
 			spec.SSHKeys = []string{st.PublicKey}
 		}

@@ -28,6 +28,8 @@ type ServerSpec struct {
 	Image ImageRef
 	// UserData is given to the guest at first boot (NoCloud user-data).
 	UserData []byte
+	// DataDisksGiB are blank data disks to attach, by size.
+	DataDisksGiB []int
 	// SSHKeys are the public keys (authorized_keys lines) to authorize for
 	// the guest's admin user, keel, at first boot.
 	SSHKeys []string

@@ -29,7 +29,7 @@ func imageOut(i postgres.Image) api.Image {
 func serverOut(s postgres.Server) api.Server {
 	f := s.Flavor
 	return api.Server{ID: s.ID, Name: s.Name, Status: s.Status, Reason: s.Reason, Desired: s.Desired, Power: s.Power,
-		Task: s.Task, Host: s.Host, ImageID: s.ImageID, OperationID: s.OperationID, KeepRunning: s.KeepRunning, KeyName: s.KeyName, Version: s.Version,
+		Task: s.Task, Host: s.Host, ImageID: s.ImageID, OperationID: s.OperationID, KeepRunning: s.KeepRunning, KeyName: s.KeyName, DataDisksGiB: s.DataDisksGiB, Version: s.Version,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 		Flavor: api.ServerFlavor{ID: f.ID, Name: f.Name, VCPUs: f.VCPUs, RAMMiB: f.RAMMiB, DiskGiB: f.DiskGiB, ExtraSpecs: f.ExtraSpecs}}
 }

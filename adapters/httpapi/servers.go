@@ -30,7 +30,8 @@ type ServerOutput struct {
 
 func serverView(st server.State, version uint64, at time.Time) api.Server {
 	v := api.Server{ID: string(st.ID), Name: st.Name, Status: string(st.Status), Desired: string(st.Desired),
-		Power: string(st.Power), Flavor: api.ServerFlavor(st.Flavor), ImageID: st.ImageID, Version: int64(version), CreatedAt: st.CreatedAt, UpdatedAt: at}
+		Power: string(st.Power), Flavor: api.ServerFlavor(st.Flavor), ImageID: st.ImageID, Version: int64(version), CreatedAt: st.CreatedAt, UpdatedAt: at,
+		KeepRunning: st.KeepRunning, DataDisksGiB: append([]int{}, st.DataDisksGiB...)}
 	if st.Reason != "" {
 		v.Reason = &st.Reason
 	}
@@ -91,7 +92,8 @@ func (a *API) registerServers(hapi huma.API) {
 				}
 			}
 			cid := commandID(ctx)
-			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData, KeepRunning: in.Body.KeepRunning, KeypairID: keypairID}
+			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData, KeepRunning: in.Body.KeepRunning, KeypairID: keypairID,
+				DataDisksGiB: in.Body.DataDisksGiB}
 			res, opID, err := a.App.CreateServer(ctx, req, a.meta(ctx, cid))
 			if err != nil {
 				return nil, a.fail(ctx, err)

@@ -317,6 +317,16 @@ func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
 		}
 		disks = append(disks, Disk{Path: root, Format: "qcow2", Bootable: true})
 	}
+	for i, g := range s.DataDisksGiB {
+		p := filepath.Join(dir, fmt.Sprintf("data-%d.qcow2", i+1))
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("server %s: %w", s.ID, err)
+		}
+		if err := CreateBlank(ctx, p, int64(g)<<30); err != nil {
+			return explain(ctx, err, "the host could not create the server's data disks")
+		}
+		disks = append(disks, Disk{Path: p, Format: "qcow2"})
+	}
 	seed := filepath.Join(dir, "seed.iso")
 	if err := writeSeed(ctx, seed, s); err != nil {
 		return explain(ctx, err, "the host could not write the server's first-boot data")

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -164,7 +165,8 @@ func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
 	base := qcow2(t, 16<<20)
 	sum := sha256.Sum256(base)
 	dir := t.TempDir()
-	d, err := libvirt.New(libvirt.Config{Conn: testDriverConn(t), Dir: dir, DomainType: "test",
+	testConn := testDriverConn(t)
+	d, err := libvirt.New(libvirt.Config{Conn: testConn, Dir: dir, DomainType: "test",
 		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(base)), nil
 		}})
@@ -175,7 +177,8 @@ func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
 	id := uuid.NewString()
 	spec := agent.ServerSpec{ID: id, Name: "Web_01", VCPUs: 1, RAMMiB: 128, DiskGiB: 2, UserData: []byte("#!/bin/sh\necho hello\n"),
 		SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnly alice@laptop"}, AdminPassword: []byte("Zq7mW3kPt9xR2vB8nH4c"),
-		Image: agent.ImageRef{ID: "img-1", Object: "o", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(base)), Format: "qcow2"}}
+		DataDisksGiB: []int{3, 5},
+		Image:        agent.ImageRef{ID: "img-1", Object: "o", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(base)), Format: "qcow2"}}
 	if err := d.Spawn(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +189,30 @@ func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
 	}
 	if !strings.Contains(string(info), `"virtual-size": 2147483648`) || !strings.Contains(string(info), filepath.Join(dir, "bases")) {
 		t.Fatalf("root disk is not a 2 GiB overlay on the cached base:\n%s", info)
+	}
+	// The data disks: blank qcow2 of the sizes asked, attached after the
+	// root disk as vdb and vdc, none booted from.
+	for i, gib := range spec.DataDisksGiB {
+		out, err := exec.Command("qemu-img", "info", "--output=json", "--force-share", filepath.Join(sdir, fmt.Sprintf("data-%d.qcow2", i+1))).CombinedOutput()
+		if err != nil {
+			t.Fatalf("data disk %d: %v: %s", i+1, err, out)
+		}
+		if !strings.Contains(string(out), fmt.Sprintf(`"virtual-size": %d`, int64(gib)<<30)) || strings.Contains(string(out), "backing") {
+			t.Fatalf("data disk %d is not a blank %d GiB disk:\n%s", i+1, gib, out)
+		}
+	}
+	dom, err := testConn.DomainLookupByName("keel-" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := testConn.DomainGetXMLDesc(dom, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"data-1.qcow2'/>\n      <target dev='vdb' bus='virtio'/>", "data-2.qcow2'/>\n      <target dev='vdc' bus='virtio'/>"} {
+		if !strings.Contains(x, want) {
+			t.Fatalf("domain lacks %q:\n%s", want, x)
+		}
 	}
 	iso, err := os.ReadFile(filepath.Join(sdir, "seed.iso"))
 	if err != nil {

@@ -68,9 +68,11 @@ type Server struct {
 	OperationID *string
 	KeepRunning bool
 	KeyName     *string
-	Version     int64
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// DataDisksGiB are the server's blank data disks, by size.
+	DataDisksGiB []int
+	Version      int64
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // ServerFlavor is the copy of its flavor a server keeps.
@@ -382,8 +384,8 @@ type ServerFilter struct{ Name, Status, Host, ImageID, FlavorID string }
 
 // serverCols reads servers; a server on a host that is down shows its
 // observed power state as UNKNOWN.
-const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, key_name, version, created_at, updated_at
-	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.key_name, s.version, s.created_at, s.updated_at,
+const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, key_name, data_disks_gib, version, created_at, updated_at
+	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.key_name, s.data_disks_gib, s.version, s.created_at, s.updated_at,
 		CASE WHEN EXISTS (SELECT 1 FROM hosts h WHERE h.name = s.host AND h.down) THEN 'UNKNOWN' ELSE s.power END AS power
 		FROM servers s) servers`
 
@@ -407,7 +409,7 @@ func (r *ReadModel) Server(ctx context.Context, id string) (Server, error) {
 func scanServer(row pgx.CollectableRow) (Server, error) {
 	var s Server
 	var fl []byte
-	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.KeyName, &s.Version, &s.CreatedAt, &s.UpdatedAt)
+	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.KeyName, &s.DataDisksGiB, &s.Version, &s.CreatedAt, &s.UpdatedAt)
 	if err == nil {
 		err = json.Unmarshal(fl, &s.Flavor)
 	}

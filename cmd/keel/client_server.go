@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -82,6 +83,7 @@ or nowhere.`,
 			return g.accept(cmd.Context(), call{method: http.MethodPost, path: "/v1/servers", body: body, idemKey: key}, w)
 		},
 	}
+	cmd.Flags().IntSliceVar(&body.DataDisksGiB, "data-disk", nil, "attach a blank data disk of this many GiB (repeatable, at most 8)")
 	cmd.Flags().BoolVar(&keepRunning, "keep-running", true, "start the server again when it is found stopped behind Keel's back (--keep-running=false: leave it STOPPED)")
 	cmd.Flags().StringVar(&userData, "user-data", "", "file given to the guest at first boot (NoCloud user-data, at most 64 KiB)")
 	cmd.Flags().StringVar(&body.Flavor, "flavor", "", "flavor id or name")
@@ -215,7 +217,7 @@ func serverFields(s api.Server) []field {
 	fl := s.Flavor
 	return []field{
 		{"ID", s.ID}, {"NAME", s.Name}, {"STATUS", s.Status}, {"REASON", deref(s.Reason)},
-		{"DESIRED", s.Desired}, {"KEEP_RUNNING", fmt.Sprint(s.KeepRunning)}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
+		{"DESIRED", s.Desired}, {"KEEP_RUNNING", fmt.Sprint(s.KeepRunning)}, {"DATA_DISKS_GIB", fmtInts(s.DataDisksGiB)}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
 		{"FLAVOR", fmt.Sprintf("%s (%d vCPU, %d MiB RAM, %d GiB disk)", fl.Name, fl.VCPUs, fl.RAMMiB, fl.DiskGiB)},
 		{"IMAGE", s.ImageID}, {"KEYPAIR", deref(s.KeyName)}, {"OPERATION", deref(s.OperationID)}, {"VERSION", fmt.Sprint(s.Version)},
 		{"CREATED", fmtTime(s.CreatedAt)}, {"UPDATED", fmtTime(s.UpdatedAt)},
@@ -259,4 +261,16 @@ func serverRebootCmd(g *globals) *cobra.Command {
 	idemFlag(cmd, &key)
 	w.add(cmd)
 	return cmd
+}
+
+// fmtInts shows sizes as "5, 7", or "-" for none.
+func fmtInts(v []int) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = fmt.Sprint(n)
+	}
+	return strings.Join(parts, ", ")
 }

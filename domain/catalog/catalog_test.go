@@ -42,7 +42,7 @@ var examples = map[string][]domain.Event{
 	server.AggregateType: {
 		&server.Created{ID: "srv-1", Name: "web-1", Flavor: server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20},
 			ImageID: "img-1", Operation: "op-1", Hints: server.Hints{AvailabilityZone: "az1", ServerGroup: "sg-1", TargetHost: "h-1"}, UserData: []byte("#cloud-config\n"),
-			KeyName: "alice", PublicKey: "ssh-ed25519 AAAA alice", AdminPasswordSealed: []byte{1, 2, 3}, KeepRunning: new(bool), CreatedAt: at},
+			KeyName: "alice", PublicKey: "ssh-ed25519 AAAA alice", AdminPasswordSealed: []byte{1, 2, 3}, KeepRunning: new(bool), DataDisksGiB: []int{10}, CreatedAt: at},
 		&server.SpawnFailed{Host: "h-1", Reason: "disk full", Attempt: 1, At: at},
 		&server.Scheduled{Host: "h-1", Operation: "op-1", At: at},
 		&server.Spawned{Host: "h-1", At: at},

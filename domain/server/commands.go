@@ -19,6 +19,9 @@ type Create struct {
 	UserData []byte
 	// KeepRunning nil means true.
 	KeepRunning *bool
+	// DataDisksGiB are blank data disks to attach, by size (at most
+	// MaxDataDisks, each up to MaxDataDiskGiB).
+	DataDisksGiB []int
 	// KeyName and PublicKey are the keypair the server is created with,
 	// copied: a later delete of the keypair changes no server.
 	KeyName   string
@@ -36,6 +39,12 @@ const MaxPublicKey = 16 << 10
 // MaxSealedPassword bounds a sealed password: a nonce, a tag and a short
 // password fit in far less.
 const MaxSealedPassword = 256
+
+// Bounds of a server's data disks.
+const (
+	MaxDataDisks   = 8
+	MaxDataDiskGiB = 16384
+)
 
 // MaxUserData bounds a server's user data, as Nova does (64 KiB).
 const MaxUserData = 65535
@@ -235,8 +244,16 @@ func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if err := c.checkLogin(); err != nil {
 		return nil, err
 	}
+	if len(c.DataDisksGiB) > MaxDataDisks {
+		return nil, domain.Invalidf("%d data disks; at most %d", len(c.DataDisksGiB), MaxDataDisks)
+	}
+	for i, g := range c.DataDisksGiB {
+		if g < 1 || g > MaxDataDiskGiB {
+			return nil, domain.Invalidf("data disk %d is %d GiB; from 1 to %d", i+1, g, MaxDataDiskGiB)
+		}
+	}
 	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData,
-		KeyName: c.KeyName, PublicKey: c.PublicKey, AdminPasswordSealed: c.AdminPasswordSealed, KeepRunning: c.KeepRunning, CreatedAt: c.At})
+		KeyName: c.KeyName, PublicKey: c.PublicKey, AdminPasswordSealed: c.AdminPasswordSealed, KeepRunning: c.KeepRunning, DataDisksGiB: c.DataDisksGiB, CreatedAt: c.At})
 }
 
 // checkLogin checks the first-boot credentials: a key name comes with its

@@ -39,6 +39,8 @@ type Created struct {
 	// KeepRunning false: a server found stopped behind Keel's back stays
 	// stopped. Absent (older commits) means true.
 	KeepRunning *bool `json:"keep_running,omitempty"`
+	// DataDisksGiB are the blank data disks the server gets, by size.
+	DataDisksGiB []int `json:"data_disks_gib,omitempty"`
 	// KeyName and PublicKey: the keypair's name and a copy of its key.
 	KeyName   string `json:"key_name,omitempty"`
 	PublicKey string `json:"public_key,omitempty"`

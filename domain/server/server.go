@@ -98,6 +98,8 @@ type State struct {
 	// KeepRunning: a server found stopped behind Keel's back is started
 	// again (the default).
 	KeepRunning bool
+	// DataDisksGiB are its blank data disks, by size.
+	DataDisksGiB []int
 	// KeyName and PublicKey: the keypair it was created with (a copy).
 	KeyName   string
 	PublicKey string
@@ -153,8 +155,8 @@ func Evolve(s State, ev domain.Event) State {
 	case *Created:
 		s = State{ID: e.ID, Exists: true, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
 			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints, UserData: e.UserData,
-			KeepRunning: e.KeepRunning == nil || *e.KeepRunning,
-			KeyName:     e.KeyName, PublicKey: e.PublicKey, AdminPasswordSealed: e.AdminPasswordSealed}
+			KeepRunning: e.KeepRunning == nil || *e.KeepRunning, DataDisksGiB: e.DataDisksGiB,
+			KeyName: e.KeyName, PublicKey: e.PublicKey, AdminPasswordSealed: e.AdminPasswordSealed}
 	case *Scheduled:
 		s.Host, s.Task = e.Host, Spawning
 	case *SpawnFailed:

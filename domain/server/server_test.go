@@ -595,3 +595,18 @@ func TestStateKeepsTheFirstBootCredentials(t *testing.T) {
 		t.Fatalf("state lost the credentials: %+v", s)
 	}
 }
+
+func TestCreateDataDisks(t *testing.T) {
+	with := func(gib ...int) server.Create {
+		c := create("web-1")
+		c.DataDisksGiB = gib
+		return c
+	}
+	run(t, []tc{
+		{"two data disks", none, with(10, 16384), then(&server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opNew,
+			DataDisksGiB: []int{10, 16384}, CreatedAt: t1})},
+		{"a zero-size disk", none, with(10, 0), refused(domain.Invalid, "data disk 2 is 0 GiB; from 1 to 16384")},
+		{"a disk too large", none, with(16385), refused(domain.Invalid, "data disk 1 is 16385 GiB")},
+		{"nine disks", none, with(1, 1, 1, 1, 1, 1, 1, 1, 1), refused(domain.Invalid, "9 data disks; at most 8")},
+	})
+}

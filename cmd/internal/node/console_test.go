@@ -1,8 +1,13 @@
 package node_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/keel-cloud/keel/api"
+	"github.com/keel-cloud/keel/cmd/internal/node"
 )
 
 // The console log is read from the server's host: a simulated host keeps
@@ -28,4 +33,41 @@ func TestConsoleLogAsksTheHost(t *testing.T) {
 	r.json(t, &big)
 	e.waitOp(big.OperationID, 20*time.Second)
 	e.mustProblem(409, e.call("GET", "/v1/servers/nowhere/console-log", nil), "is on no host (ERROR)")
+}
+
+// Data disks count against the host's disk: a server with two of them
+// claims its flavor's disk and theirs, shows them, and gives all back when
+// deleted.
+func TestDataDisksAreClaimed(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 1 })
+	e.seed()
+	r := e.must(202, e.call("POST", "/v1/servers", map[string]any{"name": "db", "flavor": "small", "image": "tiny", "data_disks_gib": []int{5, 7}},
+		"Keel-Min-Sequence", fmt.Sprint(e.minSeq)))
+	var acc api.Accepted
+	r.json(t, &acc)
+	if op := e.waitOp(acc.OperationID, 20*time.Second); op.Status != "succeeded" {
+		t.Fatalf("create: %+v", op)
+	}
+	s, _ := e.server(acc.Server.ID)
+	if fmt.Sprint(s.DataDisksGiB) != "[5 7]" {
+		t.Fatalf("server shows data disks %v", s.DataDisksGiB)
+	}
+	used := func() int {
+		h, _, err := api.Get[api.Host](context.Background(), e.api, api.Path(api.Hosts, "sim-1"), api.Opts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Used.DiskGiB
+	}
+	if u := used(); u != 1+5+7 {
+		t.Fatalf("host uses %d GiB of disk; want 13 (flavor 1 + data 5 + 7)", u)
+	}
+	del := e.act(acc.Server.ID, "delete")
+	e.waitOp(del.OperationID, 20*time.Second)
+	eventually(t, 10*time.Second, func() error {
+		if u := used(); u != 0 {
+			return fmt.Errorf("host still uses %d GiB", u)
+		}
+		return nil
+	})
 }

@@ -170,6 +170,8 @@ func TestBadInputIsA4xxProblemAndWritesNothing(t *testing.T) {
 		{"delete unknown keypair", "DELETE", "/v1/keypairs/nobody", nil, 404},
 		{"login info of an unknown server", "GET", "/v1/servers/00000000-0000-0000-0000-000000000004/login-info", nil, 404},
 		{"login info of an unknown server name", "GET", "/v1/servers/nobody/login-info", nil, 404},
+		{"a data disk of 0 GiB", "POST", "/v1/servers", `{"name":"a","flavor":"small","image":"tiny","data_disks_gib":[10,0]}`, 422},
+		{"nine data disks", "POST", "/v1/servers", `{"name":"a","flavor":"small","image":"tiny","data_disks_gib":[1,1,1,1,1,1,1,1,1]}`, 422},
 		{"unknown path", "GET", "/v1/nothing", nil, 404},
 		{"method not allowed", "PATCH", "/v1/flavors", nil, 405},
 	}
