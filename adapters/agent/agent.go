@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
@@ -328,10 +330,10 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	kind, reason := ok, ""
+	kind, reason, detail := ok, "", ""
 	if err != nil {
 		a.Log.Info("host call failed", "host", hostName, "server", id, "err", err)
-		kind, reason = fail, Reason(err, doing)
+		kind, reason, detail = fail, Reason(err, doing), plain(err.Error(), server.MaxReportDetail)
 		if fail == "" {
 			return fmt.Errorf("destroy server %s on %s: %w", id, hostName, err) // retried
 		}
@@ -339,7 +341,7 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 	if kind == "" {
 		return nil
 	}
-	return a.report(ctx, env, i, hostName, kind, reason)
+	return a.report(ctx, env, i, hostName, kind, reason, detail)
 }
 
 // Opener opens secrets sealed by keel serve (package secrets).
@@ -363,14 +365,32 @@ func (a *Agent) openPassword(st server.State) ([]byte, error) {
 	return pw, nil
 }
 
-func (a *Agent) report(ctx context.Context, env domain.Envelope, i int, hostName string, kind server.ReportKind, reason string) error {
+// plain makes a failure's detail storable: control characters (a
+// hypervisor's multi-line message) become spaces, and it is cut to n bytes
+// on a rune boundary.
+func plain(s string, n int) string {
+	b := []rune(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?")))
+	out := string(b)
+	for len(out) > n {
+		b = b[:len(b)-1]
+		out = string(b)
+	}
+	return out
+}
+
+func (a *Agent) report(ctx context.Context, env domain.Envelope, i int, hostName string, kind server.ReportKind, reason, detail string) error {
 	meta := commands.Meta{
 		CommandID:     commands.DeriveID("report", fmt.Sprint(env.Sequence), fmt.Sprint(i)),
 		Actor:         domain.Actor{User: "agent:" + a.Name},
 		CorrelationID: env.CorrelationID,
 		CausationID:   env.CommandID,
 	}
-	_, err := a.App.Servers.Handle(ctx, env.AggregateID, server.Report{Host: hostName, Kind: kind, Reason: reason, At: time.Now().UTC()}, meta)
+	_, err := a.App.Servers.Handle(ctx, env.AggregateID, server.Report{Host: hostName, Kind: kind, Reason: reason, Detail: detail, At: time.Now().UTC()}, meta)
 	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
 		a.Log.Debug("report no longer applies", "server", env.AggregateID, "kind", kind, "why", err)
 		return nil

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -175,5 +176,54 @@ func TestSyncRestoresTheDesiredState(t *testing.T) {
 	must(t, ag.Sync(ctx, hosts[0]))
 	if hs, _, err = app.Hosts.LoadLatest(ctx, commands.HostID("sync-1")); err != nil || len(hs.UnknownGuests) != 0 {
 		t.Fatalf("host still records unknown guests %v (%v)", hs.UnknownGuests, err)
+	}
+}
+
+// A failure is reported twice over: the reason in the user's words, and the
+// host's own account (paths, hypervisor messages) as the detail admins find
+// in the server's events, made storable (one line, bounded).
+func TestFailureReasonAndDetail(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log := memlog.New()
+	app := commands.NewApp(log)
+	hosts, _ := fake.Fleet("bad", 1, fake.Knobs{FailRate: 1}, 16, 16384, 100)
+	ag := &agent.Agent{Name: "bad", App: app, Events: log, Hosts: hosts, Log: slog.New(slog.DiscardHandler)}
+	must(t, ag.Register(ctx))
+	done := make(chan error, 1)
+	go func() { done <- ag.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
+	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
+	must(t, err)
+	im, err := app.CreateImage(ctx, image.Spec{Name: "debian", DiskFormat: "qcow2"}, m("image"))
+	must(t, err)
+	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
+	must(t, err)
+	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: string(fl.State.ID), ImageID: string(im.State.ID)}, m("create"))
+	must(t, err)
+	sid := string(res.State.ID)
+	_, err = app.Servers.Handle(ctx, sid, server.Schedule{Host: "bad-1", Operation: opID, At: time.Now()}, m("schedule"))
+	must(t, err)
+	for {
+		envs, err := log.Load(ctx, server.AggregateType, sid, 0)
+		must(t, err)
+		for _, env := range envs {
+			for _, raw := range env.Events {
+				if raw.Type != server.TypeSpawnFailed {
+					continue
+				}
+				var sf server.SpawnFailed
+				must(t, json.Unmarshal(raw.Data, &sf))
+				if sf.Reason != "injected failure on simulated host bad-1" || !strings.Contains(sf.Detail, "spawn "+sid+" on bad-1: injected failure") {
+					t.Fatalf("reason %q, detail %q", sf.Reason, sf.Detail)
+				}
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no spawn failure recorded")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

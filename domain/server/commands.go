@@ -104,9 +104,16 @@ type AbortTask struct {
 type Report struct {
 	Host   string
 	Kind   ReportKind
-	Reason string // for failures
+	Reason string // for failures, in the user's words
+	// Detail is the host's own account of a failure (paths, hypervisor
+	// messages): kept in the server's events for admins, never shown as
+	// the reason.
+	Detail string
 	At     time.Time
 }
+
+// MaxReportDetail bounds a failure's detail.
+const MaxReportDetail = 4096
 
 // Observe is what a host sees of one of its servers in its periodic sync
 // or on a hypervisor event: its power state, or that its virtual machine
@@ -318,6 +325,12 @@ func decideObserve(s State, c Observe) ([]domain.Event, error) {
 // decideReport accepts a host's report only when it answers the task in
 // progress on that host; anything else is stale and refused as a conflict.
 func decideReport(s State, r Report) ([]domain.Event, error) {
+	if len(r.Detail) > MaxReportDetail {
+		return nil, domain.Invalidf("report detail is %d bytes; at most %d", len(r.Detail), MaxReportDetail)
+	}
+	if err := domain.CheckText("report detail", r.Detail); err != nil {
+		return nil, err
+	}
 	if r.Host == "" || r.Host != s.Host {
 		return nil, domain.Conflictf("host %q reports on server %s, which is on host %q", r.Host, s.ID, s.Host)
 	}
@@ -341,10 +354,10 @@ func decideReport(s State, r Report) ([]domain.Event, error) {
 		return one(&Spawned{Host: r.Host, At: r.At})
 	case ReportSpawnFailed:
 		if s.Attempts+1 < MaxBuildAttempts {
-			return one(&SpawnFailed{Host: r.Host, Reason: r.Reason, Attempt: s.Attempts + 1, At: r.At})
+			return one(&SpawnFailed{Host: r.Host, Reason: r.Reason, Attempt: s.Attempts + 1, Detail: r.Detail, At: r.At})
 		}
 		reason := fmt.Sprintf("build failed on %d hosts; last on %s: %s", s.Attempts+1, r.Host, r.Reason)
-		return one(&Failed{Host: r.Host, Reason: reason, Operation: s.Operation, At: r.At})
+		return one(&Failed{Host: r.Host, Reason: reason, Operation: s.Operation, Detail: r.Detail, At: r.At})
 	case ReportStarted:
 		return one(&Started{Host: r.Host, At: r.At})
 	case ReportStopped:
@@ -352,7 +365,7 @@ func decideReport(s State, r Report) ([]domain.Event, error) {
 	case ReportRebooted:
 		return one(&Rebooted{Host: r.Host, At: r.At})
 	case ReportActionFailed:
-		return one(&ActionFailed{Task: s.Task, Reason: r.Reason, At: r.At})
+		return one(&ActionFailed{Task: s.Task, Reason: r.Reason, Detail: r.Detail, At: r.At})
 	case ReportDestroyed:
 		return one(&Deleted{Host: r.Host, At: r.At})
 	}

@@ -53,10 +53,13 @@ type Created struct {
 // SpawnFailed records a spawn that failed on one host; the build goes back
 // to scheduling on another host (attempt counts the failures so far).
 type SpawnFailed struct {
-	Host    string    `json:"host"`
-	Reason  string    `json:"reason"`
-	Attempt int       `json:"attempt"`
-	At      time.Time `json:"at"`
+	Host    string `json:"host"`
+	Reason  string `json:"reason"`
+	Attempt int    `json:"attempt"`
+	// Detail is the host's own account (paths, hypervisor messages), for
+	// admins; Reason is the user's.
+	Detail string    `json:"detail,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // Scheduled records the host chosen for a building server.
@@ -75,10 +78,12 @@ type Spawned struct {
 // Failed records that a build failed; the server is in ERROR and holds no host.
 // Host names the host that must clean up what it may have created.
 type Failed struct {
-	Host      string    `json:"host,omitempty"`
-	Reason    string    `json:"reason"`
-	Operation string    `json:"operation_id"`
-	At        time.Time `json:"at"`
+	Host      string `json:"host,omitempty"`
+	Reason    string `json:"reason"`
+	Operation string `json:"operation_id"`
+	// Detail is the last host's own account, for admins (see SpawnFailed).
+	Detail string    `json:"detail,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // StartRequested records that the user asked a stopped server to start.
@@ -124,8 +129,10 @@ type Rebooted struct {
 
 // ActionFailed records that a start, stop or reboot did not happen.
 type ActionFailed struct {
-	Task   Task      `json:"task"`
-	Reason string    `json:"reason"`
+	Task   Task   `json:"task"`
+	Reason string `json:"reason"`
+	// Detail is the host's own account, for admins (see SpawnFailed).
+	Detail string    `json:"detail,omitempty"`
 	At     time.Time `json:"at"`
 }
 
