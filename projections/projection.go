@@ -26,6 +26,15 @@ func (t Tables) T(logical string) string {
 	panic(fmt.Sprintf("projection uses undeclared table %q", logical))
 }
 
+// Fresh tells the rebuild copies, which are new and filled once, in order
+// (no commit meets them twice), from the live tables.
+func (t Tables) Fresh() bool {
+	for logical, physical := range t {
+		return physical != logical
+	}
+	return false
+}
+
 // Projection is one read-model view of the event log.
 type Projection struct {
 	// Name is stable; the checkpoint row is keyed by it.

@@ -253,7 +253,7 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 		// filled once, in order, so it needs neither the conflict check nor
 		// the sort.
 		tail := ` ORDER BY s ON CONFLICT (seq) DO NOTHING`
-		if t.T("events") != "events" {
+		if t.Fresh() {
 			tail = ""
 		}
 		w.Exec("", `INSERT INTO `+t.T("events")+` (seq, aggregate_type, aggregate_id, version, command_id, types, envelope, occurred_at)

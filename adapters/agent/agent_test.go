@@ -38,14 +38,8 @@ func TestAgentActsOnTheInMemoryLog(t *testing.T) {
 		}
 	}()
 
-	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
-	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
-	must(t, err)
-	im, err := app.CreateImage(ctx, image.Spec{Name: "debian", DiskFormat: "qcow2"}, m("image"))
-	must(t, err)
-	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
-	must(t, err)
-	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: string(fl.State.ID), ImageID: string(im.State.ID)}, m("create"))
+	m, flID, imID := seedCatalog(t, ctx, app)
+	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: flID, ImageID: imID}, m("create"))
 	must(t, err)
 	sid := string(res.State.ID)
 	_, err = app.Servers.Handle(ctx, sid, server.Schedule{Host: "mem-2", Operation: opID, At: time.Now()}, m("schedule"))
@@ -107,16 +101,10 @@ func TestSyncRestoresTheDesiredState(t *testing.T) {
 			t.Errorf("agent: %v", err)
 		}
 	}()
-	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
-	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
-	must(t, err)
-	im, err := app.CreateImage(ctx, image.Spec{Name: "debian", DiskFormat: "qcow2"}, m("image"))
-	must(t, err)
-	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
-	must(t, err)
+	m, flID, imID := seedCatalog(t, ctx, app)
 	off := false
 	build := func(name string, keep *bool) string {
-		res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: name, FlavorID: string(fl.State.ID), ImageID: string(im.State.ID), KeepRunning: keep}, m("create-"+name))
+		res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: name, FlavorID: flID, ImageID: imID, KeepRunning: keep}, m("create-"+name))
 		must(t, err)
 		sid := string(res.State.ID)
 		_, err = app.Hosts.Handle(ctx, commands.HostID("sync-1"), host.Claim{Server: sid, Resources: host.Resources{VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, Operation: opID, At: time.Now()}, m("claim-"+name))
@@ -193,14 +181,8 @@ func TestFailureReasonAndDetail(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- ag.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
-	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
-	must(t, err)
-	im, err := app.CreateImage(ctx, image.Spec{Name: "debian", DiskFormat: "qcow2"}, m("image"))
-	must(t, err)
-	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
-	must(t, err)
-	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: string(fl.State.ID), ImageID: string(im.State.ID)}, m("create"))
+	m, flID, imID := seedCatalog(t, ctx, app)
+	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: flID, ImageID: imID}, m("create"))
 	must(t, err)
 	sid := string(res.State.ID)
 	_, err = app.Servers.Handle(ctx, sid, server.Schedule{Host: "bad-1", Operation: opID, At: time.Now()}, m("schedule"))
@@ -226,4 +208,18 @@ func TestFailureReasonAndDetail(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// seedCatalog records a flavor and an uploaded image on app, as every test
+// server needs, and returns the meta maker and their ids.
+func seedCatalog(t *testing.T, ctx context.Context, app *commands.App) (func(string) commands.Meta, string, string) {
+	t.Helper()
+	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
+	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
+	must(t, err)
+	im, err := app.CreateImage(ctx, image.Spec{Name: "debian", DiskFormat: "qcow2"}, m("image"))
+	must(t, err)
+	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
+	must(t, err)
+	return m, string(fl.State.ID), string(im.State.ID)
 }

@@ -12,10 +12,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/adapters/fake"
 	"github.com/keel-cloud/keel/commands"
-	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/catalog"
-	"github.com/keel-cloud/keel/domain/flavor"
-	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/eventlog/memlog"
 	"github.com/keel-cloud/keel/secrets"
@@ -81,16 +78,10 @@ func TestAgentGivesTheDriverTheKeyAndThePassword(t *testing.T) {
 // scheduledServer creates a server with alice's key and schedules it on mem-1.
 func scheduledServer(ctx context.Context, t *testing.T, app *commands.App) string {
 	t.Helper()
-	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
-	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "small", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
-	must(t, err)
-	im, err := app.CreateImage(ctx, image.Spec{Name: "debian", DiskFormat: "qcow2"}, m("image"))
-	must(t, err)
-	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
-	must(t, err)
+	m, flID, imID := seedCatalog(t, ctx, app)
 	kp, err := app.CreateKeypair(ctx, "alice", aliceKey, m("keypair"))
 	must(t, err)
-	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: string(fl.State.ID), ImageID: string(im.State.ID),
+	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: flID, ImageID: imID,
 		KeypairID: string(kp.State.ID)}, m("create"))
 	must(t, err)
 	sid := string(res.State.ID)

@@ -36,14 +36,11 @@ func (a *API) registerConsoles(hapi huma.API) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
-			id, err := a.serverID(ctx, in.ID)
+			s, err := a.readServer(ctx, in.ID)
 			if err != nil {
 				return nil, err
 			}
-			s, err := a.Read.Server(ctx, id)
-			if err != nil {
-				return nil, a.notFoundOr(ctx, err, "server", in.ID)
-			}
+			id := s.ID
 			if s.Host == nil || *s.Host == "" {
 				return nil, problem(ctx, http.StatusConflict, "server "+in.ID+" is on no host ("+s.Status+"): it has no console log")
 			}

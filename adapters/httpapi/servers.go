@@ -136,13 +136,9 @@ func (a *API) registerServers(hapi huma.API) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
-			id, err := a.serverID(ctx, in.ID)
+			s, err := a.readServer(ctx, in.ID)
 			if err != nil {
 				return nil, err
-			}
-			s, err := a.Read.Server(ctx, id)
-			if err != nil {
-				return nil, a.notFoundOr(ctx, err, "server", in.ID)
 			}
 			return &ServerOutput{Body: serverOut(s)}, nil
 		})
@@ -207,6 +203,19 @@ func (a *API) act(ctx context.Context, ref string, action commands.ServerAction)
 		Body: api.Accepted{Server: serverView(res.State, res.Version, a.App.Now().UTC()), OperationID: opID}}, nil
 }
 
+// readServer reads the server ref names (id or name) from the read model.
+func (a *API) readServer(ctx context.Context, ref string) (postgres.Server, error) {
+	id, err := a.serverID(ctx, ref)
+	if err != nil {
+		return postgres.Server{}, err
+	}
+	s, err := a.Read.Server(ctx, id)
+	if err != nil {
+		return s, a.notFoundOr(ctx, err, "server", ref)
+	}
+	return s, nil
+}
+
 func (a *API) serverID(ctx context.Context, ref string) (string, error) {
 	return a.resolve(ctx, "server", ref, func(name string) ([]string, error) {
 		items, _, err := a.Read.Servers(ctx, postgres.ServerFilter{Name: name}, postgres.Page{Limit: 2})
@@ -259,8 +268,7 @@ func (a *API) checkHints(ctx context.Context, h server.Hints) error {
 	return nil
 }
 
-// decodeUserData reads a server's base64 user data; it checks the decoded
-// size too (the domain refuses it again).
+// decodeUserData reads a server's base64 user data.
 func decodeUserData(s string) ([]byte, error) {
 	if s == "" {
 		return nil, nil
@@ -269,8 +277,5 @@ func decodeUserData(s string) ([]byte, error) {
 	if err != nil {
 		return nil, domain.Invalidf("user_data is not base64: %v", err)
 	}
-	if len(b) > server.MaxUserData {
-		return nil, domain.Invalidf("user_data is %d bytes; at most %d", len(b), server.MaxUserData)
-	}
-	return b, nil
+	return b, nil // its size is the domain's to check
 }

@@ -385,6 +385,12 @@ func (d *Driver) start(dom libvirt.Domain) error {
 
 // PowerOn implements agent.Driver.
 func (d *Driver) PowerOn(ctx context.Context, id string) error {
+	return d.onDomain(id, d.start)
+}
+
+// onDomain runs fn on server id's domain, holding the server's lock, on a
+// live connection; a missing domain is agent.ErrNoServer.
+func (d *Driver) onDomain(id string, fn func(libvirt.Domain) error) error {
 	defer d.lock(id)()
 	if err := d.ready(); err != nil {
 		return err
@@ -393,21 +399,13 @@ func (d *Driver) PowerOn(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return d.start(dom)
+	return fn(dom)
 }
 
 // PowerOff implements agent.Driver: an ACPI shutdown, then, when the guest
 // has not stopped within the stop timeout, a forced stop.
 func (d *Driver) PowerOff(ctx context.Context, id string) error {
-	defer d.lock(id)()
-	if err := d.ready(); err != nil {
-		return err
-	}
-	dom, err := d.lookup(id)
-	if err != nil {
-		return err
-	}
-	return d.shutdown(ctx, dom)
+	return d.onDomain(id, func(dom libvirt.Domain) error { return d.shutdown(ctx, dom) })
 }
 
 // shutdown stops a domain gracefully, forcing it off after the stop
@@ -459,14 +457,10 @@ func (d *Driver) destroyDomain(dom libvirt.Domain) error {
 // the stop timeout) then a start, which needs nothing of the guest; hard, a
 // reset. A stopped server is started.
 func (d *Driver) Reboot(ctx context.Context, id string, hard bool) error {
-	defer d.lock(id)()
-	if err := d.ready(); err != nil {
-		return err
-	}
-	dom, err := d.lookup(id)
-	if err != nil {
-		return err
-	}
+	return d.onDomain(id, func(dom libvirt.Domain) error { return d.reboot(ctx, dom, hard) })
+}
+
+func (d *Driver) reboot(ctx context.Context, dom libvirt.Domain, hard bool) error {
 	p, err := d.power(dom)
 	if err != nil {
 		return err

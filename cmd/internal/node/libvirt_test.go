@@ -75,21 +75,7 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 	if _, _, err := api.Create[api.Flavor](ctx, c, api.Flavors, api.FlavorBody{Name: "tiny", VCPUs: 1, RAMMiB: 256, DiskGiB: 1}, api.Opts{}); err != nil {
 		t.Fatal(err)
 	}
-	im, _, err := api.Create[api.Image](ctx, c, api.Images, api.ImageBody{Name: "keel-test-guest", DiskFormat: "qcow2"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(guest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := f.Stat()
-	up, err := c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Images, im.ID, "file"), Raw: f,
-		RawType: "application/octet-stream", RawLength: st.Size()}, nil)
-	f.Close()
-	if err != nil {
-		t.Fatalf("upload: %v", err)
-	}
+	up := uploadGuest(t, c, guest)
 
 	if _, _, err := api.Create[api.Keypair](ctx, c, api.Keypairs, api.KeypairBody{Name: "alice", PublicKey: ed25519Key}, api.Opts{}); err != nil {
 		t.Fatal(err)
@@ -421,21 +407,7 @@ func TestTwoLibvirtNodes(t *testing.T) {
 	if _, _, err := api.Create[api.ServerGroup](ctx, c, api.ServerGroups, api.GroupBody{Name: "pair", Policy: "anti-affinity"}, api.Opts{}); err != nil {
 		t.Fatal(err)
 	}
-	im, _, err := api.Create[api.Image](ctx, c, api.Images, api.ImageBody{Name: "keel-test-guest", DiskFormat: "qcow2"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(guest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := f.Stat()
-	up, err := c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Images, im.ID, "file"), Raw: f,
-		RawType: "application/octet-stream", RawLength: st.Size()}, nil)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := uploadGuest(t, c, guest)
 	var ids []string
 	for i := range 2 {
 		acc, _, err := api.Create[api.Accepted](ctx, c, api.Servers, api.ServerBody{Name: fmt.Sprintf("vm-%d", i), Flavor: "tiny",
@@ -492,4 +464,30 @@ func TestTwoLibvirtNodes(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// uploadGuest creates the image keel-test-guest from the test guest's
+// qcow2 file and uploads it; it answers with the upload's commit.
+func uploadGuest(t *testing.T, c *api.Client, guest string) *api.Response {
+	t.Helper()
+	ctx := context.Background()
+	im, _, err := api.Create[api.Image](ctx, c, api.Images, api.ImageBody{Name: "keel-test-guest", DiskFormat: "qcow2"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Images, im.ID, "file"), Raw: f,
+		RawType: "application/octet-stream", RawLength: st.Size()}, nil)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	return up
 }
