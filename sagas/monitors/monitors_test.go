@@ -61,7 +61,9 @@ func newCloud(ctx context.Context, t *testing.T, hosts ...string) *cloud {
 	return c
 }
 
-// create asks for a server and waits until it is spawning on a host.
+// create asks for a server and waits until it is spawning on a host and
+// its operation is at the spawn step (the server is placed first, and the
+// saga then moves the operation on).
 func (c *cloud) create(ctx context.Context, t *testing.T, sid, opID string) server.State {
 	t.Helper()
 	meta := commands.Meta{CommandID: "create-" + sid, Actor: domain.Actor{User: "test"}, CorrelationID: opID}
@@ -70,7 +72,14 @@ func (c *cloud) create(ctx context.Context, t *testing.T, sid, opID string) serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.waitServer(ctx, t, sid, func(sv server.State) bool { return sv.Task == server.Spawning && sv.Host != "" })
+	sv := c.waitServer(ctx, t, sid, func(sv server.State) bool { return sv.Task == server.Spawning && sv.Host != "" })
+	for c.operation(ctx, t, opID).CurrentStep() != sagas.StepSpawn {
+		if ctx.Err() != nil {
+			t.Fatalf("operation %s never reached the spawn step", opID)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return sv
 }
 
 func (c *cloud) waitServer(ctx context.Context, t *testing.T, sid string, ok func(server.State) bool) server.State {
