@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/keel
 DATA_DIR  ?= ./keel-data
 LISTEN    ?= 127.0.0.1:8080
-# Agents join here (with --credentials $(DATA_DIR)/agent.nk --secrets-key $(DATA_DIR)/secrets.key); empty: in-process only.
+# Agents join here (simulated fleets with --credentials $(DATA_DIR)/agent.nk, compute nodes with their own: keel host credentials); empty: in-process only.
 NATS_LISTEN ?= 127.0.0.1:4222
 FAKE_HOSTS ?= 3
 PKGS      := ./...

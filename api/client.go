@@ -21,6 +21,7 @@ const (
 	Servers           = "/v1/servers"
 	Operations        = "/v1/operations"
 	Hosts             = "/v1/hosts"
+	HostCredentials   = "/v1/host-credentials"
 	Aggregates        = "/v1/aggregates"
 	AvailabilityZones = "/v1/availability-zones"
 	ServerGroups      = "/v1/server-groups"

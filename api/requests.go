@@ -75,3 +75,8 @@ type RatiosPatch struct {
 	RAM  *float64 `json:"ram,omitempty" doc:"RAM overcommit ratio; absent keeps the current one"`
 	Disk *float64 `json:"disk,omitempty" doc:"Disk overcommit ratio; absent keeps the current one"`
 }
+
+// HostCredentialsBody names the host to issue agent credentials for.
+type HostCredentialsBody struct {
+	Host string `json:"host" minLength:"1" maxLength:"255" doc:"The host's name, as its agent registers it (keel agent --host-name); it need not be registered yet"`
+}

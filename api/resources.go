@@ -285,3 +285,10 @@ type List[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor" doc:"Pass as cursor to get the next page; empty on the last page"`
 }
+
+// IssuedHostCredentials are a compute node agent's new credentials, given
+// once: Keel keeps only their public keys.
+type IssuedHostCredentials struct {
+	Host        string `json:"host"`
+	Credentials string `json:"credentials" doc:"The credentials file's text (keel agent --credentials FILE): keep it secret, mode 0600, on that host only"`
+}

@@ -162,10 +162,12 @@ for ((i = 0; ; i++)); do
   sleep 0.1
 done
 
+say "issuing the credentials of host $host_name ($data/$host_name.creds)"
+rm -f "$data/$host_name.creds"
+"$keel" host credentials "$host_name" -o "$data/$host_name.creds" >/dev/null || die "keel host credentials $host_name failed"
 say "starting keel agent --driver libvirt as host $host_name (disks in $data/$host_name, log $logs/agent.log)"
-setsid "$keel" agent --driver libvirt --libvirt-uri "$uri" --host-name "$host_name" \
-  --data-dir "$data/$host_name" --nats "nats://$nats_listen" --credentials "$data/agent.nk" \
-  --secrets-key "$data/secrets.key" --accel "$accel" >"$logs/agent.log" 2>&1 &
+setsid "$keel" agent --driver libvirt --libvirt-uri "$uri" --credentials "$data/$host_name.creds" \
+  --data-dir "$data/$host_name" --nats "nats://$nats_listen" --accel "$accel" >"$logs/agent.log" 2>&1 &
 agent_pid=$!
 for ((i = 0; ; i++)); do
   [[ $("$keel" host show "$host_name" 2>/dev/null | awk '$1 == "STATE" {print $2}') == up ]] && break

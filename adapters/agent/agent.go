@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,45 +10,25 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/keel-cloud/keel/commands"
-	"github.com/keel-cloud/keel/domain"
-	"github.com/keel-cloud/keel/domain/catalog"
-	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/server"
-	"github.com/keel-cloud/keel/eventlog"
 )
 
 // Agent runs the hosts of one agent process.
 type Agent struct {
-	// Name identifies the agent process; its durable subscription is named
-	// after it (agent-<name>-v1).
+	// Name identifies the agent process in logs.
 	Name string
-	App  *commands.App
-	// Events delivers the server commits the hosts act on.
-	Events eventlog.Subscriber
-	Hosts  []Host
-	Log    *slog.Logger
+	// Link is the way to the control plane: registration, work, reports,
+	// heartbeats. The agent holds no other.
+	Link  ControlPlane
+	Hosts []Host
+	Log   *slog.Logger
 	// CallTimeout bounds one driver call.
 	CallTimeout time.Duration
-	// Publish sends heartbeats and the goodbye (core NATS); nil sends none.
-	Publish func(subject string, data []byte) error
-	// Respond, when set, answers requests on a subject (core NATS
-	// request/reply) until the returned stop is called: the hosts' console
-	// logs are read through it.
-	Respond func(subject string, answer func(data []byte) []byte) (stop func(), err error)
-	// Flush, when set, waits until what Publish sent has reached the
-	// server, so that the goodbye is not lost when the process exits.
-	Flush func() error
 	// HeartbeatEvery is the heartbeat period (default 5 s).
 	HeartbeatEvery time.Duration
 	// SyncEvery is the period of the observed-state sync (see Sync); zero:
 	// no sync (simulated fleets, whose hosts cannot drift).
 	SyncEvery time.Duration
-	// Secrets opens the admin passwords sealed in server.created (nil: a
-	// server with one fails to spawn here, saying why). For now it holds
-	// the control plane's own key; per-host trust will have keel serve
-	// send each host its work instead.
-	Secrets Opener
 
 	byName     map[string]Driver
 	registered bool
@@ -69,9 +48,9 @@ func (a *Agent) Register(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for h := range work {
-				if err := a.register(ctx, h); err != nil {
+				if err := a.Link.Register(ctx, h.Info); err != nil {
 					select {
-					case errs <- err:
+					case errs <- fmt.Errorf("register host %s: %w", h.Info.Name, err):
 					default:
 					}
 				}
@@ -92,22 +71,13 @@ func (a *Agent) Register(ctx context.Context) error {
 	return nil
 }
 
-func (a *Agent) register(ctx context.Context, h Host) error {
-	id := commands.HostID(h.Info.Name)
-	spec := host.Spec{Name: h.Info.Name, Driver: h.Info.Driver, Hypervisor: h.Info.Hypervisor, CPUModel: h.Info.CPUModel, CPUFeatures: h.Info.CPUFeatures,
-		VCPUs: h.Info.VCPUs, RAMMiB: h.Info.RAMMiB, DiskGiB: h.Info.DiskGiB, Traits: h.Info.Traits}
-	meta := commands.Meta{CommandID: commands.DeriveID("register", h.Info.Name, fmt.Sprint(spec)), Actor: domain.Actor{User: "agent:" + a.Name}}
-	if _, err := a.App.Hosts.Handle(ctx, id, host.Register{ID: id, Spec: spec, Ratios: h.Info.Ratios, At: time.Now().UTC()}, meta); err != nil {
-		return fmt.Errorf("register host %s: %w", h.Info.Name, err)
-	}
-	return nil
-}
-
-// Run follows server events until ctx ends.
+// Run does the work of the agent's hosts until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	a.byName = map[string]Driver{}
+	names := make([]string, 0, len(a.Hosts))
 	for _, h := range a.Hosts {
 		a.byName[h.Info.Name] = h.Driver
+		names = append(names, h.Info.Name)
 	}
 	if a.CallTimeout == 0 {
 		a.CallTimeout = 5 * time.Minute
@@ -115,23 +85,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Register(ctx); err != nil {
 		return err
 	}
-	if a.Publish != nil {
-		done := make(chan struct{})
-		go func() { defer close(done); a.heartbeat(ctx) }()
-		defer func() { <-done }() // the goodbye is sent before Run returns
-	}
-	if a.Respond != nil {
-		for _, h := range a.Hosts {
-			stop, err := a.Respond(ConsoleSubject+commands.HostID(h.Info.Name), func(data []byte) []byte {
-				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				defer cancel()
-				return a.answerConsole(cctx, h, data)
-			})
-			if err != nil {
-				return fmt.Errorf("answer console-log requests of host %s: %w", h.Info.Name, err)
-			}
-			defer stop()
+	done := make(chan struct{})
+	go func() { defer close(done); a.heartbeat(ctx) }()
+	defer func() { <-done }() // the goodbye is sent before Run returns
+	for _, h := range a.Hosts {
+		stop, err := a.Link.AnswerConsole(h.Info.Name, func(data []byte) []byte {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return a.answerConsole(cctx, h, data)
+		})
+		if err != nil {
+			return fmt.Errorf("answer console-log requests of host %s: %w", h.Info.Name, err)
 		}
+		defer stop()
 	}
 	if a.SyncEvery > 0 {
 		var wg sync.WaitGroup
@@ -141,37 +107,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			go func() { defer wg.Done(); a.syncLoop(ctx, h) }()
 		}
 	}
-	sub := eventlog.Subscription{
-		Name:           Durable(a.Name),
-		AggregateTypes: []string{server.AggregateType},
-		Workers:        64,
-		Key:            hostAndServer,
-		Handle:         a.handle,
-		Log:            a.Log,
-	}
-	return a.Events.Subscribe(ctx, sub)
-}
-
-// Durable is the subscription name of the agent called name.
-func Durable(name string) string { return "agent-" + name + "-v1" }
-
-// hostAndServer orders a server's commits per host: the work of one host
-// waits for that host's earlier work on the server, never for another
-// host's. A spawn that hangs on one host must not hold up the build's next
-// attempt elsewhere.
-func hostAndServer(env domain.Envelope) string {
-	var ev struct {
-		Host string `json:"host"`
-	}
-	if len(env.Events) == 0 {
-		return "/" + env.AggregateID
-	}
-	if err := json.Unmarshal(env.Events[0].Data, &ev); err != nil {
-		// Keyed by the server alone: handle decodes the commit again and
-		// reports why it cannot.
-		return "/" + env.AggregateID
-	}
-	return ev.Host + "/" + env.AggregateID
+	return a.Link.Work(ctx, names, a.act)
 }
 
 // heartbeat tells the control plane every period that each host is alive,
@@ -201,7 +137,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 						a.Log.Warn("hypervisor unreachable: host down until it answers", "host", h.Info.Name, "err", err)
 						sick[h.Info.Name] = true
 					}
-					if err := a.Publish(GoodbyeSubject+commands.HostID(h.Info.Name), []byte(h.Info.Name)); err != nil {
+					if err := a.Link.Beat(h.Info.Name, false); err != nil {
 						a.Log.Warn("goodbye", "host", h.Info.Name, "err", err)
 					}
 					continue
@@ -211,7 +147,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 					delete(sick, h.Info.Name)
 				}
 			}
-			if err := a.Publish(HeartbeatSubject+commands.HostID(h.Info.Name), []byte(h.Info.Name)); err != nil {
+			if err := a.Link.Beat(h.Info.Name, true); err != nil {
 				a.Log.Warn("heartbeat", "host", h.Info.Name, "err", err)
 			}
 		}
@@ -225,103 +161,54 @@ func (a *Agent) heartbeat(ctx context.Context) {
 
 func (a *Agent) goodbye() {
 	for _, h := range a.Hosts {
-		if err := a.Publish(GoodbyeSubject+commands.HostID(h.Info.Name), []byte(h.Info.Name)); err != nil {
+		if err := a.Link.Beat(h.Info.Name, false); err != nil {
 			a.Log.Warn("goodbye", "host", h.Info.Name, "err", err)
 		}
 	}
-	if a.Flush != nil {
-		if err := a.Flush(); err != nil {
-			a.Log.Warn("goodbye", "err", err)
-		}
+	if err := a.Link.Flush(); err != nil {
+		a.Log.Warn("goodbye", "err", err)
 	}
 }
 
-// HeartbeatSubject is where heartbeats go: keel.heartbeat.<host id>.
-const HeartbeatSubject = "keel.heartbeat."
-
-// GoodbyeSubject is where an agent that stops cleanly says so, once per
-// host: keel.goodbye.<host id>. The host is down from then on, until its
-// next heartbeat.
-const GoodbyeSubject = "keel.goodbye."
-
-func (a *Agent) handle(ctx context.Context, env domain.Envelope) error {
-	events, err := catalog.Decode(env)
-	if err != nil {
-		return err
+// act performs one piece of work on a managed host, then reports.
+func (a *Agent) act(ctx context.Context, w Work) error {
+	d, mine := a.byName[w.Host]
+	if !mine || w.Host == "" {
+		return nil // another agent's host (a simulated fleet reads the work of every simulated host)
 	}
-	for i, ev := range events {
-		if err := a.act(ctx, env, i, ev); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// act performs what one event asks of a managed host, then reports.
-func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.Event) error {
-	id := env.AggregateID
-	var hostName string
+	id := w.Server
 	var call func(context.Context, Driver) error
 	var ok, fail server.ReportKind
 	doing := "clean up the server" // what the call does, in the user's words
-	switch e := ev.(type) {
-	case *server.Scheduled:
-		hostName, ok, fail, doing = e.Host, server.ReportSpawned, server.ReportSpawnFailed, "build the server"
-		st, _, err := a.App.Servers.Load(ctx, id)
-		if err != nil {
-			return err
+	switch w.Kind {
+	case WorkSpawn:
+		ok, fail, doing = server.ReportSpawned, server.ReportSpawnFailed, "build the server"
+		if w.Spec == nil {
+			return fmt.Errorf("spawn work for server %s carries no spec", id)
 		}
-		if st.Task != server.Spawning || st.Host != e.Host {
-			return nil // a late delivery: the build moved on (failed, deleted, or placed elsewhere)
-		}
-		im, _, err := a.App.Images.Load(ctx, st.ImageID)
-		if err != nil {
-			return err
-		}
-		spec := ServerSpec{ID: id, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID,
-			Image:    ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat},
-			UserData: st.UserData, DataDisksGiB: st.DataDisksGiB}
-		if st.PublicKey != "" {
-			spec.SSHKeys = []string{st.PublicKey}
-		}
-		pw, err := a.openPassword(st)
+		spec := *w.Spec
 		call = func(ctx context.Context, d Driver) error {
-			if err != nil {
-				return err // reported as a failed spawn, with the reason
+			if w.PasswordError != "" {
+				return Failf(errors.New(w.PasswordError), "the admin password could not be given to this host: %s", w.PasswordError)
 			}
-			spec.AdminPassword = pw
 			return d.Spawn(ctx, spec)
 		}
-	case *server.StartRequested:
-		hostName, ok, fail, doing = e.Host, server.ReportStarted, server.ReportActionFailed, "start the server"
+	case WorkStart:
+		ok, fail, doing = server.ReportStarted, server.ReportActionFailed, "start the server"
 		call = func(ctx context.Context, d Driver) error { return d.PowerOn(ctx, id) }
-	case *server.StopRequested:
-		hostName, ok, fail, doing = e.Host, server.ReportStopped, server.ReportActionFailed, "stop the server"
+	case WorkStop:
+		ok, fail, doing = server.ReportStopped, server.ReportActionFailed, "stop the server"
 		call = func(ctx context.Context, d Driver) error { return d.PowerOff(ctx, id) }
-	case *server.RebootRequested:
-		hostName, ok, fail, doing = e.Host, server.ReportRebooted, server.ReportActionFailed, "reboot the server"
-		hard := e.Hard
-		call = func(ctx context.Context, d Driver) error { return d.Reboot(ctx, id, hard) }
-	case *server.DeleteRequested:
-		hostName, ok, fail = e.Host, server.ReportDestroyed, ""
+	case WorkReboot:
+		ok, fail, doing = server.ReportRebooted, server.ReportActionFailed, "reboot the server"
+		call = func(ctx context.Context, d Driver) error { return d.Reboot(ctx, id, w.Hard) }
+	case WorkDelete:
+		ok = server.ReportDestroyed
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
-	case *server.SpawnFailed:
-		hostName = e.Host // the build moves on: clean up whatever it left here
-		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
-	case *server.Failed:
-		hostName = e.Host // compensation: clean up whatever the build left
-		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
-	case *server.Deleted:
-		if !e.Forced {
-			return nil
-		}
-		hostName = e.Host // the control plane let go; make sure nothing is left
+	case WorkCleanup:
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
 	default:
-		return nil
-	}
-	d, mine := a.byName[hostName]
-	if !mine || hostName == "" {
+		a.Log.Warn("work of an unknown kind ignored", "host", w.Host, "server", id, "kind", w.Kind)
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, a.CallTimeout)
@@ -332,37 +219,22 @@ func (a *Agent) act(ctx context.Context, env domain.Envelope, i int, ev domain.E
 	}
 	kind, reason, detail := ok, "", ""
 	if err != nil {
-		a.Log.Info("host call failed", "host", hostName, "server", id, "err", err)
+		a.Log.Info("host call failed", "host", w.Host, "server", id, "err", err)
 		kind, reason, detail = fail, Reason(err, doing), plain(err.Error(), server.MaxReportDetail)
 		if fail == "" {
-			return fmt.Errorf("destroy server %s on %s: %w", id, hostName, err) // retried
+			return fmt.Errorf("destroy server %s on %s: %w", id, w.Host, err) // retried
 		}
 	}
 	if kind == "" {
 		return nil
 	}
-	return a.report(ctx, env, i, hostName, kind, reason, detail)
-}
-
-// Opener opens secrets sealed by keel serve (package secrets).
-type Opener interface {
-	Open(sealed []byte, id string) ([]byte, error)
-}
-
-// openPassword opens a server's sealed admin password; a failure is a
-// Failure whose reason the user sees on the failed build.
-func (a *Agent) openPassword(st server.State) ([]byte, error) {
-	if len(st.AdminPasswordSealed) == 0 {
-		return nil, nil
+	err = a.Link.Report(ctx, w.Host, WorkReport{Seq: w.Seq, Index: w.Index, Server: id, Kind: kind, Reason: reason, Detail: detail,
+		Correlation: w.Correlation, Causation: w.Causation})
+	if errors.Is(err, ErrRefused) {
+		a.Log.Warn("report refused by the control plane", "host", w.Host, "server", id, "kind", kind, "err", err)
+		return nil // final: trying again would be refused again
 	}
-	if a.Secrets == nil {
-		return nil, Failf(errors.New("no secrets key"), "this host's agent has no secrets key to open the admin password (keel agent --secrets-key)")
-	}
-	pw, err := a.Secrets.Open(st.AdminPasswordSealed, string(st.ID))
-	if err != nil {
-		return nil, Failf(err, "this host's agent could not open the admin password: its secrets key is not keel serve's")
-	}
-	return pw, nil
+	return err
 }
 
 // plain makes a failure's detail storable: control characters (a
@@ -381,19 +253,4 @@ func plain(s string, n int) string {
 		out = string(b)
 	}
 	return out
-}
-
-func (a *Agent) report(ctx context.Context, env domain.Envelope, i int, hostName string, kind server.ReportKind, reason, detail string) error {
-	meta := commands.Meta{
-		CommandID:     commands.DeriveID("report", fmt.Sprint(env.Sequence), fmt.Sprint(i)),
-		Actor:         domain.Actor{User: "agent:" + a.Name},
-		CorrelationID: env.CorrelationID,
-		CausationID:   env.CommandID,
-	}
-	_, err := a.App.Servers.Handle(ctx, env.AggregateID, server.Report{Host: hostName, Kind: kind, Reason: reason, Detail: detail, At: time.Now().UTC()}, meta)
-	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
-		a.Log.Debug("report no longer applies", "server", env.AggregateID, "kind", kind, "why", err)
-		return nil
-	}
-	return err
 }

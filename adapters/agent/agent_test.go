@@ -16,27 +16,18 @@ import (
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/server"
-	"github.com/keel-cloud/keel/eventlog/memlog"
 )
 
-// The agent needs nothing but the event-log ports: on the in-memory log, a
-// server scheduled on one of its hosts is spawned there and reported
-// running, and a stop is carried out.
-func TestAgentActsOnTheInMemoryLog(t *testing.T) {
+// The agent needs nothing but the host link: a server scheduled on one of
+// its hosts is spawned there (the work reaches that host only) and
+// reported running, and a stop is carried out.
+func TestAgentActsOnItsHostsWork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	log := memlog.New()
-	app := commands.NewApp(log)
+	r := newRig(t, ctx, nil, nil)
+	app := r.app
 	hosts, sims := fake.Fleet("mem", 2, fake.Knobs{}, 16, 16384, 100)
-	ag := &agent.Agent{Name: "mem", App: app, Events: log, Hosts: hosts, Log: slog.New(slog.DiscardHandler)}
-	done := make(chan error, 1)
-	go func() { done <- ag.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil && ctx.Err() == nil {
-			t.Errorf("agent: %v", err)
-		}
-	}()
+	defer run(t, ctx, &agent.Agent{Name: "mem", Link: r.link, Hosts: hosts, Log: slog.New(slog.DiscardHandler)})()
 
 	m, flID, imID := seedCatalog(t, ctx, app)
 	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: flID, ImageID: imID}, m("create"))
@@ -88,19 +79,12 @@ func must(t *testing.T, err error) {
 func TestSyncRestoresTheDesiredState(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	log := memlog.New()
-	app := commands.NewApp(log)
+	r := newRig(t, ctx, nil, nil)
+	app, log := r.app, r.log
 	hosts, sims := fake.Fleet("sync", 1, fake.Knobs{}, 16, 16384, 100)
-	ag := &agent.Agent{Name: "sync", App: app, Events: log, Hosts: hosts, Log: slog.New(slog.DiscardHandler)}
+	ag := &agent.Agent{Name: "sync", Link: r.link, Hosts: hosts, Log: slog.New(slog.DiscardHandler)}
 	must(t, ag.Register(ctx))
-	done := make(chan error, 1)
-	go func() { done <- ag.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil && ctx.Err() == nil {
-			t.Errorf("agent: %v", err)
-		}
-	}()
+	defer run(t, ctx, ag)()
 	m, flID, imID := seedCatalog(t, ctx, app)
 	off := false
 	build := func(name string, keep *bool) string {
@@ -173,14 +157,12 @@ func TestSyncRestoresTheDesiredState(t *testing.T) {
 func TestFailureReasonAndDetail(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	log := memlog.New()
-	app := commands.NewApp(log)
+	r := newRig(t, ctx, nil, nil)
+	app, log := r.app, r.log
 	hosts, _ := fake.Fleet("bad", 1, fake.Knobs{FailRate: 1}, 16, 16384, 100)
-	ag := &agent.Agent{Name: "bad", App: app, Events: log, Hosts: hosts, Log: slog.New(slog.DiscardHandler)}
+	ag := &agent.Agent{Name: "bad", Link: r.link, Hosts: hosts, Log: slog.New(slog.DiscardHandler)}
 	must(t, ag.Register(ctx))
-	done := make(chan error, 1)
-	go func() { done <- ag.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer run(t, ctx, ag)()
 	m, flID, imID := seedCatalog(t, ctx, app)
 	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: flID, ImageID: imID}, m("create"))
 	must(t, err)

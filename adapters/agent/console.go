@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/keel-cloud/keel/commands"
 )
 
 // ConsoleReader is what a driver whose servers write a serial console log
@@ -18,10 +16,6 @@ type ConsoleReader interface {
 // ErrNoConsole is the error of a host that keeps no console log (a
 // simulated host).
 var ErrNoConsole = errors.New("this host keeps no console log")
-
-// ConsoleSubject is where a host answers console-log requests (core NATS
-// request/reply): keel.console.<host id>.
-const ConsoleSubject = "keel.console."
 
 // MaxConsoleTail bounds one console-log answer.
 const MaxConsoleTail = 1 << 20
@@ -81,9 +75,10 @@ func (a *Agent) answerConsole(ctx context.Context, h Host, data []byte) []byte {
 }
 
 // ConsoleClient asks hosts for console logs over a request function (core
-// NATS request/reply in keel serve).
+// NATS request/reply in keel serve, on the subject Subject names).
 type ConsoleClient struct {
 	Request func(ctx context.Context, subject string, data []byte) ([]byte, error)
+	Subject func(host string) string
 }
 
 // Tail returns the last max bytes of server id's console log on host.
@@ -93,7 +88,7 @@ func (c ConsoleClient) Tail(ctx context.Context, host, id string, max int) ([]by
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.Request(ctx, ConsoleSubject+commands.HostID(host), data)
+	raw, err := c.Request(ctx, c.Subject(host), data)
 	if err != nil {
 		return nil, fmt.Errorf("ask host %s for the console log: %w", host, err)
 	}

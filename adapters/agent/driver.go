@@ -17,35 +17,35 @@ import (
 
 // ServerSpec is what a driver needs to create a server.
 type ServerSpec struct {
-	ID      string
-	Name    string
-	VCPUs   int
-	RAMMiB  int
-	DiskGiB int
-	ImageID string
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	VCPUs   int    `json:"vcpus"`
+	RAMMiB  int    `json:"ram_mib"`
+	DiskGiB int    `json:"disk_gib"`
+	ImageID string `json:"image_id"`
 	// Image is the image the root disk is made from (its bytes are fetched
 	// by object name and checked against SHA256 and Format).
-	Image ImageRef
+	Image ImageRef `json:"image"`
 	// UserData is given to the guest at first boot (NoCloud user-data).
-	UserData []byte
+	UserData []byte `json:"user_data,omitempty"`
 	// DataDisksGiB are blank data disks to attach, by size.
-	DataDisksGiB []int
+	DataDisksGiB []int `json:"data_disks_gib,omitempty"`
 	// SSHKeys are the public keys (authorized_keys lines) to authorize for
 	// the guest's admin user, keel, at first boot.
-	SSHKeys []string
+	SSHKeys []string `json:"ssh_keys,omitempty"`
 	// AdminPassword is the plaintext password of the admin user, keel,
-	// opened by the agent from the sealed copy in server.created (nil for
+	// opened by the agent from the copy keel serve sealed to the host (nil for
 	// servers without one). Drivers must not log it.
-	AdminPassword []byte
+	AdminPassword []byte `json:"-"`
 }
 
 // ImageRef is what a driver needs to know of an image.
 type ImageRef struct {
-	ID     string
-	Object string // object name in the image store
-	SHA256 string // hex, as recorded at upload
-	Size   int64
-	Format string // declared disk format: raw, qcow2 or iso
+	ID     string `json:"id"`
+	Object string `json:"object"` // object name in the image store
+	SHA256 string `json:"sha256"` // hex, as recorded at upload
+	Size   int64  `json:"size"`
+	Format string `json:"format"` // declared disk format: raw, qcow2 or iso
 }
 
 // Power is a server's power state as the hypervisor reports it.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/adapters/fake"
+	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/catalog"
 	"github.com/keel-cloud/keel/domain/server"
@@ -27,31 +28,32 @@ func keyBox(t *testing.T) *secrets.Box {
 	return b
 }
 
-// The agent hands the driver the server's key and its password opened
-// with keel serve's key; an agent with another key, or none, fails the
-// spawn and says why, rather than build a server nobody can log in to.
+// The driver gets the server's key and its password, sealed by keel serve
+// to the host's own key and opened on the host; when keel serve cannot
+// open it, or the host holds another seal key or none, the spawn fails
+// and says why, rather than build a server nobody can log in to.
 func TestAgentGivesTheDriverTheKeyAndThePassword(t *testing.T) {
 	serveKey := keyBox(t)
 	for _, c := range []struct {
 		name   string
-		key    agent.Opener
+		opener hostlink.Opener
+		seal   func(*hostlink.Credentials)
 		reason string // "" : the build succeeds
 	}{
-		{"keel serve's key", serveKey, ""},
-		{"another key", keyBox(t), "its secrets key is not keel serve's"},
-		{"no key", nil, "has no secrets key"},
+		{"sealed to the host", serveKey, nil, ""},
+		{"keel serve holds another secrets key", keyBox(t), nil, "keel serve could not open it"},
+		{"keel serve holds no secrets key", nil, nil, "keel serve has no key"},
+		{"the host holds another seal key", serveKey, otherSeal, "this host could not open it"},
+		{"the host holds no seal key", serveKey, noSeal, "no seal key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			log := memlog.New()
-			app := commands.NewApp(log)
+			r := newRig(t, ctx, c.opener, c.seal)
+			app, log := r.app, r.log
 			app.Secrets = serveKey
 			hosts, sims := fake.Fleet("mem", 1, fake.Knobs{}, 16, 16384, 100)
-			ag := &agent.Agent{Name: "mem", App: commands.NewApp(log), Events: log, Hosts: hosts, Log: slog.New(slog.DiscardHandler), Secrets: c.key}
-			done := make(chan error, 1)
-			go func() { done <- ag.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			defer run(t, ctx, &agent.Agent{Name: "mem", Link: r.link, Hosts: hosts, Log: slog.New(slog.DiscardHandler)})()
 
 			sid := scheduledServer(ctx, t, app)
 			if c.reason == "" {

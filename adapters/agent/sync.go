@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keel-cloud/keel/commands"
-	"github.com/keel-cloud/keel/domain"
 	hostdomain "github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/server"
 )
@@ -77,22 +75,13 @@ func (a *Agent) syncLoop(ctx context.Context, h Host) {
 // server, or nothing while a task runs). Servers are read before the
 // hypervisor, so that one spawned in between is not taken for missing.
 func (a *Agent) Sync(ctx context.Context, h Host) error {
-	hostID := commands.HostID(h.Info.Name)
-	hs, _, err := a.App.Hosts.LoadLatest(ctx, hostID)
+	rec, err := a.Link.Servers(ctx, h.Info.Name)
 	if err != nil {
-		return fmt.Errorf("load host %s: %w", h.Info.Name, err)
+		return fmt.Errorf("read what Keel recorded of host %s: %w", h.Info.Name, err)
 	}
-	type recorded struct {
-		state   server.State
-		version uint64
-	}
-	mine := map[string]recorded{}
-	for id := range hs.Claims {
-		st, v, err := a.App.Servers.LoadLatest(ctx, id)
-		if err != nil {
-			return fmt.Errorf("load server %s: %w", id, err)
-		}
-		mine[id] = recorded{st, v}
+	mine := map[string]RecordedServer{}
+	for _, r := range rec.Servers {
+		mine[r.ID] = r
 	}
 	obs, err := h.Driver.Observe(ctx)
 	if err != nil {
@@ -107,7 +96,7 @@ func (a *Agent) Sync(ctx context.Context, h Host) error {
 		}
 		seen[o.ID] = o.Power
 	}
-	if err := a.reportUnknown(ctx, h.Info.Name, hostID, hs.UnknownGuests, unknown); err != nil {
+	if err := a.reportUnknown(ctx, h.Info.Name, rec.UnknownGuests, unknown); err != nil {
 		return err
 	}
 	ids := make([]string, 0, len(mine))
@@ -117,30 +106,17 @@ func (a *Agent) Sync(ctx context.Context, h Host) error {
 	sort.Strings(ids)
 	for _, id := range ids {
 		r := mine[id]
-		st := r.state
-		if st.Host != h.Info.Name || st.Task != server.NoTask || (st.Status != server.StatusActive && st.Status != server.StatusStopped) {
+		if r.Host != h.Info.Name || r.Task != server.NoTask || (r.Status != server.StatusActive && r.Status != server.StatusStopped) {
 			continue // not settled here: a task, a build or a delete owns it
 		}
 		p, present := seen[id]
-		if present && server.Power(p) == st.Power {
+		if present && server.Power(p) == r.Power {
 			continue
 		}
-		// One observation per recorded state: a retried sync sends the
-		// same command, and a later drift gets an operation of its own.
-		v := fmt.Sprint(r.version)
-		op := commands.DeriveID("observe", id, v, "operation")
-		meta := commands.Meta{CommandID: commands.DeriveID("observe", id, v), Actor: domain.Actor{User: "agent:" + a.Name}, CorrelationID: op}
-		cmd := server.Observe{Host: h.Info.Name, Power: server.Power(p), Missing: !present, Operation: op, At: time.Now().UTC()}
-		res, err := a.App.Servers.Handle(ctx, id, cmd, meta)
-		if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
-			continue // it moved on meanwhile
-		}
-		if err != nil {
+		a.Log.Debug("observed state differs", "host", h.Info.Name, "server", id, "recorded", r.Power, "observed", describe(p, present))
+		o := Observation{Server: id, Version: r.Version, Power: server.Power(p), Missing: !present}
+		if err := a.Link.Observe(ctx, h.Info.Name, o); err != nil {
 			return fmt.Errorf("report what host %s runs of server %s: %w", h.Info.Name, id, err)
-		}
-		if res.State.Status != st.Status || res.State.Task != st.Task {
-			a.Log.Info("drift", "host", h.Info.Name, "server", id, "recorded", st.Power, "observed", describe(p, present),
-				"status", res.State.Status, "task", res.State.Task)
 		}
 	}
 	return nil
@@ -156,7 +132,7 @@ func describe(p Power, present bool) string {
 // reportUnknown records on the host the guests Keel did not create, when
 // they differ from what the host last recorded: an operator's business,
 // never touched by Keel.
-func (a *Agent) reportUnknown(ctx context.Context, host, hostID string, recorded, names []string) error {
+func (a *Agent) reportUnknown(ctx context.Context, host string, recorded, names []string) error {
 	sort.Strings(names)
 	if slices.Equal(names, recorded) || (len(names) == 0 && len(recorded) == 0) {
 		return nil
@@ -167,13 +143,7 @@ func (a *Agent) reportUnknown(ctx context.Context, host, hostID string, recorded
 	if len(names) > maxUnknown {
 		names = names[:maxUnknown] // the rest are in the log line above
 	}
-	meta := commands.Meta{CommandID: commands.DeriveID("unknown-guests", hostID, strings.Join(names, "\x00"), strings.Join(recorded, "\x00")),
-		Actor: domain.Actor{User: "agent:" + a.Name}}
-	_, err := a.App.Hosts.Handle(ctx, hostID, hostdomain.ObserveUnknownGuests{Guests: names, At: time.Now().UTC()}, meta)
-	if k := domain.KindOf(err); k == domain.Conflict || k == domain.NotFound {
-		return nil
-	}
-	if err != nil {
+	if err := a.Link.UnknownGuests(ctx, host, names, recorded); err != nil {
 		return fmt.Errorf("record the unknown guests of host %s: %w", host, err)
 	}
 	return nil

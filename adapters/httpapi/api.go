@@ -49,6 +49,9 @@ type API struct {
 	Ready func(ctx context.Context) error
 	// Consoles reads console logs from the hosts (nil: none).
 	Consoles Consoles
+	// HostKeys issues the credentials a host's agent connects with (nil:
+	// none are issued).
+	HostKeys HostKeys
 }
 
 // Version is the API version shown in the OpenAPI document.
@@ -71,6 +74,7 @@ func (a *API) Handler() http.Handler {
 	a.registerAdmin(api)
 	a.registerParked(api)
 	a.registerHosts(api)
+	a.registerHostCredentials(api)
 	a.registerGroups(api)
 	a.registerAggregates(api)
 	finishDocument(api.OpenAPI())

@@ -30,12 +30,13 @@ var replayedHeaders = []string{"Content-Type", "Keel-Sequence", "Location"}
 // crash (before the answer was recorded) finds the commit already made; the
 // first answer is kept in a JetStream KV bucket and replayed to later
 // requests with the same key and body. The same key with another body is a
-// 422. Image uploads are streamed and not covered.
+// 422. Image uploads are streamed and not covered, nor are answers that
+// hold a secret (host credentials).
 func (a *API) idempotency(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		mutating := r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodDelete || r.Method == http.MethodPatch
-		if !mutating || isUpload(r) || key == "" {
+		if !mutating || isUpload(r) || isSecret(r) || key == "" {
 			ctx := context.WithValue(r.Context(), keyCommandID, commands.NewID())
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return

@@ -28,10 +28,19 @@ type EmbeddedOptions struct {
 	// SyncAlways fsyncs every write, so an acknowledged event survives
 	// power loss. Keel always sets it for the embedded single node.
 	SyncAlways bool
-	// Users are the public nkeys of the users let in (agents), with full
-	// access. Nobody else is: the in-process client gets a key of its own,
-	// made at start, and a connection without a known key is refused.
-	Users []string
+	// Auth, when set, decides who connects and with which permissions
+	// (package hostlink's Access); the in-process client is admitted with
+	// full access through it. Without it, only the in-process client is:
+	// it gets a key of its own, made at start, and a connection without a
+	// known key is refused.
+	Auth Authenticator
+}
+
+// Authenticator is a custom authentication of the embedded server that
+// can admit the server's own client with full access.
+type Authenticator interface {
+	server.Authentication
+	AdmitFull(publicKey string)
 }
 
 // Embedded is a running embedded NATS server and a client connected to it.
@@ -64,7 +73,13 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		NoSigs:             true,
 		SyncAlways:         o.SyncAlways,
 		MaxPayload:         8 << 20,
-		Nkeys:              nkeyUsers(append([]string{selfKey}, o.Users...)),
+	}
+	if o.Auth != nil {
+		o.Auth.AdmitFull(selfKey)
+		opts.CustomClientAuthentication = o.Auth
+		opts.AlwaysEnableNonce = true // the nkey signature is checked against it
+	} else {
+		opts.Nkeys = []*server.NkeyUser{{Nkey: selfKey}}
 	}
 	if o.Listen == "" {
 		opts.DontListen = true
@@ -109,13 +124,4 @@ func (e *Embedded) Close() {
 	e.Conn.Close()
 	e.Server.Shutdown()
 	e.Server.WaitForShutdown()
-}
-
-// nkeyUsers lets each of the public keys in with full access.
-func nkeyUsers(keys []string) []*server.NkeyUser {
-	users := make([]*server.NkeyUser, len(keys))
-	for i, k := range keys {
-		users[i] = &server.NkeyUser{Nkey: k}
-	}
-	return users
 }

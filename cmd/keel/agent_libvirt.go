@@ -12,14 +12,14 @@ import (
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 
 	"github.com/keel-cloud/keel/adapters/agent"
-	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/adapters/libvirt"
 )
 
 // libvirtHost connects to the node's libvirtd and makes its host: the
 // libvirt driver and what the node registers with. The returned function
 // closes the connection.
-func libvirtHost(ctx context.Context, f agentFlags, store *keeljs.Store, log *slog.Logger) (agent.Host, func(), error) {
+func libvirtHost(ctx context.Context, f agentFlags, link *hostlink.Client, log *slog.Logger) (agent.Host, func(), error) {
 	name := f.hostName
 	if name == "" {
 		var err error
@@ -45,11 +45,6 @@ func libvirtHost(ctx context.Context, f agentFlags, store *keeljs.Store, log *sl
 		closeConn()
 		return agent.Host{}, nil, fmt.Errorf("--accel %q: auto, kvm or tcg", f.accel)
 	}
-	images, err := keeljs.AttachImages(ctx, store.JS)
-	if err != nil {
-		closeConn()
-		return agent.Host{}, nil, err
-	}
 	// Lifecycle events come on a connection of their own.
 	events, _, err := dialLibvirt(f.libvirtURI)
 	if err != nil {
@@ -59,7 +54,7 @@ func libvirtHost(ctx context.Context, f agentFlags, store *keeljs.Store, log *sl
 	closeConn = func() { _ = l.Disconnect(); _ = events.Disconnect() }
 	redial := func() (*golibvirt.Libvirt, error) { l, _, err := dialLibvirt(f.libvirtURI); return l, err }
 	d, err := libvirt.New(libvirt.Config{Conn: l, Events: events, Dial: redial, Dir: f.dataDir, DomainType: domType, StopTimeout: f.stopTimeout, Log: log,
-		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return images.Get(ctx, object) }})
+		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return link.Image(ctx, name, object) }})
 	if err != nil {
 		closeConn()
 		return agent.Host{}, nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -23,7 +24,7 @@ func hostCmd(g *globals) *cobra.Command {
 		hostActionCmd(g, "disable", "disable", "Disable a host: no new servers are placed on it from now on", true),
 		hostActionCmd(g, "maintenance", "maintenance", "Put a host in maintenance: no new servers are placed on it", true),
 		hostActionCmd(g, "maintenance-end", "maintenance/end", "End a host's maintenance", false),
-		hostOvercommitCmd(g), deleteCmd(g, hosts, "Remove a host from the fleet (refused while servers are placed on it)"))
+		hostOvercommitCmd(g), hostCredentialsCmd(g), deleteCmd(g, hosts, "Remove a host from the fleet (refused while servers are placed on it)"))
 	return cmd
 }
 
@@ -91,6 +92,49 @@ under which the servers already on the host would no longer fit.`,
 	cmd.Flags().Float64Var(&r.Disk, "disk", 0, "disk overcommit ratio (e.g. 1)")
 	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "change nothing unless the host is at this version (If-Match)")
 	idemFlag(cmd, &key)
+	return cmd
+}
+
+func hostCredentialsCmd(g *globals) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "credentials NAME -o FILE",
+		Short: "Issue the credentials a compute node's agent connects with",
+		Long: `Issue new credentials for the host NAME (it need not be registered yet) and
+write them to FILE, readable by its owner only. Copy FILE to that host and
+run: keel agent --driver libvirt --credentials FILE. With them its agent
+reads only its own host's work and speaks only for its own host. Keel keeps
+only their public keys; issuing again replaces them (the earlier ones no
+longer connect).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("give the file to write them to: -o FILE")
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("%s exists; remove it first (new credentials replace the old ones for good)", out)
+			}
+			if err != nil {
+				return err
+			}
+			var issued api.IssuedHostCredentials
+			_, err = g.client.doJSON(cmd.Context(), call{method: http.MethodPost, path: api.HostCredentials, body: api.HostCredentialsBody{Host: args[0]}}, &issued)
+			if err == nil {
+				_, err = f.WriteString(issued.Credentials)
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(out)
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "credentials of host %s written to %s (mode 0600); copy it to that host and run: keel agent --driver libvirt --credentials FILE\n", issued.Host, out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write the credentials to (created, mode 0600; must not exist)")
 	return cmd
 }
 

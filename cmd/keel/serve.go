@@ -37,15 +37,17 @@ Only one keel serve may use a data dir at a time: it holds DATA_DIR/keel.lock.
 The data dir is readable by its owner only (mode 0700; 0710 with group
 postgres when root runs a private Postgres). The private Postgres takes only
 Keel, with a generated password kept in DATA_DIR/postgres/keel-password. The
-embedded NATS takes only keel serve itself and holders of the agents'
-credentials, DATA_DIR/agent.nk (keel agent --credentials).
+embedded NATS takes only keel serve itself, compute nodes with the
+credentials issued to each (keel host credentials NAME -o FILE: that host's
+subjects only) and simulated fleets with DATA_DIR/agent.nk (simulated hosts'
+subjects only); none of them reaches the event log.
 
 Each server gets a generated password for its admin user (keel server
 login-info). The event log holds it sealed with AES-256-GCM under the key in
 DATA_DIR/secrets.key (created, mode 0600, at first start), or in the file
 --secrets-key names (env KEEL_SECRETS_KEY): every replica of one control
-plane needs the same key, and keel agent needs it too (--secrets-key) until
-per-host trust lands.`,
+plane needs the same key. Agents never hold it: keel serve seals each
+password again to the key of the host that builds the server.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(os.Stderr, logFormat, verbose)
 			if err != nil {
@@ -63,7 +65,7 @@ per-host trust lands.`,
 			fmt.Fprintf(os.Stderr, "\nKeel is up.\n  API:      %s/v1\n  OpenAPI:  %s/openapi.json\n  Docs:     %s/docs\n  Health:   %s/healthz  %s/readyz\n",
 				n.URL, n.URL, n.URL, n.URL, n.URL)
 			if u := n.NATSURL(); u != "" && n.AgentCredentials() != "" {
-				fmt.Fprintf(os.Stderr, "  NATS:     %s (agents connect here with --credentials %s --secrets-key %s)\n", u, n.AgentCredentials(), n.SecretsKeyFile())
+				fmt.Fprintf(os.Stderr, "  NATS:     %s (simulated fleets connect here with --credentials %s; compute nodes with their own: keel host credentials NAME -o FILE)\n", u, n.AgentCredentials())
 			} else if u != "" {
 				fmt.Fprintf(os.Stderr, "  NATS:     %s\n", u)
 			}

@@ -12,9 +12,10 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/keel-cloud/keel/adapters/agent"
-	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/adapters/libvirt"
 	"github.com/keel-cloud/keel/adapters/libvirt/lvtest"
 	"github.com/keel-cloud/keel/api"
@@ -132,13 +133,20 @@ func (b *lvBench) startNode(ctx context.Context) error {
 // startAgent runs the host agent with the libvirt driver in this process,
 // as keel agent --driver libvirt does.
 func (b *lvBench) startAgent(ctx context.Context) error {
-	images, err := keeljs.AttachImages(ctx, b.n.Store.JS)
+	creds, err := b.n.Keys.Issue(ctx, lvHost)
 	if err != nil {
 		return err
 	}
+	link, err := hostlink.Connect("", creds, lvHost, b.e.log, nats.InProcessServer(b.n.Embedded.Server))
+	if err != nil {
+		return err
+	}
+	b.e.defer_(func() error { link.Close(); return nil })
 	b.drv, err = libvirt.New(libvirt.Config{Conn: b.l, Dir: b.dir, DomainType: b.domType, Log: b.e.log,
 		StopTimeout: 5 * time.Second,
-		Fetch:       func(ctx context.Context, object string) (io.ReadCloser, error) { return images.Get(ctx, object) }})
+		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) {
+			return link.Image(ctx, lvHost, object)
+		}})
 	if err != nil {
 		return err
 	}
@@ -146,9 +154,7 @@ func (b *lvBench) startAgent(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nc := b.n.Embedded.Conn
-	ag := &agent.Agent{Name: lvHost, App: b.n.App, Events: b.n.Store, Hosts: []agent.Host{{Info: info, Driver: b.drv}},
-		Log: b.e.log, Publish: nc.Publish, Flush: nc.Flush, HeartbeatEvery: time.Second}
+	ag := &agent.Agent{Name: lvHost, Link: link, Hosts: []agent.Host{{Info: info, Driver: b.drv}}, Log: b.e.log, HeartbeatEvery: time.Second}
 	if err := ag.Register(ctx); err != nil {
 		return err
 	}

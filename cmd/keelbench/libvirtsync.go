@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 
 	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/adapters/hostlink"
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/libvirt"
 	"github.com/keel-cloud/keel/adapters/libvirt/lvtest"
 	"github.com/keel-cloud/keel/commands"
@@ -34,7 +37,8 @@ const syncDomains = 1000
 // one's state) on the same connection, and measures the heap the agent
 // holds for it. The host is libvirt's test driver on a private libvirtd:
 // 1,000 real guests do not fit on 2 cores; the event log is the in-memory
-// one, so the figure is the agent's own cost.
+// one, reached through the host link over an embedded NATS (as the agent
+// reaches keel serve), so the figure is the agent's and the link's cost.
 func runLibvirtSync(ctx context.Context, e *benchEnv, res *results) error {
 	d, stop, err := lvtest.StartDaemon("")
 	if err != nil {
@@ -52,7 +56,30 @@ func runLibvirtSync(ctx context.Context, e *benchEnv, res *results) error {
 	if err != nil {
 		return err
 	}
-	app := commands.NewApp(memlog.New())
+	log := memlog.New()
+	app := commands.NewApp(log)
+	// The agent reaches the log through the host link, over an embedded
+	// NATS, as it does against keel serve.
+	natsDir, err := os.MkdirTemp("", "keelbench-sync-nats-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(natsDir)
+	ns, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: natsDir})
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	lctx, cancelLink := context.WithCancel(ctx)
+	defer cancelLink()
+	local, err := hostlink.StartLocal(lctx, ns.Conn, nil, app, log, nil, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	link, err := hostlink.NewClient(ns.Conn, local.Fleet, "bench", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
 	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "bench"}} }
 	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "tiny", VCPUs: 1, RAMMiB: 1, DiskGiB: 1}, m("flavor"))
 	if err != nil {
@@ -67,7 +94,7 @@ func runLibvirtSync(ctx context.Context, e *benchEnv, res *results) error {
 	}
 	const name = "sync-bench"
 	h := agent.Host{Info: agent.HostInfo{Name: name, Driver: "libvirt", VCPUs: 100000, RAMMiB: 100000, DiskGiB: 100000}, Driver: drv}
-	ag := &agent.Agent{Name: "bench", App: app, Hosts: []agent.Host{h}, Log: slog.New(slog.DiscardHandler)}
+	ag := &agent.Agent{Name: "bench", Link: link, Hosts: []agent.Host{h}, Log: slog.New(slog.DiscardHandler)}
 	if err := ag.Register(ctx); err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func TestAgentProcessesJoinOverNATS(t *testing.T) {
 		log := &bytes.Buffer{}
 		agentLogs = append(agentLogs, log)
 		a := exec.Command(bin, "agent", "--nats", "nats://"+natsAddr, "--credentials", filepath.Join(dataDir, "agent.nk"),
-			"--secrets-key", filepath.Join(dataDir, "secrets.key"), "--hosts", "5", "--host-prefix", prefix, "--state-dir", t.TempDir(),
+			"--hosts", "5", "--host-prefix", prefix, "--state-dir", t.TempDir(),
 			"--host-vcpus", "8", "--host-ram-mib", "4096", "--host-disk-gib", "100", "--fake-latency", "10ms", "--heartbeat", "200ms")
 		a.Stdout, a.Stderr = log, log
 		if err := a.Start(); err != nil {

@@ -17,8 +17,8 @@ const (
 	// lockFile is held locked (flock) by the keel serve using the data dir,
 	// and names its pid.
 	lockFile = "keel.lock"
-	// agentCredentialsFile holds the nkey seed agents connect to the
-	// embedded NATS with.
+	// agentCredentialsFile holds the credentials simulated fleets connect
+	// to the embedded NATS with (package hostlink).
 	agentCredentialsFile = "agent.nk"
 	// secretsKeyFile holds the key generated passwords are sealed with.
 	secretsKeyFile = "secrets.key"
@@ -125,23 +125,14 @@ func (n *Node) unlockDataDir() {
 	}
 }
 
-// AgentCredentials is the file holding the nkey seed that agents connect to
-// the embedded NATS with (keel agent --credentials), or "" when the node uses
-// an external NATS.
+// AgentCredentials is the file of the simulated fleets' credentials (keel
+// agent --driver fake --credentials), or "" when the node uses an external
+// NATS.
 func (n *Node) AgentCredentials() string {
 	if n.Embedded == nil {
 		return ""
 	}
 	return filepath.Join(n.Config.DataDir, agentCredentialsFile)
-}
-
-// SecretsKeyFile is the file of the key that seals generated passwords:
-// Config.SecretsKey, or DataDir/secrets.key.
-func (n *Node) SecretsKeyFile() string {
-	if n.Config.SecretsKey != "" {
-		return n.Config.SecretsKey
-	}
-	return filepath.Join(n.Config.DataDir, secretsKeyFile)
 }
 
 // openSecrets loads the secrets key: the one given, which must exist (the

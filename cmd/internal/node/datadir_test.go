@@ -18,7 +18,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
+	"github.com/keel-cloud/keel/adapters/hostlink"
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
 	"github.com/keel-cloud/keel/cmd/internal/node"
@@ -73,11 +75,15 @@ func TestReusedPostgresIsLeftRunning(t *testing.T) {
 // are for Keel and its agents only.
 func TestDataDirIsPrivate(t *testing.T) {
 	dataDir := traversableDir(t) // mode 0755, as a data dir made before this rule
+	// The fleet credentials of an earlier Keel: a bare NATS seed, readable
+	// by all. They are completed with a seal key and made private.
 	seed := filepath.Join(dataDir, "agent.nk")
-	if _, err := keeljs.EnsureUserSeed(seed); err != nil {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(seed, 0o644); err != nil {
+	old, _ := kp.Seed()
+	if err := os.WriteFile(seed, append([]byte("# NATS user nkey seed of Keel's agents\n"), append(old, '\n')...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e := start(t, func(c *node.Config) {
@@ -85,6 +91,11 @@ func TestDataDirIsPrivate(t *testing.T) {
 	})
 	if e.node.AgentCredentials() != seed {
 		t.Errorf("AgentCredentials = %q, want %q", e.node.AgentCredentials(), seed)
+	}
+	if c, err := hostlink.ReadCredentials(seed); err != nil || c.Host != hostlink.Fleet || c.Seal == nil {
+		t.Errorf("agent.nk after start: %+v, %v; want the fleet's, with a seal key", c, err)
+	} else if s, _ := c.NATS.Seed(); string(s) != string(old) {
+		t.Error("agent.nk lost its NATS seed: copies of it no longer connect")
 	}
 	checkDataDirModes(t, dataDir)
 	checkNATSRefusesStrangers(t, e.node)
@@ -134,17 +145,23 @@ func checkNATSRefusesStrangers(t *testing.T, n *node.Node) {
 		}
 		t.Errorf("connect to NATS without credentials: err = %v, want %v", err, nats.ErrAuthorization)
 	}
-	creds, err := keeljs.CredentialsOption(n.AgentCredentials())
+	creds, err := hostlink.ReadCredentials(n.AgentCredentials())
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(n.NATSURL(), creds)
+	opt, err := creds.Option()
 	if err != nil {
-		t.Fatalf("connect to NATS with the agents' credentials: %v", err)
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(n.NATSURL(), opt)
+	if err != nil {
+		t.Fatalf("connect to NATS with the fleet's credentials: %v", err)
 	}
 	defer nc.Close()
-	if _, err := keeljs.Attach(context.Background(), nc); err != nil {
-		t.Errorf("the agents' credentials reach the event store: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := keeljs.Attach(ctx, nc); err == nil {
+		t.Errorf("the fleet's credentials reach the event store")
 	}
 }
 

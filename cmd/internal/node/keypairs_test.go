@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 )
@@ -128,8 +132,8 @@ func (e *env) spawned(id string) agent.ServerSpec {
 	return agent.ServerSpec{}
 }
 
-// expectNoPlaintext scans every commit in the log and every row of the
-// events table for a secret.
+// expectNoPlaintext scans every commit in the log, every piece of work
+// given to hosts and every row of the events table for a secret.
 func (e *env) expectNoPlaintext(secret string) {
 	e.t.Helper()
 	ctx := context.Background()
@@ -144,6 +148,28 @@ func (e *env) expectNoPlaintext(secret string) {
 		}
 		if bytes.Contains(msg.Data, []byte(secret)) {
 			e.t.Fatalf("commit %d (%s) holds the password in clear", seq, msg.Subject)
+		}
+	}
+	for _, name := range []string{hostlink.WorkStream, hostlink.SimWorkStream} {
+		st, err := e.node.Store.JS.Stream(ctx, name)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+			msg, err := st.GetMsg(ctx, seq)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue // done and acknowledged
+			}
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if bytes.Contains(msg.Data, []byte(secret)) {
+				e.t.Fatalf("work %s #%d holds the password in clear", name, seq)
+			}
 		}
 	}
 	var n int

@@ -37,11 +37,12 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr)
 	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
 	agentLog := &syncBuffer{} // read while the agent writes
+	creds := issueCredentials(t, bin, p.url, "node-a")
 	var a *exec.Cmd
 	startAgent := func() {
 		a = exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
-			"--host-name", "node-a", "--data-dir", agentDir, "--nats", "nats://"+natsAddr,
-			"--credentials", filepath.Join(dataDir, "agent.nk"), "--secrets-key", filepath.Join(dataDir, "secrets.key"), "--heartbeat", "500ms", "--stop-timeout", "5s")
+			"--data-dir", agentDir, "--nats", "nats://"+natsAddr,
+			"--credentials", creds, "--heartbeat", "500ms", "--stop-timeout", "5s")
 		a.Stdout, a.Stderr = agentLog, agentLog
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
@@ -375,7 +376,7 @@ func TestTwoLibvirtNodes(t *testing.T) {
 	for i, lv := range lvs {
 		a := exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
 			"--host-name", names[i], "--data-dir", filepath.Join(lv.Dir, "agent"), "--nats", "nats://"+natsAddr,
-			"--credentials", filepath.Join(dataDir, "agent.nk"), "--secrets-key", filepath.Join(dataDir, "secrets.key"), "--heartbeat", "500ms")
+			"--credentials", issueCredentials(t, bin, p.url, names[i]), "--heartbeat", "500ms")
 		a.Stdout, a.Stderr = logs[i], logs[i]
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
@@ -490,4 +491,20 @@ func uploadGuest(t *testing.T, c *api.Client, guest string) *api.Response {
 		t.Fatalf("upload: %v", err)
 	}
 	return up
+}
+
+// issueCredentials issues host's credentials with the CLI, as an operator
+// does, and returns their file.
+func issueCredentials(t *testing.T, bin, apiURL, host string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), host+".creds")
+	cmd := exec.Command(bin, "host", "credentials", host, "-o", file)
+	cmd.Env = append(os.Environ(), "KEEL_API="+apiURL)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("keel host credentials %s: %v\n%s", host, err, out)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v, want mode 0600", fi, err)
+	}
+	return file
 }

@@ -8,14 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/adapters/fake"
-	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
-	"github.com/keel-cloud/keel/commands"
 )
 
 // runAgent runs simulated hosts as a separate agent would: over a NATS
@@ -23,22 +20,17 @@ import (
 // function that stops it.
 func runAgent(t *testing.T, n *node.Node, prefix string, hosts int) func() {
 	t.Helper()
-	creds, err := keeljs.CredentialsOption(n.AgentCredentials())
+	creds, err := hostlink.ReadCredentials(n.AgentCredentials())
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(n.NATSURL(), creds)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	link, err := hostlink.Connect(n.NATSURL(), creds, prefix, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := keeljs.Attach(context.Background(), nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := commands.NewApp(store)
 	fleet, _ := fake.Fleet(prefix, hosts, fake.Knobs{}, 16, 16384, 100)
-	ag := &agent.Agent{Name: prefix, App: app, Events: store, Hosts: fleet, Publish: nc.Publish, Flush: nc.Flush, Secrets: n.Secrets,
-		HeartbeatEvery: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ag := &agent.Agent{Name: prefix, Link: link, Hosts: fleet, HeartbeatEvery: 100 * time.Millisecond, Log: quiet}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = ag.Run(ctx) }()
@@ -48,7 +40,7 @@ func runAgent(t *testing.T, n *node.Node, prefix string, hosts int) func() {
 			stopped = true
 			cancel()
 			<-done
-			nc.Close()
+			link.Close()
 		}
 	}
 	t.Cleanup(stop)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/adapters/fake"
+	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/adapters/httpapi"
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
@@ -71,8 +72,9 @@ type Config struct {
 	MaxLag  int64
 	MaxBusy int
 	// ParkAttempts, ParkAfter and ParkPoll configure the parking of saga
-	// and agent commits whose reaction keeps failing (eventlog.Parking:
-	// defaults 10 attempts, 1 minute, 2 s). Projections are never parked.
+	// and dispatcher commits whose reaction keeps failing (eventlog.Parking:
+	// defaults 10 attempts, 1 minute, 2 s), and of the in-process fleet's
+	// work. Projections are never parked.
 	ParkAttempts int
 	ParkAfter    time.Duration
 	ParkPoll     time.Duration
@@ -101,7 +103,11 @@ type Node struct {
 	Parked   *keeljs.ParkingLot // commits sagas and agents gave up on for now
 	Secrets  *secrets.Box       // seals and opens generated passwords
 
+	Keys *hostlink.Keys // the credentials issued to hosts
+
 	nc     *nats.Conn
+	access *hostlink.Access      // who may use the embedded NATS (nil on an external one)
+	fleet  *hostlink.Credentials // DataDir/agent.nk: simulated fleets'
 	http   *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -165,6 +171,9 @@ func (n *Node) start(ctx context.Context) error {
 	if n.Secrets, err = openSecrets(c); err != nil {
 		return err // before NATS and Postgres: a wrong key path fails at once
 	}
+	if n.fleet, err = hostlink.EnsureFleetCredentials(filepath.Join(c.DataDir, agentCredentialsFile)); err != nil {
+		return err
+	}
 	if err := n.startNATS(ctx); err != nil {
 		return err
 	}
@@ -209,9 +218,16 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	if n.Keys, err = hostlink.OpenKeys(runCtx, n.Store.JS, n.Store.Replicas, n.access, n.fleet, c.Log); err != nil {
+		return err
+	}
+	consoles := agent.ConsoleClient{Request: keeljs.Requester(n.nc), Subject: func(host string) string {
+		id := commands.HostID(host)
+		return hostlink.ConsoleSubject(id, !n.Keys.Own(id))
+	}}
 	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
-		Consoles: agent.ConsoleClient{Request: keeljs.Requester(n.nc)}}
+		Consoles: consoles, HostKeys: hostKeys{n.Keys}}
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
@@ -227,6 +243,16 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.watchLiveness(runCtx); err != nil {
 		return err
 	}
+	// Agents reach the control plane through the host link only: their
+	// requests are checked here before they become commands, and each
+	// host reads only the work the dispatcher gives it.
+	svc := &hostlink.Service{App: n.App, Keys: n.Keys, Images: images, Parked: n.Parked, Log: c.Log}
+	if err := svc.Serve(runCtx, n.nc); err != nil {
+		return err
+	}
+	disp := &hostlink.Dispatcher{App: n.App, JS: n.Store.JS, Keys: n.Keys, Secrets: n.Secrets, Log: c.Log}
+	n.goRun(func() error { return n.parking().Subscribe(runCtx, disp.Subscription()) })
+	n.goRun(func() error { disp.RetryParked(runCtx, n.Parked, n.Store, c.ParkPoll); return nil })
 	if c.FakeHosts > 0 {
 		hosts, sims := fake.Fleet("sim", c.FakeHosts, c.FakeKnobs, c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB)
 		// Simulated hosts keep their servers under the data dir, so that a
@@ -235,13 +261,20 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 		n.Hosts = sims
-		ag := &agent.Agent{Name: "embedded", App: n.App, Events: n.parking(), Hosts: hosts, Log: c.Log, Secrets: n.Secrets,
-			CallTimeout: c.AgentCallTimeout, Publish: n.nc.Publish, Flush: n.nc.Flush, HeartbeatEvery: c.HeartbeatEvery,
-			Respond: keeljs.Responder(n.nc)}
-		if err := ag.Register(ctx); err != nil {
+		// The in-process fleet connects as any simulated fleet does, with
+		// the fleet credentials and their permissions.
+		link, err := n.fleetLink()
+		if err != nil {
 			return err
 		}
-		n.goRun(func() error { return ag.Run(runCtx) })
+		link.ParkAttempts, link.ParkAfter = c.ParkAttempts, c.ParkAfter
+		ag := &agent.Agent{Name: "embedded", Link: link, Hosts: hosts, Log: c.Log,
+			CallTimeout: c.AgentCallTimeout, HeartbeatEvery: c.HeartbeatEvery}
+		if err := ag.Register(ctx); err != nil {
+			link.Close()
+			return err
+		}
+		n.goRun(func() error { defer link.Close(); return ag.Run(runCtx) })
 	}
 	return n.serve(api.Handler())
 }
@@ -389,10 +422,7 @@ func (n *Node) subscriptions() []string {
 	if n.Config.APIOnly {
 		return nil
 	}
-	if n.Config.FakeHosts > 0 {
-		return []string{sagas.Durable, agent.Durable("embedded")}
-	}
-	return []string{sagas.Durable}
+	return []string{sagas.Durable, hostlink.DispatcherDurable, hostlink.WorkParked}
 }
 
 // parking wraps the log's subscriptions with the parking of commits whose
@@ -442,25 +472,64 @@ func nameErr(err error) error {
 	return err
 }
 
-// watchLiveness feeds heartbeats (core NATS) to the liveness monitor.
+// watchLiveness feeds heartbeats and goodbyes (core NATS) to the liveness
+// monitor; a simulated fleet's are ignored for a host with credentials of
+// its own.
 func (n *Node) watchLiveness(ctx context.Context) error {
 	l := &monitors.Liveness{App: n.App, Hosts: n.Read, Timeout: n.Config.HeartbeatTimeout, Log: n.Config.Log}
-	sub, err := n.nc.Subscribe(agent.HeartbeatSubject+"*", func(m *nats.Msg) {
-		l.Beat(strings.TrimPrefix(m.Subject, agent.HeartbeatSubject))
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to heartbeats: %w", err)
-	}
-	bye, err := n.nc.Subscribe(agent.GoodbyeSubject+"*", func(m *nats.Msg) {
-		l.Goodbye(strings.TrimPrefix(m.Subject, agent.GoodbyeSubject))
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to goodbyes: %w", err)
+	var subs []*nats.Subscription
+	for _, sim := range []bool{false, true} {
+		for _, verb := range []string{hostlink.VerbHeartbeat, hostlink.VerbGoodbye} {
+			alive := verb == hostlink.VerbHeartbeat
+			sub, err := n.nc.Subscribe(hostlink.HostSubject("*", verb, sim), func(m *nats.Msg) {
+				id := strings.Split(m.Subject, ".")[2]
+				if sim && n.Keys.Own(id) {
+					return
+				}
+				if alive {
+					l.Beat(id)
+				} else {
+					l.Goodbye(id)
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("subscribe to heartbeats: %w", err)
+			}
+			subs = append(subs, sub)
+		}
 	}
 	every := min(time.Second, max(n.Config.HeartbeatTimeout/4, 50*time.Millisecond))
 	n.goRun(func() error {
 		l.Run(ctx, every)
-		return errors.Join(sub.Unsubscribe(), bye.Unsubscribe())
+		var errs []error
+		for _, s := range subs {
+			errs = append(errs, s.Unsubscribe())
+		}
+		return errors.Join(errs...)
 	})
 	return nil
+}
+
+// fleetLink connects the in-process simulated fleet: to the embedded NATS
+// with the fleet credentials, or over the external NATS.
+func (n *Node) fleetLink() (*hostlink.Client, error) {
+	if n.Embedded == nil {
+		nc, err := n.dialExternal("keel-serve-fleet")
+		if err != nil {
+			return nil, err
+		}
+		return hostlink.NewClient(nc, n.fleet, "embedded", n.Config.Log)
+	}
+	return hostlink.Connect("", n.fleet, "embedded", n.Config.Log, nats.InProcessServer(n.Embedded.Server))
+}
+
+// hostKeys issues host credentials for the API.
+type hostKeys struct{ keys *hostlink.Keys }
+
+func (h hostKeys) Issue(ctx context.Context, host string) ([]byte, error) {
+	c, err := h.keys.Issue(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	return c.Encode()
 }

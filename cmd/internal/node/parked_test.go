@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/sagas"
@@ -18,7 +19,7 @@ import (
 func (e *env) parked() []api.ParkedCommit {
 	e.t.Helper()
 	items, err := api.ListAll[api.ParkedCommit](context.Background(), e.api, api.Parked,
-		api.Opts{Query: url.Values{"subscription": {"agent-embedded-v1"}}})
+		api.Opts{Query: url.Values{"subscription": {hostlink.WorkParked}}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -40,16 +41,16 @@ func (e *env) parkedOf(id string) []api.ParkedCommit {
 func (e *env) gauge(want int) {
 	e.t.Helper()
 	metrics := string(e.must(200, e.call("GET", "/metrics", nil)).Body)
-	if !strings.Contains(metrics, fmt.Sprintf(`keel_parked_commits{subscription="agent-embedded-v1"} %d`, want)) {
+	if !strings.Contains(metrics, fmt.Sprintf(`keel_parked_commits{subscription="%s"} %d`, hostlink.WorkParked, want)) {
 		e.t.Fatalf("want keel_parked_commits %d:\n%s", want, grepLines(metrics, "keel_parked"))
 	}
 }
 
-// A host that cannot record a destroy fails the agent's reaction again and
-// again. The delete request is parked after a few attempts instead of
-// holding up the server's later commits on that host: the forced delete
-// that follows when the host never confirms reaches the agent too (and,
-// the host still broken, is parked in turn). Both show in the admin list
+// A host that cannot record a destroy fails the agent's work again and
+// again. The delete is parked in keel serve after a few attempts instead of
+// holding up the server's later work on that host: the clean-up that
+// follows the forced delete when the host never confirms reaches the agent
+// too (and, the host still broken, is parked in turn). Both show in the admin list
 // and the gauge; once the host is mended, an operator retries one server's
 // commits (the host destroys it) and skips the other's (nothing runs).
 func TestParkedReactionLetsLaterCommitsOfItsKeyThrough(t *testing.T) {
@@ -101,12 +102,12 @@ func TestParkedReactionLetsLaterCommitsOfItsKeyThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range e.parkedOf(ids[0]) {
-		e.must(202, e.call("POST", fmt.Sprintf("/v1/admin/parked/agent-embedded-v1/%d/retry", p.Sequence), nil))
+		e.must(202, e.call("POST", fmt.Sprintf("/v1/admin/parked/%s/%d/retry", hostlink.WorkParked, p.Sequence), nil))
 	}
 	for _, p := range e.parkedOf(ids[1]) {
-		e.must(200, e.call("POST", fmt.Sprintf("/v1/admin/parked/agent-embedded-v1/%d/skip", p.Sequence), nil))
+		e.must(200, e.call("POST", fmt.Sprintf("/v1/admin/parked/%s/%d/skip", hostlink.WorkParked, p.Sequence), nil))
 		var pj api.Problem
-		e.must(404, e.call("POST", fmt.Sprintf("/v1/admin/parked/agent-embedded-v1/%d/skip", p.Sequence), nil)).json(t, &pj)
+		e.must(404, e.call("POST", fmt.Sprintf("/v1/admin/parked/%s/%d/skip", hostlink.WorkParked, p.Sequence), nil)).json(t, &pj)
 		if !strings.Contains(pj.Detail, "GET /v1/admin/parked") {
 			t.Fatalf("404 detail: %q", pj.Detail)
 		}

@@ -1,0 +1,188 @@
+package hostlink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/catalog"
+	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/eventlog"
+)
+
+// DispatcherDurable is the subscription the dispatcher follows server
+// events with.
+const DispatcherDurable = "dispatch-hosts-v1"
+
+// Opener opens the admin passwords keel serve sealed in server.created
+// (package secrets).
+type Opener interface {
+	Open(sealed []byte, id string) ([]byte, error)
+}
+
+// Dispatcher turns server events into the work of the host they are
+// addressed to, in keel serve: the host reads its own work and nothing
+// else of the log.
+type Dispatcher struct {
+	App     *commands.App
+	JS      jetstream.JetStream
+	Keys    *Keys
+	Secrets Opener // nil: builds of servers with a password fail, saying why
+	Log     *slog.Logger
+
+	consumers sync.Map // host ids whose work queue is known to exist
+}
+
+// Subscription is the dispatcher's durable subscription to server events:
+// a server's work is published in log order.
+func (d *Dispatcher) Subscription() eventlog.Subscription {
+	return eventlog.Subscription{Name: DispatcherDurable, AggregateTypes: []string{server.AggregateType}, Workers: 64,
+		Handle: d.Handle, Log: d.Log}
+}
+
+// Handle publishes the work one commit asks of hosts.
+func (d *Dispatcher) Handle(ctx context.Context, env domain.Envelope) error {
+	events, err := catalog.Decode(env)
+	if err != nil {
+		return err
+	}
+	for i, ev := range events {
+		w, err := d.work(ctx, env, i, ev)
+		if err != nil {
+			return err
+		}
+		if w == nil {
+			continue
+		}
+		if err := d.publish(ctx, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// work is what event i of env asks of a host, or nil.
+func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev domain.Event) (*agent.Work, error) {
+	w := &agent.Work{Seq: env.Sequence, Index: i, Server: env.AggregateID, Correlation: env.CorrelationID, Causation: env.CommandID}
+	switch e := ev.(type) {
+	case *server.Scheduled:
+		w.Host, w.Kind = e.Host, agent.WorkSpawn
+		ok, err := d.spawnSpec(ctx, w)
+		if err != nil || !ok {
+			return nil, err
+		}
+	case *server.StartRequested:
+		w.Host, w.Kind = e.Host, agent.WorkStart
+	case *server.StopRequested:
+		w.Host, w.Kind = e.Host, agent.WorkStop
+	case *server.RebootRequested:
+		w.Host, w.Kind, w.Hard = e.Host, agent.WorkReboot, e.Hard
+	case *server.DeleteRequested:
+		w.Host, w.Kind = e.Host, agent.WorkDelete
+	case *server.SpawnFailed:
+		w.Host, w.Kind = e.Host, agent.WorkCleanup // the build moves on: clean up whatever it left there
+	case *server.Failed:
+		w.Host, w.Kind = e.Host, agent.WorkCleanup // compensation
+	case *server.Deleted:
+		if !e.Forced {
+			return nil, nil
+		}
+		w.Host, w.Kind = e.Host, agent.WorkCleanup // the control plane let go; make sure nothing is left
+	default:
+		return nil, nil
+	}
+	if w.Host == "" {
+		return nil, nil
+	}
+	return w, nil
+}
+
+// spawnSpec fills in the server to build, its password sealed to the host;
+// false when the build has moved on (a late delivery).
+func (d *Dispatcher) spawnSpec(ctx context.Context, w *agent.Work) (bool, error) {
+	st, _, err := d.App.Servers.Load(ctx, w.Server)
+	if err != nil {
+		return false, err
+	}
+	if st.Task != server.Spawning || st.Host != w.Host {
+		return false, nil // failed, deleted, or placed elsewhere meanwhile
+	}
+	im, _, err := d.App.Images.Load(ctx, st.ImageID)
+	if err != nil {
+		return false, err
+	}
+	w.Spec = &agent.ServerSpec{ID: w.Server, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID,
+		Image:    agent.ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat},
+		UserData: st.UserData, DataDisksGiB: st.DataDisksGiB}
+	if st.PublicKey != "" {
+		w.Spec.SSHKeys = []string{st.PublicKey}
+	}
+	if len(st.AdminPasswordSealed) > 0 {
+		d.sealPassword(w, st)
+	}
+	return true, nil
+}
+
+// sealPassword opens the server's admin password with keel serve's key and
+// seals it to the host's own curve key, with a key made for this message.
+// What fails is said in the work, and the build fails with it.
+func (d *Dispatcher) sealPassword(w *agent.Work, st server.State) {
+	recipient, _ := d.Keys.sealKey(commands.HostID(w.Host))
+	fail := func(why string) { w.Sealer, w.SealedPassword, w.PasswordError = "", nil, why }
+	if d.Secrets == nil || recipient == "" {
+		fail("keel serve has no key to seal it to this host")
+		return
+	}
+	pw, err := d.Secrets.Open(st.AdminPasswordSealed, string(st.ID))
+	if err != nil {
+		fail("keel serve could not open it with its secrets key")
+		return
+	}
+	sender, err := nkeys.CreateCurveKeys()
+	if err == nil {
+		w.SealedPassword, err = sender.Seal(pw, recipient)
+	}
+	if err == nil {
+		w.Sealer, err = sender.PublicKey()
+	}
+	clear(pw)
+	if err != nil {
+		fail("keel serve could not seal it")
+	}
+}
+
+func (d *Dispatcher) publish(ctx context.Context, w *agent.Work) error {
+	return d.publishAs(ctx, w, fmt.Sprintf("%d-%d", w.Seq, w.Index))
+}
+
+// publishAs publishes w with the message id id (JetStream drops a second
+// message of one id within the duplicate window).
+func (d *Dispatcher) publishAs(ctx context.Context, w *agent.Work, id string) error {
+	hostID := commands.HostID(w.Host)
+	_, sim := d.Keys.sealKey(hostID)
+	if !sim {
+		if _, ok := d.consumers.Load(hostID); !ok {
+			if err := ensureHostConsumer(ctx, d.JS, hostID); err != nil {
+				return err
+			}
+			d.consumers.Store(hostID, true)
+		}
+	}
+	data, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	_, err = d.JS.Publish(ctx, WorkSubject(hostID, sim), data, jetstream.WithMsgID(id))
+	if err != nil {
+		return fmt.Errorf("publish the work of host %s: %w", w.Host, err)
+	}
+	return nil
+}

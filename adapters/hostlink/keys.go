@@ -1,0 +1,205 @@
+package hostlink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/keel-cloud/keel/commands"
+)
+
+// KeysBucket holds the public keys of the credentials issued to hosts, by
+// host id. The seeds are never kept: they are in the file given to the
+// host's operator only.
+const KeysBucket = "KEEL_HOST_KEYS"
+
+// issued is one host's record in KeysBucket.
+type issued struct {
+	Host   string    `json:"host"`
+	User   string    `json:"user"` // NATS user public key
+	Seal   string    `json:"seal"` // curve public key
+	Issued time.Time `json:"issued"`
+}
+
+// Keys are the credentials issued to hosts, followed live from KeysBucket
+// (so that every keel serve sharing the bucket admits a host at once), and
+// the fleet's.
+type Keys struct {
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	access *Access // nil on an external NATS, which Keel does not police
+	log    *slog.Logger
+
+	mu        sync.RWMutex
+	hosts     map[string]issued // host id → its credentials' public keys
+	fleetSeal string
+	seen      map[string]uint64 // host id → last KV revision applied
+}
+
+// OpenKeys opens the credentials registry, admits the hosts it holds and
+// the fleet (fleet may be nil: no simulated fleet is let in) through
+// access (nil: nobody is policed), and follows the registry until ctx ends.
+func OpenKeys(ctx context.Context, js jetstream.JetStream, replicas int, access *Access, fleet *Credentials, log *slog.Logger) (*Keys, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: KeysBucket, Storage: jetstream.FileStorage, Replicas: max(replicas, 1), History: 1})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", KeysBucket, err)
+	}
+	k := &Keys{js: js, kv: kv, access: access, log: log, hosts: map[string]issued{}, seen: map[string]uint64{}}
+	if fleet != nil {
+		user, seal, err := fleet.Public()
+		if err != nil {
+			return nil, err
+		}
+		if fleet.Seal == nil {
+			seal = ""
+		}
+		k.fleetSeal = seal
+		if access != nil {
+			access.AdmitFleet(user)
+		}
+	}
+	if err := ensureStreams(ctx, js, replicas); err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("follow %s: %w", KeysBucket, err)
+	}
+	for e := range w.Updates() {
+		if e == nil {
+			break // what the bucket held at start is applied
+		}
+		k.apply(e)
+	}
+	go func() {
+		defer w.Stop()
+		for e := range w.Updates() {
+			if e != nil {
+				k.apply(e)
+			}
+		}
+	}()
+	return k, nil
+}
+
+func (k *Keys) apply(e jetstream.KeyValueEntry) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e.Revision() <= k.seen[e.Key()] {
+		return
+	}
+	k.seen[e.Key()] = e.Revision()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(k.hosts, e.Key())
+		return
+	}
+	var rec issued
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		k.log.Warn("unreadable host credentials record ignored", "host_id", e.Key(), "err", err)
+		return
+	}
+	k.hosts[e.Key()] = rec
+	if k.access != nil {
+		k.access.AdmitHost(e.Key(), rec.User)
+	}
+}
+
+// Issue makes new credentials for the host called name, replacing any it
+// had (the earlier ones no longer connect), and makes its work queue.
+func (k *Keys) Issue(ctx context.Context, name string) (*Credentials, error) {
+	c, err := NewCredentials(name)
+	if err != nil {
+		return nil, err
+	}
+	user, seal, err := c.Public()
+	if err != nil {
+		return nil, err
+	}
+	id := commands.HostID(name)
+	if err := ensureHostConsumer(ctx, k.js, id); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(issued{Host: name, User: user, Seal: seal, Issued: time.Now().UTC()})
+	if err != nil {
+		return nil, err
+	}
+	rev, err := k.kv.Put(ctx, id, data)
+	if err != nil {
+		return nil, fmt.Errorf("record the credentials of host %s: %w", name, err)
+	}
+	e, err := k.kv.Get(ctx, id)
+	if err == nil && e.Revision() == rev {
+		k.apply(e) // admitted now, not when the watch gets there
+	}
+	k.log.Info("host credentials issued", "host", name, "user", user)
+	return c, nil
+}
+
+// Own tells whether host hostID holds credentials of its own (a real
+// host), rather than running under the fleet's (a simulated one).
+func (k *Keys) Own(hostID string) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	_, ok := k.hosts[hostID]
+	return ok
+}
+
+// sealKey is the curve key that admin passwords for host hostID are sealed
+// to, and whether the host is simulated.
+func (k *Keys) sealKey(hostID string) (pub string, sim bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if rec, ok := k.hosts[hostID]; ok {
+		return rec.Seal, false
+	}
+	return k.fleetSeal, true
+}
+
+// ensureStreams makes the work streams: a work queue per real host (each
+// message read once, by that host's consumer), and the simulated fleets'
+// shared stream (each fleet reads it all and keeps its own hosts' work).
+func ensureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: WorkStream, Description: "Keel: the work of each real host, read by that host only",
+			Subjects: []string{realSpace.work + "*"}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+			Replicas: max(replicas, 1), Duplicates: 2 * time.Minute},
+		{Name: SimWorkStream, Description: "Keel: the work of simulated hosts",
+			Subjects: []string{simSpace.work + "*"}, Retention: jetstream.LimitsPolicy, MaxAge: time.Hour, Storage: jetstream.FileStorage,
+			Replicas: max(replicas, 1), Duplicates: 2 * time.Minute},
+	} {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("open stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// ensureHostConsumer makes the durable consumer host hostID reads its work
+// with (agents may not make consumers).
+func ensureHostConsumer(ctx context.Context, js jetstream.JetStream, hostID string) error {
+	_, err := js.CreateOrUpdateConsumer(ctx, WorkStream, hostConsumerConfig(hostID))
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+		return fmt.Errorf("make the work queue of host %s: %w", hostID, err)
+	}
+	return nil
+}
+
+// workAckWait is how long a piece of work may go without news before it is
+// delivered again; agents say "in progress" well within it.
+const workAckWait = 30 * time.Second
+
+func hostConsumerConfig(hostID string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{Durable: HostConsumer(hostID), FilterSubject: WorkSubject(hostID, false),
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: workAckWait, MaxAckPending: 1000, DeliverPolicy: jetstream.DeliverAllPolicy}
+}
+
+func fleetConsumerConfig(name string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{Durable: FleetConsumer(name), FilterSubject: simSpace.work + "*",
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: workAckWait, MaxAckPending: 20000, DeliverPolicy: jetstream.DeliverNewPolicy}
+}

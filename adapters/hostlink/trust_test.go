@@ -1,0 +1,264 @@
+package hostlink_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/keel-cloud/keel/adapters/agent"
+	"github.com/keel-cloud/keel/adapters/hostlink"
+	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/host"
+	"github.com/keel-cloud/keel/domain/image"
+	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/eventlog/memlog"
+)
+
+// lockedBuffer is a log sink tests read.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// cloud is keel serve's side on an embedded NATS that polices who connects
+// (hostlink.Access), as keel serve runs it.
+type cloud struct {
+	e     *keeljs.Embedded
+	app   *commands.App
+	local *hostlink.Local
+	logs  *lockedBuffer
+}
+
+func startCloud(t *testing.T, ctx context.Context) *cloud {
+	t.Helper()
+	access := hostlink.NewAccess()
+	e, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: t.TempDir(), SyncAlways: true, Auth: access, Listen: "127.0.0.1:-1"})
+	must(t, err)
+	t.Cleanup(e.Close)
+	if _, err := keeljs.Open(ctx, e.Conn, 1, 0); err != nil { // the event log: no host may touch it
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	log := memlog.New()
+	app := commands.NewApp(log)
+	local, err := hostlink.StartLocal(ctx, e.Conn, access, app, log, nil, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	must(t, err)
+	return &cloud{e: e, app: app, local: local, logs: logs}
+}
+
+// connect connects as creds, recording the permission errors the server
+// sends back.
+func (c *cloud) connect(t *testing.T, creds *hostlink.Credentials, denied *[]string, mu *sync.Mutex) *hostlink.Client {
+	t.Helper()
+	link, err := hostlink.Connect("", creds, "t", slog.New(slog.DiscardHandler), nats.InProcessServer(c.e.Server),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			mu.Lock()
+			*denied = append(*denied, err.Error())
+			mu.Unlock()
+		}))
+	must(t, err)
+	t.Cleanup(link.Close)
+	return link
+}
+
+// schedule records a server scheduled on host.
+func (c *cloud) schedule(t *testing.T, ctx context.Context, hostName, name string) string {
+	t.Helper()
+	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
+	fl, err := c.app.CreateFlavor(ctx, flavor.Spec{Name: "f-" + name, VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor-"+name))
+	must(t, err)
+	im, err := c.app.CreateImage(ctx, image.Spec{Name: "i-" + name, DiskFormat: "qcow2"}, m("image-"+name))
+	must(t, err)
+	_, err = c.app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "obj-" + name, Size: 1, SHA256: "ab", At: time.Now()}, m("upload-"+name))
+	must(t, err)
+	res, opID, err := c.app.CreateServer(ctx, commands.CreateServerRequest{Name: name, FlavorID: string(fl.State.ID), ImageID: string(im.State.ID)}, m("create-"+name))
+	must(t, err)
+	sid := string(res.State.ID)
+	_, err = c.app.Hosts.Handle(ctx, commands.HostID(hostName), host.Claim{Server: sid, Resources: host.Resources{VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, Operation: opID, At: time.Now()}, m("claim-"+name))
+	must(t, err)
+	_, err = c.app.Servers.Handle(ctx, sid, server.Schedule{Host: hostName, Operation: opID, At: time.Now()}, m("schedule-"+name))
+	must(t, err)
+	return sid
+}
+
+func info(name string) agent.HostInfo {
+	return agent.HostInfo{Name: name, Driver: "libvirt", VCPUs: 8, RAMMiB: 8192, DiskGiB: 100}
+}
+
+// A compute node is not trusted with the cloud: with host A's credentials
+// an agent reads A's work and no other, can publish neither to host B's
+// subjects nor to the event stream, and a report it forges about a server
+// of host B is refused and logged, changing nothing.
+func TestHostCredentialsHoldToTheirHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := startCloud(t, ctx)
+	credsA, err := c.local.Keys.Issue(ctx, "host-a")
+	must(t, err)
+	credsB, err := c.local.Keys.Issue(ctx, "host-b")
+	must(t, err)
+	var mu sync.Mutex
+	var deniedA, deniedB []string
+	a := c.connect(t, credsA, &deniedA, &mu)
+	b := c.connect(t, credsB, &deniedB, &mu)
+	must(t, a.Register(ctx, info("host-a")))
+	must(t, b.Register(ctx, info("host-b")))
+
+	// A's library refuses to speak for B; on the wire, B's subjects are
+	// closed to A's connection.
+	if err := a.Register(ctx, info("host-b")); !errors.Is(err, hostlink.ErrNotMine) {
+		t.Fatal("host A's link registered host B")
+	}
+	nc := a.Conn()
+	idB := commands.HostID("host-b")
+	for _, subj := range []string{
+		hostlink.HostSubject(idB, hostlink.VerbReport, false),
+		hostlink.HostSubject(idB, hostlink.VerbHeartbeat, false),
+		hostlink.HostSubject(idB, hostlink.VerbReport, true), // the fleet's space too
+		keeljs.Subject(server.AggregateType, "x"),            // the event stream
+		"$JS.API.STREAM.INFO." + keeljs.StreamName,
+		"$JS.API.CONSUMER.MSG.NEXT." + hostlink.WorkStream + "." + hostlink.HostConsumer(idB),
+		"$JS.API.CONSUMER.CREATE." + keeljs.StreamName,
+	} {
+		must(t, nc.Publish(subj, []byte("{}")))
+	}
+	if _, err := nc.Subscribe(keeljs.SubjectPrefix+">", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe(hostlink.WorkSubject(idB, false), func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, nc.Flush())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(deniedA)
+		mu.Unlock()
+		if n >= 9 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	got := strings.Join(deniedA, "\n")
+	mu.Unlock()
+	for _, want := range []string{
+		`Publish to "keel.host.` + idB + `.report"`, `Publish to "keel.host.` + idB + `.heartbeat"`, `Publish to "keel.sim.` + idB + `.report"`,
+		`Publish to "keel.events.server.x"`, `Publish to "$JS.API.STREAM.INFO.KEEL_EVENTS"`,
+		`Publish to "$JS.API.CONSUMER.MSG.NEXT.KEEL_WORK.host-` + idB + `"`, `Publish to "$JS.API.CONSUMER.CREATE.KEEL_EVENTS"`,
+		`Subscription to "keel.events.>"`, `Subscription to "keel.work.` + idB + `"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("host A's connection was not refused %s; refusals:\n%s", want, got)
+		}
+	}
+	js, err := jetstream.New(nc)
+	must(t, err)
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+	if _, err := js.Consumer(sctx, hostlink.WorkStream, hostlink.HostConsumer(idB)); err == nil {
+		t.Error("host A opened host B's work queue")
+	}
+	scancel()
+
+	// Work: each host gets its own server's, and only that.
+	sidA := c.schedule(t, ctx, "host-a", "on-a")
+	sidB := c.schedule(t, ctx, "host-b", "on-b")
+	gotA := make(chan agent.Work, 4)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go func() {
+		_ = a.Work(wctx, []string{"host-a"}, func(_ context.Context, w agent.Work) error { gotA <- w; return nil })
+	}()
+	select {
+	case w := <-gotA:
+		if w.Server != sidA || w.Host != "host-a" || w.Kind != agent.WorkSpawn || w.Spec == nil || w.Spec.Image.Object != "obj-on-a" {
+			t.Fatalf("host A got work %+v; want the spawn of its server %s", w, sidA)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("host A got no work")
+	}
+	select {
+	case w := <-gotA:
+		t.Fatalf("host A got more work: %+v", w)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	// A forged report about B's server: refused, logged, nothing changes.
+	before, vBefore, err := c.app.Servers.LoadLatest(ctx, sidB)
+	must(t, err)
+	err = a.Report(ctx, "host-a", agent.WorkReport{Seq: 1, Server: sidB, Kind: server.ReportSpawned})
+	if !errors.Is(err, hostlink.ErrRefused) || !strings.Contains(err.Error(), "is not on host host-a") {
+		t.Fatalf("forged report answered %v", err)
+	}
+	after, vAfter, err := c.app.Servers.LoadLatest(ctx, sidB)
+	must(t, err)
+	if vAfter != vBefore || after.Status != before.Status || after.Task != server.Spawning {
+		t.Fatalf("the forged report changed server %s: %s/%s v%d → %s/%s v%d", sidB, before.Status, before.Task, vBefore, after.Status, after.Task, vAfter)
+	}
+	if logs := c.logs.String(); !strings.Contains(logs, "refused: a host spoke of a server that is not on it") || !strings.Contains(logs, sidB) {
+		t.Fatalf("the forged report was not logged; log:\n%s", logs)
+	}
+	// Nor may A read B's image.
+	r, err := a.Image(ctx, "host-a", "obj-on-b")
+	must(t, err)
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, hostlink.ErrRefused) {
+		t.Fatalf("host A read host B's image: %v", err)
+	}
+	// A's own report goes through: its server is running.
+	must(t, a.Report(ctx, "host-a", agent.WorkReport{Seq: 99, Server: sidA, Kind: server.ReportSpawned}))
+	st, _, err := c.app.Servers.LoadLatest(ctx, sidA)
+	must(t, err)
+	if st.Status != server.StatusActive {
+		t.Fatalf("host A's own report left its server %s", st.Status)
+	}
+
+	// The simulated fleet may not speak for a host with credentials of
+	// its own.
+	var deniedF []string
+	f := c.connect(t, c.local.Fleet, &deniedF, &mu)
+	err = f.Report(ctx, "host-a", agent.WorkReport{Seq: 2, Server: sidA, Kind: server.ReportStopped})
+	if !errors.Is(err, hostlink.ErrRefused) || !strings.Contains(err.Error(), "credentials of its own") {
+		t.Fatalf("the fleet spoke for host A: %v", err)
+	}
+	// Earlier credentials no longer connect once new ones are issued.
+	if _, err := c.local.Keys.Issue(ctx, "host-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hostlink.Connect(c.e.ClientURL(), credsA, "t", slog.New(slog.DiscardHandler), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("replaced credentials connected: %v", err)
+	}
+	// Strangers do not connect at all.
+	if _, err := nats.Connect(c.e.ClientURL()); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("a connection without credentials: %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
