@@ -95,7 +95,8 @@ type Operation struct {
 	Status       string     `json:"status" enum:"pending,running,compensating,succeeded,failed"`
 	CurrentStep  *string    `json:"current_step"`
 	Deadline     *time.Time `json:"deadline"`
-	Error        *string    `json:"error"`
+	Error        *string    `json:"error" doc:"Why it failed, in the user's words"`
+	Detail       string     `json:"detail,omitempty" doc:"For administrators: the account behind error, such as the host's own message with its paths and hypervisor detail (one line, at most 4 KiB); omitted when none. Show users error, not this."`
 	Steps        []Step     `json:"steps"`
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
@@ -111,7 +112,8 @@ type Step struct {
 	StartedAt  *time.Time `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
 	Deadline   *time.Time `json:"deadline"`
-	Error      *string    `json:"error"`
+	Error      *string    `json:"error" doc:"Why the step failed, in the user's words"`
+	Detail     string     `json:"detail,omitempty" doc:"For administrators: the account behind error (the host's own message); omitted when none"`
 }
 
 // Host is a compute host: identity, state, and capacity total (after

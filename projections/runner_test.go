@@ -128,6 +128,24 @@ func TestRunnerBuildsTheReadModel(t *testing.T) {
 			t.Errorf("steps of the build of %s = %s, want %s", name, got, want)
 		}
 	}
+	// The failed build keeps the last host's account beside the user's
+	// reason, on the operation and on its spawn step; a build that
+	// succeeded has none.
+	details := func(server string) string {
+		var js string
+		must(t, pool.QueryRow(ctx, `SELECT jsonb_build_array(o.error, o.detail,
+				(SELECT jsonb_agg(jsonb_build_array(st.name, st.detail) ORDER BY st.idx) FROM operation_steps st WHERE st.operation_id = o.id))::text
+			FROM operations o JOIN servers s ON s.name=$1 AND o.resource_id = s.id AND o.kind='server.create'`, server).Scan(&js))
+		return js
+	}
+	for name, want := range map[string]string{
+		"srv-1": `[null, null, [["schedule", null], ["spawn", null]]]`,
+		"srv-3": `["build failed on 3 hosts; last on h3: no disk", "` + hostAccount("h3") + `", [["schedule", null], ["spawn", "` + hostAccount("h3") + `"]]]`,
+	} {
+		if got := details(name); got != want {
+			t.Errorf("error and details of the build of %s = %s, want %s", name, got, want)
+		}
+	}
 }
 
 // A spawn that failed on one host sends the build back to scheduling
@@ -159,11 +177,16 @@ func TestReadModelFollowsABuildSentBackToScheduling(t *testing.T) {
 	}
 	var opStatus, step string
 	var steps string
+	var detail *string
 	must(t, pool.QueryRow(ctx, `SELECT o.status, coalesce(o.current_step, ''),
-			(SELECT jsonb_agg(jsonb_build_array(st.name, st.status) ORDER BY st.idx)::text FROM operation_steps st WHERE st.operation_id = o.id)
-		FROM operations o WHERE o.resource_id=$1 AND o.kind='server.create'`, sid).Scan(&opStatus, &step, &steps))
-	if opStatus != "running" || step != "schedule" || steps != `[["schedule", "running"], ["spawn", "pending"]]` {
-		t.Errorf("operation: %s, current step %q, steps %s; want running, schedule, [schedule running, spawn pending]", opStatus, step, steps)
+			(SELECT jsonb_agg(jsonb_build_array(st.name, st.status, st.detail) ORDER BY st.idx)::text FROM operation_steps st WHERE st.operation_id = o.id),
+			o.detail
+		FROM operations o WHERE o.resource_id=$1 AND o.kind='server.create'`, sid).Scan(&opStatus, &step, &steps, &detail))
+	// The spawn step keeps the failed host's account for admins; the
+	// operation, still running, has none.
+	wantSteps := `[["schedule", "running", null], ["spawn", "pending", "` + hostAccount("h1") + `"]]`
+	if opStatus != "running" || step != "schedule" || steps != wantSteps || detail != nil {
+		t.Errorf("operation: %s, current step %q, steps %s, detail %v; want running, schedule, %s, none", opStatus, step, steps, deref(detail), wantSteps)
 	}
 }
 

@@ -116,18 +116,19 @@ func (w *world) serverLifecycle(ctx context.Context, prefix string, k int) (stri
 	if k%5 == 3 || k%5 == 4 {
 		for attempt := 1; ; attempt++ {
 			h := fmt.Sprintf("h%d", attempt)
-			r, err := a.Servers.Handle(ctx, sid, server.Report{Host: h, Kind: server.ReportSpawnFailed, Reason: "no disk", At: now}, m("spawn-failed-"+h))
+			detail := hostAccount(h)
+			r, err := a.Servers.Handle(ctx, sid, server.Report{Host: h, Kind: server.ReportSpawnFailed, Reason: "no disk", Detail: detail, At: now}, m("spawn-failed-"+h))
 			if err != nil {
 				return sid, errors.Join(append(steps, err)...)
 			}
 			if r.State.Status == server.StatusError {
-				_, err = a.Operations.Handle(ctx, opID, operation.FailStep{Step: "spawn", Reason: r.State.Reason, At: now}, m("step-spawn-failed"))
+				_, err = a.Operations.Handle(ctx, opID, operation.FailStep{Step: "spawn", Reason: r.State.Reason, Detail: detail, At: now}, m("step-spawn-failed"))
 				do(err)
 				_, err = a.Operations.Handle(ctx, opID, operation.Finish{Reason: r.State.Reason, Compensated: []string{"schedule"}, At: now}, m("finish"))
 				do(err)
 				break
 			}
-			_, err = a.Operations.Handle(ctx, opID, operation.Rewind{From: "spawn", To: "schedule", Reason: "spawn failed on " + h, At: now}, m("rewind-"+h))
+			_, err = a.Operations.Handle(ctx, opID, operation.Rewind{From: "spawn", To: "schedule", Reason: "spawn failed on " + h, Detail: detail, At: now}, m("rewind-"+h))
 			do(err)
 			if k%5 == 4 {
 				break // waiting for another host
@@ -156,6 +157,11 @@ func (w *world) serverLifecycle(ctx context.Context, prefix string, k int) (stri
 		do(err)
 	}
 	return sid, errors.Join(steps...)
+}
+
+// hostAccount is what host h says of a spawn that failed there, for admins.
+func hostAccount(h string) string {
+	return "write /pool/" + h + "/root.qcow2: no space left on device"
 }
 
 // servers records n server lifecycles, several at a time.

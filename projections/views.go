@@ -352,7 +352,9 @@ var (
 // Operations is the operations and operation_steps tables. A server event
 // that names a new operation inserts it as pending, so the operation id
 // returned by the API can be read at the same sequence as the server. An
-// operation's commits within a batch fold into one write per row.
+// operation's commits within a batch fold into one write per row. A
+// failure's detail (the account behind the user's reason, for admins) is
+// kept beside the error, on the step and on the operation.
 var Operations = Projection{Name: "operations", Version: 1, Tables: []string{"operations", "operation_steps"},
 	Apply: func(w *Writer, t Tables, env domain.Envelope, events []domain.Event) error {
 		ops, steps := t.T("operations"), t.T("operation_steps")
@@ -388,27 +390,27 @@ var Operations = Projection{Name: "operations", Version: 1, Tables: []string{"op
 				step(e.Step, To("status", "succeeded"), To("finished_at", e.At))
 				op(To("current_step", nil), To("deadline", nil), To("updated_at", e.At), To("seq", env.Sequence))
 			case *operation.StepFailed:
-				step(e.Step, To("status", "failed"), To("finished_at", e.At), To("error", e.Reason))
+				step(e.Step, To("status", "failed"), To("finished_at", e.At), To("error", e.Reason), To("detail", nullIfEmpty(e.Detail)))
 				op(To("status", "compensating"), To("current_step", nil), To("deadline", nil), To("error", e.Reason),
-					To("updated_at", e.At), To("seq", env.Sequence))
+					To("detail", nullIfEmpty(e.Detail)), To("updated_at", e.At), To("seq", env.Sequence))
 			case *operation.Rewound:
 				w.Exec(id, `UPDATE `+steps+` SET status='pending', started_at=NULL, finished_at=NULL, deadline=NULL,
-					error=CASE WHEN name=$3 THEN $4 ELSE error END
+					error=CASE WHEN name=$3 THEN $4 ELSE error END, detail=CASE WHEN name=$3 THEN $5 ELSE detail END
 					WHERE operation_id=$1 AND idx >= (SELECT idx FROM `+steps+` WHERE operation_id=$1 AND name=$2)`,
-					id, e.To, e.From, e.Reason)
+					id, e.To, e.From, e.Reason, nullIfEmpty(e.Detail))
 				op(To("current_step", nil), To("deadline", nil), To("updated_at", e.At), To("seq", env.Sequence))
 			case *operation.OperationSucceeded:
-				finish(op, env, "succeeded", "", e.At)
+				finish(op, env, "succeeded", "", "", e.At)
 			case *operation.OperationFailed:
 				w.Exec(id, `UPDATE `+steps+` SET status='skipped' WHERE operation_id=$1 AND status='pending'`, id)
 				w.Exec(id, `UPDATE `+steps+` SET status='compensated' WHERE operation_id=$1 AND status='succeeded' AND name = ANY($2)`, id, e.Compensated)
-				finish(op, env, "failed", e.Reason, e.At)
+				finish(op, env, "failed", e.Reason, e.Detail, e.At)
 			}
 		}
 		return nil
 	}}
 
-func finish(op func(...Set), env domain.Envelope, status, reason string, at time.Time) {
-	op(To("status", status), To("error", nullIfEmpty(reason)), To("current_step", nil), To("deadline", nil),
+func finish(op func(...Set), env domain.Envelope, status, reason, detail string, at time.Time) {
+	op(To("status", status), To("error", nullIfEmpty(reason)), To("detail", nullIfEmpty(detail)), To("current_step", nil), To("deadline", nil),
 		To("finished_at", at), To("updated_at", at), To("seq", env.Sequence))
 }

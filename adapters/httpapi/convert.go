@@ -38,10 +38,10 @@ func operationOut(o postgres.Operation) api.Operation {
 	steps := make([]api.Step, len(o.Steps))
 	for i, s := range o.Steps {
 		steps[i] = api.Step{Name: s.Name, Status: s.Status, TimeoutMS: s.TimeoutMS, StartedAt: s.StartedAt,
-			FinishedAt: s.FinishedAt, Deadline: s.Deadline, Error: s.Error}
+			FinishedAt: s.FinishedAt, Deadline: s.Deadline, Error: s.Error, Detail: s.Detail}
 	}
 	return api.Operation{ID: o.ID, Kind: o.Kind, ResourceType: o.ResourceType, ResourceID: o.ResourceID, Status: o.Status,
-		CurrentStep: o.CurrentStep, Deadline: o.Deadline, Error: o.Error, Steps: steps, CreatedAt: o.CreatedAt,
+		CurrentStep: o.CurrentStep, Deadline: o.Deadline, Error: o.Error, Detail: o.Detail, Steps: steps, CreatedAt: o.CreatedAt,
 		UpdatedAt: o.UpdatedAt, FinishedAt: o.FinishedAt, DurationMS: o.DurationMS}
 }
 

@@ -23,7 +23,7 @@ type UUIDParam struct {
 func (a *API) registerOperations(hapi huma.API) {
 	huma.Register(hapi, huma.Operation{OperationID: "get-operation", Method: http.MethodGet, Path: "/v1/operations/{id}",
 		Summary: "Show an operation", Tags: []string{"operations"},
-		Description: "Kind, status (pending, running, compensating, succeeded, failed), steps with their timings and deadlines, and the error."},
+		Description: "Kind, status (pending, running, compensating, succeeded, failed), steps with their timings and deadlines, and the error in the user's words; for administrators, the detail behind it (a host's own message), on the operation and on its steps."},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			UUIDParam

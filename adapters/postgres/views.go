@@ -87,6 +87,7 @@ type Step struct {
 	FinishedAt *time.Time
 	Deadline   *time.Time
 	Error      *string
+	Detail     string // the account behind Error, for admins; "" when none
 }
 
 // Operation as read.
@@ -99,6 +100,7 @@ type Operation struct {
 	CurrentStep  *string
 	Deadline     *time.Time
 	Error        *string
+	Detail       string // the account behind Error, for admins; "" when none
 	Steps        []Step
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
@@ -419,11 +421,11 @@ func scanServer(row pgx.CollectableRow) (Server, error) {
 // OperationFilter filters the operation list.
 type OperationFilter struct{ ResourceID, Status, Kind string }
 
-const opCols = `SELECT id::text, kind, resource_type, resource_id::text, status, current_step, deadline, error, created_at, updated_at, finished_at FROM operations`
+const opCols = `SELECT id::text, kind, resource_type, resource_id::text, status, current_step, deadline, error, coalesce(detail, ''), created_at, updated_at, finished_at FROM operations`
 
 func scanOp(row pgx.CollectableRow) (Operation, error) {
 	var o Operation
-	err := row.Scan(&o.ID, &o.Kind, &o.ResourceType, &o.ResourceID, &o.Status, &o.CurrentStep, &o.Deadline, &o.Error, &o.CreatedAt, &o.UpdatedAt, &o.FinishedAt)
+	err := row.Scan(&o.ID, &o.Kind, &o.ResourceType, &o.ResourceID, &o.Status, &o.CurrentStep, &o.Deadline, &o.Error, &o.Detail, &o.CreatedAt, &o.UpdatedAt, &o.FinishedAt)
 	if o.FinishedAt != nil {
 		d := o.FinishedAt.Sub(o.CreatedAt).Milliseconds()
 		o.DurationMS = &d
@@ -454,7 +456,7 @@ func (r *ReadModel) Operation(ctx context.Context, id string) (Operation, error)
 	if err != nil {
 		return o, err
 	}
-	rows, err := r.Pool.Query(ctx, `SELECT name, status, timeout_ms, started_at, finished_at, deadline, error FROM operation_steps WHERE operation_id=$1 ORDER BY idx`, id)
+	rows, err := r.Pool.Query(ctx, `SELECT name, status, timeout_ms, started_at, finished_at, deadline, error, coalesce(detail, '') FROM operation_steps WHERE operation_id=$1 ORDER BY idx`, id)
 	if err != nil {
 		return o, fmt.Errorf("query steps: %w", err)
 	}

@@ -46,13 +46,20 @@ func writeOperations(w io.Writer, items []api.Operation) error {
 	return writeTable(w, []string{"ID", "KIND", "RESOURCE", "STATUS", "STEP", "DURATION", "CREATED", "ERROR"}, rows)
 }
 
+// writeOperation shows an operation and its steps; a failure's detail (the
+// host's own account, for admins) follows its error when there is one.
 func writeOperation(w io.Writer, o api.Operation) error {
-	err := writeFields(w, []field{
+	fields := []field{
 		{"ID", o.ID}, {"KIND", o.Kind}, {"RESOURCE", o.ResourceType + " " + o.ResourceID},
 		{"STATUS", o.Status}, {"CURRENT_STEP", deref(o.CurrentStep)}, {"DEADLINE", fmtTimePtr(o.Deadline)},
-		{"ERROR", deref(o.Error)}, {"CREATED", fmtTime(o.CreatedAt)}, {"FINISHED", fmtTimePtr(o.FinishedAt)},
-		{"DURATION", fmtMS(o.DurationMS)},
-	})
+		{"ERROR", deref(o.Error)},
+	}
+	if o.Detail != "" {
+		fields = append(fields, field{"DETAIL", o.Detail})
+	}
+	fields = append(fields, field{"CREATED", fmtTime(o.CreatedAt)}, field{"FINISHED", fmtTimePtr(o.FinishedAt)},
+		field{"DURATION", fmtMS(o.DurationMS)})
+	err := writeFields(w, fields)
 	if err != nil || len(o.Steps) == 0 {
 		return err
 	}
@@ -66,5 +73,19 @@ func writeOperation(w io.Writer, o api.Operation) error {
 		timeout := fmtDuration(time.Duration(s.TimeoutMS) * time.Millisecond)
 		rows = append(rows, []string{s.Name, s.Status, fmtTimePtr(s.StartedAt), took, timeout, deref(s.Error)})
 	}
-	return writeTable(w, []string{"STEP", "STATUS", "STARTED", "TOOK", "TIMEOUT", "ERROR"}, rows)
+	if err := writeTable(w, []string{"STEP", "STATUS", "STARTED", "TOOK", "TIMEOUT", "ERROR"}, rows); err != nil {
+		return err
+	}
+	// Details are long (up to 4 KiB): a table of their own, after the steps.
+	var details [][]string
+	for _, s := range o.Steps {
+		if s.Detail != "" {
+			details = append(details, []string{s.Name, s.Detail})
+		}
+	}
+	if len(details) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return writeTable(w, []string{"STEP", "DETAIL"}, details)
 }

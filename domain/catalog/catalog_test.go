@@ -64,10 +64,10 @@ var examples = map[string][]domain.Event{
 			Steps: []operation.StepSpec{{Name: "schedule", Timeout: 30 * time.Second}, {Name: "spawn", Timeout: 5*time.Minute + time.Nanosecond}}, At: at},
 		&operation.StepStarted{Step: "spawn", Deadline: at.Add(5 * time.Minute), At: at},
 		&operation.StepSucceeded{Step: "schedule", At: at},
-		&operation.StepFailed{Step: "spawn", Reason: "disk full", At: at},
-		&operation.Rewound{From: "spawn", To: "schedule", Reason: "disk full on h-1", At: at},
+		&operation.StepFailed{Step: "spawn", Reason: "disk full", Detail: "write /pool/servers/srv-1/root.qcow2: no space left on device", At: at},
+		&operation.Rewound{From: "spawn", To: "schedule", Reason: "disk full on h-1", Detail: "write /pool/servers/srv-1/root.qcow2: no space left on device", At: at},
 		&operation.OperationSucceeded{At: at},
-		&operation.OperationFailed{Reason: "disk full", Compensated: []string{"schedule"}, At: at},
+		&operation.OperationFailed{Reason: "disk full", Detail: "write /pool/servers/srv-1/root.qcow2: no space left on device", Compensated: []string{"schedule"}, At: at},
 	},
 	hostaggregate.AggregateType: {
 		&hostaggregate.Created{ID: "a-1", Name: "rack-1", Metadata: map[string]string{"availability_zone": "az1"}, At: at},

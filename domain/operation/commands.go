@@ -29,7 +29,8 @@ type CompleteStep struct {
 // FailStep marks a running step failed; the operation starts compensating.
 type FailStep struct {
 	Step   string
-	Reason string
+	Reason string // in the user's words
+	Detail string // optional: the account behind the reason, for admins
 	At     time.Time
 }
 
@@ -44,6 +45,7 @@ type ExpireStep struct {
 // operation is superseded, for example by a delete).
 type Finish struct {
 	Reason      string
+	Detail      string // optional: the account behind the reason, for admins
 	Compensated []string
 	At          time.Time
 }
@@ -61,13 +63,36 @@ type Rewind struct {
 	From   string
 	To     string
 	Reason string
+	Detail string // optional: the account behind the reason, for admins
 	At     time.Time
+}
+
+// MaxDetail bounds a failure's detail: the host's report detail
+// (server.MaxReportDetail) that the saga passes on.
+const MaxDetail = 4096
+
+// checkDetail refuses a detail longer than MaxDetail or with text that
+// could not be printed safely (see domain.CheckText); empty is accepted.
+func checkDetail(c Command) error {
+	var d string
+	switch c := c.(type) {
+	case FailStep:
+		d = c.Detail
+	case Finish:
+		d = c.Detail
+	case Rewind:
+		d = c.Detail
+	}
+	return domain.CheckTextUpTo("detail", d, MaxDetail)
 }
 
 // Decide returns the events a command produces.
 func Decide(s State, c Command) ([]domain.Event, error) {
 	if b, ok := c.(Begin); ok {
 		return decideBegin(s, b)
+	}
+	if err := checkDetail(c); err != nil {
+		return nil, err
 	}
 	if !s.Exists {
 		return nil, domain.NotFoundf("operation %s not found", s.ID)
@@ -86,7 +111,7 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		if err := s.mustRun(c.Step); err != nil {
 			return nil, err
 		}
-		return []domain.Event{&StepFailed{Step: c.Step, Reason: c.Reason, At: c.At}}, nil
+		return []domain.Event{&StepFailed{Step: c.Step, Reason: c.Reason, Detail: c.Detail, At: c.At}}, nil
 	case ExpireStep:
 		if err := s.mustRun(c.Step); err != nil {
 			return nil, err
@@ -106,19 +131,20 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 			return nil, domain.Invalidf("operation %s cannot rewind from %s to %q", s.ID, c.From, c.To)
 		}
 		st := s.Steps[to]
-		return []domain.Event{&Rewound{From: c.From, To: c.To, Reason: c.Reason, At: c.At},
+		return []domain.Event{&Rewound{From: c.From, To: c.To, Reason: c.Reason, Detail: c.Detail, At: c.At},
 			&StepStarted{Step: c.To, Deadline: c.At.Add(st.Timeout), At: c.At}}, nil
 	case Finish:
 		var evs []domain.Event
-		reason := c.Reason
+		reason, detail := c.Reason, c.Detail
 		if s.Status == Running {
 			if s.Current >= 0 {
-				evs = append(evs, &StepFailed{Step: s.CurrentStep(), Reason: c.Reason, At: c.At})
+				evs = append(evs, &StepFailed{Step: s.CurrentStep(), Reason: c.Reason, Detail: c.Detail, At: c.At})
 			}
 		} else if s.Error != "" {
-			reason = s.Error
+			// The first error stands, and its detail goes with it.
+			reason, detail = s.Error, s.Detail
 		}
-		return append(evs, &OperationFailed{Reason: reason, Compensated: c.Compensated, At: c.At}), nil
+		return append(evs, &OperationFailed{Reason: reason, Detail: detail, Compensated: c.Compensated, At: c.At}), nil
 	default:
 		return nil, domain.Invalidf("operation: unknown command %T", c)
 	}

@@ -41,9 +41,12 @@ type StepSucceeded struct {
 }
 
 // StepFailed records a failed or overdue step; compensation follows.
+// Reason is in the user's words; Detail, when there is one, is the account
+// behind it (a host's own message, with its paths), for admins.
 type StepFailed struct {
 	Step   string    `json:"step"`
 	Reason string    `json:"reason"`
+	Detail string    `json:"detail,omitempty"`
 	At     time.Time `json:"at"`
 }
 
@@ -54,6 +57,7 @@ type Rewound struct {
 	From   string    `json:"from"`
 	To     string    `json:"to"`
 	Reason string    `json:"reason"`
+	Detail string    `json:"detail,omitempty"` // for admins, as in StepFailed
 	At     time.Time `json:"at"`
 }
 
@@ -65,6 +69,7 @@ type OperationSucceeded struct {
 // OperationFailed records the end of a failed operation, after compensation.
 type OperationFailed struct {
 	Reason      string    `json:"reason"`
+	Detail      string    `json:"detail,omitempty"` // for admins, as in StepFailed
 	Compensated []string  `json:"compensated,omitempty"`
 	At          time.Time `json:"at"`
 }
@@ -109,14 +114,14 @@ func Evolve(s State, ev domain.Event) State {
 	case *StepFailed:
 		i := s.index(e.Step)
 		s.Steps = clone(s.Steps)
-		s.Steps[i].Status, s.Steps[i].FinishedAt, s.Steps[i].Error = StepIsFailed, e.At, e.Reason
-		s.Current, s.Status, s.Error = -1, Compensating, e.Reason
+		s.Steps[i].Status, s.Steps[i].FinishedAt, s.Steps[i].Error, s.Steps[i].Detail = StepIsFailed, e.At, e.Reason, e.Detail
+		s.Current, s.Status, s.Error, s.Detail = -1, Compensating, e.Reason, e.Detail
 	case *Rewound:
 		s.Steps = clone(s.Steps)
 		for i := s.index(e.To); i >= 0 && i < len(s.Steps); i++ {
 			st := &s.Steps[i]
 			if i == s.index(e.From) {
-				st.Error = e.Reason
+				st.Error, st.Detail = e.Reason, e.Detail
 			}
 			st.Status, st.StartedAt, st.FinishedAt, st.Deadline = StepIsPending, time.Time{}, time.Time{}, time.Time{}
 		}
@@ -134,7 +139,7 @@ func Evolve(s State, ev domain.Event) State {
 				s.Steps[i].Status = StepIsCompensated
 			}
 		}
-		s.Status, s.Error, s.Current = Failed, e.Reason, -1
+		s.Status, s.Error, s.Detail, s.Current = Failed, e.Reason, e.Detail, -1
 	}
 	return s
 }

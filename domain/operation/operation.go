@@ -1,6 +1,7 @@
 // Package operation is the operation aggregate: the durable state of a saga
 // (a multi-step operation such as building a server). It records the steps,
-// which one runs, each step's deadline, the outcome and the error. It decides
+// which one runs, each step's deadline, the outcome and the error (in the
+// user's words, with the detail behind it for admins). It decides
 // only what the saga may do next; it never performs a step itself.
 //
 // Every operation ends in a terminal state: a failed or overdue step moves it
@@ -59,6 +60,9 @@ type Step struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Deadline   time.Time `json:"deadline,omitzero"`
 	Error      string    `json:"error,omitempty"`
+	// Detail is the account behind Error (a host's own message), for
+	// admins; Error is in the user's words.
+	Detail string `json:"detail,omitempty"`
 }
 
 // State is what the decider knows about one operation.
@@ -72,6 +76,7 @@ type State struct {
 	Steps        []Step
 	Current      int // index of the running step, or -1
 	Error        string
+	Detail       string    // the account behind Error, for admins
 	Retries      int       // rewinds so far
 	StartedAt    time.Time // when it began, for its duration
 }

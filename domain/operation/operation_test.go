@@ -1,6 +1,7 @@
 package operation_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -112,8 +113,22 @@ func TestFailStep(t *testing.T) {
 		{"failed step again", compensating, operation.FailStep{Step: "spawn", Reason: "x", At: tFail},
 			refused(domain.Conflict, "operation compensating")},
 		{"never began", none, operation.FailStep{Step: "spawn", At: tFail}, refused(domain.NotFound, "not found")},
+		{"with the host's account for admins", spawning,
+			operation.FailStep{Step: "spawn", Reason: "disk full", Detail: "write /pool/srv-1/root.qcow2: no space left on device", At: tFail},
+			then(&operation.StepFailed{Step: "spawn", Reason: "disk full", Detail: "write /pool/srv-1/root.qcow2: no space left on device", At: tFail})},
+		{"a 4 KiB detail is kept whole", spawning, operation.FailStep{Step: "spawn", Reason: "disk full", Detail: longDetail, At: tFail},
+			then(&operation.StepFailed{Step: "spawn", Reason: "disk full", Detail: longDetail, At: tFail})},
+		{"a longer detail", spawning, operation.FailStep{Step: "spawn", Reason: "disk full", Detail: longDetail + "x", At: tFail},
+			refused(domain.Invalid, "detail is 4097 bytes long; the limit is 4096")},
+		{"a detail of two lines", spawning, operation.FailStep{Step: "spawn", Reason: "disk full", Detail: "error:\nno space", At: tFail},
+			refused(domain.Invalid, "detail must not contain control characters")},
+		{"a detail that reorders the terminal", spawning, operation.FailStep{Step: "spawn", Reason: "disk full", Detail: "ok \u202e", At: tFail},
+			refused(domain.Invalid, "detail must not contain bidirectional control characters")},
 	})
 }
+
+// longDetail is a host's account at the limit, as long as a report's may be.
+var longDetail = strings.Repeat("d", operation.MaxDetail)
 
 func TestExpireStep(t *testing.T) {
 	deadline := t0.Add(time.Minute)
@@ -158,7 +173,73 @@ func TestFinish(t *testing.T) {
 			operation.Finish{Reason: "gave up", At: at},
 			then(&operation.OperationFailed{Reason: "gave up", At: at})},
 		{"never began", none, operation.Finish{Reason: "x", At: at}, refused(domain.NotFound, "operation op-1 not found")},
+		{"running: the host's account goes with the reason to the step and the operation", spawning,
+			operation.Finish{Reason: "build failed on 3 hosts", Detail: "qemu: could not open /pool/srv-1/root.qcow2", Compensated: []string{"schedule"}, At: at}, then(
+				&operation.StepFailed{Step: "spawn", Reason: "build failed on 3 hosts", Detail: "qemu: could not open /pool/srv-1/root.qcow2", At: at},
+				&operation.OperationFailed{Reason: "build failed on 3 hosts", Detail: "qemu: could not open /pool/srv-1/root.qcow2", Compensated: []string{"schedule"}, At: at})},
+		{"compensating keeps the first error's detail", withDetail,
+			operation.Finish{Reason: "compensation done", Detail: "another account", At: at},
+			then(&operation.OperationFailed{Reason: "image is corrupt", Detail: "sha256 of /images/img-1 is 9f86", At: at})},
+		{"compensating after an error without detail: none", compensating,
+			operation.Finish{Reason: "compensation done", Detail: "another account", At: at},
+			then(&operation.OperationFailed{Reason: "image is corrupt", At: at})},
+		{"compensating without an error uses the given reason and detail", plus(scheduling, &operation.StepFailed{Step: "schedule", At: at}),
+			operation.Finish{Reason: "gave up", Detail: "the account", At: at},
+			then(&operation.OperationFailed{Reason: "gave up", Detail: "the account", At: at})},
+		{"a detail over the limit", spawning, operation.Finish{Reason: "x", Detail: longDetail + "x", At: at},
+			refused(domain.Invalid, "detail is 4097 bytes long")},
 	})
+}
+
+// withDetail: the spawn failed with the host's account, compensation runs.
+var withDetail = plus(spawning, &operation.StepFailed{Step: "spawn", Reason: "image is corrupt", Detail: "sha256 of /images/img-1 is 9f86", At: tFail})
+
+// The operation keeps the account behind its error, and each step the
+// account behind its own; a later error without one leaves none behind.
+func TestEvolveKeepsTheDetail(t *testing.T) {
+	at := tFail.Add(time.Minute)
+	s := fold(plus(withDetail, &operation.OperationFailed{Reason: "image is corrupt", Detail: "sha256 of /images/img-1 is 9f86", Compensated: []string{"schedule"}, At: at}))
+	if s.Error != "image is corrupt" || s.Detail != "sha256 of /images/img-1 is 9f86" {
+		t.Fatalf("operation: error %q detail %q", s.Error, s.Detail)
+	}
+	if s.Steps[1].Error != "image is corrupt" || s.Steps[1].Detail != "sha256 of /images/img-1 is 9f86" || s.Steps[0].Detail != "" {
+		t.Fatalf("steps: %+v", s.Steps)
+	}
+	rewoundEvs := plus(spawning, &operation.Rewound{From: "spawn", To: "schedule", Reason: "spawn on h1 failed (disk full); trying another host",
+		Detail: "write /pool/srv-1/root.qcow2: no space left on device", At: at},
+		&operation.StepStarted{Step: "schedule", Deadline: at.Add(time.Minute), At: at})
+	rewound := fold(rewoundEvs)
+	if st := rewound.Steps[1]; st.Status != operation.StepIsPending || st.Detail != "write /pool/srv-1/root.qcow2: no space left on device" || rewound.Detail != "" {
+		t.Fatalf("after a rewind: step %+v, operation detail %q", st, rewound.Detail)
+	}
+	// The retry fails by its deadline: the step's error is the expiry, and
+	// the first host's account no longer stands beside it.
+	again := fold(plus(rewoundEvs, &operation.StepSucceeded{Step: "schedule", At: at}, &operation.StepStarted{Step: "spawn", Deadline: at.Add(5 * time.Minute), At: at},
+		&operation.StepFailed{Step: "spawn", Reason: "step spawn did not finish within 5m0s", At: at.Add(5 * time.Minute)}))
+	if st := again.Steps[1]; st.Error != "step spawn did not finish within 5m0s" || st.Detail != "" || again.Detail != "" {
+		t.Fatalf("after the retry expired: step %+v, operation detail %q", st, again.Detail)
+	}
+}
+
+// Events stored before the detail existed read back without one.
+func TestEventsWithoutDetailDecode(t *testing.T) {
+	for typ, data := range map[string]string{
+		operation.TypeStepFailed: `{"step":"spawn","reason":"disk full","at":"2025-03-01T12:00:00Z"}`,
+		operation.TypeRewound:    `{"from":"spawn","to":"schedule","reason":"disk full","at":"2025-03-01T12:00:00Z"}`,
+		operation.TypeFailed:     `{"reason":"disk full","compensated":["schedule"],"at":"2025-03-01T12:00:00Z"}`,
+	} {
+		ev, err := operation.Decider.Registry.Decode(typ, []byte(data))
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		raw, err := json.Marshal(ev)
+		if err != nil || strings.Contains(string(raw), "detail") {
+			t.Errorf("%s re-encodes as %s (%v): an empty detail must be omitted", typ, raw, err)
+		}
+		if d := reflect.ValueOf(ev).Elem().FieldByName("Detail"); !d.IsValid() || d.String() != "" {
+			t.Errorf("%s: detail %v, want an empty one", typ, d)
+		}
+	}
 }
 
 // Every command on an ended operation is a Conflict that says how it ended.
@@ -331,6 +412,20 @@ func TestBeginRefusesDuplicateStepNames(t *testing.T) {
 				"Begin should refuse duplicate step names", steps, len(steps), s.Status, stepStatuses(s))
 		}
 	}
+}
+
+func TestRewindKeepsTheDetail(t *testing.T) {
+	rewind := operation.Rewind{From: "spawn", To: "schedule", Reason: "spawn on h1 failed (disk full); trying another host",
+		Detail: "write /pool/srv-1/root.qcow2: no space left on device", At: tFail}
+	long := rewind
+	long.Detail = longDetail + "x"
+	run(t, []tc{
+		{"carried by the event", spawning, rewind, then(
+			&operation.Rewound{From: "spawn", To: "schedule", Reason: "spawn on h1 failed (disk full); trying another host",
+				Detail: "write /pool/srv-1/root.qcow2: no space left on device", At: tFail},
+			&operation.StepStarted{Step: "schedule", Deadline: tFail.Add(time.Minute), At: tFail})},
+		{"over the limit", spawning, long, refused(domain.Invalid, "detail is 4097 bytes long")},
+	})
 }
 
 func TestRewindRetriesFromAnEarlierStep(t *testing.T) {

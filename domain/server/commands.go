@@ -325,10 +325,7 @@ func decideObserve(s State, c Observe) ([]domain.Event, error) {
 // decideReport accepts a host's report only when it answers the task in
 // progress on that host; anything else is stale and refused as a conflict.
 func decideReport(s State, r Report) ([]domain.Event, error) {
-	if len(r.Detail) > MaxReportDetail {
-		return nil, domain.Invalidf("report detail is %d bytes; at most %d", len(r.Detail), MaxReportDetail)
-	}
-	if err := domain.CheckText("report detail", r.Detail); err != nil {
+	if err := domain.CheckTextUpTo("report detail", r.Detail, MaxReportDetail); err != nil {
 		return nil, err
 	}
 	if r.Host == "" || r.Host != s.Host {

@@ -383,6 +383,28 @@ func TestUnknownReportKindIsInvalid(t *testing.T) {
 	refused(domain.Invalid, `unknown report kind "exploded"`).Check(t, evs, err)
 }
 
+// A host's account of a failure is kept up to MaxReportDetail bytes (a
+// libvirt message with its paths is often longer than a reason may be) and
+// must be one line of printable text.
+func TestReportDetail(t *testing.T) {
+	failed := func(detail string) server.Report {
+		r := report(h1, server.ReportSpawnFailed)
+		r.Detail = detail
+		return r
+	}
+	long := strings.Repeat("x", server.MaxReportDetail)
+	run(t, []tc{
+		{"kept with the failure", spawning, failed("qemu-img: /var/lib/keel/srv-1/root.qcow2: No space left on device"),
+			then(&server.SpawnFailed{Host: h1, Reason: "disk full", Attempt: 1, Detail: "qemu-img: /var/lib/keel/srv-1/root.qcow2: No space left on device", At: t1})},
+		{"4 KiB is kept whole", spawning, failed(long),
+			then(&server.SpawnFailed{Host: h1, Reason: "disk full", Attempt: 1, Detail: long, At: t1})},
+		{"longer is refused", spawning, failed(long + "y"),
+			refused(domain.Invalid, "report detail is 4097 bytes long; the limit is 4096")},
+		{"a second line is refused", spawning, failed("error: failed\nat line 2"),
+			refused(domain.Invalid, "report detail must not contain control characters")},
+	})
+}
+
 // --- evolve: what users see -----------------------------------------------
 
 func TestStatusAfterEachEvent(t *testing.T) {

@@ -34,7 +34,7 @@ func Actions(t Timeouts) runner.Workflow {
 func reactAction(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 	switch ev := e.Event.(type) {
 	case *server.ActionFailed:
-		return finish(s, e.CorrelationID, ev.Reason, nil)
+		return finish(s, e.CorrelationID, ev.Reason, ev.Detail, nil)
 	case *operation.Began:
 		return supersededAtBegin(s)
 	case *operation.StepFailed:

@@ -8,6 +8,17 @@ import (
 	"github.com/keel-cloud/keel/sagas/runner"
 )
 
+// A failed start, stop or reboot ends its operation with the user's reason
+// and the host's account beside it.
+func TestActionFailedPassesTheHostsAccount(t *testing.T) {
+	cs := reactAction(timeouts, stateOf(given{running(KindReboot, StepReboot, 0, StepReboot), onServer(opID, "")}),
+		fromServer(&server.ActionFailed{Task: server.RebootTask, Reason: "the host could not reboot the server", Detail: "virDomainReset: domain keel-srv-1 is not running"}))
+	f := cs[0].Cmd.(operation.Finish)
+	if f.Reason != "the host could not reboot the server" || f.Detail != "virDomainReset: domain keel-srv-1 is not running" {
+		t.Fatalf("finish: %+v", f)
+	}
+}
+
 func TestActions(t *testing.T) {
 	var scenarios []scenario
 	for _, a := range []struct {

@@ -10,7 +10,9 @@ import (
 
 // Create builds a server: schedule (placement, an effect), then spawn (the
 // host's agent reports). A spawn that failed on a host goes back to
-// schedule; a failed build gives its claim and group place back.
+// schedule; a failed build gives its claim and group place back. A host's
+// own account of a failure (the event's detail) goes to the operation
+// beside the reason, for admins.
 func Create(t Timeouts) runner.Workflow {
 	return runner.Workflow{
 		Name:      "server create",
@@ -35,10 +37,10 @@ func reactCreate(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 	case *server.SpawnFailed:
 		reason := fmt.Sprintf("spawn on %s failed (%s); trying another host", ev.Host, ev.Reason)
 		return concat(release(s, opID, ev.Host, sid, "spawn failed: "+ev.Reason),
-			[]runner.Command{op(opID, fmt.Sprintf("rewind/%d", ev.Attempt), operation.Rewind{From: StepSpawn, To: StepSchedule, Reason: reason, At: s.Now})})
+			[]runner.Command{op(opID, fmt.Sprintf("rewind/%d", ev.Attempt), operation.Rewind{From: StepSpawn, To: StepSchedule, Reason: reason, Detail: ev.Detail, At: s.Now})})
 	case *server.Failed:
 		return concat(release(s, ev.Operation, ev.Host, sid, "build failed"), leave(s, ev.Operation),
-			finish(s, ev.Operation, ev.Reason, compensatedCreate(ev.Host)))
+			finish(s, ev.Operation, ev.Reason, ev.Detail, compensatedCreate(ev.Host)))
 	case *operation.Began:
 		return supersededAtBegin(s)
 	case *operation.StepStarted:

@@ -52,6 +52,26 @@ func TestCreate(t *testing.T) {
 	})
 }
 
+// A host's account of a failure goes to the operation beside the reason:
+// with the rewind of a spawn that failed on one host, and with the finish
+// of a build that failed on the last.
+func TestCreatePassesTheHostsAccount(t *testing.T) {
+	const detail = "virDomainCreateWithFlags: /var/lib/keel/srv-1/domain.xml: Permission denied"
+	steps := []string{StepSchedule, StepSpawn}
+	cs := reactCreate(timeouts, stateOf(given{running(KindCreate, StepSpawn, 0, steps...), onServer(opID, "")}),
+		fromServer(&server.SpawnFailed{Host: "h1", Reason: "the hypervisor could not start the server", Attempt: 1, Detail: detail}))
+	r := cs[len(cs)-1].Cmd.(operation.Rewind)
+	if r.Detail != detail || r.Reason != "spawn on h1 failed (the hypervisor could not start the server); trying another host" {
+		t.Fatalf("rewind: %+v", r)
+	}
+	cs = reactCreate(timeouts, stateOf(given{running(KindCreate, StepSpawn, 2, steps...), onServer(opID, "")}),
+		fromServer(&server.Failed{Host: "h3", Reason: "build failed on 3 hosts; last on h3: the hypervisor could not start the server", Operation: opID, Detail: detail}))
+	f := cs[len(cs)-1].Cmd.(operation.Finish)
+	if f.Detail != detail || f.Reason != "build failed on 3 hosts; last on h3: the hypervisor could not start the server" {
+		t.Fatalf("finish: %+v", f)
+	}
+}
+
 // Failed names what was undone only when the build reached a host.
 func TestCreateFailedCompensates(t *testing.T) {
 	s := given{compensating(KindCreate, StepSchedule, StepSpawn), onServer(opID, "")}

@@ -35,7 +35,7 @@ func reactDelete(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 	case *server.Deleted:
 		out := concat(release(s, opID, ev.Host, sid, "server deleted"), leave(s, opID))
 		if ev.Forced {
-			return append(out, finish(s, opID, ev.Reason, nil)...)
+			return append(out, finish(s, opID, ev.Reason, "", nil)...)
 		}
 		return append(out, completeOrFinish(s, opID, StepDestroy)...)
 	case *operation.Began:

@@ -103,7 +103,7 @@ func supersededAtBegin(s runner.State) []runner.Command {
 	if s.Server.Desired == server.WantDeleted {
 		reason = fmt.Sprintf("superseded by delete (operation %s)", s.Server.Operation)
 	}
-	return finish(s, opID, reason, nil)
+	return finish(s, opID, reason, "", nil)
 }
 
 // completeOrFinish completes a step of a running operation; when the
@@ -119,16 +119,18 @@ func completeOrFinish(s runner.State, opID, step string) []runner.Command {
 		return []runner.Command{op(opID, fmt.Sprintf("%s/done/%d", step, st.Retries), operation.CompleteStep{Step: step, At: s.Now})}
 	}
 	if st.Status == operation.Compensating {
-		return finish(s, opID, "", nil)
+		return finish(s, opID, "", "", nil)
 	}
 	return nil
 }
 
-func finish(s runner.State, opID, reason string, compensated []string) []runner.Command {
+// finish ends an operation as failed: reason in the user's words, detail
+// (the host's own account, or "") for admins.
+func finish(s runner.State, opID, reason, detail string, compensated []string) []runner.Command {
 	if opID == "" {
 		return nil
 	}
-	return []runner.Command{op(opID, "finish", operation.Finish{Reason: reason, Compensated: compensated, At: s.Now})}
+	return []runner.Command{op(opID, "finish", operation.Finish{Reason: reason, Detail: detail, Compensated: compensated, At: s.Now})}
 }
 
 // compensate undoes what a failed operation did, through its server; when
@@ -139,7 +141,7 @@ func compensate(s runner.State, cmd server.Command, reason string) []runner.Comm
 	}
 	opID := string(s.Op.ID)
 	return []runner.Command{{ID: s.Op.ResourceID, Cmd: cmd, Operation: opID, What: "compensate",
-		IfRefused: finish(s, opID, reason, nil)}}
+		IfRefused: finish(s, opID, reason, "", nil)}}
 }
 
 // release gives a server's claim on a host back (nothing when there is none).

@@ -95,6 +95,54 @@ func TestFailedSpawnIsRetriedOnOtherHostsThenEndsInError(t *testing.T) {
 	}
 }
 
+// A build that fails on every host tells the user why in words, and keeps
+// the host's own account (the driver's error, with what it was doing) for
+// admins: GET /v1/operations/{id} shows the one as error and the other as
+// detail, on the operation and on its spawn step.
+func TestFailedBuildShowsTheReasonAndTheHostsAccount(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeKnobs = fake.Knobs{FailRate: 1} })
+	e.seed()
+	acc, _ := e.createServer("doomed")
+	e.waitOp(acc.OperationID, 20*time.Second)
+
+	type step struct {
+		Name   string  `json:"name"`
+		Status string  `json:"status"`
+		Error  *string `json:"error"`
+		Detail *string `json:"detail"`
+	}
+	var op struct {
+		Status string  `json:"status"`
+		Error  string  `json:"error"`
+		Detail *string `json:"detail"`
+		Steps  []step  `json:"steps"`
+	}
+	e.must(200, e.call("GET", "/v1/operations/"+acc.OperationID, nil)).json(t, &op)
+
+	// The user's words: which hosts, and what went wrong, as the fake
+	// driver explains it.
+	const prefix = "build failed on 3 hosts; last on "
+	host, rest, ok := strings.Cut(strings.TrimPrefix(op.Error, prefix), ": ")
+	if op.Status != "failed" || !strings.HasPrefix(op.Error, prefix) || !ok || rest != "injected failure on simulated host "+host {
+		t.Fatalf("operation %s, error %q", op.Status, op.Error)
+	}
+	if strings.Contains(op.Error, acc.Server.ID) {
+		t.Fatalf("the user's reason shows the driver's account: %q", op.Error)
+	}
+	// The admins' account: the last host's driver error, whole.
+	want := "injected failure on simulated host " + host + ": spawn " + acc.Server.ID + " on " + host + ": injected failure"
+	if op.Detail == nil || *op.Detail != want {
+		t.Fatalf("detail %v, want %q", op.Detail, want)
+	}
+	if len(op.Steps) != 2 || op.Steps[0].Name != "schedule" || op.Steps[0].Detail != nil {
+		t.Fatalf("the schedule step did not fail and has no detail: %+v", op.Steps)
+	}
+	if sp := op.Steps[1]; sp.Name != "spawn" || sp.Status != "failed" || sp.Error == nil || *sp.Error != op.Error ||
+		sp.Detail == nil || *sp.Detail != want {
+		t.Fatalf("spawn step: %+v", sp)
+	}
+}
+
 // A spawn its host never answers counts as a failed spawn: the build is
 // tried on the other hosts, and fails, compensated, when every one hangs.
 func TestOverdueSpawnIsTriedElsewhereThenCompensated(t *testing.T) {
