@@ -294,3 +294,11 @@ type IssuedHostCredentials struct {
 	Host        string `json:"host"`
 	Credentials string `json:"credentials" doc:"The credentials file's text (keel agent --credentials FILE): keep it secret, mode 0600, on that host only"`
 }
+
+// RemoteConsole is a short-lived URL of a server's graphical console.
+type RemoteConsole struct {
+	Protocol  string    `json:"protocol" doc:"vnc: RFB over the websocket"`
+	Type      string    `json:"type" doc:"novnc: a websocket noVNC speaks to unchanged"`
+	URL       string    `json:"url" doc:"The websocket (ws:// or wss://, as the API was reached); it opens once"`
+	ExpiresAt time.Time `json:"expires_at" doc:"The URL must be opened before this (30 s)"`
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -98,6 +99,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("answer console-log requests of host %s: %w", h.Info.Name, err)
 		}
 		defer stop()
+		if d, ok := h.Driver.(DisplayOpener); ok { // simulated hosts have no display
+			stopDisplays, err := a.Link.ServeDisplays(h.Info.Name, func(ctx context.Context, id string) (io.ReadWriteCloser, error) {
+				return d.OpenVNC(ctx, id)
+			})
+			if err != nil {
+				return fmt.Errorf("serve the displays of host %s: %w", h.Info.Name, err)
+			}
+			defer stopDisplays()
+		}
 	}
 	if a.SyncEvery > 0 {
 		var wg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 )
 
 // ConsoleReader is what a driver whose servers write a serial console log
@@ -13,8 +14,14 @@ type ConsoleReader interface {
 	ConsoleTail(ctx context.Context, id string, max int) ([]byte, error)
 }
 
-// ErrNoConsole is the error of a host that keeps no console log (a
-// simulated host).
+// DisplayOpener is what a driver whose servers have a display offers: a
+// connection to server id's VNC display (the RFB protocol), on the host.
+type DisplayOpener interface {
+	OpenVNC(ctx context.Context, id string) (net.Conn, error)
+}
+
+// ErrNoConsole is the error of a host that keeps no console log or has no
+// display for a server (a simulated host, a server not running).
 var ErrNoConsole = errors.New("this host keeps no console log")
 
 // MaxConsoleTail bounds one console-log answer.

@@ -41,6 +41,9 @@ type ControlPlane interface {
 	Flush() error
 	// AnswerConsole answers console-log requests for host until stop.
 	AnswerConsole(host string, answer func(req []byte) []byte) (stop func(), err error)
+	// ServeDisplays relays the control plane's console sessions to the
+	// displays of host's servers, opened with open, until stop.
+	ServeDisplays(host string, open func(ctx context.Context, server string) (io.ReadWriteCloser, error)) (stop func(), err error)
 }
 
 // ErrRefused is the error of a request the control plane refused, in its

@@ -52,6 +52,12 @@ type API struct {
 	// HostKeys issues the credentials a host's agent connects with (nil:
 	// none are issued).
 	HostKeys HostKeys
+	// Displays and ConsoleTokens serve graphical consoles (nil: none);
+	// ConsoleTTL is how long a console URL may wait to be opened (default
+	// DefaultConsoleTTL).
+	Displays      Displays
+	ConsoleTokens TokenStore
+	ConsoleTTL    time.Duration
 }
 
 // Version is the API version shown in the OpenAPI document.
@@ -69,6 +75,7 @@ func (a *API) Handler() http.Handler {
 	a.registerKeypairs(api)
 	a.registerServers(api)
 	a.registerConsoles(api)
+	a.registerRemoteConsole(api, mux)
 	a.registerOperations(api)
 	a.registerEvents(api)
 	a.registerAdmin(api)
@@ -92,6 +99,7 @@ func (a *API) Handler() http.Handler {
 	h = a.recoverer(h)
 	h = a.observe(mux, h) // access log and request metrics
 	h = requestID(h)
+	h = withBase(h)
 	return h
 }
 

@@ -168,3 +168,29 @@ func (k *KV) Delete(ctx context.Context, key string) error {
 
 // NamesBucket holds the unique-name reservations of flavors and images.
 const NamesBucket = "KEEL_NAMES"
+
+// Take returns key's value and deletes it, once: of two takers, one gets
+// the value and the other nil, as does a taker of a key not set (or
+// expired).
+func (k *KV) Take(ctx context.Context, key string) ([]byte, error) {
+	e, err := k.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv get: %w", err)
+	}
+	err = k.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return nil, nil // taken by another
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv delete: %w", err)
+	}
+	return e.Value(), nil
+}
+
+// ConsoleTokensBucket holds the single-use tokens of console sessions
+// (GET /v1/servers/{id}/console), for a minute at most.
+const ConsoleTokensBucket = "KEEL_CONSOLE_TOKENS"

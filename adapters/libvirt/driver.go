@@ -3,13 +3,16 @@ package libvirt
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -693,4 +696,42 @@ func (d *Driver) ConsoleTail(ctx context.Context, id string, limit int) ([]byte,
 		return nil, fmt.Errorf("server %s: console log: %w", id, err)
 	}
 	return buf[:n], nil
+}
+
+// OpenVNC connects to the VNC display of server id, which libvirt listens
+// on at the host's loopback (a port it picks when the domain starts).
+func (d *Driver) OpenVNC(ctx context.Context, id string) (net.Conn, error) {
+	dom, err := d.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	x, err := d.lv().DomainGetXMLDesc(dom, 0)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: read its domain: %w", id, err)
+	}
+	var desc struct {
+		Graphics []struct {
+			Type   string `xml:"type,attr"`
+			Port   int    `xml:"port,attr"`
+			Listen string `xml:"listen,attr"`
+		} `xml:"devices>graphics"`
+	}
+	if err := xml.Unmarshal([]byte(x), &desc); err != nil {
+		return nil, fmt.Errorf("server %s: read its domain: %w", id, err)
+	}
+	for _, g := range desc.Graphics {
+		if g.Type != "vnc" {
+			continue
+		}
+		if g.Port <= 0 {
+			return nil, fmt.Errorf("server %s is not running: %w", id, agent.ErrNoConsole)
+		}
+		var dialer net.Dialer
+		c, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(g.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("server %s: connect to its display: %w", id, err)
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("server %s: %w", id, agent.ErrNoConsole)
 }

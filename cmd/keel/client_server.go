@@ -20,7 +20,7 @@ func serverCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(serverCreateCmd(g), listCmd(g, servers, "List servers"), showCmd(g, servers, "Show a server"), serverDeleteCmd(g),
 		serverActionCmd(g, "start", "Start a stopped server"),
 		serverActionCmd(g, "stop", "Stop a running server"),
-		serverRebootCmd(g), serverConsoleLogCmd(g), serverLoginInfoCmd(g))
+		serverRebootCmd(g), serverConsoleLogCmd(g), serverConsoleCmd(g), serverLoginInfoCmd(g))
 	return cmd
 }
 
@@ -97,6 +97,28 @@ or nowhere.`,
 	idemFlag(cmd, &key)
 	w.add(cmd)
 	return cmd
+}
+
+func serverConsoleCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "console ID|NAME",
+		Short: "Print a short-lived URL of a server's graphical console (VNC over a websocket)",
+		Long: `Print a URL of the server's graphical console: a websocket of keel serve that
+relays to the server's display on its host, as noVNC speaks to it (point
+noVNC's "path" at it, or any RFB-over-websocket client). It opens once,
+within 30 seconds; ask again for another.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rc api.RemoteConsole
+			rep, err := g.client.get(cmd.Context(), api.Path(api.Servers, args[0], "console"), nil, 0, &rc)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error {
+				return writeFields(w, []field{{"PROTOCOL", rc.Protocol}, {"URL", rc.URL}, {"EXPIRES", fmtTime(rc.ExpiresAt)}})
+			})
+		},
+	}
 }
 
 func serverLoginInfoCmd(g *globals) *cobra.Command {

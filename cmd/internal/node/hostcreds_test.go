@@ -24,7 +24,9 @@ import (
 // servers placed on it, with the password sealed to it, never in clear in
 // the log or in its work.
 func TestHostWithItsOwnCredentialsBuildsItsServers(t *testing.T) {
-	e := start(t, func(c *node.Config) { c.FakeHosts, c.NATSListen = 0, "127.0.0.1:-1" })
+	e := start(t, func(c *node.Config) {
+		c.FakeHosts, c.NATSListen, c.ConsoleTTL = 0, "127.0.0.1:-1", 500*time.Millisecond
+	})
 	e.seed()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -90,4 +92,39 @@ func TestHostWithItsOwnCredentialsBuildsItsServers(t *testing.T) {
 		t.Fatalf("node-1 spawned %v: keys %q, password %q; want alice's key and %q", ok, spec.SSHKeys, spec.AdminPassword, li.Password)
 	}
 	e.expectNoPlaintext(li.Password)
+
+	// Console URLs open once, within their time: a used one and an expired
+	// one are refused before anything reaches the host; a simulated host
+	// has no console at all.
+	consoleURL := func() string {
+		rc, _, err := api.Get[api.RemoteConsole](ctx, e.api, api.Path(api.Servers, acc.Server.ID, "console"), api.Opts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Until(rc.ExpiresAt) > e.cfg.ConsoleTTL || !strings.HasPrefix(rc.URL, "ws://") {
+			t.Fatalf("console %+v", rc)
+		}
+		return rc.URL
+	}
+	used := consoleURL()
+	expectConsoleRefused(t, used, 503) // node-1 runs the fake driver: no display answers
+	expectConsoleRefused(t, used, 403)
+	expired := consoleURL()
+	time.Sleep(e.cfg.ConsoleTTL + 100*time.Millisecond)
+	expectConsoleRefused(t, expired, 403)
+}
+
+// A server on a simulated host has no graphical console.
+func TestSimulatedHostsHaveNoConsole(t *testing.T) {
+	e := start(t, nil)
+	e.seed()
+	acc, _ := e.createServer("vm")
+	if op := e.waitOp(acc.OperationID, 20*time.Second); op.Status != "succeeded" {
+		t.Fatalf("create: %+v", op)
+	}
+	var p api.Problem
+	e.must(409, e.call("GET", "/v1/servers/"+acc.Server.ID+"/console", nil)).json(t, &p)
+	if !strings.Contains(p.Detail, "simulated") {
+		t.Fatalf("problem %+v", p)
+	}
 }

@@ -1,9 +1,13 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
 	"github.com/keel-cloud/keel/adapters/libvirt/lvtest"
@@ -125,12 +130,29 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 	if err != nil || login.Username != "keel" || len(login.Password) < 16 {
 		t.Fatalf("login info %+v, %v", login, err)
 	}
-	if log, err := api.ConsoleLog(ctx, c, id, 0); err != nil {
-		t.Fatal(err)
-	} else if _, vendor, ok := strings.Cut(string(log), "KEEL-GUEST vendor-data-begin"); !ok ||
-		!strings.Contains(vendor, `password: "`+login.Password+`"`) || !strings.Contains(vendor, ed25519Key) {
-		t.Fatalf("the guest's vendor-data lacks the key or the password of login-info:\n%s", log)
+	eventually(t, time.Minute, func() error { // the guest may still be printing it
+		log, err := api.ConsoleLog(ctx, c, id, 0)
+		if err != nil {
+			return err
+		}
+		if _, vendor, ok := strings.Cut(string(log), "KEEL-GUEST vendor-data-begin"); !ok ||
+			!strings.Contains(vendor, `password: "`+login.Password+`"`) || !strings.Contains(vendor, ed25519Key) {
+			return fmt.Errorf("the guest's vendor-data lacks the key or the password of login-info:\n%s", log)
+		}
+		return nil
+	})
+	// The graphical console: a URL that completes an RFB handshake with the
+	// guest's display through keel serve, once.
+	rc, _, err := api.Get[api.RemoteConsole](ctx, c, api.Path(api.Servers, id, "console"), api.Opts{})
+	if err != nil || rc.Protocol != "vnc" || !strings.HasPrefix(rc.URL, "ws://") {
+		t.Fatalf("console %+v, %v", rc, err)
 	}
+	width, height, name := rfbHandshake(t, rc.URL)
+	if width == 0 || height == 0 {
+		t.Fatalf("the display is %dx%d (%q)", width, height, name)
+	}
+	t.Logf("console: RFB handshake done through keel serve: display %dx%d %q", width, height, name)
+	expectConsoleRefused(t, rc.URL, http.StatusForbidden)
 	// A guest Keel did not create: recorded on the host, never touched.
 	if _, err := lv.Dial(t).DomainDefineXMLFlags(`<domain type='qemu'><name>legacy-db</name><memory unit='MiB'>16</memory>
 		<os><type arch='x86_64'>hvm</type></os></domain>`, 0); err != nil {
@@ -507,4 +529,67 @@ func issueCredentials(t *testing.T, bin, apiURL, host string) string {
 		t.Fatalf("credentials file: %v %v, want mode 0600", fi, err)
 	}
 	return file
+}
+
+// rfbHandshake opens a console URL as noVNC does and goes through the RFB
+// handshake (version, security None, client and server init); it returns
+// the display's size and name.
+func rfbHandshake(t *testing.T, url string) (width, height int, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"binary"}})
+	if err != nil {
+		t.Fatalf("open the console %s: %v", url, err)
+	}
+	defer ws.CloseNow()
+	conn := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+	read := func(n int) []byte {
+		t.Helper()
+		b := make([]byte, n)
+		if _, err := io.ReadFull(conn, b); err != nil {
+			t.Fatalf("RFB: read %d bytes: %v", n, err)
+		}
+		return b
+	}
+	write := func(b []byte) {
+		t.Helper()
+		if _, err := conn.Write(b); err != nil {
+			t.Fatalf("RFB: write: %v", err)
+		}
+	}
+	version := string(read(12))
+	if !strings.HasPrefix(version, "RFB 003.") {
+		t.Fatalf("RFB: the display greets with %q", version)
+	}
+	write([]byte("RFB 003.008\n"))
+	types := read(int(read(1)[0]))
+	if !bytes.Contains(types, []byte{1}) {
+		t.Fatalf("RFB: security types %v, want None (1) among them", types)
+	}
+	write([]byte{1})
+	if res := binary.BigEndian.Uint32(read(4)); res != 0 {
+		t.Fatalf("RFB: security result %d", res)
+	}
+	write([]byte{1}) // ClientInit: shared
+	init := read(24)
+	width, height = int(binary.BigEndian.Uint16(init[0:2])), int(binary.BigEndian.Uint16(init[2:4]))
+	name = string(read(int(binary.BigEndian.Uint32(init[20:24]))))
+	return width, height, name
+}
+
+// expectConsoleRefused opens a console URL and wants it refused with
+// status, as an RFC 9457 problem.
+func expectConsoleRefused(t *testing.T, url string, status int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, res, err := websocket.Dial(ctx, url, nil)
+	if err == nil {
+		ws.CloseNow()
+		t.Fatalf("console %s opened; want it refused with %d", url, status)
+	}
+	if res == nil || res.StatusCode != status || res.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("console %s refused with %v (%v); want a %d problem", url, res, err, status)
+	}
 }

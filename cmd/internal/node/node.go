@@ -82,6 +82,7 @@ type Config struct {
 	// or hosts: the command path alone, for benchmarks. Reads see nothing.
 	APIOnly       bool
 	DeadlineEvery time.Duration
+	ConsoleTTL    time.Duration // how long a console URL may wait to be opened (default 30 s)
 	ReadWait      time.Duration
 	Log           *slog.Logger
 }
@@ -225,9 +226,14 @@ func (n *Node) start(ctx context.Context) error {
 		id := commands.HostID(host)
 		return hostlink.ConsoleSubject(id, !n.Keys.Own(id))
 	}}
+	tokens, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.ConsoleTokensBucket, time.Minute, n.Store.Replicas)
+	if err != nil {
+		return err
+	}
 	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
-		Consoles: consoles, HostKeys: hostKeys{n.Keys}}
+		Consoles: consoles, HostKeys: hostKeys{n.Keys}, Displays: hostlink.Displays{NC: n.nc, Keys: n.Keys}, ConsoleTokens: tokens,
+		ConsoleTTL: c.ConsoleTTL}
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
