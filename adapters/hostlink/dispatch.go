@@ -81,12 +81,16 @@ func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev do
 		}
 	case *server.StartRequested:
 		w.Host, w.Kind = e.Host, agent.WorkStart
+		return d.ifCurrent(ctx, w, server.PoweringOn, e.Operation)
 	case *server.StopRequested:
 		w.Host, w.Kind = e.Host, agent.WorkStop
+		return d.ifCurrent(ctx, w, server.PoweringOff, e.Operation)
 	case *server.RebootRequested:
 		w.Host, w.Kind, w.Hard = e.Host, agent.WorkReboot, e.Hard
+		return d.ifCurrent(ctx, w, server.RebootTask, e.Operation)
 	case *server.DeleteRequested:
 		w.Host, w.Kind = e.Host, agent.WorkDelete
+		return d.ifCurrent(ctx, w, server.DeleteTask, e.Operation)
 	case *server.SpawnFailed:
 		w.Host, w.Kind = e.Host, agent.WorkCleanup // the build moves on: clean up whatever it left there
 	case *server.Failed:
@@ -100,6 +104,25 @@ func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev do
 		return nil, nil
 	}
 	if w.Host == "" {
+		return nil, nil
+	}
+	return w, nil
+}
+
+// ifCurrent returns w when the request it comes from is still the
+// server's task on that host, and nil for a request that has ended: a
+// late delivery, or the log read again from its start by a new dispatcher
+// (an upgrade) must not stop or reboot a server again. Clean-ups are given
+// always: destroying what is gone does nothing.
+func (d *Dispatcher) ifCurrent(ctx context.Context, w *agent.Work, task server.Task, op string) (*agent.Work, error) {
+	if w.Host == "" {
+		return nil, nil
+	}
+	st, _, err := d.App.Servers.Load(ctx, w.Server)
+	if err != nil {
+		return nil, err
+	}
+	if st.Task != task || st.Host != w.Host || st.Operation != op {
 		return nil, nil
 	}
 	return w, nil

@@ -147,8 +147,7 @@ func (k *KV) GetEntry(ctx context.Context, key string) (*Entry, error) {
 // Update sets key if its revision is still rev; ErrKeyExists otherwise.
 func (k *KV) Update(ctx context.Context, key string, v []byte, rev uint64) error {
 	_, err := k.kv.Update(ctx, key, v, rev)
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+	if wrongLast(err) {
 		return ErrKeyExists
 	}
 	if err != nil {
@@ -181,14 +180,20 @@ func (k *KV) Take(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("kv get: %w", err)
 	}
 	err = k.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+	if wrongLast(err) {
 		return nil, nil // taken by another
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kv delete: %w", err)
 	}
 	return e.Value(), nil
+}
+
+// wrongLast tells the refusal of a write whose expected revision is not the
+// key's last.
+func wrongLast(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // ConsoleTokensBucket holds the single-use tokens of console sessions

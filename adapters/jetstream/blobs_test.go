@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 )
@@ -127,5 +128,28 @@ func TestKVCreateUpdateDelete(t *testing.T) {
 	}
 	if v, _ := kv.Get(ctx, "k"); string(v) != "six" {
 		t.Fatalf("Get after Put = %q", v)
+	}
+}
+
+// A taken key is given once: of two takers the second gets nothing, as
+// does a taker of a key never set.
+func TestKVTakeGivesOnce(t *testing.T) {
+	_, s := openStore(t, 0)
+	ctx := ctxT(t)
+	kv, err := keeljs.OpenKV(ctx, s.JS, keeljs.ConsoleTokensBucket, time.Minute, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Create(ctx, "tok", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := kv.Take(ctx, "tok"); err != nil || string(v) != "v" {
+		t.Fatalf("first take: %q, %v", v, err)
+	}
+	if v, err := kv.Take(ctx, "tok"); err != nil || v != nil {
+		t.Fatalf("second take: %q, %v; want nothing", v, err)
+	}
+	if v, err := kv.Take(ctx, "never"); err != nil || v != nil {
+		t.Fatalf("take of a key never set: %q, %v", v, err)
 	}
 }
