@@ -217,8 +217,13 @@ func (s *Service) register(ctx context.Context, hostID string, h agent.HostInfo)
 }
 
 // onHost loads server id and refuses it unless it is placed on host name.
+// The cached state serves when it says so (the decider checks the host
+// again on the latest); a refusal is made on the latest state only.
 func (s *Service) onHost(ctx context.Context, name, id, what string) (server.State, uint64, error) {
-	st, v, err := s.App.Servers.LoadLatest(ctx, id)
+	st, v, err := s.App.Servers.Load(ctx, id)
+	if err == nil && (!st.Exists || st.Host != name) {
+		st, v, err = s.App.Servers.LoadLatest(ctx, id)
+	}
 	if err != nil {
 		return st, v, err
 	}
@@ -230,9 +235,14 @@ func (s *Service) onHost(ctx context.Context, name, id, what string) (server.Sta
 }
 
 func (s *Service) report(ctx context.Context, name string, r agent.WorkReport) error {
-	st, _, err := s.App.Servers.LoadLatest(ctx, r.Server)
+	st, _, err := s.App.Servers.Load(ctx, r.Server)
 	if err != nil {
 		return err
+	}
+	if st.Host != name && (!st.Exists || st.Status == server.StatusDeleted) {
+		if st, _, err = s.App.Servers.LoadLatest(ctx, r.Server); err != nil {
+			return err
+		}
 	}
 	if !st.Exists || st.Status == server.StatusDeleted {
 		s.Log.Debug("report no longer applies: the server is gone", "host", name, "server", r.Server, "kind", r.Kind)

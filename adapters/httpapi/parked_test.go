@@ -19,7 +19,7 @@ func parkedAPI(t *testing.T) (http.Handler, *memlog.Lot) {
 	t.Helper()
 	lot := &memlog.Lot{}
 	for _, pc := range []eventlog.ParkedCommit{eventlogtest.Parked("saga-servers-v1", 7),
-		eventlogtest.Parked("saga-servers-v1", 9), eventlogtest.Parked("agent-embedded-v1", 8)} {
+		eventlogtest.Parked("saga-servers-v1", 9), eventlogtest.Parked("host-work", 8)} {
 		if err := lot.Park(context.Background(), pc); err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +48,7 @@ func TestParkedListPagesAndFilters(t *testing.T) {
 	if code != 200 || len(items) != 2 || body["next_cursor"] == "" {
 		t.Fatalf("first page: %d %v", code, body)
 	}
-	if first := items[0].(map[string]any); first["subscription"] != "agent-embedded-v1" || first["state"] != "parked" {
+	if first := items[0].(map[string]any); first["subscription"] != "host-work" || first["state"] != "parked" {
 		t.Fatalf("first item %v", first)
 	}
 	_, body = call(t, h, "GET", "/v1/admin/parked?limit=2&cursor="+body["next_cursor"].(string))

@@ -38,7 +38,7 @@ func parkedListCmd(g *globals) *cobra.Command {
 			return g.emit(raw, func(w io.Writer) error { return writeParked(w, items) })
 		},
 	}
-	cmd.Flags().StringVar(&sub, "subscription", "", "only this subscription's commits (saga-servers-v1, agent-<name>-v1)")
+	cmd.Flags().StringVar(&sub, "subscription", "", "only this subscription's commits (saga-servers-v1, dispatch-hosts-v1, host-work)")
 	return cmd
 }
 

@@ -14,7 +14,7 @@ func TestParkedTableEscapesAndCutsTheReason(t *testing.T) {
 	var b bytes.Buffer
 	long := strings.Repeat("x", 300)
 	items := []api.ParkedCommit{
-		{Subscription: "agent-embedded-v1", Sequence: 42, AggregateType: "server", AggregateID: "s1", Attempts: 10,
+		{Subscription: "host-work", Sequence: 42, AggregateType: "server", AggregateID: "s1", Attempts: 10,
 			State: "parked", Reason: "save: \x1b[2Jdisk\u202e full\nsecond line"},
 		{Subscription: "saga-servers-v1", Sequence: 7, AggregateType: "server", AggregateID: "s2", Attempts: 3, State: "retry", Reason: long},
 	}
@@ -30,7 +30,7 @@ func TestParkedTableEscapesAndCutsTheReason(t *testing.T) {
 			t.Fatalf("printed %U raw:\n%s", r, out)
 		}
 	}
-	for _, want := range []string{`save: \u001b[2Jdisk\u202e full second line`, "agent-embedded-v1", "42", "server/s1", "retry",
+	for _, want := range []string{`save: \u001b[2Jdisk\u202e full second line`, "host-work", "42", "server/s1", "retry",
 		strings.Repeat("x", 119) + "…"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("table lacks %q:\n%s", want, out)

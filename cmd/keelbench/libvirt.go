@@ -49,13 +49,15 @@ type lvBench struct {
 // directly (qcow2 overlay on the same cached base, NoCloud seed, define and
 // start with the driver's domain XML, until libvirt says running), in
 // alternating rounds in the same run. A warm-up create through Keel first
-// fetches the image into the node's cache, so neither path downloads it.
+// fetches the image into the node's cache, so neither path downloads it;
+// its server stays (idle) through the rounds, so that the node does not
+// evict the cached base when the rounds' servers are deleted.
 func runLibvirt(ctx context.Context, e *benchEnv, res *results) error {
 	b, err := startLibvirtBench(ctx, e)
 	if err != nil {
 		return err
 	}
-	if _, err := b.keelRound(ctx, "warmup"); err != nil {
+	if _, err := b.keelRound(ctx, "warmup", true); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	base, err := b.base()
@@ -68,7 +70,7 @@ func runLibvirt(ctx context.Context, e *benchEnv, res *results) error {
 		if err != nil {
 			return fmt.Errorf("direct round %d: %w", round+1, err)
 		}
-		k, err := b.keelRound(ctx, fmt.Sprintf("vm-%d", round+1))
+		k, err := b.keelRound(ctx, fmt.Sprintf("vm-%d", round+1), false)
 		if err != nil {
 			return fmt.Errorf("keel round %d: %w", round+1, err)
 		}
@@ -200,8 +202,8 @@ func (b *lvBench) seed(ctx context.Context, guest string) error {
 }
 
 // keelRound creates a server through the API, times it until it reads
-// ACTIVE with no task, then deletes it (not timed).
-func (b *lvBench) keelRound(ctx context.Context, name string) (time.Duration, error) {
+// ACTIVE with no task, then deletes it (not timed) unless keep.
+func (b *lvBench) keelRound(ctx context.Context, name string, keep bool) (time.Duration, error) {
 	c := b.c.api
 	start := time.Now()
 	acc, res, err := api.Create[api.Accepted](ctx, c, api.Servers, api.ServerBody{Name: name, Flavor: "m1.tiny", Image: "keel-test-guest"}, api.Opts{})
@@ -228,6 +230,9 @@ func (b *lvBench) keelRound(ctx context.Context, name string) (time.Duration, er
 		return 0, err
 	}
 	b.logSteps(ctx, name, acc.OperationID, took)
+	if keep {
+		return took, nil
+	}
 	if _, err := api.Delete(ctx, c, api.Path(api.Servers, id), api.Opts{}, nil); err != nil {
 		return 0, fmt.Errorf("delete %s: %w", name, err)
 	}
