@@ -39,6 +39,7 @@ type spool struct {
 	done    bool
 	err     error
 	used    time.Time
+	readers map[string]bool // hosts found allowed to read it (under Service.spoolMu)
 }
 
 // wait returns what the spool holds once it holds more than offset bytes,
@@ -100,10 +101,7 @@ func (s *Service) image(ctx context.Context, hostID, name string, req imageReque
 	if req.Offset < 0 || req.Object == "" {
 		return imageReply{}, refusef("malformed image request")
 	}
-	if err := s.mayRead(ctx, hostID, name, req.Object); err != nil {
-		return imageReply{}, err
-	}
-	sp, err := s.spoolOf(ctx, req.Object)
+	sp, err := s.spoolOf(ctx, req.Object, func() error { return s.mayRead(ctx, hostID, name, req.Object) }, hostID)
 	if err != nil {
 		return imageReply{}, err
 	}
@@ -123,12 +121,24 @@ func (s *Service) image(ctx context.Context, hostID, name string, req imageReque
 	return imageReply{Data: buf, EOF: done && req.Offset+n >= written}, nil
 }
 
-// spoolOf returns the spool of object, starting its copy when there is none.
-func (s *Service) spoolOf(ctx context.Context, object string) (*spool, error) {
+// spoolOf returns the spool of object for host hostID, starting its copy
+// when there is none. may says whether the host may read the object; it
+// is asked once per host and spool, not for every chunk.
+func (s *Service) spoolOf(ctx context.Context, object string, may func() error, hostID string) (*spool, error) {
+	s.spoolMu.Lock()
+	sp, ok := s.spools[object]
+	allowed := ok && sp.readers[hostID]
+	s.spoolMu.Unlock()
+	if !allowed {
+		if err := may(); err != nil {
+			return nil, err
+		}
+	}
 	s.spoolMu.Lock()
 	defer s.spoolMu.Unlock()
 	s.sweepLocked()
 	if sp, ok := s.spools[object]; ok {
+		sp.readers[hostID] = true
 		return sp, nil
 	}
 	r, err := s.Images.Get(context.WithoutCancel(ctx), object)
@@ -140,7 +150,7 @@ func (s *Service) spoolOf(ctx context.Context, object string) (*spool, error) {
 		r.Close()
 		return nil, fmt.Errorf("spool image %s: %w", object, err)
 	}
-	sp := &spool{f: f, grew: make(chan struct{}), used: time.Now()}
+	sp = &spool{f: f, grew: make(chan struct{}), used: time.Now(), readers: map[string]bool{hostID: true}}
 	if s.spools == nil {
 		s.spools = map[string]*spool{}
 	}
