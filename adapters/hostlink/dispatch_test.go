@@ -77,7 +77,9 @@ func TestDispatcherGivesOnlyWorkStillAskedFor(t *testing.T) {
 	got := make(chan agent.Work, 8)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() { _ = link.Work(wctx, []string{"h-1"}, func(_ context.Context, w agent.Work) error { got <- w; return nil }) }()
+	go func() {
+		_ = link.Work(wctx, []string{"h-1"}, func(_ context.Context, w agent.Work) error { got <- w; return nil })
+	}()
 	select {
 	case w := <-got:
 		if w.Kind != agent.WorkReboot || !w.Hard || w.Server != sid {
