@@ -14,12 +14,18 @@ import (
 // subjects only. It is the server's custom authentication
 // (jetstream.EmbeddedOptions.Auth). Nobody else is let in.
 type Access struct {
-	mu    sync.RWMutex
-	grant map[string]string // user public key → "" (full), Fleet, or a host id
+	// Disconnect, when set, closes a client connection by id (the
+	// server's DisconnectClientByID): connections made with credentials
+	// that were replaced are closed at once.
+	Disconnect func(id uint64) error
+
+	mu      sync.RWMutex
+	grant   map[string]string   // user public key → "" (full), Fleet, or a host id
+	clients map[string][]uint64 // user public key → ids of the connections it made
 }
 
 // NewAccess lets nobody in yet.
-func NewAccess() *Access { return &Access{grant: map[string]string{}} }
+func NewAccess() *Access { return &Access{grant: map[string]string{}, clients: map[string][]uint64{}} }
 
 // AdmitFull lets the user pub in with full access (keel serve's own).
 func (a *Access) AdmitFull(pub string) { a.set(pub, "") }
@@ -28,16 +34,25 @@ func (a *Access) AdmitFull(pub string) { a.set(pub, "") }
 func (a *Access) AdmitFleet(pub string) { a.set(pub, Fleet) }
 
 // AdmitHost lets the user pub in as host hostID, and nobody else as that
-// host: earlier credentials of the host no longer connect.
+// host: earlier credentials of the host no longer connect, and their
+// connections are closed.
 func (a *Access) AdmitHost(hostID, pub string) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	var kick []uint64
 	for k, g := range a.grant {
-		if g == hostID {
+		if g == hostID && k != pub {
 			delete(a.grant, k)
+			kick = append(kick, a.clients[k]...)
+			delete(a.clients, k)
 		}
 	}
 	a.grant[pub] = hostID
+	a.mu.Unlock()
+	if a.Disconnect != nil {
+		for _, id := range kick {
+			_ = a.Disconnect(id) // gone already: nothing to close
+		}
+	}
 }
 
 func (a *Access) set(pub, grant string) {
@@ -78,6 +93,15 @@ func (a *Access) Check(c server.ClientAuthentication) bool {
 		user.Permissions = hostPermissions(grant)
 	}
 	c.RegisterUser(user)
+	if grant != "" {
+		a.mu.Lock()
+		ids := a.clients[opts.Nkey]
+		if len(ids) >= 64 {
+			ids = ids[1:] // long-gone connections of a host that reconnects often
+		}
+		a.clients[opts.Nkey] = append(ids, c.GetID())
+		a.mu.Unlock()
+	}
 	return true
 }
 

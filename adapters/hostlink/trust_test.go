@@ -58,6 +58,7 @@ func startCloud(t *testing.T, ctx context.Context) *cloud {
 	e, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: t.TempDir(), SyncAlways: true, Auth: access, Listen: "127.0.0.1:-1"})
 	must(t, err)
 	t.Cleanup(e.Close)
+	access.Disconnect = e.Server.DisconnectClientByID
 	if _, err := keeljs.Open(ctx, e.Conn, 1, 0); err != nil { // the event log: no host may touch it
 		t.Fatal(err)
 	}
@@ -243,9 +244,18 @@ func TestHostCredentialsHoldToTheirHost(t *testing.T) {
 	if !errors.Is(err, hostlink.ErrRefused) || !strings.Contains(err.Error(), "credentials of its own") {
 		t.Fatalf("the fleet spoke for host A: %v", err)
 	}
-	// Earlier credentials no longer connect once new ones are issued.
+	// Earlier credentials no longer connect once new ones are issued, and
+	// a connection made with them is closed.
 	if _, err := c.local.Keys.Issue(ctx, "host-a"); err != nil {
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); a.Conn().IsConnected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("host A's connection with replaced credentials is still open")
+		}
+	}
+	if !b.Conn().IsConnected() {
+		t.Fatal("host B's connection was closed with A's")
 	}
 	if _, err := hostlink.Connect(c.e.ClientURL(), credsA, "t", slog.New(slog.DiscardHandler), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("replaced credentials connected: %v", err)
