@@ -14,18 +14,31 @@ import (
 // subjects only. It is the server's custom authentication
 // (jetstream.EmbeddedOptions.Auth). Nobody else is let in.
 type Access struct {
-	// Disconnect, when set, closes a client connection by id (the
-	// server's DisconnectClientByID): connections made with credentials
-	// that were replaced are closed at once.
-	Disconnect func(id uint64) error
+	// Kick, when set, closes every connection made as a user (public key):
+	// connections made with credentials that were replaced are closed at
+	// once. See KickUser.
+	Kick func(user string)
 
-	mu      sync.RWMutex
-	grant   map[string]string   // user public key → "" (full), Fleet, or a host id
-	clients map[string][]uint64 // user public key → ids of the connections it made
+	mu    sync.RWMutex
+	grant map[string]string // user public key → "" (full), Fleet, or a host id
 }
 
 // NewAccess lets nobody in yet.
-func NewAccess() *Access { return &Access{grant: map[string]string{}, clients: map[string][]uint64{}} }
+func NewAccess() *Access { return &Access{grant: map[string]string{}} }
+
+// KickUser is Access.Kick for server s: it closes the open connections
+// whose user is the key (Check names them so).
+func KickUser(s *server.Server) func(user string) {
+	return func(user string) {
+		cz, err := s.Connz(&server.ConnzOptions{User: user, Limit: 1 << 20})
+		if err != nil {
+			return
+		}
+		for _, c := range cz.Conns {
+			_ = s.DisconnectClientByID(c.Cid) // gone already: nothing to close
+		}
+	}
+}
 
 // AdmitFull lets the user pub in with full access (keel serve's own).
 func (a *Access) AdmitFull(pub string) { a.set(pub, "") }
@@ -38,19 +51,18 @@ func (a *Access) AdmitFleet(pub string) { a.set(pub, Fleet) }
 // connections are closed.
 func (a *Access) AdmitHost(hostID, pub string) {
 	a.mu.Lock()
-	var kick []uint64
+	var kick []string
 	for k, g := range a.grant {
 		if g == hostID && k != pub {
 			delete(a.grant, k)
-			kick = append(kick, a.clients[k]...)
-			delete(a.clients, k)
+			kick = append(kick, k)
 		}
 	}
 	a.grant[pub] = hostID
 	a.mu.Unlock()
-	if a.Disconnect != nil {
-		for _, id := range kick {
-			_ = a.Disconnect(id) // gone already: nothing to close
+	if a.Kick != nil {
+		for _, k := range kick {
+			a.Kick(k)
 		}
 	}
 }
@@ -93,54 +105,26 @@ func (a *Access) Check(c server.ClientAuthentication) bool {
 		user.Permissions = hostPermissions(grant)
 	}
 	c.RegisterUser(user)
-	if grant != "" {
-		a.mu.Lock()
-		ids := a.clients[opts.Nkey]
-		if len(ids) >= 64 {
-			ids = ids[1:] // long-gone connections of a host that reconnects often
-		}
-		a.clients[opts.Nkey] = append(ids, c.GetID())
-		a.mu.Unlock()
-	}
 	return true
 }
 
 // hostPermissions limit a host's connection to its own subjects: its
-// requests, its work queue (read and acknowledge, never create or delete),
-// console requests addressed to it, replies to those, and its own inbox.
+// requests, the requests addressed to it (console, display, work), replies
+// to those, and its own inbox. No JetStream API: see the package doc.
 func hostPermissions(hostID string) *server.Permissions {
-	cons := WorkStream + "." + HostConsumer(hostID)
 	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{
-			realSpace.host + hostID + ".>",
-			"$JS.API.CONSUMER.INFO." + cons,
-			"$JS.API.CONSUMER.MSG.NEXT." + cons,
-			"$JS.ACK." + cons + ".>",
-		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{
-			realSpace.agent + hostID + ".>",
-			inboxPrefix(hostID) + ".>",
-		}},
-		Response: &server.ResponsePermission{MaxMsgs: 1},
+		Publish:   &server.SubjectPermission{Allow: []string{realSpace.host + hostID + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{realSpace.agent + hostID + ".>", inboxPrefix(hostID) + ".>"}},
+		Response:  &server.ResponsePermission{MaxMsgs: 1},
 	}
 }
 
 // fleetPermissions limit a simulated fleet to the subjects of simulated
-// hosts: never a real host's, never the event log.
+// hosts: never a real host's, never the event log, no JetStream API.
 func fleetPermissions() *server.Permissions {
 	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{
-			simSpace.host + "*.>",
-			"$JS.API.CONSUMER.INFO." + SimWorkStream + ".>",
-			"$JS.API.CONSUMER.CREATE." + SimWorkStream + ".>",
-			"$JS.API.CONSUMER.DURABLE.CREATE." + SimWorkStream + ".>",
-			"$JS.API.CONSUMER.MSG.NEXT." + SimWorkStream + ".>",
-			"$JS.ACK." + SimWorkStream + ".>",
-		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{
-			simSpace.agent + "*.>",
-			inboxPrefix("") + ".>",
-		}},
-		Response: &server.ResponsePermission{MaxMsgs: 1},
+		Publish:   &server.SubjectPermission{Allow: []string{simSpace.host + "*.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{simSpace.agent + "*.>", inboxPrefix("") + ".>"}},
+		Response:  &server.ResponsePermission{MaxMsgs: 1},
 	}
 }

@@ -8,11 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/commands"
@@ -22,14 +20,10 @@ import (
 // with the credentials of one host or of a simulated fleet.
 type Client struct {
 	nc    *nats.Conn
-	js    jetstream.JetStream
 	creds *Credentials
 	name  string // the fleet's consumer is named after it
 	log   *slog.Logger
 	sim   bool
-
-	fleetOnce sync.Once
-	fleetErr  error
 
 	// Timeout bounds one request (default 30 s); RetryFor is how long a
 	// report or a registration is retried while keel serve does not answer
@@ -71,17 +65,13 @@ func Connect(url string, creds *Credentials, name string, log *slog.Logger, opts
 // NewClient makes the link on a connection made with creds (and their
 // inbox prefix: see Connect).
 func NewClient(nc *nats.Conn, creds *Credentials, name string, log *slog.Logger) (*Client, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
 	name = strings.Map(func(r rune) rune {
 		if r == '.' || r == '*' || r == '>' || r == ' ' || r < ' ' || r == '/' || r == '\\' {
 			return '_'
 		}
 		return r
 	}, name)
-	return &Client{nc: nc, js: js, creds: creds, name: name, log: log, sim: creds.Host == Fleet, Timeout: 30 * time.Second, RetryFor: 2 * time.Minute}, nil
+	return &Client{nc: nc, creds: creds, name: name, log: log, sim: creds.Host == Fleet, Timeout: 30 * time.Second, RetryFor: 2 * time.Minute}, nil
 }
 
 // Close closes the connection.
@@ -153,16 +143,6 @@ func (c *Client) retried(ctx context.Context, host, verb string, in, out any) er
 
 // Register implements agent.ControlPlane.
 func (c *Client) Register(ctx context.Context, h agent.HostInfo) error {
-	if c.sim {
-		// The fleet's consumer exists before any of its hosts can be given
-		// work: it reads only what comes after it.
-		c.fleetOnce.Do(func() {
-			_, c.fleetErr = c.js.CreateOrUpdateConsumer(ctx, SimWorkStream, fleetConsumerConfig(c.name))
-		})
-		if c.fleetErr != nil {
-			return fmt.Errorf("make the fleet's work consumer: %w", c.fleetErr)
-		}
-	}
 	return c.retried(ctx, h.Name, VerbRegister, h, nil)
 }
 

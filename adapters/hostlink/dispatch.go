@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
@@ -37,8 +36,6 @@ type Dispatcher struct {
 	Keys    *Keys
 	Secrets Opener // nil: builds of servers with a password fail, saying why
 	Log     *slog.Logger
-
-	consumers sync.Map // host ids whose work queue is known to exist
 }
 
 // Subscription is the dispatcher's durable subscription to server events:
@@ -128,6 +125,23 @@ func (d *Dispatcher) ifCurrent(ctx context.Context, w *agent.Work, task server.T
 	return w, nil
 }
 
+// StillAsked tells whether a piece of work is still asked of its host when
+// it is handed out (Forwarder.StillAsked): a host that was away for a long
+// time must not run the stop or the reboot of an operation that ended
+// meanwhile. Clean-ups are always still asked.
+func (d *Dispatcher) StillAsked(ctx context.Context, w agent.Work) (bool, error) {
+	task, ok := map[agent.WorkKind]server.Task{agent.WorkSpawn: server.Spawning, agent.WorkStart: server.PoweringOn,
+		agent.WorkStop: server.PoweringOff, agent.WorkReboot: server.RebootTask, agent.WorkDelete: server.DeleteTask}[w.Kind]
+	if !ok {
+		return true, nil
+	}
+	st, _, err := d.App.Servers.Load(ctx, w.Server)
+	if err != nil {
+		return false, err
+	}
+	return st.Task == task && st.Host == w.Host, nil
+}
+
 // spawnSpec fills in the server to build, its password sealed to the host;
 // false when the build has moved on (a late delivery).
 func (d *Dispatcher) spawnSpec(ctx context.Context, w *agent.Work) (bool, error) {
@@ -191,14 +205,6 @@ func (d *Dispatcher) publish(ctx context.Context, w *agent.Work) error {
 func (d *Dispatcher) publishAs(ctx context.Context, w *agent.Work, id string) error {
 	hostID := commands.HostID(w.Host)
 	_, sim := d.Keys.sealKey(hostID)
-	if !sim {
-		if _, ok := d.consumers.Load(hostID); !ok {
-			if err := ensureHostConsumer(ctx, d.JS, hostID); err != nil {
-				return err
-			}
-			d.consumers.Store(hostID, true)
-		}
-	}
 	data, err := json.Marshal(w)
 	if err != nil {
 		return err

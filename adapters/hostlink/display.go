@@ -88,7 +88,7 @@ func (c *Client) ServeDisplays(host string, open func(ctx context.Context, serve
 			reply(displayReply{Error: "the host could not open the display"})
 			return
 		}
-		s := &relay{nc: c.nc, out: displayOut(hostID, req.Session, c.sim), conn: conn}
+		s := &relay{nc: c.nc, out: displayOut(hostID, req.Session, c.sim), conn: conn, closed: make(chan struct{})}
 		in, err := c.nc.Subscribe(displayIn(hostID, req.Session, c.sim), s.fromServe)
 		if err != nil {
 			conn.Close()
@@ -109,11 +109,12 @@ func (c *Client) ServeDisplays(host string, open func(ctx context.Context, serve
 
 // relay is the host's side of one console session.
 type relay struct {
-	nc   *nats.Conn
-	out  string
-	conn io.ReadWriteCloser
-	in   *nats.Subscription
-	once sync.Once
+	nc     *nats.Conn
+	out    string
+	conn   io.ReadWriteCloser
+	in     *nats.Subscription
+	once   sync.Once
+	closed chan struct{}
 }
 
 func (s *relay) fromServe(m *nats.Msg) {
@@ -127,7 +128,13 @@ func (s *relay) fromServe(m *nats.Msg) {
 }
 
 func (s *relay) toServe(ctx context.Context) {
-	go func() { <-ctx.Done(); s.close(true) }()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.close(true)
+		case <-s.closed:
+		}
+	}()
 	buf := make([]byte, displayChunk)
 	for {
 		n, err := s.conn.Read(buf)
@@ -146,6 +153,7 @@ func (s *relay) toServe(ctx context.Context) {
 // close ends the session, telling the other side when tell is set.
 func (s *relay) close(tell bool) {
 	s.once.Do(func() {
+		close(s.closed)
 		s.conn.Close()
 		if s.in != nil {
 			_ = s.in.Unsubscribe()
@@ -177,12 +185,14 @@ func (d Displays) Open(ctx context.Context, host, server string) (io.ReadWriteCl
 		return nil, fmt.Errorf("host %s is simulated: %w", host, agent.ErrNoConsole)
 	}
 	session := uuid.NewString()
-	out := make(chan *nats.Msg, 4096)
+	// A message dropped would corrupt the RFB stream: the channel holds
+	// 8,192 chunks (up to 256 MiB of display updates) the client has not
+	// read yet.
+	out := make(chan *nats.Msg, 8192)
 	sub, err := d.NC.ChanSubscribe(displayOut(hostID, session, sim), out)
 	if err != nil {
 		return nil, err
 	}
-	_ = sub.SetPendingLimits(-1, 256<<20)
 	data, _ := json.Marshal(displayRequest{Server: server, Session: session})
 	m, err := d.NC.RequestWithContext(ctx, displaySubject(hostID, sim), data)
 	if err != nil {

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// imageChunk is how many bytes one image answer carries at most.
-const imageChunk = 1 << 20
+// imageChunk is how many bytes one image answer carries at most: as base64
+// in JSON it stays under the 1 MB default payload of an external NATS.
+const imageChunk = 512 << 10
 
 // imageWait bounds how long one image request waits for its bytes to come
 // out of the object store; the host asks again when none came.

@@ -44,7 +44,9 @@ func TestHostReadsItsServersImage(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	local, err := hostlink.StartLocal(ctx, e.Conn, nil, app, log, images, nil, quiet)
 	must(t, err)
-	link, err := hostlink.NewClient(e.Conn, local.Fleet, "t", quiet)
+	creds, err := local.Keys.Issue(ctx, "h-1")
+	must(t, err)
+	link, err := hostlink.NewClient(e.Conn, creds, "t", quiet)
 	must(t, err)
 	must(t, link.Register(ctx, info("h-1")))
 	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }

@@ -3,7 +3,6 @@ package hostlink
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -122,9 +121,6 @@ func (k *Keys) Issue(ctx context.Context, name string) (*Credentials, error) {
 		return nil, err
 	}
 	id := commands.HostID(name)
-	if err := ensureHostConsumer(ctx, k.js, id); err != nil {
-		return nil, err
-	}
 	data, err := json.Marshal(issued{Host: name, User: user, Seal: seal, Issued: time.Now().UTC()})
 	if err != nil {
 		return nil, err
@@ -161,18 +157,15 @@ func (k *Keys) sealKey(hostID string) (pub string, sim bool) {
 	return k.fleetSeal, true
 }
 
-// ensureStreams makes the work streams: a work queue per real host (each
-// message read once, by that host's consumer), and the simulated fleets'
-// shared stream (each fleet reads it all and keeps its own hosts' work).
+// ensureStreams makes the work streams: work queues (each piece read once,
+// by keel serve's Forwarder), one for real hosts and one for simulated
+// ones.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	for _, cfg := range []jetstream.StreamConfig{
-		{Name: WorkStream, Description: "Keel: the work of each real host, read by that host only",
-			Subjects: []string{realSpace.work + "*"}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
-			Replicas: max(replicas, 1), Duplicates: 2 * time.Minute},
-		{Name: SimWorkStream, Description: "Keel: the work of simulated hosts",
-			Subjects: []string{simSpace.work + "*"}, Retention: jetstream.LimitsPolicy, MaxAge: time.Hour, Storage: jetstream.FileStorage,
-			Replicas: max(replicas, 1), Duplicates: 2 * time.Minute},
+		{Name: WorkStream, Description: "Keel: the work of real hosts", Subjects: []string{realSpace.work + "*"}},
+		{Name: SimWorkStream, Description: "Keel: the work of simulated hosts", Subjects: []string{simSpace.work + "*"}},
 	} {
+		cfg.Retention, cfg.Storage, cfg.Replicas, cfg.Duplicates = jetstream.WorkQueuePolicy, jetstream.FileStorage, max(replicas, 1), 2*time.Minute
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("open stream %s: %w", cfg.Name, err)
 		}
@@ -180,26 +173,6 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 	return nil
 }
 
-// ensureHostConsumer makes the durable consumer host hostID reads its work
-// with (agents may not make consumers).
-func ensureHostConsumer(ctx context.Context, js jetstream.JetStream, hostID string) error {
-	_, err := js.CreateOrUpdateConsumer(ctx, WorkStream, hostConsumerConfig(hostID))
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
-		return fmt.Errorf("make the work queue of host %s: %w", hostID, err)
-	}
-	return nil
-}
-
 // workAckWait is how long a piece of work may go without news before it is
-// delivered again; agents say "in progress" well within it.
+// handed out again; agents say "in progress" well within it.
 const workAckWait = 30 * time.Second
-
-func hostConsumerConfig(hostID string) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{Durable: HostConsumer(hostID), FilterSubject: WorkSubject(hostID, false),
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: workAckWait, MaxAckPending: 1000, DeliverPolicy: jetstream.DeliverAllPolicy}
-}
-
-func fleetConsumerConfig(name string) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{Durable: FleetConsumer(name), FilterSubject: simSpace.work + "*",
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: workAckWait, MaxAckPending: 20000, DeliverPolicy: jetstream.DeliverNewPolicy}
-}

@@ -35,6 +35,13 @@ func (s *Service) parked(ctx context.Context, name string, r parkRequest) error 
 	if s.Parked == nil {
 		return refusef("this control plane parks nothing")
 	}
+	if _, _, err := s.onHost(ctx, name, r.Server, "park"); err != nil {
+		return err
+	}
+	if pc, err := s.Parked.Get(ctx, WorkParked, r.Seq); err == nil && pc.Key != name+"/"+r.Server {
+		s.Log.Warn("refused: a host parked over another host's parked work", "host", name, "seq", r.Seq, "key", pc.Key)
+		return refusef("commit %d is parked for %s", r.Seq, pc.Key)
+	}
 	s.Log.Warn("host gave up on a piece of work; parked", "host", name, "server", r.Server, "seq", r.Seq, "attempts", r.Attempts, "reason", r.Reason)
 	return s.Parked.Park(ctx, eventlog.ParkedCommit{Subscription: WorkParked, Sequence: r.Seq, AggregateType: server.AggregateType,
 		AggregateID: r.Server, Key: name + "/" + r.Server, Attempts: r.Attempts, Reason: eventlog.BoundReason(r.Reason),

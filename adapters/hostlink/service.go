@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/commands"
@@ -35,6 +36,9 @@ type Service struct {
 	App    *commands.App
 	Keys   *Keys
 	Images ImageSource
+	// JS and NC acknowledge the work hosts are done with (Forwarder).
+	JS jetstream.JetStream
+	NC *nats.Conn
 	// Parked records the work hosts gave up on (nil: refused, the agent
 	// only logs it).
 	Parked eventlog.ParkingLot
@@ -64,6 +68,9 @@ func refusef(format string, args ...any) error { return refusal{fmt.Sprintf(form
 func (s *Service) Serve(ctx context.Context, nc *nats.Conn) error {
 	if s.Workers < 1 {
 		s.Workers = 64
+	}
+	if s.NC == nil {
+		s.NC = nc
 	}
 	msgs := make(chan *nats.Msg, 4096)
 	var subs []*nats.Subscription
@@ -107,7 +114,9 @@ func (s *Service) Serve(ctx context.Context, nc *nats.Conn) error {
 
 func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 	parts := strings.Split(m.Subject, ".")
-	if len(parts) != 4 {
+	if len(parts) != 4 || !strings.HasPrefix(m.Reply, "_INBOX") || strings.ContainsAny(m.Reply, "*> ") || m.Header.Get("Status") != "" {
+		// An answer goes to the asker's inbox only: keel serve may publish
+		// anywhere, and a host must not pick where (the event stream).
 		return
 	}
 	hostID, verb, sim := parts[2], parts[3], parts[1] == "sim"
@@ -143,6 +152,10 @@ func (s *Service) Handle(ctx context.Context, hostID string, sim bool, verb stri
 		if err := json.Unmarshal(data, &info); err != nil {
 			return nil, refusef("malformed registration: %v", err)
 		}
+		if sim && info.Driver != "fake" {
+			s.Log.Warn("refused: a simulated fleet registered a host with a real driver", "host", info.Name, "driver", info.Driver)
+			return nil, refusef("simulated fleets register simulated hosts only (driver fake); a compute node needs credentials of its own")
+		}
 		return nil, s.register(ctx, hostID, info)
 	}
 	name, err := s.hostName(ctx, hostID)
@@ -170,6 +183,15 @@ func (s *Service) Handle(ctx context.Context, hostID string, sim bool, verb stri
 			return nil, refusef("malformed unknown-guests report: %v", err)
 		}
 		return nil, s.unknown(ctx, hostID, name, u)
+	case VerbProgress, VerbDone:
+		var r progressRequest
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, refusef("malformed progress: %v", err)
+		}
+		if verb == VerbProgress {
+			r.Outcome = ""
+		}
+		return nil, s.progress(ctx, hostID, sim, r)
 	case VerbParked:
 		var r parkRequest
 		if err := json.Unmarshal(data, &r); err != nil {

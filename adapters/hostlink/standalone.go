@@ -3,6 +3,7 @@ package hostlink
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,11 +39,17 @@ func StartLocal(ctx context.Context, nc *nats.Conn, access *Access, app *command
 	if err != nil {
 		return nil, err
 	}
-	svc := &Service{App: app, Keys: keys, Images: images, Log: log}
+	svc := &Service{App: app, Keys: keys, Images: images, JS: js, NC: nc, Log: log}
 	if err := svc.Serve(ctx, nc); err != nil {
 		return nil, err
 	}
 	d := &Dispatcher{App: app, JS: js, Keys: keys, Secrets: secrets, Log: log}
+	fw := &Forwarder{JS: js, NC: nc, Log: log, Retry: 200 * time.Millisecond, StillAsked: d.StillAsked}
+	go func() {
+		if err := fw.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("forwarder stopped", "err", err)
+		}
+	}()
 	go func() {
 		if err := events.Subscribe(ctx, d.Subscription()); err != nil && ctx.Err() == nil {
 			log.Error("dispatcher stopped", "err", err)

@@ -18,13 +18,22 @@
 // The subjects, for a host whose id is H (commands.HostID of its name):
 //
 //	keel.host.H.<verb>    agent → serve requests: register, report, servers,
-//	                      observe, unknown, image, parked; heartbeat and goodbye
-//	keel.agent.H.console  serve → agent requests
+//	                      observe, unknown, image, parked, progress, done;
+//	                      heartbeat and goodbye
+//	keel.agent.H.console  serve → agent requests; also .display and .work
 //	keel.work.H           the host's work (stream KEEL_WORK, a work queue
-//	                      read through the durable consumer host-H)
+//	                      keel serve reads and hands to the host)
 //
-// and for a simulated host, keel.sim.H.<verb>, keel.simagent.H.console and
-// keel.simwork.H (stream KEEL_SIMWORK, read by each fleet's consumer).
+// and for a simulated host, keel.sim.H.<verb>, keel.simagent.H.<verb> and
+// keel.simwork.H (stream KEEL_SIMWORK).
+//
+// Agents get no JetStream access at all: a client can name any reply
+// subject on a request, and JetStream answers there with the full rights
+// of the account, so a host allowed to pull from its consumer could make
+// JetStream publish into the event stream. keel serve's Forwarder reads
+// the work streams and hands each piece to its host by request; the host
+// says "in progress" and "done" through the Service, which acknowledges
+// for it after checking that the piece is that host's.
 package hostlink
 
 // Streams of work.
@@ -41,11 +50,13 @@ const (
 	VerbObserve   = "observe"
 	VerbUnknown   = "unknown"
 	VerbImage     = "image"
+	VerbProgress  = "progress"
+	VerbDone      = "done"
 	VerbHeartbeat = "heartbeat"
 	VerbGoodbye   = "goodbye"
 )
 
-var requestVerbs = []string{VerbRegister, VerbReport, VerbServers, VerbObserve, VerbUnknown, VerbImage, VerbParked}
+var requestVerbs = []string{VerbRegister, VerbReport, VerbServers, VerbObserve, VerbUnknown, VerbImage, VerbParked, VerbProgress, VerbDone}
 
 // space is one subject space: a real host's, or a simulated fleet's.
 type space struct {
@@ -75,11 +86,12 @@ func ConsoleSubject(hostID string, sim bool) string { return spaceOf(sim).agent 
 // WorkSubject is where the work of host hostID goes.
 func WorkSubject(hostID string, sim bool) string { return spaceOf(sim).work + hostID }
 
-// HostConsumer is the durable consumer a real host reads its work with.
-func HostConsumer(hostID string) string { return "host-" + hostID }
+// ForwarderConsumer is the durable consumer keel serve reads the work
+// streams with.
+const ForwarderConsumer = "forwarder"
 
-// FleetConsumer is the durable consumer a simulated fleet reads with.
-func FleetConsumer(name string) string { return "fleet-" + name }
+// workRequestSubject is where host hostID is handed its work.
+func workRequestSubject(hostID string, sim bool) string { return spaceOf(sim).agent + hostID + ".work" }
 
 // inboxPrefix is the inbox of a host's connection (its replies come there;
 // nobody else may read it).

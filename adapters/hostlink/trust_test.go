@@ -3,7 +3,9 @@ package hostlink_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -58,7 +60,7 @@ func startCloud(t *testing.T, ctx context.Context) *cloud {
 	e, err := keeljs.StartEmbedded(keeljs.EmbeddedOptions{StoreDir: t.TempDir(), SyncAlways: true, Auth: access, Listen: "127.0.0.1:-1"})
 	must(t, err)
 	t.Cleanup(e.Close)
-	access.Disconnect = e.Server.DisconnectClientByID
+	access.Kick = hostlink.KickUser(e.Server)
 	if _, err := keeljs.Open(ctx, e.Conn, 1, 0); err != nil { // the event log: no host may touch it
 		t.Fatal(err)
 	}
@@ -141,7 +143,7 @@ func TestHostCredentialsHoldToTheirHost(t *testing.T) {
 		hostlink.HostSubject(idB, hostlink.VerbReport, true), // the fleet's space too
 		keeljs.Subject(server.AggregateType, "x"),            // the event stream
 		"$JS.API.STREAM.INFO." + keeljs.StreamName,
-		"$JS.API.CONSUMER.MSG.NEXT." + hostlink.WorkStream + "." + hostlink.HostConsumer(idB),
+		"$JS.API.CONSUMER.MSG.NEXT." + hostlink.WorkStream + "." + hostlink.ForwarderConsumer, // no JetStream API at all
 		"$JS.API.CONSUMER.CREATE." + keeljs.StreamName,
 	} {
 		must(t, nc.Publish(subj, []byte("{}")))
@@ -169,7 +171,7 @@ func TestHostCredentialsHoldToTheirHost(t *testing.T) {
 	for _, want := range []string{
 		`Publish to "keel.host.` + idB + `.report"`, `Publish to "keel.host.` + idB + `.heartbeat"`, `Publish to "keel.sim.` + idB + `.report"`,
 		`Publish to "keel.events.server.x"`, `Publish to "$JS.API.STREAM.INFO.KEEL_EVENTS"`,
-		`Publish to "$JS.API.CONSUMER.MSG.NEXT.KEEL_WORK.host-` + idB + `"`, `Publish to "$JS.API.CONSUMER.CREATE.KEEL_EVENTS"`,
+		`Publish to "$JS.API.CONSUMER.MSG.NEXT.KEEL_WORK.forwarder"`, `Publish to "$JS.API.CONSUMER.CREATE.KEEL_EVENTS"`,
 		`Subscription to "keel.events.>"`, `Subscription to "keel.work.` + idB + `"`,
 	} {
 		if !strings.Contains(got, want) {
@@ -179,8 +181,8 @@ func TestHostCredentialsHoldToTheirHost(t *testing.T) {
 	js, err := jetstream.New(nc)
 	must(t, err)
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
-	if _, err := js.Consumer(sctx, hostlink.WorkStream, hostlink.HostConsumer(idB)); err == nil {
-		t.Error("host A opened host B's work queue")
+	if _, err := js.Consumer(sctx, hostlink.WorkStream, hostlink.ForwarderConsumer); err == nil {
+		t.Error("host A opened the work stream's consumer")
 	}
 	scancel()
 
@@ -270,5 +272,77 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A host can make nothing publish into the event stream for it: not
+// JetStream (a request's reply subject names where JetStream answers; a
+// host has no JetStream API), not keel serve (it answers into the asker's
+// inbox only). Nor can it answer for another host's work.
+func TestHostsCannotRedirectIntoTheLogNorFinishOthersWork(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := startCloud(t, ctx)
+	credsA, err := c.local.Keys.Issue(ctx, "host-a")
+	must(t, err)
+	_, err = c.local.Keys.Issue(ctx, "host-b")
+	must(t, err)
+	var mu sync.Mutex
+	var denied []string
+	a := c.connect(t, credsA, &denied, &mu)
+	must(t, a.Register(ctx, info("host-a")))
+	store, err := keeljs.Open(ctx, c.e.Conn, 1, 0)
+	must(t, err)
+	// host-b registers through keel serve's own side (its agent is away).
+	_, err = c.app.Hosts.Handle(ctx, commands.HostID("host-b"), host.Register{ID: commands.HostID("host-b"),
+		Spec: host.Spec{Name: "host-b", Driver: "libvirt", VCPUs: 8, RAMMiB: 8192, DiskGiB: 100}, At: time.Now()},
+		commands.Meta{CommandID: "register-b", Actor: domain.Actor{User: "test"}})
+	must(t, err)
+	sidB := c.schedule(t, ctx, "host-b", "on-b")
+	head, err := store.LastSequence(ctx)
+	must(t, err)
+
+	nc := a.Conn()
+	evil := keeljs.Subject(server.AggregateType, "evil")
+	for _, subj := range []string{
+		"$JS.API.CONSUMER.MSG.NEXT." + hostlink.WorkStream + "." + hostlink.ForwarderConsumer,
+		hostlink.HostSubject(commands.HostID("host-a"), hostlink.VerbServers, false),
+	} {
+		m := nats.NewMsg(subj)
+		m.Reply, m.Data = evil, []byte(`{"batch":1}`)
+		must(t, nc.PublishMsg(m))
+	}
+	must(t, nc.Flush())
+	time.Sleep(500 * time.Millisecond)
+	if now, err := store.LastSequence(ctx); err != nil || now != head {
+		t.Fatalf("the event log went from %d to %d commits (%v)", head, now, err)
+	}
+
+	// B's spawn waits in the work stream (B's agent is away); A names it.
+	js, err := jetstream.New(c.e.Conn)
+	must(t, err)
+	st, err := js.Stream(ctx, hostlink.WorkStream)
+	must(t, err)
+	var seq uint64
+	for deadline := time.Now().Add(5 * time.Second); seq == 0; time.Sleep(20 * time.Millisecond) {
+		si, err := st.Info(ctx)
+		must(t, err)
+		seq = si.State.LastSeq
+		if time.Now().After(deadline) {
+			t.Fatal("host B's work never reached the work stream")
+		}
+	}
+	forged := fmt.Sprintf("$JS.ACK.%s.%s.1.%d.1.0.0", hostlink.WorkStream, hostlink.ForwarderConsumer, seq)
+	req, _ := json.Marshal(map[string]string{"ack": forged, "outcome": "ack"})
+	rep, err := nc.Request(hostlink.HostSubject(commands.HostID("host-a"), hostlink.VerbDone, false), req, 5*time.Second)
+	must(t, err)
+	if !strings.Contains(string(rep.Data), "not this host's") {
+		t.Fatalf("host A finishing host B's work was answered %s", rep.Data)
+	}
+	if _, err := st.GetMsg(ctx, seq); err != nil {
+		t.Fatalf("host B's work is gone after host A said it was done: %v (server %s)", err, sidB)
+	}
+	if logs := c.logs.String(); !strings.Contains(logs, "refused: a host answered for another host's work") {
+		t.Fatalf("not logged:\n%s", logs)
 	}
 }

@@ -46,13 +46,13 @@ func requestIDFrom(ctx context.Context) string {
 	return id
 }
 
-// isUpload reports whether a request is an image upload (streamed, no 1 MiB limit).
 // isSecret tells a request whose answer holds a secret: it is never kept
 // under an Idempotency-Key (a retry makes new credentials).
 func isSecret(r *http.Request) bool {
 	return r.Method == http.MethodPost && r.URL.Path == "/v1/host-credentials"
 }
 
+// isUpload reports whether a request is an image upload (streamed, no 1 MiB limit).
 func isUpload(r *http.Request) bool {
 	return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v1/images/") && strings.HasSuffix(r.URL.Path, "/file")
 }

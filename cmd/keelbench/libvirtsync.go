@@ -76,7 +76,11 @@ func runLibvirtSync(ctx context.Context, e *benchEnv, res *results) error {
 	if err != nil {
 		return err
 	}
-	link, err := hostlink.NewClient(ns.Conn, local.Fleet, "bench", slog.New(slog.DiscardHandler))
+	creds, err := local.Keys.Issue(ctx, "sync-bench") // a libvirt node has credentials of its own
+	if err != nil {
+		return err
+	}
+	link, err := hostlink.NewClient(ns.Conn, creds, "bench", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

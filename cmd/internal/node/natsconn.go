@@ -23,7 +23,7 @@ func (n *Node) startEmbedded() error {
 	if err != nil {
 		return err
 	}
-	n.access.Disconnect = e.Server.DisconnectClientByID
+	n.access.Kick = hostlink.KickUser(e.Server)
 	n.Embedded, n.nc = e, e.Conn
 	return nil
 }

@@ -226,7 +226,8 @@ func (n *Node) start(ctx context.Context) error {
 		id := commands.HostID(host)
 		return hostlink.ConsoleSubject(id, !n.Keys.Own(id))
 	}}
-	tokens, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.ConsoleTokensBucket, time.Minute, n.Store.Replicas)
+	// The bucket forgets a token a minute after its URL expires at the latest.
+	tokens, err := keeljs.OpenKV(ctx, n.Store.JS, keeljs.ConsoleTokensBucket, max(c.ConsoleTTL, httpapi.DefaultConsoleTTL)+time.Minute, n.Store.Replicas)
 	if err != nil {
 		return err
 	}
@@ -252,11 +253,13 @@ func (n *Node) start(ctx context.Context) error {
 	// Agents reach the control plane through the host link only: their
 	// requests are checked here before they become commands, and each
 	// host reads only the work the dispatcher gives it.
-	svc := &hostlink.Service{App: n.App, Keys: n.Keys, Images: images, Parked: n.Parked, Log: c.Log}
+	svc := &hostlink.Service{App: n.App, Keys: n.Keys, Images: images, JS: n.Store.JS, NC: n.nc, Parked: n.Parked, Log: c.Log}
 	if err := svc.Serve(runCtx, n.nc); err != nil {
 		return err
 	}
 	disp := &hostlink.Dispatcher{App: n.App, JS: n.Store.JS, Keys: n.Keys, Secrets: n.Secrets, Log: c.Log}
+	fw := &hostlink.Forwarder{JS: n.Store.JS, NC: n.nc, Log: c.Log, StillAsked: disp.StillAsked}
+	n.goRun(func() error { return fw.Run(runCtx) })
 	n.goRun(func() error { return n.parking().Subscribe(runCtx, disp.Subscription()) })
 	n.goRun(func() error { disp.RetryParked(runCtx, n.Parked, n.Store, c.ParkPoll); return nil })
 	if c.FakeHosts > 0 {
@@ -489,8 +492,8 @@ func (n *Node) watchLiveness(ctx context.Context) error {
 			alive := verb == hostlink.VerbHeartbeat
 			sub, err := n.nc.Subscribe(hostlink.HostSubject("*", verb, sim), func(m *nats.Msg) {
 				id := strings.Split(m.Subject, ".")[2]
-				if sim && n.Keys.Own(id) {
-					return
+				if (sim && n.Keys.Own(id)) || m.Header.Get("Status") != "" || commands.HostID(string(m.Data)) != id {
+					return // a fleet for a real host, or not a host's own beat
 				}
 				if alive {
 					l.Beat(id)
