@@ -2,6 +2,7 @@ package hostlink
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -35,7 +36,7 @@ func (s *Service) parked(ctx context.Context, name string, r parkRequest) error 
 	if s.Parked == nil {
 		return refusef("this control plane parks nothing")
 	}
-	if _, _, err := s.onHost(ctx, name, r.Server, "park"); err != nil {
+	if err := s.asksOf(ctx, name, r); err != nil {
 		return err
 	}
 	if pc, err := s.Parked.Get(ctx, WorkParked, r.Seq); err == nil && pc.Key != name+"/"+r.Server {
@@ -46,6 +47,29 @@ func (s *Service) parked(ctx context.Context, name string, r parkRequest) error 
 	return s.Parked.Park(ctx, eventlog.ParkedCommit{Subscription: WorkParked, Sequence: r.Seq, AggregateType: server.AggregateType,
 		AggregateID: r.Server, Key: name + "/" + r.Server, Attempts: r.Attempts, Reason: eventlog.BoundReason(r.Reason),
 		FirstFailedAt: r.FirstFailedAt, ParkedAt: time.Now().UTC(), State: eventlog.StateParked})
+}
+
+// asksOf refuses a parking unless commit r.Seq is server r.Server's and
+// its event r.Index asks something of host name (the server itself may be
+// gone: a clean-up after a delete is parked too).
+func (s *Service) asksOf(ctx context.Context, name string, r parkRequest) error {
+	if s.Commits == nil {
+		_, _, err := s.onHost(ctx, name, r.Server, "park")
+		return err
+	}
+	env, err := s.Commits.Get(ctx, r.Seq)
+	if err != nil {
+		return refusef("no commit %d", r.Seq)
+	}
+	var ev struct {
+		Host string `json:"host"`
+	}
+	if env.AggregateType != server.AggregateType || env.AggregateID != r.Server || r.Index < 0 || r.Index >= len(env.Events) ||
+		json.Unmarshal(env.Events[r.Index].Data, &ev) != nil || ev.Host != name {
+		s.Log.Warn("refused: a host parked work that was not its own", "host", name, "server", r.Server, "seq", r.Seq)
+		return refusef("commit %d asks nothing of host %s about server %s", r.Seq, name, r.Server)
+	}
+	return nil
 }
 
 // RetryParked gives again, every poll until ctx ends, the work of the

@@ -39,9 +39,10 @@ type Service struct {
 	// JS and NC acknowledge the work hosts are done with (Forwarder).
 	JS jetstream.JetStream
 	NC *nats.Conn
-	// Parked records the work hosts gave up on (nil: refused, the agent
-	// only logs it).
-	Parked eventlog.ParkingLot
+	// Parked records the work hosts gave up on (nil: refused); Commits
+	// reads the commit a parking names, to check it is the host's.
+	Parked  eventlog.ParkingLot
+	Commits eventlog.CommitGetter
 	Log    *slog.Logger
 	// Workers is how many requests are answered at once (default 64).
 	Workers int

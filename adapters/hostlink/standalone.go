@@ -40,6 +40,9 @@ func StartLocal(ctx context.Context, nc *nats.Conn, access *Access, app *command
 		return nil, err
 	}
 	svc := &Service{App: app, Keys: keys, Images: images, JS: js, NC: nc, Log: log}
+	if g, ok := events.(eventlog.CommitGetter); ok {
+		svc.Commits = g
+	}
 	if err := svc.Serve(ctx, nc); err != nil {
 		return nil, err
 	}
