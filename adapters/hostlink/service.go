@@ -43,7 +43,7 @@ type Service struct {
 	// reads the commit a parking names, to check it is the host's.
 	Parked  eventlog.ParkingLot
 	Commits eventlog.CommitGetter
-	Log    *slog.Logger
+	Log     *slog.Logger
 	// Workers is how many requests are answered at once (default 64).
 	Workers int
 
