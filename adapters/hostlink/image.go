@@ -41,6 +41,7 @@ type spool struct {
 	err     error
 	used    time.Time
 	readers map[string]bool // hosts found allowed to read it (under Service.spoolMu)
+	cancel  func()          // stops the copy
 }
 
 // wait returns what the spool holds once it holds more than offset bytes,
@@ -142,16 +143,28 @@ func (s *Service) spoolOf(ctx context.Context, object string, may func() error, 
 		sp.readers[hostID] = true
 		return sp, nil
 	}
-	r, err := s.Images.Get(context.WithoutCancel(ctx), object)
+	// The copy outlives the request that started it, not the spool: a
+	// spool no host reads for a while is removed, and its copy stopped.
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r, err := s.Images.Get(cctx, object)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	f, err := os.CreateTemp("", "keel-image-")
+	if s.SpoolDir != "" {
+		if err := os.MkdirAll(s.SpoolDir, 0o700); err != nil {
+			cancel()
+			r.Close()
+			return nil, fmt.Errorf("spool image %s: %w", object, err)
+		}
+	}
+	f, err := os.CreateTemp(s.SpoolDir, "keel-image-")
 	if err != nil {
+		cancel()
 		r.Close()
 		return nil, fmt.Errorf("spool image %s: %w", object, err)
 	}
-	sp = &spool{f: f, grew: make(chan struct{}), used: time.Now(), readers: map[string]bool{hostID: true}}
+	sp = &spool{f: f, grew: make(chan struct{}), used: time.Now(), readers: map[string]bool{hostID: true}, cancel: cancel}
 	if s.spools == nil {
 		s.spools = map[string]*spool{}
 	}
@@ -169,15 +182,37 @@ func (s *Service) dropSpool(object string, sp *spool) {
 	}
 }
 
-// sweepLocked removes the spools no host read for two minutes.
+// spoolIdle is how long a spool no host reads is kept.
+const spoolIdle = 2 * time.Minute
+
+// sweepLocked removes the spools no host read for spoolIdle, finished or
+// not (a copy that stalls ends with its spool).
 func (s *Service) sweepLocked() {
 	for object, sp := range s.spools {
 		sp.mu.Lock()
-		idle := sp.done && time.Since(sp.used) > 2*time.Minute
+		idle := time.Since(sp.used) > spoolIdle
 		sp.mu.Unlock()
 		if idle {
 			delete(s.spools, object)
 			sp.remove()
+		}
+	}
+}
+
+// sweepSpools removes idle spools every half minute until ctx ends, then
+// every spool.
+func (s *Service) sweepSpools(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.closeSpools()
+			return
+		case <-t.C:
+			s.spoolMu.Lock()
+			s.sweepLocked()
+			s.spoolMu.Unlock()
 		}
 	}
 }
@@ -193,6 +228,7 @@ func (s *Service) closeSpools() {
 }
 
 func (sp *spool) remove() {
+	sp.cancel()
 	_ = sp.f.Close() // the copy, if still running, fails on its next write and ends
 	_ = os.Remove(sp.f.Name())
 }

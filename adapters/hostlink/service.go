@@ -43,7 +43,10 @@ type Service struct {
 	// reads the commit a parking names, to check it is the host's.
 	Parked  eventlog.ParkingLot
 	Commits eventlog.CommitGetter
-	Log     *slog.Logger
+	// SpoolDir holds the copies of images being read by hosts (made 0700;
+	// "" is the OS's temporary directory).
+	SpoolDir string
+	Log      *slog.Logger
 	// Workers is how many requests are answered at once (default 64).
 	Workers int
 
@@ -108,8 +111,8 @@ func (s *Service) Serve(ctx context.Context, nc *nats.Conn) error {
 			_ = sub.Unsubscribe()
 		}
 		wg.Wait()
-		s.closeSpools()
 	}()
+	go s.sweepSpools(ctx)
 	return nil
 }
 

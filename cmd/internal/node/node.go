@@ -253,7 +253,8 @@ func (n *Node) start(ctx context.Context) error {
 	// Agents reach the control plane through the host link only: their
 	// requests are checked here before they become commands, and each
 	// host reads only the work the dispatcher gives it.
-	svc := &hostlink.Service{App: n.App, Keys: n.Keys, Images: images, JS: n.Store.JS, NC: n.nc, Parked: n.Parked, Commits: n.Store, Log: c.Log}
+	svc := &hostlink.Service{App: n.App, Keys: n.Keys, Images: images, JS: n.Store.JS, NC: n.nc, Parked: n.Parked, Commits: n.Store,
+		SpoolDir: filepath.Join(c.DataDir, "image-spool"), Log: c.Log}
 	if err := svc.Serve(runCtx, n.nc); err != nil {
 		return err
 	}
