@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -115,9 +116,16 @@ type relay struct {
 	in     *nats.Subscription
 	once   sync.Once
 	closed chan struct{}
+	heard  atomic.Int64 // unix nanos of the last message from keel serve
 }
 
+// displayIdle ends a session keel serve sent nothing for: a VNC client
+// asks for screen updates all the time, so silence means keel serve (or
+// the client) is gone without a word.
+const displayIdle = 2 * time.Minute
+
 func (s *relay) fromServe(m *nats.Msg) {
+	s.heard.Store(time.Now().UnixNano())
 	if m.Header.Get(closeHeader) != "" {
 		s.close(false)
 		return
@@ -128,11 +136,23 @@ func (s *relay) fromServe(m *nats.Msg) {
 }
 
 func (s *relay) toServe(ctx context.Context) {
+	s.heard.Store(time.Now().UnixNano())
 	go func() {
-		select {
-		case <-ctx.Done():
-			s.close(true)
-		case <-s.closed:
+		t := time.NewTicker(displayIdle / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				s.close(true)
+				return
+			case <-s.closed:
+				return
+			case <-t.C:
+				if time.Since(time.Unix(0, s.heard.Load())) > displayIdle {
+					s.close(true)
+					return
+				}
+			}
 		}
 	}()
 	buf := make([]byte, displayChunk)
