@@ -41,9 +41,11 @@ type Keys struct {
 	seen      map[string]uint64 // host id → last KV revision applied
 }
 
-// OpenKeys opens the credentials registry, admits the hosts it holds and
-// the fleet (fleet may be nil: no simulated fleet is let in) through
-// access (nil: nobody is policed), and follows the registry until ctx ends.
+// OpenKeys opens the credentials registry, admits the hosts it holds
+// through access (nil: nobody is policed), and follows the registry until
+// ctx ends. fleet's seal key is the one simulated hosts' passwords are
+// sealed to (nil: none); admitting the fleet is the caller's choice
+// (Access.AdmitFleet).
 func OpenKeys(ctx context.Context, js jetstream.JetStream, replicas int, access *Access, fleet *Credentials, log *slog.Logger) (*Keys, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: KeysBucket, Storage: jetstream.FileStorage, Replicas: max(replicas, 1), History: 1})
 	if err != nil {
@@ -59,9 +61,7 @@ func OpenKeys(ctx context.Context, js jetstream.JetStream, replicas int, access 
 			seal = ""
 		}
 		k.fleetSeal = seal
-		if access != nil {
-			access.AdmitFleet(user)
-		}
+		_ = user
 	}
 	if err := ensureStreams(ctx, js, replicas); err != nil {
 		return nil, err

@@ -39,6 +39,13 @@ func StartLocal(ctx context.Context, nc *nats.Conn, access *Access, app *command
 	if err != nil {
 		return nil, err
 	}
+	if access != nil {
+		user, _, err := fleet.Public()
+		if err != nil {
+			return nil, err
+		}
+		access.AdmitFleet(user)
+	}
 	svc := &Service{App: app, Keys: keys, Images: images, JS: js, NC: nc, Log: log}
 	if g, ok := events.(eventlog.CommitGetter); ok {
 		svc.Commits = g

@@ -72,7 +72,9 @@ defaults to the one in the credentials.
 
 Simulated fleets (--driver fake) connect with keel serve's DATA_DIR/agent.nk
 (mode 0600; pass it or a copy with --credentials): it speaks for simulated
-hosts only, never for a host with credentials of its own.`,
+hosts only, never for a host with credentials of its own. keel serve lets
+them in when it runs simulated hosts itself (--fake-hosts, 3 by default) or
+with --simulated-agents.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(f) },
 	}
 	fl := cmd.Flags()

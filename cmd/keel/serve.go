@@ -85,6 +85,7 @@ password again to the key of the host that builds the server.`,
 	f.StringVar(&c.NATSListen, "nats-listen", "", "expose the embedded NATS on this address for agents (e.g. 127.0.0.1:4222)")
 	f.IntVar(&c.Replicas, "replicas", 1, "stream replicas on a NATS cluster (3 for R3)")
 	f.IntVar(&c.FakeHosts, "fake-hosts", 3, "simulated hosts to run in this process")
+	f.BoolVar(&c.SimulatedAgents, "simulated-agents", false, "let simulated fleets (keel agent --driver fake --credentials DATA_DIR/agent.nk) join even with --fake-hosts 0 (they always may when --fake-hosts > 0)")
 	f.IntVar(&c.HostVCPUs, "host-vcpus", 32, "vCPUs of each simulated host")
 	f.IntVar(&c.HostRAMMiB, "host-ram-mib", 131072, "RAM of each simulated host")
 	f.IntVar(&c.HostDiskGiB, "host-disk-gib", 2000, "disk of each simulated host")

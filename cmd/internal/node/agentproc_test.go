@@ -23,7 +23,7 @@ func TestAgentProcessesJoinOverNATS(t *testing.T) {
 	}
 	bin := buildKeel(t)
 	natsAddr, dataDir := freeAddr(t), t.TempDir()
-	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr)
+	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--simulated-agents", "--nats-listen", natsAddr)
 	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
 	var agentLogs []*bytes.Buffer
 	for _, prefix := range []string{"rack-a", "rack-b"} {

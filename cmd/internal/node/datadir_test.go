@@ -87,7 +87,7 @@ func TestDataDirIsPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := start(t, func(c *node.Config) {
-		c.DataDir, c.DatabaseURL, c.FakeHosts, c.NATSListen = dataDir, "", 0, "127.0.0.1:-1"
+		c.DataDir, c.DatabaseURL, c.FakeHosts, c.NATSListen, c.SimulatedAgents = dataDir, "", 0, "127.0.0.1:-1", true
 	})
 	if e.node.AgentCredentials() != seed {
 		t.Errorf("AgentCredentials = %q, want %q", e.node.AgentCredentials(), seed)

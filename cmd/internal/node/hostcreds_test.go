@@ -57,6 +57,14 @@ func TestHostWithItsOwnCredentialsBuildsItsServers(t *testing.T) {
 	if _, err := hostlink.Connect(e.node.NATSURL(), old, "node-1", quiet, nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("replaced credentials connect: %v", err)
 	}
+	// This node runs no simulated hosts: the fleet's credentials are refused.
+	fleet, err := hostlink.ReadCredentials(e.node.AgentCredentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hostlink.Connect(e.node.NATSURL(), fleet, "fleet", quiet, nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("the fleet's credentials connect to a node with no simulated hosts: %v", err)
+	}
 	link, err := hostlink.Connect(e.node.NATSURL(), creds, "node-1", quiet)
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func (e *env) hostState(name string) string {
 
 func TestHostGoesDownWithoutHeartbeatsAndComesBack(t *testing.T) {
 	e := start(t, func(c *node.Config) {
-		c.FakeHosts = 0
+		c.FakeHosts, c.SimulatedAgents = 0, true
 		c.NATSListen = "127.0.0.1:-1"
 		c.HeartbeatTimeout = time.Second
 	})
@@ -121,7 +121,7 @@ func TestHostGoesDownWithoutHeartbeatsAndComesBack(t *testing.T) {
 // keel serve a down host stays down until its agent is heard again.
 func TestStoppedAgentsHostsAreDownAtOnce(t *testing.T) {
 	e := start(t, func(c *node.Config) {
-		c.FakeHosts = 0
+		c.FakeHosts, c.SimulatedAgents = 0, true
 		c.NATSListen = "127.0.0.1:-1"
 		c.HeartbeatTimeout = 30 * time.Second
 	})

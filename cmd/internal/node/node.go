@@ -54,11 +54,15 @@ type Config struct {
 	// start; a given file must exist (replicas share one key).
 	SecretsKey string
 
-	FakeHosts   int // simulated hosts run in this process
-	HostVCPUs   int
-	HostRAMMiB  int
-	HostDiskGiB int
-	FakeKnobs   fake.Knobs
+	FakeHosts int // simulated hosts run in this process
+	// SimulatedAgents admits simulated fleets (keel agent --driver fake,
+	// with DataDir/agent.nk) to the embedded NATS; they are admitted
+	// anyway when FakeHosts > 0.
+	SimulatedAgents bool
+	HostVCPUs       int
+	HostRAMMiB      int
+	HostDiskGiB     int
+	FakeKnobs       fake.Knobs
 
 	Timeouts         sagas.Timeouts
 	Weights          scheduler.Weights // scheduler weigher multipliers (default scheduler.DefaultWeights)
@@ -221,6 +225,15 @@ func (n *Node) start(ctx context.Context) error {
 	n.cancel = cancel
 	if n.Keys, err = hostlink.OpenKeys(runCtx, n.Store.JS, n.Store.Replicas, n.access, n.fleet, c.Log); err != nil {
 		return err
+	}
+	if n.access != nil && (c.FakeHosts > 0 || c.SimulatedAgents) {
+		// Simulated fleets are let in only where there are simulated
+		// hosts: a leaked agent.nk must not add hosts to a real cloud.
+		user, _, err := n.fleet.Public()
+		if err != nil {
+			return err
+		}
+		n.access.AdmitFleet(user)
 	}
 	consoles := agent.ConsoleClient{Request: keeljs.Requester(n.nc), Subject: func(host string) string {
 		id := commands.HostID(host)
