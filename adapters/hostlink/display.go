@@ -205,14 +205,28 @@ func (d Displays) Open(ctx context.Context, host, server string) (io.ReadWriteCl
 		return nil, fmt.Errorf("host %s is simulated: %w", host, agent.ErrNoConsole)
 	}
 	session := uuid.NewString()
-	// A message dropped would corrupt the RFB stream: the channel holds
+	// A chunk dropped would corrupt the RFB stream: the channel holds
 	// 8,192 chunks (up to 256 MiB of display updates) the client has not
-	// read yet.
+	// read yet, and a session whose client falls further behind is ended
+	// (Read returns an error) rather than fed a stream with a hole.
 	out := make(chan *nats.Msg, 8192)
-	sub, err := d.NC.ChanSubscribe(displayOut(hostID, session, sim), out)
+	overflow := make(chan struct{})
+	var lost atomic.Bool
+	sub, err := d.NC.Subscribe(displayOut(hostID, session, sim), func(m *nats.Msg) {
+		if lost.Load() {
+			return // nothing after a hole
+		}
+		select {
+		case out <- m:
+		default:
+			lost.Store(true)
+			close(overflow)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
+	_ = sub.SetPendingLimits(-1, -1) // the channel above is the bound
 	data, _ := json.Marshal(displayRequest{Server: server, Session: session})
 	m, err := d.NC.RequestWithContext(ctx, displaySubject(hostID, sim), data)
 	if err != nil {
@@ -236,19 +250,24 @@ func (d Displays) Open(ctx context.Context, host, server string) (io.ReadWriteCl
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("host %s: %s", host, r.Error)
 	}
-	return &serveSession{nc: d.NC, in: displayIn(hostID, session, sim), sub: sub, out: out, stop: make(chan struct{})}, nil
+	return &serveSession{nc: d.NC, in: displayIn(hostID, session, sim), sub: sub, out: out, stop: make(chan struct{}), overflow: overflow}, nil
 }
+
+// ErrDisplayOverrun ends a console session whose client read the display
+// too slowly: chunks were lost, and the stream cannot go on.
+var ErrDisplayOverrun = errors.New("the console client fell too far behind the display; session ended")
 
 // serveSession is keel serve's side of one console session.
 type serveSession struct {
-	nc   *nats.Conn
-	in   string
-	sub  *nats.Subscription
-	out  chan *nats.Msg
-	stop chan struct{} // closed by Close
-	buf  []byte
-	once sync.Once
-	done bool
+	nc       *nats.Conn
+	in       string
+	sub      *nats.Subscription
+	out      chan *nats.Msg
+	stop     chan struct{} // closed by Close
+	overflow chan struct{} // closed when a chunk could not be kept
+	buf      []byte
+	once     sync.Once
+	done     bool
 }
 
 func (s *serveSession) Read(p []byte) (int, error) {
@@ -265,6 +284,10 @@ func (s *serveSession) Read(p []byte) (int, error) {
 			s.buf = m.Data
 		case <-s.stop:
 			s.done = true
+		case <-s.overflow:
+			if len(s.out) == 0 {
+				return 0, ErrDisplayOverrun
+			}
 		}
 	}
 	n := copy(p, s.buf)
