@@ -39,8 +39,7 @@ func newRig(t *testing.T, ctx context.Context, opener hostlink.Opener, seal func
 	if seal != nil {
 		seal(&creds)
 	}
-	link, err := hostlink.NewClient(e.Conn, &creds, "test", quiet)
-	must(t, err)
+	link := hostlink.NewClient(e.Conn, &creds, quiet)
 	return rig{log: log, app: app, link: link}
 }
 

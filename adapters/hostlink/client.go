@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,7 +20,6 @@ import (
 type Client struct {
 	nc    *nats.Conn
 	creds *Credentials
-	name  string // the fleet's consumer is named after it
 	log   *slog.Logger
 	sim   bool
 
@@ -54,24 +52,13 @@ func Connect(url string, creds *Credentials, name string, log *slog.Logger, opts
 	if err != nil {
 		return nil, err
 	}
-	c, err := NewClient(nc, creds, name, log)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return c, nil
+	return NewClient(nc, creds, log), nil
 }
 
 // NewClient makes the link on a connection made with creds (and their
 // inbox prefix: see Connect).
-func NewClient(nc *nats.Conn, creds *Credentials, name string, log *slog.Logger) (*Client, error) {
-	name = strings.Map(func(r rune) rune {
-		if r == '.' || r == '*' || r == '>' || r == ' ' || r < ' ' || r == '/' || r == '\\' {
-			return '_'
-		}
-		return r
-	}, name)
-	return &Client{nc: nc, creds: creds, name: name, log: log, sim: creds.Host == Fleet, Timeout: 30 * time.Second, RetryFor: 2 * time.Minute}, nil
+func NewClient(nc *nats.Conn, creds *Credentials, log *slog.Logger) *Client {
+	return &Client{nc: nc, creds: creds, log: log, sim: creds.Host == Fleet, Timeout: 30 * time.Second, RetryFor: 2 * time.Minute}
 }
 
 // Close closes the connection.

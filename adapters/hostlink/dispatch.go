@@ -72,22 +72,14 @@ func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev do
 	switch e := ev.(type) {
 	case *server.Scheduled:
 		w.Host, w.Kind = e.Host, agent.WorkSpawn
-		ok, err := d.spawnSpec(ctx, w)
-		if err != nil || !ok {
-			return nil, err
-		}
 	case *server.StartRequested:
 		w.Host, w.Kind = e.Host, agent.WorkStart
-		return d.ifCurrent(ctx, w, server.PoweringOn, e.Operation)
 	case *server.StopRequested:
 		w.Host, w.Kind = e.Host, agent.WorkStop
-		return d.ifCurrent(ctx, w, server.PoweringOff, e.Operation)
 	case *server.RebootRequested:
 		w.Host, w.Kind, w.Hard = e.Host, agent.WorkReboot, e.Hard
-		return d.ifCurrent(ctx, w, server.RebootTask, e.Operation)
 	case *server.DeleteRequested:
 		w.Host, w.Kind = e.Host, agent.WorkDelete
-		return d.ifCurrent(ctx, w, server.DeleteTask, e.Operation)
 	case *server.SpawnFailed:
 		w.Host, w.Kind = e.Host, agent.WorkCleanup // the build moves on: clean up whatever it left there
 	case *server.Failed:
@@ -103,58 +95,53 @@ func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev do
 	if w.Host == "" {
 		return nil, nil
 	}
+	// A late delivery, or the log read again from its start by a new
+	// dispatcher (an upgrade), must not build, stop or reboot again.
+	st, asked, err := d.asked(ctx, *w)
+	if err != nil || !asked {
+		return nil, err
+	}
+	if w.Kind == agent.WorkSpawn {
+		if err := d.spawnSpec(ctx, w, st); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
-// ifCurrent returns w when the request it comes from is still the
-// server's task on that host, and nil for a request that has ended: a
-// late delivery, or the log read again from its start by a new dispatcher
-// (an upgrade) must not stop or reboot a server again. Clean-ups are given
-// always: destroying what is gone does nothing.
-func (d *Dispatcher) ifCurrent(ctx context.Context, w *agent.Work, task server.Task, op string) (*agent.Work, error) {
-	if w.Host == "" {
-		return nil, nil
+// taskOf is the server task each kind of work answers (clean-ups answer
+// none: destroying what is gone does nothing, so they are always asked).
+var taskOf = map[agent.WorkKind]server.Task{agent.WorkSpawn: server.Spawning, agent.WorkStart: server.PoweringOn,
+	agent.WorkStop: server.PoweringOff, agent.WorkReboot: server.RebootTask, agent.WorkDelete: server.DeleteTask}
+
+// asked tells whether w is still asked of its host: the server's task is
+// still the one w answers, on that host. It returns the server as loaded.
+func (d *Dispatcher) asked(ctx context.Context, w agent.Work) (server.State, bool, error) {
+	task, ok := taskOf[w.Kind]
+	if !ok {
+		return server.State{}, true, nil
 	}
 	st, _, err := d.App.Servers.Load(ctx, w.Server)
 	if err != nil {
-		return nil, err
+		return st, false, err
 	}
-	if st.Task != task || st.Host != w.Host || st.Operation != op {
-		return nil, nil
-	}
-	return w, nil
+	return st, st.Task == task && st.Host == w.Host, nil
 }
 
 // StillAsked tells whether a piece of work is still asked of its host when
 // it is handed out (Forwarder.StillAsked): a host that was away for a long
 // time must not run the stop or the reboot of an operation that ended
-// meanwhile. Clean-ups are always still asked.
+// meanwhile.
 func (d *Dispatcher) StillAsked(ctx context.Context, w agent.Work) (bool, error) {
-	task, ok := map[agent.WorkKind]server.Task{agent.WorkSpawn: server.Spawning, agent.WorkStart: server.PoweringOn,
-		agent.WorkStop: server.PoweringOff, agent.WorkReboot: server.RebootTask, agent.WorkDelete: server.DeleteTask}[w.Kind]
-	if !ok {
-		return true, nil
-	}
-	st, _, err := d.App.Servers.Load(ctx, w.Server)
-	if err != nil {
-		return false, err
-	}
-	return st.Task == task && st.Host == w.Host, nil
+	_, asked, err := d.asked(ctx, w)
+	return asked, err
 }
 
-// spawnSpec fills in the server to build, its password sealed to the host;
-// false when the build has moved on (a late delivery).
-func (d *Dispatcher) spawnSpec(ctx context.Context, w *agent.Work) (bool, error) {
-	st, _, err := d.App.Servers.Load(ctx, w.Server)
-	if err != nil {
-		return false, err
-	}
-	if st.Task != server.Spawning || st.Host != w.Host {
-		return false, nil // failed, deleted, or placed elsewhere meanwhile
-	}
+// spawnSpec fills in server st to build, its password sealed to the host.
+func (d *Dispatcher) spawnSpec(ctx context.Context, w *agent.Work, st server.State) error {
 	im, _, err := d.App.Images.Load(ctx, st.ImageID)
 	if err != nil {
-		return false, err
+		return err
 	}
 	w.Spec = &agent.ServerSpec{ID: w.Server, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID,
 		Image:    agent.ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat},
@@ -165,7 +152,7 @@ func (d *Dispatcher) spawnSpec(ctx context.Context, w *agent.Work) (bool, error)
 	if len(st.AdminPasswordSealed) > 0 {
 		d.sealPassword(w, st)
 	}
-	return true, nil
+	return nil
 }
 
 // sealPassword opens the server's admin password with keel serve's key and

@@ -12,10 +12,6 @@ import (
 	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/adapters/jetstream/jstest"
 	"github.com/keel-cloud/keel/commands"
-	"github.com/keel-cloud/keel/domain"
-	"github.com/keel-cloud/keel/domain/flavor"
-	"github.com/keel-cloud/keel/domain/host"
-	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/eventlog/memlog"
 )
@@ -28,36 +24,16 @@ func TestDispatcherGivesOnlyWorkStillAskedFor(t *testing.T) {
 	defer cancel()
 	log := memlog.New()
 	app := commands.NewApp(log)
-	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
-	hostID := commands.HostID("h-1")
-	_, err := app.Hosts.Handle(ctx, hostID, host.Register{ID: hostID, Spec: host.Spec{Name: "h-1", Driver: "libvirt", VCPUs: 8, RAMMiB: 8192, DiskGiB: 100}, At: time.Now()}, m("register"))
+	registerHost(t, ctx, app, "h-1")
+	sid := schedule(t, ctx, app, "h-1", "vm", imageBytes{object: "o", size: 1, sha256: "ab"})
+	report(t, ctx, app, sid, "h-1", server.ReportSpawned)
+	_, _, err := app.ActOnServer(ctx, sid, commands.ActionStop, meta("stop"))
 	must(t, err)
-	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "f", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
+	report(t, ctx, app, sid, "h-1", server.ReportStopped)
+	_, _, err = app.ActOnServer(ctx, sid, commands.ActionStart, meta("start"))
 	must(t, err)
-	im, err := app.CreateImage(ctx, image.Spec{Name: "i", DiskFormat: "raw"}, m("image"))
-	must(t, err)
-	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
-	must(t, err)
-	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: string(fl.State.ID), ImageID: string(im.State.ID)}, m("create"))
-	must(t, err)
-	sid := string(res.State.ID)
-	report := func(kind server.ReportKind, id string) {
-		t.Helper()
-		_, err := app.Servers.Handle(ctx, sid, server.Report{Host: "h-1", Kind: kind, At: time.Now()}, m(id))
-		must(t, err)
-	}
-	_, err = app.Hosts.Handle(ctx, hostID, host.Claim{Server: sid, Resources: host.Resources{VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, Operation: opID, At: time.Now()}, m("claim"))
-	must(t, err)
-	_, err = app.Servers.Handle(ctx, sid, server.Schedule{Host: "h-1", Operation: opID, At: time.Now()}, m("schedule"))
-	must(t, err)
-	report(server.ReportSpawned, "spawned")
-	_, _, err = app.ActOnServer(ctx, sid, commands.ActionStop, m("stop"))
-	must(t, err)
-	report(server.ReportStopped, "stopped")
-	_, _, err = app.ActOnServer(ctx, sid, commands.ActionStart, m("start"))
-	must(t, err)
-	report(server.ReportStarted, "started")
-	_, _, err = app.ActOnServer(ctx, sid, commands.ActionHardReboot, m("reboot"))
+	report(t, ctx, app, sid, "h-1", server.ReportStarted)
+	_, _, err = app.ActOnServer(ctx, sid, commands.ActionHardReboot, meta("reboot"))
 	must(t, err)
 
 	e := jstest.Server(t, "")
@@ -72,8 +48,7 @@ func TestDispatcherGivesOnlyWorkStillAskedFor(t *testing.T) {
 	must(t, err)
 	_, err = hostlink.StartLocal(ctx, e.Conn, nil, app, log, nil, nil, quiet)
 	must(t, err)
-	link, err := hostlink.NewClient(e.Conn, creds, "h-1", quiet)
-	must(t, err)
+	link := hostlink.NewClient(e.Conn, creds, quiet)
 	got := make(chan agent.Work, 8)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -103,7 +78,6 @@ func TestWorkNoLongerAskedIsNotHandedOut(t *testing.T) {
 	defer cancel()
 	log := memlog.New()
 	app := commands.NewApp(log)
-	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
 	e := jstest.Server(t, "")
 	quiet := slog.New(slog.DiscardHandler)
 	js, err := jetstream.New(e.Conn)
@@ -114,24 +88,9 @@ func TestWorkNoLongerAskedIsNotHandedOut(t *testing.T) {
 	must(t, err)
 	_, err = hostlink.StartLocal(ctx, e.Conn, nil, app, log, nil, nil, quiet)
 	must(t, err)
-	hostID := commands.HostID("h-1")
-	_, err = app.Hosts.Handle(ctx, hostID, host.Register{ID: hostID, Spec: host.Spec{Name: "h-1", Driver: "libvirt", VCPUs: 8, RAMMiB: 8192, DiskGiB: 100}, At: time.Now()}, m("register"))
-	must(t, err)
-	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "f", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
-	must(t, err)
-	im, err := app.CreateImage(ctx, image.Spec{Name: "i", DiskFormat: "raw"}, m("image"))
-	must(t, err)
-	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "o", Size: 1, SHA256: "ab", At: time.Now()}, m("upload"))
-	must(t, err)
-	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: string(fl.State.ID), ImageID: string(im.State.ID)}, m("create"))
-	must(t, err)
-	sid := string(res.State.ID)
-	_, err = app.Hosts.Handle(ctx, hostID, host.Claim{Server: sid, Resources: host.Resources{VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, Operation: opID, At: time.Now()}, m("claim"))
-	must(t, err)
-	_, err = app.Servers.Handle(ctx, sid, server.Schedule{Host: "h-1", Operation: opID, At: time.Now()}, m("schedule"))
-	must(t, err)
-	_, err = app.Servers.Handle(ctx, sid, server.Report{Host: "h-1", Kind: server.ReportSpawned, At: time.Now()}, m("spawned"))
-	must(t, err)
+	registerHost(t, ctx, app, "h-1")
+	sid := schedule(t, ctx, app, "h-1", "vm", imageBytes{object: "o", size: 1, sha256: "ab"})
+	report(t, ctx, app, sid, "h-1", server.ReportSpawned)
 	st, err := js.Stream(ctx, hostlink.WorkStream)
 	must(t, err)
 	last := func() uint64 {
@@ -142,18 +101,17 @@ func TestWorkNoLongerAskedIsNotHandedOut(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the spawn's piece, if any, is in
 	before := last()
 	// The host is away: the stop waits in the stream, handed out in vain.
-	_, _, err = app.ActOnServer(ctx, sid, commands.ActionStop, m("stop"))
+	_, _, err = app.ActOnServer(ctx, sid, commands.ActionStop, meta("stop"))
 	must(t, err)
 	for deadline := time.Now().Add(10 * time.Second); last() == before; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the stop never reached the work stream")
 		}
 	}
-	_, _, err = app.ActOnServer(ctx, sid, commands.ActionDelete, m("delete"))
+	_, _, err = app.ActOnServer(ctx, sid, commands.ActionDelete, meta("delete"))
 	must(t, err)
 
-	link, err := hostlink.NewClient(e.Conn, creds, "h-1", quiet)
-	must(t, err)
+	link := hostlink.NewClient(e.Conn, creds, quiet)
 	got := make(chan agent.Work, 8)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()

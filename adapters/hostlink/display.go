@@ -199,11 +199,10 @@ func (d Displays) HasDisplays(host string) bool { return d.Keys.Own(commands.Hos
 // with agent.ErrNoServer or agent.ErrNoConsole when the host says so, and
 // with nats.ErrNoResponders when no agent answers for the host.
 func (d Displays) Open(ctx context.Context, host, server string) (io.ReadWriteCloser, error) {
-	hostID := commands.HostID(host)
-	sim := !d.Keys.Own(hostID)
-	if sim {
+	if !d.HasDisplays(host) {
 		return nil, fmt.Errorf("host %s is simulated: %w", host, agent.ErrNoConsole)
 	}
+	hostID, sim := commands.HostID(host), false
 	session := uuid.NewString()
 	// A chunk dropped would corrupt the RFB stream: the channel holds
 	// 8,192 chunks (up to 256 MiB of display updates) the client has not

@@ -15,11 +15,6 @@ import (
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/jetstream/jstest"
 	"github.com/keel-cloud/keel/commands"
-	"github.com/keel-cloud/keel/domain"
-	"github.com/keel-cloud/keel/domain/flavor"
-	"github.com/keel-cloud/keel/domain/host"
-	"github.com/keel-cloud/keel/domain/image"
-	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/eventlog/memlog"
 )
 
@@ -46,23 +41,9 @@ func TestHostReadsItsServersImage(t *testing.T) {
 	must(t, err)
 	creds, err := local.Keys.Issue(ctx, "h-1")
 	must(t, err)
-	link, err := hostlink.NewClient(e.Conn, creds, "t", quiet)
-	must(t, err)
+	link := hostlink.NewClient(e.Conn, creds, quiet)
 	must(t, link.Register(ctx, info("h-1")))
-	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
-	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "f", VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor"))
-	must(t, err)
-	im, err := app.CreateImage(ctx, image.Spec{Name: "i", DiskFormat: "raw"}, m("image"))
-	must(t, err)
-	_, err = app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "obj-1", Size: int64(len(want)), SHA256: sum, At: time.Now()}, m("upload"))
-	must(t, err)
-	res, opID, err := app.CreateServer(ctx, commands.CreateServerRequest{Name: "vm", FlavorID: string(fl.State.ID), ImageID: string(im.State.ID)}, m("create"))
-	must(t, err)
-	sid := string(res.State.ID)
-	_, err = app.Hosts.Handle(ctx, commands.HostID("h-1"), host.Claim{Server: sid, Resources: host.Resources{VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, Operation: opID, At: time.Now()}, m("claim"))
-	must(t, err)
-	_, err = app.Servers.Handle(ctx, sid, server.Schedule{Host: "h-1", Operation: opID, At: time.Now()}, m("schedule"))
-	must(t, err)
+	schedule(t, ctx, app, "h-1", "vm", imageBytes{object: "obj-1", size: int64(len(want)), sha256: sum})
 
 	r, err := link.Image(ctx, "h-1", "obj-1")
 	must(t, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keel-cloud/keel/adapters/agent"
@@ -121,7 +122,7 @@ func (d *Dispatcher) retry(ctx context.Context, lot eventlog.ParkingLot, commits
 	if err != nil {
 		return err
 	}
-	host, _, _ := cutKey(pc.Key)
+	host := pc.Key[:max(strings.LastIndexByte(pc.Key, '/'), 0)] // the key is host/server
 	for i, ev := range events {
 		w, err := d.work(ctx, env, i, ev)
 		if err != nil {
@@ -141,15 +142,6 @@ func (d *Dispatcher) retry(ctx context.Context, lot eventlog.ParkingLot, commits
 		return err
 	}
 	return nil
-}
-
-func cutKey(key string) (host, server string, ok bool) {
-	for i := len(key) - 1; i >= 0; i-- {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return key, "", false
 }
 
 // park tells keel serve that the agent gave up on w.

@@ -262,15 +262,14 @@ func (s *Service) onHost(ctx context.Context, name, id, what string) (server.Sta
 
 func (s *Service) report(ctx context.Context, name string, r agent.WorkReport) error {
 	st, _, err := s.App.Servers.Load(ctx, r.Server)
+	gone := func() bool { return !st.Exists || st.Status == server.StatusDeleted }
+	if err == nil && gone() { // the cache may be behind: ask the log
+		st, _, err = s.App.Servers.LoadLatest(ctx, r.Server)
+	}
 	if err != nil {
 		return err
 	}
-	if st.Host != name && (!st.Exists || st.Status == server.StatusDeleted) {
-		if st, _, err = s.App.Servers.LoadLatest(ctx, r.Server); err != nil {
-			return err
-		}
-	}
-	if !st.Exists || st.Status == server.StatusDeleted {
+	if gone() {
 		s.Log.Debug("report no longer applies: the server is gone", "host", name, "server", r.Server, "kind", r.Kind)
 		return nil
 	}

@@ -19,10 +19,6 @@ import (
 	"github.com/keel-cloud/keel/adapters/hostlink"
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/commands"
-	"github.com/keel-cloud/keel/domain"
-	"github.com/keel-cloud/keel/domain/flavor"
-	"github.com/keel-cloud/keel/domain/host"
-	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/eventlog/memlog"
 )
@@ -87,24 +83,11 @@ func (c *cloud) connect(t *testing.T, creds *hostlink.Credentials, denied *[]str
 	return link
 }
 
-// schedule records a server scheduled on host.
+// schedule records a server scheduled on host, its image object
+// "obj-<name>".
 func (c *cloud) schedule(t *testing.T, ctx context.Context, hostName, name string) string {
 	t.Helper()
-	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "test"}} }
-	fl, err := c.app.CreateFlavor(ctx, flavor.Spec{Name: "f-" + name, VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, m("flavor-"+name))
-	must(t, err)
-	im, err := c.app.CreateImage(ctx, image.Spec{Name: "i-" + name, DiskFormat: "qcow2"}, m("image-"+name))
-	must(t, err)
-	_, err = c.app.Images.Handle(ctx, string(im.State.ID), image.RecordUpload{Object: "obj-" + name, Size: 1, SHA256: "ab", At: time.Now()}, m("upload-"+name))
-	must(t, err)
-	res, opID, err := c.app.CreateServer(ctx, commands.CreateServerRequest{Name: name, FlavorID: string(fl.State.ID), ImageID: string(im.State.ID)}, m("create-"+name))
-	must(t, err)
-	sid := string(res.State.ID)
-	_, err = c.app.Hosts.Handle(ctx, commands.HostID(hostName), host.Claim{Server: sid, Resources: host.Resources{VCPUs: 1, RAMMiB: 512, DiskGiB: 10}, Operation: opID, At: time.Now()}, m("claim-"+name))
-	must(t, err)
-	_, err = c.app.Servers.Handle(ctx, sid, server.Schedule{Host: hostName, Operation: opID, At: time.Now()}, m("schedule-"+name))
-	must(t, err)
-	return sid
+	return schedule(t, ctx, c.app, hostName, name, imageBytes{object: "obj-" + name, size: 1, sha256: "ab"})
 }
 
 func info(name string) agent.HostInfo {
@@ -294,10 +277,7 @@ func TestHostsCannotRedirectIntoTheLogNorFinishOthersWork(t *testing.T) {
 	store, err := keeljs.Open(ctx, c.e.Conn, 1, 0)
 	must(t, err)
 	// host-b registers through keel serve's own side (its agent is away).
-	_, err = c.app.Hosts.Handle(ctx, commands.HostID("host-b"), host.Register{ID: commands.HostID("host-b"),
-		Spec: host.Spec{Name: "host-b", Driver: "libvirt", VCPUs: 8, RAMMiB: 8192, DiskGiB: 100}, At: time.Now()},
-		commands.Meta{CommandID: "register-b", Actor: domain.Actor{User: "test"}})
-	must(t, err)
+	registerHost(t, ctx, c.app, "host-b")
 	sidB := c.schedule(t, ctx, "host-b", "on-b")
 	head, err := store.LastSequence(ctx)
 	must(t, err)

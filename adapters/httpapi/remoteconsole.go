@@ -89,9 +89,8 @@ func (a *API) registerRemoteConsole(hapi huma.API, mux *http.ServeMux) {
 			if err := a.ConsoleTokens.Create(ctx, token, rec); err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			base := baseFrom(ctx)
 			out := &ConsoleOutput{CacheControl: "no-store"}
-			out.Body = api.RemoteConsole{Protocol: "vnc", Type: "novnc", URL: base.ws + "/v1/console/" + token, ExpiresAt: exp}
+			out.Body = api.RemoteConsole{Protocol: "vnc", Type: "novnc", URL: wsBase(ctx) + "/v1/console/" + token, ExpiresAt: exp}
 			return out, nil
 		})
 	mux.HandleFunc("GET /v1/console/{token}", a.consoleSession)
@@ -173,27 +172,22 @@ func (a *API) consoleSession(w http.ResponseWriter, r *http.Request) {
 	a.Log.Info("console session closed", "server", tok.Server, "host", tok.Host)
 }
 
-// base is where the client reached the API, for the URLs it is given.
-type base struct{ http, ws string }
-
-type baseKey struct{}
+// wsBaseKey keys the websocket base URL of where the client reached the API
+// (ws:// or wss://, and the host it asked for), for console URLs.
+type wsBaseKey struct{}
 
 // withBase records where the client reached the API.
 func withBase(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme := "http"
+		scheme := "ws://"
 		if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-			scheme = "https"
+			scheme = "wss://"
 		}
-		b := base{http: scheme + "://" + r.Host, ws: "ws://" + r.Host}
-		if scheme == "https" {
-			b.ws = "wss://" + r.Host
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, b)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), wsBaseKey{}, scheme+r.Host)))
 	})
 }
 
-func baseFrom(ctx context.Context) base {
-	b, _ := ctx.Value(baseKey{}).(base)
+func wsBase(ctx context.Context) string {
+	b, _ := ctx.Value(wsBaseKey{}).(string)
 	return b
 }

@@ -80,10 +80,7 @@ func runLibvirtSync(ctx context.Context, e *benchEnv, res *results) error {
 	if err != nil {
 		return err
 	}
-	link, err := hostlink.NewClient(ns.Conn, creds, "bench", slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
+	link := hostlink.NewClient(ns.Conn, creds, slog.New(slog.DiscardHandler))
 	m := func(id string) commands.Meta { return commands.Meta{CommandID: id, Actor: domain.Actor{User: "bench"}} }
 	fl, err := app.CreateFlavor(ctx, flavor.Spec{Name: "tiny", VCPUs: 1, RAMMiB: 1, DiskGiB: 1}, m("flavor"))
 	if err != nil {

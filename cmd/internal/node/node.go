@@ -541,7 +541,7 @@ func (n *Node) fleetLink() (*hostlink.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		return hostlink.NewClient(nc, n.fleet, "embedded", n.Config.Log)
+		return hostlink.NewClient(nc, n.fleet, n.Config.Log), nil
 	}
 	return hostlink.Connect("", n.fleet, "embedded", n.Config.Log, nats.InProcessServer(n.Embedded.Server))
 }
