@@ -28,6 +28,10 @@ const (
 	Events            = "/v1/events"
 	Projections       = "/v1/projections"
 	Parked            = "/v1/admin/parked"
+	Tokens            = "/v1/tokens"
+	Projects          = "/v1/projects"
+	Users             = "/v1/users"
+	WhoamiPath        = "/v1/whoami"
 )
 
 // Path joins a collection and an id or name (escaped), then any further
@@ -52,6 +56,15 @@ type Client struct {
 	HTTP *http.Client
 	// Header is added to every request (e.g. User-Agent, X-Request-Id).
 	Header http.Header
+	// Token is sent as Authorization: Bearer ("": none, for a login).
+	Token string
+}
+
+// WithToken returns a copy of the client that sends token.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.Token = token
+	return &cp
 }
 
 // New returns a client of the API at base.
@@ -213,6 +226,9 @@ func (c *Client) request(ctx context.Context, r Request) (*http.Request, error) 
 		req.Header[k] = append([]string(nil), vs...)
 	}
 	req.Header.Set("Accept", "application/json, application/problem+json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}

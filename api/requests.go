@@ -21,6 +21,7 @@ type ImageBody struct {
 	DiskFormat string `json:"disk_format" enum:"raw,qcow2,iso"`
 	MinDiskGiB int    `json:"min_disk_gib,omitempty" minimum:"0" maximum:"1048576" doc:"Smallest flavor disk this image fits on"`
 	MinRAMMiB  int    `json:"min_ram_mib,omitempty" minimum:"0" maximum:"16777216" doc:"Smallest flavor RAM this image runs with"`
+	Visibility string `json:"visibility,omitempty" enum:"public,private" doc:"private (the default): only the caller's project sees and boots it; public: every project (cloud admins only)"`
 }
 
 // ServerBody is a server to create.

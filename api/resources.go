@@ -24,6 +24,7 @@ type Keypair struct {
 	Type        string    `json:"type" doc:"Key algorithm, e.g. ssh-ed25519"`
 	PublicKey   string    `json:"public_key" doc:"One authorized_keys line: type, base64, comment"`
 	Fingerprint string    `json:"fingerprint" doc:"SHA256 fingerprint, as ssh-keygen -lf prints it"`
+	ProjectID   *string   `json:"project_id" doc:"The project that owns it (null: made before projects existed)"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 
@@ -44,6 +45,8 @@ type Image struct {
 	Status     string    `json:"status" enum:"queued,active"`
 	SizeBytes  *int64    `json:"size_bytes"`
 	SHA256     *string   `json:"sha256"`
+	Visibility string    `json:"visibility" enum:"public,private" doc:"public: every project may boot it; private: only its project"`
+	ProjectID  *string   `json:"project_id" doc:"The project that owns a private image; null for a public one"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 }
@@ -65,6 +68,7 @@ type Server struct {
 	KeepRunning  bool         `json:"keep_running" doc:"Started again when found stopped behind Keel's back (a host reboot, a crash); false: left STOPPED"`
 	KeyName      *string      `json:"key_name" doc:"The keypair the server was created with (its key is a copy: deleting the keypair changes nothing here)"`
 	Version      int64        `json:"version" doc:"Aggregate version, for If-Match"`
+	ProjectID    *string      `json:"project_id" doc:"The project that owns it (null: made before projects existed)"`
 	CreatedAt    time.Time    `json:"created_at"`
 	UpdatedAt    time.Time    `json:"updated_at"`
 }
@@ -102,6 +106,7 @@ type Operation struct {
 	UpdatedAt    time.Time  `json:"updated_at"`
 	FinishedAt   *time.Time `json:"finished_at"`
 	DurationMS   *int64     `json:"duration_ms"`
+	ProjectID    *string    `json:"project_id" doc:"The project of its resource"`
 }
 
 // Step is one step of an operation.
@@ -191,6 +196,7 @@ type ServerGroup struct {
 	Policy     string        `json:"policy" enum:"affinity,anti-affinity,soft-affinity,soft-anti-affinity"`
 	MaxPerHost int           `json:"max_per_host"`
 	Members    []GroupMember `json:"members"`
+	ProjectID  *string       `json:"project_id" doc:"The project that owns it"`
 	CreatedAt  time.Time     `json:"created_at"`
 }
 
@@ -212,6 +218,7 @@ type Commit struct {
 	RequestID     string     `json:"request_id,omitempty"`
 	CorrelationID string     `json:"correlation_id,omitempty"`
 	CausationID   string     `json:"causation_id,omitempty"`
+	Project       string     `json:"project_id,omitempty" doc:"The project that owns the aggregate (absent for the cloud's own: flavors, hosts, public images, identity)"`
 	Events        []RawEvent `json:"events"`
 }
 

@@ -14,8 +14,11 @@ import (
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/domain/token"
+	"github.com/keel-cloud/keel/domain/user"
 	"github.com/keel-cloud/keel/metrics"
 )
 
@@ -30,6 +33,9 @@ type App struct {
 	Groups     *Handler[servergroup.State, servergroup.Command]
 	Aggregates *Handler[hostaggregate.State, hostaggregate.Command]
 	Keypairs   *Handler[keypair.State, keypair.Command]
+	Projects   *Handler[project.State, project.Command]
+	Users      *Handler[user.State, user.Command]
+	Tokens     *Handler[token.State, token.Command]
 	// Names keeps flavor, image and keypair names unique (nil: not enforced).
 	Names NameStore
 	// Secrets seals each new server's generated admin password and opens
@@ -50,8 +56,21 @@ func NewApp(store EventStore) *App {
 		Groups:     New(store, servergroup.Decider, 20_000),
 		Aggregates: New(store, hostaggregate.Decider, 10_000),
 		Keypairs:   New(store, keypair.Decider, 10_000),
+		Projects:   New(store, project.Decider, 10_000),
+		Users:      New(store, user.Decider, 10_000),
+		Tokens:     New(store, token.Decider, 50_000),
 		Now:        time.Now,
 	}
+	// What a project owns: commands acting in a project (Meta.Scope) see
+	// only these, and every commit names its owner.
+	a.Servers.Owner = func(s server.State) string { return s.Project }
+	a.Keypairs.Owner = func(s keypair.State) string { return s.Spec.Project }
+	a.Groups.Owner = func(s servergroup.State) string { return s.Spec.Project }
+	a.Images.Owner = func(s image.State) string { return s.Spec.Project }
+	a.Operations.Owner = func(s operation.State) string { return s.Project }
+	// Every request reads its token, user and project: a second of
+	// staleness across replicas is accepted there (see Authenticate).
+	a.Tokens.FreshFor, a.Users.FreshFor, a.Projects.FreshFor = time.Second, time.Second, time.Second
 	// Creates read the flavor and image they name; a second of staleness
 	// across replicas is accepted there (a server keeps a copy of its flavor,
 	// and a build from an image deleted meanwhile fails at spawn).
@@ -64,6 +83,7 @@ func NewApp(store EventStore) *App {
 func (a *App) Observe(m *metrics.Set) {
 	a.Flavors.Metrics, a.Images.Metrics, a.Servers.Metrics = m, m, m
 	a.Operations.Metrics, a.Hosts.Metrics, a.Groups.Metrics, a.Aggregates.Metrics, a.Keypairs.Metrics = m, m, m, m, m
+	a.Projects.Metrics, a.Users.Metrics, a.Tokens.Metrics = m, m, m
 }
 
 // keelNS is the namespace of Keel's derived (name-based) UUIDs.
@@ -119,7 +139,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	if err != nil {
 		return Result[server.State]{}, "", err
 	}
-	if !im.Exists || im.Status == image.Deleted {
+	if !im.Exists || im.Status == image.Deleted || (im.Spec.Project != "" && im.Spec.Project != meta.Actor.Project) {
 		return Result[server.State]{}, "", domain.Invalidf("image %s does not exist", req.ImageID)
 	}
 	if im.Status != image.Active {
@@ -136,7 +156,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 		if err != nil {
 			return Result[server.State]{}, "", err
 		}
-		if !st.Exists || st.Deleted {
+		if !st.Exists || st.Deleted || st.Spec.Project != meta.Actor.Project {
 			return Result[server.State]{}, "", domain.Invalidf("server group %s does not exist", g)
 		}
 	}
@@ -144,7 +164,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	opID := DeriveID(id, "create")
 	meta.CorrelationID = opID
 	cmd := server.Create{
-		ID: server.ID(id), Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, KeepRunning: req.KeepRunning, DataDisksGiB: req.DataDisksGiB, At: a.Now().UTC(),
+		ID: server.ID(id), Project: meta.Actor.Project, Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, KeepRunning: req.KeepRunning, DataDisksGiB: req.DataDisksGiB, At: a.Now().UTC(),
 		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB, ExtraSpecs: fl.Spec.ExtraSpecs},
 	}
 	if err := a.firstBoot(ctx, &cmd, req.KeypairID); err != nil {

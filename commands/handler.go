@@ -36,6 +36,11 @@ type Meta struct {
 	RequestID     string
 	CorrelationID string
 	CausationID   string
+	// Scope, when set, is the one project the command may act in: an
+	// aggregate another project owns answers "not found", as if it were
+	// not there (a caller learns nothing of other projects). "" is a cloud
+	// admin's, a saga's or an agent's command: any aggregate.
+	Scope string
 	// IfVersion, when not 0, is the aggregate version the command is based
 	// on (an HTTP If-Match): the command is refused with a *StaleError if
 	// the aggregate is at another version.
@@ -79,6 +84,10 @@ type Handler[S any, C any] struct {
 	// Metrics counts appended and refused commands (nil: not counted).
 	Metrics *metrics.Set
 	snaps   *snapshotter // nil: no snapshots (see UseSnapshots)
+	// Owner returns the project that owns an aggregate ("" for the cloud's
+	// own). Set, it scopes commands (Meta.Scope) and stamps each commit's
+	// Envelope.Project; nil: the aggregate belongs to no project.
+	Owner func(S) string
 }
 
 // New returns a handler for one aggregate. cacheSize bounds the cached states.
@@ -164,6 +173,10 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 		}
 	}
 	for attempt := 1; ; attempt++ {
+		if meta.Scope != "" && e.version > 0 && (h.Owner == nil || h.Owner(e.state) != meta.Scope) {
+			h.refused(cmd, errNotInScope)
+			return Result[S]{}, domain.NotFoundf("%s %s not found", h.decider.Type, id)
+		}
 		if seq, ok := e.commands.get(meta.CommandID); ok {
 			return Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}, nil
 		}
@@ -201,6 +214,9 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 			Version: e.version + 1, Events: raw, OccurredAt: h.Now().UTC(), Actor: meta.Actor,
 			RequestID: meta.RequestID, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
 		}
+		if h.Owner != nil {
+			env.Project = h.Owner(h.decider.Fold(e.state, events))
+		}
 		seq, dup, err := h.store.Append(ctx, env, e.lastSeq)
 		if err == nil && dup {
 			// Another attempt with this command id landed first (another
@@ -230,6 +246,10 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 		}
 	}
 }
+
+// errNotInScope counts a command refused because another project owns
+// its aggregate.
+var errNotInScope = domain.NotFoundf("not in scope")
 
 // refused counts a decider's refusal by its kind.
 func (h *Handler[S, C]) refused(cmd C, err error) {

@@ -35,12 +35,12 @@ func (a *App) CreateKeypair(ctx context.Context, name, publicKey string, meta Me
 	if err != nil {
 		return Result[keypair.State]{}, err
 	}
-	spec := keypair.Spec{Name: name, Type: key.Type, PublicKey: key.Line, Fingerprint: key.Fingerprint}
+	spec := keypair.Spec{Project: meta.Actor.Project, Name: name, Type: key.Type, PublicKey: key.Line, Fingerprint: key.Fingerprint}
 	if err := spec.Validate(); err != nil {
 		return Result[keypair.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "keypair")
-	if err := a.reserveName(ctx, KindKeypair, name, id); err != nil {
+	if err := a.reserveName(ctx, KindKeypair, spec.Project, name, id); err != nil {
 		return Result[keypair.State]{}, err
 	}
 	return a.Keypairs.Create(ctx, id, keypair.Create{ID: keypair.ID(id), Spec: spec, At: a.Now().UTC()}, meta)
@@ -51,7 +51,7 @@ func (a *App) CreateKeypair(ctx context.Context, name, publicKey string, meta Me
 func (a *App) DeleteKeypair(ctx context.Context, id string, meta Meta) (Result[keypair.State], error) {
 	res, err := a.Keypairs.Handle(ctx, id, keypair.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), KindKeypair, res.State.Spec.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindKeypair, res.State.Spec.Project, res.State.Spec.Name, id)
 	}
 	return res, err
 }
@@ -64,7 +64,7 @@ func (a *App) firstBoot(ctx context.Context, c *server.Create, keypairID string)
 		if err != nil {
 			return err
 		}
-		if !kp.Exists || kp.Deleted {
+		if !kp.Exists || kp.Deleted || kp.Spec.Project != c.Project {
 			return domain.Invalidf("keypair %s does not exist", keypairID)
 		}
 		c.KeyName, c.PublicKey = kp.Spec.Name, kp.Spec.PublicKey
@@ -83,12 +83,15 @@ func (a *App) firstBoot(ctx context.Context, c *server.Create, keypairID string)
 // LoginInfo returns the user name and the generated password of a server,
 // opened from its own stream (the read model holds no password, not even
 // sealed).
-func (a *App) LoginInfo(ctx context.Context, id string) (user, password string, err error) {
+//
+// scope, when set, is the caller's project: a server of another project
+// is not found.
+func (a *App) LoginInfo(ctx context.Context, id, scope string) (user, password string, err error) {
 	st, _, err := a.Servers.LoadLatest(ctx, id)
 	if err != nil {
 		return "", "", err
 	}
-	if !st.Exists || st.Status == server.StatusDeleted {
+	if !st.Exists || st.Status == server.StatusDeleted || (scope != "" && st.Project != scope) {
 		return "", "", domain.NotFoundf("server %s not found", id)
 	}
 	if len(st.AdminPasswordSealed) == 0 {

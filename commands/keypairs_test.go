@@ -81,7 +81,7 @@ func TestServerFirstBootCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := string(res.State.ID)
-	user, pw, err := a.LoginInfo(ctx, id)
+	user, pw, err := a.LoginInfo(ctx, id, "")
 	if err != nil || user != "keel" || len(pw) != secrets.PasswordLength {
 		t.Fatalf("login info: %q %q %v", user, pw, err)
 	}
@@ -107,7 +107,7 @@ func TestServerFirstBootCredentials(t *testing.T) {
 			t.Fatalf("commit %d (%s) holds the password in clear: %s", seq, msg.Subject, msg.Data)
 		}
 	}
-	if _, _, err := a.LoginInfo(ctx, "no-such-server"); domain.KindOf(err) != domain.NotFound {
+	if _, _, err := a.LoginInfo(ctx, "no-such-server", ""); domain.KindOf(err) != domain.NotFound {
 		t.Fatalf("login info of an unknown server: %v", err)
 	}
 }
@@ -148,7 +148,7 @@ func TestServerWithoutPasswordHasNoLoginInfo(t *testing.T) {
 	if res.State.AdminPasswordSealed != nil {
 		t.Fatal("a password was sealed without a key")
 	}
-	_, _, err = a.LoginInfo(ctx, string(res.State.ID))
+	_, _, err = a.LoginInfo(ctx, string(res.State.ID), "")
 	if domain.KindOf(err) != domain.Conflict {
 		t.Fatalf("login info: %v; want a conflict", err)
 	}

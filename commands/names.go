@@ -37,18 +37,24 @@ var ErrBusy = errors.New("busy")
 // yet still counts: its creator may be about to commit.
 const reservationGrace = 30 * time.Second
 
-func nameKey(kind, name string) string {
+// nameKey is the reservation key of a name, unique within its project
+// ("" for the cloud's own resources: flavors, aggregates, users, projects,
+// public images).
+func nameKey(kind, project, name string) string {
+	if project != "" {
+		name = project + "/" + name
+	}
 	sum := sha256.Sum256([]byte(name))
 	return strings.ReplaceAll(kind, " ", "_") + "." + hex.EncodeToString(sum[:16])
 }
 
 // reserveName takes name for id. A reservation held by an aggregate that
 // was deleted, or that never committed (its creator died), is taken over.
-func (a *App) reserveName(ctx context.Context, kind, name, id string) error {
+func (a *App) reserveName(ctx context.Context, kind, project, name, id string) error {
 	if a.Names == nil {
 		return nil
 	}
-	key := nameKey(kind, name)
+	key := nameKey(kind, project, name)
 	for attempt := 0; attempt < 5; attempt++ {
 		err := a.Names.Create(ctx, key, []byte(id))
 		if err == nil {
@@ -98,11 +104,11 @@ const (
 // name. It reads the reservations and the holder's own stream, never the
 // read model, so a name created a moment ago is found even while the
 // projections lag behind.
-func (a *App) LookupName(ctx context.Context, kind, name string) (id string, found bool, err error) {
+func (a *App) LookupName(ctx context.Context, kind, project, name string) (id string, found bool, err error) {
 	if a.Names == nil {
 		return "", false, errors.New("lookup name: no name store")
 	}
-	holder, _, _, found, err := a.Names.GetEntry(ctx, nameKey(kind, name))
+	holder, _, _, found, err := a.Names.GetEntry(ctx, nameKey(kind, project, name))
 	if err != nil || !found {
 		return "", false, err
 	}
@@ -131,6 +137,12 @@ func (a *App) holderState(ctx context.Context, kind, id string) (exists, deleted
 	case KindKeypair:
 		st, _, err := a.Keypairs.LoadLatest(ctx, id)
 		return st.Exists, st.Deleted, err
+	case KindProject:
+		st, _, err := a.Projects.LoadLatest(ctx, id)
+		return st.Exists, st.Deleted, err
+	case KindUser:
+		st, _, err := a.Users.LoadLatest(ctx, id)
+		return st.Exists, st.Deleted, err
 	}
 	return false, false, fmt.Errorf("names of %s are not reserved", kind)
 }
@@ -139,11 +151,11 @@ func (a *App) holderState(ctx context.Context, kind, id string) (exists, deleted
 // delete it follows has landed and must not be reported as failed, and a
 // reservation left behind is taken over by the next reserveName, since its
 // holder is deleted.
-func (a *App) releaseName(ctx context.Context, kind, name, id string) {
+func (a *App) releaseName(ctx context.Context, kind, project, name, id string) {
 	if a.Names == nil {
 		return
 	}
-	key := nameKey(kind, name)
+	key := nameKey(kind, project, name)
 	holder, _, _, found, err := a.Names.GetEntry(ctx, key)
 	if err == nil && found && string(holder) == id {
 		_ = a.Names.Delete(ctx, key)
@@ -156,7 +168,7 @@ func (a *App) CreateFlavor(ctx context.Context, spec flavor.Spec, meta Meta) (Re
 		return Result[flavor.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "flavor")
-	err := a.reserveName(ctx, KindFlavor, spec.Name, id)
+	err := a.reserveName(ctx, KindFlavor, "", spec.Name, id)
 	if err != nil {
 		return Result[flavor.State]{}, err
 	}
@@ -167,7 +179,7 @@ func (a *App) CreateFlavor(ctx context.Context, spec flavor.Spec, meta Meta) (Re
 func (a *App) DeleteFlavor(ctx context.Context, id string, meta Meta) (Result[flavor.State], error) {
 	res, err := a.Flavors.Handle(ctx, id, flavor.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), KindFlavor, res.State.Spec.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindFlavor, "", res.State.Spec.Name, id)
 	}
 	return res, err
 }
@@ -178,7 +190,7 @@ func (a *App) CreateImage(ctx context.Context, spec image.Spec, meta Meta) (Resu
 		return Result[image.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "image")
-	err := a.reserveName(ctx, KindImage, spec.Name, id)
+	err := a.reserveName(ctx, KindImage, spec.Project, spec.Name, id)
 	if err != nil {
 		return Result[image.State]{}, err
 	}
@@ -189,7 +201,7 @@ func (a *App) CreateImage(ctx context.Context, spec image.Spec, meta Meta) (Resu
 func (a *App) DeleteImage(ctx context.Context, id string, meta Meta) (Result[image.State], error) {
 	res, err := a.Images.Handle(ctx, id, image.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), KindImage, res.State.Spec.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindImage, res.State.Spec.Project, res.State.Spec.Name, id)
 	}
 	return res, err
 }
@@ -200,7 +212,7 @@ func (a *App) CreateGroup(ctx context.Context, spec servergroup.Spec, meta Meta)
 		return Result[servergroup.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "servergroup")
-	err := a.reserveName(ctx, KindGroup, spec.Name, id)
+	err := a.reserveName(ctx, KindGroup, spec.Project, spec.Name, id)
 	if err != nil {
 		return Result[servergroup.State]{}, err
 	}
@@ -211,7 +223,7 @@ func (a *App) CreateGroup(ctx context.Context, spec servergroup.Spec, meta Meta)
 func (a *App) DeleteGroup(ctx context.Context, id string, meta Meta) (Result[servergroup.State], error) {
 	res, err := a.Groups.Handle(ctx, id, servergroup.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), KindGroup, res.State.Spec.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindGroup, res.State.Spec.Project, res.State.Spec.Name, id)
 	}
 	return res, err
 }
@@ -222,7 +234,7 @@ func (a *App) CreateAggregate(ctx context.Context, name string, md map[string]st
 		return Result[hostaggregate.State]{}, err
 	}
 	id := DeriveID(meta.CommandID, "hostaggregate")
-	err := a.reserveName(ctx, KindAggregate, name, id)
+	err := a.reserveName(ctx, KindAggregate, "", name, id)
 	if err != nil {
 		return Result[hostaggregate.State]{}, err
 	}
@@ -233,7 +245,7 @@ func (a *App) CreateAggregate(ctx context.Context, name string, md map[string]st
 func (a *App) DeleteAggregate(ctx context.Context, id string, meta Meta) (Result[hostaggregate.State], error) {
 	res, err := a.Aggregates.Handle(ctx, id, hostaggregate.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
-		a.releaseName(context.WithoutCancel(ctx), KindAggregate, res.State.Name, id)
+		a.releaseName(context.WithoutCancel(ctx), KindAggregate, "", res.State.Name, id)
 	}
 	return res, err
 }

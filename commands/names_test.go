@@ -243,24 +243,24 @@ func TestLookupNameIsConsistent(t *testing.T) {
 	s := openStore(t)
 	ctx := ctxT(t)
 	a := newApp(t, s, s, &atomic.Int64{})
-	if _, found, err := a.LookupName(ctx, commands.KindFlavor, small.Name); err != nil || found {
+	if _, found, err := a.LookupName(ctx, commands.KindFlavor, "", small.Name); err != nil || found {
 		t.Fatalf("lookup before create: found %v, %v", found, err)
 	}
 	r, err := a.CreateFlavor(ctx, small, meta("create"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, found, err := a.LookupName(ctx, commands.KindFlavor, small.Name)
+	id, found, err := a.LookupName(ctx, commands.KindFlavor, "", small.Name)
 	if err != nil || !found || id != string(r.State.ID) {
 		t.Fatalf("lookup right after create = %q, %v, %v; want %s", id, found, err, r.State.ID)
 	}
-	if _, found, _ := a.LookupName(ctx, commands.KindImage, small.Name); found {
+	if _, found, _ := a.LookupName(ctx, commands.KindImage, "", small.Name); found {
 		t.Fatal("a flavor's name resolved as an image")
 	}
 	if _, err := a.DeleteFlavor(ctx, id, meta("delete")); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, err := a.LookupName(ctx, commands.KindFlavor, small.Name); err != nil || found {
+	if _, found, err := a.LookupName(ctx, commands.KindFlavor, "", small.Name); err != nil || found {
 		t.Fatalf("lookup after delete: found %v, %v", found, err)
 	}
 }

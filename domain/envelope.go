@@ -18,6 +18,10 @@ type Envelope struct {
 	RequestID     string     `json:"request_id,omitempty"`
 	CorrelationID string     `json:"correlation_id,omitempty"`
 	CausationID   string     `json:"causation_id,omitempty"`
+	// Project is the project that owns the aggregate after this commit
+	// ("" for the cloud's own resources: flavors, hosts, public images).
+	// Readers scope history and the live stream by it.
+	Project string `json:"project,omitempty"`
 
 	// Sequence is the commit's stream sequence (its global position). It is
 	// not stored in the message; readers fill it in.

@@ -40,9 +40,9 @@ var Keypairs = Projection{Name: "keypairs", Version: 1, Tables: []string{"keypai
 		for _, ev := range events {
 			switch e := ev.(type) {
 			case *keypair.Created:
-				w.Exec(env.AggregateID, `INSERT INTO `+t.T("keypairs")+` (id, name, type, public_key, fingerprint, created_at, seq)
-					VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (id) DO NOTHING`,
-					e.ID, e.Spec.Name, e.Spec.Type, e.Spec.PublicKey, e.Spec.Fingerprint, e.CreatedAt, env.Sequence)
+				w.Exec(env.AggregateID, `INSERT INTO `+t.T("keypairs")+` (id, name, type, public_key, fingerprint, created_at, seq, project_id)
+					VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (id) DO NOTHING`,
+					e.ID, e.Spec.Name, e.Spec.Type, e.Spec.PublicKey, e.Spec.Fingerprint, e.CreatedAt, env.Sequence, nullable(e.Spec.Project))
 			case *keypair.Deleted:
 				w.Exec(env.AggregateID, `DELETE FROM `+t.T("keypairs")+` WHERE id = $1`, e.ID)
 			}
@@ -56,9 +56,9 @@ var Images = Projection{Name: "images", Version: 1, Tables: []string{"images"},
 		for _, ev := range events {
 			switch e := ev.(type) {
 			case *image.Created:
-				w.Exec(env.AggregateID, `INSERT INTO `+t.T("images")+` (id, name, disk_format, min_disk_gib, min_ram_mib, status, created_at, updated_at, seq)
-					VALUES ($1,$2,$3,$4,$5,'queued',$6,$6,$7) ON CONFLICT (id) DO NOTHING`,
-					e.ID, e.Spec.Name, e.Spec.DiskFormat, e.Spec.MinDiskGiB, e.Spec.MinRAMMiB, e.CreatedAt, env.Sequence)
+				w.Exec(env.AggregateID, `INSERT INTO `+t.T("images")+` (id, name, disk_format, min_disk_gib, min_ram_mib, status, created_at, updated_at, seq, project_id)
+					VALUES ($1,$2,$3,$4,$5,'queued',$6,$6,$7,$8) ON CONFLICT (id) DO NOTHING`,
+					e.ID, e.Spec.Name, e.Spec.DiskFormat, e.Spec.MinDiskGiB, e.Spec.MinRAMMiB, e.CreatedAt, env.Sequence, nullable(e.Spec.Project))
 			case *image.Uploaded:
 				w.Exec(env.AggregateID, `UPDATE `+t.T("images")+` SET status='active', size_bytes=$2, sha256=$3, object=$4, updated_at=$5, seq=$6 WHERE id=$1`,
 					e.ID, e.Size, e.SHA256, e.Object, e.UploadedAt, env.Sequence)
@@ -163,8 +163,8 @@ var ServerGroups = Projection{Name: "server_groups", Version: 1, Tables: []strin
 		for _, ev := range events {
 			switch e := ev.(type) {
 			case *servergroup.Created:
-				w.Exec(env.AggregateID, `INSERT INTO `+gs+` (id, name, policy, max_per_host, created_at, seq) VALUES ($1,$2,$3,$4,$5,$6)
-					ON CONFLICT (id) DO NOTHING`, e.ID, e.Spec.Name, e.Spec.Policy, e.Spec.MaxPerHost, e.At, env.Sequence)
+				w.Exec(env.AggregateID, `INSERT INTO `+gs+` (id, name, policy, max_per_host, created_at, seq, project_id) VALUES ($1,$2,$3,$4,$5,$6,$7)
+					ON CONFLICT (id) DO NOTHING`, e.ID, e.Spec.Name, e.Spec.Policy, e.Spec.MaxPerHost, e.At, env.Sequence, nullable(e.Spec.Project))
 			case *servergroup.MemberAdded:
 				w.Exec(env.AggregateID, `INSERT INTO `+ms+` (group_id, server_id, host) VALUES ($1,$2,$3)
 					ON CONFLICT (group_id, server_id) DO UPDATE SET host=$3`, env.AggregateID, e.Server, e.Host)
@@ -227,6 +227,7 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 		n := len(envs)
 		seqs, versions := make([]int64, n), make([]int64, n)
 		atypes, ids, cmds, types, raws := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		projects := make([]*string, n)
 		times := make([]time.Time, n)
 		for i, env := range envs {
 			names := make([]string, len(env.Events))
@@ -247,6 +248,9 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 			seqs[i], versions[i] = int64(env.Sequence), int64(env.Version)
 			atypes[i], ids[i], cmds[i], types[i], raws[i] = env.AggregateType, env.AggregateID, env.CommandID, ts, string(raw)
 			times[i] = env.OccurredAt
+			if env.Project != "" {
+				projects[i] = &env.Project
+			}
 		}
 		// The live table keeps a guard against a commit met twice (the
 		// checkpoint lock already prevents it); a rebuild copy is new and
@@ -256,16 +260,16 @@ var Events = Projection{Name: "events", Version: 1, Tables: []string{"events"},
 		if t.Fresh() {
 			tail = ""
 		}
-		w.Exec("", `INSERT INTO `+t.T("events")+` (seq, aggregate_type, aggregate_id, version, command_id, types, envelope, occurred_at)
-			SELECT s, a, i, v, c, string_to_array(ty, ','), e::json, o
-			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]) AS u(s, a, i, v, c, ty, e, o)`+tail,
-			seqs, atypes, ids, versions, cmds, types, raws, times)
+		w.Exec("", `INSERT INTO `+t.T("events")+` (seq, aggregate_type, aggregate_id, version, command_id, types, envelope, occurred_at, project_id)
+			SELECT s, a, i, v, c, string_to_array(ty, ','), e::json, o, p
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[]) AS u(s, a, i, v, c, ty, e, o, p)`+tail,
+			seqs, atypes, ids, versions, cmds, types, raws, times, projects)
 		return nil
 	}}
 
 // serverCols are the columns server.created writes.
 var serverCols = []string{"id", "name", "flavor_id", "flavor", "image_id", "desired", "power", "task", "status", "operation_id",
-	"keep_running", "version", "created_at", "updated_at", "seq", "key_name", "data_disks_gib"}
+	"keep_running", "version", "created_at", "updated_at", "seq", "key_name", "data_disks_gib", "project_id"}
 
 // Servers is the servers table. A server's commits within a batch fold
 // into one statement: a server built in one batch is one INSERT.
@@ -288,7 +292,7 @@ var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"
 				}
 				w.Insert(id, tb, "(id)", idCol, serverCols, []any{id, e.Name, e.Flavor.ID, fl, e.ImageID,
 					"running", "NOSTATE", "scheduling", "BUILDING", e.Operation, e.KeepRunning == nil || *e.KeepRunning,
-					env.Version, e.CreatedAt, e.CreatedAt, env.Sequence, nullable(e.KeyName), append([]int{}, e.DataDisksGiB...)})
+					env.Version, e.CreatedAt, e.CreatedAt, env.Sequence, nullable(e.KeyName), append([]int{}, e.DataDisksGiB...), nullable(e.Project)})
 			case *server.Scheduled:
 				upd(To("host", e.Host), To("task", "spawning"))
 			case *server.SpawnFailed:
@@ -344,7 +348,7 @@ func statusOfPower(power string) string {
 }
 
 var (
-	operationCols = []string{"id", "kind", "resource_type", "resource_id", "status", "created_at", "updated_at", "seq"}
+	operationCols = []string{"id", "kind", "resource_type", "resource_id", "status", "created_at", "updated_at", "seq", "project_id"}
 	stepCols      = []string{"operation_id", "idx", "name", "status", "timeout_ms"}
 	stepKey       = []string{"operation_id", "name"}
 )
@@ -359,7 +363,7 @@ var Operations = Projection{Name: "operations", Version: 1, Tables: []string{"op
 	Apply: func(w *Writer, t Tables, env domain.Envelope, events []domain.Event) error {
 		ops, steps := t.T("operations"), t.T("operation_steps")
 		pending := func(id, kind string) {
-			w.Insert(id, ops, "(id)", idCol, operationCols, []any{id, kind, "server", env.AggregateID, "pending", env.OccurredAt, env.OccurredAt, env.Sequence})
+			w.Insert(id, ops, "(id)", idCol, operationCols, []any{id, kind, "server", env.AggregateID, "pending", env.OccurredAt, env.OccurredAt, env.Sequence, nullable(env.Project)})
 		}
 		id := env.AggregateID
 		op := func(sets ...Set) { w.Update(id, ops, idCol, []any{id}, sets...) }
@@ -378,7 +382,7 @@ var Operations = Projection{Name: "operations", Version: 1, Tables: []string{"op
 				pending(e.Operation, "server.delete")
 			case *operation.Began:
 				oid := string(e.ID)
-				w.Insert(oid, ops, "(id)", idCol, operationCols, []any{oid, e.Kind, e.ResourceType, e.ResourceID, "running", e.At, e.At, env.Sequence},
+				w.Insert(oid, ops, "(id)", idCol, operationCols, []any{oid, e.Kind, e.ResourceType, e.ResourceID, "running", e.At, e.At, env.Sequence, nullable(e.Project)},
 					To("status", "running"), To("updated_at", e.At), To("seq", env.Sequence))
 				for i, s := range e.Steps {
 					w.Insert(oid, steps, "(operation_id, idx)", stepKey, stepCols, []any{oid, i, s.Name, "pending", s.Timeout.Milliseconds()})

@@ -58,7 +58,7 @@ func TestAgentGivesTheDriverTheKeyAndThePassword(t *testing.T) {
 			sid := scheduledServer(ctx, t, app)
 			if c.reason == "" {
 				waitFor(t, app, sid, server.StatusActive)
-				_, pw, err := app.LoginInfo(ctx, sid)
+				_, pw, err := app.LoginInfo(ctx, sid, "")
 				must(t, err)
 				spec, ok := sims[0].Spawned(sid)
 				if !ok || !slices.Equal(spec.SSHKeys, []string{aliceKey}) || string(spec.AdminPassword) != pw {

@@ -35,6 +35,8 @@ type API struct {
 	Store  *keeljs.Store
 	Images *keeljs.Images
 	Idem   *keeljs.KV
+	// Auth checks bearer tokens (commands.App; nil: every token is refused).
+	Auth Authenticator
 	// Parked holds the commits parked by sagas and agents (nil: none).
 	Parked eventlog.ParkingLot
 	Log    *slog.Logger
@@ -70,6 +72,7 @@ func (a *API) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	api := humago.New(mux, apiConfig())
+	api.UseMiddleware(enforce(api))
 	a.registerFlavors(api)
 	a.registerImages(api)
 	a.registerKeypairs(api)
@@ -84,6 +87,7 @@ func (a *API) Handler() http.Handler {
 	a.registerHostCredentials(api)
 	a.registerGroups(api)
 	a.registerAggregates(api)
+	a.registerIdentity(api)
 	finishDocument(api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -91,9 +95,10 @@ func (a *API) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /docs", docsPage)
-	mux.Handle("GET /metrics", a.Metrics.Handler())
+	mux.Handle("GET /metrics", cloudAdminOnly(a.Metrics.Handler()))
 	h := bodyDeadline(routeErrors(mux)) // the body read deadline ends with the body
 	h = a.idempotency(h)
+	h = a.authenticate(h) // before idempotency: a key is kept per user
 	h = utf8Body(h)
 	h = limitBody(h)
 	h = a.recoverer(h)

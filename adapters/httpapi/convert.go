@@ -18,19 +18,28 @@ func flavorOut(f postgres.Flavor) api.Flavor {
 }
 
 func keypairOut(k postgres.Keypair) api.Keypair {
-	return api.Keypair{ID: k.ID, Name: k.Name, Type: k.Type, PublicKey: k.PublicKey, Fingerprint: k.Fingerprint, CreatedAt: k.CreatedAt}
+	return api.Keypair{ID: k.ID, Name: k.Name, Type: k.Type, PublicKey: k.PublicKey, Fingerprint: k.Fingerprint, CreatedAt: k.CreatedAt, ProjectID: k.ProjectID}
 }
 
 func imageOut(i postgres.Image) api.Image {
 	return api.Image{ID: i.ID, Name: i.Name, DiskFormat: i.DiskFormat, MinDiskGiB: i.MinDiskGiB, MinRAMMiB: i.MinRAMMiB,
-		Status: i.Status, SizeBytes: i.SizeBytes, SHA256: i.SHA256, CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt}
+		Status: i.Status, SizeBytes: i.SizeBytes, SHA256: i.SHA256, CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt,
+		ProjectID: i.ProjectID, Visibility: visibility(i.ProjectID)}
+}
+
+// visibility is public for an image of no project, private otherwise.
+func visibility(project *string) string {
+	if project == nil || *project == "" {
+		return "public"
+	}
+	return "private"
 }
 
 func serverOut(s postgres.Server) api.Server {
 	f := s.Flavor
 	return api.Server{ID: s.ID, Name: s.Name, Status: s.Status, Reason: s.Reason, Desired: s.Desired, Power: s.Power,
 		Task: s.Task, Host: s.Host, ImageID: s.ImageID, OperationID: s.OperationID, KeepRunning: s.KeepRunning, KeyName: s.KeyName, DataDisksGiB: s.DataDisksGiB, Version: s.Version,
-		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, ProjectID: s.ProjectID,
 		Flavor: api.ServerFlavor{ID: f.ID, Name: f.Name, VCPUs: f.VCPUs, RAMMiB: f.RAMMiB, DiskGiB: f.DiskGiB, ExtraSpecs: f.ExtraSpecs}}
 }
 
@@ -42,7 +51,7 @@ func operationOut(o postgres.Operation) api.Operation {
 	}
 	return api.Operation{ID: o.ID, Kind: o.Kind, ResourceType: o.ResourceType, ResourceID: o.ResourceID, Status: o.Status,
 		CurrentStep: o.CurrentStep, Deadline: o.Deadline, Error: o.Error, Detail: o.Detail, Steps: steps, CreatedAt: o.CreatedAt,
-		UpdatedAt: o.UpdatedAt, FinishedAt: o.FinishedAt, DurationMS: o.DurationMS}
+		UpdatedAt: o.UpdatedAt, FinishedAt: o.FinishedAt, DurationMS: o.DurationMS, ProjectID: o.ProjectID}
 }
 
 func hostOut(h postgres.Host) api.Host {
@@ -69,7 +78,7 @@ func groupOut(g postgres.ServerGroup) api.ServerGroup {
 	for i, m := range g.Members {
 		members[i] = api.GroupMember{ServerID: m.ServerID, Host: m.Host}
 	}
-	return api.ServerGroup{ID: g.ID, Name: g.Name, Policy: g.Policy, MaxPerHost: g.MaxPerHost, Members: members, CreatedAt: g.CreatedAt}
+	return api.ServerGroup{ID: g.ID, Name: g.Name, Policy: g.Policy, MaxPerHost: g.MaxPerHost, Members: members, CreatedAt: g.CreatedAt, ProjectID: g.ProjectID}
 }
 
 // commitOut is an envelope as the API shows it.
@@ -83,7 +92,7 @@ func commitOut(env domain.Envelope) api.Commit {
 	}
 	return api.Commit{Sequence: env.Sequence, AggregateType: env.AggregateType, AggregateID: env.AggregateID,
 		Version: env.Version, CommandID: env.CommandID, OccurredAt: env.OccurredAt, Actor: api.Actor(env.Actor),
-		RequestID: env.RequestID, CorrelationID: env.CorrelationID, CausationID: env.CausationID, Events: events}
+		RequestID: env.RequestID, CorrelationID: env.CorrelationID, CausationID: env.CausationID, Project: env.Project, Events: events}
 }
 
 func projectionOut(s projections.Status) api.ProjectionStatus { return api.ProjectionStatus(s) }

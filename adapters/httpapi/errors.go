@@ -40,6 +40,9 @@ func (a *API) fail(ctx context.Context, err error) error {
 		return problem(ctx, http.StatusPreconditionFailed, fmt.Sprintf("If-Match: %s %s is now at version %d, not %d; read it again and base the change on version %d",
 			stale.Type, stale.ID, stale.Current, stale.Want, stale.Current))
 	}
+	if commands.IsAuthError(err) {
+		return unauthorizedErr(ctx, err.Error())
+	}
 	var de *domain.Error
 	if errors.As(err, &de) {
 		switch de.Kind {

@@ -40,11 +40,19 @@ type StreamQuery struct {
 	AggregateType string `query:"aggregate_type" pattern:"^[a-z_]+$" maxLength:"64"`
 	AggregateID   string `query:"aggregate_id" maxLength:"128"`
 	Type          string `query:"type" pattern:"^[a-z_]+\\.[a-z_]+$" maxLength:"128"`
+	AllProjects   bool   `query:"all_projects" doc:"Cloud admins only: every project's commits, and the cloud's own"`
 	Since         int64  `query:"since" default:"-1" minimum:"-1" doc:"Replay the commits after this sequence first (up to 9223372036854775807); -1 (default) starts with the next commit, 0 with the first"`
 }
 
 // Resolve implements huma.Resolver: it explains a since beyond the range.
-func (q *StreamQuery) Resolve(ctx huma.Context) []error { return checkSince(ctx) }
+// A stream cannot answer 403 once it has begun: all_projects from anyone
+// but a cloud admin is refused here, before it begins.
+func (q *StreamQuery) Resolve(ctx huma.Context) []error {
+	if p, _ := principalFrom(ctx.Context()); q.AllProjects && !p.CloudAdmin {
+		return []error{&huma.ErrorDetail{Location: "query.all_projects", Value: true, Message: "all_projects is for cloud admins"}}
+	}
+	return checkSince(ctx)
+}
 
 // checkSince gives the history and the stream one clear refusal of a since
 // beyond the largest stream sequence (JetStream and the read model count
@@ -67,12 +75,17 @@ func (a *API) registerEvents(hapi huma.API) {
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			EventQuery
+			AllProjects
 			Limit int `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 		}) (*EventsOutput, error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
-			items, next, err := a.Read.Events(ctx, postgres.EventFilter{AggregateType: in.AggregateType,
+			scope, err := a.listScope(ctx, in.AllProjects)
+			if err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.Events(ctx, postgres.EventFilter{Scope: scope, AggregateType: in.AggregateType,
 				AggregateID: in.AggregateID, Type: in.Type, Since: uint64(in.Since)}, in.Limit)
 			if err != nil {
 				return nil, a.fail(ctx, err)
@@ -90,11 +103,13 @@ func (a *API) registerEvents(hapi huma.API) {
 		Description: "First a 'ready' message with the stream's head at subscription; then each message is one commit (event name 'commit', id = stream sequence). Without since, starts with the next commit; since=0 replays the whole log first."},
 		map[string]any{"commit": api.Commit{}, "ready": api.StreamReady{}},
 		func(ctx context.Context, in *StreamQuery, send sse.Sender) {
-			a.stream(ctx, in, send)
+			p, _ := principalFrom(ctx)
+			scope := postgres.Scope{Project: p.Project, All: in.AllProjects, Cloud: p.CloudAdmin}
+			a.stream(ctx, in, scope, send)
 		})
 }
 
-func (a *API) stream(ctx context.Context, in *StreamQuery, send sse.Sender) {
+func (a *API) stream(ctx context.Context, in *StreamQuery, scope postgres.Scope, send sse.Sender) {
 	subject := keeljs.SubjectPrefix + ">"
 	if in.AggregateType != "" {
 		subject = keeljs.SubjectPrefix + in.AggregateType + ".>"
@@ -144,6 +159,9 @@ func (a *API) stream(ctx context.Context, in *StreamQuery, send sse.Sender) {
 			continue
 		}
 		if in.AggregateID != "" && env.AggregateID != in.AggregateID {
+			continue
+		}
+		if !scope.All && env.Project != scope.Project && !(scope.Cloud && env.Project == "") {
 			continue
 		}
 		if in.Type != "" && !hasType(env.Events, in.Type) {

@@ -108,11 +108,6 @@ func (a *API) registerFlavors(hapi huma.API) {
 		})
 }
 
-// meta builds the command metadata of a request.
-func (a *API) meta(ctx context.Context, cid string) commands.Meta {
-	return commands.Meta{CommandID: cid, RequestID: requestIDFrom(ctx), Actor: domain.Actor{User: "anonymous"}}
-}
-
 func (a *API) notFoundOr(ctx context.Context, err error, kind, ref string) error {
 	if err == postgres.ErrNotFound {
 		return notFound(ctx, kind, ref)

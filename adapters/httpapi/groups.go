@@ -30,7 +30,7 @@ func (a *API) registerGroups(hapi huma.API) {
 		Summary: "Create a server group", Description: "The policy (affinity, anti-affinity, or their soft forms) applies to servers created with this group as their server_group.",
 		Tags: []string{"server-groups"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct{ Body api.GroupBody }) (*GroupOutput, error) {
-			spec := servergroup.Spec{Name: in.Body.Name, Policy: in.Body.Policy, MaxPerHost: in.Body.MaxPerHost}
+			spec := servergroup.Spec{Project: ownProject(ctx), Name: in.Body.Name, Policy: in.Body.Policy, MaxPerHost: in.Body.MaxPerHost}
 			res, err := a.App.CreateGroup(ctx, spec, a.meta(ctx, commandID(ctx)))
 			if err != nil {
 				return nil, a.fail(ctx, err)
@@ -38,7 +38,7 @@ func (a *API) registerGroups(hapi huma.API) {
 			id, at := res.State.ID, a.App.Now().UTC()
 			s := res.State.Spec
 			return &GroupOutput{Written: Written{res.Seq}, Location: "/v1/server-groups/" + id,
-				Body: api.ServerGroup{ID: id, Name: s.Name, Policy: s.Policy, MaxPerHost: s.MaxPerHost, Members: []api.GroupMember{}, CreatedAt: at}}, nil
+				Body: api.ServerGroup{ID: id, Name: s.Name, Policy: s.Policy, MaxPerHost: s.MaxPerHost, Members: []api.GroupMember{}, CreatedAt: at, ProjectID: &s.Project}}, nil
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "list-server-groups", Method: http.MethodGet, Path: "/v1/server-groups",
@@ -47,12 +47,17 @@ func (a *API) registerGroups(hapi huma.API) {
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
+			AllProjects
 			Name string `query:"name" maxLength:"255"`
 		}) (*ListOutput[api.ServerGroup], error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
-			items, next, err := a.Read.ServerGroups(ctx, in.Name, in.page())
+			scope, err := a.listScope(ctx, in.AllProjects)
+			if err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.ServerGroups(ctx, scope, in.Name, in.page())
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -76,6 +81,9 @@ func (a *API) registerGroups(hapi huma.API) {
 			g, err := a.Read.ServerGroup(ctx, id)
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "server group", in.ID)
+			}
+			if !visible(ctx, g.ProjectID, false) {
+				return nil, notFound(ctx, "server group", in.ID)
 			}
 			return &GroupOutput{Body: groupOut(g)}, nil
 		})

@@ -57,7 +57,9 @@ func (a *API) idempotency(next http.Handler) http.Handler {
 		}
 		sum := sha256.Sum256(body)
 		bodyHash := hex.EncodeToString(sum[:])
-		scope := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\n" + key))
+		// A key is the caller's own: another user's same key is another request.
+		caller, _ := principalFrom(r.Context())
+		scope := sha256.Sum256([]byte(caller.UserID + "\n" + r.Method + " " + r.URL.Path + "\n" + key))
 		kvKey := hex.EncodeToString(scope[:])
 		if prev, err := a.Idem.Get(r.Context(), kvKey); err != nil {
 			a.Log.Error("idempotency lookup", "err", err)

@@ -36,7 +36,10 @@ func (u *uploadInput) Resolve(ctx huma.Context) []error {
 
 func imageView(id string, s image.State) api.Image {
 	v := api.Image{ID: id, Name: s.Spec.Name, DiskFormat: s.Spec.DiskFormat, MinDiskGiB: s.Spec.MinDiskGiB,
-		MinRAMMiB: s.Spec.MinRAMMiB, Status: string(s.Status), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+		MinRAMMiB: s.Spec.MinRAMMiB, Status: string(s.Status), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Visibility: "public"}
+	if s.Spec.Project != "" {
+		v.ProjectID, v.Visibility = &s.Spec.Project, "private"
+	}
 	if s.Status == image.Active {
 		size, sum := s.Size, s.SHA256
 		v.SizeBytes, v.SHA256 = &size, &sum
@@ -46,7 +49,9 @@ func imageView(id string, s image.State) api.Image {
 
 func (a *API) registerImages(hapi huma.API) {
 	huma.Register(hapi, huma.Operation{OperationID: "create-image", Method: http.MethodPost, Path: "/v1/images",
-		Summary: "Create an image", Description: "The image is queued until its bytes are uploaded with PUT /v1/images/{id}/file.",
+		Summary: "Create an image", Description: "The image is queued until its bytes are uploaded with PUT /v1/images/{id}/file. " +
+			"A private image (the default) belongs to the caller's project, which alone sees and boots it; cloud admins may make public images, which every project boots. " +
+			"Names are unique among a project's images and among public images.",
 		Tags: []string{"images"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct{ Body api.ImageBody }) (*ImageOutput, error) {
 			if err := domain.CheckName("name", in.Body.Name); err != nil {
@@ -54,6 +59,11 @@ func (a *API) registerImages(hapi huma.API) {
 			}
 			cid := commandID(ctx)
 			spec := image.Spec{Name: in.Body.Name, DiskFormat: in.Body.DiskFormat, MinDiskGiB: in.Body.MinDiskGiB, MinRAMMiB: in.Body.MinRAMMiB}
+			if in.Body.Visibility != "public" {
+				spec.Project = ownProject(ctx)
+			} else if p, _ := principalFrom(ctx); !p.CloudAdmin {
+				return nil, forbidden(ctx, "public images are made by cloud admins; leave visibility out for an image of your project")
+			}
 			res, err := a.App.CreateImage(ctx, spec, a.meta(ctx, cid))
 			id := string(res.State.ID)
 			if err != nil {
@@ -80,7 +90,7 @@ func (a *API) registerImages(hapi huma.API) {
 				return nil, a.fail(ctx, err)
 			}
 			switch {
-			case !st.Exists || st.Status == image.Deleted:
+			case !st.Exists || st.Status == image.Deleted || !owns(ctx, st.Spec.Project):
 				return nil, notFound(ctx, "image", in.ID)
 			case st.Status != image.Queued:
 				return nil, problem(ctx, http.StatusConflict, "image "+id+" already has data (sha256 "+st.SHA256+"); create a new image instead")
@@ -108,18 +118,23 @@ func (a *API) registerImages(hapi huma.API) {
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "list-images", Method: http.MethodGet, Path: "/v1/images",
-		Summary: "List images", Description: "Images by name, a page at a time; filter by name or status.",
+		Summary: "List images", Description: "The public images and the project's own, a page at a time; filter by name or status.",
 		Tags: []string{"images"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
+			AllProjects
 			Name   string `query:"name" maxLength:"255"`
 			Status string `query:"status" enum:"queued,active"`
 		}) (*ListOutput[api.Image], error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
-			items, next, err := a.Read.Images(ctx, postgres.ImageFilter{Name: in.Name, Status: in.Status}, in.page())
+			scope, err := a.listScope(ctx, in.AllProjects)
+			if err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.Images(ctx, postgres.ImageFilter{Scope: scope, Name: in.Name, Status: in.Status}, in.page())
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -143,6 +158,9 @@ func (a *API) registerImages(hapi huma.API) {
 			im, err := a.Read.Image(ctx, id)
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "image", in.ID)
+			}
+			if !visible(ctx, im.ProjectID, true) {
+				return nil, notFound(ctx, "image", in.ID)
 			}
 			return &ImageOutput{Body: imageOut(im)}, nil
 		})

@@ -29,7 +29,7 @@ type LoginInfoOutput struct {
 func (a *API) registerKeypairs(hapi huma.API) {
 	huma.Register(hapi, huma.Operation{OperationID: "create-keypair", Method: http.MethodPost, Path: "/v1/keypairs",
 		Summary: "Create a keypair", Tags: []string{"keypairs"}, DefaultStatus: http.StatusCreated,
-		Description: "Records a public key the user brings (Keel never generates or holds a private key). Names are unique. " +
+		Description: "Records a public key the user brings (Keel never generates or holds a private key), in the caller's project. Names are unique within a project. " +
 			"Accepted: ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa of at least 2048 bits; one key, no options, at most 16 KiB."},
 		a.createKeypair)
 	huma.Register(hapi, huma.Operation{OperationID: "list-keypairs", Method: http.MethodGet, Path: "/v1/keypairs",
@@ -59,12 +59,17 @@ func (a *API) createKeypair(ctx context.Context, in *struct{ Body api.KeypairBod
 func (a *API) listKeypairs(ctx context.Context, in *struct {
 	ReadAfter
 	PageParams
+	AllProjects
 	Name string `query:"name" maxLength:"255" doc:"Only the keypair with this name"`
 }) (*ListOutput[api.Keypair], error) {
 	if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 		return nil, err
 	}
-	items, next, err := a.Read.Keypairs(ctx, postgres.KeypairFilter{Name: in.Name}, in.page())
+	scope, err := a.listScope(ctx, in.AllProjects)
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := a.Read.Keypairs(ctx, postgres.KeypairFilter{Scope: scope, Name: in.Name}, in.page())
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -85,6 +90,9 @@ func (a *API) getKeypair(ctx context.Context, in *struct {
 	k, err := a.Read.Keypair(ctx, id)
 	if err != nil {
 		return nil, a.notFoundOr(ctx, err, "keypair", in.ID)
+	}
+	if !visible(ctx, k.ProjectID, false) {
+		return nil, notFound(ctx, "keypair", in.ID)
 	}
 	return &KeypairOutput{Body: keypairOut(k)}, nil
 }
@@ -115,7 +123,7 @@ func (a *API) loginInfo(ctx context.Context, in *struct {
 	if err != nil {
 		return nil, err
 	}
-	user, pw, err := a.App.LoginInfo(ctx, id)
+	user, pw, err := a.App.LoginInfo(ctx, id, a.meta(ctx, "").Scope)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -128,5 +136,5 @@ func (a *API) keypairID(ctx context.Context, ref string) (string, error) {
 
 func keypairView(st keypair.State) api.Keypair {
 	s := st.Spec
-	return api.Keypair{ID: string(st.ID), Name: s.Name, Type: s.Type, PublicKey: s.PublicKey, Fingerprint: s.Fingerprint, CreatedAt: st.CreatedAt}
+	return api.Keypair{ID: string(st.ID), Name: s.Name, Type: s.Type, PublicKey: s.PublicKey, Fingerprint: s.Fingerprint, CreatedAt: st.CreatedAt, ProjectID: &s.Project}
 }

@@ -49,7 +49,7 @@ func requestIDFrom(ctx context.Context) string {
 // isSecret tells a request whose answer holds a secret: it is never kept
 // under an Idempotency-Key (a retry makes new credentials).
 func isSecret(r *http.Request) bool {
-	return r.Method == http.MethodPost && r.URL.Path == "/v1/host-credentials"
+	return r.Method == http.MethodPost && (r.URL.Path == "/v1/host-credentials" || r.URL.Path == "/v1/tokens")
 }
 
 // isUpload reports whether a request is an image upload (streamed, no 1 MiB limit).

@@ -25,6 +25,7 @@ var tags = []*huma.Tag{
 	{Name: "aggregates", Description: "Host aggregates (metadata the scheduler matches) and the availability zones they name."},
 	{Name: "server-groups", Description: "Server groups: affinity and anti-affinity policies between servers."},
 	{Name: "events", Description: "The event log: history with filters, and a live stream."},
+	{Name: "identity", Description: "Projects, users, their roles, and the bearer tokens every request but a login carries."},
 	{Name: "admin", Description: "Operator tools: read-model projections, their lag, and rebuilds; commits whose saga or agent reaction kept failing, parked, with retry and skip."},
 }
 
@@ -38,6 +39,10 @@ func apiConfig() huma.Config {
 	cfg.Servers = []*huma.Server{{URL: "http://127.0.0.1:8080", Description: "keel serve on its default address"}}
 	cfg.Tags = tags
 	cfg.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaName)
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "A token from POST /v1/tokens (keel login), as Authorization: Bearer <token>"},
+	}
+	cfg.Security = []map[string][]string{{"bearer": {}}}
 	cfg.DocsPath = "" // the default docs page loads scripts from the internet
 	cfg.CreateHooks = nil
 	cfg.Transformers = []huma.Transformer{noNullArrays}

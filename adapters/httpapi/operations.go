@@ -35,7 +35,10 @@ func (a *API) registerOperations(hapi huma.API) {
 			if err != nil {
 				return nil, a.notFoundOr(ctx, err, "operation", in.ID)
 			}
-			return &OperationOutput{Body: operationOut(o)}, nil
+			if !visible(ctx, o.ProjectID, false) {
+				return nil, notFound(ctx, "operation", in.ID)
+			}
+			return &OperationOutput{Body: forCaller(ctx, operationOut(o))}, nil
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "list-operations", Method: http.MethodGet, Path: "/v1/operations",
@@ -44,6 +47,7 @@ func (a *API) registerOperations(hapi huma.API) {
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
+			AllProjects
 			ResourceID string `query:"resource_id" format:"uuid"`
 			Status     string `query:"status" enum:"pending,running,compensating,succeeded,failed"`
 			Kind       string `query:"kind" maxLength:"64"`
@@ -51,10 +55,28 @@ func (a *API) registerOperations(hapi huma.API) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
-			items, next, err := a.Read.Operations(ctx, postgres.OperationFilter{ResourceID: in.ResourceID, Status: in.Status, Kind: in.Kind}, in.page())
+			scope, err := a.listScope(ctx, in.AllProjects)
+			if err != nil {
+				return nil, err
+			}
+			items, next, err := a.Read.Operations(ctx, postgres.OperationFilter{Scope: scope, ResourceID: in.ResourceID, Status: in.Status, Kind: in.Kind}, in.page())
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			return pageOut(items, next, operationOut), nil
+			return pageOut(items, next, func(o postgres.Operation) api.Operation { return forCaller(ctx, operationOut(o)) }), nil
 		})
+}
+
+// forCaller leaves out the detail behind an operation's errors (a host's
+// own message, with its paths and hypervisor internals) for all but cloud
+// admins: users read the error, in their words.
+func forCaller(ctx context.Context, o api.Operation) api.Operation {
+	if p, _ := principalFrom(ctx); p.CloudAdmin {
+		return o
+	}
+	o.Detail = ""
+	for i := range o.Steps {
+		o.Steps[i].Detail = ""
+	}
+	return o
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/user"
 	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/eventlog/eventlogtest"
 	"github.com/keel-cloud/keel/eventlog/memlog"
@@ -24,13 +26,25 @@ func parkedAPI(t *testing.T) (http.Handler, *memlog.Lot) {
 			t.Fatal(err)
 		}
 	}
-	return (&API{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Parked: lot}).Handler(), lot
+	return (&API{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Parked: lot, Auth: cloudAdmin{}}).Handler(), lot
+}
+
+// cloudAdmin takes the token "admin" for a cloud admin's.
+type cloudAdmin struct{}
+
+func (cloudAdmin) Authenticate(_ context.Context, tok string) (commands.Principal, error) {
+	if tok != "admin" {
+		return commands.Principal{}, &commands.AuthError{Msg: "invalid token"}
+	}
+	return commands.Principal{UserID: "u-admin", Project: "p-admin", Role: user.Admin, CloudAdmin: true}, nil
 }
 
 func call(t *testing.T, h http.Handler, method, path string) (int, map[string]any) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	req := httptest.NewRequest(method, path, nil)
+	req.Header.Set("Authorization", "Bearer admin")
+	h.ServeHTTP(rec, req)
 	var body map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 )
 
@@ -24,7 +25,7 @@ func (a *API) resolveUnique(ctx context.Context, kind, ref string) (string, erro
 	if err := a.waitMinSeq(ctx); err != nil {
 		return "", err
 	}
-	id, found, err := a.App.LookupName(ctx, kind, ref)
+	id, found, err := a.lookupName(ctx, kind, ref)
 	if err != nil {
 		return "", a.fail(ctx, err)
 	}
@@ -32,6 +33,22 @@ func (a *API) resolveUnique(ctx context.Context, kind, ref string) (string, erro
 		return "", notFound(ctx, kind, ref)
 	}
 	return id, nil
+}
+
+// lookupName finds a unique name where the caller's names live: flavors
+// and host aggregates are the cloud's; keypairs and server groups the
+// project's; an image is the project's own, else a public one.
+func (a *API) lookupName(ctx context.Context, kind, name string) (string, bool, error) {
+	switch kind {
+	case commands.KindKeypair, commands.KindGroup:
+		return a.App.LookupName(ctx, kind, ownProject(ctx), name)
+	case commands.KindImage:
+		id, found, err := a.App.LookupName(ctx, kind, ownProject(ctx), name)
+		if err != nil || found {
+			return id, found, err
+		}
+	}
+	return a.App.LookupName(ctx, kind, "", name)
 }
 
 // resolve turns a UUID or a name that need not be unique into an id, from

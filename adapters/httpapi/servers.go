@@ -32,6 +32,9 @@ func serverView(st server.State, version uint64, at time.Time) api.Server {
 	v := api.Server{ID: string(st.ID), Name: st.Name, Status: string(st.Status), Desired: string(st.Desired),
 		Power: string(st.Power), Flavor: api.ServerFlavor(st.Flavor), ImageID: st.ImageID, Version: int64(version), CreatedAt: st.CreatedAt, UpdatedAt: at,
 		KeepRunning: st.KeepRunning, DataDisksGiB: append([]int{}, st.DataDisksGiB...)}
+	if st.Project != "" {
+		v.ProjectID = &st.Project
+	}
 	if st.Reason != "" {
 		v.Reason = &st.Reason
 	}
@@ -73,6 +76,9 @@ func (a *API) registerServers(hapi huma.API) {
 				return nil, unprocessable(err)
 			}
 			hints := server.Hints{AvailabilityZone: in.Body.AvailabilityZone, TargetHost: in.Body.TargetHost}
+			if p, _ := principalFrom(ctx); hints.TargetHost != "" && !p.CloudAdmin {
+				return nil, forbidden(ctx, "target_host is for cloud admins: hosts are not shown to projects")
+			}
 			if err := a.checkHints(ctx, hints); err != nil {
 				return nil, err
 			}
@@ -109,6 +115,7 @@ func (a *API) registerServers(hapi huma.API) {
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			PageParams
+			AllProjects
 			Name     string `query:"name" maxLength:"255"`
 			Status   string `query:"status" enum:"BUILDING,ACTIVE,STOPPED,REBOOTING,DELETING,ERROR"`
 			Host     string `query:"host" maxLength:"255"`
@@ -118,7 +125,11 @@ func (a *API) registerServers(hapi huma.API) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
 			}
-			f := postgres.ServerFilter{Name: in.Name, Status: in.Status, Host: in.Host, ImageID: in.ImageID, FlavorID: in.FlavorID}
+			scope, err := a.listScope(ctx, in.AllProjects)
+			if err != nil {
+				return nil, err
+			}
+			f := postgres.ServerFilter{Scope: scope, Name: in.Name, Status: in.Status, Host: in.Host, ImageID: in.ImageID, FlavorID: in.FlavorID}
 			items, next, err := a.Read.Servers(ctx, f, in.page())
 			if err != nil {
 				return nil, a.fail(ctx, err)
@@ -213,12 +224,15 @@ func (a *API) readServer(ctx context.Context, ref string) (postgres.Server, erro
 	if err != nil {
 		return s, a.notFoundOr(ctx, err, "server", ref)
 	}
+	if !visible(ctx, s.ProjectID, false) {
+		return s, notFound(ctx, "server", ref)
+	}
 	return s, nil
 }
 
 func (a *API) serverID(ctx context.Context, ref string) (string, error) {
 	return a.resolve(ctx, "server", ref, func(name string) ([]string, error) {
-		items, _, err := a.Read.Servers(ctx, postgres.ServerFilter{Name: name}, postgres.Page{Limit: 2})
+		items, _, err := a.Read.Servers(ctx, postgres.ServerFilter{Scope: postgres.Scope{Project: ownProject(ctx)}, Name: name}, postgres.Page{Limit: 2})
 		return ids(items, func(s postgres.Server) string { return s.ID }), err
 	})
 }

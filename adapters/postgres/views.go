@@ -37,6 +37,7 @@ type Keypair struct {
 	PublicKey   string
 	Fingerprint string
 	CreatedAt   time.Time
+	ProjectID   *string
 }
 
 // Image as read.
@@ -51,6 +52,8 @@ type Image struct {
 	SHA256     *string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// ProjectID owns a private image; nil: a public image.
+	ProjectID *string
 }
 
 // Server as read: desired, observed and task state side by side.
@@ -73,6 +76,7 @@ type Server struct {
 	Version      int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	ProjectID    *string
 }
 
 // ServerFlavor is the copy of its flavor a server keeps.
@@ -106,6 +110,7 @@ type Operation struct {
 	UpdatedAt    time.Time
 	FinishedAt   *time.Time
 	DurationMS   *int64
+	ProjectID    *string
 }
 
 // Host as read: identity, state, and capacity total (after overcommit), used and free.
@@ -338,14 +343,40 @@ func (r *ReadModel) Flavor(ctx context.Context, id string) (Flavor, error) {
 	return one(ctx, r.Pool, `SELECT id::text, name, vcpus, ram_mib, disk_gib, extra_specs, created_at FROM flavors WHERE id=$1`, pgx.RowToStructByPos[Flavor], id)
 }
 
-// KeypairFilter filters the keypair list.
-type KeypairFilter struct{ Name string }
+// Scope limits a list to what one project owns, or, with All (a cloud
+// admin's all_projects), to nothing.
+type Scope struct {
+	Project string
+	All     bool
+	// Cloud adds what belongs to no project (the cloud's own commits,
+	// resources made before tenancy): a cloud admin's view of its project.
+	Cloud bool
+}
 
-const keypairCols = `SELECT id::text, name, type, public_key, fingerprint, created_at FROM keypairs`
+// add filters on the owner column col; with public, rows of no project
+// (public images) are in every scope.
+func (s Scope) add(w *where, col string, public bool) {
+	switch {
+	case s.All:
+	case public || s.Cloud:
+		w.add("("+col+" IS NULL OR "+col+"::text = ?)", s.Project)
+	default:
+		w.add(col+"::text = ?", s.Project)
+	}
+}
+
+// KeypairFilter filters the keypair list.
+type KeypairFilter struct {
+	Scope
+	Name string
+}
+
+const keypairCols = `SELECT id::text, name, type, public_key, fingerprint, created_at, project_id::text FROM keypairs`
 
 // Keypairs lists keypairs.
 func (r *ReadModel) Keypairs(ctx context.Context, f KeypairFilter, p Page) ([]Keypair, string, error) {
 	w := &where{}
+	f.Scope.add(w, "project_id", false)
 	if f.Name != "" {
 		w.add("name = ?", f.Name)
 	}
@@ -359,13 +390,17 @@ func (r *ReadModel) Keypair(ctx context.Context, id string) (Keypair, error) {
 }
 
 // ImageFilter filters the image list.
-type ImageFilter struct{ Name, Status string }
+type ImageFilter struct {
+	Scope
+	Name, Status string
+}
 
-const imageCols = `SELECT id::text, name, disk_format, min_disk_gib, min_ram_mib, status, size_bytes, sha256, created_at, updated_at FROM images`
+const imageCols = `SELECT id::text, name, disk_format, min_disk_gib, min_ram_mib, status, size_bytes, sha256, created_at, updated_at, project_id::text FROM images`
 
 // Images lists images.
 func (r *ReadModel) Images(ctx context.Context, f ImageFilter, p Page) ([]Image, string, error) {
 	w := &where{}
+	f.Scope.add(w, "project_id", true)
 	if f.Name != "" {
 		w.add("name = ?", f.Name)
 	}
@@ -382,18 +417,22 @@ func (r *ReadModel) Image(ctx context.Context, id string) (Image, error) {
 }
 
 // ServerFilter filters the server list.
-type ServerFilter struct{ Name, Status, Host, ImageID, FlavorID string }
+type ServerFilter struct {
+	Scope
+	Name, Status, Host, ImageID, FlavorID string
+}
 
 // serverCols reads servers; a server on a host that is down shows its
 // observed power state as UNKNOWN.
-const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, key_name, data_disks_gib, version, created_at, updated_at
-	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.key_name, s.data_disks_gib, s.version, s.created_at, s.updated_at,
+const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, key_name, data_disks_gib, version, created_at, updated_at, project_id::text
+	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.key_name, s.data_disks_gib, s.version, s.created_at, s.updated_at, s.project_id,
 		CASE WHEN EXISTS (SELECT 1 FROM hosts h WHERE h.name = s.host AND h.down) THEN 'UNKNOWN' ELSE s.power END AS power
 		FROM servers s) servers`
 
 // Servers lists servers.
 func (r *ReadModel) Servers(ctx context.Context, f ServerFilter, p Page) ([]Server, string, error) {
 	w := &where{}
+	f.Scope.add(w, "project_id", false)
 	for col, v := range map[string]string{"name": f.Name, "status": f.Status, "host": f.Host, "image_id::text": f.ImageID, "flavor_id::text": f.FlavorID} {
 		if v != "" {
 			w.add(col+" = ?", v)
@@ -411,7 +450,7 @@ func (r *ReadModel) Server(ctx context.Context, id string) (Server, error) {
 func scanServer(row pgx.CollectableRow) (Server, error) {
 	var s Server
 	var fl []byte
-	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.KeyName, &s.DataDisksGiB, &s.Version, &s.CreatedAt, &s.UpdatedAt)
+	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.KeyName, &s.DataDisksGiB, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.ProjectID)
 	if err == nil {
 		err = json.Unmarshal(fl, &s.Flavor)
 	}
@@ -419,13 +458,16 @@ func scanServer(row pgx.CollectableRow) (Server, error) {
 }
 
 // OperationFilter filters the operation list.
-type OperationFilter struct{ ResourceID, Status, Kind string }
+type OperationFilter struct {
+	Scope
+	ResourceID, Status, Kind string
+}
 
-const opCols = `SELECT id::text, kind, resource_type, resource_id::text, status, current_step, deadline, error, coalesce(detail, ''), created_at, updated_at, finished_at FROM operations`
+const opCols = `SELECT id::text, kind, resource_type, resource_id::text, status, current_step, deadline, error, coalesce(detail, ''), created_at, updated_at, finished_at, project_id::text FROM operations`
 
 func scanOp(row pgx.CollectableRow) (Operation, error) {
 	var o Operation
-	err := row.Scan(&o.ID, &o.Kind, &o.ResourceType, &o.ResourceID, &o.Status, &o.CurrentStep, &o.Deadline, &o.Error, &o.Detail, &o.CreatedAt, &o.UpdatedAt, &o.FinishedAt)
+	err := row.Scan(&o.ID, &o.Kind, &o.ResourceType, &o.ResourceID, &o.Status, &o.CurrentStep, &o.Deadline, &o.Error, &o.Detail, &o.CreatedAt, &o.UpdatedAt, &o.FinishedAt, &o.ProjectID)
 	if o.FinishedAt != nil {
 		d := o.FinishedAt.Sub(o.CreatedAt).Milliseconds()
 		o.DurationMS = &d
@@ -437,6 +479,7 @@ func scanOp(row pgx.CollectableRow) (Operation, error) {
 // Operations lists operations (without their steps).
 func (r *ReadModel) Operations(ctx context.Context, f OperationFilter, p Page) ([]Operation, string, error) {
 	w := &where{}
+	f.Scope.add(w, "project_id", false)
 	if f.ResourceID != "" {
 		w.add("resource_id::text = ?", f.ResourceID)
 	}
@@ -476,6 +519,7 @@ func (r *ReadModel) Overdue(ctx context.Context, now time.Time, n int) ([]monito
 
 // EventFilter filters the event history.
 type EventFilter struct {
+	Scope
 	AggregateType, AggregateID, Type string
 	Since                            uint64 // only commits after this sequence
 }
@@ -484,6 +528,7 @@ type EventFilter struct {
 func (r *ReadModel) Events(ctx context.Context, f EventFilter, n int) ([]domain.Envelope, uint64, error) {
 	w := &where{}
 	w.add("seq > ?", int64(f.Since))
+	f.Scope.add(w, "project_id", false)
 	if f.AggregateType != "" {
 		w.add("aggregate_type = ?", f.AggregateType)
 	}
@@ -539,6 +584,7 @@ type ServerGroup struct {
 	MaxPerHost int
 	Members    []GroupMember
 	CreatedAt  time.Time
+	ProjectID  *string
 }
 
 // GroupMember is a member of a server group and its host. Its JSON names
@@ -550,17 +596,18 @@ type GroupMember struct {
 
 const groupCols = `SELECT id::text, name, policy, max_per_host, created_at,
 	coalesce((SELECT json_agg(json_build_object('server_id', m.server_id, 'host', m.host) ORDER BY m.host, m.server_id)
-		FROM server_group_members m WHERE m.group_id = g.id), '[]') FROM server_groups g`
+		FROM server_group_members m WHERE m.group_id = g.id), '[]'), project_id::text FROM server_groups g`
 
 func scanGroup(row pgx.CollectableRow) (ServerGroup, error) {
 	var g ServerGroup
-	err := row.Scan(&g.ID, &g.Name, &g.Policy, &g.MaxPerHost, &g.CreatedAt, &g.Members)
+	err := row.Scan(&g.ID, &g.Name, &g.Policy, &g.MaxPerHost, &g.CreatedAt, &g.Members, &g.ProjectID)
 	return g, err
 }
 
 // ServerGroups lists server groups (members in Group).
-func (r *ReadModel) ServerGroups(ctx context.Context, name string, p Page) ([]ServerGroup, string, error) {
+func (r *ReadModel) ServerGroups(ctx context.Context, scope Scope, name string, p Page) ([]ServerGroup, string, error) {
 	w := &where{}
+	scope.add(w, "project_id", false)
 	if name != "" {
 		w.add("name = ?", name)
 	}

@@ -55,6 +55,7 @@ password again to the key of the host that builds the server.`,
 			}
 			c.Log = log
 			c.DatabaseURL = os.Getenv("KEEL_DATABASE_URL")
+			c.AdminPassword = os.Getenv("KEEL_ADMIN_PASSWORD")
 			c.FakeKnobs = fake.Knobs{Latency: latency, FailRate: failRate}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -69,7 +70,7 @@ password again to the key of the host that builds the server.`,
 			} else if u != "" {
 				fmt.Fprintf(os.Stderr, "  NATS:     %s\n", u)
 			}
-			fmt.Fprintf(os.Stderr, "  Data:     %s\n  Try:      KEEL_API=%s keel flavor list\nCtrl-C stops everything started here.\n\n", c.DataDir, n.URL)
+			fmt.Fprintf(os.Stderr, "  Data:     %s\n  Log in:   KEEL_API=%s keel login --user admin\n  Then:     keel flavor list\nCtrl-C stops everything started here.\n\n", c.DataDir, n.URL)
 			<-ctx.Done()
 			c.Log.Info("shutting down")
 			n.Close()

@@ -16,12 +16,21 @@ type client struct {
 	api *api.Client
 }
 
-func newClient(base string, conns int) *client {
+// adminPassword is the bootstrap admin's password of the nodes keelbench
+// starts: every call it makes is authenticated, as a user's would be.
+const adminPassword = "keelbench-admin-password"
+
+// newClient logs in to the node at base as its admin.
+func newClient(ctx context.Context, base string, conns int) (*client, error) {
 	tr := &http.Transport{MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: 2 * conns, IdleConnTimeout: time.Minute}
 	c := api.New(base)
 	c.HTTP = &http.Client{Transport: tr, Timeout: time.Minute}
 	c.Header = http.Header{"User-Agent": {"keelbench"}}
-	return &client{api: c}
+	logged, _, err := api.Login(ctx, c, "admin", adminPassword, "")
+	if err != nil {
+		return nil, fmt.Errorf("log in to %s: %w", base, err)
+	}
+	return &client{api: logged}, nil
 }
 
 // seed creates a flavor and an active image; it returns their ids and the

@@ -91,7 +91,7 @@ func startCommandBench(ctx context.Context, e *benchEnv) (*cmdBench, error) {
 		return nil, err
 	}
 	b := &cmdBench{e: e, pool: pool}
-	b.n, err = node.Start(ctx, node.Config{DataDir: filepath.Join(e.dir, "node"), Listen: "127.0.0.1:0", DatabaseURL: url,
+	b.n, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, DataDir: filepath.Join(e.dir, "node"), Listen: "127.0.0.1:0", DatabaseURL: url,
 		FakeHosts: e.cfg.FakeHosts, HostVCPUs: 1 << 20, HostRAMMiB: 1 << 30, HostDiskGiB: 1 << 30, Log: e.log,
 		// The figure measures how fast the whole node accepts creates, so
 		// the backlog bounds that would refuse them are off.
@@ -99,7 +99,9 @@ func startCommandBench(ctx context.Context, e *benchEnv) (*cmdBench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.c = newClient(b.n.URL, e.cfg.Clients)
+	if b.c, err = newClient(ctx, b.n.URL, e.cfg.Clients); err != nil {
+		return b, err
+	}
 	var seq uint64
 	if b.flavorID, b.imageID, seq, err = b.c.seed(ctx); err != nil {
 		return b, err
@@ -133,12 +135,14 @@ func (b *cmdBench) startOnly(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.only, err = node.Start(ctx, node.Config{DataDir: filepath.Join(b.e.dir, "node-only"), Listen: "127.0.0.1:0",
+	b.only, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, DataDir: filepath.Join(b.e.dir, "node-only"), Listen: "127.0.0.1:0",
 		DatabaseURL: url, APIOnly: true, Log: b.e.log})
 	if err != nil {
 		return err
 	}
-	b.onlyC = newClient(b.only.URL, b.e.cfg.Clients)
+	if b.onlyC, err = newClient(ctx, b.only.URL, b.e.cfg.Clients); err != nil {
+		return err
+	}
 	b.onlyFlavor, b.onlyImage, _, err = b.onlyC.seed(ctx)
 	return err
 }

@@ -122,14 +122,14 @@ func (b *lvBench) startNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.n, err = node.Start(ctx, node.Config{DataDir: filepath.Join(b.e.dir, "node-libvirt"), Listen: "127.0.0.1:0",
+	b.n, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, DataDir: filepath.Join(b.e.dir, "node-libvirt"), Listen: "127.0.0.1:0",
 		DatabaseURL: url, Log: b.e.log})
 	if err != nil {
 		return err
 	}
 	b.e.defer_(func() error { b.n.Close(); return nil })
-	b.c = newClient(b.n.URL, 1)
-	return nil
+	b.c, err = newClient(ctx, b.n.URL, 1)
+	return err
 }
 
 // startAgent runs the host agent with the libvirt driver in this process,

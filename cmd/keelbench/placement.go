@@ -42,7 +42,7 @@ func placeOnce(ctx context.Context, e *benchEnv, hosts, creates int, res *result
 	}
 	logf("  starting a node with %d simulated hosts (it registers them one by one)", hosts)
 	start := time.Now()
-	n, err := node.Start(ctx, node.Config{DataDir: filepath.Join(e.dir, fmt.Sprintf("place-%d", hosts)), Listen: "127.0.0.1:0",
+	n, err := node.Start(ctx, node.Config{AdminPassword: adminPassword, DataDir: filepath.Join(e.dir, fmt.Sprintf("place-%d", hosts)), Listen: "127.0.0.1:0",
 		DatabaseURL: url, FakeHosts: hosts, HostVCPUs: 64, HostRAMMiB: 256 * 1024, HostDiskGiB: 4000, Log: e.log})
 	if err != nil {
 		return err
@@ -68,7 +68,10 @@ func placeOnce(ctx context.Context, e *benchEnv, hosts, creates int, res *result
 		started.Round(time.Millisecond), float64(hosts)/started.Seconds(), hosts, visible.Round(time.Millisecond))
 	res.add(fmt.Sprintf("host_register_per_s_%d", hosts), float64(hosts)/started.Seconds(), "hosts/s", 0, none)
 
-	c := newClient(n.URL, e.cfg.Clients)
+	c, err := newClient(ctx, n.URL, e.cfg.Clients)
+	if err != nil {
+		return err
+	}
 	flavorID, imageID, seq, err := c.seed(ctx)
 	if err != nil {
 		return err

@@ -84,7 +84,7 @@ func runScale(ctx context.Context, e *benchEnv, res *results) error {
 		return err
 	}
 	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", addr, "--fake-hosts", "0")
-	cmd.Env = append(os.Environ(), "KEEL_DATABASE_URL="+dbURL)
+	cmd.Env = append(os.Environ(), "KEEL_DATABASE_URL="+dbURL, "KEEL_ADMIN_PASSWORD="+adminPassword)
 	logFile, err := os.Create(filepath.Join(e.dir, "scale-serve.log"))
 	if err != nil {
 		return err
@@ -96,7 +96,16 @@ func runScale(ctx context.Context, e *benchEnv, res *results) error {
 		return err
 	}
 	defer stopProcess(cmd)
-	c := newClient("http://"+addr, 4)
+	// keel serve answers once it has started: log in as soon as it does.
+	var c *client
+	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if c, err = newClient(ctx, "http://"+addr, 4); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w (log: %s)", err, logFile.Name())
+		}
+	}
 	lagZero, err := waitCaughtUp(ctx, c, start, 10*time.Minute)
 	if err != nil {
 		return fmt.Errorf("%w (log: %s)", err, logFile.Name())

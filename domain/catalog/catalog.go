@@ -13,8 +13,11 @@ import (
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/domain/token"
+	"github.com/keel-cloud/keel/domain/user"
 )
 
 // Registries maps aggregate types to their event registries.
@@ -27,6 +30,9 @@ var Registries = map[string]domain.Registry{
 	host.AggregateType:          host.Decider.Registry,
 	servergroup.AggregateType:   servergroup.Decider.Registry,
 	hostaggregate.AggregateType: hostaggregate.Decider.Registry,
+	project.AggregateType:       project.Decider.Registry,
+	user.AggregateType:          user.Decider.Registry,
+	token.AggregateType:         token.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

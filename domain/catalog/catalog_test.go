@@ -16,8 +16,11 @@ import (
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/domain/token"
+	"github.com/keel-cloud/keel/domain/user"
 )
 
 // A time with nanoseconds, so that a round trip that drops precision fails.
@@ -31,16 +34,16 @@ var examples = map[string][]domain.Event{
 		&flavor.Deleted{ID: "fl-1", DeletedAt: at},
 	},
 	keypair.AggregateType: {
-		&keypair.Created{ID: "kp-1", Spec: keypair.Spec{Name: "alice", Type: "ssh-ed25519", PublicKey: "ssh-ed25519 AAAA alice", Fingerprint: "SHA256:x"}, CreatedAt: at},
+		&keypair.Created{ID: "kp-1", Spec: keypair.Spec{Project: "p-1", Name: "alice", Type: "ssh-ed25519", PublicKey: "ssh-ed25519 AAAA alice", Fingerprint: "SHA256:x"}, CreatedAt: at},
 		&keypair.Deleted{ID: "kp-1", DeletedAt: at},
 	},
 	image.AggregateType: {
-		&image.Created{ID: "img-1", Spec: image.Spec{Name: "cirros", DiskFormat: "qcow2", MinDiskGiB: 1, MinRAMMiB: 64}, CreatedAt: at},
+		&image.Created{ID: "img-1", Spec: image.Spec{Project: "p-1", Name: "cirros", DiskFormat: "qcow2", MinDiskGiB: 1, MinRAMMiB: 64}, CreatedAt: at},
 		&image.Uploaded{ID: "img-1", Object: "images/img-1", Size: 1 << 40, SHA256: strings.Repeat("ab", 32), UploadedAt: at},
 		&image.ImageDeleted{ID: "img-1", DeletedAt: at},
 	},
 	server.AggregateType: {
-		&server.Created{ID: "srv-1", Name: "web-1", Flavor: server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20},
+		&server.Created{ID: "srv-1", Project: "p-1", Name: "web-1", Flavor: server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20},
 			ImageID: "img-1", Operation: "op-1", Hints: server.Hints{AvailabilityZone: "az1", ServerGroup: "sg-1", TargetHost: "h-1"}, UserData: []byte("#cloud-config\n"),
 			KeyName: "alice", PublicKey: "ssh-ed25519 AAAA alice", AdminPasswordSealed: []byte{1, 2, 3}, KeepRunning: new(bool), DataDisksGiB: []int{10}, CreatedAt: at},
 		&server.SpawnFailed{Host: "h-1", Reason: "disk full", Attempt: 1, Detail: "write /pool/servers/srv-1/root.qcow2: no space left on device", At: at},
@@ -60,7 +63,7 @@ var examples = map[string][]domain.Event{
 		&server.Lost{Host: "h-1", Reason: "its virtual machine disappeared from host h-1", At: at},
 	},
 	operation.AggregateType: {
-		&operation.Began{ID: "op-1", Kind: "server.create", ResourceType: "server", ResourceID: "srv-1",
+		&operation.Began{ID: "op-1", Project: "p-1", Kind: "server.create", ResourceType: "server", ResourceID: "srv-1",
 			Steps: []operation.StepSpec{{Name: "schedule", Timeout: 30 * time.Second}, {Name: "spawn", Timeout: 5*time.Minute + time.Nanosecond}}, At: at},
 		&operation.StepStarted{Step: "spawn", Deadline: at.Add(5 * time.Minute), At: at},
 		&operation.StepSucceeded{Step: "schedule", At: at},
@@ -68,6 +71,21 @@ var examples = map[string][]domain.Event{
 		&operation.Rewound{From: "spawn", To: "schedule", Reason: "disk full on h-1", Detail: "write /pool/servers/srv-1/root.qcow2: no space left on device", At: at},
 		&operation.OperationSucceeded{At: at},
 		&operation.OperationFailed{Reason: "disk full", Detail: "write /pool/servers/srv-1/root.qcow2: no space left on device", Compensated: []string{"schedule"}, At: at},
+	},
+	project.AggregateType: {
+		&project.Created{ID: "p-1", Name: "web", Description: "the web team", CreatedAt: at},
+		&project.Deleted{ID: "p-1", DeletedAt: at},
+	},
+	user.AggregateType: {
+		&user.Created{ID: "u-1", Name: "alice", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", CreatedAt: at},
+		&user.PasswordChanged{ID: "u-1", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaB", ChangedAt: at},
+		&user.RoleGranted{ID: "u-1", Project: "p-1", Role: user.Member, At: at},
+		&user.RoleRevoked{ID: "u-1", Project: "p-1", At: at},
+		&user.Deleted{ID: "u-1", DeletedAt: at},
+	},
+	token.AggregateType: {
+		&token.Issued{ID: "t-1", Spec: token.Spec{User: "u-1", Project: "p-1", Name: "ci", ReadOnly: true, SecretSHA256: strings.Repeat("cd", 32), ExpiresAt: at.Add(time.Hour)}, CreatedAt: at},
+		&token.Revoked{ID: "t-1", RevokedAt: at},
 	},
 	hostaggregate.AggregateType: {
 		&hostaggregate.Created{ID: "a-1", Name: "rack-1", Metadata: map[string]string{"availability_zone": "az1"}, At: at},
@@ -77,7 +95,7 @@ var examples = map[string][]domain.Event{
 		&hostaggregate.Deleted{At: at},
 	},
 	servergroup.AggregateType: {
-		&servergroup.Created{ID: "g-1", Spec: servergroup.Spec{Name: "web", Policy: "anti-affinity", MaxPerHost: 1}, At: at},
+		&servergroup.Created{ID: "g-1", Spec: servergroup.Spec{Project: "p-1", Name: "web", Policy: "anti-affinity", MaxPerHost: 1}, At: at},
 		&servergroup.MemberAdded{Server: "s-1", Host: "h-1", At: at},
 		&servergroup.MemberRemoved{Server: "s-1", At: at},
 		&servergroup.Deleted{At: at},

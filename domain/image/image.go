@@ -31,6 +31,9 @@ var Formats = []string{"raw", "qcow2", "iso"}
 
 // Spec is what a user says about an image when creating it.
 type Spec struct {
+	// Project owns a private image; "" makes the image public (every
+	// project may boot it; only cloud admins make or delete those).
+	Project    string `json:"project_id,omitempty"`
 	Name       string `json:"name"`
 	DiskFormat string `json:"disk_format"`
 	MinDiskGiB int    `json:"min_disk_gib"`

@@ -37,7 +37,9 @@ type State struct {
 
 // Spec is the keypair's name and its public key, normalised.
 type Spec struct {
-	Name string `json:"name"`
+	// Project owns the keypair; names are unique within it.
+	Project string `json:"project_id,omitempty"`
+	Name    string `json:"name"`
 	// Type is the key's algorithm, e.g. ssh-ed25519.
 	Type string `json:"type"`
 	// PublicKey is one authorized_keys line: type, base64, comment.

@@ -12,7 +12,9 @@ type Command interface{ operationCommand() }
 
 // Begin starts an operation and its first step.
 type Begin struct {
-	ID           ID
+	ID ID
+	// Project owns the operation (the project of its resource).
+	Project      string
 	Kind         string
 	ResourceType string
 	ResourceID   string
@@ -169,7 +171,7 @@ func decideBegin(s State, c Begin) ([]domain.Event, error) {
 		}
 		seen[st.Name] = true
 	}
-	evs := []domain.Event{&Began{ID: c.ID, Kind: c.Kind, ResourceType: c.ResourceType,
+	evs := []domain.Event{&Began{ID: c.ID, Project: c.Project, Kind: c.Kind, ResourceType: c.ResourceType,
 		ResourceID: c.ResourceID, Steps: c.Steps, At: c.At}}
 	first := c.Steps[0]
 	return append(evs, &StepStarted{Step: first.Name, Deadline: c.At.Add(first.Timeout), At: c.At}), nil

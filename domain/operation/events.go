@@ -20,6 +20,7 @@ const (
 // Began records a new operation and its planned steps.
 type Began struct {
 	ID           ID         `json:"id"`
+	Project      string     `json:"project_id,omitempty"`
 	Kind         string     `json:"kind"`
 	ResourceType string     `json:"resource_type"`
 	ResourceID   string     `json:"resource_id"`
@@ -97,7 +98,7 @@ func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Began:
 		s = State{ID: e.ID, Exists: true, Kind: e.Kind, ResourceType: e.ResourceType,
-			ResourceID: e.ResourceID, Status: Running, Current: -1, StartedAt: e.At}
+			ResourceID: e.ResourceID, Project: e.Project, Status: Running, Current: -1, StartedAt: e.At}
 		for _, sp := range e.Steps {
 			s.Steps = append(s.Steps, Step{Name: sp.Name, Status: StepIsPending, Timeout: sp.Timeout})
 		}

@@ -69,6 +69,7 @@ type Step struct {
 type State struct {
 	ID           ID
 	Exists       bool
+	Project      string
 	Kind         string
 	ResourceType string
 	ResourceID   string

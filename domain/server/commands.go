@@ -9,7 +9,9 @@ import (
 
 // Create asks for a new server built from a flavor and an image.
 type Create struct {
-	ID        ID
+	ID ID
+	// Project owns the server.
+	Project   string
 	Name      string
 	Flavor    Flavor
 	ImageID   string
@@ -259,7 +261,7 @@ func decideCreate(s State, c Create) ([]domain.Event, error) {
 			return nil, domain.Invalidf("data disk %d is %d GiB; from 1 to %d", i+1, g, MaxDataDiskGiB)
 		}
 	}
-	return one(&Created{ID: c.ID, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData,
+	return one(&Created{ID: c.ID, Project: c.Project, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData,
 		KeyName: c.KeyName, PublicKey: c.PublicKey, AdminPasswordSealed: c.AdminPasswordSealed, KeepRunning: c.KeepRunning, DataDisksGiB: c.DataDisksGiB, CreatedAt: c.At})
 }
 

@@ -29,6 +29,7 @@ const (
 // Created records a new server; it is BUILDING and waits for a host.
 type Created struct {
 	ID        ID     `json:"id"`
+	Project   string `json:"project_id,omitempty"`
 	Name      string `json:"name"`
 	Flavor    Flavor `json:"flavor"`
 	ImageID   string `json:"image_id"`

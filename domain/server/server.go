@@ -82,6 +82,7 @@ type Flavor struct {
 type State struct {
 	ID        ID
 	Exists    bool
+	Project   string
 	Name      string
 	Flavor    Flavor
 	ImageID   string
@@ -153,7 +154,7 @@ var Decider = domain.Decider[State, Command]{
 func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Created:
-		s = State{ID: e.ID, Exists: true, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
+		s = State{ID: e.ID, Exists: true, Project: e.Project, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
 			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints, UserData: e.UserData,
 			KeepRunning: e.KeepRunning == nil || *e.KeepRunning, DataDisksGiB: e.DataDisksGiB,
 			KeyName: e.KeyName, PublicKey: e.PublicKey, AdminPasswordSealed: e.AdminPasswordSealed}

@@ -28,6 +28,8 @@ var Policies = []string{Affinity, AntiAffinity, SoftAffinity, SoftAntiAffinity}
 
 // Spec is what a user asks for.
 type Spec struct {
+	// Project owns the group; names are unique within it.
+	Project    string `json:"project_id,omitempty"`
 	Name       string `json:"name"`
 	Policy     string `json:"policy"`
 	MaxPerHost int    `json:"max_per_host,omitempty"` // 0: no limit beyond the policy

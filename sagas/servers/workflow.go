@@ -87,7 +87,7 @@ func op(opID, what string, cmd operation.Command) runner.Command {
 
 // begin starts an operation; it is refused (quietly) when it already began.
 func begin(s runner.State, opID, kind, sid string, steps ...operation.StepSpec) []runner.Command {
-	return []runner.Command{op(opID, "begin", operation.Begin{ID: operation.ID(opID), Kind: kind,
+	return []runner.Command{op(opID, "begin", operation.Begin{ID: operation.ID(opID), Project: s.Server.Project, Kind: kind,
 		ResourceType: server.AggregateType, ResourceID: sid, Steps: steps, At: s.Now})}
 }
 

@@ -46,7 +46,7 @@ func TestAgentProcessesJoinOverNATS(t *testing.T) {
 			}
 		}
 	}()
-	c := api.New(p.url)
+	c := p.client()
 	ctx := context.Background()
 	eventually(t, 30*time.Second, func() error {
 		hosts, _, err := api.Get[api.HostList](ctx, c, api.Hosts, api.Opts{})

@@ -26,10 +26,17 @@ import (
 
 // proc is a `keel serve` child process.
 type proc struct {
-	cmd *exec.Cmd
-	url string
-	log *bytes.Buffer
+	cmd   *exec.Cmd
+	url   string
+	log   *bytes.Buffer
+	token string // the admin's, once serve logged in
 }
+
+// client is the API of the process, logged in as admin.
+func (p *proc) client() *api.Client { return api.New(p.url).WithToken(p.token) }
+
+// auth is the header post sends the admin's token in.
+func (p *proc) auth() string { return "Authorization: Bearer " + p.token }
 
 var (
 	binDir   string
@@ -72,7 +79,7 @@ func serve(t *testing.T, bin, dataDir, dbURL, addr string, extra ...string) *pro
 	p := &proc{url: "http://" + addr, log: &bytes.Buffer{}}
 	args := append([]string{"serve", "--data-dir", dataDir, "--listen", addr, "--fake-hosts", "4", "--fake-latency", "20ms"}, extra...)
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), "KEEL_DATABASE_URL="+dbURL)
+	p.cmd.Env = append(os.Environ(), "KEEL_DATABASE_URL="+dbURL, "KEEL_ADMIN_PASSWORD="+adminPassword)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -88,6 +95,11 @@ func serve(t *testing.T, bin, dataDir, dbURL, addr string, extra ...string) *pro
 		}
 		return nil
 	})
+	_, tok, err := api.Login(context.Background(), api.New(p.url), "admin", adminPassword, "")
+	if err != nil {
+		t.Fatalf("log in to keel serve: %v\n%s", err, p.log)
+	}
+	p.token = tok.Secret
 	return p
 }
 
@@ -133,7 +145,7 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 		}
 	}()
 	// The creates name the image after the upload has reached the read model.
-	seq := seedOver(t, api.New(p.url))
+	seq := seedOver(t, p.client())
 	minSeq := "Keel-Min-Sequence: " + strconv.FormatUint(seq, 10)
 
 	// Fire creates and deletes; kill -9 while they are in flight.
@@ -147,7 +159,7 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			time.Sleep(time.Duration(i) * time.Millisecond)
-			code, body, err := post(p.url+"/v1/servers", map[string]any{"name": fmt.Sprintf("k-%d", i), "flavor": "small", "image": "tiny"}, minSeq)
+			code, body, err := post(p.url+"/v1/servers", map[string]any{"name": fmt.Sprintf("k-%d", i), "flavor": "small", "image": "tiny"}, minSeq, p.auth())
 			if err != nil || code != 202 {
 				return // not acknowledged
 			}
@@ -163,7 +175,7 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 			}
 			mu.Unlock()
 			if i%3 == 0 {
-				if code, _, err := post(p.url+"/v1/servers/"+a.Server.ID, nil); err == nil && code == 202 {
+				if code, _, err := post(p.url+"/v1/servers/"+a.Server.ID, nil, p.auth()); err == nil && code == 202 {
 					mu.Lock()
 					acked[a.Server.ID] = "acked"
 					mu.Unlock()

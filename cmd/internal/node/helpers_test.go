@@ -33,8 +33,12 @@ type env struct {
 	minSeq uint64 // sequence after seed(), for name lookups
 	cfg    node.Config
 	node   *node.Node
-	api    *api.Client // the node's API, as the CLI and keelbench see it
+	api    *api.Client // the node's API, as the CLI and keelbench see it, logged in as admin
+	token  string      // the admin's token, which call sends
 }
+
+// adminPassword is the bootstrap admin's password in these tests.
+const adminPassword = "keel-test-admin-password"
 
 // start runs a node on a fresh database and data dir.
 func start(t *testing.T, tweak func(*node.Config)) *env {
@@ -43,8 +47,9 @@ func start(t *testing.T, tweak func(*node.Config)) *env {
 		DataDir:     t.TempDir(),
 		Listen:      "127.0.0.1:0",
 		DatabaseURL: pgtest.NewDatabase(t),
-		FakeHosts:   3,
-		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		FakeHosts:     3,
+		AdminPassword: adminPassword,
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -74,7 +79,11 @@ func (e *env) boot() {
 		e.t.Fatalf("start node: %v", err)
 	}
 	e.node = n
-	e.api = api.New(n.URL)
+	c, tok, err := api.Login(context.Background(), api.New(n.URL), "admin", adminPassword, "")
+	if err != nil {
+		e.t.Fatalf("log in as admin: %v", err)
+	}
+	e.api, e.token = c, tok.Secret
 }
 
 // restart stops the node and starts it again on the same data.
@@ -111,7 +120,8 @@ func (r resp) seq() uint64 {
 	return s
 }
 
-// call sends a request; body may be nil, a []byte or a value to encode.
+// call sends a request as the admin; body may be nil, a []byte or a value
+// to encode. Headers "Authorization", "" send no token.
 func (e *env) call(method, path string, body any, headers ...string) resp {
 	e.t.Helper()
 	var rd io.Reader
@@ -133,8 +143,12 @@ func (e *env) call(method, path string, body any, headers ...string) resp {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+e.token)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
+	}
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

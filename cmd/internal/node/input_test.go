@@ -336,8 +336,8 @@ func TestTruncatedUploadIsA400AndLeavesNothing(t *testing.T) {
 	}
 	before := stored()
 	// 1 MiB of the 3 MiB announced, then the client stops sending.
-	req := fmt.Sprintf("PUT /v1/images/%s/file HTTP/1.1\r\nHost: keel\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n%s",
-		im.ID, 3<<20, bytes.Repeat([]byte{7}, 1<<20))
+	req := fmt.Sprintf("PUT /v1/images/%s/file HTTP/1.1\r\nHost: keel\r\nContent-Type: application/octet-stream\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+		im.ID, e.token, 3<<20, bytes.Repeat([]byte{7}, 1<<20))
 	e.mustProblem(400, e.rawCall(req, true), "request body ended early")
 	if after := stored(); after != before {
 		t.Fatalf("the cut upload left %d messages in the object store", after-before)

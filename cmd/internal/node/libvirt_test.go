@@ -42,7 +42,7 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr)
 	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
 	agentLog := &syncBuffer{} // read while the agent writes
-	creds := issueCredentials(t, bin, p.url, "node-a")
+	creds := issueCredentials(t, bin, p.url, p.token, "node-a")
 	var a *exec.Cmd
 	startAgent := func() {
 		a = exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
@@ -60,7 +60,7 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 			t.Logf("serve:\n%s\nagent:\n%s", p.log, agentLog)
 		}
 	}()
-	c := api.New(p.url)
+	c := p.client()
 	ctx := context.Background()
 
 	// The node registers what libvirt says of it.
@@ -398,7 +398,7 @@ func TestTwoLibvirtNodes(t *testing.T) {
 	for i, lv := range lvs {
 		a := exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
 			"--host-name", names[i], "--data-dir", filepath.Join(lv.Dir, "agent"), "--nats", "nats://"+natsAddr,
-			"--credentials", issueCredentials(t, bin, p.url, names[i]), "--heartbeat", "500ms")
+			"--credentials", issueCredentials(t, bin, p.url, p.token, names[i]), "--heartbeat", "500ms")
 		a.Stdout, a.Stderr = logs[i], logs[i]
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
@@ -410,7 +410,7 @@ func TestTwoLibvirtNodes(t *testing.T) {
 			t.Logf("serve:\n%s\nagent a:\n%s\nagent b:\n%s", p.log, logs[0], logs[1])
 		}
 	}()
-	c := api.New(p.url)
+	c := p.client()
 	ctx := context.Background()
 	eventually(t, 30*time.Second, func() error {
 		for _, n := range names {
@@ -517,11 +517,11 @@ func uploadGuest(t *testing.T, c *api.Client, guest string) *api.Response {
 
 // issueCredentials issues host's credentials with the CLI, as an operator
 // does, and returns their file.
-func issueCredentials(t *testing.T, bin, apiURL, host string) string {
+func issueCredentials(t *testing.T, bin, apiURL, token, host string) string {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), host+".creds")
 	cmd := exec.Command(bin, "host", "credentials", host, "-o", file)
-	cmd.Env = append(os.Environ(), "KEEL_API="+apiURL)
+	cmd.Env = append(os.Environ(), "KEEL_API="+apiURL, "KEEL_TOKEN="+token)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("keel host credentials %s: %v\n%s", host, err, out)
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,11 @@ type Config struct {
 	// (package secrets). "" uses DataDir/secrets.key, created at first
 	// start; a given file must exist (replicas share one key).
 	SecretsKey string
+	// AdminPassword is the bootstrap admin's password on first start ("":
+	// generated and written once to AdminPasswordOut). Later starts ignore it.
+	AdminPassword string
+	// AdminPasswordOut receives the generated password (nil: standard error).
+	AdminPasswordOut io.Writer
 
 	FakeHosts int // simulated hosts run in this process
 	// SimulatedAgents admits simulated fleets (keel agent --driver fake,
@@ -207,6 +213,9 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.App.Names = nameStore{names}
+	if err := n.bootstrap(ctx); err != nil {
+		return err
+	}
 	images, err := keeljs.OpenImages(ctx, n.Store.JS, n.Store.Replicas)
 	if err != nil {
 		return err
@@ -244,7 +253,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	api := &httpapi.API{App: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
+	api := &httpapi.API{App: n.App, Auth: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
 		Consoles: consoles, HostKeys: hostKeys{n.Keys}, Displays: hostlink.Displays{NC: n.nc, Keys: n.Keys}, ConsoleTokens: tokens,
 		ConsoleTTL: c.ConsoleTTL}
@@ -555,4 +564,23 @@ func (h hostKeys) Issue(ctx context.Context, host string) ([]byte, error) {
 		return nil, err
 	}
 	return c.Encode()
+}
+
+// bootstrap makes the admin project and user on first start, and shows a
+// generated password once.
+func (n *Node) bootstrap(ctx context.Context) error {
+	pw, err := n.App.Bootstrap(ctx, n.Config.AdminPassword)
+	if err != nil {
+		return err
+	}
+	if pw == "" {
+		return nil
+	}
+	out := n.Config.AdminPasswordOut
+	if out == nil {
+		out = os.Stderr
+	}
+	_, err = fmt.Fprintf(out, "\n  Keel made its first user: admin, with the password\n\n      %s\n\n"+
+		"  It is shown this once. Log in with: keel login --user admin\n  (or set KEEL_ADMIN_PASSWORD before the first start to choose it).\n\n", pw)
+	return err
 }

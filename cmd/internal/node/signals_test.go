@@ -205,8 +205,8 @@ func (e *env) truncatedUpload(image, requestID string) int {
 		e.t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "PUT /v1/images/%s/file HTTP/1.1\r\nHost: keel\r\nContent-Type: application/octet-stream\r\n"+
-		"Keel-Min-Sequence: %d\r\nX-Request-Id: %s\r\nContent-Length: 100000\r\n\r\nonly a few bytes", image, e.minSeq, requestID)
+	fmt.Fprintf(conn, "PUT /v1/images/%s/file HTTP/1.1\r\nHost: keel\r\nContent-Type: application/octet-stream\r\nAuthorization: Bearer %s\r\n"+
+		"Keel-Min-Sequence: %d\r\nX-Request-Id: %s\r\nContent-Length: 100000\r\n\r\nonly a few bytes", image, e.token, e.minSeq, requestID)
 	_ = conn.(*net.TCPConn).CloseWrite()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	status, err := bufio.NewReader(conn).ReadString('\n')
