@@ -27,6 +27,7 @@ const defaultAPI = "http://127.0.0.1:8080"
 // globals are the root's persistent flags and what the client commands share.
 type globals struct {
 	api    string
+	token  string // --token
 	output string
 	client *apiClient
 	out    io.Writer // results
@@ -41,9 +42,11 @@ func addClientCommands(root *cobra.Command) {
 		api = defaultAPI
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.api, "api", api, "Keel API base URL (env KEEL_API)")
+	pf.StringVar(&g.api, "api", api, "Keel API base URL (env KEEL_API; without either, the API of the saved keel login)")
+	pf.StringVar(&g.token, "token", "", "bearer token to send (env KEEL_TOKEN; default: the saved keel login's; a flag shows in ps, prefer the env)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(flavorCmd(g), imageCmd(g), keypairCmd(g), serverCmd(g), operationCmd(g),
+	root.AddCommand(loginCmd(g), logoutCmd(g), whoamiCmd(g), projectCmd(g), userCmd(g), tokenCmd(g),
+		flavorCmd(g), imageCmd(g), keypairCmd(g), serverCmd(g), operationCmd(g),
 		eventsCmd(g), replayCmd(g), projectionsCmd(g), hostCmd(g), serverGroupCmd(g), aggregateCmd(g), azCmd(g), parkedCmd(g))
 }
 
@@ -52,17 +55,19 @@ func (g *globals) group(use, short string, aliases ...string) *cobra.Command {
 	return &cobra.Command{Use: use, Short: short, Aliases: aliases, PersistentPreRunE: g.prepare}
 }
 
-// prepare checks the global flags and builds the client.
+// prepare checks the global flags and builds the client, with the API
+// and token resolveAuth picks.
 func (g *globals) prepare(cmd *cobra.Command, _ []string) error {
-	if g.output != "table" && g.output != "json" {
-		return fmt.Errorf("--output must be table or json, not %q", g.output)
+	if err := g.prepareOutput(cmd); err != nil {
+		return err
 	}
-	base, err := normalizeAPI(g.api)
+	a, err := g.resolveAuth(cmd)
 	if err != nil {
 		return err
 	}
-	g.client = newAPIClient(base)
-	g.out, g.errOut = newTerminalWriter(cmd.OutOrStdout()), newTerminalWriter(cmd.ErrOrStderr())
+	g.client = newAPIClient(a.base)
+	g.client.c.Token = a.token
+	g.client.auth = a
 	return nil
 }
 

@@ -17,6 +17,8 @@ import (
 // and errors worded for a terminal (escaped, with hints).
 type apiClient struct {
 	c *api.Client
+	// auth is where the token came from, for the error of a 401.
+	auth authInfo
 }
 
 // call is one API request.
@@ -93,9 +95,20 @@ func (c *apiClient) send(res *api.Response, err error) (reply, error) {
 	return rep, c.explain(err)
 }
 
-// explain words an error for a terminal: problems escaped, failures to
-// reach the API with a hint.
+// explain words an error for a terminal: problems escaped, a 401 as "not
+// logged in" with what the CLI sent, failures to reach the API with a hint.
 func (c *apiClient) explain(err error) error {
+	err = c.explainRaw(err)
+	var p *problem
+	if errors.As(err, &p) && p.Status == http.StatusUnauthorized {
+		return &notLoggedInError{p: p, hint: c.auth.hint()}
+	}
+	return err
+}
+
+// explainRaw is explain without the "not logged in" of a 401: for a
+// login, where a 401 is a wrong password.
+func (c *apiClient) explainRaw(err error) error {
 	var p *api.Problem
 	var te *api.TransportError
 	switch {

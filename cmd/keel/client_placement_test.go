@@ -222,6 +222,8 @@ type fakeAPI struct {
 
 type recorded struct {
 	method, path, minSeq, idemKey, ifMatch string
+	auth                                   string // the Authorization header
+	query                                  string
 	body                                   map[string]any
 }
 
@@ -233,7 +235,8 @@ func newFakeAPI(t *testing.T, routes map[string]func(w http.ResponseWriter, r *h
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := recorded{method: r.Method, path: r.URL.EscapedPath(), minSeq: r.Header.Get("Keel-Min-Sequence"), idemKey: r.Header.Get("Idempotency-Key"), ifMatch: r.Header.Get("If-Match")}
+	rec := recorded{method: r.Method, path: r.URL.EscapedPath(), minSeq: r.Header.Get("Keel-Min-Sequence"), idemKey: r.Header.Get("Idempotency-Key"), ifMatch: r.Header.Get("If-Match"),
+		auth: r.Header.Get("Authorization"), query: r.URL.RawQuery}
 	if raw := mustRead(f.t, r.Body); len(raw) > 0 {
 		if err := json.Unmarshal(raw, &rec.body); err != nil {
 			f.t.Errorf("%s %s: body %s: %v", r.Method, r.URL, raw, err)

@@ -44,9 +44,9 @@ const adminPassword = "keel-test-admin-password"
 func start(t *testing.T, tweak func(*node.Config)) *env {
 	t.Helper()
 	cfg := node.Config{
-		DataDir:     t.TempDir(),
-		Listen:      "127.0.0.1:0",
-		DatabaseURL: pgtest.NewDatabase(t),
+		DataDir:       t.TempDir(),
+		Listen:        "127.0.0.1:0",
+		DatabaseURL:   pgtest.NewDatabase(t),
 		FakeHosts:     3,
 		AdminPassword: adminPassword,
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),

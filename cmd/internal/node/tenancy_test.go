@@ -197,7 +197,9 @@ func TestProjectsAreIsolated(t *testing.T) {
 		t.Fatal(err)
 	}
 	after = api.Opts{MinSequence: res.Sequence}
-	for _, c := range stream.until(t, func(c api.Commit) bool { return c.AggregateType == "keypair" && strings.Contains(string(c.Events[0].Data), `"desk"`) }) {
+	for _, c := range stream.until(t, func(c api.Commit) bool {
+		return c.AggregateType == "keypair" && strings.Contains(string(c.Events[0].Data), `"desk"`)
+	}) {
 		if c.Project != bob.project {
 			t.Errorf("bob's stream carried commit %d of project %q (%s %s)", c.Sequence, c.Project, c.AggregateType, c.AggregateID)
 		}
