@@ -39,7 +39,10 @@ type Meta struct {
 	// Scope, when set, is the one project the command may act in: an
 	// aggregate another project owns answers "not found", as if it were
 	// not there (a caller learns nothing of other projects). "" is a cloud
-	// admin's, a saga's or an agent's command: any aggregate.
+	// admin's, a saga's or an agent's command: any aggregate. Aggregates
+	// no project owns (handlers without Owner: users, tokens, flavors,
+	// hosts) are not scoped; who may command them is the API's policy and
+	// its handlers' business (a user revokes only their own tokens).
 	Scope string
 	// IfVersion, when not 0, is the aggregate version the command is based
 	// on (an HTTP If-Match): the command is refused with a *StaleError if
@@ -173,7 +176,7 @@ func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta,
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		if meta.Scope != "" && e.version > 0 && (h.Owner == nil || h.Owner(e.state) != meta.Scope) {
+		if meta.Scope != "" && e.version > 0 && h.Owner != nil && h.Owner(e.state) != meta.Scope {
 			h.refused(cmd, errNotInScope)
 			return Result[S]{}, domain.NotFoundf("%s %s not found", h.decider.Type, id)
 		}

@@ -151,12 +151,23 @@ for ((i = 0; ; i++)); do
   sleep 0.1
 done
 
+# The admin's password: chosen at the first run, kept (0600) in the data dir,
+# so that this script and the person running it can log in at every run.
+pwfile=$data/admin-password
+if [[ ! -s $pwfile ]]; then
+  (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$pwfile")
+fi
+export KEEL_ADMIN_PASSWORD
+KEEL_ADMIN_PASSWORD=$(<"$pwfile")
+
 say "starting keel serve on $listen (NATS for agents on $nats_listen, data $data, log $logs/serve.log)"
 setsid "$keel" serve --data-dir "$data" --listen "$listen" --nats-listen "$nats_listen" --fake-hosts 0 \
   >"$logs/serve.log" 2>&1 &
 serve_pid=$!
+# Logging in as admin (the token goes to the user's ~/.config/keel) is also
+# how this script knows the API is up.
 for ((i = 0; ; i++)); do
-  "$keel" flavor list >/dev/null 2>&1 && break
+  KEEL_PASSWORD=$KEEL_ADMIN_PASSWORD "$keel" login --user admin >/dev/null 2>&1 && break
   kill -0 "$serve_pid" 2>/dev/null || { tail -n 20 "$logs/serve.log" >&2; die "keel serve exited: see $logs/serve.log"; }
   ((i < 1200)) || die "the API does not answer on $KEEL_API after 120s: see $logs/serve.log"
   sleep 0.1
@@ -184,7 +195,7 @@ bash "$root/scripts/test-guest.sh" "$tools/guest" >"$logs/test-guest.log" 2>&1 |
 image=keel-test-guest
 if ! status=$("$keel" image show "$image" 2>/dev/null | awk '$1 == "STATUS" {print $2}'); then
   say "uploading $tools/guest/keel-test-guest.qcow2 as image $image"
-  "$keel" image create "$image" --disk-format qcow2 --file "$tools/guest/keel-test-guest.qcow2" >/dev/null
+  "$keel" image create "$image" --disk-format qcow2 --visibility public --file "$tools/guest/keel-test-guest.qcow2" >/dev/null
 elif [[ $status != active ]]; then # created, but an earlier upload did not finish
   say "uploading $tools/guest/keel-test-guest.qcow2 into image $image ($status)"
   "$keel" image upload "$image" "$tools/guest/keel-test-guest.qcow2" >/dev/null
@@ -200,7 +211,8 @@ fi
 
 cat >&2 <<EOF
 
-Keel runs with one libvirt compute node, $host_name. In another terminal:
+Keel runs with one libvirt compute node, $host_name. You are logged in as
+admin (its password is in $pwfile). In another terminal:
 
   export KEEL_API=$KEEL_API
   echo 'hello from my first guest' > /tmp/hello.txt

@@ -26,7 +26,7 @@ func serverGroupCmd(g *globals) *cobra.Command {
 }
 
 func groups(g *globals) resource[api.ServerGroup] {
-	return resource[api.ServerGroup]{kind: "server group", path: api.ServerGroups, table: writeGroups,
+	return resource[api.ServerGroup]{kind: "server group", path: api.ServerGroups, scoped: true, table: writeGroups,
 		detail: func(ctx context.Context, w io.Writer, sg api.ServerGroup) error {
 			return writeGroup(w, sg, g.memberNames(ctx, sg.Members))
 		},

@@ -21,7 +21,7 @@ func imageCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-var images = resource[api.Image]{kind: "image", path: api.Images, table: writeImages,
+var images = resource[api.Image]{kind: "image", path: api.Images, scoped: true, table: writeImages,
 	detail: func(_ context.Context, w io.Writer, im api.Image) error { return writeImage(w, im) },
 	filters: []filter{
 		{flag: "name", meta: "NAME", usage: "only images with this name"},
@@ -61,6 +61,7 @@ into memory.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&body.DiskFormat, "disk-format", "", "raw, qcow2 or iso")
+	fl.StringVar(&body.Visibility, "visibility", "", "private (default: only your project sees and boots it) or public (every project; cloud admins only)")
 	fl.IntVar(&body.MinDiskGiB, "min-disk-gib", 0, "smallest flavor disk this image fits on")
 	fl.IntVar(&body.MinRAMMiB, "min-ram-mib", 0, "smallest flavor RAM this image runs with")
 	fl.StringVar(&file, "file", "", "upload this file as the image's bytes")
@@ -126,7 +127,7 @@ func writeImage(w io.Writer, im api.Image) error {
 		size = fmt.Sprintf("%s (%d bytes)", size, *im.SizeBytes)
 	}
 	return writeFields(w, []field{
-		{"ID", im.ID}, {"NAME", im.Name}, {"STATUS", im.Status}, {"DISK_FORMAT", im.DiskFormat},
+		{"ID", im.ID}, {"NAME", im.Name}, {"STATUS", im.Status}, {"VISIBILITY", im.Visibility}, {"DISK_FORMAT", im.DiskFormat},
 		{"SIZE", size}, {"SHA256", deref(im.SHA256)}, {"MIN_DISK_GIB", itoa(im.MinDiskGiB)},
 		{"MIN_RAM_MIB", itoa(im.MinRAMMiB)}, {"CREATED", fmtTime(im.CreatedAt)}, {"UPDATED", fmtTime(im.UpdatedAt)},
 	})

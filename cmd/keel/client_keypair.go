@@ -19,7 +19,7 @@ func keypairCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-var keypairs = resource[api.Keypair]{kind: "keypair", path: api.Keypairs, table: writeKeypairs,
+var keypairs = resource[api.Keypair]{kind: "keypair", path: api.Keypairs, scoped: true, table: writeKeypairs,
 	detail: func(_ context.Context, w io.Writer, k api.Keypair) error {
 		return writeFields(w, []field{{"ID", k.ID}, {"NAME", k.Name}, {"TYPE", k.Type}, {"FINGERPRINT", k.Fingerprint},
 			{"PUBLIC KEY", k.PublicKey}, {"CREATED", fmtTime(k.CreatedAt)}})

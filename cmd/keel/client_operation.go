@@ -13,7 +13,7 @@ import (
 
 func operationCmd(g *globals) *cobra.Command {
 	cmd := g.group("operation", "Follow operations (the steps that carry requests out)", "operations", "op")
-	ops := resource[api.Operation]{kind: "operation", path: api.Operations, ref: "ID", table: writeOperations,
+	ops := resource[api.Operation]{kind: "operation", path: api.Operations, scoped: true, ref: "ID", table: writeOperations,
 		detail: func(_ context.Context, w io.Writer, o api.Operation) error { return writeOperation(w, o) },
 		filters: []filter{
 			{flag: "resource", meta: "ID|NAME", param: "resource_id", lookup: g.serverRef,

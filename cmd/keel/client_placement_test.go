@@ -513,3 +513,23 @@ func TestGroupShowNamesMembers(t *testing.T) {
 		t.Fatalf("json: %q, %v", out, err)
 	}
 }
+
+// A project's resources are listed for the token's project; --all-projects
+// asks for every project's, and only resources of projects offer it.
+func TestListAllProjects(t *testing.T) {
+	f, srv := newFakeAPI(t, map[string]func(http.ResponseWriter, *http.Request){
+		"GET /v1/servers": answer(200, "", `{"items":[],"next_cursor":""}`),
+	})
+	for _, args := range [][]string{{"server", "list"}, {"server", "list", "--all-projects"}} {
+		if _, stderr, err := runCLI(t, srv.URL, args...); err != nil {
+			t.Fatalf("%v: %v %s", args, err, stderr)
+		}
+	}
+	reqs := f.requests()
+	if len(reqs) != 2 || strings.Contains(reqs[0].query, "all_projects") || !strings.Contains(reqs[1].query, "all_projects=true") {
+		t.Fatalf("queries sent: %+v", reqs)
+	}
+	if _, _, err := runCLI(t, srv.URL, "flavor", "list", "--all-projects"); err == nil || !strings.Contains(err.Error(), "unknown flag") {
+		t.Fatalf("flavor list --all-projects: %v, want an unknown flag", err)
+	}
+}

@@ -20,6 +20,9 @@ type resource[T any] struct {
 	ref string
 	// whole: the list is one answer {items} (hosts, zones), not pages.
 	whole bool
+	// scoped: a project's resource, listed for the project of the token;
+	// list takes --all-projects (cloud admins).
+	scoped bool
 	// filters are list flags sent as query parameters, in this order.
 	filters []filter
 	// table writes a list; detail writes one (nil: table of one).
@@ -46,6 +49,7 @@ func (r resource[T]) refArg() string {
 // JSON (one page with every item).
 func listCmd[T any](g *globals, r resource[T], short string) *cobra.Command {
 	values := make([]string, len(r.filters))
+	var allProjects bool
 	use := "list"
 	for _, f := range r.filters {
 		use += " [--" + f.flag + " " + f.meta + "]"
@@ -60,6 +64,9 @@ func listCmd[T any](g *globals, r resource[T], short string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if allProjects {
+				q.Set("all_projects", "true")
+			}
 			items, raw, err := listOf[T](cmd.Context(), g, r, q)
 			if err != nil {
 				return err
@@ -69,6 +76,10 @@ func listCmd[T any](g *globals, r resource[T], short string) *cobra.Command {
 	}
 	for i, f := range r.filters {
 		cmd.Flags().StringVar(&values[i], f.flag, "", f.usage)
+	}
+	if r.scoped {
+		cmd.Use += " [--all-projects]"
+		cmd.Flags().BoolVar(&allProjects, "all-projects", false, "every project's, not only the token's project's (cloud admins)")
 	}
 	return cmd
 }

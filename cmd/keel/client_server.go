@@ -47,7 +47,7 @@ The guest wrote it: control characters are shown escaped.`,
 	return cmd
 }
 
-var servers = resource[api.Server]{kind: "server", path: api.Servers, table: writeServers,
+var servers = resource[api.Server]{kind: "server", path: api.Servers, scoped: true, table: writeServers,
 	detail: func(_ context.Context, w io.Writer, s api.Server) error { return writeServer(w, s) },
 	filters: []filter{
 		{flag: "status", meta: "S", usage: "only servers in this status (BUILDING, ACTIVE, STOPPED, REBOOTING, DELETING, ERROR)"},

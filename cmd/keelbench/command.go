@@ -14,8 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/keel-cloud/keel/adapters/httpapi"
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/cmd/internal/node"
+	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/server"
 )
@@ -36,6 +38,29 @@ type cmdBench struct {
 	only                  *node.Node
 	onlyC                 *client
 	onlyFlavor, onlyImage string
+	// onlyFree calls the API-only node with a token whose check is skipped:
+	// the baseline of the authenticated command path.
+	onlyFree *client
+	free     *freeAuth
+}
+
+// freeAuth admits one fixed token as the admin without reading anything,
+// and checks every other token for real: the same node, the same requests,
+// with and without the cost of authentication.
+type freeAuth struct {
+	real      httpapi.Authenticator
+	principal atomic.Pointer[commands.Principal]
+}
+
+// freeToken is the token freeAuth admits unchecked (not of the form a real
+// token has, so the real check would refuse it).
+const freeToken = "keelbench-unchecked"
+
+func (f *freeAuth) Authenticate(ctx context.Context, tok string) (commands.Principal, error) {
+	if p := f.principal.Load(); p != nil && tok == freeToken {
+		return *p, nil
+	}
+	return f.real.Authenticate(ctx, tok)
 }
 
 // runCommand measures server creates per second through the HTTP API of a
@@ -54,13 +79,14 @@ func runCommand(ctx context.Context, e *benchEnv, res *results) error {
 		return err
 	}
 	cfg := e.cfg
-	var raw, handler, api, only loadStats
+	var raw, handler, api, only, unchecked loadStats
 	for r := 1; r <= cfg.Rounds; r++ {
 		logf("round %d of %d: %d clients each, %s measured after %s of warm-up", r, cfg.Rounds, cfg.Clients, cfg.CmdDuration, cfg.Warmup)
 		rr := b.measure(ctx, "raw JetStream append", b.rawAppend)
 		hr := b.measure(ctx, "command handler alone", b.handlerCreate)
 		or := b.measure(ctx, "POST, command path only", b.onlyCreate)
-		only = only.merge(or)
+		fr := b.measure(ctx, "POST, command path, no token check", b.onlyFreeCreate)
+		only, unchecked = only.merge(or), unchecked.merge(fr)
 		a, err := b.apiRound(ctx)
 		if err != nil {
 			return err
@@ -75,7 +101,12 @@ func runCommand(ctx context.Context, e *benchEnv, res *results) error {
 	logf("all rounds: handler %s", handler)
 	logf("all rounds: api %s", api)
 	logf("all rounds: command path only %s", only)
+	logf("all rounds: command path, no token check %s", unchecked)
 	res.add("command_path_create_rps", only.rate(), "ops/s", 0, only.rate()/raw.rate())
+	// Issue 9's figure: authenticated creates against the same creates
+	// whose token check is skipped, on the same node in the same rounds.
+	res.add("command_path_unchecked_create_rps", unchecked.rate(), "ops/s", 0, unchecked.rate()/raw.rate())
+	res.add("authenticated_create_ratio", only.rate()/unchecked.rate(), "x", 2, only.rate()/unchecked.rate())
 	res.add("command_create_rps", api.rate(), "ops/s", 0, api.rate()/raw.rate())
 	res.add("command_handler_create_rps", handler.rate(), "ops/s", 0, handler.rate()/raw.rate())
 	res.add("raw_jetstream_append_rps", raw.rate(), "ops/s", 0, none)
@@ -135,15 +166,29 @@ func (b *cmdBench) startOnly(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.free = &freeAuth{}
 	b.only, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, DataDir: filepath.Join(b.e.dir, "node-only"), Listen: "127.0.0.1:0",
-		DatabaseURL: url, APIOnly: true, Log: b.e.log})
+		DatabaseURL: url, APIOnly: true, Log: b.e.log,
+		WrapAuth: func(real httpapi.Authenticator) httpapi.Authenticator { b.free.real = real; return b.free }})
 	if err != nil {
 		return err
 	}
 	if b.onlyC, err = newClient(ctx, b.only.URL, b.e.cfg.Clients); err != nil {
 		return err
 	}
+	p, err := b.free.real.Authenticate(ctx, b.onlyC.api.Token)
+	if err != nil {
+		return err
+	}
+	b.free.principal.Store(&p)
+	b.onlyFree = &client{api: b.onlyC.api.WithToken(freeToken)}
 	b.onlyFlavor, b.onlyImage, _, err = b.onlyC.seed(ctx)
+	return err
+}
+
+// onlyFreeCreate is onlyCreate with the token check skipped.
+func (b *cmdBench) onlyFreeCreate(ctx context.Context, _ int) error {
+	_, _, err := b.onlyFree.createServer(ctx, fmt.Sprintf("free-%d", b.names.Add(1)), b.onlyFlavor, b.onlyImage)
 	return err
 }
 

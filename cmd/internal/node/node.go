@@ -59,6 +59,10 @@ type Config struct {
 	AdminPassword string
 	// AdminPasswordOut receives the generated password (nil: standard error).
 	AdminPasswordOut io.Writer
+	// WrapAuth, for benchmarks only, wraps the token check (nil: tokens are
+	// checked against the log, commands.App.Authenticate). keel serve never
+	// sets it.
+	WrapAuth func(httpapi.Authenticator) httpapi.Authenticator
 
 	FakeHosts int // simulated hosts run in this process
 	// SimulatedAgents admits simulated fleets (keel agent --driver fake,
@@ -253,7 +257,11 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	api := &httpapi.API{App: n.App, Auth: n.App, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
+	var auth httpapi.Authenticator = n.App
+	if c.WrapAuth != nil {
+		auth = c.WrapAuth(auth)
+	}
+	api := &httpapi.API{App: n.App, Auth: auth, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
 		Consoles: consoles, HostKeys: hostKeys{n.Keys}, Displays: hostlink.Displays{NC: n.nc, Keys: n.Keys}, ConsoleTokens: tokens,
 		ConsoleTTL: c.ConsoleTTL}

@@ -522,3 +522,103 @@ func send(ctx context.Context, c *api.Client, method, path, body string) int {
 	}
 	return res.StatusCode
 }
+
+// Users manage themselves, and project admins their project: a member
+// revokes their own token and changes their own password; a project admin
+// gives and takes roles in their project and no other; a user deleted, or
+// whose role goes, loses their tokens at once.
+func TestUsersAndProjectAdminsManageTheirOwn(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	e.addProject("alpha")
+	e.addProject("beta")
+	ada, alice := e.addUser("ada", "alpha", "admin"), e.addUser("alice", "alpha", "member")
+	e.addUser("bob", "beta", "member")
+
+	// Alice's second token, revoked by herself.
+	spare, _, err := api.Create[api.IssuedToken](ctx, alice.c, api.Tokens, api.TokenBody{Name: "script", ReadOnly: true}, api.Opts{})
+	if err != nil || !spare.ReadOnly || spare.ProjectID != alice.project {
+		t.Fatalf("alice issues a token: %+v %v", spare, err)
+	}
+	ro := api.New(e.node.URL).WithToken(spare.Secret)
+	if _, res, err := api.Create[api.Keypair](ctx, ro, api.Keypairs, api.KeypairBody{Name: "k", PublicKey: ed25519Key}, api.Opts{}); status(res, err) != http.StatusForbidden ||
+		!strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("a read-only token writes: %v", err)
+	}
+	if _, err := api.Delete(ctx, ada.c, api.Path(api.Tokens, spare.ID), api.Opts{}, nil); status(nil, err) != http.StatusNotFound {
+		t.Fatalf("ada revokes alice's token: %v, want 404", err)
+	}
+	if _, err := api.Delete(ctx, alice.c, api.Path(api.Tokens, spare.ID), api.Opts{}, nil); err != nil {
+		t.Fatalf("alice revokes her own token: %v", err)
+	}
+	if _, res, err := api.Get[api.Whoami](ctx, ro, api.WhoamiPath, api.Opts{}); status(res, err) != http.StatusUnauthorized {
+		t.Fatalf("the revoked token still works: %v", err)
+	}
+
+	// Alice's password: hers to change, knowing the present one.
+	pw := func(current string) error {
+		_, err := alice.c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Users, "alice", "password"),
+			Body: api.PasswordBody{Current: current, Password: "alice-second-password"}}, nil)
+		return err
+	}
+	if err := pw("wrong"); status(nil, err) != http.StatusForbidden {
+		t.Fatalf("a password change with a wrong current password: %v, want 403", err)
+	}
+	if err := pw("alice-password-long-enough"); err != nil {
+		t.Fatalf("alice changes her password: %v", err)
+	}
+	if _, _, err := api.Login(ctx, api.New(e.node.URL), "alice", "alice-second-password", ""); err != nil {
+		t.Fatalf("login with the new password: %v", err)
+	}
+	if _, _, err := api.Login(ctx, api.New(e.node.URL), "alice", "alice-password-long-enough", ""); status(nil, err) != http.StatusUnauthorized {
+		t.Fatalf("login with the old password: %v", err)
+	}
+	if _, err := ada.c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Users, "alice", "password"),
+		Body: api.PasswordBody{Password: "ada-chose-this-one"}}, nil); status(nil, err) != http.StatusNotFound {
+		t.Fatalf("ada sets alice's password: %v, want 404", err)
+	}
+
+	// Ada manages alpha's members, and not beta's.
+	grant := func(c *api.Client, project, user, role string) error {
+		_, err := c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Projects, project, "members", user), Body: api.MemberBody{Role: role}}, nil)
+		return err
+	}
+	if err := grant(ada.c, "alpha", "bob", "reader"); err != nil {
+		t.Fatalf("ada gives bob a role in alpha: %v", err)
+	}
+	bobAlpha, _, err := api.Login(ctx, api.New(e.node.URL), "bob", "bob-password-long-enough", "alpha")
+	if err != nil {
+		t.Fatalf("bob logs in to alpha: %v", err)
+	}
+	if me, _, err := api.Get[api.Whoami](ctx, bobAlpha, api.WhoamiPath, api.Opts{}); err != nil || me.Role != "reader" || me.ProjectID != alice.project {
+		t.Fatalf("bob in alpha: %+v %v", me, err)
+	}
+	if err := grant(ada.c, "beta", "alice", "admin"); status(nil, err) != http.StatusNotFound {
+		t.Fatalf("ada gives a role in beta: %v, want 404", err)
+	}
+	if err := grant(alice.c, "alpha", "bob", "admin"); status(nil, err) != http.StatusForbidden {
+		t.Fatalf("alice (member) gives a role: %v, want 403", err)
+	}
+	// Taking bob's role away ends his alpha token at once; his beta one lives.
+	if _, err := api.Delete(ctx, ada.c, api.Path(api.Projects, "alpha", "members", "bob"), api.Opts{}, nil); err != nil {
+		t.Fatalf("ada takes bob's role: %v", err)
+	}
+	if _, res, err := api.Get[api.Whoami](ctx, bobAlpha, api.WhoamiPath, api.Opts{}); status(res, err) != http.StatusUnauthorized {
+		t.Fatalf("bob's alpha token after his role went: %v", err)
+	}
+	// A deleted user's tokens stop; their name is free again.
+	if _, err := api.Delete(ctx, e.api, api.Path(api.Users, "alice"), api.Opts{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, res, err := api.Get[api.Whoami](ctx, alice.c, api.WhoamiPath, api.Opts{}); status(res, err) != http.StatusUnauthorized {
+		t.Fatalf("a deleted user's token: %v", err)
+	}
+	e.addUser("alice", "beta", "reader")
+	// The bootstrap admin stays, and keeps its role.
+	if _, err := api.Delete(ctx, e.api, api.Path(api.Users, "admin"), api.Opts{}, nil); status(nil, err) != http.StatusConflict {
+		t.Fatalf("delete the admin user: %v, want 409", err)
+	}
+	if _, err := api.Delete(ctx, e.api, api.Path(api.Projects, "admin"), api.Opts{}, nil); status(nil, err) != http.StatusConflict {
+		t.Fatalf("delete the admin project: %v, want 409", err)
+	}
+}
