@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +56,12 @@ func (s *Store) Subscribe(ctx context.Context, sub eventlog.Subscription) error 
 			}
 		}(queues[i])
 	}
+	wanted := wantedTypes(sub.AggregateTypes)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if !wanted(m.Subject()) {
+			_ = m.Ack() // another aggregate type's commit: see filterSubjects
+			return
+		}
 		env, err := DecodeMsg(m)
 		if err != nil {
 			sub.Log.Error("undecodable commit; leaving it unacknowledged", "durable", sub.Name, "err", err)
@@ -81,15 +87,39 @@ func (s *Store) Subscribe(ctx context.Context, sub eventlog.Subscription) error 
 }
 
 // filterSubjects are the subjects of the aggregate types (none: all).
+//
+// A consumer of several subjects costs the server a walk of every subject
+// of a message block each time it looks for the next commit
+// (firstMatchingMulti): with one subject per aggregate, that was a quarter
+// of the whole node's CPU and held the saga (server and operation commits)
+// to 50-70 builds/s on 2 cores. So several types share one filter, the
+// whole log, and the subscriber acknowledges the others' commits itself
+// (wantedTypes), reading only their subjects.
 func filterSubjects(types []string) []string {
-	if len(types) == 0 {
+	if len(types) != 1 {
 		return []string{SubjectPrefix + ">"}
 	}
-	out := make([]string, len(types))
-	for i, t := range types {
-		out[i] = SubjectPrefix + t + ".>"
+	return []string{SubjectPrefix + types[0] + ".>"}
+}
+
+// wantedTypes tells whether a commit's subject is of one of the types
+// (none: all).
+func wantedTypes(types []string) func(subject string) bool {
+	if len(types) <= 1 {
+		return func(string) bool { return true } // the filter did it
 	}
-	return out
+	prefixes := make([]string, len(types))
+	for i, t := range types {
+		prefixes[i] = SubjectPrefix + t + "."
+	}
+	return func(subject string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(subject, p) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 func process(ctx context.Context, sub eventlog.Subscription, m jetstream.Msg) {

@@ -27,13 +27,25 @@ func TestContract(t *testing.T) {
 	})
 }
 
-// A subscription is a durable consumer named as the subscription, filtered
-// on its aggregate types' subjects: existing deployments keep their
-// positions (saga-servers-v1, agent-<name>-v1).
+// A subscription is a durable consumer named as the subscription: existing
+// deployments keep their positions (saga-servers-v1). One aggregate type is
+// its filter; several share the whole log as filter (a consumer of several
+// subjects costs the server a walk of every subject per lookup) and the
+// subscriber hands over only their commits.
 func TestSubscriptionIsADurableConsumerOfItsName(t *testing.T) {
 	_, s := openStore(t, 0)
+	var mu sync.Mutex
+	var seen []string
 	sub := eventlog.Subscription{Name: "saga-servers-v1", AggregateTypes: []string{"server", "operation"}, Workers: 2,
-		Handle: func(context.Context, domain.Envelope) error { return nil }}
+		Handle: func(_ context.Context, env domain.Envelope) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, env.AggregateType+"/"+env.AggregateID)
+			return nil
+		}}
+	for _, e := range []struct{ typ, id string }{{"host", "h1"}, {"server", "s1"}, {"flavor", "f1"}, {"operation", "o1"}, {"serverx", "x1"}} {
+		mustAppend(t, s, envelope(t, e.typ, e.id, 1, "c-"+e.id), 0)
+	}
 	runSub(t, s, sub)
 	ctx := ctxT(t)
 	var info *jetstream.ConsumerInfo
@@ -45,8 +57,20 @@ func TestSubscriptionIsADurableConsumerOfItsName(t *testing.T) {
 		info, err = c.Info(ctx)
 		return err == nil
 	})
+	eventually(t, 10*time.Second, "the server and operation commits are handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) >= 2
+	})
 	c := info.Config
-	if c.Durable != "saga-servers-v1" || !slices.Equal(c.FilterSubjects, []string{"keel.events.server.>", "keel.events.operation.>"}) ||
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	slices.Sort(seen)
+	if !slices.Equal(seen, []string{"operation/o1", "server/s1"}) {
+		t.Errorf("handled %v, want only server/s1 and operation/o1", seen)
+	}
+	mu.Unlock()
+	if c.Durable != "saga-servers-v1" || !slices.Equal(c.FilterSubjects, []string{"keel.events.>"}) ||
 		c.AckPolicy != jetstream.AckExplicitPolicy || c.DeliverPolicy != jetstream.DeliverAllPolicy || c.AckWait != keeljs.AckWait ||
 		c.MaxDeliver != -1 || c.MaxAckPending != 8192 {
 		t.Fatalf("consumer config %+v", c)
