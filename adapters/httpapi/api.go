@@ -37,6 +37,10 @@ type API struct {
 	Idem   *keeljs.KV
 	// Auth checks bearer tokens (commands.App; nil: every token is refused).
 	Auth Authenticator
+	// Limits bounds the request rate of each token and the logins of each
+	// source address (zero: the defaults).
+	Limits Limits
+	limits *rateLimits
 	// Parked holds the commits parked by sagas and agents (nil: none).
 	Parked eventlog.ParkingLot
 	Log    *slog.Logger
@@ -71,6 +75,7 @@ func (a *API) Handler() http.Handler {
 		a.ReadWait = 10 * time.Second
 	}
 	mux := http.NewServeMux()
+	a.limits = newRateLimits(a.Limits)
 	api := humago.New(mux, apiConfig())
 	api.UseMiddleware(enforce(api))
 	a.registerFlavors(api)
@@ -98,6 +103,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /metrics", cloudAdminOnly(a.Metrics.Handler()))
 	h := bodyDeadline(routeErrors(mux)) // the body read deadline ends with the body
 	h = a.idempotency(h)
+	h = a.limited(h)
 	h = a.authenticate(h) // before idempotency: a key is kept per user
 	h = utf8Body(h)
 	h = limitBody(h)

@@ -121,15 +121,26 @@ func (a *API) registerTokens(hapi huma.API) {
 				if in.Body.User == "" || in.Body.Password == "" {
 					return nil, unauthorizedErr(ctx, "a login needs user and password")
 				}
+				// Guessing: past a few wrong passwords, each further one for
+				// that name doubles the wait before the next is even checked.
+				if wait := a.limits.logins.wait(in.Body.User, time.Now()); wait > 0 {
+					secs := strconv.Itoa(int(wait.Seconds()) + 1)
+					return nil, huma.ErrorWithHeaders(problem(ctx, http.StatusTooManyRequests,
+						"too many wrong passwords for "+in.Body.User+"; retry after "+secs+" s"), http.Header{"Retry-After": {secs}})
+				}
 				s, res, err := a.App.Login(ctx, commands.LoginRequest{User: in.Body.User, Password: in.Body.Password, Project: projectID,
 					TTL: ttl, ReadOnly: in.Body.ReadOnly, Name: in.Body.Name}, meta)
 				if err != nil {
 					if commands.IsAuthError(err) {
+						if err == commands.ErrBadLogin {
+							a.limits.logins.failed(in.Body.User, time.Now())
+						}
 						a.Log.Info("login refused", "request_id", requestIDFrom(ctx), "user", in.Body.User, "reason", err.Error())
 						return nil, unauthorizedErr(ctx, err.Error())
 					}
 					return nil, a.fail(ctx, err)
 				}
+				a.limits.logins.succeeded(in.Body.User)
 				secret, st, seq = s, res.State, res.Seq
 			}
 			return &IssuedTokenOutput{Written: Written{seq}, CacheControl: "no-store", Body: api.IssuedToken{Token: tokenView(st), Secret: secret}}, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keel-cloud/keel/adapters/agent"
 	"github.com/keel-cloud/keel/adapters/hostlink"
+	"github.com/keel-cloud/keel/adapters/httpapi"
 	"github.com/keel-cloud/keel/adapters/libvirt"
 	"github.com/keel-cloud/keel/adapters/libvirt/lvtest"
 	"github.com/keel-cloud/keel/api"
@@ -122,7 +123,7 @@ func (b *lvBench) startNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.n, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, DataDir: filepath.Join(b.e.dir, "node-libvirt"), Listen: "127.0.0.1:0",
+	b.n, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1}, DataDir: filepath.Join(b.e.dir, "node-libvirt"), Listen: "127.0.0.1:0",
 		DatabaseURL: url, Log: b.e.log})
 	if err != nil {
 		return err

@@ -63,6 +63,9 @@ type Config struct {
 	// checked against the log, commands.App.Authenticate). keel serve never
 	// sets it.
 	WrapAuth func(httpapi.Authenticator) httpapi.Authenticator
+	// Limits bounds each token's request rate and each address's logins
+	// (zero: httpapi's defaults; Rate -1: no per-token limit).
+	Limits httpapi.Limits
 
 	FakeHosts int // simulated hosts run in this process
 	// SimulatedAgents admits simulated fleets (keel agent --driver fake,
@@ -261,7 +264,7 @@ func (n *Node) start(ctx context.Context) error {
 	if c.WrapAuth != nil {
 		auth = c.WrapAuth(auth)
 	}
-	api := &httpapi.API{App: n.App, Auth: auth, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
+	api := &httpapi.API{App: n.App, Auth: auth, Limits: c.Limits, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
 		Consoles: consoles, HostKeys: hostKeys{n.Keys}, Displays: hostlink.Displays{NC: n.nc, Keys: n.Keys}, ConsoleTokens: tokens,
 		ConsoleTTL: c.ConsoleTTL}

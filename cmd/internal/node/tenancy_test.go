@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/keel-cloud/keel/adapters/httpapi"
 	"github.com/keel-cloud/keel/api"
+	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/domain/user"
 )
 
@@ -620,5 +623,139 @@ func TestUsersAndProjectAdminsManageTheirOwn(t *testing.T) {
 	}
 	if _, err := api.Delete(ctx, e.api, api.Path(api.Projects, "admin"), api.Opts{}, nil); status(nil, err) != http.StatusConflict {
 		t.Fatalf("delete the admin project: %v, want 409", err)
+	}
+}
+
+// One token in a burst of 10,000 requests gets 429s with Retry-After past
+// its rate, while another token's requests are answered all along.
+func TestRateLimitsKeepOtherTokensResponsive(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.FakeHosts = 0; c.Limits = httpapi.Limits{Rate: 50, Burst: 100, LoginRate: -1} })
+	ctx := context.Background()
+	e.addProject("alpha")
+	other := e.addUser("olga", "alpha", "reader")
+	hot := api.New(e.node.URL).WithToken(e.token)
+	hot.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+	var mu sync.Mutex
+	codes := map[int]int{}
+	retryAfter := true
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				res, err := hot.Do(ctx, api.Request{Method: "GET", Path: api.Flavors}, nil)
+				code := status(res, err)
+				mu.Lock()
+				codes[code]++
+				var p *api.Problem
+				if code == http.StatusTooManyRequests && (!errors.As(err, &p) || p.RetryAfter == "") {
+					retryAfter = false
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	go func() {
+		for i := 0; i < 10_000; i++ {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		close(done)
+	}()
+	// Meanwhile another token is answered, and promptly.
+	var slowest time.Duration
+	answered := 0
+	for busy := true; busy; {
+		select {
+		case <-done:
+			busy = false
+		case <-time.After(50 * time.Millisecond):
+			start := time.Now()
+			if _, _, err := api.Get[api.Whoami](ctx, other.c, api.WhoamiPath, api.Opts{}); err != nil {
+				t.Fatalf("the other token during the burst: %v", err)
+			}
+			answered++
+			slowest = max(slowest, time.Since(start))
+		}
+	}
+	t.Logf("burst: %v; the other token answered %d times, slowest %s", codes, answered, slowest)
+	if codes[http.StatusOK] < 100 || codes[http.StatusTooManyRequests] < 5_000 || codes[http.StatusOK]+codes[http.StatusTooManyRequests] != 10_000 {
+		t.Fatalf("burst answers %v: want the burst and the rate answered, the rest 429", codes)
+	}
+	if !retryAfter {
+		t.Fatal("a 429 came without Retry-After")
+	}
+	if answered == 0 || slowest > 2*time.Second {
+		t.Fatalf("the other token was answered %d times, slowest %s", answered, slowest)
+	}
+	// The limit is per token: after its wait the hot token works again.
+	time.Sleep(time.Second)
+	if _, _, err := api.Get[api.List[api.Flavor]](ctx, hot, api.Flavors, api.Opts{}); err != nil {
+		t.Fatalf("the hot token after a second: %v", err)
+	}
+}
+
+// Guessing a password is throttled: past five wrong ones for a name, the
+// next attempt, even with the right password, waits (429, Retry-After),
+// and the wait grows; a success resets it. Logins from one address are
+// limited too.
+func TestLoginsAreThrottled(t *testing.T) {
+	e := start(t, func(c *node.Config) {
+		c.FakeHosts = 0
+		c.Limits = httpapi.Limits{Rate: -1, LoginRate: 1000, LoginBurst: 1000}
+	})
+	ctx := context.Background()
+	e.addProject("alpha")
+	e.addUser("vic", "alpha", "member")
+	login := func(pw string) error {
+		_, _, err := api.Login(ctx, api.New(e.node.URL), "vic", pw, "")
+		return err
+	}
+	for i := 1; i <= 6; i++ {
+		if err := login("guess-number-" + fmt.Sprint(i)); status(nil, err) != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %v, want 401", i, err)
+		}
+	}
+	err := login("vic-password-long-enough")
+	var p *api.Problem
+	if !errors.As(err, &p) || p.Status != http.StatusTooManyRequests || p.RetryAfter == "" || !strings.Contains(p.Detail, "too many wrong passwords") {
+		t.Fatalf("the right password right after six wrong ones: %v, want 429 with Retry-After", err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if err := login("vic-password-long-enough"); err != nil {
+		t.Fatalf("after the wait: %v", err)
+	}
+	// Another name is not held back by vic's failures.
+	if _, _, err := api.Login(ctx, api.New(e.node.URL), "admin", adminPassword, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Password logins from one address are limited before any password is
+// checked.
+func TestLoginsPerAddressAreLimited(t *testing.T) {
+	e := start(t, func(c *node.Config) {
+		c.FakeHosts = 0
+		c.Limits = httpapi.Limits{Rate: -1, LoginRate: 1, LoginBurst: 3}
+	})
+	ctx := context.Background()
+	limited := 0
+	for i := 0; i < 10; i++ {
+		_, _, err := api.Login(ctx, api.New(e.node.URL), "nobody-"+fmt.Sprint(i), "whatever-it-is", "")
+		switch status(nil, err) {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("login %d: %v", i, err)
+		}
+	}
+	if limited < 5 {
+		t.Fatalf("%d of 10 quick logins from one address were limited, want most", limited)
 	}
 }
