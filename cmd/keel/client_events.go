@@ -27,6 +27,7 @@ func eventsCmd(g *globals) *cobra.Command {
 type eventFilter struct {
 	typ, aggType, aggID string
 	since               uint64
+	allProjects         bool
 }
 
 func (f *eventFilter) add(cmd *cobra.Command) {
@@ -35,12 +36,16 @@ func (f *eventFilter) add(cmd *cobra.Command) {
 	fl.StringVar(&f.aggType, "aggregate-type", "", "only this aggregate type (server, flavor, image, host, operation)")
 	fl.StringVar(&f.aggID, "aggregate-id", "", "only this aggregate (needs --aggregate-type to narrow the live stream)")
 	fl.Uint64Var(&f.since, "since", 0, "only commits after this stream sequence")
+	fl.BoolVar(&f.allProjects, "all-projects", false, "every project's commits, not only the token's project's (cloud admins)")
 }
 
 func (f *eventFilter) query() url.Values {
 	q := query("type", f.typ, "aggregate_type", f.aggType, "aggregate_id", f.aggID)
 	if f.since > 0 {
 		q.Set("since", strconv.FormatUint(f.since, 10))
+	}
+	if f.allProjects {
+		q.Set("all_projects", "true")
 	}
 	return q
 }
