@@ -354,3 +354,27 @@ func stripe(id string) int {
 	f.Write([]byte(id))
 	return int(f.Sum32() % 256)
 }
+
+// StateAt folds the commits of aggregate id made at or before at: its state
+// as it was then, its version and the time of its last commit then.
+// existed is false when it had no commit yet. It reads the whole subject
+// (no cache, no snapshot): for looking back, not for deciding.
+func (h *Handler[S, C]) StateAt(ctx context.Context, id string, at time.Time) (state S, version uint64, last time.Time, existed bool, err error) {
+	envs, err := h.store.Load(ctx, h.decider.Type, id, 0)
+	if err != nil {
+		return state, 0, last, false, err
+	}
+	state = h.decider.Initial(id)
+	for _, env := range envs {
+		if env.OccurredAt.After(at) {
+			break
+		}
+		events, err := h.decider.Registry.DecodeAll(env.Events)
+		if err != nil {
+			return state, 0, last, false, fmt.Errorf("load %s %s: %w", h.decider.Type, id, err)
+		}
+		state = h.decider.Fold(state, events)
+		version, last, existed = env.Version, env.OccurredAt, true
+	}
+	return state, version, last, existed, nil
+}

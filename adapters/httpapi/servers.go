@@ -138,14 +138,19 @@ func (a *API) registerServers(hapi huma.API) {
 		})
 
 	huma.Register(hapi, huma.Operation{OperationID: "get-server", Method: http.MethodGet, Path: "/v1/servers/{id}",
-		Summary: "Show a server", Description: "One server by id or name (a name shared by several servers is a 409: use the id).",
+		Summary: "Show a server", Description: "One server by id or name (a name shared by several servers is a 409: use the id). " +
+			"With at (RFC 3339), the server as it was then, folded from its events (a deleted server by id).",
 		Tags: []string{"servers"}},
 		func(ctx context.Context, in *struct {
 			ReadAfter
 			IDParam
+			At string `query:"at" maxLength:"64" doc:"A time (RFC 3339, e.g. 2026-12-02T15:04:05Z): show the server as it was then, from its events"`
 		}) (*ServerOutput, error) {
 			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
 				return nil, err
+			}
+			if in.At != "" {
+				return a.serverAt(ctx, in.ID, in.At)
 			}
 			s, err := a.readServer(ctx, in.ID)
 			if err != nil {
@@ -292,4 +297,33 @@ func decodeUserData(s string) ([]byte, error) {
 		return nil, domain.Invalidf("user_data is not base64: %v", err)
 	}
 	return b, nil // its size is the domain's to check
+}
+
+// serverAt answers GET /v1/servers/{id}?at=T from the server's events, not
+// the read model: its state folded from the commits made up to T. A server
+// of another project, or one that did not exist yet, is not found.
+func (a *API) serverAt(ctx context.Context, ref, at string) (*ServerOutput, error) {
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return nil, problem(ctx, http.StatusUnprocessableEntity, "at must be a time in RFC 3339 form, e.g. 2026-12-02T15:04:05Z: "+err.Error())
+	}
+	id, err := a.serverID(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	st, version, last, existed, err := a.App.Servers.StateAt(ctx, id, t)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	owner := &st.Project
+	if st.Project == "" {
+		owner = nil
+	}
+	if !existed || !visible(ctx, owner, false) {
+		return nil, problem(ctx, http.StatusNotFound, "server "+ref+" did not exist at "+t.UTC().Format(time.RFC3339Nano))
+	}
+	if st.Status == server.StatusDeleted {
+		return nil, problem(ctx, http.StatusNotFound, "server "+ref+" was deleted by "+t.UTC().Format(time.RFC3339Nano)+" (at "+last.UTC().Format(time.RFC3339Nano)+")")
+	}
+	return &ServerOutput{Body: serverView(st, version, last)}, nil
 }

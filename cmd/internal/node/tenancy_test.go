@@ -759,3 +759,46 @@ func TestLoginsPerAddressAreLimited(t *testing.T) {
 		t.Fatalf("%d of 10 quick logins from one address were limited, want most", limited)
 	}
 }
+
+// GET /v1/servers/{id}?at=T answers from the events: the server as it was
+// then, for its own project only.
+func TestServerAsItWasAtATime(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	e.seed()
+	acc, _ := e.createServer("web-1")
+	e.waitOp(acc.OperationID, 20*time.Second)
+	before := acc.Server.CreatedAt.Add(-time.Second)
+	active := time.Now().UTC()
+	time.Sleep(20 * time.Millisecond)
+	e.waitOp(e.act(acc.Server.ID, "stop").OperationID, 20*time.Second)
+	at := func(c *api.Client, when time.Time) (api.Server, int) {
+		s, res, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, acc.Server.ID)+"?at="+when.Format(time.RFC3339Nano), api.Opts{})
+		return s, status(res, err)
+	}
+	if s, code := at(e.api, active); code != http.StatusOK || s.Status != "ACTIVE" || s.ID != acc.Server.ID {
+		t.Fatalf("at %s: %d %+v, want ACTIVE", active, code, s)
+	}
+	if s, code := at(e.api, time.Now()); code != http.StatusOK || s.Status != "STOPPED" {
+		t.Fatalf("now: %d %+v, want STOPPED", code, s)
+	}
+	if _, code := at(e.api, before); code != http.StatusNotFound {
+		t.Fatalf("before its creation: %d, want 404", code)
+	}
+	e.addProject("beta")
+	bob := e.addUser("bob", "beta", "member")
+	if _, code := at(bob.c, active); code != http.StatusNotFound {
+		t.Fatalf("another project's member: %d, want 404", code)
+	}
+	r := e.call("GET", api.Path(api.Servers, acc.Server.ID)+"?at=yesterday", nil)
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), "RFC 3339") {
+		t.Fatalf("a malformed time: %d %s", r.Status, r.Body)
+	}
+	e.waitOp(e.act(acc.Server.ID, "delete").OperationID, 20*time.Second)
+	if s, code := at(e.api, active); code != http.StatusOK || s.Status != "ACTIVE" {
+		t.Fatalf("a deleted server, at a time it was running: %d %+v", code, s)
+	}
+	if _, code := at(e.api, time.Now()); code != http.StatusNotFound {
+		t.Fatalf("a deleted server, now: %d, want 404", code)
+	}
+}
