@@ -16,6 +16,7 @@ import (
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/server"
+	"github.com/keel-cloud/keel/domain/user"
 )
 
 func TestProblemError(t *testing.T) {
@@ -408,5 +409,48 @@ func TestProblemErrorEscapesWhatTheAPISent(t *testing.T) {
 	want := `404 Not Found: server \u001b[2Jweb\u202e not found` + "\n  - " + `body.na\u2066me: bad\u000aline`
 	if got != want {
 		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+// Any aggregate replays: each commit with the fields it changed, secrets'
+// hashes redacted, up to a sequence or a time.
+func TestReplayAnyAggregate(t *testing.T) {
+	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	hash := "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
+	mk := func(seq, version uint64, when time.Time, events ...domain.Event) api.Commit {
+		c := commit(t, seq, version, events...)
+		c.AggregateType, c.AggregateID, c.OccurredAt = user.AggregateType, "u1", when
+		return c
+	}
+	commits := []api.Commit{
+		mk(3, 1, at, &user.Created{ID: "u1", Name: "alice", PasswordHash: hash, CreatedAt: at}),
+		mk(7, 2, at.Add(time.Minute), &user.RoleGranted{ID: "u1", Project: "p1", Role: user.Member, At: at}),
+		mk(9, 3, at.Add(2*time.Minute), &user.PasswordChanged{ID: "u1", PasswordHash: hash + "2", ChangedAt: at}),
+	}
+	steps, err := folders[user.AggregateType]("u1", commits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 3 || steps[0].State["Name"] != "alice" || steps[0].State["PasswordHash"] != "<redacted>" {
+		t.Fatalf("first step: %+v", steps)
+	}
+	if _, ok := steps[1].Changed["Roles"]; !ok || len(steps[1].Changed) != 1 {
+		t.Fatalf("the grant changed %v, want Roles only", steps[1].Changed)
+	}
+	if len(steps[2].Changed) != 1 || steps[2].Changed["PasswordHash"] != "<redacted>" {
+		t.Fatalf("the password change changed %v, want PasswordHash, redacted", steps[2].Changed)
+	}
+	js, _ := json.Marshal(steps)
+	if strings.Contains(string(js), "aGFzaA") {
+		t.Fatalf("a password hash is shown: %s", js)
+	}
+	for until, want := range map[string]int{"": 3, "7": 2, "2": 0, at.Add(90 * time.Second).Format(time.RFC3339): 2} {
+		got, err := upTo(commits, until)
+		if err != nil || len(got) != want {
+			t.Errorf("--until %q kept %d commits (%v), want %d", until, len(got), err, want)
+		}
+	}
+	if _, err := upTo(commits, "yesterday"); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+		t.Errorf("--until yesterday: %v", err)
 	}
 }
