@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
 )
 
 // Limits bounds how fast one caller may call the API. Each keel serve
@@ -22,6 +26,10 @@ type Limits struct {
 	// second per source address (0: DefaultLoginRate, DefaultLoginBurst).
 	LoginRate  float64
 	LoginBurst int
+	// ProjectOperations bounds the servers of one project with an operation
+	// under way (creates, starts, stops, reboots; deletes are never held
+	// back): past it, 429 (0: DefaultProjectOperations; negative: none).
+	ProjectOperations int
 }
 
 // Default limits.
@@ -30,6 +38,9 @@ const (
 	DefaultBurst      = 200
 	DefaultLoginRate  = 2
 	DefaultLoginBurst = 10
+	// DefaultProjectOperations is the default bound of a project's servers
+	// with an operation under way.
+	DefaultProjectOperations = 200
 	// loginFreeFailures is how many wrong passwords a user name gets before
 	// each further one doubles its wait (1 s, 2 s, 4 s ... loginMaxWait).
 	loginFreeFailures = 5
@@ -152,9 +163,10 @@ func (f *failures) succeeded(name string) {
 
 // rateLimits holds the limiters of one API.
 type rateLimits struct {
-	perToken *limiter
-	perAddr  *limiter
-	logins   failures
+	perToken   *limiter
+	perAddr    *limiter
+	logins     failures
+	projectOps int
 }
 
 func newRateLimits(l Limits) *rateLimits {
@@ -170,7 +182,35 @@ func newRateLimits(l Limits) *rateLimits {
 	if l.LoginBurst <= 0 {
 		l.LoginBurst = DefaultLoginBurst
 	}
-	return &rateLimits{perToken: newLimiter(l.Rate, l.Burst), perAddr: newLimiter(l.LoginRate, l.LoginBurst)}
+	if l.ProjectOperations == 0 {
+		l.ProjectOperations = DefaultProjectOperations
+	}
+	return &rateLimits{perToken: newLimiter(l.Rate, l.Burst), perAddr: newLimiter(l.LoginRate, l.LoginBurst), projectOps: l.ProjectOperations}
+}
+
+// projectBusy refuses a new operation of the caller's project while it has
+// as many under way as the bound allows. The count is the read model's: a
+// burst may pass it by as many requests as arrive before their servers show
+// as busy, which the per-token rate bounds.
+func (a *API) projectBusy(ctx context.Context) error {
+	bound := a.limits.projectOps
+	p, ok := principalFrom(ctx)
+	if bound < 0 || !ok || a.Read == nil {
+		return nil
+	}
+	if err := a.waitMinSeq(ctx); err != nil { // count what the caller has seen
+		return err
+	}
+	n, err := a.Read.BusyServersOf(ctx, p.Project)
+	if err != nil {
+		return a.fail(ctx, err)
+	}
+	if n >= bound {
+		return huma.ErrorWithHeaders(problem(ctx, http.StatusTooManyRequests,
+			fmt.Sprintf("project %s has %d servers with an operation under way (the bound is %d); retry when some finish", p.Project, n, bound)),
+			http.Header{"Retry-After": {"2"}})
+	}
+	return nil
 }
 
 // sourceAddr is the address a request came from (the peer's: Keel does

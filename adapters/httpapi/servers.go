@@ -62,6 +62,9 @@ func (a *API) registerServers(hapi huma.API) {
 			if err := domain.CheckName("name", in.Body.Name); err != nil {
 				return nil, a.fail(ctx, err)
 			}
+			if err := a.projectBusy(ctx); err != nil {
+				return nil, err
+			}
 			if full := a.Backlog.Full(ctx); full != "" {
 				return nil, huma.ErrorWithHeaders(
 					problem(ctx, http.StatusServiceUnavailable, "not accepting new servers for a moment: "+full+"; retry shortly"),
@@ -210,6 +213,11 @@ func (a *API) act(ctx context.Context, ref string, action commands.ServerAction)
 	id, err := a.serverID(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	if action != commands.ActionDelete {
+		if err := a.projectBusy(ctx); err != nil {
+			return nil, err
+		}
 	}
 	res, opID, err := a.App.ActOnServer(ctx, id, action, a.meta(ctx, commandID(ctx)))
 	if err != nil {

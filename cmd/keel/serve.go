@@ -82,6 +82,7 @@ password again to the key of the host that builds the server.`,
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "API listen address")
 	f.Float64Var(&c.Limits.Rate, "rate-limit", httpapi.DefaultRate, "API requests per second per token, each keel serve counting on its own (429 with Retry-After beyond; -1: no limit)")
 	f.IntVar(&c.Limits.Burst, "rate-burst", httpapi.DefaultBurst, "API requests a token may send at once before --rate-limit applies")
+	f.IntVar(&c.Limits.ProjectOperations, "project-operations", httpapi.DefaultProjectOperations, "servers of one project with an operation under way before new creates, starts, stops and reboots get 429 (-1: no bound)")
 	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "where Keel keeps its data (embedded NATS, private Postgres)")
 	f.StringVar(&c.SecretsKey, "secrets-key", os.Getenv("KEEL_SECRETS_KEY"), "file of the key that seals generated passwords; it must exist (default: DATA_DIR/secrets.key, created at first start; env KEEL_SECRETS_KEY)")
 	f.StringVar(&c.NATSURL, "nats", "", "use this NATS cluster instead of the embedded server (e.g. nats://10.0.0.1:4222)")

@@ -122,7 +122,7 @@ func startCommandBench(ctx context.Context, e *benchEnv) (*cmdBench, error) {
 		return nil, err
 	}
 	b := &cmdBench{e: e, pool: pool}
-	b.n, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1}, DataDir: filepath.Join(e.dir, "node"), Listen: "127.0.0.1:0", DatabaseURL: url,
+	b.n, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1, ProjectOperations: -1}, DataDir: filepath.Join(e.dir, "node"), Listen: "127.0.0.1:0", DatabaseURL: url,
 		FakeHosts: e.cfg.FakeHosts, HostVCPUs: 1 << 20, HostRAMMiB: 1 << 30, HostDiskGiB: 1 << 30, Log: e.log,
 		// The figure measures how fast the whole node accepts creates, so
 		// the backlog bounds that would refuse them are off.
@@ -167,7 +167,7 @@ func (b *cmdBench) startOnly(ctx context.Context) error {
 		return err
 	}
 	b.free = &freeAuth{}
-	b.only, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1}, DataDir: filepath.Join(b.e.dir, "node-only"), Listen: "127.0.0.1:0",
+	b.only, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1, ProjectOperations: -1}, DataDir: filepath.Join(b.e.dir, "node-only"), Listen: "127.0.0.1:0",
 		DatabaseURL: url, APIOnly: true, Log: b.e.log,
 		WrapAuth: func(real httpapi.Authenticator) httpapi.Authenticator { b.free.real = real; return b.free }})
 	if err != nil {

@@ -123,7 +123,7 @@ func (b *lvBench) startNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.n, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1}, DataDir: filepath.Join(b.e.dir, "node-libvirt"), Listen: "127.0.0.1:0",
+	b.n, err = node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1, ProjectOperations: -1}, DataDir: filepath.Join(b.e.dir, "node-libvirt"), Listen: "127.0.0.1:0",
 		DatabaseURL: url, Log: b.e.log})
 	if err != nil {
 		return err

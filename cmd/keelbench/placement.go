@@ -43,7 +43,7 @@ func placeOnce(ctx context.Context, e *benchEnv, hosts, creates int, res *result
 	}
 	logf("  starting a node with %d simulated hosts (it registers them one by one)", hosts)
 	start := time.Now()
-	n, err := node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1}, DataDir: filepath.Join(e.dir, fmt.Sprintf("place-%d", hosts)), Listen: "127.0.0.1:0",
+	n, err := node.Start(ctx, node.Config{AdminPassword: adminPassword, Limits: httpapi.Limits{Rate: -1, ProjectOperations: -1}, DataDir: filepath.Join(e.dir, fmt.Sprintf("place-%d", hosts)), Listen: "127.0.0.1:0",
 		DatabaseURL: url, FakeHosts: hosts, HostVCPUs: 64, HostRAMMiB: 256 * 1024, HostDiskGiB: 4000, Log: e.log})
 	if err != nil {
 		return err

@@ -83,7 +83,7 @@ func runScale(ctx context.Context, e *benchEnv, res *results) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", addr, "--fake-hosts", "0", "--rate-limit", "-1")
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", addr, "--fake-hosts", "0", "--rate-limit", "-1", "--project-operations", "-1")
 	cmd.Env = append(os.Environ(), "KEEL_DATABASE_URL="+dbURL, "KEEL_ADMIN_PASSWORD="+adminPassword)
 	logFile, err := os.Create(filepath.Join(e.dir, "scale-serve.log"))
 	if err != nil {

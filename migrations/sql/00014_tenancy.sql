@@ -14,6 +14,9 @@ CREATE INDEX images_project ON images (project_id);
 CREATE INDEX server_groups_project ON server_groups (project_id);
 CREATE INDEX operations_project_page ON operations (project_id, created_at, id);
 CREATE INDEX events_project ON events (project_id, seq);
+-- The servers of a project with an operation under way, counted at each
+-- create and action (the bound of concurrent operations per project).
+CREATE INDEX servers_busy_project ON servers (project_id) WHERE task IS NOT NULL;
 
 CREATE TABLE projects (
     id          uuid PRIMARY KEY,
@@ -60,6 +63,7 @@ DROP TABLE tokens;
 DROP TABLE role_assignments;
 DROP TABLE users;
 DROP TABLE projects;
+DROP INDEX servers_busy_project;
 DROP INDEX events_project;
 ALTER TABLE events DROP COLUMN project_id;
 ALTER TABLE operations DROP COLUMN project_id;

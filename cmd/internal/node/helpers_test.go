@@ -52,7 +52,7 @@ func start(t *testing.T, tweak func(*node.Config)) *env {
 		AdminPassword: adminPassword,
 		// The tests race hundreds of requests through one token; the
 		// limits have their own test.
-		Limits: httpapi.Limits{Rate: -1, LoginRate: -1},
+		Limits: httpapi.Limits{Rate: -1, LoginRate: -1, ProjectOperations: -1},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {

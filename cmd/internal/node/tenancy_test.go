@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/adapters/fake"
 	"github.com/keel-cloud/keel/adapters/httpapi"
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
@@ -801,4 +802,57 @@ func TestServerAsItWasAtATime(t *testing.T) {
 	if _, code := at(e.api, time.Now()); code != http.StatusNotFound {
 		t.Fatalf("a deleted server, now: %d, want 404", code)
 	}
+}
+
+// A project with as many servers under way as its bound gets 429 for the
+// next create or action, while other projects and deletes go on.
+func TestConcurrentOperationsPerProjectAreBounded(t *testing.T) {
+	e := start(t, func(c *node.Config) {
+		c.FakeKnobs = fake.Knobs{Latency: 1500 * time.Millisecond}
+		c.Limits = httpapi.Limits{Rate: -1, LoginRate: -1, ProjectOperations: 3}
+	})
+	ctx := context.Background()
+	e.seed()
+	pub, res, err := api.Create[api.Image](ctx, e.api, api.Images, api.ImageBody{Name: "pub", DiskFormat: "raw", Visibility: "public"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := e.upload(pub.ID, []byte("bytes"), res.Sequence)
+	e.addProject("alpha")
+	e.addProject("beta")
+	alice, bob := e.addUser("alice", "alpha", "member"), e.addUser("bob", "beta", "member")
+	create := func(u tenant, name string, after uint64) (api.Accepted, uint64, error) {
+		a, res, err := api.Create[api.Accepted](ctx, u.c, api.Servers, api.ServerBody{Name: name, Flavor: "small", Image: "pub"}, api.Opts{MinSequence: after})
+		if err != nil {
+			return a, 0, err
+		}
+		return a, res.Sequence, nil
+	}
+	var accs []api.Accepted
+	for i := 0; i < 3; i++ {
+		a, s, err := create(alice, fmt.Sprintf("a-%d", i), seq)
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+		accs, seq = append(accs, a), s
+	}
+	_, _, err = create(alice, "a-3", seq)
+	var p *api.Problem
+	if !errors.As(err, &p) || p.Status != http.StatusTooManyRequests || p.RetryAfter == "" || !strings.Contains(p.Detail, "the bound is 3") {
+		t.Fatalf("a fourth create while three build: %v, want 429 naming the bound", err)
+	}
+	if _, _, err := create(bob, "b-0", seq); err != nil {
+		t.Fatalf("another project's create: %v", err)
+	}
+	// A delete is never held back.
+	if _, err := alice.c.Do(ctx, api.Request{Method: "DELETE", Path: api.Path(api.Servers, accs[0].Server.ID)}, nil); err != nil {
+		t.Fatalf("a delete while the project is at its bound: %v", err)
+	}
+	for _, a := range accs {
+		e.waitOp(a.OperationID, 30*time.Second)
+	}
+	eventually(t, 30*time.Second, func() error {
+		_, _, err := create(alice, "a-later", 0)
+		return err
+	})
 }
