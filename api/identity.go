@@ -113,3 +113,22 @@ func Login(ctx context.Context, c *Client, user, password, project string) (*Cli
 	}
 	return c.WithToken(t.Secret), t, nil
 }
+
+// QuotasBody changes a project's limits: resource → limit, -1 for none.
+type QuotasBody struct {
+	Limits map[string]int `json:"limits" doc:"By resource (servers, vcpus, ram_mib, volumes, volume_gib, networks, ports, floating_ips, security_groups): the limit, or -1 for none. Resources not named keep theirs."`
+}
+
+// Quota is one resource's limit and use.
+type Quota struct {
+	Resource string `json:"resource"`
+	Limit    *int   `json:"limit" doc:"null: no limit"`
+	InUse    int    `json:"in_use" doc:"What the project's resources hold now, reservations included"`
+}
+
+// Quotas are a project's limits and use.
+type Quotas struct {
+	ProjectID string  `json:"project_id" format:"uuid"`
+	Items     []Quota `json:"items"`
+	Version   int64   `json:"version" doc:"The project's aggregate version"`
+}

@@ -170,8 +170,38 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	if err := a.firstBoot(ctx, &cmd, req.KeypairID); err != nil {
 		return Result[server.State]{}, "", err
 	}
+	// The project's quota is reserved before the server exists, under the
+	// server's id: a retry reserves nothing twice, and the delete gives it
+	// back (the delete saga).
+	if err := a.reserve(ctx, cmd.Project, id, ServerQuota(cmd.Flavor), meta); err != nil {
+		return Result[server.State]{}, "", err
+	}
 	res, err := a.Servers.Create(ctx, id, cmd, meta)
+	if err != nil && cmd.Project != "" {
+		rm := meta
+		rm.CommandID = meta.CommandID + "/quota-release"
+		if _, rerr := a.Projects.Handle(context.WithoutCancel(ctx), cmd.Project, project.Release{Key: id, At: a.Now().UTC()}, rm); rerr != nil {
+			err = fmt.Errorf("%w (and its quota reservation stays: %v)", err, rerr)
+		}
+	}
 	return res, opID, err
+}
+
+// ServerQuota is what a server of a flavor counts against its project.
+func ServerQuota(f server.Flavor) map[string]int {
+	return map[string]int{project.QuotaServers: 1, project.QuotaVCPUs: f.VCPUs, project.QuotaRAMMiB: f.RAMMiB}
+}
+
+// reserve takes amounts of a project's quota under key (none without a
+// project: the cloud's own resources and those of before tenancy).
+func (a *App) reserve(ctx context.Context, projectID, key string, amounts map[string]int, meta Meta) error {
+	if projectID == "" {
+		return nil
+	}
+	m := meta
+	m.CommandID, m.Scope = meta.CommandID+"/quota", ""
+	_, err := a.Projects.Handle(ctx, projectID, project.Reserve{Key: key, Amounts: amounts, At: a.Now().UTC()}, m)
+	return err
 }
 
 // ServerAction is start, stop, reboot or delete.

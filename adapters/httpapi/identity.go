@@ -11,6 +11,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/token"
 	"github.com/keel-cloud/keel/domain/user"
 )
@@ -71,6 +72,7 @@ func (a *API) registerIdentity(hapi huma.API) {
 	a.registerTokens(hapi)
 	a.registerProjects(hapi)
 	a.registerUsers(hapi)
+	a.registerQuotas(hapi)
 }
 
 func (a *API) registerTokens(hapi huma.API) {
@@ -545,4 +547,67 @@ func (a *API) selfOrAdmin(ctx context.Context, ref string) (string, error) {
 		return "", notFound(ctx, "user", ref)
 	}
 	return id, nil
+}
+
+// QuotasOutput is a project's quotas.
+type QuotasOutput struct {
+	Written
+	Body api.Quotas
+}
+
+func quotasView(st project.State, version uint64) api.Quotas {
+	out := api.Quotas{ProjectID: string(st.ID), Version: int64(version), Items: make([]api.Quota, 0, len(project.QuotaResources))}
+	for _, r := range project.QuotaResources {
+		q := api.Quota{Resource: r, InUse: st.Used[r]}
+		if l, ok := st.Quotas[r]; ok {
+			q.Limit = &l
+		}
+		out.Items = append(out.Items, q)
+	}
+	return out
+}
+
+func (a *API) registerQuotas(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{OperationID: "get-project-quotas", Method: http.MethodGet, Path: api.Projects + "/{id}/quotas",
+		Summary: "Show a project's quotas and use", Tags: []string{"identity"},
+		Description: "Each resource's limit (null: none) and what the project holds now, read from the project's own events (exact at once, not the read model's). To the project's members and cloud admins."},
+		func(ctx context.Context, in *struct {
+			ReadAfter
+			IDParam
+		}) (*QuotasOutput, error) {
+			if err := a.waitRead(ctx, in.ReadAfter); err != nil {
+				return nil, err
+			}
+			id, err := a.visibleProject(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			st, v, err := a.App.Projects.LoadLatest(ctx, id)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			if !st.Live() {
+				return nil, notFound(ctx, "project", in.ID)
+			}
+			return &QuotasOutput{Body: quotasView(st, v)}, nil
+		})
+
+	huma.Register(hapi, huma.Operation{OperationID: "set-project-quotas", Method: http.MethodPut, Path: api.Projects + "/{id}/quotas",
+		Summary: "Change a project's quotas", Tags: []string{"identity"},
+		Description: "Cloud admins only. Sets the limits named (-1 removes one); the others stay. A limit below the present use holds back new servers only. " +
+			"Creates reserve quota before anything is taken, under the server's id, on the project's own events: concurrent creates never pass a limit; a delete gives it back."},
+		func(ctx context.Context, in *struct {
+			IDParam
+			Body api.QuotasBody
+		}) (*QuotasOutput, error) {
+			id, err := a.projectID(ctx, in.ID)
+			if err != nil {
+				return nil, err
+			}
+			res, err := a.App.Projects.Handle(ctx, id, project.SetQuotas{Limits: in.Body.Limits, At: a.App.Now().UTC()}, a.meta(ctx, commandID(ctx)))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return &QuotasOutput{Written: Written{res.Seq}, Body: quotasView(res.State, res.Version)}, nil
+		})
 }

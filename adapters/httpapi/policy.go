@@ -38,6 +38,7 @@ var Policy = map[string]Rule{
 	"create-token": Anyone, "list-tokens": Reader, "revoke-token": Reader, "get-whoami": Reader,
 	"list-projects": Reader, "get-project": Reader, "create-project": CloudAdmin, "delete-project": CloudAdmin,
 	"list-members": Reader, "set-member": ProjectAdmin, "remove-member": ProjectAdmin,
+	"get-project-quotas": Reader, "set-project-quotas": CloudAdmin,
 	"list-users": CloudAdmin, "get-user": Reader, "create-user": CloudAdmin, "delete-user": CloudAdmin, "set-user-password": Reader,
 	// The catalogue every project boots from.
 	"list-flavors": Reader, "get-flavor": Reader, "create-flavor": CloudAdmin, "delete-flavor": CloudAdmin,

@@ -19,7 +19,7 @@ func (r *ReadModel) BusyServersOf(ctx context.Context, project string) (int, err
 func (r *ReadModel) busy(ctx context.Context, project string) (int, error) {
 	if project != "" {
 		var n int
-		if err := r.Pool.QueryRow(ctx, `SELECT count(*) FROM servers WHERE task IS NOT NULL AND project_id::text = $1`, project).Scan(&n); err != nil {
+		if err := r.Pool.QueryRow(ctx, `SELECT count(*) FROM servers WHERE task IS NOT NULL AND project_id = $1::uuid`, project).Scan(&n); err != nil {
 			return 0, fmt.Errorf("count busy servers of project %s: %w", project, err)
 		}
 		return n, nil

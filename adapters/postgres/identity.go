@@ -31,7 +31,7 @@ func (r *ReadModel) Projects(ctx context.Context, f ProjectFilter, p Page) ([]Pr
 		w.add("name = ?", f.Name)
 	}
 	if f.Member != "" {
-		w.add("id IN (SELECT project_id FROM role_assignments WHERE user_id::text = ?)", f.Member)
+		w.add("id IN (SELECT project_id FROM role_assignments WHERE user_id = ?::uuid)", f.Member)
 	}
 	return list(ctx, r.Pool, projectCols, w, p, "created_at", pgx.RowToStructByPos[Project],
 		func(p Project) (time.Time, string) { return p.CreatedAt, p.ID })
@@ -39,7 +39,7 @@ func (r *ReadModel) Projects(ctx context.Context, f ProjectFilter, p Page) ([]Pr
 
 // Project returns one project.
 func (r *ReadModel) Project(ctx context.Context, id string) (Project, error) {
-	return one(ctx, r.Pool, projectCols+` WHERE id::text=$1`, pgx.RowToStructByPos[Project], id)
+	return one(ctx, r.Pool, projectCols+` WHERE id = $1::uuid`, pgx.RowToStructByPos[Project], id)
 }
 
 // ProjectHolds counts what a project still owns, by kind (servers,
@@ -48,7 +48,7 @@ func (r *ReadModel) ProjectHolds(ctx context.Context, id string) (map[string]int
 	out := map[string]int{}
 	for kind, table := range map[string]string{"servers": "servers", "keypairs": "keypairs", "server groups": "server_groups", "images": "images"} {
 		var n int
-		if err := r.Pool.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE project_id::text = $1`, id).Scan(&n); err != nil {
+		if err := r.Pool.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE project_id = $1::uuid`, id).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count %s of project %s: %w", kind, id, err)
 		}
 		if n > 0 {
@@ -72,7 +72,7 @@ const roleCols = `SELECT r.user_id::text, u.name, r.project_id::text, r.role, r.
 // Members lists the role assignments of a project, by user name (every
 // one: a project has few members).
 func (r *ReadModel) Members(ctx context.Context, projectID string) ([]RoleAssignment, error) {
-	rows, err := r.Pool.Query(ctx, roleCols+` WHERE r.project_id::text = $1 ORDER BY u.name LIMIT 10000`, projectID)
+	rows, err := r.Pool.Query(ctx, roleCols+` WHERE r.project_id = $1::uuid ORDER BY u.name LIMIT 10000`, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("query members: %w", err)
 	}
@@ -100,7 +100,7 @@ func (r *ReadModel) withRoles(ctx context.Context, us []User) error {
 		ids[i], at[u.ID] = u.ID, i
 		us[i].Roles = []RoleAssignment{}
 	}
-	rows, err := r.Pool.Query(ctx, roleCols+` WHERE r.user_id::text = ANY($1) ORDER BY r.project_id`, ids)
+	rows, err := r.Pool.Query(ctx, roleCols+` WHERE r.user_id = ANY($1::uuid[]) ORDER BY r.project_id`, ids)
 	if err != nil {
 		return fmt.Errorf("query roles: %w", err)
 	}
@@ -135,7 +135,7 @@ func (r *ReadModel) Users(ctx context.Context, f UserFilter, p Page) ([]User, st
 
 // User returns one user with their roles.
 func (r *ReadModel) User(ctx context.Context, id string) (User, error) {
-	u, err := one(ctx, r.Pool, `SELECT id::text, name, created_at FROM users WHERE id::text=$1`, func(row pgx.CollectableRow) (User, error) {
+	u, err := one(ctx, r.Pool, `SELECT id::text, name, created_at FROM users WHERE id = $1::uuid`, func(row pgx.CollectableRow) (User, error) {
 		var u User
 		return u, row.Scan(&u.ID, &u.Name, &u.CreatedAt)
 	}, id)
@@ -170,7 +170,7 @@ type TokenFilter struct {
 func (r *ReadModel) Tokens(ctx context.Context, f TokenFilter, p Page) ([]Token, string, error) {
 	w := &where{}
 	if f.User != "" {
-		w.add("user_id::text = ?", f.User)
+		w.add("user_id = ?::uuid", f.User)
 	}
 	if f.Live {
 		w.add("revoked_at IS NULL AND expires_at > ?", time.Now())
@@ -181,6 +181,6 @@ func (r *ReadModel) Tokens(ctx context.Context, f TokenFilter, p Page) ([]Token,
 
 // Token returns one token.
 func (r *ReadModel) Token(ctx context.Context, id string) (Token, error) {
-	return one(ctx, r.Pool, `SELECT id::text, user_id::text, project_id::text, name, read_only, created_at, expires_at, revoked_at FROM tokens WHERE id::text=$1`,
+	return one(ctx, r.Pool, `SELECT id::text, user_id::text, project_id::text, name, read_only, created_at, expires_at, revoked_at FROM tokens WHERE id = $1::uuid`,
 		pgx.RowToStructByPos[Token], id)
 }

@@ -359,9 +359,9 @@ func (s Scope) add(w *where, col string, public bool) {
 	switch {
 	case s.All:
 	case public || s.Cloud:
-		w.add("("+col+" IS NULL OR "+col+"::text = ?)", s.Project)
+		w.add("("+col+" IS NULL OR "+col+" = ?)", s.Project)
 	default:
-		w.add(col+"::text = ?", s.Project)
+		w.add(col+" = ?", s.Project)
 	}
 }
 

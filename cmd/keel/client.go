@@ -45,7 +45,7 @@ func addClientCommands(root *cobra.Command) {
 	pf.StringVar(&g.api, "api", api, "Keel API base URL (env KEEL_API; without either, the API of the saved keel login)")
 	pf.StringVar(&g.token, "token", "", "bearer token to send (env KEEL_TOKEN; default: the saved keel login's; a flag shows in ps, prefer the env)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(loginCmd(g), logoutCmd(g), whoamiCmd(g), projectCmd(g), userCmd(g), tokenCmd(g),
+	root.AddCommand(loginCmd(g), logoutCmd(g), whoamiCmd(g), projectCmd(g), quotaCmd(g), userCmd(g), tokenCmd(g),
 		flavorCmd(g), imageCmd(g), keypairCmd(g), serverCmd(g), operationCmd(g),
 		eventsCmd(g), replayCmd(g), projectionsCmd(g), hostCmd(g), serverGroupCmd(g), aggregateCmd(g), azCmd(g), parkedCmd(g))
 }

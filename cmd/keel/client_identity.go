@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -406,4 +407,63 @@ func writeTokens(w io.Writer, items []api.Token) error {
 		rows = append(rows, []string{t.ID, t.Name, t.ProjectID, yesNo(t.ReadOnly), tokenState(t), fmtTime(t.CreatedAt), fmtTime(t.ExpiresAt)})
 	}
 	return writeTable(w, []string{"ID", "NAME", "PROJECT", "READ_ONLY", "STATE", "CREATED", "EXPIRES"}, rows)
+}
+
+// Quotas.
+
+func quotaCmd(g *globals) *cobra.Command {
+	cmd := g.group("quota", "Show and change a project's quotas", "quotas")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show PROJECT",
+		Short: "Show each resource's limit and what the project holds now",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var q api.Quotas
+			rep, err := g.client.get(cmd.Context(), api.Path(api.Projects, args[0], "quotas"), nil, 0, &q)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error { return writeQuotas(w, q) })
+		},
+	}, &cobra.Command{
+		Use:   "set PROJECT RESOURCE=LIMIT...",
+		Short: "Set limits (cloud admins): servers, vcpus, ram_mib, ...; -1 removes one",
+		Long: `Set a project's limits, e.g. keel quota set web-team servers=10 vcpus=40 ram_mib=81920.
+-1 removes a limit; resources not named keep theirs. A limit below what the
+project holds now holds back new servers only.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kv, err := parseKV("limit", args[1:], kvNeedValue)
+			if err != nil {
+				return err
+			}
+			body := api.QuotasBody{Limits: map[string]int{}}
+			for k, v := range kv {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return fmt.Errorf("limit %s=%s: want a whole number (-1: no limit)", k, v)
+				}
+				body.Limits[k] = n
+			}
+			var q api.Quotas
+			rep, err := g.client.doJSON(cmd.Context(), call{method: http.MethodPut, path: api.Path(api.Projects, args[0], "quotas"), body: body}, &q)
+			if err != nil {
+				return err
+			}
+			return g.emit(rep.raw, func(w io.Writer) error { return writeQuotas(w, q) })
+		},
+	})
+	return cmd
+}
+
+func writeQuotas(w io.Writer, q api.Quotas) error {
+	rows := make([][]string, 0, len(q.Items))
+	for _, it := range q.Items {
+		limit := "-"
+		if it.Limit != nil {
+			limit = strconv.Itoa(*it.Limit)
+		}
+		rows = append(rows, []string{it.Resource, limit, strconv.Itoa(it.InUse)})
+	}
+	return writeTable(w, []string{"RESOURCE", "LIMIT", "IN_USE"}, rows)
 }

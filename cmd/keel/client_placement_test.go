@@ -533,3 +533,27 @@ func TestListAllProjects(t *testing.T) {
 		t.Fatalf("flavor list --all-projects: %v, want an unknown flag", err)
 	}
 }
+
+// keel quota set sends the limits named; show prints limit and use.
+func TestQuotaSetAndShow(t *testing.T) {
+	const q = `{"project_id":"p1","version":3,"items":[{"resource":"servers","limit":10,"in_use":2},{"resource":"vcpus","limit":null,"in_use":4}]}`
+	f, srv := newFakeAPI(t, map[string]func(http.ResponseWriter, *http.Request){
+		"PUT /v1/projects/web/quotas": answer(200, "9", q),
+		"GET /v1/projects/web/quotas": answer(200, "", q),
+	})
+	if _, stderr, err := runCLI(t, srv.URL, "quota", "set", "web", "servers=10", "vcpus=-1"); err != nil {
+		t.Fatalf("quota set: %v %s", err, stderr)
+	}
+	reqs := f.requests()
+	limits, _ := reqs[0].body["limits"].(map[string]any)
+	if reqs[0].method != "PUT" || limits["servers"] != float64(10) || limits["vcpus"] != float64(-1) || len(limits) != 2 {
+		t.Fatalf("sent %+v", reqs[0])
+	}
+	out, _, err := runCLI(t, srv.URL, "quota", "show", "web")
+	if err != nil || !strings.Contains(out, "servers") || !strings.Contains(out, "10") || !strings.Contains(out, "vcpus     -") {
+		t.Fatalf("quota show: %v\n%s", err, out)
+	}
+	if _, _, err := runCLI(t, srv.URL, "quota", "set", "web", "servers=ten"); err == nil || !strings.Contains(err.Error(), "whole number") {
+		t.Fatalf("a limit that is not a number: %v", err)
+	}
+}

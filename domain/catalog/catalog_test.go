@@ -75,6 +75,9 @@ var examples = map[string][]domain.Event{
 	project.AggregateType: {
 		&project.Created{ID: "p-1", Name: "web", Description: "the web team", CreatedAt: at},
 		&project.Deleted{ID: "p-1", DeletedAt: at},
+		&project.QuotasSet{Limits: map[string]int{"servers": 10}, At: at},
+		&project.QuotaReserved{Key: "srv-1", Amounts: map[string]int{"servers": 1, "vcpus": 2}, At: at},
+		&project.QuotaReleased{Key: "srv-1", Amounts: map[string]int{"servers": 1, "vcpus": 2}, At: at},
 	},
 	user.AggregateType: {
 		&user.Created{ID: "u-1", Name: "alice", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", CreatedAt: at},

@@ -7,6 +7,9 @@
 package project
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -32,6 +35,40 @@ type State struct {
 	Name        string
 	Description string
 	CreatedAt   time.Time
+	// Quotas are the limits by resource (QuotaResources); a resource
+	// without one is unlimited.
+	Quotas map[string]int
+	// Reserved holds what each reservation took, by its key (a server id).
+	Reserved map[string]map[string]int
+	// Used is the sum of Reserved, by resource.
+	Used map[string]int
+}
+
+// Quota resources. Servers, vCPUs and RAM are counted now; the others are
+// ready for volumes, networks and floating IPs.
+const (
+	QuotaServers        = "servers"
+	QuotaVCPUs          = "vcpus"
+	QuotaRAMMiB         = "ram_mib"
+	QuotaVolumes        = "volumes"
+	QuotaVolumeGiB      = "volume_gib"
+	QuotaNetworks       = "networks"
+	QuotaPorts          = "ports"
+	QuotaFloatingIPs    = "floating_ips"
+	QuotaSecurityGroups = "security_groups"
+)
+
+// QuotaResources lists every resource a quota may limit.
+var QuotaResources = []string{QuotaServers, QuotaVCPUs, QuotaRAMMiB, QuotaVolumes, QuotaVolumeGiB, QuotaNetworks, QuotaPorts, QuotaFloatingIPs, QuotaSecurityGroups}
+
+// QuotaExceeded refuses a reservation past a limit.
+type QuotaExceeded struct {
+	Project, Resource    string
+	Limit, Used, Request int
+}
+
+func (e *QuotaExceeded) Error() string {
+	return fmt.Sprintf("quota exceeded: project %s uses %d of its %d %s and asks for %d more", e.Project, e.Used, e.Limit, e.Resource, e.Request)
 }
 
 // Live reports whether the project exists and is not deleted.
@@ -51,14 +88,71 @@ type Create struct {
 // Delete removes a project. The admin project cannot be deleted.
 type Delete struct{ At time.Time }
 
-func (Create) projectCommand() {}
-func (Delete) projectCommand() {}
+// SetQuotas sets limits by resource; a negative limit removes it
+// (unlimited). Lowering a limit below the use holds back new reservations
+// only.
+type SetQuotas struct {
+	Limits map[string]int
+	At     time.Time
+}
+
+// Reserve takes amounts by resource under a key, within the limits; a key
+// already reserved is nothing new.
+type Reserve struct {
+	Key     string
+	Amounts map[string]int
+	At      time.Time
+}
+
+// Release gives a reservation back; an unknown key is nothing new.
+type Release struct {
+	Key string
+	At  time.Time
+}
+
+func (Create) projectCommand()    {}
+func (Delete) projectCommand()    {}
+func (SetQuotas) projectCommand() {}
+func (Reserve) projectCommand()   {}
+func (Release) projectCommand()   {}
 
 // Event type names. Never rename or reuse one.
 const (
-	TypeCreated = "project.created"
-	TypeDeleted = "project.deleted"
+	TypeCreated       = "project.created"
+	TypeDeleted       = "project.deleted"
+	TypeQuotasSet     = "project.quotas_set"
+	TypeQuotaReserved = "project.quota_reserved"
+	TypeQuotaReleased = "project.quota_released"
 )
+
+// QuotasSet records a project's limits (the whole set after the change).
+type QuotasSet struct {
+	Limits map[string]int `json:"limits"`
+	At     time.Time      `json:"at"`
+}
+
+// QuotaReserved records amounts taken under a key.
+type QuotaReserved struct {
+	Key     string         `json:"key"`
+	Amounts map[string]int `json:"amounts"`
+	At      time.Time      `json:"at"`
+}
+
+// QuotaReleased records a reservation given back.
+type QuotaReleased struct {
+	Key     string         `json:"key"`
+	Amounts map[string]int `json:"amounts"`
+	At      time.Time      `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*QuotasSet) EventType() string { return TypeQuotasSet }
+
+// EventType implements domain.Event.
+func (*QuotaReserved) EventType() string { return TypeQuotaReserved }
+
+// EventType implements domain.Event.
+func (*QuotaReleased) EventType() string { return TypeQuotaReleased }
 
 // Created records a new project.
 type Created struct {
@@ -88,7 +182,10 @@ var Decider = domain.Decider[State, Command]{
 	Init:   func(id string) State { return State{ID: ID(id)} },
 	Registry: domain.Registry{
 		TypeCreated: func() domain.Event { return &Created{} },
-		TypeDeleted: func() domain.Event { return &Deleted{} },
+		TypeDeleted:       func() domain.Event { return &Deleted{} },
+		TypeQuotasSet:     func() domain.Event { return &QuotasSet{} },
+		TypeQuotaReserved: func() domain.Event { return &QuotaReserved{} },
+		TypeQuotaReleased: func() domain.Event { return &QuotaReleased{} },
 	},
 }
 
@@ -114,6 +211,54 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 			return nil, domain.Conflictf("the %s project cannot be deleted: its admins are the cloud's admins", AdminName)
 		}
 		return []domain.Event{&Deleted{ID: s.ID, DeletedAt: c.At}}, nil
+	case SetQuotas:
+		if !s.Live() {
+			return nil, domain.NotFoundf("project %s not found", s.ID)
+		}
+		limits := maps.Clone(s.Quotas)
+		if limits == nil {
+			limits = map[string]int{}
+		}
+		for r, v := range c.Limits {
+			if !slices.Contains(QuotaResources, r) {
+				return nil, domain.Invalidf("no quota named %q: the quotas are %v", r, QuotaResources)
+			}
+			if v < 0 {
+				delete(limits, r)
+			} else {
+				limits[r] = v
+			}
+		}
+		if maps.Equal(limits, s.Quotas) {
+			return nil, nil
+		}
+		return []domain.Event{&QuotasSet{Limits: limits, At: c.At}}, nil
+	case Reserve:
+		if !s.Live() {
+			return nil, domain.NotFoundf("project %s not found", s.ID)
+		}
+		if c.Key == "" {
+			return nil, domain.Invalidf("a reservation needs a key")
+		}
+		if _, ok := s.Reserved[c.Key]; ok {
+			return nil, nil
+		}
+		for _, r := range slices.Sorted(maps.Keys(c.Amounts)) {
+			amount := c.Amounts[r]
+			if !slices.Contains(QuotaResources, r) || amount < 0 {
+				return nil, domain.Invalidf("cannot reserve %d %s", amount, r)
+			}
+			if limit, ok := s.Quotas[r]; ok && s.Used[r]+amount > limit {
+				return nil, &domain.Error{Kind: domain.Conflict, Msg: (&QuotaExceeded{Project: s.Name, Resource: r, Limit: limit, Used: s.Used[r], Request: amount}).Error()}
+			}
+		}
+		return []domain.Event{&QuotaReserved{Key: c.Key, Amounts: maps.Clone(c.Amounts), At: c.At}}, nil
+	case Release:
+		got, ok := s.Reserved[c.Key]
+		if !ok {
+			return nil, nil
+		}
+		return []domain.Event{&QuotaReleased{Key: c.Key, Amounts: maps.Clone(got), At: c.At}}, nil
 	default:
 		return nil, domain.Invalidf("project: unknown command %T", c)
 	}
@@ -126,6 +271,23 @@ func Evolve(s State, ev domain.Event) State {
 		s.ID, s.Exists, s.Name, s.Description, s.CreatedAt = e.ID, true, e.Name, e.Description, e.CreatedAt
 	case *Deleted:
 		s.Deleted = true
+	case *QuotasSet:
+		s.Quotas = maps.Clone(e.Limits)
+	case *QuotaReserved:
+		s.Reserved, s.Used = maps.Clone(s.Reserved), maps.Clone(s.Used)
+		if s.Reserved == nil {
+			s.Reserved, s.Used = map[string]map[string]int{}, map[string]int{}
+		}
+		s.Reserved[e.Key] = e.Amounts
+		for r, n := range e.Amounts {
+			s.Used[r] += n
+		}
+	case *QuotaReleased:
+		s.Reserved, s.Used = maps.Clone(s.Reserved), maps.Clone(s.Used)
+		for r, n := range s.Reserved[e.Key] {
+			s.Used[r] -= n
+		}
+		delete(s.Reserved, e.Key)
 	}
 	return s
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/keel-cloud/keel/domain/catalog"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
 	"github.com/keel-cloud/keel/eventlog"
@@ -239,6 +240,8 @@ func (r *Runner) send(ctx context.Context, c Command) error {
 		_, err = r.App.Hosts.Handle(ctx, commands.HostID(c.ID), cmd, meta)
 	case servergroup.Command:
 		_, err = r.App.Groups.Handle(ctx, c.ID, cmd, meta)
+	case project.Command:
+		_, err = r.App.Projects.Handle(ctx, c.ID, cmd, meta)
 	case Effect:
 		fn, ok := r.Effects[cmd.Name]
 		if !ok {

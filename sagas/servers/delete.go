@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/sagas/runner"
 )
@@ -22,6 +23,14 @@ func Delete(t Timeouts) runner.Workflow {
 	}
 }
 
+// giveQuotaBack releases what a deleted server held of its project's quota.
+func giveQuotaBack(s runner.State, opID, sid string) []runner.Command {
+	if s.Server.Project == "" {
+		return nil
+	}
+	return []runner.Command{{ID: s.Server.Project, Cmd: project.Release{Key: sid, At: s.Now}, Operation: opID, What: "quota/" + sid, Tolerate: refusals}}
+}
+
 func reactDelete(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 	sid, opID := e.AggregateID, e.CorrelationID
 	switch ev := e.Event.(type) {
@@ -33,7 +42,7 @@ func reactDelete(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 		}
 		return append(out, begin(s, ev.Operation, KindDelete, sid, operation.StepSpec{Name: StepDestroy, Timeout: t.Destroy})...)
 	case *server.Deleted:
-		out := concat(release(s, opID, ev.Host, sid, "server deleted"), leave(s, opID))
+		out := concat(release(s, opID, ev.Host, sid, "server deleted"), leave(s, opID), giveQuotaBack(s, opID, sid))
 		if ev.Forced {
 			return append(out, finish(s, opID, ev.Reason, "", nil)...)
 		}

@@ -856,3 +856,87 @@ func TestConcurrentOperationsPerProjectAreBounded(t *testing.T) {
 		return err
 	})
 }
+
+// 100 concurrent creates against a quota of 10 servers: exactly 10 are
+// accepted, the rest refused as over the quota; use is 10, and 0 once they
+// are deleted.
+func TestQuotaHoldsUnderConcurrentCreates(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	e.seed()
+	pub, res, err := api.Create[api.Image](ctx, e.api, api.Images, api.ImageBody{Name: "pub", DiskFormat: "raw", Visibility: "public"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := e.upload(pub.ID, []byte("bytes"), res.Sequence)
+	e.addProject("alpha")
+	alice := e.addUser("alice", "alpha", "member")
+	if _, err := alice.c.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Projects, "alpha", "quotas"), Body: api.QuotasBody{Limits: map[string]int{"servers": 10}}}, nil); status(nil, err) != http.StatusForbidden {
+		t.Fatalf("a member sets quotas: %v, want 403", err)
+	}
+	var q api.Quotas
+	if _, err := e.api.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Projects, "alpha", "quotas"), Body: api.QuotasBody{Limits: map[string]int{"servers": 10, "vcpus": 100}}}, &q); err != nil {
+		t.Fatal(err)
+	}
+	inUse := func(c *api.Client) map[string]int {
+		q, _, err := api.Get[api.Quotas](ctx, c, api.Path(api.Projects, "alpha", "quotas"), api.Opts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, it := range q.Items {
+			out[it.Resource] = it.InUse
+		}
+		return out
+	}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var ids []string
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, res, err := api.Create[api.Accepted](ctx, alice.c, api.Servers, api.ServerBody{Name: fmt.Sprintf("q-%d", i), Flavor: "small", Image: "pub"}, api.Opts{MinSequence: seq})
+			code := status(res, err)
+			mu.Lock()
+			defer mu.Unlock()
+			codes[code]++
+			if code == http.StatusAccepted {
+				ids = append(ids, a.Server.ID)
+			} else if code == http.StatusConflict && !strings.Contains(err.Error(), "quota exceeded") {
+				t.Errorf("a refusal that is not about the quota: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if codes[http.StatusAccepted] != 10 || codes[http.StatusConflict] != 90 {
+		t.Fatalf("100 creates against a quota of 10: %v, want 10 accepted and 90 refused", codes)
+	}
+	if u := inUse(alice.c); u["servers"] != 10 || u["vcpus"] != 10 || u["ram_mib"] != 10*512 {
+		t.Fatalf("in use after the creates: %v", u)
+	}
+	servers, _, err := api.Get[api.List[api.Server]](ctx, alice.c, api.Servers+"?limit=1000", api.Opts{MinSequence: seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		servers, _, err = api.Get[api.List[api.Server]](ctx, alice.c, api.Servers+"?limit=1000", api.Opts{})
+		if err == nil && len(servers.Items) != 10 {
+			err = fmt.Errorf("%d servers listed", len(servers.Items))
+		}
+		return err
+	})
+	for _, id := range ids {
+		e.waitOp(e.act(id, "delete").OperationID, 30*time.Second)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if u := inUse(alice.c); u["servers"] != 0 || u["vcpus"] != 0 || u["ram_mib"] != 0 {
+			return fmt.Errorf("in use after the deletes: %v", u)
+		}
+		return nil
+	})
+	if _, _, err := api.Create[api.Accepted](ctx, alice.c, api.Servers, api.ServerBody{Name: "again", Flavor: "small", Image: "pub"}, api.Opts{}); err != nil {
+		t.Fatalf("a create once the quota is free again: %v", err)
+	}
+}
