@@ -181,7 +181,7 @@ var Decider = domain.Decider[State, Command]{
 	Evolve: Evolve,
 	Init:   func(id string) State { return State{ID: ID(id)} },
 	Registry: domain.Registry{
-		TypeCreated: func() domain.Event { return &Created{} },
+		TypeCreated:       func() domain.Event { return &Created{} },
 		TypeDeleted:       func() domain.Event { return &Deleted{} },
 		TypeQuotasSet:     func() domain.Event { return &QuotasSet{} },
 		TypeQuotaReserved: func() domain.Event { return &QuotaReserved{} },
