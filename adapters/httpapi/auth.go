@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/commands"
@@ -81,6 +82,12 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			var ae *commands.AuthError
 			if errors.As(err, &ae) {
 				a.Log.Info("authentication refused", "request_id", requestIDFrom(r.Context()), "remote", r.RemoteAddr, "reason", ae.Msg)
+				// Refused tokens count against their address, as logins do:
+				// guessing tokens costs the guesser, not the API.
+				if ok, wait := a.limits.perAddr.take("a:"+sourceAddr(r), time.Now()); !ok {
+					tooMany(w, r, wait, "too many refused tokens from "+sourceAddr(r))
+					return
+				}
 				unauthorized(w, r, ae.Msg)
 				return
 			}

@@ -23,7 +23,8 @@ type Limits struct {
 	Rate  float64
 	Burst int
 	// LoginRate and LoginBurst: password logins and refused tokens per
-	// second per source address (0: DefaultLoginRate, DefaultLoginBurst).
+	// second per source address, counted together (0: DefaultLoginRate,
+	// DefaultLoginBurst; a negative LoginRate: no limit).
 	LoginRate  float64
 	LoginBurst int
 	// ProjectOperations bounds the servers of one project with an operation

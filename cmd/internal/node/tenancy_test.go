@@ -108,7 +108,8 @@ func TestRequestsNeedAValidToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.Delete(ctx, e.api, api.Path(api.Tokens, other.ID), api.Opts{}, nil); err != nil {
+	revoked, err := api.Delete(ctx, e.api, api.Path(api.Tokens, other.ID), api.Opts{}, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, res, err := api.Get[api.Whoami](ctx, api.New(e.node.URL).WithToken(other.Secret), api.WhoamiPath, api.Opts{}); status(res, err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "revoked") {
@@ -119,7 +120,7 @@ func TestRequestsNeedAValidToken(t *testing.T) {
 		t.Fatalf("whoami: %+v %v", me, err)
 	}
 	// The token list shows no secret.
-	r := e.must(http.StatusOK, e.call("GET", api.Tokens, nil))
+	r := e.must(http.StatusOK, e.call("GET", api.Tokens, nil, "Keel-Min-Sequence", fmt.Sprint(revoked.Sequence)))
 	if strings.Contains(string(r.Body), short.Secret) || strings.Contains(string(r.Body), "secret_sha256") || !strings.Contains(string(r.Body), other.ID) {
 		t.Fatalf("token list: %s", r.Body)
 	}
@@ -758,6 +759,11 @@ func TestLoginsPerAddressAreLimited(t *testing.T) {
 	}
 	if limited < 5 {
 		t.Fatalf("%d of 10 quick logins from one address were limited, want most", limited)
+	}
+	// Refused tokens count there too: guessing tokens is held back as well.
+	r := e.call("GET", "/v1/servers", nil, "Authorization", "Bearer kt.6f1e0c43-5a7e-4b55-9d3e-2b8f4a1c7d10.guess")
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("a refused token from an address past its limit: %d %s, want 429", r.Status, r.Body)
 	}
 }
 
