@@ -170,6 +170,11 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	if err := a.firstBoot(ctx, &cmd, req.KeypairID); err != nil {
 		return Result[server.State]{}, "", err
 	}
+	// A create the server decider refuses (bad user data, too many disks)
+	// must not touch the quota: decided first, against a new server.
+	if _, err := server.Decider.Decide(server.Decider.Initial(id), cmd); err != nil {
+		return Result[server.State]{}, "", err
+	}
 	// The project's quota is reserved before the server exists, under the
 	// server's id: a retry reserves nothing twice, and the delete gives it
 	// back (the delete saga).

@@ -214,7 +214,35 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 			return err
 		}
 		if open > 0 {
-			return fmt.Errorf("%d operations still open", open)
+			// Say which, for the failure message.
+			var desc []string
+			rows, err := db.Query(context.Background(), `SELECT kind, status, coalesce(current_step, ''), coalesce(deadline::text, ''), resource_id::text, updated_at::text
+				FROM operations WHERE status NOT IN ('succeeded','failed') LIMIT 5`)
+			if err == nil {
+				for rows.Next() {
+					var k, st, step, dl, res, up string
+					if rows.Scan(&k, &st, &step, &dl, &res, &up) == nil {
+						desc = append(desc, fmt.Sprintf("%s %s step %q deadline %s server %s updated %s", k, st, step, dl, res, up))
+					}
+				}
+				rows.Close()
+				if len(desc) > 0 {
+					// The first one's server, commit by commit.
+					res := strings.Fields(desc[0])[8]
+					evs, err := db.Query(context.Background(), `SELECT seq, array_to_string(types, ','), occurred_at::text FROM events WHERE aggregate_id = $1 OR envelope->>'correlation_id' IN (SELECT id::text FROM operations WHERE resource_id::text = $1) ORDER BY seq`, res)
+					if err == nil {
+						for evs.Next() {
+							var seq int64
+							var types, at string
+							if evs.Scan(&seq, &types, &at) == nil {
+								desc = append(desc, fmt.Sprintf("\n  %d %s %s", seq, types, at))
+							}
+						}
+						evs.Close()
+					}
+				}
+			}
+			return fmt.Errorf("%d operations still open: %v", open, desc)
 		}
 		return nil
 	})
