@@ -47,10 +47,25 @@ func reactCreate(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 		if ev.Step == StepSchedule {
 			return []runner.Command{{Cmd: runner.Effect{Name: EffectPlace}, Operation: e.AggregateID, What: EffectPlace}}
 		}
+		// Events of one operation can meet the saga out of order: the host's
+		// report (keyed by its server) and the schedule step's end (keyed by
+		// the operation) are handled by different workers, which after a
+		// restart find both in the log at once. A spawn step that starts on
+		// a server already built is done.
+		if ev.Step == StepSpawn && built(s) {
+			return completeOrFinish(s, string(s.Op.ID), StepSpawn)
+		}
 	case *operation.StepFailed:
 		return compensate(s, server.Fail{Reason: ev.Reason, Operation: string(s.Op.ID), At: s.Now}, ev.Reason)
 	}
 	return nil
+}
+
+// built tells whether the server of the operation was spawned already.
+func built(s runner.State) bool {
+	sv := s.Server
+	return sv.Exists && sv.Operation == string(s.Op.ID) && sv.Task == server.NoTask &&
+		(sv.Status == server.StatusActive || sv.Status == server.StatusStopped)
 }
 
 // compensatedCreate names the steps a failed build undid: a build that

@@ -21,7 +21,12 @@ func TestCreate(t *testing.T) {
 		{"schedule started: placement runs", given{running(KindCreate, StepSchedule, 0, steps...), onServer(opID, "")},
 			fromOperation(&operation.StepStarted{Step: StepSchedule}),
 			[]string{"effect place op-1"}},
-		{"spawn started: the host's agent acts, the saga waits", given{running(KindCreate, StepSpawn, 0, steps...), onServer(opID, "")},
+		{"spawn started: the host's agent acts, the saga waits", given{running(KindCreate, StepSpawn, 0, steps...), spawning(opID)},
+			fromOperation(&operation.StepStarted{Step: StepSpawn}), nil},
+		{"spawn started on a server built already (its report was handled first): done", given{running(KindCreate, StepSpawn, 0, steps...), onServer(opID, "")},
+			fromOperation(&operation.StepStarted{Step: StepSpawn}),
+			[]string{"operation.CompleteStep op-1 op-1/spawn/done/0"}},
+		{"spawn started on a server another operation moved on: waits", given{running(KindCreate, StepSpawn, 0, steps...), onServer("op-other", "")},
 			fromOperation(&operation.StepStarted{Step: StepSpawn}), nil},
 		{"scheduled: the schedule step is done", given{running(KindCreate, StepSchedule, 0, steps...), onServer(opID, "")},
 			fromServer(&server.Scheduled{Host: "h1", Operation: opID}),
@@ -80,4 +85,11 @@ func TestCreateFailedCompensates(t *testing.T) {
 	if f.Reason != "boom" || len(f.Compensated) != 2 || f.Compensated[0] != StepSpawn {
 		t.Fatalf("finish: %+v", f)
 	}
+}
+
+// spawning is a server placed on h1 whose host has not reported yet.
+func spawning(op string) server.State {
+	s := onServer(op, "")
+	s.Status, s.Task, s.Host = server.StatusBuilding, server.Spawning, "h1"
+	return s
 }
