@@ -31,12 +31,35 @@ func Actions(t Timeouts) runner.Workflow {
 	return w
 }
 
+// answeredAtBegin ends an operation whose host answered before the saga
+// began it: after a restart the request that begins it can be redelivered
+// after the host's report was handled (see Create). The server's task is
+// over; its reason says whether it failed.
+func answeredAtBegin(s runner.State) []runner.Command {
+	sv, opID := s.Server, string(s.Op.ID)
+	if !sv.Exists || sv.Operation != opID || sv.Task != server.NoTask || s.Op.Terminal() {
+		return nil
+	}
+	if sv.Reason != "" {
+		return finish(s, opID, sv.Reason, "", nil)
+	}
+	for _, a := range actions {
+		if a.kind == s.Op.Kind {
+			return completeOrFinish(s, opID, a.step)
+		}
+	}
+	return nil
+}
+
 func reactAction(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 	switch ev := e.Event.(type) {
 	case *server.ActionFailed:
 		return finish(s, e.CorrelationID, ev.Reason, ev.Detail, nil)
 	case *operation.Began:
-		return supersededAtBegin(s)
+		if out := supersededAtBegin(s); out != nil {
+			return out
+		}
+		return answeredAtBegin(s)
 	case *operation.StepFailed:
 		return compensate(s, server.AbortTask{Reason: ev.Reason, At: s.Now}, ev.Reason)
 	}

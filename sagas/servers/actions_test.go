@@ -24,10 +24,11 @@ func TestActions(t *testing.T) {
 	for _, a := range []struct {
 		kind, step           string
 		requested, completed runner.Event
+		task                 server.Task
 	}{
-		{KindStart, StepPowerOn, fromServer(&server.StartRequested{Host: "h1", Operation: opID}), fromServer(&server.Started{Host: "h1"})},
-		{KindStop, StepPowerOff, fromServer(&server.StopRequested{Host: "h1", Operation: opID}), fromServer(&server.Stopped{Host: "h1"})},
-		{KindReboot, StepReboot, fromServer(&server.RebootRequested{Host: "h1", Operation: opID}), fromServer(&server.Rebooted{Host: "h1"})},
+		{KindStart, StepPowerOn, fromServer(&server.StartRequested{Host: "h1", Operation: opID}), fromServer(&server.Started{Host: "h1"}), server.PoweringOn},
+		{KindStop, StepPowerOff, fromServer(&server.StopRequested{Host: "h1", Operation: opID}), fromServer(&server.Stopped{Host: "h1"}), server.PoweringOff},
+		{KindReboot, StepReboot, fromServer(&server.RebootRequested{Host: "h1", Operation: opID}), fromServer(&server.Rebooted{Host: "h1"}), server.RebootTask},
 	} {
 		scenarios = append(scenarios,
 			scenario{a.kind + ": requested, the operation begins", given{noOperation, onServer(opID, "")},
@@ -43,9 +44,18 @@ func TestActions(t *testing.T) {
 				a.completed, []string{"operation.Finish op-1 op-1/finish"}},
 			scenario{a.kind + ": superseded by a delete before it began", given{running(a.kind, a.step, 0, a.step), deleting("op-del")},
 				fromOperation(&operation.Began{}), []string{"operation.Finish op-1 op-1/finish"}},
-			scenario{a.kind + ": began on its server", given{running(a.kind, a.step, 0, a.step), onServer(opID, "")},
+			scenario{a.kind + ": began on its server, the host at work", given{running(a.kind, a.step, 0, a.step), withTask(onServer(opID, ""), a.task)},
 				fromOperation(&operation.Began{}), nil},
+			scenario{a.kind + ": began after the host reported it done (a redelivery after a restart)", given{running(a.kind, a.step, 0, a.step), onServer(opID, "")},
+				fromOperation(&operation.Began{}), []string{"operation.CompleteStep op-1 op-1/" + a.step + "/done/0"}},
+			scenario{a.kind + ": began after the host failed it", given{running(a.kind, a.step, 0, a.step), func() server.State { s := onServer(opID, ""); s.Reason = "libvirt said no"; return s }()},
+				fromOperation(&operation.Began{}), []string{"operation.Finish op-1 op-1/finish"}},
 		)
 	}
 	run(t, scenarios)
+}
+
+func withTask(s server.State, t server.Task) server.State {
+	s.Task = t
+	return s
 }

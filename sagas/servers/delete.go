@@ -48,7 +48,15 @@ func reactDelete(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 		}
 		return append(out, completeOrFinish(s, opID, StepDestroy)...)
 	case *operation.Began:
-		return supersededAtBegin(s)
+		if out := supersededAtBegin(s); out != nil {
+			return out
+		}
+		// Deleted before the saga began the operation (a redelivery after
+		// a restart, see Create): the destroy step is done.
+		if s.Server.Status == server.StatusDeleted && s.Server.Operation == string(s.Op.ID) {
+			return completeOrFinish(s, string(s.Op.ID), StepDestroy)
+		}
+		return nil
 	case *operation.StepFailed:
 		reason := "host did not confirm the delete (" + ev.Reason + "); removed from the control plane"
 		return compensate(s, server.ForceDelete{Reason: reason, At: s.Now}, ev.Reason)
