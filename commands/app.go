@@ -185,7 +185,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	if err != nil && cmd.Project != "" {
 		rm := meta
 		rm.CommandID = meta.CommandID + "/quota-release"
-		if _, rerr := a.Projects.Handle(context.WithoutCancel(ctx), cmd.Project, project.Release{Key: id, At: a.Now().UTC()}, rm); rerr != nil {
+		if _, rerr := a.Projects.Handle(context.WithoutCancel(ctx), cmd.Project, project.Release{Key: id, Amounts: ServerQuota(cmd.Flavor), At: a.Now().UTC()}, rm); rerr != nil {
 			err = fmt.Errorf("%w (and its quota reservation stays: %v)", err, rerr)
 		}
 	}
@@ -194,7 +194,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 
 // ServerQuota is what a server of a flavor counts against its project.
 func ServerQuota(f server.Flavor) map[string]int {
-	return map[string]int{project.QuotaServers: 1, project.QuotaVCPUs: f.VCPUs, project.QuotaRAMMiB: f.RAMMiB}
+	return project.ServerAmounts(f.VCPUs, f.RAMMiB)
 }
 
 // reserve takes amounts of a project's quota under key (none without a

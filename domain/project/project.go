@@ -38,10 +38,16 @@ type State struct {
 	// Quotas are the limits by resource (QuotaResources); a resource
 	// without one is unlimited.
 	Quotas map[string]int
-	// Reserved holds what each reservation took, by its key (a server id).
-	Reserved map[string]map[string]int
-	// Used is the sum of Reserved, by resource.
+	// Used is what the project's reservations hold, by resource. The
+	// reservations themselves are not kept (one per server would make each
+	// commit of a big project cost its size): a retried reservation is
+	// recognised by its command id, and a release names its amounts.
 	Used map[string]int
+}
+
+// ServerAmounts is what one server of a flavor of vcpus and ramMiB holds.
+func ServerAmounts(vcpus, ramMiB int) map[string]int {
+	return map[string]int{QuotaServers: 1, QuotaVCPUs: vcpus, QuotaRAMMiB: ramMiB}
 }
 
 // Quota resources. Servers, vCPUs and RAM are counted now; the others are
@@ -96,18 +102,20 @@ type SetQuotas struct {
 	At     time.Time
 }
 
-// Reserve takes amounts by resource under a key, within the limits; a key
-// already reserved is nothing new.
+// Reserve takes amounts by resource under a key (a server id), within the
+// limits. A retry is recognised by its command id, not by the key.
 type Reserve struct {
 	Key     string
 	Amounts map[string]int
 	At      time.Time
 }
 
-// Release gives a reservation back; an unknown key is nothing new.
+// Release gives back what a reservation under Key took (Amounts). Use
+// never goes below zero.
 type Release struct {
-	Key string
-	At  time.Time
+	Key     string
+	Amounts map[string]int
+	At      time.Time
 }
 
 func (Create) projectCommand()    {}
@@ -240,9 +248,6 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		if c.Key == "" {
 			return nil, domain.Invalidf("a reservation needs a key")
 		}
-		if _, ok := s.Reserved[c.Key]; ok {
-			return nil, nil
-		}
 		for _, r := range slices.Sorted(maps.Keys(c.Amounts)) {
 			amount := c.Amounts[r]
 			if !slices.Contains(QuotaResources, r) || amount < 0 {
@@ -254,11 +259,10 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		}
 		return []domain.Event{&QuotaReserved{Key: c.Key, Amounts: maps.Clone(c.Amounts), At: c.At}}, nil
 	case Release:
-		got, ok := s.Reserved[c.Key]
-		if !ok {
-			return nil, nil
+		if c.Key == "" || len(c.Amounts) == 0 {
+			return nil, domain.Invalidf("a release needs a key and amounts")
 		}
-		return []domain.Event{&QuotaReleased{Key: c.Key, Amounts: maps.Clone(got), At: c.At}}, nil
+		return []domain.Event{&QuotaReleased{Key: c.Key, Amounts: maps.Clone(c.Amounts), At: c.At}}, nil
 	default:
 		return nil, domain.Invalidf("project: unknown command %T", c)
 	}
@@ -274,20 +278,18 @@ func Evolve(s State, ev domain.Event) State {
 	case *QuotasSet:
 		s.Quotas = maps.Clone(e.Limits)
 	case *QuotaReserved:
-		s.Reserved, s.Used = maps.Clone(s.Reserved), maps.Clone(s.Used)
-		if s.Reserved == nil {
-			s.Reserved, s.Used = map[string]map[string]int{}, map[string]int{}
+		s.Used = maps.Clone(s.Used)
+		if s.Used == nil {
+			s.Used = map[string]int{}
 		}
-		s.Reserved[e.Key] = e.Amounts
 		for r, n := range e.Amounts {
 			s.Used[r] += n
 		}
 	case *QuotaReleased:
-		s.Reserved, s.Used = maps.Clone(s.Reserved), maps.Clone(s.Used)
-		for r, n := range s.Reserved[e.Key] {
-			s.Used[r] -= n
+		s.Used = maps.Clone(s.Used)
+		for r, n := range e.Amounts {
+			s.Used[r] = max(0, s.Used[r]-n)
 		}
-		delete(s.Reserved, e.Key)
 	}
 	return s
 }

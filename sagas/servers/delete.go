@@ -28,7 +28,7 @@ func giveQuotaBack(s runner.State, opID, sid string) []runner.Command {
 	if s.Server.Project == "" {
 		return nil
 	}
-	return []runner.Command{{ID: s.Server.Project, Cmd: project.Release{Key: sid, At: s.Now}, Operation: opID, What: "quota/" + sid, Tolerate: refusals}}
+	return []runner.Command{{ID: s.Server.Project, Cmd: project.Release{Key: sid, Amounts: project.ServerAmounts(s.Server.Flavor.VCPUs, s.Server.Flavor.RAMMiB), At: s.Now}, Operation: opID, What: "quota/" + sid, Tolerate: refusals}}
 }
 
 func reactDelete(t Timeouts, s runner.State, e runner.Event) []runner.Command {
