@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -92,8 +93,13 @@ func HashPassword(pw string) (string, error) {
 }
 
 // dummyHash is checked against when a user does not exist, so that a
-// failed login takes as long whether or not the name is known.
-var dummyHash, _ = HashPassword("keel: no such user")
+// failed login takes as long whether or not the name is known. It is made
+// at the first such login, not when the package loads: every keel command
+// (the CLI too) would otherwise pay an argon2id hash at start.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("keel: no such user")
+	return h
+})
 
 // CheckPassword reports whether pw matches an argon2id hash.
 func CheckPassword(hash, pw string) bool {
@@ -239,7 +245,7 @@ func (a *App) Login(ctx context.Context, req LoginRequest, meta Meta) (string, R
 	}
 	hash := u.PasswordHash
 	if !u.Live() {
-		hash = dummyHash
+		hash = dummyHash()
 	}
 	if ok := CheckPassword(hash, req.Password); !ok || !u.Live() {
 		return fail(ErrBadLogin)
