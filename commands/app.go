@@ -185,7 +185,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 	if err != nil && cmd.Project != "" {
 		rm := meta
 		rm.CommandID = meta.CommandID + "/quota-release"
-		if _, rerr := a.Projects.Handle(context.WithoutCancel(ctx), cmd.Project, project.Release{Key: id, Amounts: ServerQuota(cmd.Flavor), At: a.Now().UTC()}, rm); rerr != nil {
+		if _, rerr := a.Projects.HandleBatched(context.WithoutCancel(ctx), cmd.Project, project.Release{Key: id, Amounts: ServerQuota(cmd.Flavor), At: a.Now().UTC()}, rm); rerr != nil {
 			err = fmt.Errorf("%w (and its quota reservation stays: %v)", err, rerr)
 		}
 	}
@@ -205,7 +205,7 @@ func (a *App) reserve(ctx context.Context, projectID, key string, amounts map[st
 	}
 	m := meta
 	m.CommandID, m.Scope = meta.CommandID+"/quota", ""
-	_, err := a.Projects.Handle(ctx, projectID, project.Reserve{Key: key, Amounts: amounts, At: a.Now().UTC()}, m)
+	_, err := a.Projects.HandleBatched(ctx, projectID, project.Reserve{Key: key, Amounts: amounts, At: a.Now().UTC()}, m)
 	return err
 }
 

@@ -23,12 +23,14 @@ func (e *entry[S]) copy() *entry[S] {
 	return &entry[S]{state: e.state, version: e.version, lastSeq: e.lastSeq, commands: e.commands, snapVersion: e.snapVersion}
 }
 
-func (e *entry[S]) apply(d interface{ Fold(S, []domain.Event) S }, events []domain.Event, seq uint64, commandID string) *entry[S] {
+func (e *entry[S]) apply(d interface{ Fold(S, []domain.Event) S }, events []domain.Event, seq uint64, commandIDs ...string) *entry[S] {
 	n := e.copy()
 	n.state = d.Fold(n.state, events)
 	n.version++
 	n.lastSeq = seq
-	n.commands.add(commandID, seq)
+	for _, id := range commandIDs {
+		n.commands.add(id, seq)
+	}
 	return n
 }
 

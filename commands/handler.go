@@ -84,6 +84,7 @@ type Handler[S any, C any] struct {
 	// not depend on it: appends check the subject's last sequence.
 	FreshFor time.Duration
 	checked  sync.Map // id -> time.Time of the last check against the store
+	queues   sync.Map // id -> *batchQueue, for HandleBatched
 	// Metrics counts appended and refused commands (nil: not counted).
 	Metrics *metrics.Set
 	snaps   *snapshotter // nil: no snapshots (see UseSnapshots)
@@ -343,7 +344,7 @@ func (h *Handler[S, C]) foldIn(id string, e *entry[S], envs []domain.Envelope) (
 		if err != nil {
 			return nil, fmt.Errorf("load %s %s: %w", h.decider.Type, id, err)
 		}
-		next = next.apply(h.decider, events, env.Sequence, env.CommandID)
+		next = next.apply(h.decider, events, env.Sequence, env.CommandIDs()...)
 		next.version = env.Version
 	}
 	return next, nil

@@ -18,6 +18,10 @@ type Envelope struct {
 	RequestID     string     `json:"request_id,omitempty"`
 	CorrelationID string     `json:"correlation_id,omitempty"`
 	CausationID   string     `json:"causation_id,omitempty"`
+	// Commands, when set, are the ids of the commands a commit carries
+	// together (a batch, see commands.Handler.HandleBatched); CommandID then
+	// names the batch. Unset, the commit carries the one command CommandID.
+	Commands []string `json:"commands,omitempty"`
 	// Project is the project that owns the aggregate after this commit
 	// ("" for the cloud's own resources: flavors, hosts, public images).
 	// Readers scope history and the live stream by it.
@@ -29,6 +33,14 @@ type Envelope struct {
 	// Raw is the stored message, when the reader kept it (so that the event
 	// history can store it without encoding it again).
 	Raw json.RawMessage `json:"-"`
+}
+
+// CommandIDs are the ids of the commands the commit carries.
+func (e *Envelope) CommandIDs() []string {
+	if len(e.Commands) > 0 {
+		return e.Commands
+	}
+	return []string{e.CommandID}
 }
 
 // RawEvent is a stored event: its type, schema version and JSON data.

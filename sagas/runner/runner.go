@@ -241,7 +241,7 @@ func (r *Runner) send(ctx context.Context, c Command) error {
 	case servergroup.Command:
 		_, err = r.App.Groups.Handle(ctx, c.ID, cmd, meta)
 	case project.Command:
-		_, err = r.App.Projects.Handle(ctx, c.ID, cmd, meta)
+		_, err = r.App.Projects.HandleBatched(ctx, c.ID, cmd, meta)
 	case Effect:
 		fn, ok := r.Effects[cmd.Name]
 		if !ok {
