@@ -61,6 +61,7 @@ var examples = map[string][]domain.Event{
 		&server.Deleted{Host: "h-1", Forced: true, Reason: "host did not confirm", At: at},
 		&server.PowerObserved{Host: "h-1", Power: server.Shutoff, Previous: server.Running, Desired: server.WantStopped, At: at},
 		&server.Lost{Host: "h-1", Reason: "its virtual machine disappeared from host h-1", At: at},
+		&server.Abandoned{ID: "7f1c2d4e-0000-4000-8000-000000000001", Reason: "its create was cut short before the server's first commit", At: at},
 	},
 	operation.AggregateType: {
 		&operation.Began{ID: "op-1", Project: "p-1", Kind: "server.create", ResourceType: "server", ResourceID: "srv-1",
