@@ -18,6 +18,7 @@ import (
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/billing"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/metrics"
@@ -64,6 +65,8 @@ type API struct {
 	Displays      Displays
 	ConsoleTokens TokenStore
 	ConsoleTTL    time.Duration
+	// Prices is the price table usage is billed at (zero: every cost is 0).
+	Prices billing.Prices
 }
 
 // Version is the API version shown in the OpenAPI document.
@@ -93,6 +96,7 @@ func (a *API) Handler() http.Handler {
 	a.registerGroups(api)
 	a.registerAggregates(api)
 	a.registerIdentity(api)
+	a.registerUsage(api)
 	finishDocument(api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -29,6 +29,7 @@ import (
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
+	"github.com/keel-cloud/keel/billing"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/eventlog"
@@ -102,7 +103,10 @@ type Config struct {
 	DeadlineEvery time.Duration
 	ConsoleTTL    time.Duration // how long a console URL may wait to be opened (default 30 s)
 	ReadWait      time.Duration
-	Log           *slog.Logger
+	// Prices is the price table GET /v1/usage bills at (keel serve
+	// --prices FILE; zero: every cost is 0, in no currency).
+	Prices billing.Prices
+	Log    *slog.Logger
 }
 
 // Node is a running keel serve.
@@ -271,7 +275,7 @@ func (n *Node) start(ctx context.Context) error {
 	api := &httpapi.API{App: n.App, Auth: auth, Limits: c.Limits, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
 		Consoles: consoles, HostKeys: hostKeys{n.Keys}, Displays: hostlink.Displays{NC: n.nc, Keys: n.Keys}, ConsoleTokens: tokens,
-		ConsoleTTL: c.ConsoleTTL}
+		ConsoleTTL: c.ConsoleTTL, Prices: c.Prices}
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
