@@ -185,21 +185,7 @@ func TestQuotaHoldsAcrossKill9(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 60*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(answers) < 5 {
-			return fmt.Errorf("%d answers", len(answers))
-		}
-		return nil
-	})
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p.cmd.Wait()
-	mu.Lock()
-	before := len(answers)
-	mu.Unlock()
+	before := p.killAfter(t, 60*time.Second, &mu, 5, func() int { return len(answers) })
 	t.Logf("%d of 100 creates answered before kill -9", before)
 	p = serve(t, bin, dataDir, dbURL, addr)
 	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()

@@ -192,18 +192,7 @@ func TestUsageSurvivesKill9(t *testing.T) {
 			}
 		}(i)
 	}
-	eventually(t, 30*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if acked < 30 {
-			return fmt.Errorf("%d creates acknowledged", acked)
-		}
-		return nil
-	})
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p.cmd.Wait()
+	p.killAfter(t, 30*time.Second, &mu, 30, func() int { return acked })
 	wg.Wait()
 	t.Logf("%d creates acknowledged before kill -9", acked)
 
