@@ -12,6 +12,7 @@ import (
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/keypair"
+	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
@@ -33,6 +34,7 @@ var Registries = map[string]domain.Registry{
 	project.AggregateType:       project.Decider.Registry,
 	user.AggregateType:          user.Decider.Registry,
 	token.AggregateType:         token.Decider.Registry,
+	network.AggregateType:       network.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

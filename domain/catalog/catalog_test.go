@@ -15,6 +15,7 @@ import (
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/keypair"
+	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
@@ -121,6 +122,13 @@ var examples = map[string][]domain.Event{
 		&host.AggregateJoined{Aggregate: "a-1", Name: "rack-1", Zone: "az1", Join: "j-1", At: at},
 		&host.AggregateLeft{Aggregate: "a-1", Join: "j-1", At: at},
 		&host.UnknownGuestsObserved{Guests: []string{"legacy-db"}, At: at},
+	},
+	network.AggregateType: {
+		&network.Created{ID: "n-1", Project: "p-1", Name: "public", Kind: network.VLAN, PhysicalNetwork: "physnet1", VLAN: 100, External: true, MTU: 1500, CreatedAt: at},
+		&network.Renamed{Name: "internet", At: at},
+		&network.SubnetAdded{Subnet: "s-1", At: at},
+		&network.SubnetRemoved{Subnet: "s-1", At: at},
+		&network.Deleted{At: at},
 	},
 }
 
