@@ -17,6 +17,7 @@ import (
 	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/domain/subnet"
 	"github.com/keel-cloud/keel/domain/token"
 	"github.com/keel-cloud/keel/domain/user"
 )
@@ -35,6 +36,7 @@ var Registries = map[string]domain.Registry{
 	user.AggregateType:          user.Decider.Registry,
 	token.AggregateType:         token.Decider.Registry,
 	network.AggregateType:       network.Decider.Registry,
+	subnet.AggregateType:        subnet.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

@@ -20,6 +20,7 @@ import (
 	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/domain/subnet"
 	"github.com/keel-cloud/keel/domain/token"
 	"github.com/keel-cloud/keel/domain/user"
 )
@@ -129,6 +130,14 @@ var examples = map[string][]domain.Event{
 		&network.SubnetAdded{Subnet: "s-1", At: at},
 		&network.SubnetRemoved{Subnet: "s-1", At: at},
 		&network.Deleted{At: at},
+	},
+	subnet.AggregateType: {
+		&subnet.Created{ID: "s-1", Network: "n-1", Project: "p-1", Name: "web", CIDR: "10.0.0.0/24", Gateway: "10.0.0.1", DHCP: true,
+			DNS: []string{"1.1.1.1"}, Pools: []subnet.Pool{{Start: "10.0.0.2", End: "10.0.0.254"}},
+			Routes: []subnet.Route{{Destination: "192.168.0.0/16", Nexthop: "10.0.0.254"}}, CreatedAt: at},
+		&subnet.AddressAllocated{Key: "port-1", IP: "10.0.0.2", At: at},
+		&subnet.AddressReleased{Key: "port-1", IP: "10.0.0.2", At: at},
+		&subnet.Deleted{At: at},
 	},
 }
 
