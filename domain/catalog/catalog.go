@@ -14,6 +14,7 @@ import (
 	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -37,6 +38,7 @@ var Registries = map[string]domain.Registry{
 	token.AggregateType:         token.Decider.Registry,
 	network.AggregateType:       network.Decider.Registry,
 	subnet.AggregateType:        subnet.Decider.Registry,
+	port.AggregateType:          port.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

@@ -17,6 +17,7 @@ import (
 	"github.com/keel-cloud/keel/domain/keypair"
 	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -138,6 +139,16 @@ var examples = map[string][]domain.Event{
 		&subnet.AddressAllocated{Key: "port-1", IP: "10.0.0.2", At: at},
 		&subnet.AddressReleased{Key: "port-1", IP: "10.0.0.2", At: at},
 		&subnet.Deleted{At: at},
+	},
+	port.AggregateType: {
+		&port.Created{ID: "pt-1", Network: "n-1", Project: "p-1", Name: "nic", MAC: "fa:16:3e:12:34:56", FixedIPs: []port.FixedIP{{Subnet: "s-1", IP: "10.0.0.2"}},
+			SecurityGroups: []string{"sg-1"}, PortSecurity: true, DeviceOwner: port.OwnerServer, DeviceID: "srv-1", CreatedAt: at},
+		&port.Bound{Host: "node-1", At: at},
+		&port.Unbound{Host: "node-1", At: at},
+		&port.DeviceAttached{DeviceOwner: port.OwnerServer, DeviceID: "srv-1", At: at},
+		&port.DeviceDetached{DeviceOwner: port.OwnerServer, DeviceID: "srv-1", At: at},
+		&port.SecurityGroupsSet{SecurityGroups: []string{"sg-1", "sg-2"}, At: at},
+		&port.Deleted{FixedIPs: []port.FixedIP{{Subnet: "s-1", IP: "10.0.0.2"}}, At: at},
 	},
 }
 
