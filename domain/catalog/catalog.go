@@ -16,6 +16,7 @@ import (
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
 	"github.com/keel-cloud/keel/domain/subnet"
@@ -39,6 +40,7 @@ var Registries = map[string]domain.Registry{
 	network.AggregateType:       network.Decider.Registry,
 	subnet.AggregateType:        subnet.Decider.Registry,
 	port.AggregateType:          port.Decider.Registry,
+	secgroup.AggregateType:      secgroup.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

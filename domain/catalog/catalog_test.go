@@ -19,6 +19,7 @@ import (
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
 	"github.com/keel-cloud/keel/domain/subnet"
@@ -149,6 +150,14 @@ var examples = map[string][]domain.Event{
 		&port.DeviceDetached{DeviceOwner: port.OwnerServer, DeviceID: "srv-1", At: at},
 		&port.SecurityGroupsSet{SecurityGroups: []string{"sg-1", "sg-2"}, At: at},
 		&port.Deleted{FixedIPs: []port.FixedIP{{Subnet: "s-1", IP: "10.0.0.2"}}, At: at},
+	},
+	secgroup.AggregateType: {
+		&secgroup.Created{ID: "sg-1", Project: "p-1", Name: secgroup.DefaultName, Description: "the project's default", Default: true,
+			Rules: secgroup.DefaultRules("sg-1", "r-1", "r-2"), At: at},
+		&secgroup.RuleAdded{Rule: secgroup.Rule{ID: "r-3", Direction: secgroup.Ingress, EtherType: secgroup.IPv4, Protocol: secgroup.ICMP,
+			ICMPType: new(int), ICMPCode: new(int), RemoteCIDR: "10.0.0.0/8", Description: "echo replies"}, At: at},
+		&secgroup.RuleRemoved{RuleID: "r-3", At: at},
+		&secgroup.Deleted{At: at},
 	},
 }
 
