@@ -8,6 +8,7 @@ import (
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
@@ -16,6 +17,7 @@ import (
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/router"
 	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -41,6 +43,8 @@ var Registries = map[string]domain.Registry{
 	subnet.AggregateType:        subnet.Decider.Registry,
 	port.AggregateType:          port.Decider.Registry,
 	secgroup.AggregateType:      secgroup.Decider.Registry,
+	router.AggregateType:        router.Decider.Registry,
+	floatingip.AggregateType:    floatingip.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

@@ -11,6 +11,7 @@ import (
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/catalog"
 	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
@@ -19,6 +20,7 @@ import (
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/router"
 	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -158,6 +160,20 @@ var examples = map[string][]domain.Event{
 			ICMPType: new(int), ICMPCode: new(int), RemoteCIDR: "10.0.0.0/8", Description: "echo replies"}, At: at},
 		&secgroup.RuleRemoved{RuleID: "r-3", At: at},
 		&secgroup.Deleted{At: at},
+	},
+	router.AggregateType: {
+		&router.Created{ID: "r-1", Project: "p-1", Name: "edge", At: at},
+		&router.GatewaySet{Gateway: router.Gateway{Network: "ext", Subnet: "ext-s", CIDR: "203.0.113.0/24", Port: "pt-gw", IP: "203.0.113.10", SNAT: true}, At: at},
+		&router.GatewayCleared{Gateway: router.Gateway{Network: "ext", Subnet: "ext-s", CIDR: "203.0.113.0/24", Port: "pt-gw", IP: "203.0.113.10", SNAT: true}, At: at},
+		&router.InterfaceAdded{Interface: router.Interface{Subnet: "s-1", CIDR: "10.0.0.0/24", Port: "pt-if", IP: "10.0.0.1"}, At: at},
+		&router.InterfaceRemoved{Interface: router.Interface{Subnet: "s-1", CIDR: "10.0.0.0/24", Port: "pt-if", IP: "10.0.0.1"}, At: at},
+		&router.Deleted{At: at},
+	},
+	floatingip.AggregateType: {
+		&floatingip.Created{ID: "f-1", Project: "p-1", Network: "ext", Subnet: "ext-s", IP: "203.0.113.5", At: at},
+		&floatingip.Associated{Association: floatingip.Association{Port: "pt-1", FixedIP: "10.0.0.2", Router: "r-1"}, At: at},
+		&floatingip.Disassociated{Association: floatingip.Association{Port: "pt-1", FixedIP: "10.0.0.2", Router: "r-1"}, At: at},
+		&floatingip.Deleted{Subnet: "ext-s", IP: "203.0.113.5", At: at},
 	},
 }
 
