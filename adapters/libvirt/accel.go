@@ -26,25 +26,40 @@ func probeBIOS() []byte {
 	return b
 }
 
+// Accel is how this host runs guests.
+type Accel struct {
+	// DomainType is the libvirt domain type: kvm, or qemu (TCG).
+	DomainType string
+	// CPUMode is the libvirt CPU mode of a KVM guest: host-model (the
+	// guest sees the host's CPU); "" for TCG.
+	CPUMode string
+	// Why says how it was found, for the log.
+	Why string
+}
+
 // DetectAccel tells whether KVM runs guests on this host: it needs
-// /dev/kvm and a probe guest under KVM that actually runs (on some hosts
-// /dev/kvm exists and guests hang). It returns the libvirt domain type to
-// use, kvm or qemu (TCG), and why.
-func DetectAccel(ctx context.Context, emulator string) (domainType, why string) {
+// /dev/kvm and a probe guest that actually runs under KVM with the host's
+// CPU (what host-model gives a guest). On some hosts /dev/kvm exists and
+// guests hang; on some nested ones KVM refuses the host's CPU (a
+// model-specific register the outer hypervisor does not allow), and there a
+// probe with the default CPU model does run but a real guest kernel stops
+// with an internal KVM error once it boots: only the host-CPU probe
+// predicts real guests, so anything less is TCG.
+func DetectAccel(ctx context.Context, emulator string) Accel {
 	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
-		return "qemu", fmt.Sprintf("KVM not usable (%v): TCG", err)
+		return Accel{DomainType: "qemu", Why: fmt.Sprintf("KVM not usable (%v): TCG", err)}
 	} else {
 		f.Close()
 	}
-	if err := probe(ctx, emulator, "kvm"); err != nil {
-		return "qemu", fmt.Sprintf("a probe guest did not run under KVM (%v): TCG", err)
+	if err := probe(ctx, emulator, "kvm", "host"); err != nil {
+		return Accel{DomainType: "qemu", Why: fmt.Sprintf("a probe guest with the host's CPU did not run under KVM (%v): TCG", err)}
 	}
-	return "kvm", "a probe guest ran under KVM"
+	return Accel{DomainType: "kvm", CPUMode: "host-model", Why: "a probe guest ran under KVM with the host's CPU"}
 }
 
-// probe boots the probe firmware under accel and waits up to 5 s for its
-// output.
-func probe(ctx context.Context, emulator, accel string) error {
+// probe boots the probe firmware under accel (with the CPU model cpu, ""
+// for the default) and waits up to 5 s for its output.
+func probe(ctx context.Context, emulator, accel, cpu string) error {
 	dir, err := os.MkdirTemp("", "keel-accel-")
 	if err != nil {
 		return err
@@ -56,8 +71,12 @@ func probe(ctx context.Context, emulator, accel string) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(pctx, emulator, "-accel", accel, "-machine", "pc", "-m", "16", "-nodefaults",
-		"-display", "none", "-no-reboot", "-bios", bios, "-debugcon", "file:"+out, "-global", "isa-debugcon.iobase=0xe9")
+	args := []string{"-accel", accel, "-machine", "pc", "-m", "16", "-nodefaults",
+		"-display", "none", "-no-reboot", "-bios", bios, "-debugcon", "file:" + out, "-global", "isa-debugcon.iobase=0xe9"}
+	if cpu != "" {
+		args = append(args, "-cpu", cpu)
+	}
+	cmd := exec.CommandContext(pctx, emulator, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

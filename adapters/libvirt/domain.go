@@ -18,6 +18,9 @@ type DomainSpec struct {
 	ID     string // server id: the domain's UUID, and its name after domainPrefix
 	Name   string // the server's name (the domain's title)
 	Type   string // libvirt domain type: kvm, qemu (TCG) or test
+	// CPUMode is a KVM guest's libvirt CPU mode (host-model), or "" for
+	// the emulator's default model (see Accel).
+	CPUMode string
 	VCPUs  int
 	RAMMiB int
 	// Disks in boot order: the first is the one booted from.
@@ -131,11 +134,12 @@ func DomainXML(s DomainSpec) (string, error) {
 	d.VCPU = s.VCPUs
 	d.OS.Type.Arch, d.OS.Type.Value = "x86_64", "hvm"
 	d.Features.ACPI = &struct{}{}
-	if s.Type == "kvm" {
-		// The guest sees the host's CPU model: what the host registered.
+	if s.Type == "kvm" && s.CPUMode != "" {
+		// host-model: the guest sees the host's CPU model, what the host
+		// registered.
 		d.CPU = &struct {
 			Mode string `xml:"mode,attr"`
-		}{Mode: "host-model"}
+		}{Mode: s.CPUMode}
 	}
 	d.OnPoweroff, d.OnReboot, d.OnCrash = "destroy", "restart", "destroy"
 	order, vd, sd := 0, 0, 0

@@ -43,6 +43,9 @@ type Config struct {
 	Fetch Fetcher
 	// DomainType is kvm, qemu (TCG) or test; see DetectAccel.
 	DomainType string
+	// CPUMode is a KVM guest's CPU mode: host-model, or "" for the
+	// emulator's default model (see Accel).
+	CPUMode string
 	// StopTimeout is how long a graceful stop may take before the domain
 	// is forced off (default 30 s, below the default deadline of a stop).
 	StopTimeout time.Duration
@@ -335,7 +338,7 @@ func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
 		return explain(ctx, err, "the host could not write the server's first-boot data")
 	}
 	disks = append(disks, Disk{Path: seed, Format: "raw", CDROM: true})
-	x, err := DomainXML(DomainSpec{ID: s.ID, Name: s.Name, Type: d.cfg.DomainType, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB,
+	x, err := DomainXML(DomainSpec{ID: s.ID, Name: s.Name, Type: d.cfg.DomainType, CPUMode: d.cfg.CPUMode, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB,
 		Disks: disks, ConsoleLog: filepath.Join(dir, "console.log")})
 	if err != nil {
 		return err

@@ -372,3 +372,31 @@ func TestUnusedBasesAreEvicted(t *testing.T) {
 		t.Fatalf("bases after the last server of img-a went: %s", got)
 	}
 }
+
+// A KVM guest gets the host's CPU model when the host runs it (host-model),
+// and the emulator's default model otherwise (no <cpu>); TCG never names one.
+func TestDomainXMLCPUMode(t *testing.T) {
+	for _, c := range []struct {
+		typ, mode, want string
+	}{{"kvm", "host-model", "host-model"}, {"kvm", "", ""}, {"qemu", "", ""}} {
+		x, err := libvirt.DomainXML(libvirt.DomainSpec{ID: uuid.NewString(), Name: "c", Type: c.typ, CPUMode: c.mode, VCPUs: 1, RAMMiB: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			CPU *struct {
+				Mode string `xml:"mode,attr"`
+			} `xml:"cpu"`
+		}
+		if err := xml.Unmarshal([]byte(x), &d); err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if d.CPU != nil {
+			got = d.CPU.Mode
+		}
+		if got != c.want {
+			t.Errorf("%s with cpu mode %q: <cpu mode=%q>, want %q", c.typ, c.mode, got, c.want)
+		}
+	}
+}

@@ -32,15 +32,15 @@ func libvirtHost(ctx context.Context, f agentFlags, link *hostlink.Client, log *
 		return agent.Host{}, nil, err
 	}
 	closeConn := func() { _ = l.Disconnect() }
-	domType, why := "test", "the test driver"
+	accel := libvirt.Accel{DomainType: "test", Why: "the test driver"}
 	switch {
 	case uri == golibvirt.TestDefault:
 	case f.accel == "kvm":
-		domType, why = "kvm", "--accel kvm"
+		accel = libvirt.Accel{DomainType: "kvm", CPUMode: "host-model", Why: "--accel kvm"}
 	case f.accel == "tcg":
-		domType, why = "qemu", "--accel tcg"
+		accel = libvirt.Accel{DomainType: "qemu", Why: "--accel tcg"}
 	case f.accel == "auto":
-		domType, why = libvirt.DetectAccel(ctx, "qemu-system-x86_64")
+		accel = libvirt.DetectAccel(ctx, "qemu-system-x86_64")
 	default:
 		closeConn()
 		return agent.Host{}, nil, fmt.Errorf("--accel %q: auto, kvm or tcg", f.accel)
@@ -53,7 +53,7 @@ func libvirtHost(ctx context.Context, f agentFlags, link *hostlink.Client, log *
 	}
 	closeConn = func() { _ = l.Disconnect(); _ = events.Disconnect() }
 	redial := func() (*golibvirt.Libvirt, error) { l, _, err := dialLibvirt(f.libvirtURI); return l, err }
-	d, err := libvirt.New(libvirt.Config{Conn: l, Events: events, Dial: redial, Dir: f.dataDir, DomainType: domType, StopTimeout: f.stopTimeout, Log: log,
+	d, err := libvirt.New(libvirt.Config{Conn: l, Events: events, Dial: redial, Dir: f.dataDir, DomainType: accel.DomainType, CPUMode: accel.CPUMode, StopTimeout: f.stopTimeout, Log: log,
 		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return link.Image(ctx, name, object) }})
 	if err != nil {
 		closeConn()
@@ -64,7 +64,7 @@ func libvirtHost(ctx context.Context, f agentFlags, link *hostlink.Client, log *
 		closeConn()
 		return agent.Host{}, nil, err
 	}
-	log.Info("libvirt node", "host", name, "uri", f.libvirtURI, "domain_type", domType, "why", why,
+	log.Info("libvirt node", "host", name, "uri", f.libvirtURI, "domain_type", accel.DomainType, "cpu_mode", accel.CPUMode, "why", accel.Why,
 		"vcpus", info.VCPUs, "ram_mib", info.RAMMiB, "disk_gib", info.DiskGiB, "cpu_model", info.CPUModel, "data_dir", f.dataDir)
 	return agent.Host{Info: info, Driver: d}, closeConn, nil
 }

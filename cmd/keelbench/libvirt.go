@@ -41,6 +41,7 @@ type lvBench struct {
 	drv     *libvirt.Driver
 	dir     string // the driver's directory (bases/, servers/)
 	domType string
+	cpuMode string
 	n       *node.Node
 	c       *client
 }
@@ -105,9 +106,9 @@ func startLibvirtBench(ctx context.Context, e *benchEnv) (*lvBench, error) {
 		return nil, err
 	}
 	e.defer_(b.l.Disconnect)
-	var why string
-	b.domType, why = libvirt.DetectAccel(ctx, "qemu-system-x86_64")
-	logf("private libvirtd at %s; domain type %s (%s)", d.Socket, b.domType, why)
+	accel := libvirt.DetectAccel(ctx, "qemu-system-x86_64")
+	b.domType, b.cpuMode = accel.DomainType, accel.CPUMode
+	logf("private libvirtd at %s; domain type %s, cpu mode %q (%s)", d.Socket, b.domType, b.cpuMode, accel.Why)
 	if err := b.startNode(ctx); err != nil {
 		return nil, err
 	}
@@ -145,7 +146,7 @@ func (b *lvBench) startAgent(ctx context.Context) error {
 		return err
 	}
 	b.e.defer_(func() error { link.Close(); return nil })
-	b.drv, err = libvirt.New(libvirt.Config{Conn: b.l, Dir: b.dir, DomainType: b.domType, Log: b.e.log,
+	b.drv, err = libvirt.New(libvirt.Config{Conn: b.l, Dir: b.dir, DomainType: b.domType, CPUMode: b.cpuMode, Log: b.e.log,
 		StopTimeout: 5 * time.Second,
 		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) {
 			return link.Image(ctx, lvHost, object)
@@ -321,7 +322,7 @@ func (b *lvBench) defineAndStart(ctx context.Context, base, dir, id, name string
 	if err := writeSeed(ctx, dir, seed, id, name); err != nil {
 		return dom, err
 	}
-	x, err := libvirt.DomainXML(libvirt.DomainSpec{ID: id, Name: name, Type: b.domType, VCPUs: lvVCPUs, RAMMiB: lvRAMMiB,
+	x, err := libvirt.DomainXML(libvirt.DomainSpec{ID: id, Name: name, Type: b.domType, CPUMode: b.cpuMode, VCPUs: lvVCPUs, RAMMiB: lvRAMMiB,
 		Disks:      []libvirt.Disk{{Path: root, Format: "qcow2", Bootable: true}, {Path: seed, Format: "raw", CDROM: true}},
 		ConsoleLog: filepath.Join(dir, "console.log")})
 	if err != nil {

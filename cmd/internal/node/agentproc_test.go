@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
@@ -25,9 +24,9 @@ func TestAgentProcessesJoinOverNATS(t *testing.T) {
 	natsAddr, dataDir := freeAddr(t), t.TempDir()
 	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--simulated-agents", "--nats-listen", natsAddr)
 	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
-	var agentLogs []*bytes.Buffer
+	var agentLogs []*syncBuffer
 	for _, prefix := range []string{"rack-a", "rack-b"} {
-		log := &bytes.Buffer{}
+		log := &syncBuffer{}
 		agentLogs = append(agentLogs, log)
 		a := exec.Command(bin, "agent", "--nats", "nats://"+natsAddr, "--credentials", filepath.Join(dataDir, "agent.nk"),
 			"--hosts", "5", "--host-prefix", prefix, "--state-dir", t.TempDir(),

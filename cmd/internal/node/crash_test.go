@@ -28,7 +28,7 @@ import (
 type proc struct {
 	cmd   *exec.Cmd
 	url   string
-	log   *bytes.Buffer
+	log   *syncBuffer // read while the process writes
 	token string // the admin's, once serve logged in
 }
 
@@ -76,7 +76,7 @@ func freeAddr(t *testing.T) string {
 
 func serve(t *testing.T, bin, dataDir, dbURL, addr string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{url: "http://" + addr, log: &bytes.Buffer{}}
+	p := &proc{url: "http://" + addr, log: &syncBuffer{}}
 	args := append([]string{"serve", "--data-dir", dataDir, "--listen", addr, "--fake-hosts", "4", "--fake-latency", "20ms", "--rate-limit", "-1", "--project-operations", "-1"}, extra...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), "KEEL_DATABASE_URL="+dbURL, "KEEL_ADMIN_PASSWORD="+adminPassword)
