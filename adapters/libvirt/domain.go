@@ -15,14 +15,14 @@ const Namespace = "https://keel.cloud/xmlns/libvirt/server/1"
 
 // DomainSpec is what a domain is made of.
 type DomainSpec struct {
-	ID     string // server id: the domain's UUID, and its name after domainPrefix
-	Name   string // the server's name (the domain's title)
-	Type   string // libvirt domain type: kvm, qemu (TCG) or test
+	ID   string // server id: the domain's UUID, and its name after domainPrefix
+	Name string // the server's name (the domain's title)
+	Type string // libvirt domain type: kvm, qemu (TCG) or test
 	// CPUMode is a KVM guest's libvirt CPU mode (host-model), or "" for
 	// the emulator's default model (see Accel).
 	CPUMode string
-	VCPUs  int
-	RAMMiB int
+	VCPUs   int
+	RAMMiB  int
 	// Disks in boot order: the first is the one booted from.
 	Disks []Disk
 	// ConsoleLog is the file the serial console writes to.

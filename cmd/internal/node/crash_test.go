@@ -29,7 +29,7 @@ type proc struct {
 	cmd   *exec.Cmd
 	url   string
 	log   *syncBuffer // read while the process writes
-	token string // the admin's, once serve logged in
+	token string      // the admin's, once serve logged in
 }
 
 // client is the API of the process, logged in as admin.
