@@ -24,19 +24,22 @@ const (
 // Record is one audited request, as published on the audit stream. Its
 // JSON encoding, byte for byte as published, is what the chain hashes.
 type Record struct {
+	// The fields audit_records keeps in columns come first, in this
+	// order: the verifier checks the columns against the record's start.
 	ID        string    `json:"id"`
 	At        time.Time `json:"at"`
-	Actor     Actor     `json:"actor"`
 	Project   string    `json:"project_id,omitempty"`
-	Source    string    `json:"source"`
-	RequestID string    `json:"request_id"`
 	Operation string    `json:"operation,omitempty"`
-	Method    string    `json:"method"`
-	Path      string    `json:"path"`
-	Target    Target    `json:"target"`
 	Outcome   string    `json:"outcome"`
-	Status    int       `json:"status"`
-	Reason    string    `json:"reason,omitempty"`
+
+	Actor     Actor  `json:"actor"`
+	Source    string `json:"source"`
+	RequestID string `json:"request_id"`
+	Method    string `json:"method"`
+	Path      string `json:"path"`
+	Target    Target `json:"target"`
+	Status    int    `json:"status"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // Actor is who made the request: the token's user, or for a password

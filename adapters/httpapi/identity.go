@@ -123,10 +123,10 @@ func (a *API) registerTokens(hapi huma.API) {
 					n.tokenID = string(res.State.ID)
 				}
 			} else {
+				noteLogin(ctx, in.Body.User, "", "", "")
 				if in.Body.User == "" || in.Body.Password == "" {
 					return nil, unauthorizedErr(ctx, "a login needs user and password")
 				}
-				noteLogin(ctx, in.Body.User, "", "", "")
 				// Guessing: past a few wrong passwords, each further one for
 				// that name doubles the wait before the next is even checked.
 				if wait := a.limits.logins.wait(in.Body.User, time.Now()); wait > 0 {
