@@ -10,7 +10,7 @@ import (
 )
 
 // chain makes n chained rows as the writer would.
-func chain(t *testing.T, n int) []audit.Row {
+func chain(t testing.TB, n int) []audit.Row {
 	t.Helper()
 	var rows []audit.Row
 	var prev []byte
