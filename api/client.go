@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The collections of the API, for Path and the generic calls.
@@ -32,6 +33,7 @@ const (
 	Projects          = "/v1/projects"
 	Users             = "/v1/users"
 	WhoamiPath        = "/v1/whoami"
+	UsagePath         = "/v1/usage"
 )
 
 // Path joins a collection and an id or name (escaped), then any further
@@ -316,4 +318,30 @@ func ConsoleLog(ctx context.Context, c *Client, ref string, maxBytes int) ([]byt
 		return nil, err
 	}
 	return res.Raw, nil
+}
+
+// UsageQuery picks the project and window of GetUsage; empty fields take
+// the API's defaults (the token's project, the current UTC month, now).
+type UsageQuery struct {
+	Project  string
+	From, To time.Time
+}
+
+// GetUsage reads a project's usage.
+func GetUsage(ctx context.Context, c *Client, q UsageQuery, o Opts) (Usage, *Response, error) {
+	v := url.Values{}
+	for k, vs := range o.Query {
+		v[k] = append([]string(nil), vs...)
+	}
+	if q.Project != "" {
+		v.Set("project", q.Project)
+	}
+	if !q.From.IsZero() {
+		v.Set("from", q.From.Format(time.RFC3339Nano))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", q.To.Format(time.RFC3339Nano))
+	}
+	o.Query = v
+	return Get[Usage](ctx, c, UsagePath, o)
 }

@@ -182,7 +182,7 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 		return Result[server.State]{}, "", err
 	}
 	res, err := a.Servers.Create(ctx, id, cmd, meta)
-	if err != nil && cmd.Project != "" {
+	if err != nil && cmd.Project != "" && !a.abandoned(ctx, id) {
 		rm := meta
 		rm.CommandID = meta.CommandID + "/quota-release"
 		if _, rerr := a.Projects.HandleBatched(context.WithoutCancel(ctx), cmd.Project, project.Release{Key: id, Amounts: ServerQuota(cmd.Flavor), At: a.Now().UTC()}, rm); rerr != nil {
@@ -190,6 +190,13 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 		}
 	}
 	return res, opID, err
+}
+
+// abandoned reports whether the quota sweep closed a server id (and gives
+// its reservation back itself: the create must not give it back twice).
+func (a *App) abandoned(ctx context.Context, id string) bool {
+	st, _, err := a.Servers.LoadLatest(context.WithoutCancel(ctx), id)
+	return err == nil && st.Abandoned
 }
 
 // ServerQuota is what a server of a flavor counts against its project.

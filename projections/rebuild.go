@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -101,26 +102,7 @@ func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projectio
 	}
 	var done, commits uint64
 	if head > 0 {
-		// The copies are seen by no one until the swap, and a rebuild cut
-		// short starts again from nothing: their batches need not wait for
-		// the disk. The swap below commits synchronously.
-		if _, err := conn.Exec(ctx, `SET synchronous_commit = off`); err != nil {
-			return nil, fmt.Errorf("rebuild %s: %w", names(ps), err)
-		}
-		err = followAhead(ctx, r.Events, 1, head, func(envs []domain.Envelope, decoded [][]domain.Event) error {
-			n, err := applyRebuild(ctx, conn, ps, nil, envs, decoded, done)
-			done, commits = n, commits+uint64(len(envs))
-			return err
-		})
-		if err == nil {
-			err = ctx.Err() // Follow returns nil when ctx ends
-		}
-		if _, rerr := conn.Exec(context.WithoutCancel(ctx), `RESET synchronous_commit`); rerr != nil {
-			// Not back to synchronous: the pool must not reuse it.
-			_ = conn.Conn().Close(context.WithoutCancel(ctx))
-			err = errors.Join(err, rerr)
-		}
-		if err != nil {
+		if done, commits, err = r.fill(ctx, conn, ps, head); err != nil {
 			return nil, fmt.Errorf("rebuild %s: %w", names(ps), err)
 		}
 	}
@@ -143,6 +125,100 @@ func (r *Runner) rebuild(ctx context.Context, conn *pgxpool.Conn, ps []Projectio
 		out[i] = RebuildResult{Projection: p.Name, Commits: commits, Sequence: finals[i], Duration: time.Since(start)}
 	}
 	return out, nil
+}
+
+// fill applies the log up to head to the rebuild copies of ps. The copies
+// are seen by no one until the swap, and a rebuild cut short starts again
+// from nothing: their batches need not wait for the disk (the swap commits
+// synchronously). The log is read once, and the biggest projections (the
+// events history, most of the bytes written, and operations) are filled
+// each on a connection of its own beside the others, so that Postgres
+// writes them at once: each batch goes to every connection's worker.
+func (r *Runner) fill(ctx context.Context, conn *pgxpool.Conn, ps []Projection, head uint64) (done, commits uint64, err error) {
+	var groups [][]Projection
+	var rest []Projection
+	for _, p := range ps {
+		if p.Name == Events.Name || p.Name == Operations.Name {
+			groups = append(groups, []Projection{p})
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	if len(rest) > 0 {
+		groups = append([][]Projection{rest}, groups...)
+	}
+	conns := []*pgxpool.Conn{conn}
+	for range groups[1:] {
+		extra, err := r.Pool.Acquire(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer extra.Release()
+		conns = append(conns, extra)
+	}
+	for _, c := range conns {
+		if _, err := c.Exec(ctx, `SET synchronous_commit = off`); err != nil {
+			return 0, 0, err
+		}
+		defer func() {
+			if _, rerr := c.Exec(context.WithoutCancel(ctx), `RESET synchronous_commit`); rerr != nil {
+				// Not back to synchronous: the pool must not reuse it.
+				_ = c.Conn().Close(context.WithoutCancel(ctx))
+				err = errors.Join(err, rerr)
+			}
+		}()
+	}
+	// One worker per connection; each batch goes to every worker, which
+	// only reads it.
+	type batch struct {
+		envs    []domain.Envelope
+		decoded [][]domain.Event
+		after   uint64
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queues := make([]chan batch, len(groups))
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i := range groups {
+		queues[i] = make(chan batch, 2)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range queues[i] {
+				if errs[i] != nil {
+					continue // drain
+				}
+				if _, errs[i] = applyRebuild(wctx, conns[i], groups[i], nil, b.envs, b.decoded, b.after); errs[i] != nil {
+					cancel()
+				}
+			}
+		}()
+	}
+	err = followAhead(wctx, r.Events, 1, head, func(envs []domain.Envelope, decoded [][]domain.Event) error {
+		if len(envs) == 0 {
+			return nil
+		}
+		b := batch{envs, decoded, done}
+		for _, q := range queues {
+			select {
+			case q <- b:
+			case <-wctx.Done():
+				return nil
+			}
+		}
+		done, commits = max(done, envs[len(envs)-1].Sequence), commits+uint64(len(envs))
+		return nil
+	})
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	err = errors.Join(append([]error{err}, errs...)...)
+	if err == nil {
+		err = ctx.Err() // Follow returns nil when ctx ends
+	}
+	return done, commits, err
 }
 
 func names(ps []Projection) string {

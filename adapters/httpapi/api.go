@@ -18,6 +18,7 @@ import (
 
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
+	"github.com/keel-cloud/keel/billing"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/metrics"
@@ -64,6 +65,8 @@ type API struct {
 	Displays      Displays
 	ConsoleTokens TokenStore
 	ConsoleTTL    time.Duration
+	// Prices is the price table usage is billed at (zero: every cost is 0).
+	Prices billing.Prices
 	// Audit keeps the audit trail (nil: no requests are audited, and the
 	// audit endpoints answer 503).
 	Audit Auditor
@@ -100,6 +103,7 @@ func (a *API) Handler() http.Handler {
 	a.registerAggregates(api)
 	a.registerIdentity(api)
 	a.registerAudit(api)
+	a.registerUsage(api)
 	finishDocument(api.OpenAPI())
 	a.mux, a.ops = mux, operationIDs(api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

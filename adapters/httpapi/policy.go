@@ -52,6 +52,7 @@ var Policy = map[string]Rule{
 	"list-server-groups": Reader, "get-server-group": Reader, "create-server-group": Member, "delete-server-group": Member,
 	"list-operations": Reader, "get-operation": Reader,
 	"list-events": Reader, "stream-events": Reader,
+	"get-usage": Reader,
 	// The cloud itself.
 	"list-hosts": CloudAdmin, "get-host": CloudAdmin, "delete-host": CloudAdmin,
 	"enable-host": CloudAdmin, "disable-host": CloudAdmin, "start-host-maintenance": CloudAdmin, "end-host-maintenance": CloudAdmin,

@@ -325,6 +325,19 @@ func (r *ReadModel) SuspectClaims(ctx context.Context, before time.Time, n int) 
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.Claim])
 }
 
+// SuspectHolds implements monitors.HoldFinder: quota reservations made
+// before a time whose server the read model does not show.
+func (r *ReadModel) SuspectHolds(ctx context.Context, before time.Time, n int) ([]monitors.Hold, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT h.project_id::text, h.key, h.amounts, h.reserved_at FROM quota_holds h
+		WHERE h.reserved_at < $1 AND NOT EXISTS (SELECT 1 FROM servers s
+			WHERE s.id = CASE WHEN h.key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN h.key::uuid END)
+		ORDER BY h.reserved_at LIMIT $2`, before, n)
+	if err != nil {
+		return nil, fmt.Errorf("query quota holds: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.Hold])
+}
+
 // FlavorFilter filters the flavor list.
 type FlavorFilter struct{ Name string }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keel-cloud/keel/adapters/fake"
 	"github.com/keel-cloud/keel/adapters/httpapi"
+	"github.com/keel-cloud/keel/billing"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/eventlog"
@@ -24,6 +25,7 @@ func serveCmd() *cobra.Command {
 	var failRate float64
 	var verbose bool
 	var logFormat string
+	var pricesFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the control plane (API, commands, projections, sagas, simulated hosts)",
@@ -58,6 +60,11 @@ password again to the key of the host that builds the server.`,
 			c.DatabaseURL = os.Getenv("KEEL_DATABASE_URL")
 			c.AdminPassword = os.Getenv("KEEL_ADMIN_PASSWORD")
 			c.FakeKnobs = fake.Knobs{Latency: latency, FailRate: failRate}
+			if pricesFile != "" {
+				if c.Prices, err = billing.Load(pricesFile); err != nil {
+					return err
+				}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			n, err := node.Start(ctx, c)
@@ -84,6 +91,7 @@ password again to the key of the host that builds the server.`,
 	f.IntVar(&c.Limits.Burst, "rate-burst", httpapi.DefaultBurst, "API requests a token may send at once before --rate-limit applies")
 	f.IntVar(&c.Limits.ProjectOperations, "project-operations", httpapi.DefaultProjectOperations, "servers of one project with an operation under way before new creates, starts, stops and reboots get 429 (-1: no bound)")
 	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "where Keel keeps its data (embedded NATS, private Postgres)")
+	f.StringVar(&pricesFile, "prices", "", `price table for GET /v1/usage, JSON: {"currency": "EUR", "flavors": {"m1.small": 0.012}, "vcpu_hour": 0.01, "ram_gib_hour": 0.005} (hourly prices: a flavor's by name, else by vCPUs and RAM GiB; none: every cost is 0)`)
 	f.StringVar(&c.SecretsKey, "secrets-key", os.Getenv("KEEL_SECRETS_KEY"), "file of the key that seals generated passwords; it must exist (default: DATA_DIR/secrets.key, created at first start; env KEEL_SECRETS_KEY)")
 	f.StringVar(&c.NATSURL, "nats", "", "use this NATS cluster instead of the embedded server (e.g. nats://10.0.0.1:4222)")
 	f.StringVar(&c.NATSCreds, "nats-credentials", "", "nkey seed file to connect to --nats with")

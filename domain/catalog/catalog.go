@@ -8,14 +8,20 @@ import (
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/keypair"
+	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/router"
+	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/domain/subnet"
 	"github.com/keel-cloud/keel/domain/token"
 	"github.com/keel-cloud/keel/domain/user"
 )
@@ -33,6 +39,12 @@ var Registries = map[string]domain.Registry{
 	project.AggregateType:       project.Decider.Registry,
 	user.AggregateType:          user.Decider.Registry,
 	token.AggregateType:         token.Decider.Registry,
+	network.AggregateType:       network.Decider.Registry,
+	subnet.AggregateType:        subnet.Decider.Registry,
+	port.AggregateType:          port.Decider.Registry,
+	secgroup.AggregateType:      secgroup.Decider.Registry,
+	router.AggregateType:        router.Decider.Registry,
+	floatingip.AggregateType:    floatingip.Decider.Registry,
 }
 
 // Decode returns the typed events of a commit.

@@ -11,14 +11,20 @@ import (
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/catalog"
 	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/keypair"
+	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/router"
+	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/domain/subnet"
 	"github.com/keel-cloud/keel/domain/token"
 	"github.com/keel-cloud/keel/domain/user"
 )
@@ -61,6 +67,7 @@ var examples = map[string][]domain.Event{
 		&server.Deleted{Host: "h-1", Forced: true, Reason: "host did not confirm", At: at},
 		&server.PowerObserved{Host: "h-1", Power: server.Shutoff, Previous: server.Running, Desired: server.WantStopped, At: at},
 		&server.Lost{Host: "h-1", Reason: "its virtual machine disappeared from host h-1", At: at},
+		&server.Abandoned{ID: "7f1c2d4e-0000-4000-8000-000000000001", Reason: "its create was cut short before the server's first commit", At: at},
 	},
 	operation.AggregateType: {
 		&operation.Began{ID: "op-1", Project: "p-1", Kind: "server.create", ResourceType: "server", ResourceID: "srv-1",
@@ -120,6 +127,53 @@ var examples = map[string][]domain.Event{
 		&host.AggregateJoined{Aggregate: "a-1", Name: "rack-1", Zone: "az1", Join: "j-1", At: at},
 		&host.AggregateLeft{Aggregate: "a-1", Join: "j-1", At: at},
 		&host.UnknownGuestsObserved{Guests: []string{"legacy-db"}, At: at},
+	},
+	network.AggregateType: {
+		&network.Created{ID: "n-1", Project: "p-1", Name: "public", Kind: network.VLAN, PhysicalNetwork: "physnet1", VLAN: 100, External: true, MTU: 1500, CreatedAt: at},
+		&network.Renamed{Name: "internet", At: at},
+		&network.SubnetAdded{Subnet: "s-1", At: at},
+		&network.SubnetRemoved{Subnet: "s-1", At: at},
+		&network.Deleted{At: at},
+	},
+	subnet.AggregateType: {
+		&subnet.Created{ID: "s-1", Network: "n-1", Project: "p-1", Name: "web", CIDR: "10.0.0.0/24", Gateway: "10.0.0.1", DHCP: true,
+			DNS: []string{"1.1.1.1"}, Pools: []subnet.Pool{{Start: "10.0.0.2", End: "10.0.0.254"}},
+			Routes: []subnet.Route{{Destination: "192.168.0.0/16", Nexthop: "10.0.0.254"}}, CreatedAt: at},
+		&subnet.AddressAllocated{Key: "port-1", IP: "10.0.0.2", At: at},
+		&subnet.AddressReleased{Key: "port-1", IP: "10.0.0.2", At: at},
+		&subnet.Deleted{At: at},
+	},
+	port.AggregateType: {
+		&port.Created{ID: "pt-1", Network: "n-1", Project: "p-1", Name: "nic", MAC: "fa:16:3e:12:34:56", FixedIPs: []port.FixedIP{{Subnet: "s-1", IP: "10.0.0.2"}},
+			SecurityGroups: []string{"sg-1"}, PortSecurity: true, DeviceOwner: port.OwnerServer, DeviceID: "srv-1", CreatedAt: at},
+		&port.Bound{Host: "node-1", At: at},
+		&port.Unbound{Host: "node-1", At: at},
+		&port.DeviceAttached{DeviceOwner: port.OwnerServer, DeviceID: "srv-1", At: at},
+		&port.DeviceDetached{DeviceOwner: port.OwnerServer, DeviceID: "srv-1", At: at},
+		&port.SecurityGroupsSet{SecurityGroups: []string{"sg-1", "sg-2"}, At: at},
+		&port.Deleted{FixedIPs: []port.FixedIP{{Subnet: "s-1", IP: "10.0.0.2"}}, At: at},
+	},
+	secgroup.AggregateType: {
+		&secgroup.Created{ID: "sg-1", Project: "p-1", Name: secgroup.DefaultName, Description: "the project's default", Default: true,
+			Rules: secgroup.DefaultRules("sg-1", "r-1", "r-2"), At: at},
+		&secgroup.RuleAdded{Rule: secgroup.Rule{ID: "r-3", Direction: secgroup.Ingress, EtherType: secgroup.IPv4, Protocol: secgroup.ICMP,
+			ICMPType: new(int), ICMPCode: new(int), RemoteCIDR: "10.0.0.0/8", Description: "echo replies"}, At: at},
+		&secgroup.RuleRemoved{RuleID: "r-3", At: at},
+		&secgroup.Deleted{At: at},
+	},
+	router.AggregateType: {
+		&router.Created{ID: "r-1", Project: "p-1", Name: "edge", At: at},
+		&router.GatewaySet{Gateway: router.Gateway{Network: "ext", Subnet: "ext-s", CIDR: "203.0.113.0/24", Port: "pt-gw", IP: "203.0.113.10", SNAT: true}, At: at},
+		&router.GatewayCleared{Gateway: router.Gateway{Network: "ext", Subnet: "ext-s", CIDR: "203.0.113.0/24", Port: "pt-gw", IP: "203.0.113.10", SNAT: true}, At: at},
+		&router.InterfaceAdded{Interface: router.Interface{Subnet: "s-1", CIDR: "10.0.0.0/24", Port: "pt-if", IP: "10.0.0.1"}, At: at},
+		&router.InterfaceRemoved{Interface: router.Interface{Subnet: "s-1", CIDR: "10.0.0.0/24", Port: "pt-if", IP: "10.0.0.1"}, At: at},
+		&router.Deleted{At: at},
+	},
+	floatingip.AggregateType: {
+		&floatingip.Created{ID: "f-1", Project: "p-1", Network: "ext", Subnet: "ext-s", IP: "203.0.113.5", At: at},
+		&floatingip.Associated{Association: floatingip.Association{Port: "pt-1", FixedIP: "10.0.0.2", Router: "r-1"}, At: at},
+		&floatingip.Disassociated{Association: floatingip.Association{Port: "pt-1", FixedIP: "10.0.0.2", Router: "r-1"}, At: at},
+		&floatingip.Deleted{Subnet: "ext-s", IP: "203.0.113.5", At: at},
 	},
 }
 

@@ -117,6 +117,16 @@ type Report struct {
 // MaxReportDetail bounds a failure's detail.
 const MaxReportDetail = 4096
 
+// Abandon closes a server id whose create never committed: its quota
+// reservation was left by a crash between the reservation and the server's
+// first commit, and is given back (package sagas/monitors). A create of
+// this id is refused afterwards, so a late retry of the request cannot make
+// a server that holds no quota. It is refused once the server exists.
+type Abandon struct {
+	Reason string
+	At     time.Time
+}
+
 // Observe is what a host sees of one of its servers in its periodic sync
 // or on a hypervisor event: its power state, or that its virtual machine
 // is missing. Operation names the operation of a restoring start or stop,
@@ -144,6 +154,7 @@ const (
 )
 
 func (Create) serverCommand()      {}
+func (Abandon) serverCommand()     {}
 func (Schedule) serverCommand()    {}
 func (Fail) serverCommand()        {}
 func (Start) serverCommand()       {}
@@ -157,6 +168,15 @@ func (Observe) serverCommand()     {}
 
 // Decide returns the events a command produces, or says why it does not apply.
 func Decide(s State, c Command) ([]domain.Event, error) {
+	if a, ok := c.(Abandon); ok {
+		switch {
+		case s.Exists:
+			return nil, domain.Conflictf("server %s exists: its create is not abandoned", s.ID)
+		case s.Abandoned:
+			return nil, nil
+		}
+		return one(&Abandoned{ID: s.ID, Reason: a.Reason, At: a.At})
+	}
 	if _, ok := c.(Create); !ok {
 		if !s.Exists || (s.Status == StatusDeleted && !isReport(c)) {
 			return nil, domain.NotFoundf("server %s not found", s.ID)
@@ -237,6 +257,9 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if s.Exists {
 		return nil, domain.Conflictf("server %s already exists", s.ID)
+	}
+	if s.Abandoned {
+		return nil, domain.Conflictf("the create of server %s was abandoned: it was cut short by a crash and its quota given back; send the request again with a new Idempotency-Key", s.ID)
 	}
 	if err := domain.CheckName("name", c.Name); err != nil {
 		return nil, err

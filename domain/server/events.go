@@ -24,7 +24,19 @@ const (
 	TypeDeleted         = "server.deleted"
 	TypePowerObserved   = "server.power_observed"
 	TypeLost            = "server.lost"
+	TypeAbandoned       = "server.abandoned"
 )
+
+// Abandoned closes the id of a server whose create never committed (see
+// Abandon); the server never existed.
+type Abandoned struct {
+	ID     ID        `json:"id"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*Abandoned) EventType() string { return TypeAbandoned }
 
 // Created records a new server; it is BUILDING and waits for a host.
 type Created struct {
@@ -211,4 +223,5 @@ var registry = domain.Registry{
 	TypeDeleted:         func() domain.Event { return &Deleted{} },
 	TypePowerObserved:   func() domain.Event { return &PowerObserved{} },
 	TypeLost:            func() domain.Event { return &Lost{} },
+	TypeAbandoned:       func() domain.Event { return &Abandoned{} },
 }

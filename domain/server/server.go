@@ -80,8 +80,10 @@ type Flavor struct {
 
 // State is what the decider knows about one server.
 type State struct {
-	ID        ID
-	Exists    bool
+	ID     ID
+	Exists bool
+	// Abandoned: the id's create never committed and will not (Abandon).
+	Abandoned bool
 	Project   string
 	Name      string
 	Flavor    Flavor
@@ -193,6 +195,8 @@ func Evolve(s State, ev domain.Event) State {
 		}
 	case *Lost:
 		s.Power, s.Status, s.Reason = NoState, StatusError, e.Reason
+	case *Abandoned:
+		s.ID, s.Abandoned = e.ID, true
 	}
 	return s
 }

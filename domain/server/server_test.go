@@ -632,3 +632,28 @@ func TestCreateDataDisks(t *testing.T) {
 		{"nine disks", none, with(1, 1, 1, 1, 1, 1, 1, 1, 1), refused(domain.Invalid, "9 data disks; at most 8")},
 	})
 }
+
+// A server id whose create never committed can be abandoned once; a create
+// of it is refused afterwards with a reason the user can act on; an
+// existing server (in any state, deleted too) cannot be abandoned.
+func TestAbandonClosesAnIdThatNeverCommitted(t *testing.T) {
+	fresh := server.Decider.Initial(string(sid))
+	evs, err := server.Decide(fresh, server.Abandon{Reason: "crash", At: t1})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("abandon a fresh id = %v, %v; want one event", evs, err)
+	}
+	closed := server.Decider.Fold(fresh, evs)
+	if again, err := server.Decide(closed, server.Abandon{Reason: "crash", At: t1}); err != nil || len(again) != 0 {
+		t.Fatalf("abandon twice = %v, %v; want nothing new", again, err)
+	}
+	_, err = server.Decide(closed, server.Create{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opNew, At: t1})
+	if domain.KindOf(err) != domain.Conflict || !strings.Contains(err.Error(), "new Idempotency-Key") {
+		t.Fatalf("create of an abandoned id: %v; want a conflict that says to retry with a new key", err)
+	}
+	for _, h := range histories {
+		st := server.Decider.Fold(fresh, h.events)
+		if _, err := server.Decide(st, server.Abandon{At: t1}); domain.KindOf(err) != domain.Conflict {
+			t.Errorf("abandon a %s server: %v; want a conflict", h.name, err)
+		}
+	}
+}

@@ -9,6 +9,8 @@
 //     failed spawn, tried again elsewhere); a compensation that does not
 //     finish is ended.
 //   - Orphans: a host claim that no server uses is released.
+//   - QuotaSweep: a quota reservation whose server never came to be is
+//     given back.
 //   - Liveness: heartbeats and goodbyes become host down and up events.
 package monitors
 

@@ -103,6 +103,27 @@ func serve(t *testing.T, bin, dataDir, dbURL, addr string, extra ...string) *pro
 	return p
 }
 
+// killAfter waits until count() reaches n (under mu), then kills the
+// process with SIGKILL and reaps it; it returns count() at the kill.
+func (p *proc) killAfter(t *testing.T, within time.Duration, mu *sync.Mutex, n int, count func() int) int {
+	t.Helper()
+	eventually(t, within, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if c := count(); c < n {
+			return fmt.Errorf("%d of %d done before the kill", c, n)
+		}
+		return nil
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return count()
+}
+
 // post POSTs body as JSON (DELETEs when body is nil), with headers given
 // as "Name: value"; it returns the status and body of the answer.
 func post(url string, body any, headers ...string) (int, []byte, error) {
@@ -183,18 +204,7 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 			}
 		}(i)
 	}
-	eventually(t, 30*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(acked) < 60 {
-			return fmt.Errorf("%d creates acknowledged", len(acked))
-		}
-		return nil
-	})
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p.cmd.Wait()
+	p.killAfter(t, 30*time.Second, &mu, 60, func() int { return len(acked) })
 	wg.Wait()
 	if len(acked) == 0 || len(acked) == 300 {
 		t.Fatalf("the kill should land mid-way; %d creates were acknowledged", len(acked))

@@ -29,6 +29,7 @@ import (
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
+	"github.com/keel-cloud/keel/billing"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/eventlog"
@@ -83,6 +84,7 @@ type Config struct {
 	HeartbeatEvery   time.Duration     // heartbeat period of in-process simulated hosts (default 5s)
 	HeartbeatTimeout time.Duration     // no heartbeat for this long: the host is down (default 30s)
 	OrphanGrace      time.Duration     // a claim no server uses is released after this (default 2m)
+	QuotaGrace       time.Duration     // a quota reservation whose server never came is given back after this (default 10m)
 	// MaxLag and MaxBusy bound the backlog: past either, new servers get a
 	// 503 with Retry-After (defaults 50,000 commits and 10,000 servers;
 	// negative turns a bound off).
@@ -101,7 +103,10 @@ type Config struct {
 	DeadlineEvery time.Duration
 	ConsoleTTL    time.Duration // how long a console URL may wait to be opened (default 30 s)
 	ReadWait      time.Duration
-	Log           *slog.Logger
+	// Prices is the price table GET /v1/usage bills at (keel serve
+	// --prices FILE; zero: every cost is 0, in no currency).
+	Prices billing.Prices
+	Log    *slog.Logger
 }
 
 // Node is a running keel serve.
@@ -149,6 +154,9 @@ func (c *Config) defaults() {
 	}
 	if c.Weights == (scheduler.Weights{}) {
 		c.Weights = scheduler.DefaultWeights
+	}
+	if c.QuotaGrace == 0 {
+		c.QuotaGrace = 10 * time.Minute
 	}
 	if c.OrphanGrace == 0 {
 		c.OrphanGrace = 2 * time.Minute
@@ -274,7 +282,7 @@ func (n *Node) start(ctx context.Context) error {
 	api := &httpapi.API{App: n.App, Auth: auth, Limits: c.Limits, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
 		Consoles: consoles, HostKeys: hostKeys{n.Keys}, Displays: hostlink.Displays{NC: n.nc, Keys: n.Keys}, ConsoleTokens: tokens,
-		ConsoleTTL: c.ConsoleTTL, Audit: n.Audit}
+		ConsoleTTL: c.ConsoleTTL, Prices: c.Prices, Audit: n.Audit}
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
@@ -287,6 +295,8 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() error { deadlines.Run(runCtx, c.DeadlineEvery); return nil })
 	orphans := &monitors.Orphans{App: n.App, Find: n.Read, Grace: c.OrphanGrace, Log: c.Log}
 	n.goRun(func() error { orphans.Run(runCtx, min(c.OrphanGrace/2, 30*time.Second)); return nil })
+	sweep := &monitors.QuotaSweep{App: n.App, Find: n.Read, Grace: c.QuotaGrace, Log: c.Log}
+	n.goRun(func() error { sweep.Run(runCtx, min(c.QuotaGrace/2, time.Minute)); return nil })
 	if err := n.watchLiveness(runCtx); err != nil {
 		return err
 	}

@@ -884,17 +884,7 @@ func TestQuotaHoldsUnderConcurrentCreates(t *testing.T) {
 	if _, err := e.api.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Projects, "alpha", "quotas"), Body: api.QuotasBody{Limits: map[string]int{"servers": 10, "vcpus": 100}}}, &q); err != nil {
 		t.Fatal(err)
 	}
-	inUse := func(c *api.Client) map[string]int {
-		q, _, err := api.Get[api.Quotas](ctx, c, api.Path(api.Projects, "alpha", "quotas"), api.Opts{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]int{}
-		for _, it := range q.Items {
-			out[it.Resource] = it.InUse
-		}
-		return out
-	}
+	inUse := func(c *api.Client) map[string]int { return quotaInUse(t, c, "alpha") }
 	var mu sync.Mutex
 	codes := map[int]int{}
 	var ids []string
