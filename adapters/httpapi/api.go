@@ -67,6 +67,12 @@ type API struct {
 	ConsoleTTL    time.Duration
 	// Prices is the price table usage is billed at (zero: every cost is 0).
 	Prices billing.Prices
+	// Audit keeps the audit trail (nil: no requests are audited, and the
+	// audit endpoints answer 503).
+	Audit Auditor
+
+	mux *http.ServeMux
+	ops map[string]string // route pattern -> operation id
 }
 
 // Version is the API version shown in the OpenAPI document.
@@ -96,8 +102,10 @@ func (a *API) Handler() http.Handler {
 	a.registerGroups(api)
 	a.registerAggregates(api)
 	a.registerIdentity(api)
+	a.registerAudit(api)
 	a.registerUsage(api)
 	finishDocument(api.OpenAPI())
+	a.mux, a.ops = mux, operationIDs(api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -109,6 +117,7 @@ func (a *API) Handler() http.Handler {
 	h = a.idempotency(h)
 	h = a.limited(h)
 	h = a.authenticate(h) // before idempotency: a key is kept per user
+	h = a.audit(h)        // outside authentication: refused tokens are audited
 	h = utf8Body(h)
 	h = limitBody(h)
 	h = a.recoverer(h)
@@ -116,6 +125,18 @@ func (a *API) Handler() http.Handler {
 	h = requestID(h)
 	h = withBase(h)
 	return h
+}
+
+// operationIDs maps each route pattern ("POST /v1/servers", as humago
+// registers it on the mux) to its operation id.
+func operationIDs(o *huma.OpenAPI) map[string]string {
+	ids := map[string]string{}
+	for path, item := range o.Paths {
+		for method, op := range operations(item) {
+			ids[method+" "+path] = op.OperationID
+		}
+	}
+	return ids
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {

@@ -96,6 +96,7 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			writeProblem(w, r, http.StatusServiceUnavailable, "could not check the token just now; retry shortly")
 			return
 		}
+		notePrincipal(r.Context(), p)
 		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 	})
 }

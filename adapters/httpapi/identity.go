@@ -119,7 +119,11 @@ func (a *API) registerTokens(hapi huma.API) {
 					return nil, a.fail(ctx, err)
 				}
 				secret, st, seq = s, res.State, res.Seq
+				if n := noteFrom(ctx); n != nil {
+					n.tokenID = string(res.State.ID)
+				}
 			} else {
+				noteLogin(ctx, in.Body.User, "", "", "")
 				if in.Body.User == "" || in.Body.Password == "" {
 					return nil, unauthorizedErr(ctx, "a login needs user and password")
 				}
@@ -143,6 +147,7 @@ func (a *API) registerTokens(hapi huma.API) {
 					return nil, a.fail(ctx, err)
 				}
 				a.limits.logins.succeeded(in.Body.User)
+				noteLogin(ctx, in.Body.User, res.State.Spec.User, string(res.State.ID), res.State.Spec.Project)
 				secret, st, seq = s, res.State, res.Seq
 			}
 			return &IssuedTokenOutput{Written: Written{seq}, CacheControl: "no-store", Body: api.IssuedToken{Token: tokenView(st), Secret: secret}}, nil

@@ -27,6 +27,7 @@ var tags = []*huma.Tag{
 	{Name: "events", Description: "The event log: history with filters, and a live stream."},
 	{Name: "usage", Description: "What a project's servers ran, to the second, and its cost from the price table: billing from the event log."},
 	{Name: "identity", Description: "Projects, users, their roles, and the bearer tokens every request but a login carries."},
+	{Name: "audit", Description: "The audit trail: every command and every refused authentication, chained by hash, as CADF-style JSON lines; and its verification."},
 	{Name: "admin", Description: "Operator tools: read-model projections, their lag, and rebuilds; commits whose saga or agent reaction kept failing, parked, with retry and skip."},
 }
 

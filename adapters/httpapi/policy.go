@@ -61,6 +61,8 @@ var Policy = map[string]Rule{
 	"add-aggregate-host": CloudAdmin, "remove-aggregate-host": CloudAdmin, "delete-aggregate": CloudAdmin,
 	"list-projections": CloudAdmin, "rebuild-projection": CloudAdmin,
 	"list-parked": CloudAdmin, "retry-parked": CloudAdmin, "skip-parked": CloudAdmin,
+	// The audit trail.
+	"list-audit": ProjectAdmin, "verify-audit": CloudAdmin,
 }
 
 // Allowed reports whether a principal of role (cloud admin or not) may

@@ -27,7 +27,7 @@ func (s *Store) loadBatch(ctx context.Context, subj string, from, upTo uint64) (
 	nc := s.JS.Conn()
 	var out []stored
 	for from <= upTo {
-		msgs, next, err := s.directBatch(ctx, nc, subj, from, upTo)
+		msgs, next, err := directBatch(ctx, nc, StreamName, subj, from, upTo)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +48,7 @@ type stored struct {
 
 // directBatch makes one batch request; next is the sequence to continue
 // from when the server stopped early, 0 when the range is done.
-func (s *Store) directBatch(ctx context.Context, nc *nats.Conn, subj string, from, upTo uint64) (msgs []stored, next uint64, err error) {
+func directBatch(ctx context.Context, nc *nats.Conn, stream, subj string, from, upTo uint64) (msgs []stored, next uint64, err error) {
 	req, _ := json.Marshal(struct {
 		Seq     uint64 `json:"seq"`
 		NextFor string `json:"next_by_subj"`
@@ -63,7 +63,7 @@ func (s *Store) directBatch(ctx context.Context, nc *nats.Conn, subj string, fro
 		return nil, 0, fmt.Errorf("batch get %s: %w", subj, err)
 	}
 	defer sub.Unsubscribe()
-	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
 		return nil, 0, fmt.Errorf("batch get %s: %w", subj, err)
 	}
 	var last uint64

@@ -1,6 +1,8 @@
 // Package postgres reads Keel's read model: every GET of the API, the
 // scheduler's snapshot of hosts and the saga's list of overdue steps are
-// served from here. It only reads; projections/ writes these tables.
+// served from here. It only reads; projections/ writes these tables. The
+// one table it writes is the audit chain (audit.go), which it copies from
+// the audit stream, not from the event log.
 package postgres
 
 import (

@@ -125,6 +125,7 @@ type Node struct {
 	Metrics  *metrics.Set       // this node's registry, served at /metrics
 	Parked   *keeljs.ParkingLot // commits sagas and agents gave up on for now
 	Secrets  *secrets.Box       // seals and opens generated passwords
+	Audit    *keeljs.AuditLog   // the audit stream the API publishes to
 
 	Keys *hostlink.Keys // the credentials issued to hosts
 
@@ -268,6 +269,12 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if n.Audit, err = keeljs.OpenAudit(ctx, n.Store.JS, n.Store.Replicas); err != nil {
+		return err
+	}
+	if err := n.runAuditChain(runCtx); err != nil {
+		return err
+	}
 	var auth httpapi.Authenticator = n.App
 	if c.WrapAuth != nil {
 		auth = c.WrapAuth(auth)
@@ -275,7 +282,7 @@ func (n *Node) start(ctx context.Context) error {
 	api := &httpapi.API{App: n.App, Auth: auth, Limits: c.Limits, Read: n.Read, Runner: n.Runner, Store: n.Store, Images: images, Idem: idem,
 		Parked: n.Parked, Log: c.Log, Metrics: n.Metrics, ReadWait: c.ReadWait, Ready: n.ready,
 		Consoles: consoles, HostKeys: hostKeys{n.Keys}, Displays: hostlink.Displays{NC: n.nc, Keys: n.Keys}, ConsoleTokens: tokens,
-		ConsoleTTL: c.ConsoleTTL, Prices: c.Prices}
+		ConsoleTTL: c.ConsoleTTL, Prices: c.Prices, Audit: n.Audit}
 	if c.APIOnly {
 		return n.serve(api.Handler())
 	}
@@ -430,6 +437,28 @@ func (n *Node) catchUp(ctx context.Context) error {
 		err = fmt.Errorf("read model did not reach sequence %d within 5s", head)
 	}
 	return err
+}
+
+// runAuditChain copies the audit stream into Postgres, at once when a
+// record is published and every second: in every mode, API-only included,
+// since every command is audited.
+func (n *Node) runAuditChain(ctx context.Context) error {
+	wake := make(chan struct{}, 1)
+	stop, err := n.Audit.Watch(func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return err
+	}
+	chain := &postgres.AuditChain{Pool: n.Pool, Source: n.Audit, Log: n.Config.Log}
+	n.goRun(func() error {
+		defer func() { _ = stop() }()
+		return chain.Run(ctx, wake)
+	})
+	return nil
 }
 
 // NATSURL is where outside agents connect ("" when not exposed).
