@@ -13,7 +13,11 @@
 #     tools scripts/test-guest.sh builds the test guest disk with:
 #     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
 #     syslinux syslinux-common mtools dosfstools genisoimage busybox-static
-#     cpio (checked with dpkg-query).
+#     cpio (checked with dpkg-query);
+#   - the OVN and Open vSwitch packages the OVN adapter's tests run a private
+#     Northbound (and Southbound) ovsdb-server and ovn-northd from
+#     (adapters/ovn/ovntest): ovn-central ovn-host openvswitch-switch
+#     (checked with dpkg-query).
 #
 # It is idempotent and prints nothing when everything is present. As root it
 # installs what is missing with apt-get. Otherwise it prints the apt-get
@@ -23,7 +27,8 @@
 # Keel runs private clusters (adapters/postgres/pgcluster), so when this
 # script installs postgresql it first tells postgresql-common not to create
 # and start the usual system cluster "main". Likewise, services that packages
-# try to start while installing (libvirtd, virtlogd, postgresql) are denied
+# try to start while installing (libvirtd, virtlogd, postgresql, ovsdb-server,
+# ovn-northd, ovn-controller, ovs-vswitchd) are denied
 # with a temporary policy-rc.d: the tests start private daemons, and without
 # systemd a failed start would fail the install.
 #
@@ -73,6 +78,9 @@ vm_packages=(
   syslinux syslinux-common mtools dosfstools genisoimage busybox-static cpio
 )
 
+# ovn_packages are the Debian packages for OVN and Open vSwitch.
+ovn_packages=(ovn-central ovn-host openvswitch-switch)
+
 # have_deb succeeds when Debian package $1 is installed.
 have_deb() {
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
@@ -84,7 +92,7 @@ missing_packages() {
   have_runuser || echo util-linux
   have_npm || echo npm
   local pkg
-  for pkg in "${vm_packages[@]}"; do
+  for pkg in "${vm_packages[@]}" "${ovn_packages[@]}"; do
     have_deb "$pkg" || echo "$pkg"
   done
 }
