@@ -65,16 +65,16 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			unauthorized(w, r, "authentication required: log in with POST /v1/tokens (keel login) and send Authorization: Bearer <token>")
+			a.refuse(w, r, "authentication required: log in with POST /v1/tokens (keel login) and send Authorization: Bearer <token>")
 			return
 		}
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 512 {
-			unauthorized(w, r, "Authorization must be Bearer <token>")
+			a.refuse(w, r, "Authorization must be Bearer <token>")
 			return
 		}
 		if a.Auth == nil {
-			unauthorized(w, r, "this API takes no tokens")
+			a.refuse(w, r, "this API takes no tokens")
 			return
 		}
 		p, err := a.Auth.Authenticate(r.Context(), strings.TrimSpace(tok))
@@ -82,13 +82,7 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			var ae *commands.AuthError
 			if errors.As(err, &ae) {
 				a.Log.Info("authentication refused", "request_id", requestIDFrom(r.Context()), "remote", r.RemoteAddr, "reason", ae.Msg)
-				// Refused tokens count against their address, as logins do:
-				// guessing tokens costs the guesser, not the API.
-				if ok, wait := a.limits.perAddr.take("a:"+sourceAddr(r), time.Now()); !ok {
-					tooMany(w, r, wait, "too many refused tokens from "+sourceAddr(r))
-					return
-				}
-				unauthorized(w, r, ae.Msg)
+				a.refuse(w, r, ae.Msg)
 				return
 			}
 			a.Log.Error("authenticate", "request_id", requestIDFrom(r.Context()), "err", err)
@@ -99,6 +93,19 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		notePrincipal(r.Context(), p)
 		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 	})
+}
+
+// refuse answers a request whose authentication failed (no token, a
+// malformed or a refused one) with 401. Each refusal counts against its
+// address, as logins do: guessing tokens, or a flood of requests without
+// one (each would be an audit record), costs the sender, not the API; past
+// the bound the answer is 429, which is not audited.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, msg string) {
+	if ok, wait := a.limits.perAddr.take("a:"+sourceAddr(r), time.Now()); !ok {
+		tooMany(w, r, wait, "too many refused authentications from "+sourceAddr(r))
+		return
+	}
+	unauthorized(w, r, msg)
 }
 
 func unauthorized(w http.ResponseWriter, r *http.Request, msg string) {

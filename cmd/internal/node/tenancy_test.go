@@ -765,6 +765,10 @@ func TestLoginsPerAddressAreLimited(t *testing.T) {
 	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("a refused token from an address past its limit: %d %s, want 429", r.Status, r.Body)
 	}
+	// And so do requests without a token (each would be an audit record).
+	if r := e.call("GET", "/v1/servers", nil, "Authorization", ""); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("a request without a token from an address past its limit: %d %s, want 429", r.Status, r.Body)
+	}
 }
 
 // GET /v1/servers/{id}?at=T answers from the events: the server as it was
