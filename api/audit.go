@@ -89,7 +89,7 @@ type AuditVerification struct {
 	OK         bool   `json:"ok"`
 	Problems   int    `json:"problems" doc:"How many breaks of the chain were found"`
 	// First is the first problem in sequence order.
-	First *AuditProblem `json:"first_problem,omitempty" doc:"The first break of the chain, in sequence order"`
+	First *AuditProblem `json:"first_problem,omitempty"` // the first break of the chain, in sequence order (no doc tag: a $ref takes no siblings in OpenAPI 3.0)
 }
 
 // AuditProblem names one break of the audit chain.
