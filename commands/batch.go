@@ -41,9 +41,9 @@ func (h *Handler[S, C]) HandleBatched(ctx context.Context, id string, cmd C, met
 	if meta.IfVersion != 0 {
 		return h.Handle(ctx, id, cmd, meta)
 	}
-	qv, _ := h.queues.LoadOrStore(id, &batchQueue{})
-	q := qv.(*batchQueue)
-	w := &waiter{cmd: cmd, meta: meta, done: make(chan any, 1), lead: make(chan struct{}, 1)}
+	qv, _ := h.queues.LoadOrStore(id, &batchQueue[S, C]{})
+	q := qv.(*batchQueue[S, C])
+	w := &waiter[S, C]{cmd: cmd, meta: meta, done: make(chan outcome[S], 1), lead: make(chan struct{}, 1)}
 	q.mu.Lock()
 	q.waiting = append(q.waiting, w)
 	leader := !q.busy
@@ -55,8 +55,7 @@ func (h *Handler[S, C]) HandleBatched(ctx context.Context, id string, cmd C, met
 	for {
 		select {
 		case o := <-w.done:
-			out := o.(outcome[S])
-			return out.res, out.err
+			return o.res, o.err
 		case <-w.lead:
 			h.lead(ctx, id, q)
 		}
@@ -66,18 +65,18 @@ func (h *Handler[S, C]) HandleBatched(ctx context.Context, id string, cmd C, met
 // batchQueue is one aggregate's commands waiting for a batched commit.
 // busy is true while a caller leads (appends a batch); the leader hands
 // over to the first waiting caller when it is done.
-type batchQueue struct {
+type batchQueue[S, C any] struct {
 	mu      sync.Mutex
-	waiting []*waiter
+	waiting []*waiter[S, C]
 	busy    bool
 }
 
-// waiter is one caller's command in a batch. done receives its
-// outcome[S]; lead asks it to lead the next batch.
-type waiter struct {
-	cmd  any
+// waiter is one caller's command in a batch: done receives its outcome;
+// lead asks it to lead the next batch.
+type waiter[S, C any] struct {
+	cmd  C
 	meta Meta
-	done chan any
+	done chan outcome[S]
 	lead chan struct{}
 }
 
@@ -86,19 +85,24 @@ type outcome[S any] struct {
 	err error
 }
 
-func (w *waiter) answer(o any) { w.done <- o }
-
-// lead commits the next batch of q and hands over.
-func (h *Handler[S, C]) lead(ctx context.Context, id string, q *batchQueue) {
+// lead commits the next batch of q, answers its callers, and hands over.
+func (h *Handler[S, C]) lead(ctx context.Context, id string, q *batchQueue[S, C]) {
 	q.mu.Lock()
 	n := min(len(q.waiting), MaxBatch)
 	batch := slices.Clone(q.waiting[:n])
 	q.waiting = slices.Delete(q.waiting, 0, n)
 	q.mu.Unlock()
 
+	cmds, metas := make([]C, n), make([]Meta, n)
+	for i, w := range batch {
+		cmds[i], metas[i] = w.cmd, w.meta
+	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
-	h.commitBatch(bctx, id, batch)
+	outs := h.commit(bctx, id, cmds, metas, false)
 	cancel()
+	for i, w := range batch {
+		w.done <- outs[i]
+	}
 
 	q.mu.Lock()
 	if len(q.waiting) == 0 {
@@ -109,86 +113,119 @@ func (h *Handler[S, C]) lead(ctx context.Context, id string, q *batchQueue) {
 	q.mu.Unlock()
 }
 
-// commitBatch decides and appends batch as one commit, answering each
-// waiter exactly once.
-func (h *Handler[S, C]) commitBatch(ctx context.Context, id string, batch []*waiter) {
+// commit decides cmds (with their metas) in turn against aggregate id and
+// appends the accepted ones' events as one commit, retrying a bounded
+// number of times when another writer moved the aggregate on; it returns
+// each command's outcome. Handle is a commit of one command. assumeNew
+// decides against the initial state when nothing is cached (Create).
+func (h *Handler[S, C]) commit(ctx context.Context, id string, cmds []C, metas []Meta, assumeNew bool) []outcome[S] {
+	out := make([]outcome[S], len(cmds))
+	fail := func(is []int, err error) {
+		for _, i := range is {
+			out[i] = outcome[S]{err: err}
+		}
+	}
+	open := make([]int, len(cmds))
+	for i := range open {
+		open[i] = i
+	}
 	mu := &h.locks[stripe(id)]
 	mu.Lock()
 	defer mu.Unlock()
-	fail := func(ws []*waiter, err error) {
-		for _, w := range ws {
-			w.answer(outcome[S]{err: err})
+	e, ok := h.cache.get(id)
+	if !ok && assumeNew {
+		e = &entry[S]{state: h.decider.Initial(id), commands: newRecent()}
+	} else if !ok {
+		var err error
+		if e, err = h.entry(ctx, id); err != nil {
+			fail(open, err)
+			return out
 		}
 	}
-	e, err := h.entry(ctx, id)
-	if err != nil {
-		fail(batch, err)
-		return
-	}
-	open := batch
 	for attempt := 1; ; attempt++ {
 		state := e.state
 		var (
 			events   []domain.Event
 			ids      []string
-			accepted []*waiter // with events, in order
-			noops    []*waiter // accepted, nothing to write
-			refused  []*waiter
-			reasons  []error
-			again    []*waiter // same command id as an accepted one of this batch
+			accepted []int // with events, in order
+			noops    []int // accepted, nothing to write
+			refused  []int
+			again    []int // same command id as an accepted one of this commit
+			recheck  bool  // the cache was behind an IfVersion: decide again
 		)
-		for _, w := range open {
-			if w.meta.Scope != "" && e.version > 0 && h.Owner != nil && h.Owner(e.state) != w.meta.Scope {
-				h.refused(w.cmd.(C), errNotInScope)
-				w.answer(outcome[S]{err: domain.NotFoundf("%s %s not found", h.decider.Type, id)})
+		for _, i := range open {
+			m := metas[i]
+			if m.Scope != "" && e.version > 0 && h.Owner != nil && h.Owner(e.state) != m.Scope {
+				h.refused(cmds[i], errNotInScope)
+				out[i] = outcome[S]{err: domain.NotFoundf("%s %s not found", h.decider.Type, id)}
 				continue
 			}
-			if seq, ok := e.commands.get(w.meta.CommandID); ok {
-				w.answer(outcome[S]{res: Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}})
+			if seq, ok := e.commands.get(m.CommandID); ok {
+				out[i] = outcome[S]{res: Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}}
 				continue
 			}
-			if w.meta.CommandID != "" && slices.Contains(ids, w.meta.CommandID) {
-				again = append(again, w)
+			if m.CommandID != "" && slices.Contains(ids, m.CommandID) {
+				again = append(again, i)
 				continue
 			}
-			evs, err := h.decider.Decide(state, w.cmd.(C))
+			if m.IfVersion != 0 && e.version != m.IfVersion {
+				// The cache may be behind: only the subject's last commit can say no.
+				newer, err := h.catchUp(ctx, id, e)
+				if err != nil {
+					out[i] = outcome[S]{err: err}
+					continue
+				}
+				if newer.version != m.IfVersion {
+					out[i] = outcome[S]{err: &StaleError{Type: h.decider.Type, ID: id, Want: m.IfVersion, Current: newer.version}}
+					continue
+				}
+				e, recheck = newer, true
+				break
+			}
+			evs, err := h.decider.Decide(state, cmds[i])
 			switch {
 			case err != nil:
-				refused, reasons = append(refused, w), append(reasons, err)
+				refused = append(refused, i)
+				out[i] = outcome[S]{err: err}
 			case len(evs) == 0:
-				noops = append(noops, w)
+				noops = append(noops, i)
 			default:
 				state = h.decider.Fold(state, evs)
 				events = append(events, evs...)
-				ids = append(ids, w.meta.CommandID)
-				accepted = append(accepted, w)
+				ids = append(ids, m.CommandID)
+				accepted = append(accepted, i)
 			}
 		}
+		if recheck {
+			attempt-- // not a lost race
+			continue
+		}
 		if len(refused) > 0 {
-			// A refusal may rest on a stale cache: decide the whole batch
-			// again if the subject has newer commits.
+			// A refusal may rest on a stale cache (another replica moved
+			// the aggregate on): decide again if the subject has newer
+			// commits.
 			newer, cerr := h.catchUp(ctx, id, e)
 			if cerr == nil && newer.lastSeq != e.lastSeq {
 				e, open = newer, slices.Concat(accepted, noops, again, refused)
 				continue
 			}
-			for i, w := range refused {
-				h.refused(w.cmd.(C), reasons[i])
-				w.answer(outcome[S]{err: reasons[i]})
+			for _, i := range refused {
+				h.refused(cmds[i], out[i].err)
 			}
 		}
+		pending := slices.Concat(accepted, noops, again)
 		if len(accepted) == 0 {
-			for _, w := range slices.Concat(noops, again) {
-				w.answer(outcome[S]{res: Result[S]{Seq: e.lastSeq, Version: e.version, State: e.state}})
+			for _, i := range pending {
+				out[i] = outcome[S]{res: Result[S]{Seq: e.lastSeq, Version: e.version, State: e.state}}
 			}
-			return
+			return out
 		}
 		raw, err := domain.Encode(events)
 		if err != nil {
-			fail(slices.Concat(accepted, noops, again), fmt.Errorf("encode %s events: %w", h.decider.Type, err))
-			return
+			fail(pending, fmt.Errorf("encode %s events: %w", h.decider.Type, err))
+			return out
 		}
-		first := accepted[0].meta
+		first := metas[accepted[0]]
 		env := &domain.Envelope{
 			CommandID: first.CommandID, AggregateType: h.decider.Type, AggregateID: id,
 			Version: e.version + 1, Events: raw, OccurredAt: h.Now().UTC(), Actor: first.Actor,
@@ -202,56 +239,50 @@ func (h *Handler[S, C]) commitBatch(ctx context.Context, id string, batch []*wai
 		}
 		seq, dup, err := h.store.Append(ctx, env, e.lastSeq)
 		if err == nil && dup {
-			// This very batch landed before (an earlier attempt whose
-			// answer was lost): its commit is the truth.
+			// Another attempt with this command id landed first (another
+			// replica, or a retry): its commit, not ours, is the truth.
 			if e, err = h.catchUp(ctx, id, e); err != nil {
-				fail(slices.Concat(accepted, noops, again), err)
-				return
+				fail(pending, err)
+				return out
 			}
-			for _, w := range slices.Concat(accepted, again) {
-				w.answer(outcome[S]{res: Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}})
+			for _, i := range slices.Concat(accepted, again) {
+				out[i] = outcome[S]{res: Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}}
 			}
-			for _, w := range noops {
-				w.answer(outcome[S]{res: Result[S]{Seq: e.lastSeq, Version: e.version, State: e.state}})
+			for _, i := range noops {
+				out[i] = outcome[S]{res: Result[S]{Seq: e.lastSeq, Version: e.version, State: e.state}}
 			}
-			return
+			return out
 		}
 		if err == nil {
-			for _, w := range accepted {
-				h.Metrics.CommandAppended(h.decider.Type, commandName(w.cmd))
-			}
 			next := e.apply(h.decider, events, seq, ids...)
 			h.cache.put(id, next)
 			h.maybeSnapshot(id, next)
-			for _, w := range accepted {
-				w.answer(outcome[S]{res: Result[S]{Seq: seq, Version: next.version, State: next.state}})
+			for _, i := range accepted {
+				h.Metrics.CommandAppended(h.decider.Type, commandName(cmds[i]))
 			}
-			for _, w := range again {
-				w.answer(outcome[S]{res: Result[S]{Seq: seq, Version: next.version, State: next.state, Duplicate: true}})
+			for _, i := range pending {
+				out[i] = outcome[S]{res: Result[S]{Seq: seq, Version: next.version, State: next.state, Duplicate: slices.Contains(again, i)}}
 			}
-			for _, w := range noops {
-				w.answer(outcome[S]{res: Result[S]{Seq: seq, Version: next.version, State: next.state}})
-			}
-			return
+			return out
 		}
 		if conflict := errors.Is(err, ErrConcurrency); !conflict || attempt >= MaxAttempts {
 			if conflict {
-				for _, w := range accepted {
-					h.Metrics.CommandRefused(h.decider.Type, commandName(w.cmd), "concurrency")
+				for _, i := range accepted {
+					h.Metrics.CommandRefused(h.decider.Type, commandName(cmds[i]), "concurrency")
 				}
 				err = fmt.Errorf("%s %s: %w after %d attempts", h.decider.Type, id, ErrConcurrency, attempt)
 			} else {
 				h.cache.drop(id)
 				err = fmt.Errorf("append to %s %s: %w", h.decider.Type, id, err)
 			}
-			fail(slices.Concat(accepted, noops, again), err)
-			return
+			fail(pending, err)
+			return out
 		}
 		if e, err = h.catchUp(ctx, id, e); err != nil {
-			fail(slices.Concat(accepted, noops, again), err)
-			return
+			fail(pending, err)
+			return out
 		}
-		open = slices.Concat(accepted, noops, again)
+		open = pending
 	}
 }
 

@@ -9,7 +9,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"reflect"
@@ -164,91 +163,8 @@ func (h *Handler[S, C]) Handle(ctx context.Context, id string, cmd C, meta Meta)
 }
 
 func (h *Handler[S, C]) handle(ctx context.Context, id string, cmd C, meta Meta, assumeNew bool) (Result[S], error) {
-	mu := &h.locks[stripe(id)]
-	mu.Lock()
-	defer mu.Unlock()
-	e, ok := h.cache.get(id)
-	if !ok && assumeNew {
-		e = &entry[S]{state: h.decider.Initial(id), commands: newRecent()}
-	} else if !ok {
-		var err error
-		if e, err = h.entry(ctx, id); err != nil {
-			return Result[S]{}, err
-		}
-	}
-	for attempt := 1; ; attempt++ {
-		if meta.Scope != "" && e.version > 0 && h.Owner != nil && h.Owner(e.state) != meta.Scope {
-			h.refused(cmd, errNotInScope)
-			return Result[S]{}, domain.NotFoundf("%s %s not found", h.decider.Type, id)
-		}
-		if seq, ok := e.commands.get(meta.CommandID); ok {
-			return Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}, nil
-		}
-		if meta.IfVersion != 0 && e.version != meta.IfVersion {
-			// The cache may be behind: only the subject's last commit can say no.
-			newer, err := h.catchUp(ctx, id, e)
-			if err != nil {
-				return Result[S]{}, err
-			}
-			if e = newer; e.version != meta.IfVersion {
-				return Result[S]{}, &StaleError{Type: h.decider.Type, ID: id, Want: meta.IfVersion, Current: e.version}
-			}
-		}
-		events, err := h.decider.Decide(e.state, cmd)
-		if err != nil {
-			// A refusal may rest on a stale cache (another replica moved the
-			// aggregate on): decide again if the subject has newer commits.
-			newer, cerr := h.catchUp(ctx, id, e)
-			if cerr != nil || newer.lastSeq == e.lastSeq {
-				h.refused(cmd, err)
-				return Result[S]{}, err
-			}
-			e = newer
-			continue
-		}
-		if len(events) == 0 {
-			return Result[S]{Seq: e.lastSeq, Version: e.version, State: e.state}, nil
-		}
-		raw, err := domain.Encode(events)
-		if err != nil {
-			return Result[S]{}, fmt.Errorf("encode %s events: %w", h.decider.Type, err)
-		}
-		env := &domain.Envelope{
-			CommandID: meta.CommandID, AggregateType: h.decider.Type, AggregateID: id,
-			Version: e.version + 1, Events: raw, OccurredAt: h.Now().UTC(), Actor: meta.Actor,
-			RequestID: meta.RequestID, CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
-		}
-		if h.Owner != nil {
-			env.Project = h.Owner(h.decider.Fold(e.state, events))
-		}
-		seq, dup, err := h.store.Append(ctx, env, e.lastSeq)
-		if err == nil && dup {
-			// Another attempt with this command id landed first (another
-			// replica, or a retry): its commit, not ours, is the truth.
-			if e, err = h.catchUp(ctx, id, e); err != nil {
-				return Result[S]{}, err
-			}
-			return Result[S]{Seq: seq, Version: e.version, State: e.state, Duplicate: true}, nil
-		}
-		if err == nil {
-			h.Metrics.CommandAppended(h.decider.Type, commandName(cmd))
-			next := e.apply(h.decider, events, seq, meta.CommandID)
-			h.cache.put(id, next)
-			h.maybeSnapshot(id, next)
-			return Result[S]{Seq: seq, Version: next.version, State: next.state}, nil
-		}
-		if conflict := errors.Is(err, ErrConcurrency); !conflict || attempt >= MaxAttempts {
-			if conflict {
-				h.Metrics.CommandRefused(h.decider.Type, commandName(cmd), "concurrency")
-				return Result[S]{}, fmt.Errorf("%s %s: %w after %d attempts", h.decider.Type, id, ErrConcurrency, attempt)
-			}
-			h.cache.drop(id)
-			return Result[S]{}, fmt.Errorf("append to %s %s: %w", h.decider.Type, id, err)
-		}
-		if e, err = h.catchUp(ctx, id, e); err != nil {
-			return Result[S]{}, err
-		}
-	}
+	o := h.commit(ctx, id, []C{cmd}, []Meta{meta}, assumeNew)[0]
+	return o.res, o.err
 }
 
 // errNotInScope counts a command refused because another project owns

@@ -72,10 +72,8 @@ func audited(method, op string, status int) bool {
 		return false
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return true
-	case method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions:
-		return false
 	}
-	return op != ""
+	return isCommand(method) && op != ""
 }
 
 // audit records requests in the audit trail before their answer leaves:
@@ -179,7 +177,7 @@ func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // status line (or the 503 that replaces it).
 func (w *auditWriter) commit(body []byte) {
 	w.sent = true
-	if audited(w.r.Method, w.op, w.status) && !w.record(body) && w.isCommand() {
+	if audited(w.r.Method, w.op, w.status) && !w.record(body) && isCommand(w.r.Method) {
 		w.refused = true
 		h := w.ResponseWriter.Header()
 		for _, k := range []string{"Location", "Keel-Sequence", "ETag", "Idempotent-Replayed", "Cache-Control"} {
@@ -197,8 +195,9 @@ func (w *auditWriter) commit(body []byte) {
 	w.ResponseWriter.WriteHeader(w.status)
 }
 
-func (w *auditWriter) isCommand() bool {
-	m := w.r.Method
+// isCommand reports whether a request's method makes it a command (not a
+// read).
+func isCommand(m string) bool {
 	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
 }
 
