@@ -13,10 +13,14 @@ import (
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
 	"github.com/keel-cloud/keel/domain/keypair"
+	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/operation"
+	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
+	"github.com/keel-cloud/keel/domain/subnet"
 	"github.com/keel-cloud/keel/domain/token"
 	"github.com/keel-cloud/keel/domain/user"
 	"github.com/keel-cloud/keel/metrics"
@@ -36,6 +40,11 @@ type App struct {
 	Projects   *Handler[project.State, project.Command]
 	Users      *Handler[user.State, user.Command]
 	Tokens     *Handler[token.State, token.Command]
+	// Networking (networks.go, ports.go, secgroups.go).
+	Networks       *Handler[network.State, network.Command]
+	Subnets        *Handler[subnet.State, subnet.Command]
+	Ports          *Handler[port.State, port.Command]
+	SecurityGroups *Handler[secgroup.State, secgroup.Command]
 	// Names keeps flavor, image and keypair names unique (nil: not enforced).
 	Names NameStore
 	// Secrets seals each new server's generated admin password and opens
@@ -59,7 +68,12 @@ func NewApp(store EventStore) *App {
 		Projects:   New(store, project.Decider, 10_000),
 		Users:      New(store, user.Decider, 10_000),
 		Tokens:     New(store, token.Decider, 50_000),
-		Now:        time.Now,
+		// A subnet's state carries its address map (8 KiB at /16).
+		Networks:       New(store, network.Decider, 20_000),
+		Subnets:        New(store, subnet.Decider, 5_000),
+		Ports:          New(store, port.Decider, 200_000),
+		SecurityGroups: New(store, secgroup.Decider, 20_000),
+		Now:            time.Now,
 	}
 	// What a project owns: commands acting in a project (Meta.Scope) see
 	// only these, and every commit names its owner.
@@ -68,6 +82,10 @@ func NewApp(store EventStore) *App {
 	a.Groups.Owner = func(s servergroup.State) string { return s.Spec.Project }
 	a.Images.Owner = func(s image.State) string { return s.Spec.Project }
 	a.Operations.Owner = func(s operation.State) string { return s.Project }
+	a.Networks.Owner = func(s network.State) string { return s.Project }
+	a.Subnets.Owner = func(s subnet.State) string { return s.Project }
+	a.Ports.Owner = func(s port.State) string { return s.Project }
+	a.SecurityGroups.Owner = func(s secgroup.State) string { return s.Project }
 	// Every request reads its token, user and project: a second of
 	// staleness across replicas is accepted there (see Authenticate).
 	a.Tokens.FreshFor, a.Users.FreshFor, a.Projects.FreshFor = time.Second, time.Second, time.Second
@@ -84,6 +102,7 @@ func (a *App) Observe(m *metrics.Set) {
 	a.Flavors.Metrics, a.Images.Metrics, a.Servers.Metrics = m, m, m
 	a.Operations.Metrics, a.Hosts.Metrics, a.Groups.Metrics, a.Aggregates.Metrics, a.Keypairs.Metrics = m, m, m, m, m
 	a.Projects.Metrics, a.Users.Metrics, a.Tokens.Metrics = m, m, m
+	a.Networks.Metrics, a.Subnets.Metrics, a.Ports.Metrics, a.SecurityGroups.Metrics = m, m, m, m
 }
 
 // keelNS is the namespace of Keel's derived (name-based) UUIDs.

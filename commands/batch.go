@@ -129,6 +129,7 @@ func (h *Handler[S, C]) commit(ctx context.Context, id string, cmds []C, metas [
 	for i := range open {
 		open[i] = i
 	}
+	mine := make([][]domain.Event, len(cmds)) // each accepted command's events
 	mu := &h.locks[stripe(id)]
 	mu.Lock()
 	defer mu.Unlock()
@@ -191,6 +192,7 @@ func (h *Handler[S, C]) commit(ctx context.Context, id string, cmds []C, metas [
 				noops = append(noops, i)
 			default:
 				state = h.decider.Fold(state, evs)
+				mine[i] = evs
 				events = append(events, evs...)
 				ids = append(ids, m.CommandID)
 				accepted = append(accepted, i)
@@ -262,6 +264,9 @@ func (h *Handler[S, C]) commit(ctx context.Context, id string, cmds []C, metas [
 			}
 			for _, i := range pending {
 				out[i] = outcome[S]{res: Result[S]{Seq: seq, Version: next.version, State: next.state, Duplicate: slices.Contains(again, i)}}
+			}
+			for _, i := range accepted {
+				out[i].res.Events = mine[i]
 			}
 			return out
 		}

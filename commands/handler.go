@@ -65,6 +65,9 @@ type Result[S any] struct {
 	Version   uint64 // aggregate version after the commit
 	State     S      // state after the commit
 	Duplicate bool   // the command id had already landed; nothing new was written
+	// Events are the events this command decided, when it wrote them now
+	// (nil for a duplicate or a no-op): in a batched commit, its own part.
+	Events []domain.Event
 }
 
 // MaxAttempts bounds the retries when another writer moved the aggregate on.

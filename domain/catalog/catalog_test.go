@@ -134,6 +134,7 @@ var examples = map[string][]domain.Event{
 		&network.SubnetAdded{Subnet: "s-1", At: at},
 		&network.SubnetRemoved{Subnet: "s-1", At: at},
 		&network.Deleted{At: at},
+		&network.Abandoned{ID: "n-1", Reason: "its create was cut short before the network's first commit", At: at},
 	},
 	subnet.AggregateType: {
 		&subnet.Created{ID: "s-1", Network: "n-1", Project: "p-1", Name: "web", CIDR: "10.0.0.0/24", Gateway: "10.0.0.1", DHCP: true,
@@ -152,6 +153,7 @@ var examples = map[string][]domain.Event{
 		&port.DeviceDetached{DeviceOwner: port.OwnerServer, DeviceID: "srv-1", At: at},
 		&port.SecurityGroupsSet{SecurityGroups: []string{"sg-1", "sg-2"}, At: at},
 		&port.Deleted{FixedIPs: []port.FixedIP{{Subnet: "s-1", IP: "10.0.0.2"}}, At: at},
+		&port.Abandoned{ID: "pt-1", Reason: "its create was cut short before the port's first commit", At: at},
 	},
 	secgroup.AggregateType: {
 		&secgroup.Created{ID: "sg-1", Project: "p-1", Name: secgroup.DefaultName, Description: "the project's default", Default: true,
@@ -160,6 +162,7 @@ var examples = map[string][]domain.Event{
 			ICMPType: new(int), ICMPCode: new(int), RemoteCIDR: "10.0.0.0/8", Description: "echo replies"}, At: at},
 		&secgroup.RuleRemoved{RuleID: "r-3", At: at},
 		&secgroup.Deleted{At: at},
+		&secgroup.Abandoned{ID: "sg-1", Reason: "its create was cut short before the group's first commit", At: at},
 	},
 	router.AggregateType: {
 		&router.Created{ID: "r-1", Project: "p-1", Name: "edge", At: at},

@@ -73,6 +73,8 @@ type State struct {
 	// Subnets are the ids of the network's subnets, in the order added.
 	Subnets   []string
 	CreatedAt time.Time
+	// Abandoned: the id's create never committed and will not (Abandon).
+	Abandoned bool
 }
 
 // Live reports whether the network exists and is not deleted.
@@ -124,7 +126,17 @@ type RemoveSubnet struct {
 // Delete removes a network that has no subnets.
 type Delete struct{ At time.Time }
 
+// Abandon closes a network id whose create never committed: a crash between
+// the quota reservation and the network's first commit left the reservation
+// held, and the sweep gives it back (package sagas/monitors). A create of
+// this id is refused afterwards; it is refused once the network exists.
+type Abandon struct {
+	Reason string
+	At     time.Time
+}
+
 func (Create) networkCommand()       {}
+func (Abandon) networkCommand()      {}
 func (Rename) networkCommand()       {}
 func (AddSubnet) networkCommand()    {}
 func (RemoveSubnet) networkCommand() {}
@@ -137,7 +149,19 @@ const (
 	TypeSubnetAdded   = "network.subnet_added"
 	TypeSubnetRemoved = "network.subnet_removed"
 	TypeDeleted       = "network.deleted"
+	TypeAbandoned     = "network.abandoned"
 )
+
+// Abandoned closes the id of a network whose create never committed (see
+// Abandon); the network never existed.
+type Abandoned struct {
+	ID     ID        `json:"id"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*Abandoned) EventType() string { return TypeAbandoned }
 
 // Created records a new network, with its defaults filled in.
 type Created struct {
@@ -202,6 +226,7 @@ var Decider = domain.Decider[State, Command]{
 		TypeSubnetAdded:   func() domain.Event { return &SubnetAdded{} },
 		TypeSubnetRemoved: func() domain.Event { return &SubnetRemoved{} },
 		TypeDeleted:       func() domain.Event { return &Deleted{} },
+		TypeAbandoned:     func() domain.Event { return &Abandoned{} },
 	},
 }
 
@@ -209,6 +234,15 @@ var Decider = domain.Decider[State, Command]{
 func Decide(s State, c Command) ([]domain.Event, error) {
 	if cr, ok := c.(Create); ok {
 		return decideCreate(s, cr)
+	}
+	if a, ok := c.(Abandon); ok {
+		switch {
+		case s.Exists:
+			return nil, domain.Conflictf("network %s exists: its create is not abandoned", s.ID)
+		case s.Abandoned:
+			return nil, nil
+		}
+		return []domain.Event{&Abandoned{ID: s.ID, Reason: a.Reason, At: a.At}}, nil
 	}
 	if !s.Live() {
 		return nil, domain.NotFoundf("network %s not found", s.ID)
@@ -255,6 +289,9 @@ func decideAddSubnet(s State, c AddSubnet) ([]domain.Event, error) {
 func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if s.Exists {
 		return nil, domain.Conflictf("network %s already exists", s.ID)
+	}
+	if s.Abandoned {
+		return nil, domain.Conflictf("the create of network %s was abandoned: it was cut short and its quota given back; send the request again with a new Idempotency-Key", s.ID)
 	}
 	if c.Project == "" {
 		return nil, domain.Invalidf("a network belongs to a project")
@@ -333,6 +370,8 @@ func Evolve(s State, ev domain.Event) State {
 		s.Subnets = slices.DeleteFunc(slices.Clone(s.Subnets), func(id string) bool { return id == e.Subnet })
 	case *Deleted:
 		s.Deleted = true
+	case *Abandoned:
+		s.Abandoned = true
 	}
 	return s
 }

@@ -81,3 +81,16 @@ func TestEvolveCopiesOnWrite(t *testing.T) {
 		t.Fatalf("before %v, after %v", before.Subnets, after.Subnets)
 	}
 }
+
+// An id whose create never committed is closed by Abandon (its quota
+// reservation is then given back): a later create is refused.
+func TestAbandon(t *testing.T) {
+	abandoned := []domain.Event{&network.Abandoned{ID: "n-1", Reason: "crash", At: t0}}
+	dt.Run(t, network.Decider, "n-1", []dt.Case[network.Command]{
+		{Name: "a fresh id", When: network.Abandon{Reason: "crash", At: t0}, Then: dt.Then(abandoned...)},
+		{Name: "twice", Given: abandoned, When: network.Abandon{Reason: "crash", At: t0}, Then: dt.Then()},
+		{Name: "create after", Given: abandoned, When: create(func(*network.Create) {}), Then: dt.Refused(domain.Conflict, "new Idempotency-Key")},
+		{Name: "an existing network", Given: created, When: network.Abandon{At: t0}, Then: dt.Refused(domain.Conflict, "network n-1 exists")},
+		{Name: "a deleted network", Given: deleted, When: network.Abandon{At: t0}, Then: dt.Refused(domain.Conflict, "network n-1 exists")},
+	})
+}

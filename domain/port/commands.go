@@ -60,7 +60,19 @@ type Delete struct {
 	At      time.Time
 }
 
+// Abandon closes a port id whose create never committed: a crash between
+// the address allocation (or quota reservation) and the port's first commit
+// left them held, and the sweep gives them back (package sagas/monitors). A
+// create of this id is refused afterwards, so a late retry of the request
+// cannot make a port whose address was handed out again. It is refused once
+// the port exists.
+type Abandon struct {
+	Reason string
+	At     time.Time
+}
+
 func (Create) portCommand()            {}
+func (Abandon) portCommand()           {}
 func (Bind) portCommand()              {}
 func (Unbind) portCommand()            {}
 func (AttachDevice) portCommand()      {}
@@ -72,6 +84,15 @@ func (Delete) portCommand()            {}
 func Decide(s State, c Command) ([]domain.Event, error) {
 	if cr, ok := c.(Create); ok {
 		return decideCreate(s, cr)
+	}
+	if a, ok := c.(Abandon); ok {
+		switch {
+		case s.Exists:
+			return nil, domain.Conflictf("port %s exists: its create is not abandoned", s.ID)
+		case s.Abandoned:
+			return nil, nil
+		}
+		return []domain.Event{&Abandoned{ID: s.ID, Reason: a.Reason, At: a.At}}, nil
 	}
 	if !s.Live() {
 		return nil, domain.NotFoundf("port %s not found", s.ID)
@@ -112,6 +133,9 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if s.Exists {
 		return nil, domain.Conflictf("port %s already exists", s.ID)
+	}
+	if s.Abandoned {
+		return nil, domain.Conflictf("the create of port %s was abandoned: it was cut short and its address given back; send the request again with a new Idempotency-Key", s.ID)
 	}
 	if c.Network == "" || c.Project == "" {
 		return nil, domain.Invalidf("a port belongs to a network and a project")

@@ -15,7 +15,19 @@ const (
 	TypeDeviceDetached    = "port.device_detached"
 	TypeSecurityGroupsSet = "port.security_groups_set"
 	TypeDeleted           = "port.deleted"
+	TypeAbandoned         = "port.abandoned"
 )
+
+// Abandoned closes the id of a port whose create never committed (see
+// Abandon); the port never existed.
+type Abandoned struct {
+	ID     ID        `json:"id"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*Abandoned) EventType() string { return TypeAbandoned }
 
 // Created records a new port with the addresses allocated for it.
 type Created struct {
@@ -101,4 +113,5 @@ var registry = domain.Registry{
 	TypeDeviceDetached:    func() domain.Event { return &DeviceDetached{} },
 	TypeSecurityGroupsSet: func() domain.Event { return &SecurityGroupsSet{} },
 	TypeDeleted:           func() domain.Event { return &Deleted{} },
+	TypeAbandoned:         func() domain.Event { return &Abandoned{} },
 }

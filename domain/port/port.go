@@ -69,6 +69,8 @@ type State struct {
 	// Host is the host the port is bound to ("" when unbound).
 	Host      string
 	CreatedAt time.Time
+	// Abandoned: the id's create never committed and will not (Abandon).
+	Abandoned bool
 }
 
 // Live reports whether the port exists and is not deleted.
@@ -104,6 +106,8 @@ func Evolve(s State, ev domain.Event) State {
 		s.SecurityGroups = e.SecurityGroups
 	case *Deleted:
 		s.Deleted, s.Host = true, ""
+	case *Abandoned:
+		s.Abandoned = true
 	}
 	return s
 }

@@ -89,3 +89,17 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("a detached port keeps host %q, device %q", s.Host, s.DeviceID)
 	}
 }
+
+// An id whose create never committed is closed by Abandon: a later create
+// of it is refused with a reason the user can act on; an existing port
+// (deleted too) cannot be abandoned.
+func TestAbandon(t *testing.T) {
+	abandoned := []domain.Event{&port.Abandoned{ID: "pt-1", Reason: "crash", At: t0}}
+	dt.Run(t, port.Decider, "pt-1", []dt.Case[port.Command]{
+		{Name: "a fresh id", When: port.Abandon{Reason: "crash", At: t0}, Then: dt.Then(abandoned...)},
+		{Name: "twice", Given: abandoned, When: port.Abandon{Reason: "crash", At: t0}, Then: dt.Then()},
+		{Name: "create after", Given: abandoned, When: create(func(*port.Create) {}), Then: dt.Refused(domain.Conflict, "send the request again with a new Idempotency-Key")},
+		{Name: "an existing port", Given: created, When: port.Abandon{At: t0}, Then: dt.Refused(domain.Conflict, "port pt-1 exists")},
+		{Name: "a deleted port", Given: deleted, When: port.Abandon{At: t0}, Then: dt.Refused(domain.Conflict, "port pt-1 exists")},
+	})
+}

@@ -67,6 +67,15 @@ const (
 // QuotaResources lists every resource a quota may limit.
 var QuotaResources = []string{QuotaServers, QuotaVCPUs, QuotaRAMMiB, QuotaVolumes, QuotaVolumeGiB, QuotaNetworks, QuotaPorts, QuotaFloatingIPs, QuotaSecurityGroups}
 
+// DefaultLimits are the limits a new project starts with (Neutron's
+// defaults): networking resources cost the cloud OVN rows whatever their
+// use, so they are bounded from the start; compute and volumes stay
+// unlimited until an operator sets them. A negative limit in SetQuotas
+// removes a default too. Projects made before the defaults existed get
+// them when their stream is read again: they are decided by the created
+// event, not recorded in it.
+var DefaultLimits = map[string]int{QuotaNetworks: 100, QuotaPorts: 500, QuotaSecurityGroups: 10}
+
 // QuotaExceeded refuses a reservation past a limit.
 type QuotaExceeded struct {
 	Project, Resource    string
@@ -273,6 +282,7 @@ func Evolve(s State, ev domain.Event) State {
 	switch e := ev.(type) {
 	case *Created:
 		s.ID, s.Exists, s.Name, s.Description, s.CreatedAt = e.ID, true, e.Name, e.Description, e.CreatedAt
+		s.Quotas = maps.Clone(DefaultLimits)
 	case *Deleted:
 		s.Deleted = true
 	case *QuotasSet:

@@ -44,6 +44,8 @@ type State struct {
 	Default     bool
 	Rules       []Rule
 	CreatedAt   time.Time
+	// Abandoned: the id's create never committed and will not (Abandon).
+	Abandoned bool
 }
 
 // Live reports whether the group exists and is not deleted.
@@ -92,7 +94,17 @@ type Delete struct {
 	At             time.Time
 }
 
+// Abandon closes a security group id whose create never committed: a crash between
+// the quota reservation and the security group's first commit left the reservation
+// held, and the sweep gives it back (package sagas/monitors). A create of
+// this id is refused afterwards; it is refused once the security group exists.
+type Abandon struct {
+	Reason string
+	At     time.Time
+}
+
 func (Create) groupCommand()     {}
+func (Abandon) groupCommand()    {}
 func (AddRule) groupCommand()    {}
 func (RemoveRule) groupCommand() {}
 func (Delete) groupCommand()     {}
@@ -103,7 +115,19 @@ const (
 	TypeRuleAdded   = "securitygroup.rule_added"
 	TypeRuleRemoved = "securitygroup.rule_removed"
 	TypeDeleted     = "securitygroup.deleted"
+	TypeAbandoned   = "securitygroup.abandoned"
 )
+
+// Abandoned closes the id of a security group whose create never committed (see
+// Abandon); the security group never existed.
+type Abandoned struct {
+	ID     ID        `json:"id"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*Abandoned) EventType() string { return TypeAbandoned }
 
 // Created records a new group with its first rules (normalised).
 type Created struct {
@@ -156,6 +180,7 @@ var Decider = domain.Decider[State, Command]{
 		TypeRuleAdded:   func() domain.Event { return &RuleAdded{} },
 		TypeRuleRemoved: func() domain.Event { return &RuleRemoved{} },
 		TypeDeleted:     func() domain.Event { return &Deleted{} },
+		TypeAbandoned:   func() domain.Event { return &Abandoned{} },
 	},
 }
 
@@ -163,6 +188,15 @@ var Decider = domain.Decider[State, Command]{
 func Decide(s State, c Command) ([]domain.Event, error) {
 	if cr, ok := c.(Create); ok {
 		return decideCreate(s, cr)
+	}
+	if a, ok := c.(Abandon); ok {
+		switch {
+		case s.Exists:
+			return nil, domain.Conflictf("security group %s exists: its create is not abandoned", s.ID)
+		case s.Abandoned:
+			return nil, nil
+		}
+		return []domain.Event{&Abandoned{ID: s.ID, Reason: a.Reason, At: a.At}}, nil
 	}
 	if !s.Live() {
 		return nil, domain.NotFoundf("security group %s not found", s.ID)
@@ -192,6 +226,9 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if s.Exists {
 		return nil, domain.Conflictf("security group %s already exists", s.ID)
+	}
+	if s.Abandoned {
+		return nil, domain.Conflictf("the create of security group %s was abandoned: it was cut short and its quota given back; send the request again with a new Idempotency-Key", s.ID)
 	}
 	if c.Project == "" {
 		return nil, domain.Invalidf("a security group belongs to a project")
@@ -255,6 +292,8 @@ func Evolve(s State, ev domain.Event) State {
 		s.Rules = slices.DeleteFunc(slices.Clone(s.Rules), func(r Rule) bool { return r.ID == e.RuleID })
 	case *Deleted:
 		s.Deleted = true
+	case *Abandoned:
+		s.Abandoned = true
 	}
 	return s
 }

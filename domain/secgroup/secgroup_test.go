@@ -99,3 +99,15 @@ func TestRuleLimit(t *testing.T) {
 	}
 	dt.Decide(t, sg.Decider, "sg-1", given, add(func(r *sg.Rule) { r.ID = "one-more" }), dt.Refused(domain.Conflict, "already has 500 rules"))
 }
+
+// An id whose create never committed is closed by Abandon (its quota
+// reservation is then given back): a later create is refused.
+func TestAbandon(t *testing.T) {
+	abandoned := []domain.Event{&sg.Abandoned{ID: "sg-1", Reason: "crash", At: t0}}
+	dt.Run(t, sg.Decider, "sg-1", []dt.Case[sg.Command]{
+		{Name: "a fresh id", When: sg.Abandon{Reason: "crash", At: t0}, Then: dt.Then(abandoned...)},
+		{Name: "twice", Given: abandoned, When: sg.Abandon{Reason: "crash", At: t0}, Then: dt.Then()},
+		{Name: "create after", Given: abandoned, When: sg.Create{ID: "sg-1", Project: "p-1", Name: "web", At: t0}, Then: dt.Refused(domain.Conflict, "new Idempotency-Key")},
+		{Name: "an existing group", Given: web, When: sg.Abandon{At: t0}, Then: dt.Refused(domain.Conflict, "security group sg-1 exists")},
+	})
+}
