@@ -197,6 +197,20 @@ case $1 in
     ip addr add "$ip/${mask:-24}" dev "$interface"
     [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
     echo "KEEL-GUEST ip: $interface $ip/${mask:-24}" >/dev/console
+    # Ping the router once a second and say on the console whenever the
+    # answer changes: "ok" or "lost" (tests of ACLs read it).
+    if [ -n "$router" ] && [ ! -e /tmp/pinger ]; then
+      touch /tmp/pinger
+      (
+        gw=${router%% *} last=
+        while :; do
+          if ping -c 1 -W 1 "$gw" >/dev/null 2>&1; then now=ok; else now=lost; fi
+          [ "$now" != "$last" ] && echo "KEEL-GUEST ping $gw: $now" >/dev/console
+          last=$now
+          sleep 1
+        done
+      ) &
+    fi
     ;;
 esac
 EOF

@@ -37,6 +37,16 @@ type ServerSpec struct {
 	// opened by the agent from the copy keel serve sealed to the host (nil for
 	// servers without one). Drivers must not log it.
 	AdminPassword []byte `json:"-"`
+	// NICs are the server's network interfaces, in order (eth0 first):
+	// each is a Keel port, plugged into the host's integration bridge.
+	NICs []NIC `json:"nics,omitempty"`
+}
+
+// NIC is one network interface of a server: the Keel port it is plugged
+// as (the OVN logical switch port of the same id) and its MAC address.
+type NIC struct {
+	PortID string `json:"port_id"`
+	MAC    string `json:"mac"`
 }
 
 // ImageRef is what a driver needs to know of an image.

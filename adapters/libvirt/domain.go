@@ -3,7 +3,10 @@ package libvirt
 import (
 	"encoding/xml"
 	"fmt"
+	"regexp"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // domainPrefix starts the libvirt name of every domain Keel creates; the
@@ -27,7 +30,23 @@ type DomainSpec struct {
 	Disks []Disk
 	// ConsoleLog is the file the serial console writes to.
 	ConsoleLog string
+	// NICs are virtio network interfaces on Bridge, in order.
+	NICs []NIC
+	// Bridge is the Open vSwitch integration bridge the NICs are plugged
+	// into (br-int when empty).
+	Bridge string
 }
+
+// NIC is one network interface of a domain: libvirt plugs its tap into the
+// Open vSwitch bridge with external_ids:iface-id set to PortID, which is
+// how ovn-controller binds it to the logical switch port of that name.
+type NIC struct {
+	PortID string
+	MAC    string
+}
+
+// DefaultBridge is the integration bridge of OVN.
+const DefaultBridge = "br-int"
 
 // Disk is one disk of a domain.
 type Disk struct {
@@ -76,8 +95,9 @@ type domainXML struct {
 }
 
 type devicesXML struct {
-	Disks  []diskXML `xml:"disk"`
-	Serial struct {
+	Disks      []diskXML      `xml:"disk"`
+	Interfaces []interfaceXML `xml:"interface"`
+	Serial     struct {
 		Type   string `xml:"type,attr"`
 		Source struct {
 			Path   string `xml:"path,attr"`
@@ -115,9 +135,33 @@ type diskXML struct {
 	} `xml:"boot"`
 }
 
+// interfaceXML is a virtio NIC on an Open vSwitch bridge.
+type interfaceXML struct {
+	Type string `xml:"type,attr"`
+	MAC  struct {
+		Address string `xml:"address,attr"`
+	} `xml:"mac"`
+	Source struct {
+		Bridge string `xml:"bridge,attr"`
+	} `xml:"source"`
+	VirtualPort struct {
+		Type       string `xml:"type,attr"`
+		Parameters struct {
+			InterfaceID string `xml:"interfaceid,attr"`
+		} `xml:"parameters"`
+	} `xml:"virtualport"`
+	Model struct {
+		Type string `xml:"type,attr"`
+	} `xml:"model"`
+}
+
+// macPattern is a unicast MAC address as libvirt takes it.
+var macPattern = regexp.MustCompile(`^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$`)
+
 // DomainXML renders s as libvirt domain XML: virtio disks (CD-ROMs on
 // SATA), the serial console to a file, VNC on the host's loopback only,
-// ACPI so that a graceful stop works.
+// ACPI so that a graceful stop works, and each NIC a virtio interface on the
+// Open vSwitch integration bridge bound to its port.
 func DomainXML(s DomainSpec) (string, error) {
 	switch {
 	case s.ID == "":
@@ -164,6 +208,19 @@ func DomainXML(s DomainSpec) (string, error) {
 			return "", fmt.Errorf("domain %s: too many disks (%d)", s.ID, len(s.Disks))
 		}
 		d.Devices.Disks = append(d.Devices.Disks, x)
+	}
+	bridge := s.Bridge
+	if bridge == "" {
+		bridge = DefaultBridge
+	}
+	for _, n := range s.NICs {
+		if _, err := uuid.Parse(n.PortID); err != nil || !macPattern.MatchString(n.MAC) {
+			return "", fmt.Errorf("domain %s: NIC of port %q with MAC %q: a port id (a UUID) and a unicast MAC (lower-case xx:xx:xx:xx:xx:xx) are needed", s.ID, n.PortID, n.MAC)
+		}
+		var x interfaceXML
+		x.Type, x.MAC.Address, x.Source.Bridge, x.Model.Type = "bridge", n.MAC, bridge, "virtio"
+		x.VirtualPort.Type, x.VirtualPort.Parameters.InterfaceID = "openvswitch", n.PortID
+		d.Devices.Interfaces = append(d.Devices.Interfaces, x)
 	}
 	// Appended to across boots: the log keeps what earlier boots printed.
 	d.Devices.Serial.Type, d.Devices.Serial.Source.Path, d.Devices.Serial.Source.Append = "file", s.ConsoleLog, "on"

@@ -49,7 +49,10 @@ type Config struct {
 	// StopTimeout is how long a graceful stop may take before the domain
 	// is forced off (default 30 s, below the default deadline of a stop).
 	StopTimeout time.Duration
-	Log         *slog.Logger
+	// Bridge is the Open vSwitch integration bridge servers' NICs are
+	// plugged into (br-int when empty).
+	Bridge string
+	Log    *slog.Logger
 }
 
 // Driver runs a host's servers as libvirt domains. It implements
@@ -339,7 +342,7 @@ func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
 	}
 	disks = append(disks, Disk{Path: seed, Format: "raw", CDROM: true})
 	x, err := DomainXML(DomainSpec{ID: s.ID, Name: s.Name, Type: d.cfg.DomainType, CPUMode: d.cfg.CPUMode, VCPUs: s.VCPUs, RAMMiB: s.RAMMiB,
-		Disks: disks, ConsoleLog: filepath.Join(dir, "console.log")})
+		Disks: disks, ConsoleLog: filepath.Join(dir, "console.log"), NICs: nics(s.NICs), Bridge: d.cfg.Bridge})
 	if err != nil {
 		return err
 	}
@@ -352,6 +355,15 @@ func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
 		return agent.Failf(err, "the hypervisor could not start the server")
 	}
 	return nil
+}
+
+// nics are the domain NICs of a server's.
+func nics(in []agent.NIC) []NIC {
+	out := make([]NIC, len(in))
+	for i, n := range in {
+		out[i] = NIC{PortID: n.PortID, MAC: n.MAC}
+	}
+	return out
 }
 
 // explain gives err words for the user: an image refused says why, a

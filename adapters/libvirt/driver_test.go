@@ -178,6 +178,7 @@ func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
 	spec := agent.ServerSpec{ID: id, Name: "Web_01", VCPUs: 1, RAMMiB: 128, DiskGiB: 2, UserData: []byte("#!/bin/sh\necho hello\n"),
 		SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnly alice@laptop"}, AdminPassword: []byte("Zq7mW3kPt9xR2vB8nH4c"),
 		DataDisksGiB: []int{3, 5},
+		NICs:         []agent.NIC{{PortID: uuid.NewString(), MAC: "fa:16:3e:00:00:0a"}, {PortID: uuid.NewString(), MAC: "fa:16:3e:00:00:0b"}},
 		Image:        agent.ImageRef{ID: "img-1", Object: "o", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(base)), Format: "qcow2"}}
 	if err := d.Spawn(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -208,6 +209,41 @@ func TestSpawnWritesDisksAndSeedAndDestroyRemovesThem(t *testing.T) {
 	x, err := testConn.DomainGetXMLDesc(dom, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Each NIC: a virtio interface on br-int that Open vSwitch binds to its
+	// port (external_ids:iface-id), eth0 first.
+	var got struct {
+		NICs []struct {
+			Type string `xml:"type,attr"`
+			MAC  struct {
+				Address string `xml:"address,attr"`
+			} `xml:"mac"`
+			Bridge struct {
+				Name string `xml:"bridge,attr"`
+			} `xml:"source"`
+			VirtualPort struct {
+				Type       string `xml:"type,attr"`
+				Parameters struct {
+					InterfaceID string `xml:"interfaceid,attr"`
+				} `xml:"parameters"`
+			} `xml:"virtualport"`
+			Model struct {
+				Type string `xml:"type,attr"`
+			} `xml:"model"`
+		} `xml:"devices>interface"`
+	}
+	if err := xml.Unmarshal([]byte(x), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.NICs) != 2 {
+		t.Fatalf("domain has %d interfaces, want 2:\n%s", len(got.NICs), x)
+	}
+	for i, n := range got.NICs {
+		want := spec.NICs[i]
+		if n.Type != "bridge" || n.MAC.Address != want.MAC || n.Bridge.Name != "br-int" || n.VirtualPort.Type != "openvswitch" ||
+			n.VirtualPort.Parameters.InterfaceID != want.PortID || n.Model.Type != "virtio" {
+			t.Errorf("interface %d is %+v, want a virtio NIC on br-int bound to %s with MAC %s", i, n, want.PortID, want.MAC)
+		}
 	}
 	for _, want := range []string{"data-1.qcow2'/>\n      <target dev='vdb' bus='virtio'/>", "data-2.qcow2'/>\n      <target dev='vdc' bus='virtio'/>"} {
 		if !strings.Contains(x, want) {
@@ -375,6 +411,19 @@ func TestUnusedBasesAreEvicted(t *testing.T) {
 
 // A KVM guest gets the host's CPU model when the host runs it (host-model),
 // and the emulator's default model otherwise (no <cpu>); TCG never names one.
+// A NIC without a port id, or with a MAC libvirt would refuse or that is
+// not unicast, is refused before libvirt sees it.
+func TestDomainXMLRefusesBadNICs(t *testing.T) {
+	p := uuid.NewString()
+	for _, n := range []libvirt.NIC{{PortID: "", MAC: "fa:16:3e:00:00:01"}, {PortID: "port-1", MAC: "fa:16:3e:00:00:01"},
+		{PortID: p, MAC: "FA:16:3E:00:00:01"}, {PortID: p, MAC: "fb:16:3e:00:00:01"}, {PortID: p, MAC: "fa:16:3e:00:00"}} {
+		_, err := libvirt.DomainXML(libvirt.DomainSpec{ID: uuid.NewString(), Name: "n", Type: "qemu", VCPUs: 1, RAMMiB: 64, NICs: []libvirt.NIC{n}})
+		if err == nil || !strings.Contains(err.Error(), "port id (a UUID) and a unicast MAC") {
+			t.Errorf("NIC %+v: err %v, want a refusal naming the MAC rule", n, err)
+		}
+	}
+}
+
 func TestDomainXMLCPUMode(t *testing.T) {
 	for _, c := range []struct {
 		typ, mode, want string

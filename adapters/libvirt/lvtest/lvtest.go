@@ -58,6 +58,7 @@ type Daemon struct {
 	Log string
 
 	root   string // temporary directory holding everything of the daemon
+	opts   options
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when unshare, and so the namespaces, exited
 }
@@ -65,12 +66,12 @@ type Daemon struct {
 // Start starts a private libvirtd for t and stops it when t ends, after
 // destroying the domains still running on it. It skips t when not root; as
 // root a missing libvirtd fails t.
-func Start(t testing.TB) *Daemon {
+func Start(t testing.TB, opts ...Option) *Daemon {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("lvtest: a private libvirtd with qemu:///system needs root")
 	}
-	d, stop, err := StartDaemon("")
+	d, stop, err := StartDaemon("", opts...)
 	if err != nil {
 		t.Fatalf("lvtest: %v", err)
 	}
@@ -92,7 +93,7 @@ func Start(t testing.TB) *Daemon {
 // the domains still running, kills the daemon's namespaces and removes its
 // directory. It is Start for programs that are not tests (keelbench); the
 // daemon also dies with the calling process. It needs root and libvirtd.
-func StartDaemon(dir string) (*Daemon, func() error, error) {
+func StartDaemon(dir string, opts ...Option) (*Daemon, func() error, error) {
 	bin, err := findLibvirtd()
 	if err != nil {
 		return nil, nil, err
@@ -112,6 +113,9 @@ func StartDaemon(dir string) (*Daemon, func() error, error) {
 		Log:      filepath.Join(root, "libvirtd.log"),
 		root:     root,
 		exited:   make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(&d.opts)
 	}
 	if err := d.begin(bin); err != nil {
 		return nil, nil, errors.Join(err, d.stop())
@@ -135,6 +139,17 @@ func (d *Daemon) begin(bin string) error {
 	}
 	return nil
 }
+
+// Option changes the daemon Start starts.
+type Option func(*options)
+
+type options struct{ ovsRun string }
+
+// WithOpenVSwitch gives the daemon the private Open vSwitch whose run
+// directory (db.sock) is dir, mounted over /run/openvswitch in its
+// namespace: the ovs-vsctl that libvirt runs to plug a NIC with an
+// openvswitch virtualport then reaches that switch, not the system's.
+func WithOpenVSwitch(dir string) Option { return func(o *options) { o.ovsRun = dir } }
 
 // findLibvirtd returns the path of libvirtd, or an error saying how to
 // install it.
@@ -190,6 +205,9 @@ func (d *Daemon) run(bin string) error {
 	script.WriteString("set -e\n")
 	for sys, sub := range privateDirs {
 		fmt.Fprintf(&script, "mkdir -p %s\nmount --bind %s %s\n", sys, filepath.Join(d.root, sub), sys)
+	}
+	if d.opts.ovsRun != "" {
+		fmt.Fprintf(&script, "mkdir -p /run/openvswitch\nmount --bind %s /run/openvswitch\n", d.opts.ovsRun)
 	}
 	// Not exec: the shell stays the namespace's init.
 	fmt.Fprintf(&script, "%s --config %s --pid-file %s\n", bin,

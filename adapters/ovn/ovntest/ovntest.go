@@ -190,6 +190,11 @@ func (s *Servers) startNorthd() error {
 
 // spawn starts a child process that dies with this one.
 func (s *Servers) spawn(name, bin string, args ...string) (*proc, error) {
+	return s.spawnEnv(nil, name, bin, args...)
+}
+
+// spawnEnv is spawn with the environment env (nil: this process's).
+func (s *Servers) spawnEnv(env []string, name, bin string, args ...string) (*proc, error) {
 	log := filepath.Join(s.Dir, name+".out")
 	out, err := os.Create(log)
 	if err != nil {
@@ -197,6 +202,7 @@ func (s *Servers) spawn(name, bin string, args ...string) (*proc, error) {
 	}
 	defer out.Close()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
