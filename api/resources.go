@@ -65,12 +65,22 @@ type Server struct {
 	ImageID      string       `json:"image_id" format:"uuid"`
 	OperationID  *string      `json:"operation_id" doc:"The latest operation on this server"`
 	DataDisksGiB []int        `json:"data_disks_gib" doc:"Blank data disks attached at create, by size in GiB"`
+	NICs         []ServerNIC  `json:"nics" doc:"Its network interfaces, eth0 first: one port on each network asked for at create (empty until the ports are made)"`
+	Addresses    []string     `json:"addresses" doc:"The fixed IP addresses of its NICs, in NIC order"`
 	KeepRunning  bool         `json:"keep_running" doc:"Started again when found stopped behind Keel's back (a host reboot, a crash); false: left STOPPED"`
 	KeyName      *string      `json:"key_name" doc:"The keypair the server was created with (its key is a copy: deleting the keypair changes nothing here)"`
 	Version      int64        `json:"version" doc:"Aggregate version, for If-Match"`
 	ProjectID    *string      `json:"project_id" doc:"The project that owns it (null: made before projects existed)"`
 	CreatedAt    time.Time    `json:"created_at"`
 	UpdatedAt    time.Time    `json:"updated_at"`
+}
+
+// ServerNIC is one network interface of a server: a port on a network.
+type ServerNIC struct {
+	PortID    string   `json:"port_id" format:"uuid"`
+	NetworkID string   `json:"network_id" format:"uuid"`
+	MAC       string   `json:"mac"`
+	IPs       []string `json:"ips"`
 }
 
 // ServerFlavor is the copy of its flavor a server keeps.

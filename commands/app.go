@@ -141,6 +141,9 @@ type CreateServerRequest struct {
 	DataDisksGiB []int
 	// KeypairID names the keypair whose public key the server gets ("": none).
 	KeypairID string
+	// Networks are the networks it gets a NIC on, in order (eth0 first):
+	// the create saga makes a port on each before placing it.
+	Networks []string
 }
 
 // CreateServer checks the flavor and the image against the event log and
@@ -179,11 +182,20 @@ func (a *App) CreateServer(ctx context.Context, req CreateServerRequest, meta Me
 			return Result[server.State]{}, "", domain.Invalidf("server group %s does not exist", g)
 		}
 	}
+	for _, n := range req.Networks {
+		st, err := a.liveNetwork(ctx, n, meta)
+		if err != nil {
+			return Result[server.State]{}, "", err
+		}
+		if meta.Actor.Project != "" && st.Project != meta.Actor.Project {
+			return Result[server.State]{}, "", domain.Invalidf("network %s does not exist", n)
+		}
+	}
 	id := DeriveID(meta.CommandID, "server")
 	opID := DeriveID(id, "create")
 	meta.CorrelationID = opID
 	cmd := server.Create{
-		ID: server.ID(id), Project: meta.Actor.Project, Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, KeepRunning: req.KeepRunning, DataDisksGiB: req.DataDisksGiB, At: a.Now().UTC(),
+		ID: server.ID(id), Project: meta.Actor.Project, Name: req.Name, ImageID: req.ImageID, Operation: opID, Hints: req.Hints, UserData: req.UserData, KeepRunning: req.KeepRunning, DataDisksGiB: req.DataDisksGiB, Networks: req.Networks, At: a.Now().UTC(),
 		Flavor: server.Flavor{ID: req.FlavorID, Name: fl.Spec.Name, VCPUs: fl.Spec.VCPUs, RAMMiB: fl.Spec.RAMMiB, DiskGiB: fl.Spec.DiskGiB, ExtraSpecs: fl.Spec.ExtraSpecs},
 	}
 	if err := a.firstBoot(ctx, &cmd, req.KeypairID); err != nil {

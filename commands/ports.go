@@ -25,6 +25,9 @@ type CreatePortRequest struct {
 	SecurityGroups []string
 	// PortSecurity nil means on.
 	PortSecurity *bool
+	// DeviceOwner and DeviceID name what uses the port (port.OwnerServer
+	// and the server id for a server's NIC); "" for a port a user made.
+	DeviceOwner, DeviceID string
 }
 
 // PortMAC is the MAC address of a port: fa:16:3e (the prefix OpenStack
@@ -57,7 +60,7 @@ func (a *App) CreatePort(ctx context.Context, req CreatePortRequest, meta Meta) 
 		return Result[port.State]{}, err
 	}
 	cmd := port.Create{ID: port.ID(id), Network: string(net.ID), Project: net.Project, Name: req.Name, MAC: PortMAC(id), GeneratedMAC: true,
-		PortSecurity: req.PortSecurity, At: a.Now().UTC()}
+		PortSecurity: req.PortSecurity, DeviceOwner: req.DeviceOwner, DeviceID: req.DeviceID, At: a.Now().UTC()}
 	if cmd.SecurityGroups, err = a.portGroups(ctx, net.Project, req, meta); err != nil {
 		return Result[port.State]{}, err
 	}

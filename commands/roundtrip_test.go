@@ -33,7 +33,7 @@ func TestSnapshotRoundTripEveryAggregate(t *testing.T) {
 	})
 	t.Run("server", func(t *testing.T) {
 		roundTrip(t, server.Decider, []server.Command{server.Create{}, server.Schedule{}, server.Start{}, server.Stop{}, server.Reboot{},
-			server.Report{}, server.Fail{}, server.AbortTask{}, server.Delete{}, server.ForceDelete{}})
+			server.Report{}, server.Fail{}, server.AbortTask{}, server.Delete{}, server.ForceDelete{}, server.SetNICs{}})
 	})
 	t.Run("operation", func(t *testing.T) {
 		roundTrip(t, operation.Decider, []operation.Command{operation.Begin{}, operation.CompleteStep{}, operation.FailStep{},

@@ -273,7 +273,7 @@ var serverCols = []string{"id", "name", "flavor_id", "flavor", "image_id", "desi
 
 // Servers is the servers table. A server's commits within a batch fold
 // into one statement: a server built in one batch is one INSERT.
-var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"},
+var Servers = Projection{Name: "servers", Version: 2, Tables: []string{"servers"},
 	Apply: func(w *Writer, t Tables, env domain.Envelope, events []domain.Event) error {
 		if env.AggregateType != server.AggregateType {
 			return nil
@@ -293,6 +293,12 @@ var Servers = Projection{Name: "servers", Version: 1, Tables: []string{"servers"
 				w.Insert(id, tb, "(id)", idCol, serverCols, []any{id, e.Name, e.Flavor.ID, fl, e.ImageID,
 					"running", "NOSTATE", "scheduling", "BUILDING", e.Operation, e.KeepRunning == nil || *e.KeepRunning,
 					env.Version, e.CreatedAt, e.CreatedAt, env.Sequence, nullable(e.KeyName), append([]int{}, e.DataDisksGiB...), nullable(e.Project)})
+			case *server.NICsSet:
+				nics, err := json.Marshal(e.NICs)
+				if err != nil {
+					return err
+				}
+				upd(To("nics", nics))
 			case *server.Scheduled:
 				upd(To("host", e.Host), To("task", "spawning"))
 			case *server.SpawnFailed:

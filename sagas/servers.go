@@ -49,7 +49,7 @@ const (
 type Timeouts = servers.Timeouts
 
 // DefaultTimeouts are the step deadlines used unless configured.
-var DefaultTimeouts = Timeouts{Schedule: 30 * time.Second, Spawn: 120 * time.Second, Action: 60 * time.Second, Destroy: 60 * time.Second}
+var DefaultTimeouts = Timeouts{Network: 30 * time.Second, Schedule: 30 * time.Second, Spawn: 120 * time.Second, Action: 60 * time.Second, Destroy: 60 * time.Second}
 
 // ServerSaga runs the server workflows and their placement effect, and
 // holds what the reconcilers beside them need.
@@ -77,7 +77,8 @@ type ServerSaga struct {
 func (s *ServerSaga) Runner() *runner.Runner {
 	s.once.Do(func() {
 		s.run = &runner.Runner{App: s.App, Workflows: servers.Workflows(s.Timeouts), Log: s.Log, Now: s.Now, Metrics: s.Metrics,
-			Effects: map[string]func(context.Context, string) error{servers.EffectPlace: s.schedule}}
+			Effects: map[string]func(context.Context, string) error{servers.EffectPlace: s.schedule,
+				servers.EffectPorts: s.ports, servers.EffectReleasePorts: s.releasePorts}}
 	})
 	return s.run
 }

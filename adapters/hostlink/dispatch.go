@@ -146,6 +146,9 @@ func (d *Dispatcher) spawnSpec(ctx context.Context, w *agent.Work, st server.Sta
 	w.Spec = &agent.ServerSpec{ID: w.Server, Name: st.Name, VCPUs: st.Flavor.VCPUs, RAMMiB: st.Flavor.RAMMiB, DiskGiB: st.Flavor.DiskGiB, ImageID: st.ImageID,
 		Image:    agent.ImageRef{ID: string(im.ID), Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Spec.DiskFormat},
 		UserData: st.UserData, DataDisksGiB: st.DataDisksGiB}
+	for _, n := range st.NICs {
+		w.Spec.NICs = append(w.Spec.NICs, agent.NIC{PortID: n.Port, MAC: n.MAC})
+	}
 	if st.PublicKey != "" {
 		w.Spec.SSHKeys = []string{st.PublicKey}
 	}

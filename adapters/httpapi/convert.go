@@ -37,7 +37,12 @@ func visibility(project *string) string {
 
 func serverOut(s postgres.Server) api.Server {
 	f := s.Flavor
-	return api.Server{ID: s.ID, Name: s.Name, Status: s.Status, Reason: s.Reason, Desired: s.Desired, Power: s.Power,
+	nics, addrs := make([]api.ServerNIC, len(s.NICs)), []string{}
+	for i, n := range s.NICs {
+		nics[i] = api.ServerNIC{PortID: n.Port, NetworkID: n.Network, MAC: n.MAC, IPs: append([]string{}, n.IPs...)}
+		addrs = append(addrs, n.IPs...)
+	}
+	return api.Server{NICs: nics, Addresses: addrs, ID: s.ID, Name: s.Name, Status: s.Status, Reason: s.Reason, Desired: s.Desired, Power: s.Power,
 		Task: s.Task, Host: s.Host, ImageID: s.ImageID, OperationID: s.OperationID, KeepRunning: s.KeepRunning, KeyName: s.KeyName, DataDisksGiB: s.DataDisksGiB, Version: s.Version,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, ProjectID: s.ProjectID,
 		Flavor: api.ServerFlavor{ID: f.ID, Name: f.Name, VCPUs: f.VCPUs, RAMMiB: f.RAMMiB, DiskGiB: f.DiskGiB, ExtraSpecs: f.ExtraSpecs}}

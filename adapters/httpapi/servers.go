@@ -31,7 +31,11 @@ type ServerOutput struct {
 func serverView(st server.State, version uint64, at time.Time) api.Server {
 	v := api.Server{ID: string(st.ID), Name: st.Name, Status: string(st.Status), Desired: string(st.Desired),
 		Power: string(st.Power), Flavor: api.ServerFlavor(st.Flavor), ImageID: st.ImageID, Version: int64(version), CreatedAt: st.CreatedAt, UpdatedAt: at,
-		KeepRunning: st.KeepRunning, DataDisksGiB: append([]int{}, st.DataDisksGiB...)}
+		KeepRunning: st.KeepRunning, DataDisksGiB: append([]int{}, st.DataDisksGiB...), NICs: []api.ServerNIC{}, Addresses: []string{}}
+	for _, n := range st.NICs {
+		v.NICs = append(v.NICs, api.ServerNIC{PortID: n.Port, NetworkID: n.Network, MAC: n.MAC, IPs: append([]string{}, n.IPs...)})
+		v.Addresses = append(v.Addresses, n.IPs...)
+	}
 	if st.Project != "" {
 		v.ProjectID = &st.Project
 	}
@@ -103,6 +107,9 @@ func (a *API) registerServers(hapi huma.API) {
 			cid := commandID(ctx)
 			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData, KeepRunning: in.Body.KeepRunning, KeypairID: keypairID,
 				DataDisksGiB: in.Body.DataDisksGiB}
+			for _, n := range in.Body.Networks {
+				req.Networks = append(req.Networks, n.NetworkID)
+			}
 			res, opID, err := a.App.CreateServer(ctx, req, a.meta(ctx, cid))
 			if err != nil {
 				return nil, a.fail(ctx, err)

@@ -73,10 +73,20 @@ type Server struct {
 	KeyName     *string
 	// DataDisksGiB are the server's blank data disks, by size.
 	DataDisksGiB []int
-	Version      int64
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	ProjectID    *string
+	// NICs are its network interfaces (ports), eth0 first.
+	NICs      []ServerNIC
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	ProjectID *string
+}
+
+// ServerNIC is one of a server's NICs, as server.nics_set recorded it.
+type ServerNIC struct {
+	Port    string   `json:"port_id"`
+	Network string   `json:"network_id"`
+	MAC     string   `json:"mac"`
+	IPs     []string `json:"ips"`
 }
 
 // ServerFlavor is the copy of its flavor a server keeps.
@@ -437,8 +447,8 @@ type ServerFilter struct {
 
 // serverCols reads servers; a server on a host that is down shows its
 // observed power state as UNKNOWN.
-const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, key_name, data_disks_gib, version, created_at, updated_at, project_id::text
-	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.key_name, s.data_disks_gib, s.version, s.created_at, s.updated_at, s.project_id,
+const serverCols = `SELECT id::text, name, status, reason, desired, power, task, host, flavor, image_id::text, operation_id::text, keep_running, key_name, data_disks_gib, nics, version, created_at, updated_at, project_id::text
+	FROM (SELECT s.id, s.name, s.status, s.reason, s.desired, s.task, s.host, s.flavor, s.image_id, s.flavor_id, s.operation_id, s.keep_running, s.key_name, s.data_disks_gib, s.nics, s.version, s.created_at, s.updated_at, s.project_id,
 		CASE WHEN EXISTS (SELECT 1 FROM hosts h WHERE h.name = s.host AND h.down) THEN 'UNKNOWN' ELSE s.power END AS power
 		FROM servers s) servers`
 
@@ -462,10 +472,13 @@ func (r *ReadModel) Server(ctx context.Context, id string) (Server, error) {
 
 func scanServer(row pgx.CollectableRow) (Server, error) {
 	var s Server
-	var fl []byte
-	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.KeyName, &s.DataDisksGiB, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.ProjectID)
+	var fl, nics []byte
+	err := row.Scan(&s.ID, &s.Name, &s.Status, &s.Reason, &s.Desired, &s.Power, &s.Task, &s.Host, &fl, &s.ImageID, &s.OperationID, &s.KeepRunning, &s.KeyName, &s.DataDisksGiB, &nics, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.ProjectID)
 	if err == nil {
 		err = json.Unmarshal(fl, &s.Flavor)
+	}
+	if err == nil {
+		err = json.Unmarshal(nics, &s.NICs)
 	}
 	return s, err
 }

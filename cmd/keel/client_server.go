@@ -59,19 +59,24 @@ func serverCreateCmd(g *globals) *cobra.Command {
 	var body api.ServerBody
 	var key, userData string
 	var keepRunning bool
+	var networks []string
 	var w waitFlags
 	cmd := &cobra.Command{
-		Use:   "create NAME --flavor F --image I [--key-name K] [--user-data FILE] [--group G] [--az Z] [--target-host H] [--wait]",
+		Use:   "create NAME --flavor F --image I [--network NET]... [--key-name K] [--user-data FILE] [--group G] [--az Z] [--target-host H] [--wait]",
 		Short: "Create a server from a flavor and an image",
 		Long: `Create a server from a flavor and an image. Scheduler hints: --group makes
 it a member of a server group (its policy applies), --az places it in an
 availability zone (see keel az list), --target-host places it on that host
-or nowhere.`,
+or nowhere. --network gives it a NIC on a network of its project (a port
+made before it is placed, deleted with it).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body.Name = args[0]
 			if cmd.Flags().Changed("keep-running") {
 				body.KeepRunning = &keepRunning
+			}
+			for _, n := range networks {
+				body.Networks = append(body.Networks, api.ServerNetwork{NetworkID: n})
 			}
 			if userData != "" {
 				b, err := os.ReadFile(userData)
@@ -83,6 +88,7 @@ or nowhere.`,
 			return g.accept(cmd.Context(), call{method: http.MethodPost, path: "/v1/servers", body: body, idemKey: key}, w)
 		},
 	}
+	cmd.Flags().StringArrayVar(&networks, "network", nil, "network id to give the server a NIC on (repeatable, in NIC order, at most 8)")
 	cmd.Flags().IntSliceVar(&body.DataDisksGiB, "data-disk", nil, "attach a blank data disk of this many GiB (repeatable, at most 8)")
 	cmd.Flags().BoolVar(&keepRunning, "keep-running", true, "start the server again when it is found stopped behind Keel's back (--keep-running=false: leave it STOPPED)")
 	cmd.Flags().StringVar(&userData, "user-data", "", "file given to the guest at first boot (NoCloud user-data, at most 64 KiB)")
@@ -239,7 +245,7 @@ func serverFields(s api.Server) []field {
 	fl := s.Flavor
 	return []field{
 		{"ID", s.ID}, {"NAME", s.Name}, {"STATUS", s.Status}, {"REASON", deref(s.Reason)},
-		{"DESIRED", s.Desired}, {"KEEP_RUNNING", fmt.Sprint(s.KeepRunning)}, {"DATA_DISKS_GIB", fmtInts(s.DataDisksGiB)}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
+		{"DESIRED", s.Desired}, {"KEEP_RUNNING", fmt.Sprint(s.KeepRunning)}, {"DATA_DISKS_GIB", fmtInts(s.DataDisksGiB)}, {"ADDRESSES", strings.Join(s.Addresses, ", ")}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
 		{"FLAVOR", fmt.Sprintf("%s (%d vCPU, %d MiB RAM, %d GiB disk)", fl.Name, fl.VCPUs, fl.RAMMiB, fl.DiskGiB)},
 		{"IMAGE", s.ImageID}, {"KEYPAIR", deref(s.KeyName)}, {"OPERATION", deref(s.OperationID)}, {"VERSION", fmt.Sprint(s.Version)},
 		{"CREATED", fmtTime(s.CreatedAt)}, {"UPDATED", fmtTime(s.UpdatedAt)},

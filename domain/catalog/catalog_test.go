@@ -51,7 +51,9 @@ var examples = map[string][]domain.Event{
 	server.AggregateType: {
 		&server.Created{ID: "srv-1", Project: "p-1", Name: "web-1", Flavor: server.Flavor{ID: "fl-1", Name: "m1.small", VCPUs: 2, RAMMiB: 2048, DiskGiB: 20},
 			ImageID: "img-1", Operation: "op-1", Hints: server.Hints{AvailabilityZone: "az1", ServerGroup: "sg-1", TargetHost: "h-1"}, UserData: []byte("#cloud-config\n"),
-			KeyName: "alice", PublicKey: "ssh-ed25519 AAAA alice", AdminPasswordSealed: []byte{1, 2, 3}, KeepRunning: new(bool), DataDisksGiB: []int{10}, CreatedAt: at},
+			KeyName: "alice", PublicKey: "ssh-ed25519 AAAA alice", AdminPasswordSealed: []byte{1, 2, 3}, KeepRunning: new(bool), DataDisksGiB: []int{10},
+			Networks: []string{"net-1"}, CreatedAt: at},
+		&server.NICsSet{Operation: "op-1", NICs: []server.NIC{{Port: "port-1", Network: "net-1", MAC: "fa:16:3e:00:00:01", IPs: []string{"10.0.0.5"}}}, At: at},
 		&server.SpawnFailed{Host: "h-1", Reason: "disk full", Attempt: 1, Detail: "write /pool/servers/srv-1/root.qcow2: no space left on device", At: at},
 		&server.Scheduled{Host: "h-1", Operation: "op-1", At: at},
 		&server.Spawned{Host: "h-1", At: at},

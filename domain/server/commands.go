@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -32,7 +33,22 @@ type Create struct {
 	// user, sealed (package secrets) with the server id as additional
 	// data; never the plaintext.
 	AdminPasswordSealed []byte
-	At                  time.Time
+	// Networks are the networks (ids) the server gets a NIC on, in order
+	// (at most MaxNICs): the create saga makes a port on each before
+	// placing the server.
+	Networks []string
+	At       time.Time
+}
+
+// MaxNICs bounds a server's NICs.
+const MaxNICs = 8
+
+// SetNICs records the ports made for the server's networks (the create
+// saga's network step): one per network, in the order asked.
+type SetNICs struct {
+	Operation string
+	NICs      []NIC
+	At        time.Time
 }
 
 // MaxPublicKey bounds the copied public key (16 KiB, as keypairs).
@@ -165,6 +181,7 @@ func (ForceDelete) serverCommand() {}
 func (AbortTask) serverCommand()   {}
 func (Report) serverCommand()      {}
 func (Observe) serverCommand()     {}
+func (SetNICs) serverCommand()     {}
 
 // Decide returns the events a command produces, or says why it does not apply.
 func Decide(s State, c Command) ([]domain.Event, error) {
@@ -193,6 +210,8 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 			return nil, domain.Invalidf("schedule: host must not be empty")
 		}
 		return one(&Scheduled{Host: c.Host, Operation: c.Operation, At: c.At})
+	case SetNICs:
+		return decideSetNICs(s, c)
 	case Fail:
 		if s.Task != Scheduling && s.Task != Spawning {
 			return nil, domain.Conflictf("server %s is %s, not building", s.ID, s.describe())
@@ -284,8 +303,44 @@ func decideCreate(s State, c Create) ([]domain.Event, error) {
 			return nil, domain.Invalidf("data disk %d is %d GiB; from 1 to %d", i+1, g, MaxDataDiskGiB)
 		}
 	}
+	if len(c.Networks) > MaxNICs {
+		return nil, domain.Invalidf("%d networks; a server has at most %d NICs", len(c.Networks), MaxNICs)
+	}
+	for i, n := range c.Networks {
+		if n == "" {
+			return nil, domain.Invalidf("network %d is empty", i+1)
+		}
+	}
 	return one(&Created{ID: c.ID, Project: c.Project, Name: c.Name, Flavor: c.Flavor, ImageID: c.ImageID, Operation: c.Operation, Hints: c.Hints, UserData: c.UserData,
-		KeyName: c.KeyName, PublicKey: c.PublicKey, AdminPasswordSealed: c.AdminPasswordSealed, KeepRunning: c.KeepRunning, DataDisksGiB: c.DataDisksGiB, CreatedAt: c.At})
+		KeyName: c.KeyName, PublicKey: c.PublicKey, AdminPasswordSealed: c.AdminPasswordSealed, KeepRunning: c.KeepRunning, DataDisksGiB: c.DataDisksGiB,
+		Networks: c.Networks, CreatedAt: c.At})
+}
+
+// decideSetNICs records the NICs of a server waiting for its host: one per
+// network it asked for, in order, each naming its port. The same NICs again
+// are no change (a retried step).
+func decideSetNICs(s State, c SetNICs) ([]domain.Event, error) {
+	if s.Task != Scheduling || s.Host != "" {
+		return nil, domain.Conflictf("server %s is %s, not waiting for its network ports", s.ID, s.describe())
+	}
+	if c.Operation != s.Operation {
+		return nil, domain.Conflictf("server %s: NICs of operation %s, but its operation is %s", s.ID, c.Operation, s.Operation)
+	}
+	if len(c.NICs) != len(s.Networks) {
+		return nil, domain.Invalidf("server %s asked for %d networks, got %d NICs", s.ID, len(s.Networks), len(c.NICs))
+	}
+	for i, n := range c.NICs {
+		if n.Network != s.Networks[i] || n.Port == "" || n.MAC == "" {
+			return nil, domain.Invalidf("NIC %d: port %q with MAC %q on network %q, want a port on network %s", i+1, n.Port, n.MAC, n.Network, s.Networks[i])
+		}
+	}
+	if s.NICs != nil {
+		if slices.EqualFunc(s.NICs, c.NICs, NIC.equal) {
+			return nil, nil
+		}
+		return nil, domain.Conflictf("server %s already has its NICs", s.ID)
+	}
+	return one(&NICsSet{Operation: c.Operation, NICs: c.NICs, At: c.At})
 }
 
 // checkLogin checks the first-boot credentials: a key name comes with its

@@ -25,7 +25,19 @@ const (
 	TypePowerObserved   = "server.power_observed"
 	TypeLost            = "server.lost"
 	TypeAbandoned       = "server.abandoned"
+	TypeNICsSet         = "server.nics_set"
 )
+
+// NICsSet records the ports made for a server's networks before it is
+// placed: its NICs, in order (eth0 first).
+type NICsSet struct {
+	Operation string    `json:"operation_id"`
+	NICs      []NIC     `json:"nics"`
+	At        time.Time `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*NICsSet) EventType() string { return TypeNICsSet }
 
 // Abandoned closes the id of a server whose create never committed (see
 // Abandon); the server never existed.
@@ -59,8 +71,10 @@ type Created struct {
 	PublicKey string `json:"public_key,omitempty"`
 	// AdminPasswordSealed is the generated admin password, AES-256-GCM
 	// sealed with the server id as additional data (base64 in JSON).
-	AdminPasswordSealed []byte    `json:"admin_password_sealed,omitempty"`
-	CreatedAt           time.Time `json:"created_at"`
+	AdminPasswordSealed []byte `json:"admin_password_sealed,omitempty"`
+	// Networks are the networks the server gets a NIC on, in order.
+	Networks  []string  `json:"networks,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // SpawnFailed records a spawn that failed on one host; the build goes back
@@ -224,4 +238,5 @@ var registry = domain.Registry{
 	TypePowerObserved:   func() domain.Event { return &PowerObserved{} },
 	TypeLost:            func() domain.Event { return &Lost{} },
 	TypeAbandoned:       func() domain.Event { return &Abandoned{} },
+	TypeNICsSet:         func() domain.Event { return &NICsSet{} },
 }

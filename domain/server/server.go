@@ -6,6 +6,7 @@
 package server
 
 import (
+	"slices"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -112,6 +113,23 @@ type State struct {
 	// Attempts counts failed spawns of this build; FailedHosts are where.
 	Attempts    int
 	FailedHosts []string
+	// Networks are the networks it asked for; NICs the ports made on them
+	// (nil until the create saga's network step recorded them).
+	Networks []string
+	NICs     []NIC
+}
+
+// NIC is one network interface of a server: a port on a network, with its
+// MAC and addresses, as the create saga made it.
+type NIC struct {
+	Port    string   `json:"port_id"`
+	Network string   `json:"network_id"`
+	MAC     string   `json:"mac"`
+	IPs     []string `json:"ips,omitempty"`
+}
+
+func (n NIC) equal(o NIC) bool {
+	return n.Port == o.Port && n.Network == o.Network && n.MAC == o.MAC && slices.Equal(n.IPs, o.IPs)
 }
 
 // MaxBuildAttempts is how many hosts a build is tried on before ERROR.
@@ -159,7 +177,9 @@ func Evolve(s State, ev domain.Event) State {
 		s = State{ID: e.ID, Exists: true, Project: e.Project, Name: e.Name, Flavor: e.Flavor, ImageID: e.ImageID,
 			Desired: WantRunning, Power: NoState, Task: Scheduling, Status: StatusBuilding, Operation: e.Operation, CreatedAt: e.CreatedAt, Hints: e.Hints, UserData: e.UserData,
 			KeepRunning: e.KeepRunning == nil || *e.KeepRunning, DataDisksGiB: e.DataDisksGiB,
-			KeyName: e.KeyName, PublicKey: e.PublicKey, AdminPasswordSealed: e.AdminPasswordSealed}
+			KeyName: e.KeyName, PublicKey: e.PublicKey, AdminPasswordSealed: e.AdminPasswordSealed, Networks: e.Networks}
+	case *NICsSet:
+		s.NICs = e.NICs
 	case *Scheduled:
 		s.Host, s.Task = e.Host, Spawning
 	case *SpawnFailed:

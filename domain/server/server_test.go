@@ -657,3 +657,39 @@ func TestAbandonClosesAnIdThatNeverCommitted(t *testing.T) {
 		}
 	}
 }
+
+// A server asks for networks at create; the create saga records one NIC per
+// network, in order, while the server waits for its host. The same NICs
+// again change nothing; other NICs, or NICs once placed, are refused.
+func TestSetNICs(t *testing.T) {
+	withNets := func(nets ...string) server.Create {
+		c := create("web-1")
+		c.Networks = nets
+		return c
+	}
+	nets := plus(none, &server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opCreate, Networks: []string{"net-a", "net-b"}, CreatedAt: t0})
+	nics := []server.NIC{{Port: "p-a", Network: "net-a", MAC: "fa:16:3e:00:00:0a", IPs: []string{"10.0.0.5"}},
+		{Port: "p-b", Network: "net-b", MAC: "fa:16:3e:00:00:0b", IPs: []string{"10.1.0.5"}}}
+	set := server.SetNICs{Operation: opCreate, NICs: nics, At: t1}
+	withSet := plus(nets, &server.NICsSet{Operation: opCreate, NICs: nics, At: t1})
+	swapped := server.SetNICs{Operation: opCreate, NICs: []server.NIC{nics[1], nics[0]}, At: t1}
+	other := server.SetNICs{Operation: opCreate, NICs: []server.NIC{nics[0], {Port: "p-c", Network: "net-b", MAC: "fa:16:3e:00:00:0c"}}, At: t1}
+	run(t, []tc{
+		{"create with two networks", none, withNets("net-a", "net-b"), then(&server.Created{ID: sid, Name: "web-1", Flavor: flv, ImageID: "img-1", Operation: opNew,
+			Networks: []string{"net-a", "net-b"}, CreatedAt: t1})},
+		{"nine networks", none, withNets("1", "2", "3", "4", "5", "6", "7", "8", "9"), refused(domain.Invalid, "9 networks; a server has at most 8 NICs")},
+		{"an empty network", none, withNets("net-a", ""), refused(domain.Invalid, "network 2 is empty")},
+		{"set", nets, set, then(&server.NICsSet{Operation: opCreate, NICs: nics, At: t1})},
+		{"set again", withSet, set, then()},
+		{"other NICs", withSet, other, refused(domain.Conflict, "already has its NICs")},
+		{"out of order", nets, swapped, refused(domain.Invalid, "NIC 1: port \"p-b\"")},
+		{"one missing", nets, server.SetNICs{Operation: opCreate, NICs: nics[:1], At: t1}, refused(domain.Invalid, "asked for 2 networks, got 1 NICs")},
+		{"another operation", nets, server.SetNICs{Operation: opStart, NICs: nics, At: t1}, refused(domain.Conflict, "NICs of operation op-start")},
+		{"placed already", plus(withSet, &server.Scheduled{Host: h1, Operation: opCreate, At: t1}), set, refused(domain.Conflict, "not waiting for its network ports")},
+		{"deleted", plus(nets, &server.DeleteRequested{Operation: opDelete, At: t1}, &server.Deleted{At: t1}), set, refused(domain.NotFound, "not found")},
+	})
+	st := fold(withSet)
+	if !slices.Equal(st.Networks, []string{"net-a", "net-b"}) || len(st.NICs) != 2 || st.NICs[1].Port != "p-b" {
+		t.Errorf("state after nics_set: networks %v, NICs %+v", st.Networks, st.NICs)
+	}
+}

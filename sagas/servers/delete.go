@@ -10,8 +10,8 @@ import (
 )
 
 // Delete removes a server: it ends the operation the delete superseded,
-// waits for the host to destroy the server, and gives its claim and group
-// place back. A host that does not confirm in time has the server removed
+// waits for the host to destroy the server, and gives its claim, group
+// place and ports back. A host that does not confirm in time has the server removed
 // from the control plane anyway (forced).
 func Delete(t Timeouts) runner.Workflow {
 	return runner.Workflow{
@@ -42,7 +42,7 @@ func reactDelete(t Timeouts, s runner.State, e runner.Event) []runner.Command {
 		}
 		return append(out, begin(s, ev.Operation, KindDelete, sid, operation.StepSpec{Name: StepDestroy, Timeout: t.Destroy})...)
 	case *server.Deleted:
-		out := concat(release(s, opID, ev.Host, sid, "server deleted"), leave(s, opID), giveQuotaBack(s, opID, sid))
+		out := concat(release(s, opID, ev.Host, sid, "server deleted"), leave(s, opID), releasePorts(s, opID), giveQuotaBack(s, opID, sid))
 		if ev.Forced {
 			return append(out, finish(s, opID, ev.Reason, "", nil)...)
 		}

@@ -15,7 +15,7 @@ import (
 
 var (
 	t0       = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	timeouts = Timeouts{Schedule: 30 * time.Second, Spawn: 2 * time.Minute, Action: time.Minute, Destroy: time.Minute}
+	timeouts = Timeouts{Network: 20 * time.Second, Schedule: 30 * time.Second, Spawn: 2 * time.Minute, Action: time.Minute, Destroy: time.Minute}
 )
 
 const (
@@ -125,8 +125,8 @@ func show(cs []runner.Command) []string {
 	var out []string
 	for _, c := range cs {
 		s := fmt.Sprintf("%T %s %s/%s", c.Cmd, c.ID, c.Operation, c.What)
-		if c.Cmd == (runner.Effect{Name: EffectPlace}) {
-			s = fmt.Sprintf("effect %s %s", EffectPlace, c.Operation)
+		if e, ok := c.Cmd.(runner.Effect); ok {
+			s = fmt.Sprintf("effect %s %s", e.Name, c.Operation)
 		}
 		if len(c.IfRefused) > 0 {
 			s += " {else " + strings.Join(show(c.IfRefused), "; ") + "}"

@@ -27,6 +27,7 @@ const (
 	KindReboot = "server.reboot"
 	KindDelete = "server.delete"
 
+	StepNetwork  = "network"
 	StepSchedule = "schedule"
 	StepSpawn    = "spawn"
 	StepPowerOn  = "power_on"
@@ -35,11 +36,18 @@ const (
 	StepDestroy  = "destroy"
 )
 
-// EffectPlace names the placement step the runner carries out.
-const EffectPlace = "place"
+// Effects the runner carries out: placement; making the ports of a
+// server's networks (and recording them as its NICs); deleting the ports a
+// server owns (its build failed, or it was deleted).
+const (
+	EffectPlace        = "place"
+	EffectPorts        = "ports"
+	EffectReleasePorts = "release_ports"
+)
 
 // Timeouts bound each step.
 type Timeouts struct {
+	Network  time.Duration
 	Schedule time.Duration
 	Spawn    time.Duration
 	Action   time.Duration
@@ -61,6 +69,8 @@ func operationOf(e runner.Event) string {
 	case *server.Scheduled:
 		return ev.Operation
 	case *server.Failed:
+		return ev.Operation
+	case *server.NICsSet:
 		return ev.Operation
 	case *server.StartRequested:
 		return ev.Operation
@@ -151,6 +161,16 @@ func release(s runner.State, corr, hostName, sid, reason string) []runner.Comman
 	}
 	return []runner.Command{{ID: hostName, Cmd: host.Release{Server: sid, Reason: reason, At: s.Now},
 		Operation: corr, What: "release/" + hostName + "/" + sid, Tolerate: []domain.ErrorKind{domain.NotFound}}}
+}
+
+// releasePorts deletes the ports a server owns (none when it asked for no
+// network): an effect, since a port's delete also gives its address and
+// quota back.
+func releasePorts(s runner.State, corr string) []runner.Command {
+	if len(s.Server.Networks) == 0 {
+		return nil
+	}
+	return []runner.Command{{Cmd: runner.Effect{Name: EffectReleasePorts}, Operation: corr, What: EffectReleasePorts}}
 }
 
 // leave takes a server out of its group (deleted, or its build failed).

@@ -146,6 +146,9 @@ func (c *Config) defaults() {
 	if c.Timeouts == (sagas.Timeouts{}) {
 		c.Timeouts = sagas.DefaultTimeouts
 	}
+	if c.Timeouts.Network == 0 {
+		c.Timeouts.Network = sagas.DefaultTimeouts.Network
+	}
 	if c.DeadlineEvery == 0 {
 		c.DeadlineEvery = time.Second
 	}
