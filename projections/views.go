@@ -146,13 +146,6 @@ func registerHost(w *Writer, hs string, env domain.Envelope, e *host.Registered)
 	}
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
 // ServerGroups is the server_groups and server_group_members tables.
 var ServerGroups = Projection{Name: "server_groups", Version: 1, Tables: []string{"server_groups", "server_group_members"},
 	Apply: func(w *Writer, t Tables, env domain.Envelope, events []domain.Event) error {

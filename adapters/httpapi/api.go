@@ -104,6 +104,9 @@ func (a *API) Handler() http.Handler {
 	a.registerIdentity(api)
 	a.registerAudit(api)
 	a.registerUsage(api)
+	a.registerNetworks(api)
+	a.registerPorts(api)
+	a.registerSecurityGroups(api)
 	finishDocument(api.OpenAPI())
 	a.mux, a.ops = mux, operationIDs(api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

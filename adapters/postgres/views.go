@@ -336,11 +336,20 @@ func (r *ReadModel) SuspectClaims(ctx context.Context, before time.Time, n int) 
 }
 
 // SuspectHolds implements monitors.HoldFinder: quota reservations made
-// before a time whose server the read model does not show.
+// before a time whose server, port, network or security group the read
+// model does not show. What a hold is for is told by the quota it holds
+// (a server's holds servers, a port's ports, ...); a hold of none of
+// these is no sweep's business and is not listed.
 func (r *ReadModel) SuspectHolds(ctx context.Context, before time.Time, n int) ([]monitors.Hold, error) {
-	rows, err := r.Pool.Query(ctx, `SELECT h.project_id::text, h.key, h.amounts, h.reserved_at FROM quota_holds h
-		WHERE h.reserved_at < $1 AND NOT EXISTS (SELECT 1 FROM servers s
-			WHERE s.id = CASE WHEN h.key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN h.key::uuid END)
+	rows, err := r.Pool.Query(ctx, `SELECT h.project_id::text, h.key, h.amounts, h.reserved_at, k.kind FROM quota_holds h
+		CROSS JOIN LATERAL (SELECT CASE WHEN h.amounts ? 'servers' THEN 'server' WHEN h.amounts ? 'ports' THEN 'port'
+			WHEN h.amounts ? 'networks' THEN 'network' WHEN h.amounts ? 'security_groups' THEN 'securitygroup' END AS kind,
+			CASE WHEN h.key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN h.key::uuid END AS id) k
+		WHERE h.reserved_at < $1 AND k.kind IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM servers s WHERE k.kind = 'server' AND s.id = k.id)
+		AND NOT EXISTS (SELECT 1 FROM ports p WHERE k.kind = 'port' AND p.id = k.id)
+		AND NOT EXISTS (SELECT 1 FROM networks t WHERE k.kind = 'network' AND t.id = k.id)
+		AND NOT EXISTS (SELECT 1 FROM security_groups g WHERE k.kind = 'securitygroup' AND g.id = k.id)
 		ORDER BY h.reserved_at LIMIT $2`, before, n)
 	if err != nil {
 		return nil, fmt.Errorf("query quota holds: %w", err)

@@ -9,8 +9,9 @@
 //     failed spawn, tried again elsewhere); a compensation that does not
 //     finish is ended.
 //   - Orphans: a host claim that no server uses is released.
-//   - QuotaSweep: a quota reservation whose server never came to be is
-//     given back.
+//   - QuotaSweep: a quota reservation whose server, port, network or
+//     security group never came to be (or is gone) is given back.
+//   - AddressSweep: an address no port holds is given back to its subnet.
 //   - Liveness: heartbeats and goodbyes become host down and up events.
 package monitors
 

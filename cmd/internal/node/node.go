@@ -84,7 +84,7 @@ type Config struct {
 	HeartbeatEvery   time.Duration     // heartbeat period of in-process simulated hosts (default 5s)
 	HeartbeatTimeout time.Duration     // no heartbeat for this long: the host is down (default 30s)
 	OrphanGrace      time.Duration     // a claim no server uses is released after this (default 2m)
-	QuotaGrace       time.Duration     // a quota reservation whose server never came is given back after this (default 10m)
+	QuotaGrace       time.Duration     // a quota reservation whose server (port, network, group) never came, or an address no port holds, is given back after this (default 10m)
 	// MaxLag and MaxBusy bound the backlog: past either, new servers get a
 	// 503 with Retry-After (defaults 50,000 commits and 10,000 servers;
 	// negative turns a bound off).
@@ -300,6 +300,8 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() error { orphans.Run(runCtx, min(c.OrphanGrace/2, 30*time.Second)); return nil })
 	sweep := &monitors.QuotaSweep{App: n.App, Find: n.Read, Grace: c.QuotaGrace, Log: c.Log}
 	n.goRun(func() error { sweep.Run(runCtx, min(c.QuotaGrace/2, time.Minute)); return nil })
+	addresses := &monitors.AddressSweep{App: n.App, Find: n.Read, Grace: c.QuotaGrace, Log: c.Log}
+	n.goRun(func() error { addresses.Run(runCtx, min(c.QuotaGrace/2, time.Minute)); return nil })
 	if err := n.watchLiveness(runCtx); err != nil {
 		return err
 	}

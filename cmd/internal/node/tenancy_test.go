@@ -338,7 +338,10 @@ func TestPolicyMatrix(t *testing.T) {
 	}
 	betaUser := e.addUser("bea", "beta", "admin")
 	// Resources of each project: a keypair, a group, an image, a server and its operation.
-	type fixture struct{ server, op, keypair, group, image, project, user, token string }
+	type fixture struct {
+		server, op, keypair, group, image, project, user, token string
+		network, subnet, port, secgroup, rule                   string
+	}
 	make_ := func(u *api.Client, project, user string) fixture {
 		kp, _, err := api.Create[api.Keypair](ctx, u, api.Keypairs, api.KeypairBody{Name: "k-" + project, PublicKey: ed25519Key}, api.Opts{})
 		if err != nil {
@@ -366,7 +369,9 @@ func TestPolicyMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.waitOp(acc.OperationID, 20*time.Second)
-		return fixture{server: acc.Server.ID, op: acc.OperationID, keypair: kp.ID, group: g.ID, image: im.ID, project: project, user: user, token: tok.ID}
+		f := fixture{server: acc.Server.ID, op: acc.OperationID, keypair: kp.ID, group: g.ID, image: im.ID, project: project, user: user, token: tok.ID}
+		f.network, f.subnet, f.port, f.secgroup, f.rule = networkFixture(t, u, project)
+		return f
 	}
 	// The users the membership and user calls act on are none of the callers:
 	// a call that takes their role away must not end a caller's token.
@@ -409,6 +414,15 @@ func TestPolicyMatrix(t *testing.T) {
 			sub("{id}", f.image, true)
 		case strings.HasPrefix(path, "/v1/operations/"):
 			sub("{id}", f.op, true)
+		case strings.HasPrefix(path, api.Networks+"/"):
+			sub("{id}", f.network, true)
+		case strings.HasPrefix(path, api.Subnets+"/"):
+			sub("{id}", f.subnet, true)
+		case strings.HasPrefix(path, api.Ports+"/"):
+			sub("{id}", f.port, true)
+		case strings.HasPrefix(path, api.SecurityGroups+"/"):
+			sub("{id}", f.secgroup, true)
+			sub("{rule_id}", f.rule, true)
 		case strings.HasPrefix(path, "/v1/projects/"):
 			sub("{id}", f.project, true)
 			sub("{user}", f.user, false)
@@ -493,8 +507,37 @@ func TestPolicyMatrix(t *testing.T) {
 // bodies are the valid bodies of calls on a project's resource whose
 // handler, not the body's validation, must answer for another project.
 var bodies = map[string]string{
-	"set-member":        `{"role": "reader"}`,
-	"set-user-password": `{"password": "a-new-password-long-enough", "current_password": "wrong"}`,
+	"set-member":                 `{"role": "reader"}`,
+	"set-user-password":          `{"password": "a-new-password-long-enough", "current_password": "wrong"}`,
+	"create-security-group-rule": `{"direction": "ingress", "protocol": "tcp", "port_min": 8080, "port_max": 8080}`,
+}
+
+// networkFixture makes a network, a subnet, a port and a security group
+// with a rule as u, and returns their ids.
+func networkFixture(t *testing.T, u *api.Client, project string) (network, subnet, port, group, rule string) {
+	t.Helper()
+	ctx := context.Background()
+	n, res, err := api.Create[api.Network](ctx, u, api.Networks, api.NetworkBody{Name: "n-" + project}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := api.Create[api.Subnet](ctx, u, api.Subnets, api.SubnetBody{Network: n.ID, CIDR: "10.0.0.0/24"}, api.Opts{MinSequence: res.Sequence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, res, err := api.Create[api.SecurityGroup](ctx, u, api.SecurityGroups, api.SecurityGroupBody{Name: "sg-" + project}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := api.Create[api.SecurityGroupRule](ctx, u, api.Path(api.SecurityGroups, sg.ID, "rules"), api.SecurityGroupRuleBody{Direction: "ingress", Protocol: "icmp"}, api.Opts{MinSequence: res.Sequence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := api.Create[api.Port](ctx, u, api.Ports, api.PortBody{Network: n.ID, SecurityGroups: []string{sg.ID}}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.ID, s.ID, p.ID, sg.ID, r.ID
 }
 
 // send makes one call with body, or an empty JSON body (validation comes
