@@ -43,6 +43,10 @@ type Options struct {
 	// Poll is how often a process that does not hold the lease tries to
 	// take it (default TTL/10, at least 100 ms).
 	Poll time.Duration
+	// Eligible, when set, says whether this process may lead now: while it
+	// returns false Run does not campaign (a process that cannot reach
+	// what it would write must leave the lease to one that can).
+	Eligible func() bool
 	// Log receives changes of leadership and store errors (nil: discarded).
 	Log *slog.Logger
 }
@@ -69,6 +73,10 @@ func (o Options) withDefaults(ttl time.Duration) Options {
 func Run(ctx context.Context, s Store, name, holder string, o Options, lead func(context.Context)) {
 	o = o.withDefaults(s.TTL())
 	for ctx.Err() == nil {
+		if o.Eligible != nil && !o.Eligible() {
+			sleep(ctx, o.Poll)
+			continue
+		}
 		rev, ok, err := s.Acquire(ctx, name, holder)
 		switch {
 		case err != nil && ctx.Err() == nil:

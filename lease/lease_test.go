@@ -25,11 +25,15 @@ type campaigner struct {
 }
 
 func campaign(s lease.Store, holder string, active *atomic.Int32, t *testing.T) *campaigner {
+	return campaignIf(s, holder, nil, active, t)
+}
+
+func campaignIf(s lease.Store, holder string, eligible func() bool, active *atomic.Int32, t *testing.T) *campaigner {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &campaigner{name: holder, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		lease.Run(ctx, s, "ovn", holder, lease.Options{}, func(ctx context.Context) {
+		lease.Run(ctx, s, "ovn", holder, lease.Options{Eligible: eligible}, func(ctx context.Context) {
 			if n := active.Add(1); n > 1 {
 				t.Errorf("%d holders lead at once", n)
 			}
@@ -103,4 +107,19 @@ func TestCutOffHolderStopsBeforeTheOtherLeads(t *testing.T) {
 	if len(a.ended) == 0 || !a.ended[0].Before(b.began[0]) {
 		t.Fatalf("a ended %v, b began %v: a must stop first", a.ended, b.began)
 	}
+}
+
+// A process that is not eligible does not campaign, even for a free lease.
+func TestIneligibleProcessDoesNotCampaign(t *testing.T) {
+	s := lease.NewMemory(time.Second)
+	var active atomic.Int32
+	var ok atomic.Bool
+	a := campaignIf(s, "a", ok.Load, &active, t)
+	defer a.stop()
+	time.Sleep(300 * time.Millisecond)
+	if a.leads() || s.Holder("ovn") != "" {
+		t.Fatalf("an ineligible process took the lease (holder %q)", s.Holder("ovn"))
+	}
+	ok.Store(true)
+	waitFor(t, "a leads once eligible", time.Second, a.leads)
 }

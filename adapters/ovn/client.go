@@ -178,9 +178,11 @@ func quietLogger(l *slog.Logger) logr.Logger {
 	return logr.FromSlogHandler(l.With("component", "ovn-nb").Handler())
 }
 
-// Connected reports whether the client is connected now (it reconnects by
-// itself after a loss).
-func (c *Client) Connected() bool { return c.nb.Connected() }
+// Connected reports whether the client is connected now, with its
+// monitors (and so its cache) restored after a reconnection. libovsdb's
+// own Connected stays true while it reconnects; its current endpoint is
+// empty then, and set again only once the monitors run.
+func (c *Client) Connected() bool { return c.nb.Connected() && c.nb.CurrentEndpoint() != "" }
 
 // Close disconnects for good.
 func (c *Client) Close() { c.nb.Close() }

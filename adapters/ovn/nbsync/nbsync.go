@@ -48,6 +48,10 @@ const (
 // DefaultInterval is the period of the full reconcile.
 const DefaultInterval = time.Minute
 
+// DefaultNBDownLimit is how long the holder keeps the lease while it
+// cannot reach the NB.
+const DefaultNBDownLimit = 30 * time.Second
+
 // NB is what the syncer needs of the Northbound adapter (*ovn.Client).
 type NB interface {
 	EnsureNetwork(ctx context.Context, n network.State, subnets []subnet.State) error
@@ -78,6 +82,11 @@ type Syncer struct {
 	Holder string
 	// Interval is the period of the full reconcile (default 1 minute).
 	Interval time.Duration
+	// NBDownLimit is how long the holder keeps the lease while the NB
+	// connection is down (default 30 s); then it lets the lease go, and
+	// campaigns again only once connected, so that a replica that reaches
+	// the NB writes it.
+	NBDownLimit time.Duration
 	// Router is what routers need beyond their state (gateway chassis).
 	Router ovn.RouterOptions
 	Logger *slog.Logger
@@ -94,6 +103,9 @@ func (s *Syncer) init() {
 		s.model = NewModel()
 		if s.Interval <= 0 {
 			s.Interval = DefaultInterval
+		}
+		if s.NBDownLimit <= 0 {
+			s.NBDownLimit = DefaultNBDownLimit
 		}
 		if s.Logger == nil {
 			s.Logger = slog.New(slog.DiscardHandler)
@@ -112,7 +124,7 @@ func (s *Syncer) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.follow(ctx) }()
-	lease.Run(ctx, s.Leases, LeaseName, s.Holder, lease.Options{Log: s.Logger}, s.lead)
+	lease.Run(ctx, s.Leases, LeaseName, s.Holder, lease.Options{Log: s.Logger, Eligible: s.NB.Connected}, s.lead)
 	wg.Wait()
 }
 
@@ -130,7 +142,8 @@ func (s *Syncer) follow(ctx context.Context) {
 
 // lead writes the NB while this process holds the lease: a reconcile
 // first, then the subscription, and a reconcile every Interval and after
-// each reconnection.
+// each reconnection. It gives the lease up when the NB has been
+// unreachable for NBDownLimit.
 func (s *Syncer) lead(ctx context.Context) {
 	s.Metrics.active(true)
 	defer s.Metrics.active(false)
@@ -138,29 +151,35 @@ func (s *Syncer) lead(ctx context.Context) {
 	sub := eventlog.Subscription{Name: SubscriptionName, AggregateTypes: AggregateTypes, Workers: 1,
 		Handle: s.handle, Log: s.Logger}
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	subDone := make(chan error, 1)
-	go func() { subDone <- s.Subs.Subscribe(sctx, sub) }()
+	var subErr error
+	subDone := make(chan struct{})
+	go func() { defer close(subDone); subErr = s.Subs.Subscribe(sctx, sub) }()
+	defer func() { cancel(); <-subDone }() // no write after the lease is given up
 	tick := time.NewTicker(s.Interval)
 	defer tick.Stop()
 	watch := time.NewTicker(time.Second)
 	defer watch.Stop()
-	connected := s.NB.Connected()
+	connected, downSince := s.NB.Connected(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
-			<-subDone
 			return
-		case err := <-subDone:
+		case <-subDone:
 			// The lease goes back, so that this or another replica starts again.
-			s.Logger.Error("ovn-nb subscription stopped; giving the lease up", "err", err)
+			s.Logger.Error("ovn-nb subscription stopped; giving the lease up", "err", subErr)
 			return
 		case <-tick.C:
 			s.reconcile(ctx, "periodic")
 		case <-watch.C:
 			now := s.NB.Connected()
-			if now && !connected {
+			switch {
+			case now && !connected:
 				s.reconcile(ctx, "reconnected")
+			case !now && connected:
+				downSince = time.Now()
+			case !now && time.Since(downSince) >= s.NBDownLimit:
+				s.Logger.Warn("the OVN Northbound database has been unreachable too long; giving the lease up", "for", time.Since(downSince).Round(time.Second))
+				return
 			}
 			connected = now
 		}

@@ -68,13 +68,21 @@ type adapter struct {
 
 func (c *cloud) start(t *testing.T, holder string, interval time.Duration) *adapter {
 	t.Helper()
-	nb, err := ovn.Dial(c.ctx, c.srv.NB, ovn.Options{})
+	return c.startWith(t, holder, c.srv.NB, func(s *nbsync.Syncer) { s.Interval = interval })
+}
+
+// startWith starts an adapter on NB endpoint nb, its syncer changed by
+// tweak before it runs. Its commits are parked after 2 failed attempts.
+func (c *cloud) startWith(t *testing.T, holder, endpoint string, tweak func(*nbsync.Syncer)) *adapter {
+	t.Helper()
+	nb, err := ovn.Dial(c.ctx, endpoint, ovn.Options{ReconnectTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := &adapter{nb: nb, metrics: nbsync.NewMetrics(), done: make(chan struct{})}
-	a.s = &nbsync.Syncer{NB: nb, Log: c.store, Leases: c.leases, Holder: holder, Interval: interval, Metrics: a.metrics,
-		Subs: &eventlog.Parking{Subscriber: c.store, Lot: c.lot, Commits: c.store}}
+	a.s = &nbsync.Syncer{NB: nb, Log: c.store, Leases: c.leases, Holder: holder, Interval: time.Hour, Metrics: a.metrics,
+		Subs: &eventlog.Parking{Subscriber: c.store, Lot: c.lot, Commits: c.store, MaxAttempts: 2, After: -1, Poll: time.Hour}}
+	tweak(a.s)
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go func() { defer close(a.done); a.s.Run(ctx) }()

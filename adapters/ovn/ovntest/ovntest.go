@@ -167,6 +167,12 @@ func (s *Servers) startDB(name, schema string) error {
 	if out, err := exec.Command("ovsdb-tool", "create", file, schema).CombinedOutput(); err != nil {
 		return fmt.Errorf("ovsdb-tool create %s: %w: %s", file, err, out)
 	}
+	return s.serveDB(name)
+}
+
+// serveDB runs an ovsdb-server for the database file name.db on name.sock.
+func (s *Servers) serveDB(name string) error {
+	file := filepath.Join(s.Dir, name+".db")
 	sock := filepath.Join(s.Dir, name+".sock")
 	p, err := s.spawn(name+"-ovsdb-server", "ovsdb-server",
 		"--remote=punix:"+sock,
@@ -236,6 +242,31 @@ func (s *Servers) stop() error {
 	}
 	s.procs = nil
 	return os.RemoveAll(s.Dir)
+}
+
+// StopNB kills the Northbound ovsdb-server, as an outage would; its
+// database file stays, for StartNB.
+func (s *Servers) StopNB(t testing.TB) {
+	t.Helper()
+	for i, p := range s.procs {
+		if p.name == "nb-ovsdb-server" {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			s.procs = append(s.procs[:i:i], s.procs[i+1:]...)
+			return
+		}
+	}
+	t.Fatal("ovntest: no northbound ovsdb-server to stop")
+}
+
+// StartNB serves the Northbound database again after StopNB, on the same
+// socket and with the rows it held.
+func (s *Servers) StartNB(t testing.TB) {
+	t.Helper()
+	_ = os.Remove(s.NBSocket)
+	if err := s.serveDB("nb"); err != nil {
+		t.Fatalf("ovntest: %v", err)
+	}
 }
 
 // NBCtl runs ovn-nbctl against the Northbound database and returns its
