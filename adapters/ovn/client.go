@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -208,11 +209,28 @@ func (c *Client) transact(ctx context.Context, what string, ops []ovsdb.Operatio
 	return nil
 }
 
-// list returns the cached rows of T that keep says to keep.
+// list returns the cached rows of T that keep says to keep. The rows are
+// shallow copies: their slices and maps are the cache's own, which
+// libovsdb never changes in place (it replaces a row on update), so they
+// must be read, never written. keep sees every row of the table without
+// a copy: libovsdb's WhereCache clones each row before its predicate sees
+// it (a JSON round trip), which made a Reconcile quadratic in the size of
+// keel_drop's port set (BenchmarkReconcile).
 func list[T any](c *Client, keep func(*T) bool) ([]T, error) {
+	cache := c.nb.Cache()
+	if cache == nil {
+		return nil, fmt.Errorf("ovn: %w", client.ErrNotConnected)
+	}
+	name := cache.DatabaseModel().FindTable(reflect.TypeFor[*T]())
+	table := cache.Table(name)
+	if table == nil {
+		return nil, fmt.Errorf("ovn: table of %s not monitored", reflect.TypeFor[T]())
+	}
 	var rows []T
-	if err := c.nb.WhereCache(keep).List(context.Background(), &rows); err != nil {
-		return nil, err
+	for _, m := range table.RowsShallow() {
+		if row, ok := m.(*T); ok && keep(row) {
+			rows = append(rows, *row)
+		}
 	}
 	return rows, nil
 }
