@@ -22,10 +22,10 @@ func goList(t *testing.T, args ...string) []string {
 // only: nothing they build on, however indirectly, is NATS.
 func TestReactiveSideDoesNotDependOnNATS(t *testing.T) {
 	pkgs := []string{module + "/sagas/...", module + "/projections/...", module + "/commands/...",
-		module + "/domain/...", module + "/eventlog/..."}
+		module + "/domain/...", module + "/eventlog/...", module + "/lease/..."}
 	for _, dep := range goList(t, append([]string{"-deps"}, pkgs...)...) {
 		if strings.Contains(dep, "nats-io") || dep == module+"/adapters/jetstream" {
-			t.Errorf("%s is among the dependencies of sagas, projections, commands, domain or eventlog", dep)
+			t.Errorf("%s is among the dependencies of sagas, projections, commands, domain, eventlog or lease", dep)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keel-cloud/keel/adapters/fake"
 	"github.com/keel-cloud/keel/adapters/httpapi"
+	"github.com/keel-cloud/keel/adapters/ovn/nbsync"
 	"github.com/keel-cloud/keel/billing"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/domain/scheduler"
@@ -50,7 +51,15 @@ login-info). The event log holds it sealed with AES-256-GCM under the key in
 DATA_DIR/secrets.key (created, mode 0600, at first start), or in the file
 --secrets-key names (env KEEL_SECRETS_KEY): every replica of one control
 plane needs the same key. Agents never hold it: keel serve seals each
-password again to the key of the host that builds the server.`,
+password again to the key of the host that builds the server.
+
+With --ovn-nb, keel serve runs the network adapter: it writes the networks,
+subnets, ports, security groups, routers and floating IPs of the log into
+that OVN Northbound database and repairs drift every --ovn-reconcile. Of
+several replicas, one at a time writes (the holder of the lease ovn-nb in
+the KV bucket KEEL_LEASES; another takes over at once when it stops, and
+within about 17 s, the lease's TTL and a try, when it dies). An ssl: endpoint needs --ovn-nb-private-key,
+--ovn-nb-certificate and --ovn-nb-ca-cert. Host agents never reach the NB.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(os.Stderr, logFormat, verbose)
 			if err != nil {
@@ -118,6 +127,12 @@ password again to the key of the host that builds the server.`,
 	f.Float64Var(&c.Weights.RAM, "weight-ram", scheduler.DefaultWeights.RAM, "scheduler RAM weigher multiplier (positive spreads, negative packs)")
 	f.Float64Var(&c.Weights.CPU, "weight-cpu", scheduler.DefaultWeights.CPU, "scheduler CPU weigher multiplier (positive spreads, negative packs)")
 	f.Float64Var(&c.Weights.Group, "weight-group", scheduler.DefaultWeights.Group, "scheduler soft (anti-)affinity weigher multiplier")
+	f.StringVar(&c.OVN.NB, "ovn-nb", "", "run the network adapter against this OVN Northbound database: unix:/path, tcp:host:port or ssl:host:port (comma-separated for a cluster; none: no OVN)")
+	f.StringVar(&c.OVN.PrivateKey, "ovn-nb-private-key", "", "private key file of Keel's client certificate, for an ssl: --ovn-nb")
+	f.StringVar(&c.OVN.Certificate, "ovn-nb-certificate", "", "Keel's client certificate file, for an ssl: --ovn-nb")
+	f.StringVar(&c.OVN.CACert, "ovn-nb-ca-cert", "", "CA certificate file the NB server's certificate must chain to, for an ssl: --ovn-nb")
+	f.DurationVar(&c.OVN.Reconcile, "ovn-reconcile", nbsync.DefaultInterval, "period of the network adapter's full reconcile of the NB against the log")
+	f.StringVar(&c.OVN.GatewayChassis, "ovn-gateway-chassis", "", "chassis (ovn-controller system-id) that hosts routers' gateway ports and their NAT")
 	f.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	f.StringVar(&logFormat, "log-format", "text", logFormatFlag)
 	return cmd

@@ -49,12 +49,26 @@ type Servers struct {
 	NB string
 	// NBSocket is the path of the Northbound database's unix socket.
 	NBSocket string
+	// NBSSL is the Northbound endpoint over SSL, "ssl:127.0.0.1:<port>",
+	// when started WithSSL.
+	NBSSL string
 	// SB is the Southbound endpoint, "unix:<path>".
 	SB string
 	// Dir holds the databases, sockets and logs; it is removed on stop.
 	Dir string
 
-	procs []*proc
+	procs  []*proc
+	nbArgs []string // more arguments of the NB's ovsdb-server (SSL)
+}
+
+// freePort is a loopback TCP port nobody listens on now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // proc is one child process and a channel closed when it has exited.
@@ -68,7 +82,18 @@ type proc struct {
 // Option changes what Start starts.
 type Option func(*options)
 
-type options struct{ northd bool }
+type options struct {
+	northd bool
+	ssl    *SSLFiles
+}
+
+// SSLFiles are the PEM files of an NB served over SSL: the server's key
+// and certificate, and the CA that clients' certificates must chain to.
+type SSLFiles struct{ PrivateKey, Certificate, CACert string }
+
+// WithSSL also serves the Northbound database over SSL on a loopback port
+// (Servers.NBSSL), with files; ovn-nbctl keeps using the unix socket.
+func WithSSL(files SSLFiles) Option { return func(o *options) { o.ssl = &files } }
 
 // WithNorthd also runs ovn-northd between the two databases, for tests
 // that wait for the Southbound side (NB_Global nb_cfg / sb_cfg).
@@ -147,6 +172,15 @@ func findBinaries(northd bool) error {
 // begin creates both databases, starts their servers, initialises the
 // Northbound one and starts ovn-northd if asked.
 func (s *Servers) begin(o options) error {
+	if o.ssl != nil {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		s.NBSSL = fmt.Sprintf("ssl:127.0.0.1:%d", port)
+		s.nbArgs = []string{"--private-key=" + o.ssl.PrivateKey, "--certificate=" + o.ssl.Certificate,
+			"--ca-cert=" + o.ssl.CACert, fmt.Sprintf("--remote=pssl:%d:127.0.0.1", port)}
+	}
 	for _, db := range []struct{ name, schema string }{{"nb", NBSchema}, {"sb", SBSchema}} {
 		if err := s.startDB(db.name, db.schema); err != nil {
 			return err
@@ -167,12 +201,20 @@ func (s *Servers) startDB(name, schema string) error {
 	if out, err := exec.Command("ovsdb-tool", "create", file, schema).CombinedOutput(); err != nil {
 		return fmt.Errorf("ovsdb-tool create %s: %w: %s", file, err, out)
 	}
+	return s.serveDB(name)
+}
+
+// serveDB runs an ovsdb-server for the database file name.db on name.sock.
+func (s *Servers) serveDB(name string) error {
+	file := filepath.Join(s.Dir, name+".db")
 	sock := filepath.Join(s.Dir, name+".sock")
-	p, err := s.spawn(name+"-ovsdb-server", "ovsdb-server",
-		"--remote=punix:"+sock,
-		"--unixctl="+filepath.Join(s.Dir, name+".ctl"),
-		"--log-file="+filepath.Join(s.Dir, name+".log"),
-		file)
+	args := []string{"--remote=punix:" + sock,
+		"--unixctl=" + filepath.Join(s.Dir, name+".ctl"),
+		"--log-file=" + filepath.Join(s.Dir, name+".log")}
+	if name == "nb" {
+		args = append(args, s.nbArgs...)
+	}
+	p, err := s.spawn(name+"-ovsdb-server", "ovsdb-server", append(args, file)...)
 	if err != nil {
 		return err
 	}
@@ -242,6 +284,31 @@ func (s *Servers) stop() error {
 	}
 	s.procs = nil
 	return os.RemoveAll(s.Dir)
+}
+
+// StopNB kills the Northbound ovsdb-server, as an outage would; its
+// database file stays, for StartNB.
+func (s *Servers) StopNB(t testing.TB) {
+	t.Helper()
+	for i, p := range s.procs {
+		if p.name == "nb-ovsdb-server" {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			s.procs = append(s.procs[:i:i], s.procs[i+1:]...)
+			return
+		}
+	}
+	t.Fatal("ovntest: no northbound ovsdb-server to stop")
+}
+
+// StartNB serves the Northbound database again after StopNB, on the same
+// socket and with the rows it held.
+func (s *Servers) StartNB(t testing.TB) {
+	t.Helper()
+	_ = os.Remove(s.NBSocket)
+	if err := s.serveDB("nb"); err != nil {
+		t.Fatalf("ovntest: %v", err)
+	}
 }
 
 // NBCtl runs ovn-nbctl against the Northbound database and returns its

@@ -27,6 +27,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/hostlink"
 	"github.com/keel-cloud/keel/adapters/httpapi"
 	keeljs "github.com/keel-cloud/keel/adapters/jetstream"
+	"github.com/keel-cloud/keel/adapters/ovn/nbsync"
 	"github.com/keel-cloud/keel/adapters/postgres"
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
 	"github.com/keel-cloud/keel/billing"
@@ -106,7 +107,10 @@ type Config struct {
 	// Prices is the price table GET /v1/usage bills at (keel serve
 	// --prices FILE; zero: every cost is 0, in no currency).
 	Prices billing.Prices
-	Log    *slog.Logger
+	// OVN configures the network adapter (ovn.go); none runs without an
+	// NB endpoint.
+	OVN OVNConfig
+	Log *slog.Logger
 }
 
 // Node is a running keel serve.
@@ -318,6 +322,9 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() error { return fw.Run(runCtx) })
 	n.goRun(func() error { return n.parking().Subscribe(runCtx, disp.Subscription()) })
 	n.goRun(func() error { disp.RetryParked(runCtx, n.Parked, n.Store, c.ParkPoll); return nil })
+	if err := n.startOVN(ctx, runCtx); err != nil {
+		return err
+	}
 	if c.FakeHosts > 0 {
 		hosts, sims := fake.Fleet("sim", c.FakeHosts, c.FakeKnobs, c.HostVCPUs, c.HostRAMMiB, c.HostDiskGiB)
 		// Simulated hosts keep their servers under the data dir, so that a
@@ -509,7 +516,11 @@ func (n *Node) subscriptions() []string {
 	if n.Config.APIOnly {
 		return nil
 	}
-	return []string{sagas.Durable, hostlink.DispatcherDurable, hostlink.WorkParked}
+	subs := []string{sagas.Durable, hostlink.DispatcherDurable, hostlink.WorkParked}
+	if n.Config.OVN.NB != "" {
+		subs = append(subs, nbsync.SubscriptionName)
+	}
+	return subs
 }
 
 // parking wraps the log's subscriptions with the parking of commits whose
