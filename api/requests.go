@@ -39,12 +39,12 @@ type ServerBody struct {
 	DataDisksGiB []int           `json:"data_disks_gib,omitempty" maxItems:"8" doc:"Blank data disks to attach, by size in GiB (1 to 16384 each, at most 8); they count against the host's disk"`
 	KeepRunning  *bool           `json:"keep_running,omitempty" doc:"Start the server again when it is found stopped behind Keel's back (a host reboot, a crash, a stop on the hypervisor); default true"`
 	KeyName      string          `json:"key_name,omitempty" maxLength:"255" doc:"Keypair id or name; its public key is copied into the server and authorized for the admin user at first boot"`
-	Networks     []ServerNetwork `json:"networks,omitempty" maxItems:"8" doc:"Networks of the server's project to give it a NIC on, in order (eth0 first): a port with an address from the network's first subnet and the project's default security group is made on each before the server is placed, and deleted with the server (or when its build fails)"`
+	Networks     []ServerNetwork `json:"networks,omitempty" maxItems:"8" doc:"Networks (ids or names) of the server's project to give it a NIC on, in order (eth0 first): a port with an address from the network's first subnet and the project's default security group is made on each before the server is placed, and deleted with the server (or when its build fails)"`
 }
 
 // ServerNetwork is a network a server gets a NIC on.
 type ServerNetwork struct {
-	NetworkID string `json:"network_id" format:"uuid" doc:"The network's id"`
+	Network string `json:"network" minLength:"1" maxLength:"255" doc:"Network id or name (of the server's project)"`
 }
 
 // GroupBody is a server group to create.

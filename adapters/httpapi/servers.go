@@ -108,7 +108,11 @@ func (a *API) registerServers(hapi huma.API) {
 			req := commands.CreateServerRequest{Name: in.Body.Name, FlavorID: flavorID, ImageID: imageID, Hints: hints, UserData: userData, KeepRunning: in.Body.KeepRunning, KeypairID: keypairID,
 				DataDisksGiB: in.Body.DataDisksGiB}
 			for _, n := range in.Body.Networks {
-				req.Networks = append(req.Networks, n.NetworkID)
+				id, err := a.networkID(ctx, n.Network)
+				if err != nil {
+					return nil, unprocessable(err)
+				}
+				req.Networks = append(req.Networks, id)
 			}
 			res, opID, err := a.App.CreateServer(ctx, req, a.meta(ctx, cid))
 			if err != nil {

@@ -76,7 +76,7 @@ made before it is placed, deleted with it).`,
 				body.KeepRunning = &keepRunning
 			}
 			for _, n := range networks {
-				body.Networks = append(body.Networks, api.ServerNetwork{NetworkID: n})
+				body.Networks = append(body.Networks, api.ServerNetwork{Network: n})
 			}
 			if userData != "" {
 				b, err := os.ReadFile(userData)
@@ -88,7 +88,7 @@ made before it is placed, deleted with it).`,
 			return g.accept(cmd.Context(), call{method: http.MethodPost, path: "/v1/servers", body: body, idemKey: key}, w)
 		},
 	}
-	cmd.Flags().StringArrayVar(&networks, "network", nil, "network id to give the server a NIC on (repeatable, in NIC order, at most 8)")
+	cmd.Flags().StringArrayVar(&networks, "network", nil, "network id or name to give the server a NIC on (repeatable, in NIC order, at most 8)")
 	cmd.Flags().IntSliceVar(&body.DataDisksGiB, "data-disk", nil, "attach a blank data disk of this many GiB (repeatable, at most 8)")
 	cmd.Flags().BoolVar(&keepRunning, "keep-running", true, "start the server again when it is found stopped behind Keel's back (--keep-running=false: leave it STOPPED)")
 	cmd.Flags().StringVar(&userData, "user-data", "", "file given to the guest at first boot (NoCloud user-data, at most 64 KiB)")

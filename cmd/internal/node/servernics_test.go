@@ -56,7 +56,7 @@ func TestServersGetNICsAndGiveThemBack(t *testing.T) {
 	create := func(name, flavor string) api.Accepted {
 		t.Helper()
 		a, _, err := api.Create[api.Accepted](ctx, alice.c, api.Servers, api.ServerBody{Name: name, Flavor: flavor, Image: "pub",
-			Networks: []api.ServerNetwork{{NetworkID: netID}}}, api.Opts{MinSequence: seq})
+			Networks: []api.ServerNetwork{{Network: netID}}}, api.Opts{MinSequence: seq})
 		if err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}
@@ -139,7 +139,7 @@ func TestServersGetNICsAndGiveThemBack(t *testing.T) {
 	e.addProject("beta")
 	bob := e.addUser("bob", "beta", "member")
 	_, _, err = api.Create[api.Accepted](ctx, bob.c, api.Servers, api.ServerBody{Name: "x", Flavor: "small", Image: "pub",
-		Networks: []api.ServerNetwork{{NetworkID: netID}}}, api.Opts{MinSequence: seq})
+		Networks: []api.ServerNetwork{{Network: netID}}}, api.Opts{MinSequence: seq})
 	var prob *api.Problem
 	if !errors.As(err, &prob) || prob.Status != http.StatusUnprocessableEntity || !strings.Contains(prob.Detail, "network "+netID+" does not exist") {
 		t.Fatalf("create on another project's network: %v; want 422 naming the network", err)
