@@ -197,15 +197,18 @@ case $1 in
     ip addr add "$ip/${mask:-24}" dev "$interface"
     [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
     echo "KEEL-GUEST ip: $interface $ip/${mask:-24}" >/dev/console
-    # Ping the router once a second and say on the console whenever the
-    # answer changes: "ok" or "lost" (tests of ACLs read it).
-    if [ -n "$router" ] && [ ! -e /tmp/pinger ]; then
+    # Ping the router (or the address of a user-data line "keel-test: ping
+    # ADDR") once a second and say on the console whenever the answer
+    # changes: "ok" or "lost" (tests of ACLs read it).
+    target=$(sed -n 's/^keel-test: ping //p' /seed/user-data 2>/dev/null | head -n 1)
+    [ -n "$target" ] || target=${router%% *}
+    if [ -n "$target" ] && [ ! -e /tmp/pinger ]; then
       touch /tmp/pinger
       (
-        gw=${router%% *} last=
+        last=
         while :; do
-          if ping -c 1 -W 1 "$gw" >/dev/null 2>&1; then now=ok; else now=lost; fi
-          [ "$now" != "$last" ] && echo "KEEL-GUEST ping $gw: $now" >/dev/console
+          if ping -c 1 -W 1 "$target" >/dev/null 2>&1; then now=ok; else now=lost; fi
+          [ "$now" != "$last" ] && echo "KEEL-GUEST ping $target: $now" >/dev/console
           last=$now
           sleep 1
         done

@@ -1,0 +1,204 @@
+package node_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keel-cloud/keel/adapters/libvirt/lvtest"
+	"github.com/keel-cloud/keel/adapters/ovn/ovntest"
+	"github.com/keel-cloud/keel/adapters/postgres/pgtest"
+	"github.com/keel-cloud/keel/api"
+)
+
+// Real guests on an OVN network, the way a user gets them: keel serve with
+// the network adapter on a private OVN (NB, SB, ovn-northd, ovs-vswitchd with
+// the userspace datapath, ovn-controller), a keel agent with the libvirt
+// driver, a network and subnet made through the API, and two servers on
+// it. Each gets its port's address from OVN's DHCP; the second pings the
+// first. Removing the default security group's rule that lets its members
+// reach each other stops the ping; an ICMP rule brings it back. Deleting
+// the servers deletes their ports: no switch port is left in the NB and no
+// tap on br-int.
+func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots two real guests")
+	}
+	srv := ovntest.Start(t, ovntest.WithNorthd())
+	dp := srv.StartDataPlane(t)
+	lv := lvtest.Start(t, lvtest.WithOpenVSwitch(dp.RunDir))
+	guest := lvtest.GuestImage(t)
+	bin := buildKeel(t)
+	natsAddr, dataDir, agentDir := freeAddr(t), t.TempDir(), filepath.Join(lv.Dir, "agent")
+	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr,
+		"--ovn-nb", srv.NB, "--ovn-reconcile", "5s")
+	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
+	agentLog := &syncBuffer{}
+	creds := issueCredentials(t, bin, p.url, p.token, "node-a")
+	a := exec.Command(bin, "agent", "--driver", "libvirt", "--libvirt-uri", "qemu:///system?socket="+lv.Socket,
+		"--data-dir", agentDir, "--nats", "nats://"+natsAddr, "--credentials", creds, "--heartbeat", "500ms", "--stop-timeout", "5s")
+	a.Stdout, a.Stderr = agentLog, agentLog
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.Process.Signal(syscall.SIGINT); _ = a.Wait() }()
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve:\n%s\nagent:\n%s", p.log, agentLog)
+		}
+	}()
+	c := p.client()
+	ctx := context.Background()
+	eventually(t, 30*time.Second, func() error {
+		h, _, err := api.Get[api.Host](ctx, c, api.Path(api.Hosts, "node-a"), api.Opts{})
+		if err != nil || h.State != "up" {
+			return fmt.Errorf("host %+v, %v", h, err)
+		}
+		return nil
+	})
+	if _, _, err := api.Create[api.Flavor](ctx, c, api.Flavors, api.FlavorBody{Name: "tiny", VCPUs: 1, RAMMiB: 256, DiskGiB: 1}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	up := uploadGuest(t, c, guest)
+	net, _, err := api.Create[api.Network](ctx, c, api.Networks, api.NetworkBody{Name: "blue"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, res, err := api.Create[api.Subnet](ctx, c, api.Subnets, api.SubnetBody{Network: "blue", CIDR: "10.0.0.0/24"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := max(up.Sequence, res.Sequence)
+
+	create := func(name, userData string) api.Server {
+		t.Helper()
+		acc, _, err := api.Create[api.Accepted](ctx, c, api.Servers, api.ServerBody{Name: name, Flavor: "tiny", Image: "keel-test-guest",
+			UserData: base64.StdEncoding.EncodeToString([]byte(userData)), Networks: []api.ServerNetwork{{Network: "blue"}}}, api.Opts{MinSequence: seq})
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		var s api.Server
+		eventually(t, 3*time.Minute, func() error {
+			if s, _, err = api.Get[api.Server](ctx, c, api.Path(api.Servers, acc.Server.ID), api.Opts{}); err != nil {
+				return err
+			}
+			if s.Status == "ERROR" {
+				t.Fatalf("server %s in ERROR: %v", name, deref(s.Reason))
+			}
+			if s.Status != "ACTIVE" || len(s.Addresses) != 1 {
+				return fmt.Errorf("server %s is %s with addresses %v", name, s.Status, s.Addresses)
+			}
+			return nil
+		})
+		return s
+	}
+	console := func(s api.Server, line string, n int, within time.Duration) {
+		t.Helper()
+		eventually(t, within, func() error {
+			log, err := api.ConsoleLog(ctx, c, s.ID, 0)
+			if err != nil {
+				return err
+			}
+			if got := strings.Count(strings.ReplaceAll(string(log), "\r", ""), line+"\n"); got < n {
+				return fmt.Errorf("%q %d times on %s's console, want %d; it holds:\n%s", line, got, s.Name, n, log)
+			}
+			return nil
+		})
+	}
+
+	vm1 := create("vm-1", "#!/bin/sh\n")
+	ip1 := vm1.Addresses[0]
+	if !strings.HasPrefix(ip1, "10.0.0.") || ip1 == "10.0.0.1" {
+		t.Fatalf("vm-1's address %s is not one of the subnet's to give", ip1)
+	}
+	vm2 := create("vm-2", "keel-test: ping "+ip1+"\n")
+	// Each port is a switch port the adapter wrote, bound by ovn-controller
+	// to the tap libvirt plugged into br-int.
+	for _, s := range []api.Server{vm1, vm2} {
+		nic := s.NICs[0]
+		if nic.NetworkID != net.ID {
+			t.Fatalf("%s's NIC is on %s, want %s", s.Name, nic.NetworkID, net.ID)
+		}
+		dp.WaitBound(t, nic.PortID, time.Minute)
+		if addrs := strings.TrimSpace(srv.NBCtl(t, "lsp-get-addresses", nic.PortID)); addrs != nic.MAC+" "+nic.IPs[0] {
+			t.Fatalf("%s's switch port has addresses %q, want %q", s.Name, addrs, nic.MAC+" "+nic.IPs[0])
+		}
+		console(s, "KEEL-GUEST ip: eth0 "+nic.IPs[0]+"/24", 1, 3*time.Minute)
+	}
+	console(vm2, "KEEL-GUEST ping "+ip1+": ok", 1, time.Minute)
+
+	// The default group lets its members reach each other: without that
+	// rule vm-1 drops the pings; an ICMP rule from the group lets them in.
+	groups, err := api.ListAll[api.SecurityGroup](ctx, c, api.SecurityGroups, api.Opts{Query: url.Values{"name": {"default"}}})
+	if err != nil || len(groups) != 1 {
+		t.Fatalf("the project's default group: %+v, %v", groups, err)
+	}
+	g := groups[0]
+	var within string
+	for _, r := range g.Rules {
+		if r.Direction == "ingress" && r.RemoteGroup == g.ID {
+			within = r.ID
+		}
+	}
+	if within == "" {
+		t.Fatalf("the default group has no rule for its members: %+v", g.Rules)
+	}
+	if _, err := c.Do(ctx, api.Request{Method: http.MethodDelete, Path: api.Path(api.SecurityGroups, g.ID, "rules", within)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	console(vm2, "KEEL-GUEST ping "+ip1+": lost", 1, time.Minute)
+	if _, _, err := api.Create[api.SecurityGroupRule](ctx, c, api.Path(api.SecurityGroups, g.ID, "rules"),
+		api.SecurityGroupRuleBody{Direction: "ingress", Protocol: "icmp", RemoteGroup: g.ID}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	console(vm2, "KEEL-GUEST ping "+ip1+": ok", 2, time.Minute)
+
+	// Deleting the servers deletes their ports, in the API and in the NB,
+	// and libvirt unplugs their taps.
+	for _, s := range []api.Server{vm1, vm2} {
+		var del api.Accepted
+		if _, err := c.Do(ctx, api.Request{Method: http.MethodDelete, Path: api.Path(api.Servers, s.ID)}, &del); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Minute, func() error {
+			op, _, err := api.Get[api.Operation](ctx, c, api.Path(api.Operations, del.OperationID), api.Opts{})
+			switch {
+			case err != nil:
+				return err
+			case op.Status == "failed":
+				t.Fatalf("delete %s failed: %v", s.Name, deref(op.Error))
+			case op.Status != "succeeded":
+				return fmt.Errorf("delete %s is %s", s.Name, op.Status)
+			}
+			return nil
+		})
+	}
+	eventually(t, 30*time.Second, func() error {
+		ports, err := api.ListAll[api.Port](ctx, c, api.Ports, api.Opts{})
+		if err != nil {
+			return err
+		}
+		if len(ports) != 0 {
+			return fmt.Errorf("ports left after the servers' delete: %+v", ports)
+		}
+		if lsps := strings.TrimSpace(srv.NBCtl(t, "lsp-list", "keel-"+net.ID)); lsps != "" {
+			return fmt.Errorf("switch ports left in the NB: %s", lsps)
+		}
+		if taps := strings.TrimSpace(dp.VSCtl(t, "list-ports", "br-int")); taps != "" {
+			return fmt.Errorf("taps left on br-int: %s", taps)
+		}
+		return nil
+	})
+	s, _, err := api.Get[api.Subnet](ctx, c, api.Path(api.Subnets, sub.ID), api.Opts{})
+	if err != nil || s.InUse != 0 {
+		t.Fatalf("subnet after the deletes: %d addresses in use (%v), want 0", s.InUse, err)
+	}
+}
