@@ -114,7 +114,7 @@ func (c *Client) localnetOps(l *opList, ls *nbdb.LogicalSwitch, want *nbdb.Logic
 		return
 	}
 	if cur != nil {
-		l.add(c.nb.Where(ls).Mutate(ls, mutateDelete(&ls.Ports, cur.UUID)))
+		l.add(c.mutate(ls, &ls.UUID, mutateDelete(&ls.Ports, cur.UUID)))
 	}
 }
 

@@ -93,7 +93,7 @@ func (c *Client) lspOps(l *opList, lsUUID string, want nbdb.LogicalSwitchPort) s
 		want.UUID = namedUUID("lsp", want.Name)
 		l.add(c.nb.Create(&want))
 		ls := &nbdb.LogicalSwitch{UUID: lsUUID}
-		l.add(c.nb.Where(ls).Mutate(ls, mutateInsert(&ls.Ports, want.UUID)))
+		l.add(c.mutate(ls, &ls.UUID, mutateInsert(&ls.Ports, want.UUID)))
 		return want.UUID
 	}
 	if !lspEqual(cur, &want) {
@@ -129,9 +129,9 @@ func (c *Client) membershipOps(l *opList, uuid string, want []string) {
 		found[pg.Name] = true
 		switch {
 		case wanted && !in:
-			l.add(c.nb.Where(pg).Mutate(pg, mutateInsert(&pg.Ports, uuid)))
+			l.add(c.mutate(pg, &pg.UUID, mutateInsert(&pg.Ports, uuid)))
 		case !wanted && in:
-			l.add(c.nb.Where(pg).Mutate(pg, mutateDelete(&pg.Ports, uuid)))
+			l.add(c.mutate(pg, &pg.UUID, mutateDelete(&pg.Ports, uuid)))
 		}
 	}
 	for _, name := range want {
@@ -160,7 +160,7 @@ func (c *Client) deleteLSPOps(l *opList, name string) {
 	}
 	for i := range switches {
 		ls := &switches[i]
-		l.add(c.nb.Where(ls).Mutate(ls, mutateDelete(&ls.Ports, cur.UUID)))
+		l.add(c.mutate(ls, &ls.UUID, mutateDelete(&ls.Ports, cur.UUID)))
 	}
 }
 

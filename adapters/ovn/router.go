@@ -205,10 +205,10 @@ func (c *Client) lrpOps(l *opList, lr *nbdb.LogicalRouter, r router.State, legs 
 		}
 	}
 	if len(drop) > 0 {
-		l.add(c.nb.Where(lr).Mutate(lr, mutateDelete(&lr.Ports, drop...)))
+		l.add(c.mutate(lr, &lr.UUID, mutateDelete(&lr.Ports, drop...)))
 	}
 	if len(add) > 0 {
-		l.add(c.nb.Where(lr).Mutate(lr, mutateInsert(&lr.Ports, add...)))
+		l.add(c.mutate(lr, &lr.UUID, mutateInsert(&lr.Ports, add...)))
 	}
 }
 
@@ -295,10 +295,10 @@ func (c *Client) natOps(l *opList, lr *nbdb.LogicalRouter, want []nbdb.NAT, mine
 		}
 	}
 	if len(drop) > 0 {
-		l.add(c.nb.Where(lr).Mutate(lr, mutateDelete(&lr.Nat, drop...)))
+		l.add(c.mutate(lr, &lr.UUID, mutateDelete(&lr.Nat, drop...)))
 	}
 	if uuids := c.createNATs(l, lr.Name, missing); len(uuids) > 0 {
-		l.add(c.nb.Where(lr).Mutate(lr, mutateInsert(&lr.Nat, uuids...)))
+		l.add(c.mutate(lr, &lr.UUID, mutateInsert(&lr.Nat, uuids...)))
 	}
 }
 

@@ -126,9 +126,9 @@ func (c *Client) aclOps(l *opList, pg *nbdb.PortGroup, acls []nbdb.ACL) {
 		}
 	}
 	if len(drop) > 0 {
-		l.add(c.nb.Where(pg).Mutate(pg, mutateDelete(&pg.ACLs, drop...)))
+		l.add(c.mutate(pg, &pg.UUID, mutateDelete(&pg.ACLs, drop...)))
 	}
 	if uuids := c.createACLs(l, pg.Name, missing); len(uuids) > 0 {
-		l.add(c.nb.Where(pg).Mutate(pg, mutateInsert(&pg.ACLs, uuids...)))
+		l.add(c.mutate(pg, &pg.UUID, mutateInsert(&pg.ACLs, uuids...)))
 	}
 }

@@ -214,12 +214,3 @@ func (m *Model) routerPorts(r router.State) []port.State {
 	}
 	return out
 }
-
-// Counts are the live resources by aggregate type, for logs.
-func (m *Model) Counts() map[string]int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return map[string]int{network.AggregateType: len(m.networks), subnet.AggregateType: len(m.subnets),
-		secgroup.AggregateType: len(m.groups), port.AggregateType: len(m.ports), router.AggregateType: len(m.routers),
-		floatingip.AggregateType: len(m.fips)}
-}

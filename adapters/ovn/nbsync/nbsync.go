@@ -159,7 +159,7 @@ func (s *Syncer) lead(ctx context.Context) {
 	defer tick.Stop()
 	watch := time.NewTicker(time.Second)
 	defer watch.Stop()
-	connected, downSince := s.NB.Connected(), time.Now()
+	conn := connWatch{up: s.NB.Connected(), since: time.Now()}
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,19 +171,42 @@ func (s *Syncer) lead(ctx context.Context) {
 		case <-tick.C:
 			s.reconcile(ctx, "periodic")
 		case <-watch.C:
-			now := s.NB.Connected()
-			switch {
-			case now && !connected:
+			switch conn.check(s.NB.Connected(), s.NBDownLimit) {
+			case reconnected:
 				s.reconcile(ctx, "reconnected")
-			case !now && connected:
-				downSince = time.Now()
-			case !now && time.Since(downSince) >= s.NBDownLimit:
-				s.Logger.Warn("the OVN Northbound database has been unreachable too long; giving the lease up", "for", time.Since(downSince).Round(time.Second))
+			case downTooLong:
+				s.Logger.Warn("the OVN Northbound database has been unreachable too long; giving the lease up", "for", time.Since(conn.since).Round(time.Second))
 				return
 			}
-			connected = now
 		}
 	}
+}
+
+// connWatch follows the NB connection from one look to the next.
+type connWatch struct {
+	up    bool
+	since time.Time // when it went down
+}
+
+// What a look at the connection found.
+const (
+	unchanged = iota
+	reconnected
+	downTooLong
+)
+
+func (w *connWatch) check(up bool, limit time.Duration) int {
+	was := w.up
+	w.up = up
+	switch {
+	case up && !was:
+		return reconnected
+	case !up && was:
+		w.since = time.Now()
+	case !up && time.Since(w.since) >= limit:
+		return downTooLong
+	}
+	return unchanged
 }
 
 // reconcile brings the NB in line with the model once it has caught up
