@@ -60,12 +60,13 @@ type config struct {
 	ScaleServers    int
 	ColdCommits     int // commits of the host loaded cold by the coldload figure
 	AuditRecords    int // chained records the audit figure verifies
+	NetworkPorts    int // ports created through Keel (and raw) by the network figure
 }
 
 func parseFlags() config {
 	c := config{}
 	quick := flag.Bool("quick", false, "smoke run: small counts and short durations (about a minute)")
-	flag.StringVar(&c.Figures, "figures", "command,projection,rebuild,scheduler,placement,scale,coldload,audit,libvirt", "comma-separated figures to run")
+	flag.StringVar(&c.Figures, "figures", "command,projection,rebuild,scheduler,placement,scale,coldload,audit,libvirt,network", "comma-separated figures to run")
 	flag.IntVar(&c.Clients, "clients", 32, "concurrent HTTP clients, and concurrent raw publishers")
 	flag.IntVar(&c.Rounds, "rounds", 3, "rounds of the command figure; each runs the baselines and the API in turn")
 	flag.DurationVar(&c.CmdDuration, "cmd-duration", 10*time.Second, "measured duration of each command-path run, per round")
@@ -84,6 +85,7 @@ func parseFlags() config {
 	flag.IntVar(&c.ScaleHosts, "scale-hosts", 10000, "hosts registered in the log of the scale figure")
 	flag.IntVar(&c.ScaleServers, "scale-servers", 25000, "servers built in the log of the scale figure (4 commits each; 100000 takes far longer than the run budget, see docs/benchmarks.md)")
 	flag.IntVar(&c.ColdCommits, "coldload-commits", 10000, "commits of the long-lived host the coldload figure loads after a restart")
+	flag.IntVar(&c.NetworkPorts, "network-ports", 1000, "ports the network figure creates through Keel, and raw")
 	flag.IntVar(&c.AuditRecords, "audit-records", 1_000_000, "chained records in audit_records verified by the audit figure")
 	flag.Parse()
 	if *quick { // scale down what was not set explicitly
@@ -104,6 +106,7 @@ func parseFlags() config {
 		quickly("scale-hosts", func() { c.ScaleHosts = 1000 })
 		quickly("scale-servers", func() { c.ScaleServers = 10000 })
 		quickly("audit-records", func() { c.AuditRecords = 100_000 })
+		quickly("network-ports", func() { c.NetworkPorts = 200 })
 	}
 	c.PlaceHosts = ints(*placeHosts)
 	c.PlaceCreatesPer = ints(*placeCreates)
@@ -165,7 +168,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		run  func(context.Context, *benchEnv, *results) error
 	}{{"command", runCommand}, {"projection", runProjection}, {"rebuild", runRebuild},
 		{"scheduler", runScheduler}, {"placement", runPlacement}, {"scale", runScale}, {"coldload", runColdLoad}, {"audit", runAudit},
-		{"libvirt", runLibvirt}, {"libvirt-sync", runLibvirtSync}} {
+		{"libvirt", runLibvirt}, {"libvirt-sync", runLibvirtSync}, {"network", runNetwork}} {
 		if !cfg.wants(f.name) {
 			continue
 		}
