@@ -388,3 +388,40 @@ func TestNetworkInputQuotasAndRetries(t *testing.T) {
 		t.Fatalf("subnet in use %d, %v; want 1 (a refused port takes no address)", sub.InUse, err)
 	}
 }
+
+// The quota sweep tells a network's reservation from a server's: a real
+// network keeps its reservation through many passes (it was taken for a
+// server's and closed as one before), and a reservation whose network
+// never came to be is given back.
+func TestQuotaSweepKnowsNetworkHolds(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.QuotaGrace = 300 * time.Millisecond })
+	ctx := context.Background()
+	alpha := e.addProject("alpha")
+	alice := e.addUser("alice", "alpha", "member")
+	n, _, err := api.Create[api.Network](ctx, alice.c, api.Networks, api.NetworkBody{Name: "web"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftover := commands.DeriveID(commands.NewID(), "network")
+	m := commands.Meta{CommandID: leftover + "/quota", Actor: domain.Actor{User: "alice", Project: alpha.ID}}
+	if _, err := e.node.App.Projects.HandleBatched(ctx, alpha.ID, project.Reserve{Key: leftover, Amounts: commands.NetworkQuota, At: time.Now()}, m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if u := quotaInUse(t, alice.c, "alpha"); u["networks"] != 1 {
+			return fmt.Errorf("networks in use %d; want the real network's 1", u["networks"])
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // more passes: nothing to wait on when nothing happens
+	if u := quotaInUse(t, alice.c, "alpha"); u["networks"] != 1 {
+		t.Fatalf("networks in use %d after more passes; want 1", u["networks"])
+	}
+	st, _, err := e.node.App.Networks.LoadLatest(ctx, n.ID)
+	if err != nil || !st.Live() {
+		t.Fatalf("the real network %+v, %v; want it live", st, err)
+	}
+	if sv, _, err := e.node.App.Servers.LoadLatest(ctx, n.ID); err != nil || sv.Abandoned {
+		t.Fatalf("the network's id was abandoned as a server's (%v)", err)
+	}
+}
