@@ -37,7 +37,16 @@ func (a *App) CreateNetwork(ctx context.Context, req CreateNetworkRequest, meta 
 	id := DeriveID(meta.CommandID, "network")
 	cmd := network.Create{ID: network.ID(id), Project: meta.Actor.Project, Name: req.Name, Kind: req.Kind,
 		PhysicalNetwork: req.PhysicalNetwork, VLAN: req.VLAN, External: req.External, MTU: req.MTU, At: a.Now().UTC()}
-	if _, err := network.Decide(network.Decider.Initial(id), cmd); err != nil {
+	// Decided against the id's own state: a retry of an abandoned create
+	// is refused before anything is reserved.
+	st, _, err := a.Networks.LoadLatest(ctx, id)
+	if err != nil {
+		return Result[network.State]{}, err
+	}
+	if _, err := network.Decide(st, cmd); err != nil {
+		if st.Live() {
+			return Result[network.State]{State: st, Duplicate: true}, nil // a retry of a create that landed
+		}
 		return Result[network.State]{}, err
 	}
 	if err := a.reserve(ctx, cmd.Project, id, NetworkQuota, meta); err != nil {

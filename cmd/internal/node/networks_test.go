@@ -352,6 +352,13 @@ func TestNetworkInputQuotasAndRetries(t *testing.T) {
 	}
 	_, _, err = api.Create[api.Port](ctx, alice.c, api.Ports, api.PortBody{Network: n.ID}, api.Opts{})
 	wantProblem(t, "a port on a network without a subnet", err, http.StatusConflict, "has no subnet")
+	_, _, err = api.Create[api.Network](ctx, alice.c, api.Networks, api.NetworkBody{Name: "lan", Kind: "vlan", PhysicalNetwork: "physnet1", VLAN: 100}, api.Opts{})
+	wantProblem(t, "a member makes a provider network", err, http.StatusForbidden, "made by cloud admins")
+	_, _, err = api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "lan", Kind: "vlan", PhysicalNetwork: "physnet1"}, api.Opts{})
+	wantProblem(t, "a vlan network without a VLAN id", err, http.StatusUnprocessableEntity, "a VLAN id must be between 1 and 4094, got 0")
+	if _, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "lan", Kind: "vlan", PhysicalNetwork: "physnet1", VLAN: 100}, api.Opts{}); err != nil {
+		t.Fatalf("a cloud admin makes a provider network: %v", err)
+	}
 	if _, _, err := api.Create[api.Subnet](ctx, alice.c, api.Subnets, api.SubnetBody{Network: n.ID, Name: "a", CIDR: "10.0.0.0/24"}, api.Opts{}); err != nil {
 		t.Fatal(err)
 	}
