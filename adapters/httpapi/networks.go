@@ -123,6 +123,9 @@ func (a *API) deleteNetwork(ctx context.Context, in *RefParam) (*DeletedOutput, 
 	if err != nil {
 		return nil, err
 	}
+	if err := a.waitMinSeq(ctx); err != nil { // the ports it counts include the caller's writes
+		return nil, err
+	}
 	if n, err := a.Read.Network(ctx, id); err == nil && !visible(ctx, &n.ProjectID, false) {
 		return nil, notFound(ctx, "network", in.ID) // before saying anything of its ports
 	}
