@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,9 +47,15 @@ func (r *ReadModel) Project(ctx context.Context, id string) (Project, error) {
 // keypairs, server groups, images), for a delete to refuse.
 func (r *ReadModel) ProjectHolds(ctx context.Context, id string) (map[string]int, error) {
 	out := map[string]int{}
-	for kind, table := range map[string]string{"servers": "servers", "keypairs": "keypairs", "server groups": "server_groups", "images": "images"} {
+	for kind, table := range map[string]string{"servers": "servers", "keypairs": "keypairs", "server groups": "server_groups", "images": "images",
+		"networks": "networks", "subnets": "subnets", "ports": "ports",
+		// The default group goes with the project.
+		"security groups": "security_groups WHERE NOT is_default AND"} {
+		if !strings.Contains(table, "WHERE") {
+			table += " WHERE"
+		}
 		var n int
-		if err := r.Pool.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE project_id = $1::uuid`, id).Scan(&n); err != nil {
+		if err := r.Pool.QueryRow(ctx, `SELECT count(*) FROM `+table+` project_id = $1::uuid`, id).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count %s of project %s: %w", kind, id, err)
 		}
 		if n > 0 {

@@ -432,3 +432,29 @@ func TestQuotaSweepKnowsNetworkHolds(t *testing.T) {
 		t.Fatalf("the network's id was abandoned as a server's (%v)", err)
 	}
 }
+
+// A project that owns networking resources is not deleted; once they are
+// gone it is, and its default security group with it.
+func TestProjectDeleteWaitsForItsNetworks(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	e.addProject("alpha")
+	alice := e.addUser("alice", "alpha", "member")
+	n, s, _ := netOf(t, alice.c, "web", "10.0.0.0/24")
+	_, err := api.Delete(ctx, e.api, api.Path(api.Projects, "alpha"), api.Opts{}, nil)
+	wantProblem(t, "delete a project with a network", err, http.StatusConflict, "1 networks")
+	for _, path := range []string{api.Path(api.Subnets, s.ID), api.Path(api.Networks, n.ID)} {
+		if _, err := api.Delete(ctx, alice.c, path, api.Opts{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := api.Delete(ctx, e.api, api.Path(api.Projects, "alpha"), api.Opts{MinSequence: e.headSeq()}, nil)
+	if err != nil {
+		t.Fatalf("delete the emptied project: %v", err)
+	}
+	groups, _, err := api.Get[api.List[api.SecurityGroup]](ctx, e.api, api.SecurityGroups, api.Opts{MinSequence: e.headSeq(),
+		Query: map[string][]string{"all_projects": {"true"}}})
+	if err != nil || len(groups.Items) != 0 {
+		t.Fatalf("security groups after the project's delete (seq %d): %+v, %v; want none", res.Sequence, groups.Items, err)
+	}
+}
