@@ -34,6 +34,10 @@ const (
 	Users             = "/v1/users"
 	WhoamiPath        = "/v1/whoami"
 	UsagePath         = "/v1/usage"
+	Networks          = "/v1/networks"
+	Subnets           = "/v1/subnets"
+	Ports             = "/v1/ports"
+	SecurityGroups    = "/v1/security-groups"
 )
 
 // Path joins a collection and an id or name (escaped), then any further

@@ -2,14 +2,6 @@ package api
 
 import "time"
 
-// The networking collections.
-const (
-	Networks       = "/v1/networks"
-	Subnets        = "/v1/subnets"
-	Ports          = "/v1/ports"
-	SecurityGroups = "/v1/security-groups"
-)
-
 // Network is a project's layer-2 network: an overlay (the default), or a
 // provider network (vlan, flat) on a named physical network.
 type Network struct {

@@ -202,3 +202,41 @@ func TestBatchedReservationsAcrossReplicas(t *testing.T) {
 		t.Fatalf("granted %d, refused for quota %d, use %v; want at most 30, use = granted, and refusals only once full", granted, exceeded, st.Used)
 	}
 }
+
+// Each caller of a batch gets its own events in Result.Events (what tells
+// a port which address the subnet gave it), none of the others'; a retry
+// of a landed command gets none.
+func TestBatchedResultsCarryEachCommandsOwnEvents(t *testing.T) {
+	s := openStore(t)
+	h := commands.New[project.State, project.Command](slowAppends{newCounted(s)}, project.Decider, 100)
+	newProject(t, h, "p3", 100)
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	results := make([]commands.Result[project.State], 30)
+	errs := make([]error, 30)
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = h.HandleBatched(ctx, "p3", reserveOne(fmt.Sprint("k", i)), meta(fmt.Sprint("ev", i)))
+		}()
+	}
+	wg.Wait()
+	seqs := map[uint64]bool{}
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		seqs[res.Seq] = true
+		if len(res.Events) != 1 || res.Events[0].(*project.QuotaReserved).Key != fmt.Sprint("k", i) {
+			t.Fatalf("caller %d got events %v; want its own reservation only", i, res.Events)
+		}
+	}
+	if len(seqs) >= 30 {
+		t.Fatalf("30 reservations in %d commits; want them batched", len(seqs))
+	}
+	res, err := h.HandleBatched(ctx, "p3", reserveOne("k0"), meta("ev0"))
+	if err != nil || !res.Duplicate || res.Events != nil {
+		t.Fatalf("retry = %+v, %v; want a duplicate without events", res, err)
+	}
+}

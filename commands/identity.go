@@ -18,6 +18,7 @@ import (
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/token"
 	"github.com/keel-cloud/keel/domain/user"
 	"github.com/keel-cloud/keel/secrets"
@@ -404,8 +405,25 @@ func (a *App) DeleteProject(ctx context.Context, id string, meta Meta) (Result[p
 	res, err := a.Projects.Handle(ctx, id, project.Delete{At: a.Now().UTC()}, meta)
 	if err == nil {
 		a.releaseName(context.WithoutCancel(ctx), KindProject, "", res.State.Name, id)
+		err = a.deleteDefaultSecurityGroup(context.WithoutCancel(ctx), id, meta)
 	}
 	return res, err
+}
+
+// deleteDefaultSecurityGroup deletes a deleted project's default group,
+// if it has one.
+func (a *App) deleteDefaultSecurityGroup(ctx context.Context, projectID string, meta Meta) error {
+	gid := DefaultSecurityGroupID(projectID)
+	st, _, err := a.SecurityGroups.LoadLatest(ctx, gid)
+	if err != nil || !st.Live() {
+		return err
+	}
+	m := meta
+	m.CommandID, m.Scope = meta.CommandID+"/default-security-group", ""
+	if _, err := a.SecurityGroups.Handle(ctx, gid, secgroup.Delete{ProjectDeleted: true, At: a.Now().UTC()}, m); err != nil {
+		return fmt.Errorf("project %s is deleted, but its default security group %s is left: %w", projectID, gid, err)
+	}
+	return nil
 }
 
 // CreateUser reserves a user's name and records the user with a hash of

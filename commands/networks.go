@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"fmt"
-	"net/netip"
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/network"
@@ -37,7 +36,16 @@ func (a *App) CreateNetwork(ctx context.Context, req CreateNetworkRequest, meta 
 	id := DeriveID(meta.CommandID, "network")
 	cmd := network.Create{ID: network.ID(id), Project: meta.Actor.Project, Name: req.Name, Kind: req.Kind,
 		PhysicalNetwork: req.PhysicalNetwork, VLAN: req.VLAN, External: req.External, MTU: req.MTU, At: a.Now().UTC()}
-	if _, err := network.Decide(network.Decider.Initial(id), cmd); err != nil {
+	// Decided against the id's own state: a retry of an abandoned create
+	// is refused before anything is reserved.
+	st, _, err := a.Networks.LoadLatest(ctx, id)
+	if err != nil {
+		return Result[network.State]{}, err
+	}
+	if _, err := network.Decide(st, cmd); err != nil {
+		if st.Live() {
+			return Result[network.State]{State: st, Duplicate: true}, nil // a retry of a create that landed
+		}
 		return Result[network.State]{}, err
 	}
 	if err := a.reserve(ctx, cmd.Project, id, NetworkQuota, meta); err != nil {
@@ -89,7 +97,8 @@ type CreateSubnetRequest struct {
 // network lists the subnet first (network.subnet_added), so that it is not
 // deleted under it; a subnet the network refuses, or whose create is
 // refused, is taken off the network again. A subnet overlapping another
-// one of its network is refused (two networks may use the same CIDR).
+// one of its network is refused by the network's commit (two networks may
+// use the same CIDR).
 func (a *App) CreateSubnet(ctx context.Context, req CreateSubnetRequest, meta Meta) (Result[subnet.State], error) {
 	net, err := a.liveNetwork(ctx, req.Network, meta)
 	if err != nil {
@@ -101,12 +110,9 @@ func (a *App) CreateSubnet(ctx context.Context, req CreateSubnetRequest, meta Me
 	if _, err := subnet.Decide(subnet.Decider.Initial(id), cmd); err != nil {
 		return Result[subnet.State]{}, err
 	}
-	if err := a.checkOverlap(ctx, net, id, req.CIDR); err != nil {
-		return Result[subnet.State]{}, err
-	}
 	nm := meta
 	nm.CommandID, nm.Scope = meta.CommandID+"/network", ""
-	if _, err := a.Networks.Handle(ctx, string(net.ID), network.AddSubnet{Subnet: id, At: cmd.At}, nm); err != nil {
+	if _, err := a.Networks.Handle(ctx, string(net.ID), network.AddSubnet{Subnet: id, CIDR: req.CIDR, At: cmd.At}, nm); err != nil {
 		return Result[subnet.State]{}, err
 	}
 	res, err := a.Subnets.Create(ctx, id, cmd, meta)
@@ -117,29 +123,6 @@ func (a *App) CreateSubnet(ctx context.Context, req CreateSubnetRequest, meta Me
 		}
 	}
 	return res, err
-}
-
-// checkOverlap refuses a CIDR that overlaps a subnet the network has.
-// Two subnets created at once on one network are not checked against each
-// other (the network aggregate does not know CIDRs).
-func (a *App) checkOverlap(ctx context.Context, net network.State, id, cidr string) error {
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return domain.Invalidf("cidr %q is not an IPv4 network such as 10.0.0.0/24", cidr)
-	}
-	for _, sid := range net.Subnets {
-		if sid == id {
-			continue
-		}
-		st, _, err := a.Subnets.LoadLatest(ctx, sid)
-		if err != nil {
-			return err
-		}
-		if q, err := netip.ParsePrefix(st.CIDR); err == nil && st.Live() && q.Overlaps(p) {
-			return domain.Conflictf("cidr %s overlaps subnet %s (%s) of network %s; a network's subnets must not overlap", cidr, sid, st.CIDR, net.Name)
-		}
-	}
-	return nil
 }
 
 // DeleteSubnet deletes a subnet that hands out no address and takes it off

@@ -224,3 +224,33 @@ func TestNetworkRulesAndQuotas(t *testing.T) {
 		t.Fatalf("groups in use after the delete: %v", u)
 	}
 }
+
+// Overlapping subnets created at once on one network: one is made, the
+// others are refused by the network's commit and leave nothing behind.
+func TestConcurrentOverlappingSubnets(t *testing.T) {
+	a, _, netID, _, m := netWorld(t)
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = a.CreateSubnet(ctx, commands.CreateSubnetRequest{Network: netID, CIDR: fmt.Sprintf("10.1.%d.0/24", i%2)}, m(fmt.Sprint("sub-", i)))
+		}()
+	}
+	wg.Wait()
+	made := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			made++
+		case domain.KindOf(err) != domain.Conflict || !strings.Contains(err.Error(), "overlaps"):
+			t.Fatalf("refusal %v; want a conflict saying overlaps", err)
+		}
+	}
+	n, _, _ := a.Networks.LoadLatest(ctx, netID)
+	if made != 2 || len(n.Subnets) != 3 {
+		t.Fatalf("%d subnets made, network lists %v; want 10.1.0.0/24 and 10.1.1.0/24 once each beside the first", made, n.Subnets)
+	}
+}

@@ -48,7 +48,11 @@ func PortMAC(id string) string {
 // (sagas/monitors), which abandons the port id first.
 func (a *App) CreatePort(ctx context.Context, req CreatePortRequest, meta Meta) (Result[port.State], error) {
 	id := DeriveID(meta.CommandID, "port")
-	if st, _, err := a.Ports.LoadLatest(ctx, id); err == nil && st.Exists {
+	st, _, err := a.Ports.LoadLatest(ctx, id)
+	if err != nil {
+		return Result[port.State]{}, err
+	}
+	if st.Exists && !st.Deleted {
 		return Result[port.State]{State: st, Duplicate: true}, nil // a retry of a create that landed
 	}
 	net, err := a.liveNetwork(ctx, req.Network, meta)
@@ -64,7 +68,9 @@ func (a *App) CreatePort(ctx context.Context, req CreatePortRequest, meta Meta) 
 	if cmd.SecurityGroups, err = a.portGroups(ctx, net.Project, req, meta); err != nil {
 		return Result[port.State]{}, err
 	}
-	if _, err := port.Decide(port.Decider.Initial(id), cmd); err != nil {
+	// Decided against the id's state: an abandoned or deleted id is refused
+	// before anything is reserved.
+	if _, err := port.Decide(st, cmd); err != nil {
 		return Result[port.State]{}, err
 	}
 	if err := a.reserve(ctx, net.Project, id, PortQuota, meta); err != nil {

@@ -45,8 +45,15 @@ func (a *App) CreateSecurityGroup(ctx context.Context, name, description string,
 	id := DeriveID(meta.CommandID, "security-group")
 	cmd := secgroup.Create{ID: secgroup.ID(id), Project: meta.Actor.Project, Name: name, Description: description, At: a.Now().UTC(),
 		Rules: []secgroup.Rule{{ID: DeriveID(id, "egress"), Direction: secgroup.Egress}}}
-	if _, err := secgroup.Decide(secgroup.Decider.Initial(id), cmd); err != nil {
+	st, _, err := a.SecurityGroups.LoadLatest(ctx, id)
+	if err != nil {
 		return Result[secgroup.State]{}, err
+	}
+	if _, err := secgroup.Decide(st, cmd); err != nil {
+		if st.Live() {
+			return Result[secgroup.State]{State: st, Duplicate: true}, nil // a retry of a create that landed
+		}
+		return Result[secgroup.State]{}, err // an abandoned id too, before anything is reserved
 	}
 	if err := a.reserve(ctx, cmd.Project, id, SecurityGroupQuota, meta); err != nil {
 		return Result[secgroup.State]{}, err

@@ -63,6 +63,11 @@ func (a *API) registerNetworks(hapi huma.API) {
 
 func (a *API) createNetwork(ctx context.Context, in *struct{ Body api.NetworkBody }) (*NetworkOutput, error) {
 	b := in.Body
+	if p, _ := principalFrom(ctx); !p.CloudAdmin && (b.External || (b.Kind != "" && b.Kind != string(network.Overlay))) {
+		// A provider network reaches a physical network of the cloud's: who
+		// may make one is the cloud's choice, not a project's.
+		return nil, problem(ctx, http.StatusForbidden, "provider (vlan, flat) and external networks are made by cloud admins; a project makes overlay networks")
+	}
 	res, err := a.App.CreateNetwork(ctx, commands.CreateNetworkRequest{Name: b.Name, Kind: network.Kind(b.Kind), PhysicalNetwork: b.PhysicalNetwork,
 		VLAN: b.VLAN, External: b.External, MTU: b.MTU}, a.meta(ctx, commandID(ctx)))
 	if err != nil {
@@ -116,6 +121,9 @@ func (a *API) getNetwork(ctx context.Context, in *struct {
 func (a *API) deleteNetwork(ctx context.Context, in *RefParam) (*DeletedOutput, error) {
 	id, err := a.networkID(ctx, in.ID)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.waitMinSeq(ctx); err != nil { // the ports it counts include the caller's writes
 		return nil, err
 	}
 	if n, err := a.Read.Network(ctx, id); err == nil && !visible(ctx, &n.ProjectID, false) {

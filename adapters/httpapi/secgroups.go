@@ -121,6 +121,9 @@ func (a *API) deleteSecurityGroup(ctx context.Context, in *RefParam) (*DeletedOu
 	if err != nil {
 		return nil, err
 	}
+	if err := a.waitMinSeq(ctx); err != nil { // the ports it counts include the caller's writes
+		return nil, err
+	}
 	if g, err := a.Read.SecurityGroup(ctx, id); err == nil && !visible(ctx, &g.ProjectID, false) {
 		return nil, notFound(ctx, "security group", in.ID) // before saying anything of its ports
 	}

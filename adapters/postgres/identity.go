@@ -43,12 +43,18 @@ func (r *ReadModel) Project(ctx context.Context, id string) (Project, error) {
 }
 
 // ProjectHolds counts what a project still owns, by kind (servers,
-// keypairs, server groups, images), for a delete to refuse.
+// keypairs, server groups, images, networks, subnets, ports, security
+// groups but its default one, which goes with it), for a delete to refuse.
 func (r *ReadModel) ProjectHolds(ctx context.Context, id string) (map[string]int, error) {
 	out := map[string]int{}
-	for kind, table := range map[string]string{"servers": "servers", "keypairs": "keypairs", "server groups": "server_groups", "images": "images"} {
+	for _, h := range []struct{ kind, table, also string }{
+		{"servers", "servers", ""}, {"keypairs", "keypairs", ""}, {"server groups", "server_groups", ""}, {"images", "images", ""},
+		{"networks", "networks", ""}, {"subnets", "subnets", ""}, {"ports", "ports", ""},
+		{"security groups", "security_groups", " AND NOT is_default"},
+	} {
+		kind, q := h.kind, `SELECT count(*) FROM `+h.table+` WHERE project_id = $1::uuid`+h.also
 		var n int
-		if err := r.Pool.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE project_id = $1::uuid`, id).Scan(&n); err != nil {
+		if err := r.Pool.QueryRow(ctx, q, id).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count %s of project %s: %w", kind, id, err)
 		}
 		if n > 0 {

@@ -185,14 +185,14 @@ func ruleCmd(g *globals) *cobra.Command {
 
 func ruleAddCmd(g *globals) *cobra.Command {
 	var body api.SecurityGroupRuleBody
-	var ports, key string
+	var portRange, key string
 	cmd := &cobra.Command{
 		Use:   "add GROUP --direction ingress|egress [--protocol P] [--port N[-M]] [--remote-cidr CIDR | --remote-group GROUP]",
 		Short: "Allow traffic of one kind in one direction",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if body.PortMin, body.PortMax, err = parsePortRange(ports); err != nil {
+			if body.PortMin, body.PortMax, err = parsePortRange(portRange); err != nil {
 				return err
 			}
 			var r api.SecurityGroupRule
@@ -206,7 +206,7 @@ func ruleAddCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&body.Direction, "direction", "", "ingress or egress")
 	f.StringVar(&body.Protocol, "protocol", "", "tcp, udp, icmp, any (the default) or a protocol number")
-	f.StringVar(&ports, "port", "", "tcp or udp destination port N, or range N-M")
+	f.StringVar(&portRange, "port", "", "tcp or udp destination port N, or range N-M")
 	f.StringVar(&body.RemoteCIDR, "remote-cidr", "", "where traffic comes from (ingress) or goes to (egress)")
 	f.StringVar(&body.RemoteGroup, "remote-group", "", "or: the members of this group (id or name)")
 	f.StringVar(&body.Description, "description", "", "what the rule is for")
@@ -276,15 +276,15 @@ func writeSecurityGroups(w io.Writer, items []api.SecurityGroup) error {
 func writeRules(w io.Writer, items []api.SecurityGroupRule) error {
 	rows := make([][]string, 0, len(items))
 	for _, r := range items {
-		ports := ""
+		span := ""
 		if r.PortMin != 0 {
-			ports = fmt.Sprintf("%d-%d", r.PortMin, r.PortMax)
+			span = fmt.Sprintf("%d-%d", r.PortMin, r.PortMax)
 		}
 		remote := r.RemoteCIDR
 		if r.RemoteGroup != "" {
 			remote = "group " + r.RemoteGroup
 		}
-		rows = append(rows, []string{r.ID, r.Direction, r.Protocol, ports, remote})
+		rows = append(rows, []string{r.ID, r.Direction, r.Protocol, span, remote})
 	}
 	return writeTable(w, []string{"ID", "DIRECTION", "PROTOCOL", "PORTS", "REMOTE"}, rows)
 }
@@ -353,10 +353,10 @@ func parsePortRange(s string) (int, int, error) {
 	if !isRange {
 		hi = lo
 	}
-	min, err1 := strconv.Atoi(lo)
-	max, err2 := strconv.Atoi(hi)
+	first, err1 := strconv.Atoi(lo)
+	last, err2 := strconv.Atoi(hi)
 	if err1 != nil || err2 != nil {
 		return 0, 0, fmt.Errorf("--port %q: want a port N or a range N-M", s)
 	}
-	return min, max, nil
+	return first, last, nil
 }

@@ -133,7 +133,7 @@ var examples = map[string][]domain.Event{
 	network.AggregateType: {
 		&network.Created{ID: "n-1", Project: "p-1", Name: "public", Kind: network.VLAN, PhysicalNetwork: "physnet1", VLAN: 100, External: true, MTU: 1500, CreatedAt: at},
 		&network.Renamed{Name: "internet", At: at},
-		&network.SubnetAdded{Subnet: "s-1", At: at},
+		&network.SubnetAdded{Subnet: "s-1", CIDR: "10.0.0.0/24", At: at},
 		&network.SubnetRemoved{Subnet: "s-1", At: at},
 		&network.Deleted{At: at},
 		&network.Abandoned{ID: "n-1", Reason: "its create was cut short before the network's first commit", At: at},

@@ -7,7 +7,8 @@
 // subnet here (AddSubnet) before the subnet's first commit and removes it
 // (RemoveSubnet) after the subnet's delete, so that a delete of the network
 // racing with a subnet create is refused by one of the two commits, never
-// lost between them. Ports are not kept: every port with an address is
+// lost between them; it keeps their CIDRs too, so that two overlapping
+// subnets created at once are refused by the second commit. Ports are not kept: every port with an address is
 // held by a subnet (which refuses its delete while it hands out addresses),
 // and a port without an address is the commands layer's to find (see
 // docs/architecture.md, "Networks: the domain"). Rules over several networks
@@ -16,6 +17,8 @@
 package network
 
 import (
+	"maps"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -71,7 +74,10 @@ type State struct {
 	External        bool
 	MTU             int
 	// Subnets are the ids of the network's subnets, in the order added.
-	Subnets   []string
+	Subnets []string
+	// CIDRs are the subnets' CIDRs by subnet id (those added with one), so
+	// that an overlapping subnet is refused by the same commit that adds it.
+	CIDRs     map[string]string
 	CreatedAt time.Time
 	// Abandoned: the id's create never committed and will not (Abandon).
 	Abandoned bool
@@ -114,7 +120,10 @@ type Rename struct {
 // commit. Adding one already there changes nothing.
 type AddSubnet struct {
 	Subnet string
-	At     time.Time
+	// CIDR is the subnet's; one overlapping another subnet of the network
+	// is refused.
+	CIDR string
+	At   time.Time
 }
 
 // RemoveSubnet forgets a deleted subnet. Removing one not there changes nothing.
@@ -185,6 +194,7 @@ type Renamed struct {
 // SubnetAdded records a subnet of the network.
 type SubnetAdded struct {
 	Subnet string    `json:"subnet_id"`
+	CIDR   string    `json:"cidr,omitempty"`
 	At     time.Time `json:"at"`
 }
 
@@ -283,7 +293,27 @@ func decideAddSubnet(s State, c AddSubnet) ([]domain.Event, error) {
 	if len(s.Subnets) >= MaxSubnets {
 		return nil, domain.Conflictf("network %s already has %d subnets, the most a network may have", s.Name, MaxSubnets)
 	}
-	return []domain.Event{&SubnetAdded{Subnet: c.Subnet, At: c.At}}, nil
+	if err := s.checkOverlap(c.CIDR); err != nil {
+		return nil, err
+	}
+	return []domain.Event{&SubnetAdded{Subnet: c.Subnet, CIDR: c.CIDR, At: c.At}}, nil
+}
+
+// checkOverlap refuses a CIDR that overlaps one of the network's subnets.
+func (s State) checkOverlap(cidr string) error {
+	if cidr == "" {
+		return nil
+	}
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return domain.Invalidf("cidr %q is not an IPv4 network such as 10.0.0.0/24", cidr)
+	}
+	for _, id := range s.Subnets {
+		if q, err := netip.ParsePrefix(s.CIDRs[id]); err == nil && q.Overlaps(p) {
+			return domain.Conflictf("cidr %s overlaps subnet %s (%s) of network %s; a network's subnets must not overlap", cidr, id, q, s.Name)
+		}
+	}
+	return nil
 }
 
 func decideCreate(s State, c Create) ([]domain.Event, error) {
@@ -366,8 +396,19 @@ func Evolve(s State, ev domain.Event) State {
 		s.Name = e.Name
 	case *SubnetAdded:
 		s.Subnets = append(slices.Clip(s.Subnets), e.Subnet)
+		if e.CIDR != "" {
+			s.CIDRs = maps.Clone(s.CIDRs)
+			if s.CIDRs == nil {
+				s.CIDRs = map[string]string{}
+			}
+			s.CIDRs[e.Subnet] = e.CIDR
+		}
 	case *SubnetRemoved:
 		s.Subnets = slices.DeleteFunc(slices.Clone(s.Subnets), func(id string) bool { return id == e.Subnet })
+		if _, ok := s.CIDRs[e.Subnet]; ok {
+			s.CIDRs = maps.Clone(s.CIDRs)
+			delete(s.CIDRs, e.Subnet)
+		}
 	case *Deleted:
 		s.Deleted = true
 	case *Abandoned:

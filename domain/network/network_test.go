@@ -10,10 +10,11 @@ import (
 )
 
 var (
-	t0      = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	created = []domain.Event{&network.Created{ID: "n-1", Project: "p-1", Name: "web", Kind: network.Overlay, MTU: 1442, CreatedAt: t0}}
-	withOne = dt.Plus(created, &network.SubnetAdded{Subnet: "s-1", At: t0})
-	deleted = dt.Plus(created, &network.Deleted{At: t0})
+	t0       = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	created  = []domain.Event{&network.Created{ID: "n-1", Project: "p-1", Name: "web", Kind: network.Overlay, MTU: 1442, CreatedAt: t0}}
+	withOne  = dt.Plus(created, &network.SubnetAdded{Subnet: "s-1", At: t0})
+	withCIDR = dt.Plus(created, &network.SubnetAdded{Subnet: "s-1", CIDR: "10.0.0.0/24", At: t0})
+	deleted  = dt.Plus(created, &network.Deleted{At: t0})
 )
 
 func create(f func(c *network.Create)) network.Create {
@@ -53,6 +54,14 @@ func TestLifecycle(t *testing.T) {
 		{Name: "rename to nothing", Given: created, When: network.Rename{At: t0}, Then: dt.Refused(domain.Invalid, "name must not be empty")},
 		{Name: "add a subnet", Given: created, When: network.AddSubnet{Subnet: "s-1", At: t0}, Then: dt.Then(&network.SubnetAdded{Subnet: "s-1", At: t0})},
 		{Name: "add it again", Given: withOne, When: network.AddSubnet{Subnet: "s-1", At: t0}, Then: dt.Then()},
+		{Name: "add one with its CIDR", Given: created, When: network.AddSubnet{Subnet: "s-1", CIDR: "10.0.0.0/24", At: t0},
+			Then: dt.Then(&network.SubnetAdded{Subnet: "s-1", CIDR: "10.0.0.0/24", At: t0})},
+		{Name: "add one beside it", Given: withCIDR, When: network.AddSubnet{Subnet: "s-2", CIDR: "10.0.1.0/24", At: t0},
+			Then: dt.Then(&network.SubnetAdded{Subnet: "s-2", CIDR: "10.0.1.0/24", At: t0})},
+		{Name: "add one overlapping it", Given: withCIDR, When: network.AddSubnet{Subnet: "s-2", CIDR: "10.0.0.128/25", At: t0},
+			Then: dt.Refused(domain.Conflict, "cidr 10.0.0.128/25 overlaps subnet s-1 (10.0.0.0/24) of network web")},
+		{Name: "the overlap is gone with its subnet", Given: dt.Plus(withCIDR, &network.SubnetRemoved{Subnet: "s-1", At: t0}),
+			When: network.AddSubnet{Subnet: "s-2", CIDR: "10.0.0.0/16", At: t0}, Then: dt.Then(&network.SubnetAdded{Subnet: "s-2", CIDR: "10.0.0.0/16", At: t0})},
 		{Name: "add no subnet", Given: created, When: network.AddSubnet{At: t0}, Then: dt.Refused(domain.Invalid, "a subnet id is needed")},
 		{Name: "add to a deleted network", Given: deleted, When: network.AddSubnet{Subnet: "s-1", At: t0}, Then: dt.Refused(domain.NotFound, "network n-1 not found")},
 		{Name: "remove a subnet", Given: withOne, When: network.RemoveSubnet{Subnet: "s-1", At: t0}, Then: dt.Then(&network.SubnetRemoved{Subnet: "s-1", At: t0})},
