@@ -1,0 +1,194 @@
+package commands_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/network"
+	"github.com/keel-cloud/keel/domain/port"
+	"github.com/keel-cloud/keel/domain/project"
+)
+
+// external makes a provider network marked external, with a /29 subnet
+// (203.0.113.2-6 to hand out), in a project of the cloud's.
+func external(t *testing.T, a *commands.App) (netID, subnetID string) {
+	t.Helper()
+	ctx := ctxT(t)
+	admin := commands.NewID()
+	if _, err := a.Projects.Create(ctx, admin, project.Create{ID: project.ID(admin), Name: "cloud"}, meta("admin-project")); err != nil {
+		t.Fatal(err)
+	}
+	am := func(id string) commands.Meta {
+		return commands.Meta{CommandID: id, Actor: domain.Actor{User: "admin", Project: admin}}
+	}
+	n, err := a.CreateNetwork(ctx, commands.CreateNetworkRequest{Name: "public", Kind: network.Flat, PhysicalNetwork: "physnet1", External: true}, am("ext-net"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := a.CreateSubnet(ctx, commands.CreateSubnetRequest{Network: string(n.State.ID), CIDR: "203.0.113.0/29"}, am("ext-subnet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(n.State.ID), string(sn.State.ID)
+}
+
+func refusedWith(t *testing.T, err error, kind domain.ErrorKind, want string) {
+	t.Helper()
+	if err == nil || domain.KindOf(err) != kind || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v (kind %v), want a refusal of kind %v saying %q", err, domain.KindOf(err), kind, want)
+	}
+}
+
+// A router gets an interface on the subnet's gateway address (one router
+// per subnet), a gateway on an external network, and translates a
+// floating IP for a port behind it; what uses a leg keeps it; after the
+// deletes every address and every reservation is back.
+func TestRouterAndFloatingIPFlows(t *testing.T) {
+	a, p, netID, subnetID, m := netWorld(t)
+	extNet, extSub := external(t, a)
+	ctx := ctxT(t)
+
+	r, err := a.CreateRouter(ctx, "edge", m("router"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rid := string(r.State.ID)
+	res, err := a.AddRouterInterface(ctx, rid, subnetID, m("if"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := res.State.Interfaces[0]
+	if in.IP != "10.0.0.1" || in.Subnet != subnetID {
+		t.Fatalf("interface %+v, want the subnet's gateway 10.0.0.1", in)
+	}
+	pt, _, _ := a.Ports.LoadLatest(ctx, in.Port)
+	if !pt.Live() || pt.DeviceOwner != port.OwnerRouterInterface || pt.DeviceID != rid || pt.PortSecurity {
+		t.Fatalf("interface port %+v", pt)
+	}
+	if again, err := a.AddRouterInterface(ctx, rid, subnetID, m("if")); err != nil || len(again.State.Interfaces) != 1 {
+		t.Fatalf("retried add: %v %+v", err, again.State.Interfaces)
+	}
+	r2, err := a.CreateRouter(ctx, "other", m("router-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.AddRouterInterface(ctx, string(r2.State.ID), subnetID, m("if-2"))
+	refusedWith(t, err, domain.Conflict, "already has a router interface")
+	_, err = a.DeleteRouter(ctx, rid, m("delete-busy"))
+	refusedWith(t, err, domain.Conflict, "still has 1 interface(s)")
+	_, err = a.SetRouterGateway(ctx, rid, commands.SetRouterGatewayRequest{Network: netID}, m("gw-internal"))
+	refusedWith(t, err, domain.Invalid, "is not an external network")
+
+	gw, err := a.SetRouterGateway(ctx, rid, commands.SetRouterGatewayRequest{Network: extNet}, m("gw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := gw.State.Gateway; g == nil || !g.SNAT || g.Subnet != extSub || g.IP != "203.0.113.2" {
+		t.Fatalf("gateway %+v, want SNAT on 203.0.113.2", g)
+	}
+	srv, err := a.CreatePort(ctx, commands.CreatePortRequest{Network: netID}, m("vm-port"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fip, err := a.CreateFloatingIP(ctx, extNet, m("fip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid := string(fip.State.ID)
+	if fip.State.IP != "203.0.113.3" || fip.State.Project != p {
+		t.Fatalf("floating IP %+v", fip.State)
+	}
+	as, err := a.AssociateFloatingIP(ctx, fid, string(srv.State.ID), m("assoc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := as.State.Assoc; x == nil || x.Router != rid || x.FixedIP != srv.State.FixedIPs[0].IP {
+		t.Fatalf("association %+v", x)
+	}
+	_, err = a.ClearRouterGateway(ctx, rid, m("clear-busy"))
+	refusedWith(t, err, domain.Conflict, "translates 1 floating IP(s) through its gateway")
+	_, err = a.RemoveRouterInterface(ctx, rid, subnetID, m("remove-busy"))
+	refusedWith(t, err, domain.Conflict, "through its interface on subnet")
+
+	if _, err := a.DisassociateFloatingIP(ctx, fid, m("disassoc")); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []func() error{
+		func() error { _, err := a.ClearRouterGateway(ctx, rid, m("clear")); return err },
+		func() error { _, err := a.RemoveRouterInterface(ctx, rid, subnetID, m("remove")); return err },
+		func() error { _, err := a.DeleteRouter(ctx, rid, m("delete")); return err },
+		func() error { _, err := a.DeleteRouter(ctx, string(r2.State.ID), m("delete-2")); return err },
+		func() error { _, err := a.DeleteFloatingIP(ctx, fid, m("fip-delete")); return err },
+		func() error { _, err := a.DeletePort(ctx, string(srv.State.ID), m("port-delete")); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []string{subnetID, extSub} {
+		st, _, _ := a.Subnets.LoadLatest(ctx, s)
+		if st.InUse != 0 || st.GatewayHolder != "" {
+			t.Fatalf("subnet %s still hands out %d address(es) (gateway held by %q)", st.CIDR, st.InUse, st.GatewayHolder)
+		}
+	}
+	for r, n := range used(t, a, p) {
+		if n != 0 && r != project.QuotaNetworks {
+			t.Fatalf("project still uses %d %s", n, r)
+		}
+	}
+	if st, _, _ := a.Ports.LoadLatest(ctx, in.Port); st.Live() {
+		t.Fatal("the interface's port outlived the interface")
+	}
+}
+
+// Refusals: an interface on a subnet without a gateway, a floating IP
+// pointed at a port no router reaches, floating IPs past the subnet's
+// addresses, routers past the quota.
+func TestRouterAndFloatingIPRefusals(t *testing.T) {
+	a, p, netID, _, m := netWorld(t)
+	extNet, _ := external(t, a)
+	ctx := ctxT(t)
+	none, err := a.CreateSubnet(ctx, commands.CreateSubnetRequest{Network: netID, CIDR: "10.0.1.0/29", Gateway: "none"}, m("no-gw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.CreateRouter(ctx, "edge", m("router"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.AddRouterInterface(ctx, string(r.State.ID), string(none.State.ID), m("if"))
+	refusedWith(t, err, domain.Conflict, "has no gateway address")
+
+	pt, err := a.CreatePort(ctx, commands.CreatePortRequest{Network: netID}, m("port"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fips []string
+	for i := range 6 {
+		f, err := a.CreateFloatingIP(ctx, extNet, m("fip-"+string(rune('a'+i))))
+		if i == 5 {
+			refusedWith(t, err, domain.Conflict, "subnet exhausted")
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fips = append(fips, string(f.State.ID))
+	}
+	if n := used(t, a, p)[project.QuotaFloatingIPs]; n != 5 {
+		t.Fatalf("%d floating IPs reserved, want 5 (the refused one gave its reservation back)", n)
+	}
+	_, err = a.AssociateFloatingIP(ctx, fips[0], string(pt.State.ID), m("assoc"))
+	refusedWith(t, err, domain.Conflict, "no router with a gateway on external network")
+
+	if _, err := a.Projects.Handle(ctx, p, project.SetQuotas{Limits: map[string]int{project.QuotaRouters: 2}}, meta("quota")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateRouter(ctx, "second", m("router-2")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.CreateRouter(ctx, "third", m("router-3"))
+	refusedWith(t, err, domain.Conflict, "quota exceeded")
+}
