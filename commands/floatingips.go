@@ -212,8 +212,13 @@ func (a *App) detachFromRouter(ctx context.Context, routerID, fipID string, meta
 
 // DisassociatePortFloatingIPs disassociates the floating IPs that point at
 // a port that is gone (as Neutron does when a port is deleted): ids are the
-// floating IPs the caller found pointing at it.
+// floating IPs the caller found pointing at it (the API after a port
+// delete, the floating IP sweep after any other). Nothing is done while
+// the port is live.
 func (a *App) DisassociatePortFloatingIPs(ctx context.Context, portID string, ids []string, meta Meta) error {
+	if pt, _, err := a.Ports.LoadLatest(ctx, portID); err != nil || pt.Live() {
+		return err // the port is there after all (the read model was behind)
+	}
 	var first error
 	for _, id := range ids {
 		st, _, err := a.FloatingIPs.LoadLatest(ctx, id)
