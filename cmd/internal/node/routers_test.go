@@ -1,0 +1,216 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-cloud/keel/api"
+)
+
+// refused checks that err is a problem with status whose detail says want.
+func refused(t *testing.T, what string, err error, status int, want string) {
+	t.Helper()
+	var p *api.Problem
+	if !errors.As(err, &p) || p.Status != status || !strings.Contains(p.Detail, want) {
+		t.Fatalf("%s: %v; want %d saying %q", what, err, status, want)
+	}
+}
+
+// put sends a PUT and decodes the answer into out.
+func put(ctx context.Context, c *api.Client, path string, body, out any) (*api.Response, error) {
+	return c.Do(ctx, api.Request{Method: http.MethodPut, Path: path, Body: body}, out)
+}
+
+// A project's router, through the API: an interface on its subnet takes
+// the gateway address (one router per subnet), a gateway on the cloud's
+// external network (named by a project that does not own it) takes an
+// address of it; a floating IP from that network points at a port behind
+// the router. What a floating IP uses cannot be taken away; deleting its
+// port disassociates it; after the deletes no port, address or quota is
+// held. The routers quota bounds the routers.
+func TestRoutersAndFloatingIPs(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	e.addProject("alpha")
+	alice := e.addUser("alice", "alpha", "member").c
+
+	ext, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extSub, _, err := api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/29"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blue, _, err := api.Create[api.Network](ctx, alice, api.Networks, api.NetworkBody{Name: "blue"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _, err := api.Create[api.Subnet](ctx, alice, api.Subnets, api.SubnetBody{Network: blue.ID, Name: "blue-v4", CIDR: "10.0.0.0/24"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r, res, err := api.Create[api.Router](ctx, alice, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err = api.Create[api.Router](ctx, alice, api.Path(api.Routers, "edge", "interfaces"), api.RouterInterfaceBody{Subnet: "blue-v4"}, api.Opts{MinSequence: res.Sequence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Interfaces) != 1 || r.Interfaces[0].IP != "10.0.0.1" || r.Interfaces[0].SubnetID != sub.ID {
+		t.Fatalf("interfaces %+v, want one on the subnet's gateway 10.0.0.1", r.Interfaces)
+	}
+	other, res, err := api.Create[api.Router](ctx, alice, api.Routers, api.RouterBody{Name: "other"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = api.Create[api.Router](ctx, alice, api.Path(api.Routers, other.ID, "interfaces"), api.RouterInterfaceBody{Subnet: sub.ID}, api.Opts{MinSequence: res.Sequence})
+	refused(t, "a second router on the subnet", err, http.StatusConflict, "already has a router interface")
+	_, err = api.Delete(ctx, alice, api.Path(api.Routers, r.ID), api.Opts{}, nil)
+	refused(t, "delete a router with an interface", err, http.StatusConflict, "still has 1 interface(s)")
+	_, err = put(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.RouterGatewayBody{Network: blue.ID}, nil)
+	refused(t, "a gateway on an internal network", err, http.StatusUnprocessableEntity, "is not an external network")
+
+	var gw api.Router
+	if _, err := put(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.RouterGatewayBody{Network: "public"}, &gw); err != nil {
+		t.Fatal(err)
+	}
+	if g := gw.Gateway; g == nil || !g.SNAT || g.NetworkID != ext.ID || g.IP != "203.0.113.2" {
+		t.Fatalf("gateway %+v, want SNAT on 203.0.113.2 of %s", g, ext.ID)
+	}
+
+	vm, _, err := api.Create[api.Port](ctx, alice, api.Ports, api.PortBody{Network: "blue", Name: "vm"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fip, _, err := api.Create[api.FloatingIP](ctx, alice, api.FloatingIPs, api.FloatingIPBody{Network: "public"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fip.IP != "203.0.113.3" || fip.PortID != nil {
+		t.Fatalf("floating IP %+v, want 203.0.113.3 pointing nowhere", fip)
+	}
+	var assoc api.FloatingIP
+	res, err = put(ctx, alice, api.Path(api.FloatingIPs, fip.ID, "association"), api.FloatingIPAssociationBody{Port: "vm"}, &assoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if assoc.RouterID == nil || *assoc.RouterID != r.ID || assoc.FixedIP == nil || *assoc.FixedIP != vm.FixedIPs[0].IP {
+		t.Fatalf("association %+v, want router %s and %s", assoc, r.ID, vm.FixedIPs[0].IP)
+	}
+	shown, _, err := api.Get[api.FloatingIP](ctx, alice, api.Path(api.FloatingIPs, "203.0.113.3"), api.Opts{MinSequence: res.Sequence})
+	if err != nil || shown.PortID == nil || *shown.PortID != vm.ID {
+		t.Fatalf("floating IP by address: %+v %v", shown, err)
+	}
+	_, err = api.Delete(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.Opts{}, nil)
+	refused(t, "clear a gateway a floating IP uses", err, http.StatusConflict, "floating IP(s) through its gateway")
+	_, err = api.Delete(ctx, alice, api.Path(api.Routers, r.ID, "interfaces", sub.ID), api.Opts{}, nil)
+	refused(t, "remove an interface a floating IP uses", err, http.StatusConflict, "through its interface on subnet")
+
+	// Deleting the port disassociates the floating IP (as Neutron does).
+	res, err = api.Delete(ctx, alice, api.Path(api.Ports, vm.ID), api.Opts{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		f, _, err := api.Get[api.FloatingIP](ctx, alice, api.Path(api.FloatingIPs, fip.ID), api.Opts{MinSequence: res.Sequence})
+		if err != nil || f.PortID != nil {
+			return fmt.Errorf("floating IP after its port's delete: %+v %v", f, err)
+		}
+		return nil
+	})
+	// Associated again with another port, then disassociated.
+	vm2, _, err := api.Create[api.Port](ctx, alice, api.Ports, api.PortBody{Network: "blue"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put(ctx, alice, api.Path(api.FloatingIPs, fip.ID, "association"), api.FloatingIPAssociationBody{Port: vm2.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Delete(ctx, alice, api.Path(api.FloatingIPs, fip.ID, "association"), api.Opts{}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Everything goes, and nothing is left held.
+	for _, path := range []string{
+		api.Path(api.FloatingIPs, fip.ID), api.Path(api.Routers, r.ID, "gateway"), api.Path(api.Routers, r.ID, "interfaces", sub.ID),
+		api.Path(api.Routers, r.ID), api.Path(api.Routers, other.ID), api.Path(api.Ports, vm2.ID),
+	} {
+		if res, err = api.Delete(ctx, alice, path, api.Opts{}, nil); err != nil {
+			t.Fatalf("DELETE %s: %v", path, err)
+		}
+	}
+	for _, s := range []string{sub.ID, extSub.ID} {
+		got, _, err := api.Get[api.Subnet](ctx, e.api, api.Path(api.Subnets, s), api.Opts{MinSequence: res.Sequence})
+		if err != nil || got.InUse != 0 {
+			t.Fatalf("subnet %s after the deletes: %d address(es) in use (%v)", got.CIDR, got.InUse, err)
+		}
+	}
+	ports, err := api.ListAll[api.Port](ctx, e.api, api.Ports, api.Opts{MinSequence: res.Sequence, Query: url.Values{"all_projects": {"true"}}})
+	if err != nil || len(ports) != 0 {
+		t.Fatalf("ports after the deletes: %+v %v", ports, err)
+	}
+	if u := quotaInUse(t, alice, "alpha"); u["routers"] != 0 || u["floating_ips"] != 0 || u["ports"] != 0 {
+		t.Fatalf("quota in use after the deletes: %v", u)
+	}
+
+	// The routers quota.
+	if _, err := e.api.Do(ctx, api.Request{Method: "PUT", Path: api.Path(api.Projects, "alpha", "quotas"), Body: api.QuotasBody{Limits: map[string]int{"routers": 1}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Router](ctx, alice, api.Routers, api.RouterBody{Name: "one"}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = api.Create[api.Router](ctx, alice, api.Routers, api.RouterBody{Name: "two"}, api.Opts{})
+	refused(t, "a router past the quota", err, http.StatusConflict, "quota exceeded")
+}
+
+// Floating IPs: one past the external subnet's addresses is refused
+// "subnet exhausted" and holds no quota; one pointed at a port that no
+// router reaches is refused with a reason.
+func TestFloatingIPRefusals(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	e.addProject("alpha")
+	alice := e.addUser("alice", "alpha", "member").c
+	ext, res, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/30"}, api.Opts{MinSequence: res.Sequence}); err != nil {
+		t.Fatal(err)
+	}
+	blue, _, err := api.Create[api.Network](ctx, alice, api.Networks, api.NetworkBody{Name: "blue"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Subnet](ctx, alice, api.Subnets, api.SubnetBody{Network: blue.ID, CIDR: "10.0.0.0/24"}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	vm, _, err := api.Create[api.Port](ctx, alice, api.Ports, api.PortBody{Network: blue.ID}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A /30 has one address beside its gateway.
+	fip, _, err := api.Create[api.FloatingIP](ctx, alice, api.FloatingIPs, api.FloatingIPBody{Network: ext.ID}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = api.Create[api.FloatingIP](ctx, alice, api.FloatingIPs, api.FloatingIPBody{Network: ext.ID}, api.Opts{})
+	refused(t, "a floating IP past the subnet", err, http.StatusConflict, "subnet exhausted")
+	if u := quotaInUse(t, alice, "alpha"); u["floating_ips"] != 1 {
+		t.Fatalf("floating IPs in use: %v; want 1 (the refused one holds none)", u)
+	}
+	_, err = put(ctx, alice, api.Path(api.FloatingIPs, fip.ID, "association"), api.FloatingIPAssociationBody{Port: vm.ID}, nil)
+	refused(t, "a port no router reaches", err, http.StatusConflict, "no router with a gateway on external network")
+	_, _, err = api.Create[api.FloatingIP](ctx, alice, api.FloatingIPs, api.FloatingIPBody{Network: blue.ID}, api.Opts{})
+	refused(t, "a floating IP of an internal network", err, http.StatusUnprocessableEntity, "is not an external network")
+}
