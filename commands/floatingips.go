@@ -23,8 +23,12 @@ var FloatingIPQuota = map[string]int{project.QuotaFloatingIPs: 1}
 // between them is the sweeps' to repair, which abandon the id first.
 func (a *App) CreateFloatingIP(ctx context.Context, networkID string, meta Meta) (Result[floatingip.State], error) {
 	id := DeriveID(meta.CommandID, "floating-ip")
-	if st, _, err := a.FloatingIPs.LoadLatest(ctx, id); err == nil && st.Exists {
-		return Result[floatingip.State]{State: st, Duplicate: true}, nil // a retry of a create that landed
+	own, _, err := a.FloatingIPs.LoadLatest(ctx, id)
+	if err != nil {
+		return Result[floatingip.State]{}, err
+	}
+	if own.Exists {
+		return Result[floatingip.State]{State: own, Duplicate: true}, nil // a retry of a create that landed
 	}
 	net, err := a.externalNetwork(ctx, networkID)
 	if err != nil {
@@ -33,10 +37,11 @@ func (a *App) CreateFloatingIP(ctx context.Context, networkID string, meta Meta)
 	if len(net.Subnets) == 0 {
 		return Result[floatingip.State]{}, domain.Conflictf("external network %s (%s) has no subnet to take a floating IP from", net.Name, net.ID)
 	}
-	// Decided first with a stand-in address, so that a create the decider
+	// Decided first, against the id's own state (an abandoned create is
+	// refused) and with a stand-in address, so that a create the decider
 	// refuses touches neither the quota nor the subnet.
 	cmd := floatingip.Create{ID: floatingip.ID(id), Project: meta.Actor.Project, Network: string(net.ID), Subnet: net.Subnets[0], IP: "192.0.2.1", At: a.Now().UTC()}
-	if _, err := floatingip.Decide(floatingip.Decider.Initial(id), cmd); err != nil {
+	if _, err := floatingip.Decide(own, cmd); err != nil {
 		return Result[floatingip.State]{}, err
 	}
 	if err := a.reserve(ctx, cmd.Project, id, FloatingIPQuota, meta); err != nil {

@@ -24,7 +24,14 @@ var RouterQuota = map[string]int{project.QuotaRouters: 1}
 func (a *App) CreateRouter(ctx context.Context, name string, meta Meta) (Result[router.State], error) {
 	id := DeriveID(meta.CommandID, "router")
 	cmd := router.Create{ID: router.ID(id), Project: meta.Actor.Project, Name: name, At: a.Now().UTC()}
-	if _, err := router.Decide(router.Decider.Initial(id), cmd); err != nil {
+	// Decided against the id's own state first: an abandoned create is
+	// refused before it reserves anything. A router that exists is a retry
+	// of a create that landed: its steps answer as duplicates.
+	own, _, err := a.Routers.LoadLatest(ctx, id)
+	if err != nil {
+		return Result[router.State]{}, err
+	}
+	if _, err := router.Decide(own, cmd); err != nil && !own.Exists {
 		return Result[router.State]{}, err
 	}
 	if err := a.reserve(ctx, cmd.Project, id, RouterQuota, meta); err != nil {

@@ -192,3 +192,30 @@ func TestRouterAndFloatingIPRefusals(t *testing.T) {
 	_, err = a.CreateRouter(ctx, "third", m("router-3"))
 	refusedWith(t, err, domain.Conflict, "quota exceeded")
 }
+
+// A retried create is the same router, and the same floating IP, with
+// nothing reserved twice.
+func TestRetriedRouterAndFloatingIPCreates(t *testing.T) {
+	a, p, _, _, m := netWorld(t)
+	extNet, _ := external(t, a)
+	ctx := ctxT(t)
+	r1, err := a.CreateRouter(ctx, "edge", m("router"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := a.CreateRouter(ctx, "edge", m("router"))
+	if err != nil || r2.State.ID != r1.State.ID || !r2.Duplicate {
+		t.Fatalf("retried router create: %+v %v", r2, err)
+	}
+	f1, err := a.CreateFloatingIP(ctx, extNet, m("fip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, err := a.CreateFloatingIP(ctx, extNet, m("fip"))
+	if err != nil || f2.State.ID != f1.State.ID || f2.State.IP != f1.State.IP {
+		t.Fatalf("retried floating IP create: %+v %v", f2, err)
+	}
+	if u := used(t, a, p); u[project.QuotaRouters] != 1 || u[project.QuotaFloatingIPs] != 1 {
+		t.Fatalf("in use after the retries: %v", u)
+	}
+}

@@ -11,6 +11,11 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/api"
+	"github.com/keel-cloud/keel/cmd/internal/node"
+	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/subnet"
 )
 
 // refused checks that err is a problem with status whose detail says want.
@@ -213,4 +218,109 @@ func TestFloatingIPRefusals(t *testing.T) {
 	refused(t, "a port no router reaches", err, http.StatusConflict, "no router with a gateway on external network")
 	_, _, err = api.Create[api.FloatingIP](ctx, alice, api.FloatingIPs, api.FloatingIPBody{Network: blue.ID}, api.Opts{})
 	refused(t, "a floating IP of an internal network", err, http.StatusUnprocessableEntity, "is not an external network")
+}
+
+// What a crash leaves is given back by the sweeps after their grace: a
+// floating IP create cut short after its reservation and its address (no
+// floating IP), and a router create cut short after its reservation; late
+// retries of those creates are refused. A live floating IP keeps its
+// address through the sweeps. A floating IP whose port is deleted other
+// than through the API (as a server's ports are) is disassociated by the
+// floating IP sweep.
+func TestRouterAndFloatingIPLeftoversAreSwept(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.QuotaGrace = 500 * time.Millisecond })
+	ctx := context.Background()
+	alpha := e.addProject("alpha")
+	alice := e.addUser("alice", "alpha", "member").c
+	ext, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extSub, _, err := api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/29"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blue, _, err := api.Create[api.Network](ctx, alice, api.Networks, api.NetworkBody{Name: "blue"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _, err := api.Create[api.Subnet](ctx, alice, api.Subnets, api.SubnetBody{Network: blue.ID, CIDR: "10.0.0.0/24"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := api.Create[api.Router](ctx, alice, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Router](ctx, alice, api.Path(api.Routers, r.ID, "interfaces"), api.RouterInterfaceBody{Subnet: sub.ID}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.RouterGatewayBody{Network: ext.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	live, _, err := api.Create[api.FloatingIP](ctx, alice, api.FloatingIPs, api.FloatingIPBody{Network: ext.ID}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, _, err := api.Create[api.Port](ctx, alice, api.Ports, api.PortBody{Network: blue.ID}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put(ctx, alice, api.Path(api.FloatingIPs, live.ID, "association"), api.FloatingIPAssociationBody{Port: vm.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The leftovers of two crashes, made as the creates make them.
+	m := func(id string) commands.Meta {
+		return commands.Meta{CommandID: id, Actor: domain.Actor{User: "alice", Project: alpha.ID}}
+	}
+	fipCmd, routerCmd := commands.NewID(), commands.NewID()
+	fid, rid := commands.DeriveID(fipCmd, "floating-ip"), commands.DeriveID(routerCmd, "router")
+	app := e.node.App
+	if _, err := app.Projects.HandleBatched(ctx, alpha.ID, project.Reserve{Key: fid, Amounts: commands.FloatingIPQuota, At: time.Now()}, m(fipCmd+"/quota")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Subnets.HandleBatched(ctx, extSub.ID, subnet.Allocate{Key: fid, At: time.Now()}, m(fipCmd+"/address")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Projects.HandleBatched(ctx, alpha.ID, project.Reserve{Key: rid, Amounts: commands.RouterQuota, At: time.Now()}, m(routerCmd+"/quota")); err != nil {
+		t.Fatal(err)
+	}
+	if u := quotaInUse(t, alice, "alpha"); u["floating_ips"] != 2 || u["routers"] != 2 {
+		t.Fatalf("in use with the leftovers: %v", u)
+	}
+	// The vm's port deleted as a server's delete does: through the
+	// command, not the API.
+	if _, err := app.DeletePort(ctx, vm.ID, m(commands.NewID())); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if u := quotaInUse(t, alice, "alpha"); u["floating_ips"] != 1 || u["routers"] != 1 {
+			return fmt.Errorf("in use: %v; want the live floating IP and router only", u)
+		}
+		s, _, err := api.Get[api.Subnet](ctx, e.api, api.Path(api.Subnets, extSub.ID), api.Opts{})
+		if err != nil || s.InUse != 2 {
+			return fmt.Errorf("external subnet: %d in use (%v); want the gateway's and the live floating IP's", s.InUse, err)
+		}
+		f, _, err := api.Get[api.FloatingIP](ctx, alice, api.Path(api.FloatingIPs, live.ID), api.Opts{})
+		if err != nil || f.PortID != nil {
+			return fmt.Errorf("the floating IP of the deleted port: %+v %v", f, err)
+		}
+		return nil
+	})
+	_, err = app.CreateFloatingIP(ctx, ext.ID, commands.Meta{CommandID: fipCmd, Actor: domain.Actor{User: "alice", Project: alpha.ID}, Scope: alpha.ID})
+	if domain.KindOf(err) != domain.Conflict || !strings.Contains(err.Error(), "new Idempotency-Key") {
+		t.Fatalf("late retry of the abandoned floating IP create: %v", err)
+	}
+	_, err = app.CreateRouter(ctx, "late", commands.Meta{CommandID: routerCmd, Actor: domain.Actor{User: "alice", Project: alpha.ID}, Scope: alpha.ID})
+	if domain.KindOf(err) != domain.Conflict || !strings.Contains(err.Error(), "new Idempotency-Key") {
+		t.Fatalf("late retry of the abandoned router create: %v", err)
+	}
+	// The gateway can be cleared now: the router let go of the floating IP.
+	if _, err := api.Delete(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.Opts{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if u := quotaInUse(t, alice, "alpha"); u["floating_ips"] != 1 || u["routers"] != 1 {
+		t.Fatalf("in use after the late retries: %v", u)
+	}
 }
