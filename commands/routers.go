@@ -82,11 +82,13 @@ func (a *App) AddRouterInterface(ctx context.Context, routerID, subnetID string,
 	}
 	pid := DeriveID(meta.CommandID, "router-interface")
 	leg := legPort{id: pid, network: sn.Network, project: rt.Project, subnet: subnetID, owner: port.OwnerRouterInterface, router: routerID, gateway: true}
+	if h := sn.GatewayHolder; h != "" && h != pid {
+		// Said here with the holder's name; two adds at once are refused by
+		// the subnet itself ("already in use: a router has an interface").
+		return Result[router.State]{}, domain.Conflictf("subnet %s (%s) already has a router interface (port %s) on its gateway %s; a subnet connects to one router", subnetID, sn.CIDR, h, sn.Gateway)
+	}
 	ip, err := a.makeLegPort(ctx, leg, meta)
 	if err != nil {
-		if domain.KindOf(err) == domain.Conflict && sn.GatewayHolder != "" && sn.GatewayHolder != pid {
-			err = domain.Conflictf("subnet %s (%s) already has a router interface (port %s) on its gateway %s; a subnet connects to one router", subnetID, sn.CIDR, sn.GatewayHolder, sn.Gateway)
-		}
 		return Result[router.State]{}, err
 	}
 	rm := meta
@@ -216,8 +218,14 @@ type legPort struct {
 // it returns the address. A port that exists already (a retry) is taken
 // as it is.
 func (a *App) makeLegPort(ctx context.Context, l legPort, meta Meta) (string, error) {
-	if st, _, err := a.Ports.LoadLatest(ctx, l.id); err == nil && st.Live() && len(st.FixedIPs) > 0 {
-		return st.FixedIPs[0].IP, nil
+	if st, _, err := a.Ports.LoadLatest(ctx, l.id); err != nil {
+		return "", err
+	} else if st.Live() && len(st.FixedIPs) > 0 {
+		return st.FixedIPs[0].IP, nil // a retry: the port was made
+	} else if st.Exists || st.Abandoned {
+		// A retry after the port was deleted (by the router port sweep, or
+		// its leg removed) must not record a leg on a port that is gone.
+		return "", domain.Conflictf("the router's port %s of this request is gone (cut short and cleaned up, or removed since); send the request again with a new Idempotency-Key", l.id)
 	}
 	m := meta
 	m.CommandID, m.Scope = meta.CommandID+"/address", ""
@@ -268,4 +276,26 @@ func (a *App) dropLegPort(ctx context.Context, id string, meta Meta) {
 	for _, f := range res.State.FixedIPs {
 		a.releaseAddress(ctx, f.Subnet, id, f.IP, m)
 	}
+}
+
+// DropOrphanedLegPort deletes a port a router owns (an interface's or a
+// gateway's) that the router does not list: what a crash between the
+// port's create and the router's event leaves (the router port sweep finds
+// them in the read model). The port and the router are read from the log
+// first; it reports whether the port was deleted.
+func (a *App) DropOrphanedLegPort(ctx context.Context, portID string, meta Meta) (bool, error) {
+	pt, _, err := a.Ports.LoadLatest(ctx, portID)
+	if err != nil || !pt.Live() || (pt.DeviceOwner != port.OwnerRouterInterface && pt.DeviceOwner != port.OwnerRouterGateway) {
+		return false, err
+	}
+	rt, _, err := a.Routers.LoadLatest(ctx, pt.DeviceID)
+	if err != nil {
+		return false, err
+	}
+	if rt.Live() && rt.HasPort(portID) {
+		return false, nil // the read model was behind
+	}
+	a.dropLegPort(ctx, portID, meta)
+	st, _, err := a.Ports.LoadLatest(ctx, portID)
+	return err == nil && !st.Live(), err
 }

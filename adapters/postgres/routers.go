@@ -108,3 +108,17 @@ func (r *ReadModel) OrphanedAssociations(ctx context.Context, before time.Time, 
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.Association])
 }
+
+// OrphanedRouterPorts implements monitors.RouterPortFinder: ports a router
+// owns, made before a time, that no router the read model shows lists.
+func (r *ReadModel) OrphanedRouterPorts(ctx context.Context, before time.Time, n int) ([]string, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT p.id::text FROM ports p
+		WHERE p.device_owner IN ('network:router_interface', 'network:router_gateway') AND p.created_at < $1
+		AND NOT EXISTS (SELECT 1 FROM routers r WHERE r.id::text = p.device_id
+			AND (r.gateway->>'port_id' = p.id::text OR r.interfaces @> jsonb_build_array(jsonb_build_object('port_id', p.id::text))))
+		ORDER BY p.created_at LIMIT $2`, before, n)
+	if err != nil {
+		return nil, fmt.Errorf("query router ports: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

@@ -76,6 +76,14 @@ type State struct {
 // Live reports whether the router exists and is not deleted.
 func (s State) Live() bool { return s.Exists && !s.Deleted }
 
+// HasPort reports whether port is the port of one of the router's legs.
+func (s State) HasPort(port string) bool {
+	if s.Gateway != nil && s.Gateway.Port == port {
+		return true
+	}
+	return slices.ContainsFunc(s.Interfaces, func(h Interface) bool { return h.Port == port })
+}
+
 // Command is one of the commands below.
 type Command interface{ routerCommand() }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
 	"github.com/keel-cloud/keel/domain/subnet"
 )
@@ -226,7 +227,8 @@ func TestFloatingIPRefusals(t *testing.T) {
 // retries of those creates are refused. A live floating IP keeps its
 // address through the sweeps. A floating IP whose port is deleted other
 // than through the API (as a server's ports are) is disassociated by the
-// floating IP sweep.
+// floating IP sweep. An interface's port whose router never recorded it is
+// deleted by the router port sweep, and its subnet's gateway is free again.
 func TestRouterAndFloatingIPLeftoversAreSwept(t *testing.T) {
 	e := start(t, func(c *node.Config) { c.QuotaGrace = 500 * time.Millisecond })
 	ctx := context.Background()
@@ -289,6 +291,22 @@ func TestRouterAndFloatingIPLeftoversAreSwept(t *testing.T) {
 	if u := quotaInUse(t, alice, "alpha"); u["floating_ips"] != 2 || u["routers"] != 2 {
 		t.Fatalf("in use with the leftovers: %v", u)
 	}
+	// And an interface's port on a second subnet, made as AddRouterInterface
+	// makes it, whose interface_added never came: it holds the gateway.
+	green, _, err := api.Create[api.Subnet](ctx, alice, api.Subnets, api.SubnetBody{Network: blue.ID, CIDR: "10.1.0.0/24"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifCmd := commands.NewID()
+	pid := commands.DeriveID(ifCmd, "router-interface")
+	if _, err := app.Subnets.HandleBatched(ctx, green.ID, subnet.Allocate{Key: pid, Gateway: true, At: time.Now()}, m(ifCmd+"/address")); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	if _, err := app.Ports.Create(ctx, pid, port.Create{ID: port.ID(pid), Network: blue.ID, Project: alpha.ID, MAC: commands.PortMAC(pid), GeneratedMAC: true,
+		FixedIPs: []port.FixedIP{{Subnet: green.ID, IP: "10.1.0.1"}}, PortSecurity: &off, DeviceOwner: port.OwnerRouterInterface, DeviceID: r.ID, At: time.Now()}, m(ifCmd+"/port")); err != nil {
+		t.Fatal(err)
+	}
 	// The vm's port deleted as a server's delete does: through the
 	// command, not the API.
 	if _, err := app.DeletePort(ctx, vm.ID, m(commands.NewID())); err != nil {
@@ -306,8 +324,19 @@ func TestRouterAndFloatingIPLeftoversAreSwept(t *testing.T) {
 		if err != nil || f.PortID != nil {
 			return fmt.Errorf("the floating IP of the deleted port: %+v %v", f, err)
 		}
+		g, _, err := api.Get[api.Subnet](ctx, alice, api.Path(api.Subnets, green.ID), api.Opts{})
+		if err != nil || g.InUse != 0 {
+			return fmt.Errorf("the second subnet: %d in use (%v); want its gateway back from the orphaned router port", g.InUse, err)
+		}
 		return nil
 	})
+	_, err = app.AddRouterInterface(ctx, r.ID, green.ID, commands.Meta{CommandID: ifCmd, Actor: domain.Actor{User: "alice", Project: alpha.ID}, Scope: alpha.ID})
+	if domain.KindOf(err) != domain.Conflict || !strings.Contains(err.Error(), "is gone") {
+		t.Fatalf("late retry of the cut-short interface: %v; want a conflict saying its port is gone", err)
+	}
+	if _, _, err := api.Create[api.Router](ctx, alice, api.Path(api.Routers, r.ID, "interfaces"), api.RouterInterfaceBody{Subnet: green.ID}, api.Opts{}); err != nil {
+		t.Fatalf("an interface on the subnet the orphaned port held: %v", err)
+	}
 	_, err = app.CreateFloatingIP(ctx, ext.ID, commands.Meta{CommandID: fipCmd, Actor: domain.Actor{User: "alice", Project: alpha.ID}, Scope: alpha.ID})
 	if domain.KindOf(err) != domain.Conflict || !strings.Contains(err.Error(), "new Idempotency-Key") {
 		t.Fatalf("late retry of the abandoned floating IP create: %v", err)
