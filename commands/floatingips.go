@@ -84,7 +84,7 @@ func (a *App) DeleteFloatingIP(ctx context.Context, id string, meta Meta) (Resul
 	if err != nil {
 		return res, err
 	}
-	for _, ev := range res.Events {
+	for _, ev := range a.decidedEvents(ctx, id, res) {
 		switch e := ev.(type) {
 		case *floatingip.Disassociated:
 			a.detachFromRouter(ctx, e.Association.Router, id, meta)
@@ -92,9 +92,7 @@ func (a *App) DeleteFloatingIP(ctx context.Context, id string, meta Meta) (Resul
 			a.releaseAddress(ctx, e.Subnet, id, e.IP, meta)
 		}
 	}
-	if !res.Duplicate {
-		a.release(ctx, res.State.Project, id, FloatingIPQuota, meta)
-	}
+	a.release(ctx, res.State.Project, id, FloatingIPQuota, meta)
 	return res, nil
 }
 
@@ -194,7 +192,7 @@ func (a *App) DisassociateFloatingIP(ctx context.Context, id string, meta Meta) 
 	if err != nil {
 		return res, err
 	}
-	for _, ev := range res.Events {
+	for _, ev := range a.decidedEvents(ctx, id, res) {
 		if e, ok := ev.(*floatingip.Disassociated); ok {
 			a.detachFromRouter(ctx, e.Association.Router, id, meta)
 		}
@@ -205,6 +203,29 @@ func (a *App) DisassociateFloatingIP(ctx context.Context, id string, meta Meta) 
 		a.detachFromRouter(ctx, before.Assoc.Router, id, meta)
 	}
 	return res, nil
+}
+
+// decidedEvents are the events a floating IP command decided: those it
+// wrote now, or, for a retry of one that had landed, those of the commit
+// that holds it, so that a retry repeats the steps that follow it (the
+// router's detach, the releases: each is idempotent) when they were lost.
+func (a *App) decidedEvents(ctx context.Context, id string, res Result[floatingip.State]) []domain.Event {
+	if !res.Duplicate || res.Seq == 0 {
+		return res.Events
+	}
+	envs, err := a.FloatingIPs.store.Load(ctx, floatingip.AggregateType, id, res.Seq-1)
+	if err != nil {
+		return nil
+	}
+	for _, env := range envs {
+		if env.Sequence == res.Seq {
+			evs, err := floatingip.Decider.Registry.DecodeAll(env.Events)
+			if err == nil {
+				return evs
+			}
+		}
+	}
+	return nil
 }
 
 // detachFromRouter makes a router let go of a floating IP. A failure is

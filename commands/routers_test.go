@@ -3,9 +3,11 @@ package commands_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
@@ -217,5 +219,49 @@ func TestRetriedRouterAndFloatingIPCreates(t *testing.T) {
 	}
 	if u := used(t, a, p); u[project.QuotaRouters] != 1 || u[project.QuotaFloatingIPs] != 1 {
 		t.Fatalf("in use after the retries: %v", u)
+	}
+}
+
+// A disassociation whose router detach was lost (a crash between the two
+// commits) is completed by a retry of the same request: the router lets
+// go of the floating IP, and its gateway can be cleared.
+func TestRetriedDisassociationDetachesFromTheRouter(t *testing.T) {
+	a, _, netID, subnetID, m := netWorld(t)
+	extNet, _ := external(t, a)
+	ctx := ctxT(t)
+	r, err := a.CreateRouter(ctx, "edge", m("router"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rid := string(r.State.ID)
+	if _, err := a.AddRouterInterface(ctx, rid, subnetID, m("if")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetRouterGateway(ctx, rid, commands.SetRouterGatewayRequest{Network: extNet}, m("gw")); err != nil {
+		t.Fatal(err)
+	}
+	pt, err := a.CreatePort(ctx, commands.CreatePortRequest{Network: netID}, m("port"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fip, err := a.CreateFloatingIP(ctx, extNet, m("fip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid := string(fip.State.ID)
+	if _, err := a.AssociateFloatingIP(ctx, fid, string(pt.State.ID), m("assoc")); err != nil {
+		t.Fatal(err)
+	}
+	// The first step of DisassociateFloatingIP, alone.
+	if _, err := a.FloatingIPs.Handle(ctx, fid, floatingip.Disassociate{At: time.Now()}, m("disassoc")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.ClearRouterGateway(ctx, rid, m("clear-early"))
+	refusedWith(t, err, domain.Conflict, "translates 1 floating IP(s)")
+	if _, err := a.DisassociateFloatingIP(ctx, fid, m("disassoc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ClearRouterGateway(ctx, rid, m("clear")); err != nil {
+		t.Fatalf("clear the gateway after the retried disassociation: %v", err)
 	}
 }
