@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,27 @@ func TestRoutersAndFloatingIPs(t *testing.T) {
 	shown, _, err := api.Get[api.FloatingIP](ctx, alice, api.Path(api.FloatingIPs, "203.0.113.3"), api.Opts{MinSequence: res.Sequence})
 	if err != nil || shown.PortID == nil || *shown.PortID != vm.ID {
 		t.Fatalf("floating IP by address: %+v %v", shown, err)
+	}
+	// The read model rebuilt from the log shows the same routers and
+	// floating IPs.
+	read := func() ([]api.Router, []api.FloatingIP) {
+		t.Helper()
+		rs, err := api.ListAll[api.Router](ctx, alice, api.Routers, api.Opts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, err := api.ListAll[api.FloatingIP](ctx, alice, api.FloatingIPs, api.Opts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs, fs
+	}
+	rs, fs := read()
+	if _, err := e.api.Do(ctx, api.Request{Method: http.MethodPost, Path: "/v1/projections/routers/rebuild"}, nil); err != nil {
+		t.Fatalf("rebuild routers: %v", err)
+	}
+	if rs2, fs2 := read(); !reflect.DeepEqual(rs, rs2) || !reflect.DeepEqual(fs, fs2) || len(rs) != 2 || len(fs) != 1 {
+		t.Fatalf("after a rebuild: %+v %+v\nwant %+v %+v", rs2, fs2, rs, fs)
 	}
 	_, err = api.Delete(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.Opts{}, nil)
 	refused(t, "clear a gateway a floating IP uses", err, http.StatusConflict, "floating IP(s) through its gateway")
