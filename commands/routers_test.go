@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,5 +264,50 @@ func TestRetriedDisassociationDetachesFromTheRouter(t *testing.T) {
 	}
 	if _, err := a.ClearRouterGateway(ctx, rid, m("clear")); err != nil {
 		t.Fatalf("clear the gateway after the retried disassociation: %v", err)
+	}
+}
+
+// Eight routers adding an interface on one subnet at once: one gets it
+// (the subnet hands its gateway out once), the others are refused and
+// leave no port behind.
+func TestOneRouterPerSubnetUnderConcurrency(t *testing.T) {
+	a, _, _, subnetID, m := netWorld(t)
+	ctx := ctxT(t)
+	var ids []string
+	for i := range 8 {
+		r, err := a.CreateRouter(ctx, "r", m("router-"+string(rune('a'+i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, string(r.State.ID))
+	}
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = a.AddRouterInterface(ctx, id, subnetID, m("if-"+id))
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case domain.KindOf(err) != domain.Conflict:
+			t.Fatalf("router %d: %v, want a conflict", i, err)
+		}
+		if err != nil {
+			pid := commands.DeriveID("if-"+ids[i], "router-interface")
+			if st, _, _ := a.Ports.LoadLatest(ctx, pid); st.Live() {
+				t.Fatalf("a refused interface left its port %s", pid)
+			}
+		}
+	}
+	st, _, _ := a.Subnets.LoadLatest(ctx, subnetID)
+	if won != 1 || st.InUse != 1 {
+		t.Fatalf("%d interfaces made, subnet holds %d address(es); want 1 and 1", won, st.InUse)
 	}
 }
