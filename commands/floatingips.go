@@ -117,8 +117,8 @@ func (a *App) AssociateFloatingIP(ctx context.Context, id, portID string, meta M
 	if !pt.Live() || pt.Project != fip.Project {
 		return Result[floatingip.State]{}, domain.Invalidf("port %s does not exist", portID)
 	}
-	if a := fip.Assoc; a != nil && a.Port != portID {
-		return Result[floatingip.State]{}, domain.Conflictf("floating IP %s is associated with port %s (%s); disassociate it first", fip.IP, a.Port, a.FixedIP)
+	if x := fip.Assoc; x != nil && x.Port != portID {
+		return Result[floatingip.State]{}, domain.Conflictf("floating IP %s is associated with port %s (%s); disassociate it first", fip.IP, x.Port, x.FixedIP)
 	}
 	rt, fixed, err := a.routerFor(ctx, fip, pt)
 	if err != nil {
