@@ -116,7 +116,7 @@ func Login(ctx context.Context, c *Client, user, password, project string) (*Cli
 
 // QuotasBody changes a project's limits: resource → limit, -1 for none.
 type QuotasBody struct {
-	Limits map[string]int `json:"limits" doc:"By resource (servers, vcpus, ram_mib, volumes, volume_gib, networks, ports, floating_ips, security_groups): the limit, or -1 for none. Resources not named keep theirs."`
+	Limits map[string]int `json:"limits" doc:"By resource (servers, vcpus, ram_mib, volumes, volume_gib, networks, ports, floating_ips, security_groups, routers): the limit, or -1 for none. Resources not named keep theirs."`
 }
 
 // Quota is one resource's limit and use.

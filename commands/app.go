@@ -9,6 +9,7 @@ import (
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/flavor"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/host"
 	"github.com/keel-cloud/keel/domain/hostaggregate"
 	"github.com/keel-cloud/keel/domain/image"
@@ -17,6 +18,7 @@ import (
 	"github.com/keel-cloud/keel/domain/operation"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/router"
 	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 	"github.com/keel-cloud/keel/domain/servergroup"
@@ -45,6 +47,9 @@ type App struct {
 	Subnets        *Handler[subnet.State, subnet.Command]
 	Ports          *Handler[port.State, port.Command]
 	SecurityGroups *Handler[secgroup.State, secgroup.Command]
+	// Routers and floating IPs (routers.go, floatingips.go).
+	Routers     *Handler[router.State, router.Command]
+	FloatingIPs *Handler[floatingip.State, floatingip.Command]
 	// Names keeps flavor, image and keypair names unique (nil: not enforced).
 	Names NameStore
 	// Secrets seals each new server's generated admin password and opens
@@ -73,6 +78,8 @@ func NewApp(store EventStore) *App {
 		Subnets:        New(store, subnet.Decider, 5_000),
 		Ports:          New(store, port.Decider, 200_000),
 		SecurityGroups: New(store, secgroup.Decider, 20_000),
+		Routers:        New(store, router.Decider, 20_000),
+		FloatingIPs:    New(store, floatingip.Decider, 50_000),
 		Now:            time.Now,
 	}
 	// What a project owns: commands acting in a project (Meta.Scope) see
@@ -86,6 +93,8 @@ func NewApp(store EventStore) *App {
 	a.Subnets.Owner = func(s subnet.State) string { return s.Project }
 	a.Ports.Owner = func(s port.State) string { return s.Project }
 	a.SecurityGroups.Owner = func(s secgroup.State) string { return s.Project }
+	a.Routers.Owner = func(s router.State) string { return s.Project }
+	a.FloatingIPs.Owner = func(s floatingip.State) string { return s.Project }
 	// Every request reads its token, user and project: a second of
 	// staleness across replicas is accepted there (see Authenticate).
 	a.Tokens.FreshFor, a.Users.FreshFor, a.Projects.FreshFor = time.Second, time.Second, time.Second
@@ -103,6 +112,7 @@ func (a *App) Observe(m *metrics.Set) {
 	a.Operations.Metrics, a.Hosts.Metrics, a.Groups.Metrics, a.Aggregates.Metrics, a.Keypairs.Metrics = m, m, m, m, m
 	a.Projects.Metrics, a.Users.Metrics, a.Tokens.Metrics = m, m, m
 	a.Networks.Metrics, a.Subnets.Metrics, a.Ports.Metrics, a.SecurityGroups.Metrics = m, m, m, m
+	a.Routers.Metrics, a.FloatingIPs.Metrics = m, m
 }
 
 // keelNS is the namespace of Keel's derived (name-based) UUIDs.

@@ -71,7 +71,7 @@ func (p Projection) rebuild() Tables {
 
 // All lists Keel's projections.
 func All() []Projection {
-	return []Projection{Flavors, Images, Keypairs, Servers, Operations, Hosts, ServerGroups, HostAggregates, Identity, QuotaHolds, Events, Usage, Networks}
+	return []Projection{Flavors, Images, Keypairs, Servers, Operations, Hosts, ServerGroups, HostAggregates, Identity, QuotaHolds, Events, Usage, Networks, Routers}
 }
 
 // ByName finds a projection.

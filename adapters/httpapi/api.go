@@ -107,6 +107,8 @@ func (a *API) Handler() http.Handler {
 	a.registerNetworks(api)
 	a.registerPorts(api)
 	a.registerSecurityGroups(api)
+	a.registerRouters(api)
+	a.registerFloatingIPs(api)
 	finishDocument(api.OpenAPI())
 	a.mux, a.ops = mux, operationIDs(api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

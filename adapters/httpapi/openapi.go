@@ -28,6 +28,8 @@ var tags = []*huma.Tag{
 	{Name: "subnets", Description: "IPv4 ranges on a network, with gateway, DHCP, DNS, allocation pools and host routes; a subnet hands out its ports' addresses."},
 	{Name: "ports", Description: "Network interfaces: a MAC, an address from a subnet, and the security groups that let traffic through."},
 	{Name: "security-groups", Description: "Named sets of rules that allow traffic to and from the ports in them; every project has a default group."},
+	{Name: "routers", Description: "Routers connect a project's subnets to each other (interfaces) and to an external network (a gateway, with SNAT)."},
+	{Name: "floating-ips", Description: "Addresses of an external network a project holds; a router translates each to the fixed IP of the port it points at."},
 	{Name: "events", Description: "The event log: history with filters, and a live stream."},
 	{Name: "usage", Description: "What a project's servers ran, to the second, and its cost from the price table: billing from the event log."},
 	{Name: "identity", Description: "Projects, users, their roles, and the bearer tokens every request but a login carries."},

@@ -121,6 +121,7 @@ func (a *API) deletePort(ctx context.Context, in *RefParam) (*DeletedOutput, err
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	a.disassociateFromPort(ctx, id)
 	return &DeletedOutput{Written{res.Seq}}, nil
 }
 

@@ -191,11 +191,13 @@ func (r *ReadModel) SecurityGroup(ctx context.Context, id string) (SecurityGroup
 }
 
 // SuspectAllocations implements monitors.AllocationFinder: addresses handed
-// out before a time that no port the read model shows holds.
+// out before a time that no port and no floating IP the read model shows
+// holds.
 func (r *ReadModel) SuspectAllocations(ctx context.Context, before time.Time, n int) ([]monitors.Allocation, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT a.subnet_id::text, a.key, a.ip, a.allocated_at FROM subnet_addresses a
 		WHERE a.allocated_at < $1 AND NOT EXISTS (SELECT 1 FROM ports p
 			WHERE p.id::text = a.key AND p.fixed_ips @> jsonb_build_array(jsonb_build_object('subnet_id', a.subnet_id::text, 'ip', a.ip)))
+		AND NOT EXISTS (SELECT 1 FROM floating_ips f WHERE f.id::text = a.key AND f.subnet_id = a.subnet_id AND f.ip = a.ip)
 		ORDER BY a.allocated_at LIMIT $2`, before, n)
 	if err != nil {
 		return nil, fmt.Errorf("query subnet addresses: %w", err)

@@ -343,13 +343,16 @@ func (r *ReadModel) SuspectClaims(ctx context.Context, before time.Time, n int) 
 func (r *ReadModel) SuspectHolds(ctx context.Context, before time.Time, n int) ([]monitors.Hold, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT h.project_id::text, h.key, h.amounts, h.reserved_at, k.kind FROM quota_holds h
 		CROSS JOIN LATERAL (SELECT CASE WHEN h.amounts ? 'servers' THEN 'server' WHEN h.amounts ? 'ports' THEN 'port'
-			WHEN h.amounts ? 'networks' THEN 'network' WHEN h.amounts ? 'security_groups' THEN 'securitygroup' END AS kind,
+			WHEN h.amounts ? 'networks' THEN 'network' WHEN h.amounts ? 'security_groups' THEN 'securitygroup'
+			WHEN h.amounts ? 'routers' THEN 'router' WHEN h.amounts ? 'floating_ips' THEN 'floatingip' END AS kind,
 			CASE WHEN h.key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN h.key::uuid END AS id) k
 		WHERE h.reserved_at < $1 AND k.kind IS NOT NULL
 		AND NOT EXISTS (SELECT 1 FROM servers s WHERE k.kind = 'server' AND s.id = k.id)
 		AND NOT EXISTS (SELECT 1 FROM ports p WHERE k.kind = 'port' AND p.id = k.id)
 		AND NOT EXISTS (SELECT 1 FROM networks t WHERE k.kind = 'network' AND t.id = k.id)
 		AND NOT EXISTS (SELECT 1 FROM security_groups g WHERE k.kind = 'securitygroup' AND g.id = k.id)
+		AND NOT EXISTS (SELECT 1 FROM routers r WHERE k.kind = 'router' AND r.id = k.id)
+		AND NOT EXISTS (SELECT 1 FROM floating_ips f WHERE k.kind = 'floatingip' AND f.id = k.id)
 		ORDER BY h.reserved_at LIMIT $2`, before, n)
 	if err != nil {
 		return nil, fmt.Errorf("query quota holds: %w", err)

@@ -48,7 +48,7 @@ func addClientCommands(root *cobra.Command) {
 	root.AddCommand(loginCmd(g), logoutCmd(g), whoamiCmd(g), projectCmd(g), quotaCmd(g), userCmd(g), tokenCmd(g),
 		flavorCmd(g), imageCmd(g), keypairCmd(g), serverCmd(g), operationCmd(g),
 		eventsCmd(g), replayCmd(g), projectionsCmd(g), hostCmd(g), serverGroupCmd(g), aggregateCmd(g), azCmd(g), parkedCmd(g), usageCmd(g), auditCmd(g),
-		networkCmd(g), subnetCmd(g), portCmd(g), securityGroupCmd(g))
+		networkCmd(g), subnetCmd(g), portCmd(g), securityGroupCmd(g), routerCmd(g), floatingIPCmd(g))
 }
 
 // group returns a parent command whose subcommands talk to the API.

@@ -173,12 +173,16 @@ var examples = map[string][]domain.Event{
 		&router.InterfaceAdded{Interface: router.Interface{Subnet: "s-1", CIDR: "10.0.0.0/24", Port: "pt-if", IP: "10.0.0.1"}, At: at},
 		&router.InterfaceRemoved{Interface: router.Interface{Subnet: "s-1", CIDR: "10.0.0.0/24", Port: "pt-if", IP: "10.0.0.1"}, At: at},
 		&router.Deleted{At: at},
+		&router.FloatingIPAttached{FloatingIP: router.FloatingIP{ID: "f-1", Subnet: "s-1"}, At: at},
+		&router.FloatingIPDetached{FloatingIP: router.FloatingIP{ID: "f-1", Subnet: "s-1"}, At: at},
+		&router.Abandoned{ID: "r-1", Reason: "its create was cut short before its first commit", At: at},
 	},
 	floatingip.AggregateType: {
 		&floatingip.Created{ID: "f-1", Project: "p-1", Network: "ext", Subnet: "ext-s", IP: "203.0.113.5", At: at},
 		&floatingip.Associated{Association: floatingip.Association{Port: "pt-1", FixedIP: "10.0.0.2", Router: "r-1"}, At: at},
 		&floatingip.Disassociated{Association: floatingip.Association{Port: "pt-1", FixedIP: "10.0.0.2", Router: "r-1"}, At: at},
 		&floatingip.Deleted{Subnet: "ext-s", IP: "203.0.113.5", At: at},
+		&floatingip.Abandoned{ID: "f-1", Reason: "its create was cut short before its first commit", At: at},
 	},
 }
 

@@ -42,6 +42,8 @@ type State struct {
 	IP        string
 	Assoc     *Association
 	CreatedAt time.Time
+	// Abandoned: the id's create never committed and will not (Abandon).
+	Abandoned bool
 }
 
 // Live reports whether the floating IP exists and is not deleted.
@@ -72,10 +74,22 @@ type Disassociate struct{ At time.Time }
 // Delete gives the floating IP up (disassociating it first).
 type Delete struct{ At time.Time }
 
+// Abandon closes a floating IP id whose create never committed: a crash
+// between the address allocation (or the quota reservation) and the
+// floating IP's first commit left them held, and the sweeps give them back
+// (package sagas/monitors). A create of this id is refused afterwards, so a
+// late retry cannot take an address handed out again; it is refused once
+// the floating IP exists.
+type Abandon struct {
+	Reason string
+	At     time.Time
+}
+
 func (Create) floatingIPCommand()       {}
 func (Associate) floatingIPCommand()    {}
 func (Disassociate) floatingIPCommand() {}
 func (Delete) floatingIPCommand()       {}
+func (Abandon) floatingIPCommand()      {}
 
 // Event type names. Never rename or reuse one.
 const (
@@ -83,7 +97,19 @@ const (
 	TypeAssociated    = "floatingip.associated"
 	TypeDisassociated = "floatingip.disassociated"
 	TypeDeleted       = "floatingip.deleted"
+	TypeAbandoned     = "floatingip.abandoned"
 )
+
+// Abandoned closes the id of a floating IP whose create never committed
+// (see Abandon); the floating IP never existed.
+type Abandoned struct {
+	ID     ID        `json:"id"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*Abandoned) EventType() string { return TypeAbandoned }
 
 // Created records a floating IP.
 type Created struct {
@@ -138,6 +164,7 @@ var Decider = domain.Decider[State, Command]{
 		TypeAssociated:    func() domain.Event { return &Associated{} },
 		TypeDisassociated: func() domain.Event { return &Disassociated{} },
 		TypeDeleted:       func() domain.Event { return &Deleted{} },
+		TypeAbandoned:     func() domain.Event { return &Abandoned{} },
 	},
 }
 
@@ -145,6 +172,15 @@ var Decider = domain.Decider[State, Command]{
 func Decide(s State, c Command) ([]domain.Event, error) {
 	if cr, ok := c.(Create); ok {
 		return decideCreate(s, cr)
+	}
+	if a, ok := c.(Abandon); ok {
+		switch {
+		case s.Exists:
+			return nil, domain.Conflictf("floating IP %s exists: its create is not abandoned", s.ID)
+		case s.Abandoned:
+			return nil, nil
+		}
+		return []domain.Event{&Abandoned{ID: s.ID, Reason: a.Reason, At: a.At}}, nil
 	}
 	if !s.Live() {
 		return nil, domain.NotFoundf("floating IP %s not found", s.ID)
@@ -171,6 +207,9 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 func decideCreate(s State, c Create) ([]domain.Event, error) {
 	if s.Exists {
 		return nil, domain.Conflictf("floating IP %s already exists", s.ID)
+	}
+	if s.Abandoned {
+		return nil, domain.Conflictf("the create of floating IP %s was abandoned: it was cut short and its address given back; send the request again with a new Idempotency-Key", s.ID)
 	}
 	if c.Project == "" || c.Network == "" || c.Subnet == "" {
 		return nil, domain.Invalidf("a floating IP belongs to a project and comes from an external network's subnet")
@@ -215,6 +254,8 @@ func Evolve(s State, ev domain.Event) State {
 		s.Assoc = nil
 	case *Deleted:
 		s.Deleted = true
+	case *Abandoned:
+		s.ID, s.Abandoned = e.ID, true
 	}
 	return s
 }

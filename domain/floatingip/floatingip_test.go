@@ -37,5 +37,9 @@ func TestFloatingIP(t *testing.T) {
 			Then: dt.Then(&fip.Disassociated{Association: assoc, At: t0}, &fip.Deleted{Subnet: "ext-s", IP: "203.0.113.5", At: t0})},
 		{Name: "delete twice", Given: dt.Plus(created, &fip.Deleted{Subnet: "ext-s", IP: "203.0.113.5", At: t0}), When: fip.Delete{At: t0}, Then: dt.Refused(domain.NotFound, "floating IP f-1 not found")},
 		{Name: "associate an unknown one", When: fip.Associate{Association: assoc, At: t0}, Then: dt.Refused(domain.NotFound, "not found")},
+		{Name: "abandon", When: fip.Abandon{Reason: "cut short", At: t0}, Then: dt.Then(&fip.Abandoned{ID: "f-1", Reason: "cut short", At: t0})},
+		{Name: "abandon one that exists", Given: created, When: fip.Abandon{At: t0}, Then: dt.Refused(domain.Conflict, "floating IP f-1 exists")},
+		{Name: "create after the abandon", Given: []domain.Event{&fip.Abandoned{ID: "f-1", At: t0}},
+			When: fip.Create{ID: "f-1", Project: "p-1", Network: "ext", Subnet: "ext-s", IP: "203.0.113.5", At: t0}, Then: dt.Refused(domain.Conflict, "was abandoned")},
 	})
 }

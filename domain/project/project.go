@@ -62,10 +62,11 @@ const (
 	QuotaPorts          = "ports"
 	QuotaFloatingIPs    = "floating_ips"
 	QuotaSecurityGroups = "security_groups"
+	QuotaRouters        = "routers"
 )
 
 // QuotaResources lists every resource a quota may limit.
-var QuotaResources = []string{QuotaServers, QuotaVCPUs, QuotaRAMMiB, QuotaVolumes, QuotaVolumeGiB, QuotaNetworks, QuotaPorts, QuotaFloatingIPs, QuotaSecurityGroups}
+var QuotaResources = []string{QuotaServers, QuotaVCPUs, QuotaRAMMiB, QuotaVolumes, QuotaVolumeGiB, QuotaNetworks, QuotaPorts, QuotaFloatingIPs, QuotaSecurityGroups, QuotaRouters}
 
 // DefaultLimits are the limits a new project starts with (Neutron's
 // defaults): networking resources cost the cloud OVN rows whatever their
@@ -74,7 +75,7 @@ var QuotaResources = []string{QuotaServers, QuotaVCPUs, QuotaRAMMiB, QuotaVolume
 // removes a default too. Projects made before the defaults existed get
 // them when their stream is read again: they are decided by the created
 // event, not recorded in it.
-var DefaultLimits = map[string]int{QuotaNetworks: 100, QuotaPorts: 500, QuotaSecurityGroups: 10}
+var DefaultLimits = map[string]int{QuotaNetworks: 100, QuotaPorts: 500, QuotaSecurityGroups: 10, QuotaRouters: 10, QuotaFloatingIPs: 50}
 
 // QuotaExceeded refuses a reservation past a limit.
 type QuotaExceeded struct {

@@ -37,9 +37,9 @@ func TestQuotas(t *testing.T) {
 	}
 	dt.Run(t, project.Decider, "p-1", []dt.Case[project.Command]{
 		{Name: "set", Given: created, When: project.SetQuotas{Limits: map[string]int{"servers": 2, "vcpus": 4}, At: t0},
-			Then: dt.Then(&project.QuotasSet{Limits: map[string]int{"servers": 2, "vcpus": 4, "networks": 100, "ports": 500, "security_groups": 10}, At: t0})},
+			Then: dt.Then(&project.QuotasSet{Limits: map[string]int{"servers": 2, "vcpus": 4, "networks": 100, "ports": 500, "security_groups": 10, "routers": 10, "floating_ips": 50}, At: t0})},
 		{Name: "a new project's networks are bounded; removing a default", Given: created, When: project.SetQuotas{Limits: map[string]int{"ports": -1}, At: t0},
-			Then: dt.Then(&project.QuotasSet{Limits: map[string]int{"networks": 100, "security_groups": 10}, At: t0})},
+			Then: dt.Then(&project.QuotasSet{Limits: map[string]int{"networks": 100, "security_groups": 10, "routers": 10, "floating_ips": 50}, At: t0})},
 		{Name: "unknown quota", Given: created, When: project.SetQuotas{Limits: map[string]int{"gpus": 1}, At: t0}, Then: dt.Refused(domain.Invalid, `no quota named "gpus"`)},
 		{Name: "a negative limit removes it", Given: q, When: project.SetQuotas{Limits: map[string]int{"vcpus": -1}, At: t0},
 			Then: dt.Then(&project.QuotasSet{Limits: map[string]int{"servers": 2}, At: t0})},

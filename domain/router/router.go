@@ -50,6 +50,13 @@ type Interface struct {
 	IP     string `json:"ip"`
 }
 
+// FloatingIP is a floating IP the router translates to a fixed IP on one
+// of its interfaces' subnets.
+type FloatingIP struct {
+	ID     string `json:"floating_ip_id"`
+	Subnet string `json:"subnet_id"`
+}
+
 // State is what the decider knows about one router.
 type State struct {
 	ID         ID
@@ -59,11 +66,23 @@ type State struct {
 	Name       string
 	Gateway    *Gateway
 	Interfaces []Interface
-	CreatedAt  time.Time
+	// FloatingIPs are those the router translates, in attach order.
+	FloatingIPs []FloatingIP
+	CreatedAt   time.Time
+	// Abandoned: the id's create never committed and will not (Abandon).
+	Abandoned bool
 }
 
 // Live reports whether the router exists and is not deleted.
 func (s State) Live() bool { return s.Exists && !s.Deleted }
+
+// HasPort reports whether port is the port of one of the router's legs.
+func (s State) HasPort(port string) bool {
+	if s.Gateway != nil && s.Gateway.Port == port {
+		return true
+	}
+	return slices.ContainsFunc(s.Interfaces, func(h Interface) bool { return h.Port == port })
+}
 
 // Command is one of the commands below.
 type Command interface{ routerCommand() }
@@ -102,22 +121,82 @@ type RemoveInterface struct {
 // Delete removes a router without interfaces; its gateway goes with it.
 type Delete struct{ At time.Time }
 
-func (Create) routerCommand()          {}
-func (SetGateway) routerCommand()      {}
-func (ClearGateway) routerCommand()    {}
-func (AddInterface) routerCommand()    {}
-func (RemoveInterface) routerCommand() {}
-func (Delete) routerCommand()          {}
+// AttachFloatingIP records that the router will translate a floating IP of
+// the external network Network to a fixed IP on Subnet: refused unless
+// the router has its gateway on that network and an interface on Subnet.
+type AttachFloatingIP struct {
+	FloatingIP string
+	Network    string
+	Subnet     string
+	At         time.Time
+}
+
+// DetachFloatingIP records that the router no longer translates it.
+type DetachFloatingIP struct {
+	FloatingIP string
+	At         time.Time
+}
+
+// Abandon closes a router id whose create never committed: a crash between
+// the quota reservation and the router's first commit left the reservation
+// held, and the sweep gives it back (package sagas/monitors). A create of
+// this id is refused afterwards; it is refused once the router exists.
+type Abandon struct {
+	Reason string
+	At     time.Time
+}
+
+func (Create) routerCommand()           {}
+func (SetGateway) routerCommand()       {}
+func (ClearGateway) routerCommand()     {}
+func (AddInterface) routerCommand()     {}
+func (RemoveInterface) routerCommand()  {}
+func (Delete) routerCommand()           {}
+func (Abandon) routerCommand()          {}
+func (AttachFloatingIP) routerCommand() {}
+func (DetachFloatingIP) routerCommand() {}
 
 // Event type names. Never rename or reuse one.
 const (
-	TypeCreated          = "router.created"
-	TypeGatewaySet       = "router.gateway_set"
-	TypeGatewayCleared   = "router.gateway_cleared"
-	TypeInterfaceAdded   = "router.interface_added"
-	TypeInterfaceRemoved = "router.interface_removed"
-	TypeDeleted          = "router.deleted"
+	TypeCreated            = "router.created"
+	TypeGatewaySet         = "router.gateway_set"
+	TypeGatewayCleared     = "router.gateway_cleared"
+	TypeInterfaceAdded     = "router.interface_added"
+	TypeInterfaceRemoved   = "router.interface_removed"
+	TypeDeleted            = "router.deleted"
+	TypeAbandoned          = "router.abandoned"
+	TypeFloatingIPAttached = "router.floating_ip_attached"
+	TypeFloatingIPDetached = "router.floating_ip_detached"
 )
+
+// FloatingIPAttached records a floating IP the router translates.
+type FloatingIPAttached struct {
+	FloatingIP FloatingIP `json:"floating_ip"`
+	At         time.Time  `json:"at"`
+}
+
+// FloatingIPDetached records that it no longer does.
+type FloatingIPDetached struct {
+	FloatingIP FloatingIP `json:"floating_ip"`
+	At         time.Time  `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*FloatingIPAttached) EventType() string { return TypeFloatingIPAttached }
+
+// EventType implements domain.Event.
+func (*FloatingIPDetached) EventType() string { return TypeFloatingIPDetached }
+
+// Abandoned closes the id of a router whose create never committed (see
+// Abandon); the router never existed.
+type Abandoned struct {
+	ID     ID        `json:"id"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// EventType implements domain.Event.
+func (*Abandoned) EventType() string { return TypeAbandoned }
 
 // Created records a new router.
 type Created struct {
@@ -182,12 +261,15 @@ var Decider = domain.Decider[State, Command]{
 	Evolve: Evolve,
 	Init:   func(id string) State { return State{ID: ID(id)} },
 	Registry: domain.Registry{
-		TypeCreated:          func() domain.Event { return &Created{} },
-		TypeGatewaySet:       func() domain.Event { return &GatewaySet{} },
-		TypeGatewayCleared:   func() domain.Event { return &GatewayCleared{} },
-		TypeInterfaceAdded:   func() domain.Event { return &InterfaceAdded{} },
-		TypeInterfaceRemoved: func() domain.Event { return &InterfaceRemoved{} },
-		TypeDeleted:          func() domain.Event { return &Deleted{} },
+		TypeCreated:            func() domain.Event { return &Created{} },
+		TypeGatewaySet:         func() domain.Event { return &GatewaySet{} },
+		TypeGatewayCleared:     func() domain.Event { return &GatewayCleared{} },
+		TypeInterfaceAdded:     func() domain.Event { return &InterfaceAdded{} },
+		TypeInterfaceRemoved:   func() domain.Event { return &InterfaceRemoved{} },
+		TypeDeleted:            func() domain.Event { return &Deleted{} },
+		TypeAbandoned:          func() domain.Event { return &Abandoned{} },
+		TypeFloatingIPAttached: func() domain.Event { return &FloatingIPAttached{} },
+		TypeFloatingIPDetached: func() domain.Event { return &FloatingIPDetached{} },
 	},
 }
 
@@ -197,6 +279,9 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		if s.Exists {
 			return nil, domain.Conflictf("router %s already exists", s.ID)
 		}
+		if s.Abandoned {
+			return nil, domain.Conflictf("the create of router %s was abandoned: it was cut short and its quota given back; send the request again with a new Idempotency-Key", s.ID)
+		}
 		if cr.Project == "" {
 			return nil, domain.Invalidf("a router belongs to a project")
 		}
@@ -204,6 +289,15 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 			return nil, err
 		}
 		return []domain.Event{&Created{ID: cr.ID, Project: cr.Project, Name: cr.Name, At: cr.At}}, nil
+	}
+	if a, ok := c.(Abandon); ok {
+		switch {
+		case s.Exists:
+			return nil, domain.Conflictf("router %s exists: its create is not abandoned", s.ID)
+		case s.Abandoned:
+			return nil, nil
+		}
+		return []domain.Event{&Abandoned{ID: s.ID, Reason: a.Reason, At: a.At}}, nil
 	}
 	if !s.Live() {
 		return nil, domain.NotFoundf("router %s not found", s.ID)
@@ -215,7 +309,18 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		if s.Gateway == nil {
 			return nil, nil
 		}
+		if err := s.floatingIPsUse("its gateway", ""); err != nil {
+			return nil, err
+		}
 		return []domain.Event{&GatewayCleared{Gateway: *s.Gateway, At: c.At}}, nil
+	case AttachFloatingIP:
+		return decideAttachFloatingIP(s, c)
+	case DetachFloatingIP:
+		i := slices.IndexFunc(s.FloatingIPs, func(f FloatingIP) bool { return f.ID == c.FloatingIP })
+		if i < 0 {
+			return nil, nil
+		}
+		return []domain.Event{&FloatingIPDetached{FloatingIP: s.FloatingIPs[i], At: c.At}}, nil
 	case AddInterface:
 		return decideAddInterface(s, c)
 	case RemoveInterface:
@@ -303,6 +408,41 @@ func (s State) overlaps(p netip.Prefix, subnet, what string) error {
 	return nil
 }
 
+func decideAttachFloatingIP(s State, c AttachFloatingIP) ([]domain.Event, error) {
+	if c.FloatingIP == "" || c.Network == "" || c.Subnet == "" {
+		return nil, domain.Invalidf("attaching a floating IP to a router needs the floating IP, its external network and the subnet of the fixed IP")
+	}
+	if s.Gateway == nil || s.Gateway.Network != c.Network {
+		return nil, domain.Conflictf("router %s has no gateway on the floating IP's external network %s; set one first", s.Name, c.Network)
+	}
+	if !slices.ContainsFunc(s.Interfaces, func(h Interface) bool { return h.Subnet == c.Subnet }) {
+		return nil, domain.Conflictf("router %s has no interface on subnet %s, the port's; add one first", s.Name, c.Subnet)
+	}
+	f := FloatingIP{ID: c.FloatingIP, Subnet: c.Subnet}
+	if i := slices.IndexFunc(s.FloatingIPs, func(h FloatingIP) bool { return h.ID == f.ID }); i >= 0 {
+		if s.FloatingIPs[i] == f {
+			return nil, nil
+		}
+		return nil, domain.Conflictf("router %s already translates floating IP %s to subnet %s", s.Name, f.ID, s.FloatingIPs[i].Subnet)
+	}
+	return []domain.Event{&FloatingIPAttached{FloatingIP: f, At: c.At}}, nil
+}
+
+// floatingIPsUse refuses to take away what floating IPs reach their ports
+// through: the gateway (subnet ""), or the interface on subnet.
+func (s State) floatingIPsUse(what, subnet string) error {
+	var ids []string
+	for _, f := range s.FloatingIPs {
+		if subnet == "" || f.Subnet == subnet {
+			ids = append(ids, f.ID)
+		}
+	}
+	if len(ids) > 0 {
+		return domain.Conflictf("router %s translates %d floating IP(s) through %s (%v); disassociate them first", s.Name, len(ids), what, ids)
+	}
+	return nil
+}
+
 func decideRemoveInterface(s State, c RemoveInterface) ([]domain.Event, error) {
 	if c.Subnet == "" && c.Port == "" {
 		return nil, domain.Invalidf("name the interface to remove by its subnet or its port")
@@ -312,6 +452,9 @@ func decideRemoveInterface(s State, c RemoveInterface) ([]domain.Event, error) {
 	})
 	if i < 0 {
 		return nil, domain.NotFoundf("router %s has no interface on subnet %q with port %q", s.Name, c.Subnet, c.Port)
+	}
+	if err := s.floatingIPsUse("its interface on subnet "+s.Interfaces[i].Subnet, s.Interfaces[i].Subnet); err != nil {
+		return nil, err
 	}
 	return []domain.Event{&InterfaceRemoved{Interface: s.Interfaces[i], At: c.At}}, nil
 }
@@ -323,6 +466,9 @@ func decideDelete(s State, c Delete) ([]domain.Event, error) {
 			subnets[i] = in.Subnet
 		}
 		return nil, domain.Conflictf("router %s still has %d interface(s), on subnets %v; remove them first", s.Name, n, subnets)
+	}
+	if err := s.floatingIPsUse("its gateway", ""); err != nil {
+		return nil, err
 	}
 	var evs []domain.Event
 	if s.Gateway != nil {
@@ -347,6 +493,12 @@ func Evolve(s State, ev domain.Event) State {
 		s.Interfaces = slices.DeleteFunc(slices.Clone(s.Interfaces), func(h Interface) bool { return h == e.Interface })
 	case *Deleted:
 		s.Deleted = true
+	case *Abandoned:
+		s.ID, s.Abandoned = e.ID, true
+	case *FloatingIPAttached:
+		s.FloatingIPs = append(slices.Clip(s.FloatingIPs), e.FloatingIP)
+	case *FloatingIPDetached:
+		s.FloatingIPs = slices.DeleteFunc(slices.Clone(s.FloatingIPs), func(f FloatingIP) bool { return f.ID == e.FloatingIP.ID })
 	}
 	return s
 }

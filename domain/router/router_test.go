@@ -70,3 +70,32 @@ func TestRouter(t *testing.T) {
 		{Name: "delete twice", Given: dt.Plus(created, &router.Deleted{At: t0}), When: router.Delete{At: t0}, Then: dt.Refused(domain.NotFound, "router r-1 not found")},
 	})
 }
+
+func TestRouterFloatingIPs(t *testing.T) {
+	fip := router.FloatingIP{ID: "f-1", Subnet: "s-web"}
+	attach := router.AttachFloatingIP{FloatingIP: "f-1", Network: "ext", Subnet: "s-web", At: t0}
+	withFIP := dt.Plus(both, &router.FloatingIPAttached{FloatingIP: fip, At: t0})
+	abandoned := []domain.Event{&router.Abandoned{ID: "r-1", Reason: "cut short", At: t0}}
+	dt.Run(t, router.Decider, "r-1", []dt.Case[router.Command]{
+		{Name: "attach", Given: both, When: attach, Then: dt.Then(&router.FloatingIPAttached{FloatingIP: fip, At: t0})},
+		{Name: "attach again", Given: withFIP, When: attach, Then: dt.Then()},
+		{Name: "attach without a gateway", Given: withWeb, When: attach, Then: dt.Refused(domain.Conflict, "router edge has no gateway on the floating IP's external network ext")},
+		{Name: "attach from another external network", Given: both, When: router.AttachFloatingIP{FloatingIP: "f-1", Network: "ext-2", Subnet: "s-web", At: t0},
+			Then: dt.Refused(domain.Conflict, "no gateway on the floating IP's external network ext-2")},
+		{Name: "attach to a subnet without an interface", Given: both, When: router.AttachFloatingIP{FloatingIP: "f-1", Network: "ext", Subnet: "s-db", At: t0},
+			Then: dt.Refused(domain.Conflict, "router edge has no interface on subnet s-db")},
+		{Name: "clear the gateway a floating IP uses", Given: withFIP, When: router.ClearGateway{At: t0}, Then: dt.Refused(domain.Conflict, "translates 1 floating IP(s) through its gateway ([f-1])")},
+		{Name: "remove the interface a floating IP uses", Given: withFIP, When: router.RemoveInterface{Subnet: "s-web", At: t0},
+			Then: dt.Refused(domain.Conflict, "through its interface on subnet s-web")},
+		{Name: "detach", Given: withFIP, When: router.DetachFloatingIP{FloatingIP: "f-1", At: t0}, Then: dt.Then(&router.FloatingIPDetached{FloatingIP: fip, At: t0})},
+		{Name: "detach one not there", Given: both, When: router.DetachFloatingIP{FloatingIP: "f-1", At: t0}, Then: dt.Then()},
+		{Name: "clear after the detach", Given: dt.Plus(withFIP, &router.FloatingIPDetached{FloatingIP: fip, At: t0}), When: router.ClearGateway{At: t0},
+			Then: dt.Then(&router.GatewayCleared{Gateway: gw, At: t0})},
+
+		{Name: "abandon", When: router.Abandon{Reason: "cut short", At: t0}, Then: dt.Then(abandoned...)},
+		{Name: "abandon twice", Given: abandoned, When: router.Abandon{Reason: "cut short", At: t0}, Then: dt.Then()},
+		{Name: "abandon one that exists", Given: created, When: router.Abandon{At: t0}, Then: dt.Refused(domain.Conflict, "router r-1 exists: its create is not abandoned")},
+		{Name: "create after the abandon", Given: abandoned, When: router.Create{ID: "r-1", Project: "p-1", Name: "edge", At: t0},
+			Then: dt.Refused(domain.Conflict, "was abandoned")},
+	})
+}

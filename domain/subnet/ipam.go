@@ -54,6 +54,9 @@ func decideAllocate(s State, c Allocate) ([]domain.Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Gateway {
+		return allocateGateway(s, l, c)
+	}
 	if c.IP != "" {
 		return allocateFixed(s, l, c)
 	}
@@ -62,6 +65,19 @@ func decideAllocate(s State, c Allocate) ([]domain.Event, error) {
 		return nil, domain.Conflictf("subnet exhausted: subnet %s (%s) has no free address left in its allocation pools (%d in use)", s.label(), s.CIDR, s.InUse)
 	}
 	return []domain.Event{&AddressAllocated{Key: c.Key, IP: l.r.addr(off), At: c.At}}, nil
+}
+
+// allocateGateway hands out the gateway address to a router's interface.
+func allocateGateway(s State, l ipam, c Allocate) ([]domain.Event, error) {
+	switch {
+	case l.gateway < 0:
+		return nil, domain.Conflictf("subnet %s (%s) has no gateway address for a router's interface", s.label(), s.CIDR)
+	case c.IP != "" && c.IP != s.Gateway:
+		return nil, domain.Invalidf("address %s is not the gateway %s of subnet %s", c.IP, s.Gateway, s.label())
+	case isSet(s.Used, l.gateway):
+		return nil, domain.Conflictf("the gateway %s of subnet %s (%s) is already in use: a router has an interface on it", s.Gateway, s.label(), s.CIDR)
+	}
+	return []domain.Event{&AddressAllocated{Key: c.Key, IP: s.Gateway, At: c.At}}, nil
 }
 
 // allocateFixed hands out the address a caller asked for.

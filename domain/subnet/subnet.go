@@ -67,6 +67,9 @@ type State struct {
 	Used []uint64
 	// InUse counts the bits set in Used.
 	InUse int
+	// GatewayHolder is the key holding the gateway address (the port of a
+	// router's interface, see Allocate.Gateway), "" while none does.
+	GatewayHolder string
 	// Cursor is the offset of the last address handed out (0, the network
 	// address, before the first): the next free one is looked for after it.
 	Cursor    int
@@ -110,11 +113,14 @@ type Create struct {
 }
 
 // Allocate hands out an address to Key (the port or floating IP that will
-// hold it): IP when given, else the next free one in the pools.
+// hold it): IP when given, else the next free one in the pools. With
+// Gateway it hands out the subnet's gateway address, to the port of a
+// router's interface: one at a time, so two routers never both claim it.
 type Allocate struct {
-	Key string
-	IP  string
-	At  time.Time
+	Key     string
+	IP      string
+	Gateway bool
+	At      time.Time
 }
 
 // Release gives back the address IP that Key held. Releasing an address
@@ -241,12 +247,19 @@ func Evolve(s State, ev domain.Event) State {
 		if off, ok := s.offset(e.IP); ok && !isSet(s.Used, off) {
 			s.Used = withBit(s.Used, off, true)
 			s.InUse++
-			s.Cursor = off
+			if e.IP == s.Gateway {
+				s.GatewayHolder = e.Key
+			} else {
+				s.Cursor = off
+			}
 		}
 	case *AddressReleased:
 		if off, ok := s.offset(e.IP); ok && isSet(s.Used, off) {
 			s.Used = withBit(s.Used, off, false)
 			s.InUse--
+			if e.IP == s.Gateway {
+				s.GatewayHolder = ""
+			}
 		}
 	case *Deleted:
 		s.Deleted = true

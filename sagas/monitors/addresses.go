@@ -9,6 +9,7 @@ import (
 
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/subnet"
 )
@@ -27,18 +28,17 @@ type AllocationFinder interface {
 	SuspectAllocations(ctx context.Context, before time.Time, n int) ([]Allocation, error)
 }
 
-// AddressSweep gives back addresses no port holds: a port create cut short
-// between the address allocation and the port's first commit, or a port
-// delete whose release was lost, leaves one behind. For each suspect older
-// than Grace it abandons the port id (port.Abandon, refused if the port
-// exists, so a late retry of the create is refused instead of making a
-// port on an address handed out again); unless a live port holds the
-// address after all, it releases it. Command ids derive from the key and
-// address, so replicas sweeping at once do each once. The port's quota
-// reservation is the QuotaSweep's.
-//
-// Every allocation key is a port id for now; floating IPs, when they take
-// addresses, must be told apart here.
+// AddressSweep gives back addresses no port or floating IP holds: a port
+// (or floating IP) create cut short between the address allocation and its
+// first commit, or a delete whose release was lost, leaves one behind. An
+// allocation's key is a port id or a floating IP id; for each suspect older
+// than Grace it abandons the id as both (port.Abandon, floatingip.Abandon:
+// each refused if that resource exists, so a late retry of the create is
+// refused instead of taking an address handed out again; abandoning an id
+// that is the other kind's closes an id no create will ever use). Unless a
+// live port or floating IP holds the address after all, it releases it.
+// Command ids derive from the key and address, so replicas sweeping at
+// once do each once. The quota reservation is the QuotaSweep's.
 type AddressSweep struct {
 	App   *commands.App
 	Find  AllocationFinder
@@ -80,20 +80,33 @@ func (s *AddressSweep) Pass(ctx context.Context) (int, error) {
 
 func (s *AddressSweep) releaseIfUnheld(ctx context.Context, a Allocation) (bool, error) {
 	m := commands.Meta{CommandID: "address-sweep/" + a.Key + "/abandon", Actor: domain.Actor{User: "saga"}}
-	_, err := s.App.Ports.Handle(ctx, a.Key, port.Abandon{Reason: "its create was cut short before the port's first commit", At: clock(s.Now)}, m)
-	if domain.KindOf(err) == domain.Conflict {
-		st, _, lerr := s.App.Ports.LoadLatest(ctx, a.Key)
-		if lerr != nil {
-			return false, lerr
-		}
-		if st.Live() && slices.Contains(st.FixedIPs, port.FixedIP{Subnet: a.Subnet, IP: a.IP}) {
-			return false, nil // the read model was behind
-		}
-	} else if err != nil {
+	const reason = "its create was cut short before its first commit"
+	_, err := s.App.Ports.Handle(ctx, a.Key, port.Abandon{Reason: reason, At: clock(s.Now)}, m)
+	if held, err := s.heldAfterAll(ctx, a, err, func() (bool, error) {
+		st, _, err := s.App.Ports.LoadLatest(ctx, a.Key)
+		return st.Live() && slices.Contains(st.FixedIPs, port.FixedIP{Subnet: a.Subnet, IP: a.IP}), err
+	}); held || err != nil {
 		return false, err
 	}
-	s.Log.Info("giving back an address no port holds", "subnet", a.Subnet, "ip", a.IP, "port", a.Key)
+	m.CommandID = "address-sweep/" + a.Key + "/abandon-floating-ip"
+	_, err = s.App.FloatingIPs.Handle(ctx, a.Key, floatingip.Abandon{Reason: reason, At: clock(s.Now)}, m)
+	if held, err := s.heldAfterAll(ctx, a, err, func() (bool, error) {
+		st, _, err := s.App.FloatingIPs.LoadLatest(ctx, a.Key)
+		return st.Live() && st.Subnet == a.Subnet && st.IP == a.IP, err
+	}); held || err != nil {
+		return false, err
+	}
+	s.Log.Info("giving back an address no port or floating IP holds", "subnet", a.Subnet, "ip", a.IP, "key", a.Key)
 	m.CommandID = "address-sweep/" + a.Key + "/" + a.IP + "/release"
 	_, err = s.App.Subnets.HandleBatched(ctx, a.Subnet, subnet.Release{Key: a.Key, IP: a.IP, At: clock(s.Now)}, m)
 	return err == nil, err
+}
+
+// heldAfterAll reads the answer to an Abandon: refused as existing, the
+// resource may hold the address after all (the read model was behind).
+func (s *AddressSweep) heldAfterAll(ctx context.Context, a Allocation, err error, holds func() (bool, error)) (bool, error) {
+	if domain.KindOf(err) == domain.Conflict {
+		return holds()
+	}
+	return false, err
 }

@@ -8,9 +8,11 @@ import (
 
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/network"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/router"
 	"github.com/keel-cloud/keel/domain/secgroup"
 	"github.com/keel-cloud/keel/domain/server"
 )
@@ -21,7 +23,7 @@ type Hold struct {
 	Key     string // the id of the server, port, network or security group
 	Amounts map[string]int
 	At      time.Time
-	Kind    string // HoldServer, HoldPort, HoldNetwork or HoldSecurityGroup
+	Kind    string // HoldServer, HoldPort, HoldNetwork, HoldSecurityGroup, HoldRouter or HoldFloatingIP
 }
 
 // What a hold is for, told by the quota it holds.
@@ -30,10 +32,13 @@ const (
 	HoldPort          = "port"
 	HoldNetwork       = "network"
 	HoldSecurityGroup = "securitygroup"
+	HoldRouter        = "router"
+	HoldFloatingIP    = "floatingip"
 )
 
 // HoldFinder lists reservations made before a time whose server, port,
-// network or security group the read model does not show.
+// network, security group, router or floating IP the read model does not
+// show.
 type HoldFinder interface {
 	SuspectHolds(ctx context.Context, before time.Time, n int) ([]Hold, error)
 }
@@ -117,6 +122,10 @@ func (q *QuotaSweep) abandon(ctx context.Context, h Hold, m commands.Meta) (bool
 		return abandonID(ctx, q.App.Networks, h.Key, network.Command(network.Abandon{Reason: reason, At: at}), m, func(s network.State) bool { return s.Deleted })
 	case HoldSecurityGroup:
 		return abandonID(ctx, q.App.SecurityGroups, h.Key, secgroup.Command(secgroup.Abandon{Reason: reason, At: at}), m, func(s secgroup.State) bool { return s.Deleted })
+	case HoldRouter:
+		return abandonID(ctx, q.App.Routers, h.Key, router.Command(router.Abandon{Reason: reason, At: at}), m, func(s router.State) bool { return s.Deleted })
+	case HoldFloatingIP:
+		return abandonID(ctx, q.App.FloatingIPs, h.Key, floatingip.Command(floatingip.Abandon{Reason: reason, At: at}), m, func(s floatingip.State) bool { return s.Deleted })
 	}
 	return false, nil
 }

@@ -306,6 +306,10 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() error { sweep.Run(runCtx, min(c.QuotaGrace/2, time.Minute)); return nil })
 	addresses := &monitors.AddressSweep{App: n.App, Find: n.Read, Grace: c.QuotaGrace, Log: c.Log}
 	n.goRun(func() error { addresses.Run(runCtx, min(c.QuotaGrace/2, time.Minute)); return nil })
+	fips := &monitors.FloatingIPSweep{App: n.App, Find: n.Read, Grace: c.QuotaGrace, Log: c.Log}
+	n.goRun(func() error { fips.Run(runCtx, min(c.QuotaGrace/2, time.Minute)); return nil })
+	routerPorts := &monitors.RouterPortSweep{App: n.App, Find: n.Read, Grace: c.QuotaGrace, Log: c.Log}
+	n.goRun(func() error { routerPorts.Run(runCtx, min(c.QuotaGrace/2, time.Minute)); return nil })
 	if err := n.watchLiveness(runCtx); err != nil {
 		return err
 	}

@@ -27,7 +27,10 @@ import (
 // first. Removing the default security group's rule that lets its members
 // reach each other stops the ping; an ICMP rule brings it back. Deleting
 // the servers deletes their ports: no switch port is left in the NB and no
-// tap on br-int.
+// tap on br-int. A router with an interface on the subnet answers the
+// first guest's pings of its DHCP router; with a gateway on an external
+// network, a floating IP associated with the first guest's port becomes the
+// router's dnat_and_snat rule to its address, and goes when disassociated.
 func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots two real guests")
@@ -39,7 +42,7 @@ func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 	bin := buildKeel(t)
 	natsAddr, dataDir, agentDir := freeAddr(t), t.TempDir(), filepath.Join(lv.Dir, "agent")
 	p := serve(t, bin, dataDir, pgtest.NewDatabase(t), freeAddr(t), "--fake-hosts", "0", "--nats-listen", natsAddr,
-		"--ovn-nb", srv.NB, "--ovn-reconcile", "5s")
+		"--ovn-nb", srv.NB, "--ovn-reconcile", "5s", "--ovn-gateway-chassis", ovntest.Chassis)
 	defer func() { _ = p.cmd.Process.Signal(syscall.SIGINT); _ = p.cmd.Wait() }()
 	agentLog := &syncBuffer{}
 	creds := issueCredentials(t, bin, p.url, p.token, "node-a")
@@ -77,6 +80,15 @@ func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	seq := max(up.Sequence, res.Sequence)
+	// The subnet's router: the guests' DHCP router, which the first pings.
+	rt, _, err := api.Create[api.Router](ctx, c, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, res, err = api.Create[api.Router](ctx, c, api.Path(api.Routers, rt.ID, "interfaces"), api.RouterInterfaceBody{Subnet: sub.ID}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	seq = max(seq, res.Sequence)
 
 	create := func(name, userData string) api.Server {
 		t.Helper()
@@ -134,6 +146,8 @@ func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 		console(s, "KEEL-GUEST ip: eth0 "+nic.IPs[0]+"/24", 1, 3*time.Minute)
 	}
 	console(vm2, "KEEL-GUEST ping "+ip1+": ok", 1, time.Minute)
+	console(vm1, "KEEL-GUEST ping 10.0.0.1: ok", 1, time.Minute)
+	floatingIPBecomesNAT(t, c, srv, rt.ID, vm1)
 
 	// The default group lets its members reach each other: without that
 	// rule vm-1 drops the pings; an ICMP rule from the group lets them in.
@@ -181,7 +195,19 @@ func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 			return nil
 		})
 	}
+	// The router goes: its interface's port with it.
+	var last uint64
+	for _, path := range []string{api.Path(api.Routers, rt.ID, "interfaces", sub.ID), api.Path(api.Routers, rt.ID)} {
+		res, err := api.Delete(ctx, c, path, api.Opts{}, nil)
+		if err != nil {
+			t.Fatalf("DELETE %s: %v", path, err)
+		}
+		last = res.Sequence
+	}
 	eventually(t, 30*time.Second, func() error {
+		if lrs := strings.TrimSpace(srv.NBCtl(t, "lr-list")); lrs != "" {
+			return fmt.Errorf("routers left in the NB: %s", lrs)
+		}
 		ports, err := api.ListAll[api.Port](ctx, c, api.Ports, api.Opts{})
 		if err != nil {
 			return err
@@ -197,8 +223,68 @@ func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 		}
 		return nil
 	})
-	s, _, err := api.Get[api.Subnet](ctx, c, api.Path(api.Subnets, sub.ID), api.Opts{})
+	s, _, err := api.Get[api.Subnet](ctx, c, api.Path(api.Subnets, sub.ID), api.Opts{MinSequence: last})
 	if err != nil || s.InUse != 0 {
 		t.Fatalf("subnet after the deletes: %d addresses in use (%v), want 0", s.InUse, err)
+	}
+}
+
+// floatingIPBecomesNAT gives the router rtr a gateway on a new external
+// network, associates a floating IP of it with vm's port and waits for the
+// router's dnat_and_snat rule from the floating IP to vm's address; then
+// disassociates it and waits for the rule to go, and takes the floating IP
+// and the gateway away again.
+func floatingIPBecomesNAT(t *testing.T, c *api.Client, srv *ovntest.Servers, rtr string, vm api.Server) {
+	t.Helper()
+	ctx := context.Background()
+	ext, _, err := api.Create[api.Network](ctx, c, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Subnet](ctx, c, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/24"}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	gwPath := api.Path(api.Routers, rtr, "gateway")
+	if _, err := c.Do(ctx, api.Request{Method: http.MethodPut, Path: gwPath, Body: api.RouterGatewayBody{Network: ext.ID}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fip, _, err := api.Create[api.FloatingIP](ctx, c, api.FloatingIPs, api.FloatingIPBody{Network: ext.ID}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assoc := api.Path(api.FloatingIPs, fip.ID, "association")
+	if _, err := c.Do(ctx, api.Request{Method: http.MethodPut, Path: assoc, Body: api.FloatingIPAssociationBody{Port: vm.NICs[0].PortID}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fixed := vm.NICs[0].IPs[0]
+	rule := func() (string, bool) {
+		nat := srv.NBCtl(t, "lr-nat-list", "keel-"+rtr)
+		for _, line := range strings.Split(nat, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[0] == "dnat_and_snat" && f[1] == fip.IP && f[2] == fixed {
+				return nat, true
+			}
+		}
+		return nat, false
+	}
+	eventually(t, 30*time.Second, func() error {
+		if nat, ok := rule(); !ok {
+			return fmt.Errorf("no dnat_and_snat %s -> %s on router %s; its NAT:\n%s", fip.IP, fixed, rtr, nat)
+		}
+		return nil
+	})
+	if _, err := api.Delete(ctx, c, assoc, api.Opts{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if nat, ok := rule(); ok {
+			return fmt.Errorf("the dnat_and_snat of %s is still on router %s after the disassociation:\n%s", fip.IP, rtr, nat)
+		}
+		return nil
+	})
+	for _, path := range []string{api.Path(api.FloatingIPs, fip.ID), gwPath} {
+		if _, err := api.Delete(ctx, c, path, api.Opts{}, nil); err != nil {
+			t.Fatalf("DELETE %s: %v", path, err)
+		}
 	}
 }

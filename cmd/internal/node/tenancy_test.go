@@ -341,6 +341,16 @@ func TestPolicyMatrix(t *testing.T) {
 	type fixture struct {
 		server, op, keypair, group, image, project, user, token string
 		network, subnet, port, secgroup, rule                   string
+		router, floatingIP                                      string
+	}
+	// The cloud's external network, where every project's floating IPs
+	// come from.
+	ext, res, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/24"}, api.Opts{MinSequence: res.Sequence}); err != nil {
+		t.Fatal(err)
 	}
 	make_ := func(u *api.Client, project, user string) fixture {
 		kp, _, err := api.Create[api.Keypair](ctx, u, api.Keypairs, api.KeypairBody{Name: "k-" + project, PublicKey: ed25519Key}, api.Opts{})
@@ -371,6 +381,7 @@ func TestPolicyMatrix(t *testing.T) {
 		e.waitOp(acc.OperationID, 20*time.Second)
 		f := fixture{server: acc.Server.ID, op: acc.OperationID, keypair: kp.ID, group: g.ID, image: im.ID, project: project, user: user, token: tok.ID}
 		f.network, f.subnet, f.port, f.secgroup, f.rule = networkFixture(t, u, project)
+		f.router, f.floatingIP = routerFixture(t, u, project, ext.ID)
 		return f
 	}
 	// The users the membership and user calls act on are none of the callers:
@@ -420,6 +431,11 @@ func TestPolicyMatrix(t *testing.T) {
 			sub("{id}", f.subnet, true)
 		case strings.HasPrefix(path, api.Ports+"/"):
 			sub("{id}", f.port, true)
+		case strings.HasPrefix(path, api.Routers+"/"):
+			sub("{id}", f.router, true)
+			sub("{subnet_id}", f.subnet, true)
+		case strings.HasPrefix(path, api.FloatingIPs+"/"):
+			sub("{id}", f.floatingIP, true)
 		case strings.HasPrefix(path, api.SecurityGroups+"/"):
 			sub("{id}", f.secgroup, true)
 			sub("{rule_id}", f.rule, true)
@@ -510,6 +526,25 @@ var bodies = map[string]string{
 	"set-member":                 `{"role": "reader"}`,
 	"set-user-password":          `{"password": "a-new-password-long-enough", "current_password": "wrong"}`,
 	"create-security-group-rule": `{"direction": "ingress", "protocol": "tcp", "port_min": 8080, "port_max": 8080}`,
+	"add-router-interface":       `{"subnet": "00000000-0000-4000-8000-000000000000"}`,
+	"set-router-gateway":         `{"network": "00000000-0000-4000-8000-000000000000"}`,
+	"associate-floating-ip":      `{"port": "00000000-0000-4000-8000-000000000000"}`,
+}
+
+// routerFixture makes a router and a floating IP of the external network
+// ext as u, and returns their ids.
+func routerFixture(t *testing.T, u *api.Client, project, ext string) (router, floatingIP string) {
+	t.Helper()
+	ctx := context.Background()
+	r, _, err := api.Create[api.Router](ctx, u, api.Routers, api.RouterBody{Name: "r-" + project}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := api.Create[api.FloatingIP](ctx, u, api.FloatingIPs, api.FloatingIPBody{Network: ext}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ID, f.ID
 }
 
 // networkFixture makes a network, a subnet, a port and a security group
