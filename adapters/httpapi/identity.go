@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -206,7 +208,13 @@ func (a *API) registerTokens(hapi huma.API) {
 // countList says "2 servers, 1 keypair" of counts by kind, in a stable order.
 func countList(counts map[string]int) string {
 	out := ""
-	for _, kind := range []string{"servers", "keypairs", "server groups", "images", "networks", "subnets", "ports", "security groups"} {
+	kinds := []string{"servers", "keypairs", "server groups", "images", "networks", "subnets", "ports", "security groups", "routers", "floating IPs"}
+	for _, k := range slices.Sorted(maps.Keys(counts)) { // a kind added to the holds but not here is still named
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	for _, kind := range kinds {
 		if n := counts[kind]; n > 0 {
 			if out != "" {
 				out += ", "
@@ -303,7 +311,7 @@ func (a *API) registerProjects(hapi huma.API) {
 
 	huma.Register(hapi, huma.Operation{OperationID: "delete-project", Method: http.MethodDelete, Path: api.Projects + "/{id}",
 		Summary: "Delete a project", Tags: []string{"identity"}, DefaultStatus: http.StatusNoContent,
-		Description: "Cloud admins only; refused with 409 while the project still owns servers, keypairs, server groups, images, networks, subnets, ports or security groups (its default group goes with it). Its members lose their role and their tokens for it stop working. The admin project cannot be deleted."},
+		Description: "Cloud admins only; refused with 409 while the project still owns servers, keypairs, server groups, images, networks, subnets, ports, security groups (its default group goes with it), routers or floating IPs. Its members lose their role and their tokens for it stop working. The admin project cannot be deleted."},
 		func(ctx context.Context, in *IDParam) (*DeletedOutput, error) {
 			id, err := a.projectID(ctx, in.ID)
 			if err != nil {

@@ -44,13 +44,14 @@ func (r *ReadModel) Project(ctx context.Context, id string) (Project, error) {
 
 // ProjectHolds counts what a project still owns, by kind (servers,
 // keypairs, server groups, images, networks, subnets, ports, security
-// groups but its default one, which goes with it), for a delete to refuse.
+// groups but its default one, which goes with it, routers, floating IPs),
+// for a delete to refuse.
 func (r *ReadModel) ProjectHolds(ctx context.Context, id string) (map[string]int, error) {
 	out := map[string]int{}
 	for _, h := range []struct{ kind, table, also string }{
 		{"servers", "servers", ""}, {"keypairs", "keypairs", ""}, {"server groups", "server_groups", ""}, {"images", "images", ""},
 		{"networks", "networks", ""}, {"subnets", "subnets", ""}, {"ports", "ports", ""},
-		{"security groups", "security_groups", " AND NOT is_default"},
+		{"security groups", "security_groups", " AND NOT is_default"}, {"routers", "routers", ""}, {"floating IPs", "floating_ips", ""},
 	} {
 		kind, q := h.kind, `SELECT count(*) FROM `+h.table+` WHERE project_id = $1::uuid`+h.also
 		var n int

@@ -442,9 +442,14 @@ func TestProjectDeleteWaitsForItsNetworks(t *testing.T) {
 	e.addProject("alpha")
 	alice := e.addUser("alice", "alpha", "member")
 	n, s, _ := netOf(t, alice.c, "web", "10.0.0.0/24")
-	_, err := api.Delete(ctx, e.api, api.Path(api.Projects, "alpha"), api.Opts{}, nil)
-	wantProblem(t, "delete a project with a network", err, http.StatusConflict, "1 networks")
-	for _, path := range []string{api.Path(api.Subnets, s.ID), api.Path(api.Networks, n.ID)} {
+	r, _, err := api.Create[api.Router](ctx, alice.c, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.Delete(ctx, e.api, api.Path(api.Projects, "alpha"), api.Opts{MinSequence: e.headSeq()}, nil)
+	wantProblem(t, "delete a project with a network and a router", err, http.StatusConflict, "1 networks")
+	wantProblem(t, "delete a project with a network and a router", err, http.StatusConflict, "1 routers")
+	for _, path := range []string{api.Path(api.Routers, r.ID), api.Path(api.Subnets, s.ID), api.Path(api.Networks, n.ID)} {
 		if _, err := api.Delete(ctx, alice.c, path, api.Opts{}, nil); err != nil {
 			t.Fatal(err)
 		}
