@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/adapters/ovn/ovntest"
 	"github.com/keel-cloud/keel/api"
+	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/port"
@@ -24,7 +26,8 @@ import (
 // port and no address behind; a deleted server's port is deleted and its
 // address handed out again.
 func TestServersGetNICsAndGiveThemBack(t *testing.T) {
-	e := start(t, nil)
+	nb := ovntest.Start(t) // the network adapter writes the ports' switch ports here
+	e := start(t, func(c *node.Config) { c.OVN = node.OVNConfig{NB: nb.NB, Reconcile: time.Minute} })
 	ctx := context.Background()
 	e.seed()
 	if _, _, err := api.Create[api.Flavor](ctx, e.api, api.Flavors, api.FlavorBody{Name: "huge", VCPUs: 1024, RAMMiB: 512, DiskGiB: 1}, api.Opts{}); err != nil {
@@ -127,6 +130,14 @@ func TestServersGetNICsAndGiveThemBack(t *testing.T) {
 	if p := portOf(huge.Server.ID); !p.Exists || p.Live() || p.FixedIPs[0].IP != "10.9.0.2" {
 		t.Fatalf("the port of the failed build: %+v; want made with 10.9.0.2, then deleted", p)
 	}
+	// Nor did its switch port stay in OVN: the NB holds the switch ports
+	// of live ports only (none now).
+	eventually(t, 20*time.Second, func() error {
+		if lsps := strings.TrimSpace(nb.NBCtl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port", "external_ids:keel\\:port!=\"\"")); lsps != "" {
+			return fmt.Errorf("switch ports left in the NB: %s", lsps)
+		}
+		return nil
+	})
 	last := create("last", "small")
 	if op := e.waitOp(last.OperationID, 30*time.Second); op.Status != "succeeded" {
 		t.Fatalf("create last: %s (%v); the address of the failed build was not given back", op.Status, op.Error)
@@ -134,6 +145,12 @@ func TestServersGetNICsAndGiveThemBack(t *testing.T) {
 	if p := portOf(last.Server.ID); !p.Live() || p.FixedIPs[0].IP != "10.9.0.2" {
 		t.Fatalf("last's port: %+v; want 10.9.0.2 again", p)
 	}
+	eventually(t, 20*time.Second, func() error { // and it is in OVN
+		if addrs := strings.TrimSpace(nb.NBCtl(t, "lsp-get-addresses", sagas.NICPortID(last.Server.ID, 0))); !strings.HasSuffix(addrs, " 10.9.0.2") {
+			return fmt.Errorf("last's switch port has addresses %q", addrs)
+		}
+		return nil
+	})
 
 	// A network of another project is not found.
 	e.addProject("beta")
