@@ -149,6 +149,11 @@ func evolveInterface(s State, ev domain.Event) State {
 	return s
 }
 
+// HasPorts tells whether the server may own ports (see Ports).
+func (s State) HasPorts() bool {
+	return len(s.Networks) > 0 || len(s.NICs) > 0 || s.Pending.Port != "" || s.AttachOperation != ""
+}
+
 // Ports are the ids of the ports a server may own: those made for the
 // networks it was created with (by their derived ids, from portOf), its
 // NICs, and the port of an attach that never finished (from attachPort,

@@ -103,7 +103,9 @@ func TestInterfaceReports(t *testing.T) {
 
 // A NIC is detached by its port, from an ACTIVE or STOPPED server with no task.
 func TestDetachInterface(t *testing.T) {
-	detach := func(port string) server.DetachInterface { return server.DetachInterface{Operation: opNew, Port: port, At: t1} }
+	detach := func(port string) server.DetachInterface {
+		return server.DetachInterface{Operation: opNew, Port: port, At: t1}
+	}
 	run(t, []tc{
 		{"attached NIC", withTwoNICs, detach(portB), then(&server.InterfaceDetachRequested{Host: h1, Operation: opNew, NIC: nicB, At: t1})},
 		{"unknown port", withTwoNICs, detach("port-z"), refused(domain.NotFound, `server srv-1 has no interface with port "port-z"`)},
