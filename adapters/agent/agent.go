@@ -190,6 +190,7 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 	var call func(context.Context, Driver) error
 	var ok, fail server.ReportKind
 	doing := "clean up the server" // what the call does, in the user's words
+	port := ""                     // the NIC's port, for interface reports
 	switch w.Kind {
 	case WorkSpawn:
 		ok, fail, doing = server.ReportSpawned, server.ReportSpawnFailed, "build the server"
@@ -217,6 +218,18 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
 	case WorkCleanup:
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
+	case WorkAttachNIC, WorkDetachNIC:
+		if w.NIC == nil {
+			return fmt.Errorf("%s work for server %s carries no NIC", w.Kind, id)
+		}
+		nic := *w.NIC
+		port = nic.PortID
+		ok, fail, doing = server.ReportInterfaceAttached, server.ReportInterfaceFailed, "attach the interface"
+		call = func(ctx context.Context, d Driver) error { return d.AttachNIC(ctx, id, nic) }
+		if w.Kind == WorkDetachNIC {
+			ok, doing = server.ReportInterfaceDetached, "detach the interface"
+			call = func(ctx context.Context, d Driver) error { return d.DetachNIC(ctx, id, nic) }
+		}
 	default:
 		a.Log.Warn("work of an unknown kind ignored", "host", w.Host, "server", id, "kind", w.Kind)
 		return nil
@@ -238,7 +251,7 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 	if kind == "" {
 		return nil
 	}
-	err = a.Link.Report(ctx, w.Host, WorkReport{Seq: w.Seq, Index: w.Index, Server: id, Kind: kind, Reason: reason, Detail: detail,
+	err = a.Link.Report(ctx, w.Host, WorkReport{Seq: w.Seq, Index: w.Index, Server: id, Kind: kind, Port: port, Reason: reason, Detail: detail,
 		Correlation: w.Correlation, Causation: w.Causation})
 	if errors.Is(err, ErrRefused) {
 		a.Log.Warn("report refused by the control plane", "host", w.Host, "server", id, "kind", kind, "err", err)
