@@ -330,6 +330,10 @@ var Servers = Projection{Name: "servers", Version: 2, Tables: []string{"servers"
 				upd(sets...)
 			case *server.Lost:
 				upd(To("power", "NOSTATE"), To("status", "ERROR"), To("reason", e.Reason))
+			default:
+				if _, err := applyInterface(w, tb, env, ev, upd); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

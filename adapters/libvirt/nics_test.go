@@ -25,7 +25,9 @@ func TestAttachAndDetachNICChangeTheDomainXML(t *testing.T) {
 	sum := sha256.Sum256(base)
 	conn := testDriverConn(t)
 	d, err := libvirt.New(libvirt.Config{Conn: conn, Dir: t.TempDir(), DomainType: "test",
-		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(base)), nil }})
+		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(base)), nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -406,6 +406,7 @@ func TestPolicyMatrix(t *testing.T) {
 		switch {
 		case strings.HasPrefix(path, "/v1/servers/"):
 			sub("{id}", f.server, true)
+			sub("{port_id}", f.port, false)
 		case strings.HasPrefix(path, "/v1/keypairs/"):
 			sub("{id}", f.keypair, true)
 		case strings.HasPrefix(path, "/v1/server-groups/"):
@@ -510,6 +511,7 @@ var bodies = map[string]string{
 	"set-member":                 `{"role": "reader"}`,
 	"set-user-password":          `{"password": "a-new-password-long-enough", "current_password": "wrong"}`,
 	"create-security-group-rule": `{"direction": "ingress", "protocol": "tcp", "port_min": 8080, "port_max": 8080}`,
+	"attach-server-interface":    `{"network": "n-alpha"}`,
 }
 
 // networkFixture makes a network, a subnet, a port and a security group
