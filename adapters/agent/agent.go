@@ -218,6 +218,17 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
 	case WorkCleanup:
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
+	case WorkUnplugNIC:
+		if w.NIC == nil {
+			return fmt.Errorf("%s work for server %s carries no NIC", w.Kind, id)
+		}
+		nic := *w.NIC
+		call = func(ctx context.Context, d Driver) error {
+			if err := d.DetachNIC(ctx, id, nic); !errors.Is(err, ErrNoServer) {
+				return err
+			}
+			return nil // the server is gone, and its NICs with it
+		}
 	case WorkAttachNIC, WorkDetachNIC:
 		if w.NIC == nil {
 			return fmt.Errorf("%s work for server %s carries no NIC", w.Kind, id)
@@ -245,7 +256,7 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 		a.Log.Info("host call failed", "host", w.Host, "server", id, "err", err)
 		kind, reason, detail = fail, Reason(err, doing), plain(err.Error(), server.MaxReportDetail)
 		if fail == "" {
-			return fmt.Errorf("destroy server %s on %s: %w", id, w.Host, err) // retried
+			return fmt.Errorf("%s server %s on %s: %w", w.Kind, id, w.Host, err) // retried
 		}
 	}
 	if kind == "" {

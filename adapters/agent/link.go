@@ -64,6 +64,7 @@ const (
 	WorkCleanup   WorkKind = "cleanup" // what a failed build left: destroyed, not reported
 	WorkAttachNIC WorkKind = "attach_nic"
 	WorkDetachNIC WorkKind = "detach_nic"
+	WorkUnplugNIC WorkKind = "unplug_nic" // what a failed attach may have plugged: unplugged, not reported
 )
 
 // Work is one thing the control plane asks of one host, made from one event

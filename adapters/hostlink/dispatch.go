@@ -84,6 +84,12 @@ func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev do
 		w.Host, w.Kind, w.NIC = e.Host, agent.WorkAttachNIC, &agent.NIC{PortID: e.NIC.Port, MAC: e.NIC.MAC}
 	case *server.InterfaceDetachRequested:
 		w.Host, w.Kind, w.NIC = e.Host, agent.WorkDetachNIC, &agent.NIC{PortID: e.NIC.Port, MAC: e.NIC.MAC}
+	case *server.InterfaceFailed:
+		if e.Task != server.AttachingInterface || e.MAC == "" {
+			return nil, nil
+		}
+		// Compensation: the host may have plugged it (or may yet, late).
+		w.Host, w.Kind, w.NIC = e.Host, agent.WorkUnplugNIC, &agent.NIC{PortID: e.Port, MAC: e.MAC}
 	case *server.SpawnFailed:
 		w.Host, w.Kind = e.Host, agent.WorkCleanup // the build moves on: clean up whatever it left there
 	case *server.Failed:

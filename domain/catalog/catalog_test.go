@@ -59,7 +59,7 @@ var examples = map[string][]domain.Event{
 		&server.InterfaceAttached{Host: "h-1", Operation: "op-6", NIC: server.NIC{Port: "port-2", Network: "net-2", MAC: "fa:16:3e:00:00:02", IPs: []string{"10.0.1.5"}}, At: at},
 		&server.InterfaceDetachRequested{Host: "h-1", Operation: "op-7", NIC: server.NIC{Port: "port-2", Network: "net-2", MAC: "fa:16:3e:00:00:02"}, At: at},
 		&server.InterfaceDetached{Host: "h-1", Operation: "op-7", Port: "port-2", At: at},
-		&server.InterfaceFailed{Task: server.AttachingInterface, Operation: "op-8", Port: "port-3", Reason: "the host could not attach the interface", Detail: "virDomainAttachDeviceFlags: boom", At: at},
+		&server.InterfaceFailed{Host: "h-1", Task: server.AttachingInterface, Operation: "op-8", Port: "port-3", MAC: "fa:16:3e:00:00:03", Reason: "the host could not attach the interface", Detail: "virDomainAttachDeviceFlags: boom", At: at},
 		&server.SpawnFailed{Host: "h-1", Reason: "disk full", Attempt: 1, Detail: "write /pool/servers/srv-1/root.qcow2: no space left on device", At: at},
 		&server.Scheduled{Host: "h-1", Operation: "op-1", At: at},
 		&server.Spawned{Host: "h-1", At: at},

@@ -265,7 +265,7 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		return one(&Deleted{Host: s.Host, Forced: true, Reason: c.Reason, At: c.At})
 	case AbortTask:
 		if interfaceTask(s.Task) {
-			return one(&InterfaceFailed{Task: s.Task, Operation: s.Operation, Port: s.Pending.Port, Reason: c.Reason, At: c.At})
+			return one(&InterfaceFailed{Host: s.Host, Task: s.Task, Operation: s.Operation, Port: s.Pending.Port, MAC: s.Pending.MAC, Reason: c.Reason, At: c.At})
 		}
 		if s.Task != PoweringOn && s.Task != PoweringOff && s.Task != RebootTask {
 			return nil, domain.Conflictf("server %s has no start, stop, reboot or interface change in progress", s.ID)

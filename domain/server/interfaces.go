@@ -119,7 +119,7 @@ func decideInterfaceReport(s State, r Report) ([]domain.Event, error) {
 	case ReportInterfaceDetached:
 		return one(&InterfaceDetached{Host: r.Host, Operation: s.Operation, Port: r.Port, At: r.At})
 	default:
-		return one(&InterfaceFailed{Task: s.Task, Operation: s.Operation, Port: r.Port, Reason: r.Reason, Detail: r.Detail, At: r.At})
+		return one(&InterfaceFailed{Host: s.Host, Task: s.Task, Operation: s.Operation, Port: r.Port, MAC: s.Pending.MAC, Reason: r.Reason, Detail: r.Detail, At: r.At})
 	}
 }
 
@@ -237,10 +237,14 @@ type InterfaceDetached struct {
 // happen: the host could not, or it did not answer in time. The server's
 // NICs are as before; an attach's port is deleted by its saga.
 type InterfaceFailed struct {
+	Host      string `json:"host"`
 	Task      Task   `json:"task"`
 	Operation string `json:"operation_id"`
 	Port      string `json:"port_id,omitempty"`
-	Reason    string `json:"reason"`
+	// MAC is the NIC's, when it has a port: what the host may have
+	// plugged of a failed attach is unplugged by it.
+	MAC    string `json:"mac,omitempty"`
+	Reason string `json:"reason"`
 	// Detail is the host's own account, for admins (see SpawnFailed).
 	Detail string    `json:"detail,omitempty"`
 	At     time.Time `json:"at"`

@@ -89,11 +89,11 @@ func TestInterfaceReports(t *testing.T) {
 		{"attached", attachPlugged, ifaceReport(server.ReportInterfaceAttached, portB),
 			then(&server.InterfaceAttached{Host: h1, Operation: opAttach, NIC: nicB, At: t1})},
 		{"attach failed", attachPlugged, ifaceReport(server.ReportInterfaceFailed, portB),
-			then(&server.InterfaceFailed{Task: server.AttachingInterface, Operation: opAttach, Port: portB, Reason: "the host could not", At: t1})},
+			then(&server.InterfaceFailed{Host: h1, Task: server.AttachingInterface, Operation: opAttach, Port: portB, MAC: nicB.MAC, Reason: "the host could not", At: t1})},
 		{"detached", detachAsked, ifaceReport(server.ReportInterfaceDetached, portB),
 			then(&server.InterfaceDetached{Host: h1, Operation: opDetach, Port: portB, At: t1})},
 		{"detach failed", detachAsked, ifaceReport(server.ReportInterfaceFailed, portB),
-			then(&server.InterfaceFailed{Task: server.DetachingInterface, Operation: opDetach, Port: portB, Reason: "the host could not", At: t1})},
+			then(&server.InterfaceFailed{Host: h1, Task: server.DetachingInterface, Operation: opDetach, Port: portB, MAC: nicB.MAC, Reason: "the host could not", At: t1})},
 		{"attached, another port (stale)", attachPlugged, ifaceReport(server.ReportInterfaceAttached, portA), refused(domain.Conflict, `on port "port-a" does not answer`)},
 		{"attached, before a port was made", attachAsked, ifaceReport(server.ReportInterfaceAttached, ""), refused(domain.Conflict, "does not answer")},
 		{"detached while attaching", attachPlugged, ifaceReport(server.ReportInterfaceDetached, portB), refused(domain.Conflict, "which is attaching_interface")},
@@ -118,9 +118,9 @@ func TestDetachInterface(t *testing.T) {
 func TestAbortInterfaceChange(t *testing.T) {
 	abort := server.AbortTask{Reason: "step attach did not finish within 1m0s", At: t1}
 	run(t, []tc{
-		{"attach before its port", attachAsked, abort, then(&server.InterfaceFailed{Task: server.AttachingInterface, Operation: opAttach, Reason: abort.Reason, At: t1})},
-		{"attach with its port", attachPlugged, abort, then(&server.InterfaceFailed{Task: server.AttachingInterface, Operation: opAttach, Port: portB, Reason: abort.Reason, At: t1})},
-		{"detach", detachAsked, abort, then(&server.InterfaceFailed{Task: server.DetachingInterface, Operation: opDetach, Port: portB, Reason: abort.Reason, At: t1})},
+		{"attach before its port", attachAsked, abort, then(&server.InterfaceFailed{Host: h1, Task: server.AttachingInterface, Operation: opAttach, Reason: abort.Reason, At: t1})},
+		{"attach with its port", attachPlugged, abort, then(&server.InterfaceFailed{Host: h1, Task: server.AttachingInterface, Operation: opAttach, Port: portB, MAC: nicB.MAC, Reason: abort.Reason, At: t1})},
+		{"detach", detachAsked, abort, then(&server.InterfaceFailed{Host: h1, Task: server.DetachingInterface, Operation: opDetach, Port: portB, MAC: nicB.MAC, Reason: abort.Reason, At: t1})},
 	})
 }
 
