@@ -218,13 +218,16 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
 	case WorkCleanup:
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
-	case WorkUnplugNIC:
+	case WorkUnplugNIC, WorkReplugNIC:
 		if w.NIC == nil {
 			return fmt.Errorf("%s work for server %s carries no NIC", w.Kind, id)
 		}
-		nic := *w.NIC
+		nic, change := *w.NIC, Driver.DetachNIC
+		if w.Kind == WorkReplugNIC {
+			change = Driver.AttachNIC
+		}
 		call = func(ctx context.Context, d Driver) error {
-			if err := d.DetachNIC(ctx, id, nic); !errors.Is(err, ErrNoServer) {
+			if err := change(d, ctx, id, nic); !errors.Is(err, ErrNoServer) {
 				return err
 			}
 			return nil // the server is gone, and its NICs with it

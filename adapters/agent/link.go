@@ -65,6 +65,7 @@ const (
 	WorkAttachNIC WorkKind = "attach_nic"
 	WorkDetachNIC WorkKind = "detach_nic"
 	WorkUnplugNIC WorkKind = "unplug_nic" // what a failed attach may have plugged: unplugged, not reported
+	WorkReplugNIC WorkKind = "replug_nic" // what a failed detach may have unplugged: plugged again, not reported
 )
 
 // Work is one thing the control plane asks of one host, made from one event

@@ -29,7 +29,8 @@ type Knobs struct {
 	// HangRate is the probability (0..1) that a spawn never answers,
 	// which exercises the saga's deadlines.
 	HangRate float64
-	// FailNICs makes every AttachNIC and DetachNIC fail.
+	// FailNICs makes every AttachNIC and DetachNIC that would change
+	// something fail.
 	FailNICs bool
 }
 
@@ -171,13 +172,14 @@ func (h *Host) changeNICs(ctx context.Context, id string, change func([]agent.NI
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.knobs.FailNICs {
-		return agent.Failf(fmt.Errorf("NIC of server %s on %s: %w", id, h.Name, agent.ErrInjected), "injected NIC failure on simulated host %s", h.Name)
-	}
 	if _, ok := h.servers[id]; !ok {
 		return fmt.Errorf("server %s on host %s: %w", id, h.Name, agent.ErrNoServer)
 	}
-	h.nics[id] = change(h.nics[id])
+	nics := change(h.nics[id])
+	if h.knobs.FailNICs && !slices.Equal(nics, h.nics[id]) {
+		return agent.Failf(fmt.Errorf("NIC of server %s on %s: %w", id, h.Name, agent.ErrInjected), "injected NIC failure on simulated host %s", h.Name)
+	}
+	h.nics[id] = nics
 	return nil
 }
 

@@ -85,11 +85,15 @@ func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev do
 	case *server.InterfaceDetachRequested:
 		w.Host, w.Kind, w.NIC = e.Host, agent.WorkDetachNIC, &agent.NIC{PortID: e.NIC.Port, MAC: e.NIC.MAC}
 	case *server.InterfaceFailed:
-		if e.Task != server.AttachingInterface || e.MAC == "" {
+		if e.MAC == "" {
 			return nil, nil
 		}
-		// Compensation: the host may have plugged it (or may yet, late).
+		// Compensation: the host may have done it (or may yet, late),
+		// so what the server records is made so again.
 		w.Host, w.Kind, w.NIC = e.Host, agent.WorkUnplugNIC, &agent.NIC{PortID: e.Port, MAC: e.MAC}
+		if e.Task == server.DetachingInterface {
+			w.Kind = agent.WorkReplugNIC
+		}
 	case *server.SpawnFailed:
 		w.Host, w.Kind = e.Host, agent.WorkCleanup // the build moves on: clean up whatever it left there
 	case *server.Failed:
