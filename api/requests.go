@@ -87,3 +87,8 @@ type RatiosPatch struct {
 type HostCredentialsBody struct {
 	Host string `json:"host" minLength:"1" maxLength:"255" doc:"The host's name, as its agent registers it (keel agent --host-name); it need not be registered yet"`
 }
+
+// InterfaceBody is an interface to attach to a server.
+type InterfaceBody struct {
+	Network string `json:"network" minLength:"1" maxLength:"255" doc:"Network id or name (of the server's project) to give the server a NIC on: a port with an address from the network's first subnet and the project's default security group is made, then plugged into the server (live when it runs), as its last NIC"`
+}

@@ -330,6 +330,10 @@ var Servers = Projection{Name: "servers", Version: 2, Tables: []string{"servers"
 				upd(sets...)
 			case *server.Lost:
 				upd(To("power", "NOSTATE"), To("status", "ERROR"), To("reason", e.Reason))
+			default:
+				if _, err := applyInterface(w, tb, env, ev, upd); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -379,6 +383,10 @@ var Operations = Projection{Name: "operations", Version: 1, Tables: []string{"op
 				pending(e.Operation, "server.reboot")
 			case *server.DeleteRequested:
 				pending(e.Operation, "server.delete")
+			case *server.InterfaceAttachRequested:
+				pending(e.Operation, "server.attach_interface")
+			case *server.InterfaceDetachRequested:
+				pending(e.Operation, "server.detach_interface")
 			case *operation.Began:
 				oid := string(e.ID)
 				w.Insert(oid, ops, "(id)", idCol, operationCols, []any{oid, e.Kind, e.ResourceType, e.ResourceID, "running", e.At, e.At, env.Sequence, nullable(e.Project)},

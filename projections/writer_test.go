@@ -40,6 +40,7 @@ func TestFoldedBatchesGiveTheReadModelOfSingleCommits(t *testing.T) {
 	ctx := ctxT(t)
 	w.failedActions(ctx)
 	w.hostStory(ctx)
+	w.interfaceStory(ctx)
 
 	batched := newDB(t)
 	r := w.runner(batched)
@@ -64,6 +65,10 @@ func TestFoldedBatchesGiveTheReadModelOfSingleCommits(t *testing.T) {
 	// The story did reach the rows folding touches.
 	if n := count(t, batched, `SELECT count(*) FROM hosts WHERE name='h2' AND used_vcpus=4 AND claims=2 AND ratio_cpu=8 AND NOT down`); n != 1 {
 		t.Errorf("host h2 is not at 2 claims of 2 vCPUs with ratio 8 and up: %s", dump(t, batched)["hosts"])
+	}
+	if n := count(t, batched, `SELECT count(*) FROM servers WHERE name='if-1' AND task IS NULL AND reason='no' AND jsonb_array_length(nics)=2
+		AND nics->0->>'port_id'='p-0' AND nics->1->>'port_id'='p-b'`); n != 1 {
+		t.Errorf("server if-1 does not have the NICs p-0 and p-b: %s", dump(t, batched)["servers"])
 	}
 	for name, status := range map[string]string{"fa-run": "ACTIVE", "fa-stop": "STOPPED"} {
 		if n := count(t, batched, `SELECT count(*) FROM servers WHERE name=$1 AND status=$2 AND reason='hypervisor said no' AND task IS NULL`, name, status); n != 1 {
@@ -102,6 +107,38 @@ func (w *world) failedActions(ctx context.Context) {
 		_, err = a.Servers.Handle(ctx, sid, server.Report{Host: "h1", Kind: server.ReportActionFailed, Reason: "hypervisor said no", At: now}, m(name+"-failed"))
 		must(w.t, err)
 	}
+}
+
+// interfaceStory builds a server with a NIC, attaches two interfaces,
+// detaches the first, and fails a third attach.
+func (w *world) interfaceStory(ctx context.Context) {
+	w.t.Helper()
+	a := w.app
+	n := 0
+	do := func(sid string, c server.Command) {
+		w.t.Helper()
+		n++
+		_, err := a.Servers.Handle(ctx, sid, c, commands.Meta{CommandID: fmt.Sprintf("if-%d", n), Actor: domain.Actor{User: "test"}})
+		must(w.t, err)
+	}
+	now := time.Now().UTC()
+	id := commands.DeriveID("if-1")
+	opID := func(name string) string { return commands.DeriveID("if-1", name) } // operation ids are UUIDs
+	do(id, server.Create{ID: server.ID(id), Name: "if-1", Flavor: server.Flavor{ID: w.flavorID, VCPUs: 1, RAMMiB: 512, DiskGiB: 1}, ImageID: w.imageID,
+		Operation: opID("create"), Networks: []string{"net-1"}, At: now})
+	do(id, server.SetNICs{Operation: opID("create"), NICs: []server.NIC{{Port: "p-0", Network: "net-1", MAC: "fa:16:3e:00:00:00", IPs: []string{"10.0.0.2"}}}, At: now})
+	do(id, server.Schedule{Host: "h1", Operation: opID("create"), At: now})
+	do(id, server.Report{Host: "h1", Kind: server.ReportSpawned, At: now})
+	attach := func(op, port string, kind server.ReportKind) {
+		do(id, server.AttachInterface{Operation: opID(op), Network: "net-2", At: now})
+		do(id, server.SetInterfacePort{Operation: opID(op), NIC: server.NIC{Port: port, Network: "net-2", MAC: "fa:16:3e:00:00:0" + port[2:], IPs: []string{"10.0.1.2"}}, At: now})
+		do(id, server.Report{Host: "h1", Kind: kind, Port: port, Reason: "no", At: now})
+	}
+	attach("op-a", "p-a", server.ReportInterfaceAttached)
+	attach("op-b", "p-b", server.ReportInterfaceAttached)
+	do(id, server.DetachInterface{Operation: opID("op-d"), Port: "p-a", At: now})
+	do(id, server.Report{Host: "h1", Kind: server.ReportInterfaceDetached, Port: "p-a", At: now})
+	attach("op-c", "p-c", server.ReportInterfaceFailed)
 }
 
 // hostStory registers h2, claims and releases on it and changes its state;

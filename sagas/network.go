@@ -64,21 +64,19 @@ func (s *ServerSaga) ports(ctx context.Context, opID string) error {
 	return ignoreRefusal(s.Log, err, opID, "nics")
 }
 
-// releasePorts deletes the ports made for a server (its build failed, or
-// it was deleted): each gives its address and quota back. Ports already
-// gone, or never made, are fine.
+// releasePorts deletes the ports a server owns (its build failed, or it
+// was deleted): those made for its networks (by their derived ids), its
+// NICs, and the port of an attach that never finished (State.Ports). Each
+// gives its address and quota back. Ports already gone, or never made, are
+// fine.
 func (s *ServerSaga) releasePorts(ctx context.Context, opID string) error {
-	op, _, err := s.App.Operations.Load(ctx, opID)
-	if err != nil {
-		return err
-	}
-	sv, _, err := s.App.Servers.Load(ctx, op.ResourceID)
+	_, sv, err := s.opAndServer(ctx, opID)
 	if err != nil {
 		return err
 	}
 	sid := string(sv.ID)
-	for i := range sv.Networks {
-		id := NICPortID(sid, i)
+	ids := sv.Ports(func(i int) string { return NICPortID(sid, i) }, func(attach string) string { return InterfacePortID(sid, attach) })
+	for i, id := range ids {
 		p, _, err := s.App.Ports.Load(ctx, id)
 		if err != nil {
 			return err

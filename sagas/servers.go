@@ -77,10 +77,17 @@ type ServerSaga struct {
 func (s *ServerSaga) Runner() *runner.Runner {
 	s.once.Do(func() {
 		s.run = &runner.Runner{App: s.App, Workflows: servers.Workflows(s.Timeouts), Log: s.Log, Now: s.Now, Metrics: s.Metrics,
-			Effects: map[string]func(context.Context, string) error{servers.EffectPlace: s.schedule,
-				servers.EffectPorts: s.ports, servers.EffectReleasePorts: s.releasePorts}}
+			Effects: map[string]runner.EffectFunc{servers.EffectPlace: noArg(s.schedule),
+				servers.EffectPorts: noArg(s.ports), servers.EffectReleasePorts: noArg(s.releasePorts),
+				servers.EffectInterfacePort: noArg(s.interfacePort), servers.EffectReleaseInterfacePort: noArg(s.releaseInterfacePort),
+				servers.EffectDeletePort: s.deleteNICPort}}
 	})
 	return s.run
+}
+
+// noArg is an effect that needs nothing but its operation.
+func noArg(fn func(context.Context, string) error) runner.EffectFunc {
+	return func(ctx context.Context, opID, _ string) error { return fn(ctx, opID) }
 }
 
 // Run follows server and operation commits until ctx ends.

@@ -190,6 +190,7 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 	var call func(context.Context, Driver) error
 	var ok, fail server.ReportKind
 	doing := "clean up the server" // what the call does, in the user's words
+	port := ""                     // the NIC's port, for interface reports
 	switch w.Kind {
 	case WorkSpawn:
 		ok, fail, doing = server.ReportSpawned, server.ReportSpawnFailed, "build the server"
@@ -217,6 +218,12 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
 	case WorkCleanup:
 		call = func(ctx context.Context, d Driver) error { return d.Destroy(ctx, id) }
+	case WorkAttachNIC, WorkDetachNIC, WorkUnplugNIC, WorkReplugNIC:
+		j, err := nicJob(w)
+		if err != nil {
+			return err
+		}
+		call, ok, fail, doing, port = j.call, j.ok, j.fail, j.doing, j.port
 	default:
 		a.Log.Warn("work of an unknown kind ignored", "host", w.Host, "server", id, "kind", w.Kind)
 		return nil
@@ -232,19 +239,58 @@ func (a *Agent) act(ctx context.Context, w Work) error {
 		a.Log.Info("host call failed", "host", w.Host, "server", id, "err", err)
 		kind, reason, detail = fail, Reason(err, doing), plain(err.Error(), server.MaxReportDetail)
 		if fail == "" {
-			return fmt.Errorf("destroy server %s on %s: %w", id, w.Host, err) // retried
+			return fmt.Errorf("%s server %s on %s: %w", w.Kind, id, w.Host, err) // retried
 		}
 	}
 	if kind == "" {
 		return nil
 	}
-	err = a.Link.Report(ctx, w.Host, WorkReport{Seq: w.Seq, Index: w.Index, Server: id, Kind: kind, Reason: reason, Detail: detail,
+	err = a.Link.Report(ctx, w.Host, WorkReport{Seq: w.Seq, Index: w.Index, Server: id, Kind: kind, Port: port, Reason: reason, Detail: detail,
 		Correlation: w.Correlation, Causation: w.Causation})
 	if errors.Is(err, ErrRefused) {
 		a.Log.Warn("report refused by the control plane", "host", w.Host, "server", id, "kind", kind, "err", err)
 		return nil // final: trying again would be refused again
 	}
 	return err
+}
+
+// nicJob is what interface work asks of a driver and how it is reported:
+// an attach or detach the user asked for is reported with its port; an
+// unplug or replug (undoing what a failed attach or detach may have done)
+// is not, and is tried again until done; a server gone is done.
+func nicJob(w Work) (nicWork, error) {
+	if w.NIC == nil {
+		return nicWork{}, fmt.Errorf("%s work for server %s carries no NIC", w.Kind, w.Server)
+	}
+	id, nic, change := w.Server, *w.NIC, Driver.AttachNIC
+	if w.Kind == WorkDetachNIC || w.Kind == WorkUnplugNIC {
+		change = Driver.DetachNIC
+	}
+	j := nicWork{call: func(ctx context.Context, d Driver) error { return change(d, ctx, id, nic) }}
+	switch w.Kind {
+	case WorkAttachNIC:
+		j.ok, j.fail, j.doing, j.port = server.ReportInterfaceAttached, server.ReportInterfaceFailed, "attach the interface", nic.PortID
+	case WorkDetachNIC:
+		j.ok, j.fail, j.doing, j.port = server.ReportInterfaceDetached, server.ReportInterfaceFailed, "detach the interface", nic.PortID
+	default:
+		j.call = func(ctx context.Context, d Driver) error {
+			if err := change(d, ctx, id, nic); !errors.Is(err, ErrNoServer) {
+				return err
+			}
+			return nil // the server is gone, and its NICs with it
+		}
+	}
+	return j, nil
+}
+
+// nicWork is one piece of interface work: the driver call, the report
+// kinds of its success and failure (none: not reported), what it does in
+// the user's words, and the port its report names.
+type nicWork struct {
+	call     func(context.Context, Driver) error
+	ok, fail server.ReportKind
+	doing    string
+	port     string
 }
 
 // plain makes a failure's detail storable: control characters (a

@@ -95,6 +95,18 @@ type Driver interface {
 	Destroy(ctx context.Context, id string) error
 	// Observe lists what the host holds: Keel's servers and any other guest.
 	Observe(ctx context.Context) ([]Observed, error)
+	// AttachNIC plugs a NIC into a server: into its definition, and live
+	// when it runs. A NIC it has already (the same MAC) is fine.
+	AttachNIC(ctx context.Context, id string, n NIC) error
+	// DetachNIC unplugs a server's NIC (by its MAC): from its definition,
+	// and live when it runs. A NIC it does not have is fine.
+	DetachNIC(ctx context.Context, id string, n NIC) error
+}
+
+// NICLister is what a driver tells of a server's NICs: those of its
+// definition, in order (what it has at its next boot).
+type NICLister interface {
+	NICs(ctx context.Context, id string) ([]NIC, error)
 }
 
 // Checker is what a driver whose hypervisor can be unreachable offers: an

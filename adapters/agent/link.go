@@ -56,12 +56,16 @@ type WorkKind string
 
 // Work kinds.
 const (
-	WorkSpawn   WorkKind = "spawn"
-	WorkStart   WorkKind = "start"
-	WorkStop    WorkKind = "stop"
-	WorkReboot  WorkKind = "reboot"
-	WorkDelete  WorkKind = "delete"  // a delete the user asked for: reported
-	WorkCleanup WorkKind = "cleanup" // what a failed build left: destroyed, not reported
+	WorkSpawn     WorkKind = "spawn"
+	WorkStart     WorkKind = "start"
+	WorkStop      WorkKind = "stop"
+	WorkReboot    WorkKind = "reboot"
+	WorkDelete    WorkKind = "delete"  // a delete the user asked for: reported
+	WorkCleanup   WorkKind = "cleanup" // what a failed build left: destroyed, not reported
+	WorkAttachNIC WorkKind = "attach_nic"
+	WorkDetachNIC WorkKind = "detach_nic"
+	WorkUnplugNIC WorkKind = "unplug_nic" // what a failed attach may have plugged: unplugged, not reported
+	WorkReplugNIC WorkKind = "replug_nic" // what a failed detach may have unplugged: plugged again, not reported
 )
 
 // Work is one thing the control plane asks of one host, made from one event
@@ -74,6 +78,8 @@ type Work struct {
 	Host   string   `json:"host"`
 	Kind   WorkKind `json:"kind"`
 	Hard   bool     `json:"hard,omitempty"` // a hard reboot
+	// NIC is the NIC to plug or unplug (attach_nic, detach_nic).
+	NIC *NIC `json:"nic,omitempty"`
 	// Spec is the server to build (spawn only). Its admin password never
 	// travels in clear: SealedPassword is sealed to the host's own curve
 	// key by keel serve (Sealer is the sender's public key); the link
@@ -94,6 +100,7 @@ type WorkReport struct {
 	Index       int               `json:"index"`
 	Server      string            `json:"server"`
 	Kind        server.ReportKind `json:"kind"`
+	Port        string            `json:"port,omitempty"` // the NIC's port, for interface reports
 	Reason      string            `json:"reason,omitempty"`
 	Detail      string            `json:"detail,omitempty"`
 	Correlation string            `json:"correlation,omitempty"`

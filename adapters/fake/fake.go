@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type Knobs struct {
 	// HangRate is the probability (0..1) that a spawn never answers,
 	// which exercises the saga's deadlines.
 	HangRate float64
+	// FailNICs makes every AttachNIC and DetachNIC that would change
+	// something fail.
+	FailNICs bool
 }
 
 // Host is one simulated hypervisor.
@@ -40,13 +44,15 @@ type Host struct {
 	// firstBoot is what the last spawn of each server was given to put in
 	// the guest (keys, password, user data), in memory only, for tests.
 	firstBoot map[string]agent.ServerSpec
-	rng       *rand.Rand
-	file      string // where the servers are kept; "" keeps them in memory only
+	// nics are each server's NICs, in memory only.
+	nics map[string][]agent.NIC
+	rng  *rand.Rand
+	file string // where the servers are kept; "" keeps them in memory only
 }
 
 // NewHost returns an empty simulated host.
 func NewHost(name string, k Knobs, seed uint64) *Host {
-	return &Host{Name: name, knobs: k, servers: map[string]string{}, firstBoot: map[string]agent.ServerSpec{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &Host{Name: name, knobs: k, servers: map[string]string{}, firstBoot: map[string]agent.ServerSpec{}, nics: map[string][]agent.NIC{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
 // SetKnobs changes latency and failure rates at run time.
@@ -92,6 +98,9 @@ func (h *Host) Spawn(ctx context.Context, s agent.ServerSpec) error {
 	}
 	h.mu.Lock()
 	h.firstBoot[s.ID] = s
+	if _, ok := h.servers[s.ID]; !ok {
+		h.nics[s.ID] = slices.Clone(s.NICs)
+	}
 	h.mu.Unlock()
 	return h.set(s.ID, "RUNNING")
 }
@@ -129,6 +138,7 @@ func (h *Host) Destroy(ctx context.Context, id string) error {
 		return nil
 	}
 	delete(h.servers, id)
+	delete(h.nics, id)
 	if err := h.save(); err != nil {
 		// Not destroyed until recorded: a retry destroys it again rather
 		// than find it gone and report a destroy that was never saved.
@@ -136,6 +146,51 @@ func (h *Host) Destroy(ctx context.Context, id string) error {
 		return err
 	}
 	return nil
+}
+
+// AttachNIC implements agent.Driver: the NIC is recorded on the server.
+func (h *Host) AttachNIC(ctx context.Context, id string, n agent.NIC) error {
+	return h.changeNICs(ctx, id, func(nics []agent.NIC) []agent.NIC {
+		if slices.ContainsFunc(nics, func(o agent.NIC) bool { return o.MAC == n.MAC }) {
+			return nics
+		}
+		return append(slices.Clone(nics), n)
+	})
+}
+
+// DetachNIC implements agent.Driver: the NIC is forgotten.
+func (h *Host) DetachNIC(ctx context.Context, id string, n agent.NIC) error {
+	return h.changeNICs(ctx, id, func(nics []agent.NIC) []agent.NIC {
+		return slices.DeleteFunc(slices.Clone(nics), func(o agent.NIC) bool { return o.MAC == n.MAC })
+	})
+}
+
+func (h *Host) changeNICs(ctx context.Context, id string, change func([]agent.NIC) []agent.NIC) error {
+	_, _, lat := h.roll()
+	if err := wait(ctx, lat); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.servers[id]; !ok {
+		return fmt.Errorf("server %s on host %s: %w", id, h.Name, agent.ErrNoServer)
+	}
+	nics := change(h.nics[id])
+	if h.knobs.FailNICs && !slices.Equal(nics, h.nics[id]) {
+		return agent.Failf(fmt.Errorf("NIC of server %s on %s: %w", id, h.Name, agent.ErrInjected), "injected NIC failure on simulated host %s", h.Name)
+	}
+	h.nics[id] = nics
+	return nil
+}
+
+// NICs implements agent.NICLister.
+func (h *Host) NICs(ctx context.Context, id string) ([]agent.NIC, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.servers[id]; !ok {
+		return nil, fmt.Errorf("server %s on host %s: %w", id, h.Name, agent.ErrNoServer)
+	}
+	return slices.Clone(h.nics[id]), nil
 }
 
 func (h *Host) power(ctx context.Context, id, state string) error {

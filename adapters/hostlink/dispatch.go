@@ -80,6 +80,20 @@ func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev do
 		w.Host, w.Kind, w.Hard = e.Host, agent.WorkReboot, e.Hard
 	case *server.DeleteRequested:
 		w.Host, w.Kind = e.Host, agent.WorkDelete
+	case *server.InterfacePortSet:
+		w.Host, w.Kind, w.NIC = e.Host, agent.WorkAttachNIC, &agent.NIC{PortID: e.NIC.Port, MAC: e.NIC.MAC}
+	case *server.InterfaceDetachRequested:
+		w.Host, w.Kind, w.NIC = e.Host, agent.WorkDetachNIC, &agent.NIC{PortID: e.NIC.Port, MAC: e.NIC.MAC}
+	case *server.InterfaceFailed:
+		if e.MAC == "" {
+			return nil, nil
+		}
+		// Compensation: the host may have done it (or may yet, late),
+		// so what the server records is made so again.
+		w.Host, w.Kind, w.NIC = e.Host, agent.WorkUnplugNIC, &agent.NIC{PortID: e.Port, MAC: e.MAC}
+		if e.Task == server.DetachingInterface {
+			w.Kind = agent.WorkReplugNIC
+		}
 	case *server.SpawnFailed:
 		w.Host, w.Kind = e.Host, agent.WorkCleanup // the build moves on: clean up whatever it left there
 	case *server.Failed:
@@ -112,10 +126,12 @@ func (d *Dispatcher) work(ctx context.Context, env domain.Envelope, i int, ev do
 // taskOf is the server task each kind of work answers (clean-ups answer
 // none: destroying what is gone does nothing, so they are always asked).
 var taskOf = map[agent.WorkKind]server.Task{agent.WorkSpawn: server.Spawning, agent.WorkStart: server.PoweringOn,
-	agent.WorkStop: server.PoweringOff, agent.WorkReboot: server.RebootTask, agent.WorkDelete: server.DeleteTask}
+	agent.WorkStop: server.PoweringOff, agent.WorkReboot: server.RebootTask, agent.WorkDelete: server.DeleteTask,
+	agent.WorkAttachNIC: server.AttachingInterface, agent.WorkDetachNIC: server.DetachingInterface}
 
 // asked tells whether w is still asked of its host: the server's task is
-// still the one w answers, on that host. It returns the server as loaded.
+// still the one w answers, on that host (and, for interface work, on the
+// same port). It returns the server as loaded.
 func (d *Dispatcher) asked(ctx context.Context, w agent.Work) (server.State, bool, error) {
 	task, ok := taskOf[w.Kind]
 	if !ok {
@@ -124,6 +140,9 @@ func (d *Dispatcher) asked(ctx context.Context, w agent.Work) (server.State, boo
 	st, _, err := d.App.Servers.Load(ctx, w.Server)
 	if err != nil {
 		return st, false, err
+	}
+	if w.NIC != nil && w.NIC.PortID != st.Pending.Port {
+		return st, false, nil
 	}
 	return st, st.Task == task && st.Host == w.Host, nil
 }

@@ -282,7 +282,7 @@ func (s *Service) report(ctx context.Context, name string, r agent.WorkReport) e
 		CorrelationID: r.Correlation,
 		CausationID:   r.Causation,
 	}
-	_, err = s.App.Servers.Handle(ctx, r.Server, server.Report{Host: name, Kind: r.Kind, Reason: r.Reason, Detail: r.Detail, At: time.Now().UTC()}, meta)
+	_, err = s.App.Servers.Handle(ctx, r.Server, server.Report{Host: name, Kind: r.Kind, Port: r.Port, Reason: r.Reason, Detail: r.Detail, At: time.Now().UTC()}, meta)
 	switch domain.KindOf(err) {
 	case domain.Conflict, domain.NotFound:
 		s.Log.Debug("report no longer applies", "server", r.Server, "kind", r.Kind, "why", err)

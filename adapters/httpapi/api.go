@@ -91,6 +91,7 @@ func (a *API) Handler() http.Handler {
 	a.registerImages(api)
 	a.registerKeypairs(api)
 	a.registerServers(api)
+	a.registerInterfaces(api)
 	a.registerConsoles(api)
 	a.registerRemoteConsole(api, mux)
 	a.registerOperations(api)

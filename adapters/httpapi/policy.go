@@ -48,6 +48,7 @@ var Policy = map[string]Rule{
 	"list-keypairs": Reader, "get-keypair": Reader, "create-keypair": Member, "delete-keypair": Member,
 	"list-servers": Reader, "get-server": Reader, "create-server": Member, "delete-server": Member,
 	"start-server": Member, "stop-server": Member, "reboot-server": Member,
+	"attach-server-interface": Member, "detach-server-interface": Member,
 	"get-server-login-info": Member, "get-server-console": Member, "get-server-console-log": Member,
 	"list-server-groups": Reader, "get-server-group": Reader, "create-server-group": Member, "delete-server-group": Member,
 	"list-networks": Reader, "get-network": Reader, "create-network": Member, "delete-network": Member,

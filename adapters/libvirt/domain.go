@@ -3,6 +3,7 @@ package libvirt
 import (
 	"encoding/xml"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 
@@ -137,8 +138,9 @@ type diskXML struct {
 
 // interfaceXML is a virtio NIC on an Open vSwitch bridge.
 type interfaceXML struct {
-	Type string `xml:"type,attr"`
-	MAC  struct {
+	XMLName xml.Name `xml:"interface"`
+	Type    string   `xml:"type,attr"`
+	MAC     struct {
 		Address string `xml:"address,attr"`
 	} `xml:"mac"`
 	Source struct {
@@ -214,12 +216,10 @@ func DomainXML(s DomainSpec) (string, error) {
 		bridge = DefaultBridge
 	}
 	for _, n := range s.NICs {
-		if _, err := uuid.Parse(n.PortID); err != nil || !macPattern.MatchString(n.MAC) {
-			return "", fmt.Errorf("domain %s: NIC of port %q with MAC %q: a port id (a UUID) and a unicast MAC (lower-case xx:xx:xx:xx:xx:xx) are needed", s.ID, n.PortID, n.MAC)
+		x, err := interfaceOf(n, bridge)
+		if err != nil {
+			return "", fmt.Errorf("domain %s: %w", s.ID, err)
 		}
-		var x interfaceXML
-		x.Type, x.MAC.Address, x.Source.Bridge, x.Model.Type = "bridge", n.MAC, bridge, "virtio"
-		x.VirtualPort.Type, x.VirtualPort.Parameters.InterfaceID = "openvswitch", n.PortID
 		d.Devices.Interfaces = append(d.Devices.Interfaces, x)
 	}
 	// Appended to across boots: the log keeps what earlier boots printed.
@@ -230,6 +230,93 @@ func DomainXML(s DomainSpec) (string, error) {
 		return "", fmt.Errorf("domain %s: %w", s.ID, err)
 	}
 	return string(out), nil
+}
+
+// interfaceOf is NIC n as a virtio interface on bridge bound to its port.
+func interfaceOf(n NIC, bridge string) (interfaceXML, error) {
+	var x interfaceXML
+	if _, err := uuid.Parse(n.PortID); err != nil || !macPattern.MatchString(n.MAC) {
+		return x, fmt.Errorf("NIC of port %q with MAC %q: a port id (a UUID) and a unicast MAC (lower-case xx:xx:xx:xx:xx:xx) are needed", n.PortID, n.MAC)
+	}
+	if bridge == "" {
+		bridge = DefaultBridge
+	}
+	x.Type, x.MAC.Address, x.Source.Bridge, x.Model.Type = "bridge", n.MAC, bridge, "virtio"
+	x.VirtualPort.Type, x.VirtualPort.Parameters.InterfaceID = "openvswitch", n.PortID
+	return x, nil
+}
+
+// InterfaceXML renders NIC n as the libvirt device XML of an interface on
+// bridge (br-int when empty), as DomainXML does, for a device attached
+// or detached later.
+func InterfaceXML(n NIC, bridge string) (string, error) {
+	x, err := interfaceOf(n, bridge)
+	if err != nil {
+		return "", err
+	}
+	out, err := xml.MarshalIndent(x, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("NIC of port %s: %w", n.PortID, err)
+	}
+	return string(out), nil
+}
+
+// NICsOf reads the NICs of a domain's XML, in order: each interface's MAC
+// and the port its virtualport is bound to ("" for an interface Keel did
+// not make).
+func NICsOf(domain string) ([]NIC, error) {
+	var d struct {
+		Interfaces []interfaceXML `xml:"devices>interface"`
+	}
+	if err := xml.Unmarshal([]byte(domain), &d); err != nil {
+		return nil, fmt.Errorf("read the domain's interfaces: %w", err)
+	}
+	out := make([]NIC, 0, len(d.Interfaces))
+	for _, x := range d.Interfaces {
+		out = append(out, NIC{PortID: x.VirtualPort.Parameters.InterfaceID, MAC: strings.ToLower(x.MAC.Address)})
+	}
+	return out, nil
+}
+
+// withInterface adds the interface device x at the end of the devices of
+// domain XML def.
+func withInterface(def, x string) (string, error) {
+	i := strings.LastIndex(def, "</devices>")
+	if i < 0 {
+		return "", fmt.Errorf("its XML has no devices")
+	}
+	return def[:i] + x + "\n" + def[i:], nil
+}
+
+// withoutInterface removes the interfaces with mac from domain XML def.
+func withoutInterface(def, mac string) (string, error) {
+	dec := xml.NewDecoder(strings.NewReader(def))
+	var cuts [][2]int64
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("read its XML: %w", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok || se.Name.Local != "interface" {
+			continue
+		}
+		var x interfaceXML
+		if err := dec.DecodeElement(&x, &se); err != nil {
+			return "", fmt.Errorf("read its XML: %w", err)
+		}
+		if strings.EqualFold(x.MAC.Address, mac) {
+			cuts = append(cuts, [2]int64{start, dec.InputOffset()})
+		}
+	}
+	for i := len(cuts) - 1; i >= 0; i-- {
+		def = def[:cuts[i][0]] + def[cuts[i][1]:]
+	}
+	return def, nil
 }
 
 // serverOf is the server id of a domain Keel created, from its name; ok is

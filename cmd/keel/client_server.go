@@ -20,7 +20,8 @@ func serverCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(serverCreateCmd(g), listCmd(g, servers, "List servers"), showCmd(g, servers, "Show a server"), serverDeleteCmd(g),
 		serverActionCmd(g, "start", "Start a stopped server"),
 		serverActionCmd(g, "stop", "Stop a running server"),
-		serverRebootCmd(g), serverConsoleLogCmd(g), serverConsoleCmd(g), serverLoginInfoCmd(g))
+		serverRebootCmd(g), serverConsoleLogCmd(g), serverConsoleCmd(g), serverLoginInfoCmd(g),
+		serverAttachInterfaceCmd(g), serverDetachInterfaceCmd(g))
 	return cmd
 }
 
@@ -245,7 +246,7 @@ func serverFields(s api.Server) []field {
 	fl := s.Flavor
 	return []field{
 		{"ID", s.ID}, {"NAME", s.Name}, {"STATUS", s.Status}, {"REASON", deref(s.Reason)},
-		{"DESIRED", s.Desired}, {"KEEP_RUNNING", fmt.Sprint(s.KeepRunning)}, {"DATA_DISKS_GIB", fmtInts(s.DataDisksGiB)}, {"ADDRESSES", strings.Join(s.Addresses, ", ")}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
+		{"DESIRED", s.Desired}, {"KEEP_RUNNING", fmt.Sprint(s.KeepRunning)}, {"DATA_DISKS_GIB", fmtInts(s.DataDisksGiB)}, {"ADDRESSES", strings.Join(s.Addresses, ", ")}, {"NICS", fmtNICs(s.NICs)}, {"POWER", s.Power}, {"TASK", deref(s.Task)}, {"HOST", deref(s.Host)},
 		{"FLAVOR", fmt.Sprintf("%s (%d vCPU, %d MiB RAM, %d GiB disk)", fl.Name, fl.VCPUs, fl.RAMMiB, fl.DiskGiB)},
 		{"IMAGE", s.ImageID}, {"KEYPAIR", deref(s.KeyName)}, {"OPERATION", deref(s.OperationID)}, {"VERSION", fmt.Sprint(s.Version)},
 		{"CREATED", fmtTime(s.CreatedAt)}, {"UPDATED", fmtTime(s.UpdatedAt)},
@@ -289,6 +290,53 @@ func serverRebootCmd(g *globals) *cobra.Command {
 	idemFlag(cmd, &key)
 	w.add(cmd)
 	return cmd
+}
+
+func serverAttachInterfaceCmd(g *globals) *cobra.Command {
+	var key, network string
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   "attach-interface ID|NAME --network NET [--wait]",
+		Short: "Give an ACTIVE or STOPPED server a new NIC: a port on the network, plugged in as its last NIC",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.accept(cmd.Context(), call{method: http.MethodPost, path: "/v1/servers/" + seg(args[0]) + "/interfaces",
+				body: api.InterfaceBody{Network: network}, idemKey: key}, w)
+		},
+	}
+	cmd.Flags().StringVar(&network, "network", "", "network id or name (of the server's project)")
+	_ = cmd.MarkFlagRequired("network")
+	idemFlag(cmd, &key)
+	w.add(cmd)
+	return cmd
+}
+
+func serverDetachInterfaceCmd(g *globals) *cobra.Command {
+	var key string
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   "detach-interface ID|NAME PORT [--wait]",
+		Short: "Unplug a server's NIC (named by its port id, see keel server show) and delete the port",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.accept(cmd.Context(), call{method: http.MethodDelete, path: "/v1/servers/" + seg(args[0]) + "/interfaces/" + seg(args[1]), idemKey: key}, w)
+		},
+	}
+	idemFlag(cmd, &key)
+	w.add(cmd)
+	return cmd
+}
+
+// fmtNICs shows a server's NICs as "port mac ips; ...", or "-" for none.
+func fmtNICs(nics []api.ServerNIC) string {
+	if len(nics) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(nics))
+	for i, n := range nics {
+		parts[i] = strings.TrimSpace(n.PortID + " " + n.MAC + " " + strings.Join(n.IPs, ","))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // fmtInts shows sizes as "5, 7", or "-" for none.

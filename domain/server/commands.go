@@ -112,7 +112,8 @@ type ForceDelete struct {
 	At     time.Time
 }
 
-// AbortTask ends a start, stop or reboot that did not finish in time.
+// AbortTask ends a start, stop, reboot or interface change that did not
+// finish in time.
 type AbortTask struct {
 	Reason string
 	At     time.Time
@@ -120,8 +121,11 @@ type AbortTask struct {
 
 // Report is what a host says happened to one of its servers.
 type Report struct {
-	Host   string
-	Kind   ReportKind
+	Host string
+	Kind ReportKind
+	// Port names the NIC of an interface report (the port plugged or
+	// unplugged); empty for the others.
+	Port   string
 	Reason string // for failures, in the user's words
 	// Detail is the host's own account of a failure (paths, hypervisor
 	// messages): kept in the server's events for admins, never shown as
@@ -260,10 +264,19 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		}
 		return one(&Deleted{Host: s.Host, Forced: true, Reason: c.Reason, At: c.At})
 	case AbortTask:
+		if interfaceTask(s.Task) {
+			return one(&InterfaceFailed{Host: s.Host, Task: s.Task, Operation: s.Operation, Port: s.Pending.Port, MAC: s.Pending.MAC, Reason: c.Reason, At: c.At})
+		}
 		if s.Task != PoweringOn && s.Task != PoweringOff && s.Task != RebootTask {
-			return nil, domain.Conflictf("server %s has no start, stop or reboot in progress", s.ID)
+			return nil, domain.Conflictf("server %s has no start, stop, reboot or interface change in progress", s.ID)
 		}
 		return one(&ActionFailed{Task: s.Task, Reason: c.Reason, At: c.At})
+	case AttachInterface:
+		return decideAttach(s, c)
+	case SetInterfacePort:
+		return decideInterfacePort(s, c)
+	case DetachInterface:
+		return decideDetach(s, c)
 	case Report:
 		return decideReport(s, c)
 	case Observe:
@@ -415,6 +428,8 @@ func decideReport(s State, r Report) ([]domain.Event, error) {
 		ReportSpawned: {Spawning}, ReportSpawnFailed: {Spawning},
 		ReportStarted: {PoweringOn}, ReportStopped: {PoweringOff}, ReportRebooted: {RebootTask},
 		ReportActionFailed: {PoweringOn, PoweringOff, RebootTask}, ReportDestroyed: {DeleteTask},
+		ReportInterfaceAttached: {AttachingInterface}, ReportInterfaceDetached: {DetachingInterface},
+		ReportInterfaceFailed: {AttachingInterface, DetachingInterface},
 	}[r.Kind]
 	if !known {
 		return nil, domain.Invalidf("unknown report kind %q", r.Kind)
@@ -427,6 +442,8 @@ func decideReport(s State, r Report) ([]domain.Event, error) {
 		return nil, domain.Conflictf("report %q does not answer server %s, which is %s", r.Kind, s.ID, s.describe())
 	}
 	switch r.Kind {
+	case ReportInterfaceAttached, ReportInterfaceDetached, ReportInterfaceFailed:
+		return decideInterfaceReport(s, r)
 	case ReportSpawned:
 		return one(&Spawned{Host: r.Host, At: r.At})
 	case ReportSpawnFailed:

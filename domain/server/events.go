@@ -239,4 +239,11 @@ var registry = domain.Registry{
 	TypeLost:            func() domain.Event { return &Lost{} },
 	TypeAbandoned:       func() domain.Event { return &Abandoned{} },
 	TypeNICsSet:         func() domain.Event { return &NICsSet{} },
+
+	TypeInterfaceAttachRequested: func() domain.Event { return &InterfaceAttachRequested{} },
+	TypeInterfacePortSet:         func() domain.Event { return &InterfacePortSet{} },
+	TypeInterfaceAttached:        func() domain.Event { return &InterfaceAttached{} },
+	TypeInterfaceDetachRequested: func() domain.Event { return &InterfaceDetachRequested{} },
+	TypeInterfaceDetached:        func() domain.Event { return &InterfaceDetached{} },
+	TypeInterfaceFailed:          func() domain.Event { return &InterfaceFailed{} },
 }

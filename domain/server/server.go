@@ -117,10 +117,17 @@ type State struct {
 	// (nil until the create saga's network step recorded them).
 	Networks []string
 	NICs     []NIC
+	// Pending is the NIC being attached (its network, then its port) or
+	// detached while the task is an interface change.
+	Pending NIC
+	// AttachOperation is the operation of an attach that has not ended
+	// with the NIC attached: its port, made or not, is the server's to
+	// release (State.Ports).
+	AttachOperation string
 }
 
 // NIC is one network interface of a server: a port on a network, with its
-// MAC and addresses, as the create saga made it.
+// MAC and addresses, as the create or attach saga made it.
 type NIC struct {
 	Port    string   `json:"port_id"`
 	Network string   `json:"network_id"`
@@ -217,6 +224,8 @@ func Evolve(s State, ev domain.Event) State {
 		s.Power, s.Status, s.Reason = NoState, StatusError, e.Reason
 	case *Abandoned:
 		s.ID, s.Abandoned = e.ID, true
+	default:
+		s = evolveInterface(s, ev)
 	}
 	return s
 }

@@ -277,7 +277,7 @@ func TestAbortTask(t *testing.T) {
 	aborted := func(task server.Task) decidertest.Outcome {
 		return then(&server.ActionFailed{Task: task, Reason: "timed out", At: t1})
 	}
-	noAction := refused(domain.Conflict, "server srv-1 has no start, stop or reboot in progress")
+	noAction := refused(domain.Conflict, "server srv-1 has no start, stop, reboot or interface change in progress")
 	run(t, []tc{
 		{"starting", starting, abort, aborted(server.PoweringOn)},
 		{"stopping", stopping, abort, aborted(server.PoweringOff)},

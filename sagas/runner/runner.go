@@ -63,8 +63,12 @@ type Command struct {
 }
 
 // Effect is a step the runner cannot send as one command: it calls the
-// effect registered under Name with the operation id.
-type Effect struct{ Name string }
+// effect registered under Name with the operation id and Arg (what the
+// operation alone does not name, such as the port a detach unplugged).
+type Effect struct{ Name, Arg string }
+
+// EffectFunc carries out an effect for operation opID.
+type EffectFunc func(ctx context.Context, opID, arg string) error
 
 // Workflow is one kind of multi-step operation.
 type Workflow struct {
@@ -85,7 +89,7 @@ type Runner struct {
 	App       *commands.App
 	Workflows []Workflow
 	// Effects are the effectful steps workflows may ask for, by name.
-	Effects map[string]func(ctx context.Context, opID string) error
+	Effects map[string]EffectFunc
 	Log     *slog.Logger
 	Now     func() time.Time
 	// Metrics counts ended operations and their durations (nil: not counted).
@@ -247,7 +251,7 @@ func (r *Runner) send(ctx context.Context, c Command) error {
 		if !ok {
 			return fmt.Errorf("saga: no effect %q", cmd.Name)
 		}
-		err = fn(ctx, c.Operation)
+		err = fn(ctx, c.Operation, cmd.Arg)
 	default:
 		return fmt.Errorf("saga: cannot send %T", c.Cmd)
 	}

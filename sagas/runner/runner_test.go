@@ -15,7 +15,7 @@ import (
 	"github.com/keel-cloud/keel/sagas/runner"
 )
 
-func newRunner(effects map[string]func(context.Context, string) error) (*runner.Runner, *memlog.Log) {
+func newRunner(effects map[string]runner.EffectFunc) (*runner.Runner, *memlog.Log) {
 	log := memlog.New()
 	return &runner.Runner{App: commands.NewApp(log), Effects: effects, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, log
 }
@@ -63,18 +63,18 @@ func TestSendIfRefused(t *testing.T) {
 }
 
 // An operation event goes to the workflow owning its kind; an effect is
-// called with the operation id.
+// called with the operation id and its argument.
 func TestRouteByKindToAnEffect(t *testing.T) {
 	ctx := context.Background()
 	var called []string
-	r, log := newRunner(map[string]func(context.Context, string) error{
-		"go": func(_ context.Context, op string) error { called = append(called, op); return nil }})
+	r, log := newRunner(map[string]runner.EffectFunc{
+		"go": func(_ context.Context, op, arg string) error { called = append(called, op+arg); return nil }})
 	r.Workflows = []runner.Workflow{{Name: "other", Kinds: []string{"other"}, React: func(runner.State, runner.Event) []runner.Command {
 		t.Error("routed to the wrong workflow")
 		return nil
 	}}, {Name: "test", Kinds: []string{"test"}, React: func(s runner.State, e runner.Event) []runner.Command {
 		if _, ok := e.Event.(*operation.StepStarted); ok && s.Op.CurrentStep() == "a" {
-			return []runner.Command{{Cmd: runner.Effect{Name: "go"}, Operation: e.AggregateID}}
+			return []runner.Command{{Cmd: runner.Effect{Name: "go", Arg: "/arg"}, Operation: e.AggregateID}}
 		}
 		return nil
 	}}}
@@ -85,7 +85,7 @@ func TestRouteByKindToAnEffect(t *testing.T) {
 	if err := r.Handle(ctx, envs[0]); err != nil {
 		t.Fatal(err)
 	}
-	if len(called) != 1 || called[0] != "op-1" {
+	if len(called) != 1 || called[0] != "op-1/arg" {
 		t.Fatalf("effect calls: %v", called)
 	}
 }

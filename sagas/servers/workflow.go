@@ -38,7 +38,8 @@ const (
 
 // Effects the runner carries out: placement; making the ports of a
 // server's networks (and recording them as its NICs); deleting the ports a
-// server owns (its build failed, or it was deleted).
+// server owns (its build failed, or it was deleted). The interface
+// effects are in interfaces.go.
 const (
 	EffectPlace        = "place"
 	EffectPorts        = "ports"
@@ -57,7 +58,7 @@ type Timeouts struct {
 // Workflows returns every server workflow; adding one is adding a file and
 // a line here.
 func Workflows(t Timeouts) []runner.Workflow {
-	return []runner.Workflow{Create(t), Actions(t), Delete(t)}
+	return []runner.Workflow{Create(t), Actions(t), Delete(t), Interfaces(t)}
 }
 
 // operationOf names the operation a server event concerns: the one it
@@ -79,6 +80,18 @@ func operationOf(e runner.Event) string {
 	case *server.RebootRequested:
 		return ev.Operation
 	case *server.DeleteRequested:
+		return ev.Operation
+	case *server.InterfaceAttachRequested:
+		return ev.Operation
+	case *server.InterfacePortSet:
+		return ev.Operation
+	case *server.InterfaceAttached:
+		return ev.Operation
+	case *server.InterfaceDetachRequested:
+		return ev.Operation
+	case *server.InterfaceDetached:
+		return ev.Operation
+	case *server.InterfaceFailed:
 		return ev.Operation
 	}
 	return e.CorrelationID
@@ -163,11 +176,11 @@ func release(s runner.State, corr, hostName, sid, reason string) []runner.Comman
 		Operation: corr, What: "release/" + hostName + "/" + sid, Tolerate: []domain.ErrorKind{domain.NotFound}}}
 }
 
-// releasePorts deletes the ports a server owns (none when it asked for no
-// network): an effect, since a port's delete also gives its address and
-// quota back.
+// releasePorts deletes the ports a server owns (those of its networks, its
+// NICs, an attach that never finished; none when it has none): an effect,
+// since a port's delete also gives its address and quota back.
 func releasePorts(s runner.State, corr string) []runner.Command {
-	if len(s.Server.Networks) == 0 {
+	if !s.Server.HasPorts() {
 		return nil
 	}
 	return []runner.Command{{Cmd: runner.Effect{Name: EffectReleasePorts}, Operation: corr, What: EffectReleasePorts}}

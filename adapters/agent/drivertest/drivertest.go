@@ -6,6 +6,7 @@ package drivertest
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,18 +75,63 @@ func Run(t *testing.T, h Harness) {
 		must(t, d.Destroy(ctx, uuid.NewString())) // never there
 		h.await(t, d, other.ID, agent.Running)    // the other one is untouched
 	})
+	t.Run("NICsAttachAndDetachIdempotently", func(t *testing.T) { h.nics(t) })
 	t.Run("CallsOnAMissingServerSaySo", func(t *testing.T) {
 		d, ctx := h.New(t), ctxT(t)
 		id := uuid.NewString()
+		nic := agent.NIC{PortID: uuid.NewString(), MAC: "fa:16:3e:00:00:01"}
 		for name, call := range map[string]func(context.Context, string) error{
 			"PowerOn": d.PowerOn, "PowerOff": d.PowerOff,
-			"Reboot": func(ctx context.Context, id string) error { return d.Reboot(ctx, id, false) },
+			"Reboot":    func(ctx context.Context, id string) error { return d.Reboot(ctx, id, false) },
+			"AttachNIC": func(ctx context.Context, id string) error { return d.AttachNIC(ctx, id, nic) },
+			"DetachNIC": func(ctx context.Context, id string) error { return d.DetachNIC(ctx, id, nic) },
 		} {
 			if err := call(ctx, id); !errors.Is(err, agent.ErrNoServer) {
 				t.Errorf("%s of a missing server = %v; want agent.ErrNoServer", name, err)
 			}
 		}
 	})
+}
+
+// nics: a NIC attached to a running server is in its definition, once
+// however often it is attached; one attached to a stopped server is there
+// after it starts; a detached one is gone, however often it is detached.
+func (h Harness) nics(t *testing.T) {
+	d, ctx := h.New(t), ctxT(t)
+	lister, ok := d.(agent.NICLister)
+	if !ok {
+		t.Fatalf("%T does not list NICs (agent.NICLister)", d)
+	}
+	s := h.Spec(t, uuid.NewString())
+	must(t, d.Spawn(ctx, s))
+	h.await(t, d, s.ID, agent.Running)
+	a := agent.NIC{PortID: uuid.NewString(), MAC: "fa:16:3e:00:00:0a"}
+	b := agent.NIC{PortID: uuid.NewString(), MAC: "fa:16:3e:00:00:0b"}
+	want := func(want ...agent.NIC) {
+		t.Helper()
+		got, err := lister.NICs(ctx, s.ID)
+		must(t, err)
+		if !slices.Equal(got, want) {
+			t.Fatalf("NICs %+v; want %+v", got, want)
+		}
+	}
+	must(t, d.AttachNIC(ctx, s.ID, a))
+	must(t, d.AttachNIC(ctx, s.ID, a)) // a retry
+	want(a)
+	must(t, d.PowerOff(ctx, s.ID))
+	h.await(t, d, s.ID, agent.Shutoff)
+	must(t, d.AttachNIC(ctx, s.ID, b))
+	want(a, b)
+	must(t, d.PowerOn(ctx, s.ID))
+	h.await(t, d, s.ID, agent.Running)
+	want(a, b)
+	must(t, d.DetachNIC(ctx, s.ID, a))
+	must(t, d.DetachNIC(ctx, s.ID, a)) // a retry
+	want(b)
+	must(t, d.PowerOff(ctx, s.ID))
+	h.await(t, d, s.ID, agent.Shutoff)
+	must(t, d.DetachNIC(ctx, s.ID, b))
+	want()
 }
 
 // await waits until d observes server id in power state p.

@@ -31,6 +31,8 @@ import (
 // first guest's pings of its DHCP router; with a gateway on an external
 // network, a floating IP associated with the first guest's port becomes the
 // router's dnat_and_snat rule to its address, and goes when disassociated.
+// An interface attached to a running guest is bound and
+// plugged live; detached, its switch port and tap go.
 func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots two real guests")
@@ -174,6 +176,60 @@ func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	console(vm2, "KEEL-GUEST ping "+ip1+": ok", 2, time.Minute)
+
+	// An interface attached to the running vm-1 through the API: its port
+	// is a switch port bound to a tap libvirt plugged live; detached, both
+	// go. One attached again goes with the server.
+	iface := func(method, path string, body any) api.Server {
+		t.Helper()
+		var acc api.Accepted
+		if _, err := c.Do(ctx, api.Request{Method: method, Path: path, Body: body}, &acc); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Minute, func() error {
+			op, _, err := api.Get[api.Operation](ctx, c, api.Path(api.Operations, acc.OperationID), api.Opts{})
+			switch {
+			case err != nil:
+				return err
+			case op.Status == "failed":
+				t.Fatalf("%s %s failed: %v", method, path, deref(op.Error))
+			case op.Status != "succeeded":
+				return fmt.Errorf("%s %s is %s", method, path, op.Status)
+			}
+			return nil
+		})
+		s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, vm1.ID), api.Opts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	onBridge := func(port string) bool {
+		return strings.TrimSpace(dp.VSCtl(t, "--bare", "--columns=name", "find", "Interface", "external_ids:iface-id="+port)) != ""
+	}
+	s1 := iface(http.MethodPost, api.Path(api.Servers, vm1.ID, "interfaces"), api.InterfaceBody{Network: "blue"})
+	if len(s1.NICs) != 2 || len(s1.NICs[1].IPs) != 1 {
+		t.Fatalf("vm-1 after the attach: NICs %+v", s1.NICs)
+	}
+	eth1 := s1.NICs[1]
+	dp.WaitBound(t, eth1.PortID, time.Minute)
+	if addrs := strings.TrimSpace(srv.NBCtl(t, "lsp-get-addresses", eth1.PortID)); addrs != eth1.MAC+" "+eth1.IPs[0] {
+		t.Fatalf("the attached port's switch port has addresses %q, want %q", addrs, eth1.MAC+" "+eth1.IPs[0])
+	}
+	s1 = iface(http.MethodDelete, api.Path(api.Servers, vm1.ID, "interfaces", eth1.PortID), nil)
+	if len(s1.NICs) != 1 || onBridge(eth1.PortID) {
+		t.Fatalf("vm-1 after the detach: NICs %+v, tap on br-int %v", s1.NICs, onBridge(eth1.PortID))
+	}
+	eventually(t, 30*time.Second, func() error {
+		if lsps := srv.NBCtl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port", "name="+eth1.PortID); strings.TrimSpace(lsps) != "" {
+			return fmt.Errorf("the detached port's switch port is still in the NB")
+		}
+		return nil
+	})
+	if s1 = iface(http.MethodPost, api.Path(api.Servers, vm1.ID, "interfaces"), api.InterfaceBody{Network: net.ID}); len(s1.NICs) != 2 {
+		t.Fatalf("vm-1 after the second attach: NICs %+v", s1.NICs)
+	}
+	dp.WaitBound(t, s1.NICs[1].PortID, time.Minute)
 
 	// Deleting the servers deletes their ports, in the API and in the NB,
 	// and libvirt unplugs their taps.

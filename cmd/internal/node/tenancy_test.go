@@ -417,6 +417,7 @@ func TestPolicyMatrix(t *testing.T) {
 		switch {
 		case strings.HasPrefix(path, "/v1/servers/"):
 			sub("{id}", f.server, true)
+			sub("{port_id}", f.port, false)
 		case strings.HasPrefix(path, "/v1/keypairs/"):
 			sub("{id}", f.keypair, true)
 		case strings.HasPrefix(path, "/v1/server-groups/"):
@@ -529,6 +530,7 @@ var bodies = map[string]string{
 	"add-router-interface":       `{"subnet": "00000000-0000-4000-8000-000000000000"}`,
 	"set-router-gateway":         `{"network": "00000000-0000-4000-8000-000000000000"}`,
 	"associate-floating-ip":      `{"port": "00000000-0000-4000-8000-000000000000"}`,
+	"attach-server-interface":    `{"network": "n-alpha"}`,
 }
 
 // routerFixture makes a router and a floating IP of the external network
