@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,6 +64,20 @@ func (s *Servers) startDataPlane() (*DataPlane, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("ovs-vswitchd needs root (tap devices, raw sockets)")
 	}
+	// ovs-vswitchd's userspace datapath makes kernel tap devices named
+	// after the datapath and the bridge (ovs-netdev, br-int): two data
+	// planes on one machine would take each other's. Test processes (go
+	// test runs packages in parallel) take turns through a host-wide lock,
+	// held until the Servers stop.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "keel-ovntest-dataplane.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock the data plane: %w", err)
+	}
+	s.unlock = func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN); _ = lock.Close() }
 	run := filepath.Join(s.Dir, "ovs")
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return nil, err

@@ -57,7 +57,9 @@ type Servers struct {
 	// Dir holds the databases, sockets and logs; it is removed on stop.
 	Dir string
 
-	procs  []*proc
+	procs []*proc
+	// unlock releases the host-wide lock of a data plane (StartDataPlane).
+	unlock func()
 	nbArgs []string // more arguments of the NB's ovsdb-server (SSL)
 }
 
@@ -283,6 +285,10 @@ func (s *Servers) stop() error {
 		<-p.exited
 	}
 	s.procs = nil
+	if s.unlock != nil { // the data plane's host-wide lock, once its processes are gone
+		s.unlock()
+		s.unlock = nil
+	}
 	return os.RemoveAll(s.Dir)
 }
 
