@@ -178,9 +178,21 @@ func (a *App) releaseAddress(ctx context.Context, subnetID, key, ip string, meta
 }
 
 // DeletePort deletes a port, gives its addresses back to their subnets and
-// its quota back to its project.
+// its quota back to its project. A port that something owns (a server's
+// NIC, a router's leg, a floating IP's) is refused: it goes with its owner.
 func (a *App) DeletePort(ctx context.Context, id string, meta Meta) (Result[port.State], error) {
-	res, err := a.Ports.Handle(ctx, id, port.Delete{At: a.Now().UTC()}, meta)
+	return a.deletePort(ctx, id, false, meta)
+}
+
+// DeleteOwnedPort is DeletePort for the owner of the port: a server's saga
+// deleting its NIC's port (the build failed, the server or the interface
+// went).
+func (a *App) DeleteOwnedPort(ctx context.Context, id string, meta Meta) (Result[port.State], error) {
+	return a.deletePort(ctx, id, true, meta)
+}
+
+func (a *App) deletePort(ctx context.Context, id string, byOwner bool, meta Meta) (Result[port.State], error) {
+	res, err := a.Ports.Handle(ctx, id, port.Delete{ByOwner: byOwner, At: a.Now().UTC()}, meta)
 	if err != nil {
 		return res, err
 	}

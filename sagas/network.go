@@ -85,7 +85,7 @@ func (s *ServerSaga) releasePorts(ctx context.Context, opID string) error {
 			continue
 		}
 		meta := commands.Meta{CommandID: fmt.Sprintf("%s/release-port/%d", opID, i), Actor: domain.Actor{User: "saga"}, CorrelationID: opID}
-		if _, err := s.App.DeletePort(ctx, id, meta); err != nil && domain.KindOf(err) != domain.NotFound {
+		if _, err := s.App.DeleteOwnedPort(ctx, id, meta); err != nil && domain.KindOf(err) != domain.NotFound {
 			return err
 		}
 	}

@@ -121,6 +121,9 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		}
 		return []domain.Event{&SecurityGroupsSet{SecurityGroups: slices.Clone(c.SecurityGroups), At: c.At}}, nil
 	case Delete:
+		if s.DeviceOwner == OwnerServer && s.DeviceID != "" && !c.ByOwner {
+			return nil, domain.Conflictf("port %s is a NIC of server %s; detach it from the server (keel server detach-interface) or delete the server, and the port goes with it", s.ID, s.DeviceID)
+		}
 		if slices.Contains(networkOwners, s.DeviceOwner) && !c.ByOwner {
 			return nil, domain.Conflictf("port %s belongs to %s %s; remove it there (a router interface or gateway from its router, a floating IP by deleting it)", s.ID, s.DeviceOwner, s.DeviceID)
 		}

@@ -91,6 +91,12 @@ func TestServersGetNICsAndGiveThemBack(t *testing.T) {
 	if !p.Live() || p.DeviceOwner != port.OwnerServer || p.DeviceID != web.Server.ID || p.Project != alpha.ID {
 		t.Fatalf("web's port: %+v; want a live port owned by the server in project alpha", p)
 	}
+	// The port goes with its server: a user cannot delete it under it.
+	_, err = api.Delete(ctx, alice.c, api.Path(api.Ports, string(p.ID)), api.Opts{}, nil)
+	var refused *api.Problem
+	if !errors.As(err, &refused) || refused.Status != http.StatusConflict || !strings.Contains(refused.Detail, "is a NIC of server "+web.Server.ID) {
+		t.Fatalf("delete web's port as its user: %v; want 409 saying it is a NIC of the server", err)
+	}
 	if op, _, _ := api.Get[api.Operation](ctx, e.api, api.Path(api.Operations, web.OperationID), api.Opts{}); len(op.Steps) != 3 || op.Steps[0].Name != "network" {
 		t.Fatalf("create operation steps: %+v; want network, schedule, spawn", op.Steps)
 	}
