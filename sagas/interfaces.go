@@ -93,10 +93,7 @@ func (s *ServerSaga) deleteNICPort(ctx context.Context, opID, portID string) err
 		return nil
 	}
 	meta := commands.Meta{CommandID: opID + "/delete-port/" + portID, Actor: domain.Actor{User: "saga"}, CorrelationID: opID}
-	if _, err := s.App.DeleteOwnedPort(ctx, portID, meta); err != nil && domain.KindOf(err) != domain.NotFound {
-		return err
-	}
-	return nil
+	return s.deleteNIC(ctx, portID, meta)
 }
 
 // opAndServer loads an operation and the server it is about.

@@ -85,9 +85,30 @@ func (s *ServerSaga) releasePorts(ctx context.Context, opID string) error {
 			continue
 		}
 		meta := commands.Meta{CommandID: fmt.Sprintf("%s/release-port/%d", opID, i), Actor: domain.Actor{User: "saga"}, CorrelationID: opID}
-		if _, err := s.App.DeleteOwnedPort(ctx, id, meta); err != nil && domain.KindOf(err) != domain.NotFound {
+		if err := s.deleteNIC(ctx, id, meta); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// deleteNIC deletes a port of a server's as its owner (address and quota
+// given back) and disassociates the floating IPs that pointed at it.
+func (s *ServerSaga) deleteNIC(ctx context.Context, portID string, meta commands.Meta) error {
+	if _, err := s.App.DeleteOwnedPort(ctx, portID, meta); err != nil && domain.KindOf(err) != domain.NotFound {
+		return err
+	}
+	if s.FloatingIPsOf == nil {
+		return nil
+	}
+	fips, err := s.FloatingIPsOf(ctx, portID)
+	if err == nil && len(fips) > 0 {
+		m := meta
+		m.CommandID = meta.CommandID + "/floating-ips"
+		err = s.App.DisassociatePortFloatingIPs(ctx, portID, fips, m)
+	}
+	if err != nil {
+		s.Log.Warn("floating IPs of a deleted port left to the sweep", "port", portID, "err", err)
 	}
 	return nil
 }

@@ -66,6 +66,12 @@ type ServerSaga struct {
 	CatchUp func(ctx context.Context) error
 	// Metrics counts ended operations and their durations (nil: not counted).
 	Metrics *metrics.Set
+	// FloatingIPsOf, when set, names the floating IPs associated with a port
+	// (from the read model): when the saga deletes a server's port it
+	// disassociates them at once, as the API does for a port it deletes
+	// (the floating IP sweep is the backstop for what the read model had
+	// not shown yet).
+	FloatingIPsOf func(ctx context.Context, portID string) ([]string, error)
 
 	groupLocks sync.Map // server group id -> *sync.Mutex
 	once       sync.Once

@@ -122,3 +122,13 @@ func (r *ReadModel) OrphanedRouterPorts(ctx context.Context, before time.Time, n
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// FloatingIPsOfPort names the floating IPs associated with a port, of any
+// project.
+func (r *ReadModel) FloatingIPsOfPort(ctx context.Context, portID string) ([]string, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT id::text FROM floating_ips WHERE port_id = $1::uuid`, portID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

@@ -218,7 +218,8 @@ func (n *Node) start(ctx context.Context) error {
 	n.App.Secrets = n.Secrets
 	n.Read = &postgres.ReadModel{Pool: n.Pool}
 	n.Runner = &projections.Runner{Pool: n.Pool, Events: n.Store, Projections: projections.All(), Log: c.Log}
-	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: sagas.CachedSnapshot(n.Read, 100*time.Millisecond), Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now}
+	n.Saga = &sagas.ServerSaga{App: n.App, Snapshot: sagas.CachedSnapshot(n.Read, 100*time.Millisecond), Weights: c.Weights, Timeouts: c.Timeouts, Log: c.Log, Now: time.Now,
+		FloatingIPsOf: n.Read.FloatingIPsOfPort}
 	n.Saga.CatchUp = n.catchUp
 	n.Metrics = metrics.New()
 	n.App.Observe(n.Metrics)

@@ -168,3 +168,65 @@ func TestServersGetNICsAndGiveThemBack(t *testing.T) {
 		t.Fatalf("create on another project's network: %v; want 422 naming the network", err)
 	}
 }
+
+// A floating IP that points at a server's port is disassociated when the
+// server's delete deletes the port, at once (not by the sweep, minutes
+// later), as when a user deletes a port of their own.
+func TestServerDeleteDisassociatesItsFloatingIP(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	e.seed()
+	must := func(_ any, _ *api.Response, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "ext", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{}))
+	must(api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: "ext", CIDR: "203.0.113.0/24"}, api.Opts{}))
+	must(api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "int"}, api.Opts{}))
+	must(api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: "int", CIDR: "10.1.0.0/24", Name: "int-sub"}, api.Opts{}))
+	r, _, err := api.Create[api.Router](ctx, e.api, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(api.Create[api.Router](ctx, e.api, api.Path(api.Routers, r.ID, "interfaces"), api.RouterInterfaceBody{Subnet: "int-sub"}, api.Opts{}))
+	if _, err := e.api.Do(ctx, api.Request{Method: http.MethodPut, Path: api.Path(api.Routers, r.ID, "gateway"), Body: api.RouterGatewayBody{Network: "ext"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	acc, res, err := api.Create[api.Accepted](ctx, e.api, api.Servers, api.ServerBody{Name: "web", Flavor: "small", Image: "tiny",
+		Networks: []api.ServerNetwork{{Network: "int"}}}, api.Opts{MinSequence: e.minSeq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := e.waitOp(acc.OperationID, 30*time.Second); op.Status != "succeeded" {
+		t.Fatalf("create: %s (%v)", op.Status, op.Error)
+	}
+	s, _, err := api.Get[api.Server](ctx, e.api, api.Path(api.Servers, acc.Server.ID), api.Opts{MinSequence: res.Sequence})
+	if err != nil || len(s.NICs) != 1 {
+		t.Fatalf("server %+v, %v", s, err)
+	}
+	fip, _, err := api.Create[api.FloatingIP](ctx, e.api, api.FloatingIPs, api.FloatingIPBody{Network: "ext"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var assoc api.FloatingIP
+	if _, err := e.api.Do(ctx, api.Request{Method: http.MethodPut, Path: api.Path(api.FloatingIPs, fip.ID, "association"),
+		Body: api.FloatingIPAssociationBody{Port: s.NICs[0].PortID}}, &assoc); err != nil || assoc.PortID == nil {
+		t.Fatalf("associate: %+v, %v", assoc, err)
+	}
+	del := e.act(acc.Server.ID, "delete")
+	if op := e.waitOp(del.OperationID, 30*time.Second); op.Status != "succeeded" {
+		t.Fatalf("delete: %s (%v)", op.Status, op.Error)
+	}
+	eventually(t, 5*time.Second, func() error {
+		f, _, err := api.Get[api.FloatingIP](ctx, e.api, api.Path(api.FloatingIPs, fip.ID), api.Opts{MinSequence: e.headSeq()})
+		if err != nil {
+			return err
+		}
+		if f.PortID != nil {
+			return fmt.Errorf("floating IP %s still points at port %s of the deleted server", f.IP, *f.PortID)
+		}
+		return nil
+	})
+}
