@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -555,5 +556,33 @@ func TestQuotaSetAndShow(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, srv.URL, "quota", "set", "web", "servers=ten"); err == nil || !strings.Contains(err.Error(), "whole number") {
 		t.Fatalf("a limit that is not a number: %v", err)
+	}
+}
+
+// A member's create --wait shows the server once its task is over, read
+// again while the servers projection is a moment behind the operation's
+// end, without the projections list (a cloud admin's call: 403 here).
+func TestCreateWaitShowsTheServerToAMember(t *testing.T) {
+	var reads atomic.Int32
+	f, srv := newFakeAPI(t, map[string]func(http.ResponseWriter, *http.Request){
+		"POST /v1/servers":       answer(202, "30", `{"server":{"id":"s1","name":"web","status":"BUILDING"},"operation_id":"op1"}`),
+		"GET /v1/operations/op1": answer(200, "", `{"id":"op1","kind":"server.create","status":"succeeded","steps":[{"name":"schedule","status":"succeeded"}]}`),
+		"GET /v1/projections":    answer(403, "", `{"title":"Forbidden","status":403,"detail":"list-projections needs the cloud admin role; you are member"}`),
+		"GET /v1/servers/s1": func(w http.ResponseWriter, r *http.Request) {
+			if reads.Add(1) == 1 { // the row before the spawn reached it
+				answer(200, "", `{"id":"s1","name":"web","status":"BUILDING","task_state":"spawning"}`)(w, r)
+				return
+			}
+			answer(200, "", `{"id":"s1","name":"web","status":"ACTIVE","task_state":null,"addresses":["10.0.0.2"]}`)(w, r)
+		},
+	})
+	out, errOut, err := runCLI(t, srv.URL, "server", "create", "web", "--flavor", "f", "--image", "i", "--wait")
+	if err != nil || !regexp.MustCompile(`(?m)^STATUS +ACTIVE$`).MatchString(out) || !strings.Contains(out, "10.0.0.2") {
+		t.Fatalf("out %q, stderr %q, err %v", out, errOut, err)
+	}
+	for _, r := range f.requests() {
+		if r.path == "/v1/projections" {
+			t.Fatalf("the CLI asked for the projections list: %+v", f.requests())
+		}
 	}
 }

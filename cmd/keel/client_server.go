@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -216,19 +217,30 @@ func (g *globals) accept(ctx context.Context, c call, w waitFlags) error {
 	return g.showServerAfter(ctx, acc.Server.ID)
 }
 
-// showServerAfter shows a server as it is after an operation ended.
+// showServerAfter shows a server as it is after an operation ended. The
+// operation's end is in the read model; the server's row, written by
+// another projection, may be a moment behind it: it is read again until
+// its task is over (a few seconds at most). Reading at the head of the
+// projections (Keel-Min-Sequence) would do it in one read, but listing
+// the projections is a cloud admin's call.
 func (g *globals) showServerAfter(ctx context.Context, id string) error {
-	head, err := g.headSeq(ctx)
-	if err != nil {
-		return err
-	}
 	var s api.Server
-	if _, err := g.client.get(ctx, "/v1/servers/"+seg(id), nil, head, &s); err != nil {
-		if isStatus(err, http.StatusNotFound) {
-			fmt.Fprintf(g.out, "server %s is gone\n", id)
-			return nil
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := g.client.get(ctx, "/v1/servers/"+seg(id), nil, 0, &s); err != nil {
+			if isStatus(err, http.StatusNotFound) {
+				fmt.Fprintf(g.out, "server %s is gone\n", id)
+				return nil
+			}
+			return err
 		}
-		return err
+		if s.Task == nil || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollEvery):
+		}
 	}
 	fmt.Fprintln(g.out)
 	return writeServer(g.out, s)

@@ -138,12 +138,6 @@ func stepDetail(s api.Step) string {
 	return d
 }
 
-// headSeq is the highest sequence any projection has applied: reading
-// with it as Keel-Min-Sequence sees everything the caller has seen.
-func (g *globals) headSeq(ctx context.Context) (uint64, error) {
-	return g.projectionSeq(ctx, "")
-}
-
 // projectionSeq is the sequence the named projection has applied (with
 // name "", the highest of all).
 func (g *globals) projectionSeq(ctx context.Context, name string) (uint64, error) {
