@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/adapters/ovn/ovntest"
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/commands"
@@ -230,7 +231,8 @@ func TestAddressSweepGivesBackAbandonedAddresses(t *testing.T) {
 // Two projects each make a network with the same CIDR: both work and hand
 // out the same addresses; neither sees nor uses the other's.
 func TestSameCIDRInTwoProjects(t *testing.T) {
-	e := start(t, nil)
+	srv := ovntest.Start(t) // and in OVN: two switches that share nothing
+	e := start(t, func(c *node.Config) { c.OVN = node.OVNConfig{NB: srv.NB, Reconcile: time.Minute} })
 	ctx := context.Background()
 	e.addProject("alpha")
 	e.addProject("beta")
@@ -260,6 +262,24 @@ func TestSameCIDRInTwoProjects(t *testing.T) {
 	list, _, err := api.Get[api.List[api.Network]](ctx, bob.c, api.Networks, api.Opts{})
 	if err != nil || len(list.Items) != 1 || list.Items[0].ID != nb.ID {
 		t.Fatalf("bob's networks %+v, %v; want only his own", list.Items, err)
+	}
+	// In OVN each network is a switch of its own holding only its own port,
+	// with its own DHCP options and port group, and no router joins them:
+	// the same addresses on both never meet.
+	eventually(t, 20*time.Second, func() error {
+		for _, c := range []struct{ net, port string }{{na.ID, pa.ID}, {nb.ID, pb.ID}} {
+			if lsps := strings.TrimSpace(srv.NBCtl(t, "lsp-list", "keel-"+c.net)); !strings.Contains(lsps, c.port) || strings.Count(lsps, "\n") != 0 {
+				return fmt.Errorf("switch of network %s holds %q; want its one port %s", c.net, lsps, c.port)
+			}
+		}
+		return nil
+	})
+	if routers := strings.TrimSpace(srv.NBCtl(t, "lr-list")); routers != "" {
+		t.Fatalf("a router joins the networks: %s", routers)
+	}
+	dhcp := strings.Fields(srv.NBCtl(t, "--bare", "--columns=external_ids", "find", "DHCP_Options", "cidr=10.0.0.0/24"))
+	if got := strings.Count(strings.Join(dhcp, " "), "keel:network="); got != 2 {
+		t.Fatalf("DHCP options of 10.0.0.0/24: %v; want one per network", dhcp)
 	}
 }
 
