@@ -8,7 +8,8 @@ const (
 	FloatingIPs = "/v1/floating-ips"
 )
 
-// RouterGateway is a router's leg on an external network.
+// RouterGateway is a router's leg on an external network (a router's
+// gateway is null when it has none).
 type RouterGateway struct {
 	NetworkID string `json:"network_id" format:"uuid"`
 	SubnetID  string `json:"subnet_id" format:"uuid"`
@@ -31,7 +32,7 @@ type Router struct {
 	ID         string            `json:"id" format:"uuid"`
 	ProjectID  string            `json:"project_id" format:"uuid"`
 	Name       string            `json:"name"`
-	Gateway    *RouterGateway    `json:"gateway" doc:"null: the router has no gateway"`
+	Gateway    *RouterGateway    `json:"gateway"`
 	Interfaces []RouterInterface `json:"interfaces"`
 	CreatedAt  time.Time         `json:"created_at"`
 }

@@ -148,7 +148,8 @@ func (c *cloud) port(t *testing.T, id, net, sub, mac, ip string, groups ...strin
 
 func (c *cloud) dropPort(t *testing.T, id, sub, ip string) {
 	t.Helper()
-	_, err := c.ports.Handle(c.ctx, id, port.Delete{At: time.Now()}, meta())
+	// As the server's saga does: the port is a server's NIC.
+	_, err := c.ports.Handle(c.ctx, id, port.Delete{ByOwner: true, At: time.Now()}, meta())
 	must(t, err)
 	_, err = c.subnets.Handle(c.ctx, sub, subnet.Release{Key: id, IP: ip, At: time.Now()}, meta())
 	must(t, err)
