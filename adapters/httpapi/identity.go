@@ -2,10 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -205,24 +204,13 @@ func (a *API) registerTokens(hapi huma.API) {
 		})
 }
 
-// countList says "2 servers, 1 keypair" of counts by kind, in a stable order.
-func countList(counts map[string]int) string {
-	out := ""
-	kinds := []string{"servers", "keypairs", "server groups", "images", "networks", "subnets", "ports", "security groups", "routers", "floating IPs"}
-	for _, k := range slices.Sorted(maps.Keys(counts)) { // a kind added to the holds but not here is still named
-		if !slices.Contains(kinds, k) {
-			kinds = append(kinds, k)
-		}
+// countList says "2 servers, 1 keypairs" of what a project holds, in its order.
+func countList(holds []postgres.Holding) string {
+	parts := make([]string, len(holds))
+	for i, h := range holds {
+		parts[i] = strconv.Itoa(h.N) + " " + h.Kind
 	}
-	for _, kind := range kinds {
-		if n := counts[kind]; n > 0 {
-			if out != "" {
-				out += ", "
-			}
-			out += strconv.Itoa(n) + " " + kind
-		}
-	}
-	return out
+	return strings.Join(parts, ", ")
 }
 
 // unauthorizedErr is a 401 answer from a handler.

@@ -42,12 +42,19 @@ func (r *ReadModel) Project(ctx context.Context, id string) (Project, error) {
 	return one(ctx, r.Pool, projectCols+` WHERE id = $1::uuid`, pgx.RowToStructByPos[Project], id)
 }
 
-// ProjectHolds counts what a project still owns, by kind (servers,
-// keypairs, server groups, images, networks, subnets, ports, security
-// groups but its default one, which goes with it, routers, floating IPs),
-// for a delete to refuse.
-func (r *ReadModel) ProjectHolds(ctx context.Context, id string) (map[string]int, error) {
-	out := map[string]int{}
+// Holding is how many of one kind of resource a project still owns.
+type Holding struct {
+	Kind string
+	N    int
+}
+
+// ProjectHolds counts what a project still owns, by kind, in a fixed order
+// (servers, keypairs, server groups, images, networks, subnets, ports,
+// security groups but its default one, which goes with it, routers,
+// floating IPs), leaving out the kinds it owns none of, for a delete to
+// refuse.
+func (r *ReadModel) ProjectHolds(ctx context.Context, id string) ([]Holding, error) {
+	var out []Holding
 	for _, h := range []struct{ kind, table, also string }{
 		{"servers", "servers", ""}, {"keypairs", "keypairs", ""}, {"server groups", "server_groups", ""}, {"images", "images", ""},
 		{"networks", "networks", ""}, {"subnets", "subnets", ""}, {"ports", "ports", ""},
@@ -59,7 +66,7 @@ func (r *ReadModel) ProjectHolds(ctx context.Context, id string) (map[string]int
 			return nil, fmt.Errorf("count %s of project %s: %w", kind, id, err)
 		}
 		if n > 0 {
-			out[kind] = n
+			out = append(out, Holding{Kind: kind, N: n})
 		}
 	}
 	return out, nil

@@ -76,7 +76,7 @@ func runNetwork(ctx context.Context, e *benchEnv, res *results) error {
 		return fmt.Errorf("ovn-nbctl ls-add raw: %w: %s", err, out)
 	}
 	// The network's switch is in the NB before the clock starts.
-	if err := waitLSPs(ctx, nb, 0, func() bool { return len(switches(nb, "raw")) == 1 && keelSwitches(nb) == 1 }); err != nil {
+	if err := waitLSPs(ctx, 0, func() bool { return len(switches(nb, "raw")) == 1 && keelSwitches(nb) == 1 }); err != nil {
 		return err
 	}
 	rawSwitch := switches(nb, "raw")[0]
@@ -112,7 +112,7 @@ func runNetwork(ctx context.Context, e *benchEnv, res *results) error {
 		return fmt.Errorf("create a port through Keel: %w", err)
 	}
 	answered := time.Since(start)
-	if err := waitLSPs(ctx, nb, 2*time.Minute, func() bool { return keelLSPs(nb) >= ports }); err != nil {
+	if err := waitLSPs(ctx, 2*time.Minute, func() bool { return keelLSPs(nb) >= ports }); err != nil {
 		return err
 	}
 	took := time.Since(start)
@@ -196,7 +196,7 @@ func keelLSPs(c ovsdbclient.Client) int {
 
 // waitLSPs polls done every 5 ms until it holds or limit passes (0: a
 // minute).
-func waitLSPs(ctx context.Context, _ ovsdbclient.Client, limit time.Duration, done func() bool) error {
+func waitLSPs(ctx context.Context, limit time.Duration, done func() bool) error {
 	if limit == 0 {
 		limit = time.Minute
 	}
