@@ -420,10 +420,13 @@ func (r *Runner) Statuses(ctx context.Context) ([]Status, error) {
 }
 
 // WaitFor blocks until every projection has applied seq, or until maxWait
-// passes; it reports whether the read model caught up.
+// passes; it reports whether the read model caught up. A batch this
+// process applies wakes it at once; what another replica applies is seen
+// by reading the checkpoints, every 5 ms at most.
 func (r *Runner) WaitFor(ctx context.Context, seq uint64, maxWait time.Duration) (bool, error) {
 	deadline := time.Now().Add(maxWait)
 	for {
+		wake := r.wakeup()
 		low, err := r.applied(ctx)
 		if err != nil {
 			return false, err
@@ -434,14 +437,21 @@ func (r *Runner) WaitFor(ctx context.Context, seq uint64, maxWait time.Duration)
 		if time.Now().After(deadline) {
 			return false, nil
 		}
-		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-			return false, err
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-wake:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 
 // applied returns the sequence every projection has applied. Waiting
-// requests share one read of the checkpoints per 5 ms, however many there are.
+// requests share one read of the checkpoints per 5 ms, however many there
+// are; a batch this process applies raises it at once (advanced).
 func (r *Runner) applied(ctx context.Context) (uint64, error) {
 	r.mark.Lock()
 	defer r.mark.Unlock()
@@ -457,8 +467,32 @@ func (r *Runner) applied(ctx context.Context) (uint64, error) {
 	if rows != int64(len(r.Projections)) {
 		low = 0
 	}
-	r.markSeq, r.markAt = uint64(low), time.Now()
+	// Checkpoints only move forward (a rebuild ends at the head it read),
+	// so a batch applied here since the read started is not undone by it.
+	r.markSeq, r.markAt = max(r.markSeq, uint64(low)), time.Now()
 	return r.markSeq, nil
+}
+
+// wakeup returns a channel closed when this process next applies a batch.
+func (r *Runner) wakeup() <-chan struct{} {
+	r.mark.Lock()
+	defer r.mark.Unlock()
+	if r.wake == nil {
+		r.wake = make(chan struct{})
+	}
+	return r.wake
+}
+
+// advanced records that every projection has applied seq, committed by
+// this process, and wakes the waiters.
+func (r *Runner) advanced(seq uint64) {
+	r.mark.Lock()
+	defer r.mark.Unlock()
+	r.markSeq = max(r.markSeq, seq)
+	if r.wake != nil {
+		close(r.wake)
+		r.wake = nil
+	}
 }
 
 // Lags returns how many commits each projection is behind the stream.

@@ -35,6 +35,7 @@ type Runner struct {
 	mark    sync.Mutex // guards the shared read of what has been applied
 	markAt  time.Time
 	markSeq uint64
+	wake    chan struct{} // closed by advanced
 }
 
 // Run prepares every projection, then follows the stream once for all of
@@ -133,7 +134,11 @@ func (r *Runner) followOnce(ctx context.Context) error {
 		}
 	}
 	return followAhead(ctx, r.Events, from+1, 0, func(envs []domain.Envelope, decoded [][]domain.Event) error {
-		return r.applyLive(ctx, envs, decoded)
+		if err := r.applyLive(ctx, envs, decoded); err != nil {
+			return err
+		}
+		r.advanced(envs[len(envs)-1].Sequence)
+		return nil
 	})
 }
 

@@ -236,6 +236,43 @@ func TestWaitFor(t *testing.T) {
 	}
 }
 
+// WaitFor answers true only once the commit is readable: on the replica
+// whose runner applies it (woken by the apply) and on one that only reads
+// (a replica without a runner, which reads the checkpoints), for each of
+// many writes in a row.
+func TestWaitForThenReadSeesTheWrite(t *testing.T) {
+	w := newWorld(t)
+	pool := newDB(t)
+	r := w.runner(pool)
+	start(t, r)
+	w.caughtUp(r)
+	passive := w.runner(pool) // not run: it only waits
+	ctx := ctxT(t)
+	for k := range 20 {
+		if k%5 == 2 {
+			continue // deleted: no row to read
+		}
+		id, err := w.serverLifecycle(ctx, "rw", k)
+		must(t, err)
+		_, version, err := w.app.Servers.LoadLatest(ctx, id)
+		must(t, err)
+		h := w.head()
+		for _, waiter := range []*projections.Runner{r, passive} {
+			ok, err := waiter.WaitFor(ctx, h, 10*time.Second)
+			if err != nil || !ok {
+				t.Fatalf("write %d: WaitFor(%d) = %v, %v", k, h, ok, err)
+			}
+			var read int64
+			if err := pool.QueryRow(ctx, `SELECT version FROM servers WHERE id = $1`, id).Scan(&read); err != nil {
+				t.Fatalf("write %d: server %s not readable after WaitFor(%d): %v", k, id, h, err)
+			}
+			if uint64(read) != version {
+				t.Fatalf("write %d: server %s reads version %d after WaitFor(%d); want %d (its last commit)", k, id, read, h, version)
+			}
+		}
+	}
+}
+
 // A runner killed in the middle of the stream and a new one started: every
 // commit is applied once, and the tables equal a build from scratch.
 func TestRunnerCrashMidStream(t *testing.T) {

@@ -301,6 +301,13 @@ func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
 	if err := os.WriteFile(filepath.Join(dir, "image-id"), []byte(s.Image.ID), 0o600); err != nil {
 		return fmt.Errorf("server %s: %w", s.ID, err)
 	}
+	// The seed needs neither the image nor the disks: it is written
+	// meanwhile (genisoimage and qemu-img are separate processes).
+	seed := filepath.Join(dir, "seed.iso")
+	seeded := make(chan error, 1)
+	go func() { seeded <- writeSeed(ctx, seed, s) }()
+	waitSeed := sync.OnceValue(func() error { return <-seeded })
+	defer waitSeed() // nothing writes in the server's directory once create returns
 	im := s.Image
 	base, err := d.images.Ensure(ctx, Image{ID: im.ID, Object: im.Object, SHA256: im.SHA256, Size: im.Size, Format: im.Format})
 	if err != nil {
@@ -336,8 +343,7 @@ func (d *Driver) create(ctx context.Context, s agent.ServerSpec) error {
 		}
 		disks = append(disks, Disk{Path: p, Format: "qcow2"})
 	}
-	seed := filepath.Join(dir, "seed.iso")
-	if err := writeSeed(ctx, seed, s); err != nil {
+	if err := waitSeed(); err != nil {
 		return explain(ctx, err, "the host could not write the server's first-boot data")
 	}
 	disks = append(disks, Disk{Path: seed, Format: "raw", CDROM: true})

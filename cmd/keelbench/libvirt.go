@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"github.com/keel-cloud/keel/domain/server"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -203,8 +209,9 @@ func (b *lvBench) seed(ctx context.Context, guest string) error {
 	return nil
 }
 
-// keelRound creates a server through the API, times it until it reads
-// ACTIVE with no task, then deletes it (not timed) unless keep.
+// keelRound creates a server through the API, times it until the event
+// stream tells the build's outcome and the server, read at that commit,
+// is ACTIVE with no task; then deletes it (not timed) unless keep.
 func (b *lvBench) keelRound(ctx context.Context, name string, keep bool) (time.Duration, error) {
 	c := b.c.api
 	start := time.Now()
@@ -212,22 +219,19 @@ func (b *lvBench) keelRound(ctx context.Context, name string, keep bool) (time.D
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", name, err)
 	}
-	id, opts := acc.Server.ID, api.Opts{MinSequence: res.Sequence}
-	var failed error
-	err = pollUntil(ctx, 3*time.Minute, func() (bool, error) {
-		s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, id), opts)
-		if err != nil {
-			return false, err
-		}
-		if s.Status == "ERROR" {
-			failed = fmt.Errorf("server %s in ERROR: %v", name, deref(s.Reason))
-		}
-		return s.Status == "ACTIVE" && s.Task == nil || failed != nil, nil
-	})
-	took := time.Since(start)
-	if err == nil {
-		err = failed
+	id := acc.Server.ID
+	// Told, not polled: the server's commits after the create's, from the
+	// live event stream, until the build's outcome; then the server read
+	// at that commit.
+	outcome, err := b.awaitEvent(ctx, id, res.Sequence, server.TypeSpawned, server.TypeFailed)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
 	}
+	s, _, err := api.Get[api.Server](ctx, c, api.Path(api.Servers, id), api.Opts{MinSequence: outcome.Sequence})
+	if err == nil && (s.Status != "ACTIVE" || s.Task != nil) {
+		err = fmt.Errorf("server %s is %s (task %v) after its %s: %v", name, s.Status, deref(s.Task), outcome.Events[0].Type, deref(s.Reason))
+	}
+	took := time.Since(start)
 	if err != nil {
 		return 0, err
 	}
@@ -393,4 +397,39 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// awaitEvent follows the live event stream (GET /v1/events/stream) of
+// server id from the commit after seq until a commit with one of the event
+// types; it returns that commit.
+func (b *lvBench) awaitEvent(ctx context.Context, id string, seq uint64, types ...string) (api.Commit, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	q := url.Values{"aggregate_type": {"server"}, "aggregate_id": {id}, "since": {strconv.FormatUint(seq, 10)}}
+	resp, err := b.c.api.Stream(ctx, api.Events+"/stream", api.Opts{Query: q})
+	if err != nil {
+		return api.Commit{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var c api.Commit
+		if json.Unmarshal([]byte(data), &c) != nil || c.Sequence == 0 {
+			continue // the "ready" message
+		}
+		for _, e := range c.Events {
+			if slices.Contains(types, e.Type) {
+				return c, nil
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return api.Commit{}, fmt.Errorf("event stream: %w", err)
+	}
+	return api.Commit{}, fmt.Errorf("event stream of server %s ended before any of %v", id, types)
 }
