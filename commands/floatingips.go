@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/floatingip"
@@ -127,8 +128,16 @@ func (a *App) AssociateFloatingIP(ctx context.Context, id, portID string, meta M
 	at := a.Now().UTC()
 	rm := meta
 	rm.CommandID, rm.Scope = meta.CommandID+"/router", ""
-	if _, err := a.Routers.Handle(ctx, string(rt.ID), router.AttachFloatingIP{FloatingIP: id, Network: fip.Network, Subnet: fixed.Subnet, At: at}, rm); err != nil {
+	attached, err := a.Routers.Handle(ctx, string(rt.ID), router.AttachFloatingIP{FloatingIP: id, Network: fip.Network, Subnet: fixed.Subnet, At: at}, rm)
+	if err != nil {
 		return Result[floatingip.State]{}, err
+	}
+	if !slices.ContainsFunc(attached.State.FloatingIPs, func(f router.FloatingIP) bool { return f.ID == id }) {
+		// A late retry of an association cut short, whose router attach
+		// the floating IP sweep has undone since: the attach is not made
+		// twice under one command id, so the association is not made
+		// without it.
+		return Result[floatingip.State]{}, domain.Conflictf("router %s let go of floating IP %s after an earlier try of this association was cut short; send the association again as a new request", rt.ID, fip.IP)
 	}
 	res, err := a.FloatingIPs.Handle(ctx, id, floatingip.Associate{Association: floatingip.Association{Port: portID, FixedIP: fixed.IP, Router: string(rt.ID)}, At: at}, meta)
 	if err != nil && domain.KindOf(err) != 0 { // refused: it did not land
@@ -228,8 +237,29 @@ func (a *App) decidedEvents(ctx context.Context, id string, res Result[floatingi
 	return nil
 }
 
+// ReleaseRouterFloatingIP makes a router let go of a floating IP that, read
+// from the log, is not associated through it: what an association cut
+// short after the router's attach, or a disassociation cut short before
+// the router's detach, leaves (the floating IP sweep finds them). It
+// reports whether the router let go; a floating IP associated through the
+// router after all (the read model was behind) is left as it is.
+func (a *App) ReleaseRouterFloatingIP(ctx context.Context, routerID, fipID string, meta Meta) (bool, error) {
+	fip, _, err := a.FloatingIPs.LoadLatest(ctx, fipID)
+	if err != nil {
+		return false, err
+	}
+	if fip.Live() && fip.Assoc != nil && fip.Assoc.Router == routerID {
+		return false, nil
+	}
+	res, err := a.Routers.Handle(ctx, routerID, router.DetachFloatingIP{FloatingIP: fipID, At: a.Now().UTC()}, meta)
+	if domain.KindOf(err) == domain.NotFound {
+		return false, nil // the router is gone, and its list with it
+	}
+	return err == nil && len(res.Events) > 0, err
+}
+
 // detachFromRouter makes a router let go of a floating IP. A failure is
-// left to the floating IP sweep (sagas/monitors).
+// left to the floating IP sweep (sagas/monitors, ReleaseRouterFloatingIP).
 func (a *App) detachFromRouter(ctx context.Context, routerID, fipID string, meta Meta) {
 	m := meta
 	m.CommandID, m.Scope = meta.CommandID+"/router-detach", ""

@@ -8,11 +8,11 @@ import (
 	"github.com/keel-cloud/keel/domain/router"
 )
 
-// Routers is the read model of routers (with their gateway and interfaces)
-// and floating IPs (with their association). Deleted resources leave no
-// row.
-var Routers = Projection{Name: "routers", Version: 1,
-	Tables: []string{"routers", "floating_ips"},
+// Routers is the read model of routers (with their gateway, interfaces and
+// the floating IPs they list) and floating IPs (with their association).
+// Deleted resources leave no row.
+var Routers = Projection{Name: "routers", Version: 2,
+	Tables: []string{"routers", "floating_ips", "router_floating_ips"},
 	Apply: func(w *Writer, t Tables, env domain.Envelope, events []domain.Event) error {
 		for _, ev := range events {
 			var err error
@@ -52,8 +52,14 @@ func applyRouter(w *Writer, t Tables, env domain.Envelope, ev domain.Event) erro
 	case *router.InterfaceRemoved:
 		w.Exec(id, `UPDATE `+rt+` SET interfaces = (SELECT coalesce(jsonb_agg(i ORDER BY n), '[]') FROM jsonb_array_elements(interfaces) WITH ORDINALITY AS x(i, n)
 			WHERE i->>'port_id' <> $2), seq=$3 WHERE id=$1`, id, e.Interface.Port, env.Sequence)
+	case *router.FloatingIPAttached:
+		w.Exec(id, `INSERT INTO `+t.T("router_floating_ips")+` (router_id, floating_ip_id, attached_at, seq) VALUES ($1,$2,$3,$4)
+			ON CONFLICT (router_id, floating_ip_id) DO UPDATE SET attached_at=EXCLUDED.attached_at, seq=EXCLUDED.seq`, id, e.FloatingIP.ID, e.At, env.Sequence)
+	case *router.FloatingIPDetached:
+		w.Exec(id, `DELETE FROM `+t.T("router_floating_ips")+` WHERE router_id=$1 AND floating_ip_id=$2`, id, e.FloatingIP.ID)
 	case *router.Deleted:
 		w.Exec(id, `DELETE FROM `+rt+` WHERE id=$1`, id)
+		w.Exec(id, `DELETE FROM `+t.T("router_floating_ips")+` WHERE router_id=$1`, id)
 	}
 	return nil
 }

@@ -109,6 +109,20 @@ func (r *ReadModel) OrphanedAssociations(ctx context.Context, before time.Time, 
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.Association])
 }
 
+// StaleRouterFloatingIPs implements monitors.AssociationFinder: floating
+// IPs a router has listed since before a time without the floating IP
+// being associated through that router (or existing at all).
+func (r *ReadModel) StaleRouterFloatingIPs(ctx context.Context, before time.Time, n int) ([]monitors.RouterFloatingIP, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT x.router_id::text, x.floating_ip_id::text, x.seq FROM router_floating_ips x
+		LEFT JOIN floating_ips f ON f.id = x.floating_ip_id
+		WHERE x.attached_at < $1 AND (f.id IS NULL OR f.router_id IS DISTINCT FROM x.router_id)
+		ORDER BY x.attached_at LIMIT $2`, before, n)
+	if err != nil {
+		return nil, fmt.Errorf("query router floating ips: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[monitors.RouterFloatingIP])
+}
+
 // OrphanedRouterPorts implements monitors.RouterPortFinder: ports a router
 // owns, made before a time, that no router the read model shows lists.
 func (r *ReadModel) OrphanedRouterPorts(ctx context.Context, before time.Time, n int) ([]string, error) {

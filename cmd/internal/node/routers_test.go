@@ -15,8 +15,10 @@ import (
 	"github.com/keel-cloud/keel/cmd/internal/node"
 	"github.com/keel-cloud/keel/commands"
 	"github.com/keel-cloud/keel/domain"
+	"github.com/keel-cloud/keel/domain/floatingip"
 	"github.com/keel-cloud/keel/domain/port"
 	"github.com/keel-cloud/keel/domain/project"
+	"github.com/keel-cloud/keel/domain/router"
 	"github.com/keel-cloud/keel/domain/subnet"
 )
 
@@ -373,5 +375,103 @@ func TestRouterAndFloatingIPLeftoversAreSwept(t *testing.T) {
 	}
 	if u := quotaInUse(t, alice, "alpha"); u["floating_ips"] != 1 || u["routers"] != 1 {
 		t.Fatalf("in use after the late retries: %v", u)
+	}
+}
+
+// A router that lists a floating IP not associated through it refuses to
+// lose its gateway; the floating IP sweep makes it let go, after its grace,
+// of what two cut-short requests leave: an association stopped after the
+// router's attach, and a disassociation stopped before the router's
+// detach. A late retry of the cut-short association is refused (its attach
+// was undone), and a new request associates it.
+func TestRouterLetsGoOfFloatingIPsLeftByCutShortRequests(t *testing.T) {
+	e := start(t, func(c *node.Config) { c.QuotaGrace = 2 * time.Second })
+	ctx := context.Background()
+	alpha := e.addProject("alpha")
+	alice := e.addUser("alice", "alpha", "member").c
+	ext, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/29"}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	blue, _, err := api.Create[api.Network](ctx, alice, api.Networks, api.NetworkBody{Name: "blue"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _, err := api.Create[api.Subnet](ctx, alice, api.Subnets, api.SubnetBody{Network: blue.ID, CIDR: "10.0.0.0/24"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := api.Create[api.Router](ctx, alice, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Router](ctx, alice, api.Path(api.Routers, r.ID, "interfaces"), api.RouterInterfaceBody{Subnet: sub.ID}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.RouterGatewayBody{Network: ext.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	vm, _, err := api.Create[api.Port](ctx, alice, api.Ports, api.PortBody{Network: blue.ID}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fips [2]api.FloatingIP
+	for i := range fips {
+		if fips[i], _, err = api.Create[api.FloatingIP](ctx, alice, api.FloatingIPs, api.FloatingIPBody{Network: ext.ID}, api.Opts{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := put(ctx, alice, api.Path(api.FloatingIPs, fips[1].ID, "association"), api.FloatingIPAssociationBody{Port: vm.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The two leftovers, made as the requests make their first commit.
+	app := e.node.App
+	m := func(id string) commands.Meta {
+		return commands.Meta{CommandID: id, Actor: domain.Actor{User: "alice", Project: alpha.ID}}
+	}
+	assocCmd := commands.NewID()
+	if _, err := app.Routers.Handle(ctx, r.ID, router.AttachFloatingIP{FloatingIP: fips[0].ID, Network: ext.ID, Subnet: sub.ID, At: time.Now()}, m(assocCmd+"/router")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.FloatingIPs.Handle(ctx, fips[1].ID, floatingip.Disassociate{At: time.Now()}, m(commands.NewID())); err != nil {
+		t.Fatal(err)
+	}
+	if rt, _, err := app.Routers.LoadLatest(ctx, r.ID); err != nil || len(rt.FloatingIPs) != 2 {
+		t.Fatalf("router with the leftovers lists %+v (%v); want both floating IPs", rt.FloatingIPs, err)
+	}
+	_, err = api.Delete(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.Opts{}, nil)
+	refused(t, "clear the gateway of a router listing floating IPs", err, http.StatusConflict, "floating IP(s) through its gateway")
+
+	eventually(t, 20*time.Second, func() error {
+		rt, _, err := app.Routers.LoadLatest(ctx, r.ID)
+		if err != nil || len(rt.FloatingIPs) != 0 {
+			return fmt.Errorf("router lists %+v (%v); want none after the sweep", rt.FloatingIPs, err)
+		}
+		return nil
+	})
+	_, err = app.AssociateFloatingIP(ctx, fips[0].ID, vm.ID, commands.Meta{CommandID: assocCmd, Actor: domain.Actor{User: "alice", Project: alpha.ID}, Scope: alpha.ID})
+	if domain.KindOf(err) != domain.Conflict || !strings.Contains(err.Error(), "as a new request") {
+		t.Fatalf("late retry of the cut-short association: %v; want a conflict asking for a new request", err)
+	}
+	if f, _, err := app.FloatingIPs.LoadLatest(ctx, fips[0].ID); err != nil || f.Assoc != nil {
+		t.Fatalf("floating IP after the refused retry: %+v (%v); want no association", f.Assoc, err)
+	}
+	if _, err := put(ctx, alice, api.Path(api.FloatingIPs, fips[0].ID, "association"), api.FloatingIPAssociationBody{Port: vm.ID}, nil); err != nil {
+		t.Fatalf("a new association after the refused retry: %v", err)
+	}
+	// The sweep leaves a live association alone.
+	time.Sleep(3 * time.Second)
+	if rt, _, err := app.Routers.LoadLatest(ctx, r.ID); err != nil || len(rt.FloatingIPs) != 1 || rt.FloatingIPs[0].ID != fips[0].ID {
+		t.Fatalf("router with one live association lists %+v (%v); want that floating IP", rt.FloatingIPs, err)
+	}
+	if _, err := api.Delete(ctx, alice, api.Path(api.FloatingIPs, fips[0].ID, "association"), api.Opts{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Delete(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.Opts{}, nil); err != nil {
+		t.Fatalf("clear the gateway once nothing uses it: %v", err)
 	}
 }
