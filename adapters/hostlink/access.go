@@ -49,7 +49,15 @@ func (a *Access) AdmitFleet(pub string) { a.set(pub, Fleet) }
 // AdmitHost lets the user pub in as host hostID, and nobody else as that
 // host: earlier credentials of the host no longer connect, and their
 // connections are closed.
-func (a *Access) AdmitHost(hostID, pub string) {
+func (a *Access) AdmitHost(hostID, pub string) { a.grantHost(hostID, pub) }
+
+// RevokeHost lets nobody in as host hostID any more, and closes the
+// connections made as it.
+func (a *Access) RevokeHost(hostID string) { a.grantHost(hostID, "") }
+
+// grantHost makes pub ("": nobody) the only user admitted as host hostID,
+// and closes the connections of the users it drops.
+func (a *Access) grantHost(hostID, pub string) {
 	a.mu.Lock()
 	var kick []string
 	for k, g := range a.grant {
@@ -58,7 +66,9 @@ func (a *Access) AdmitHost(hostID, pub string) {
 			kick = append(kick, k)
 		}
 	}
-	a.grant[pub] = hostID
+	if pub != "" {
+		a.grant[pub] = hostID
+	}
 	a.mu.Unlock()
 	if a.Kick != nil {
 		for _, k := range kick {

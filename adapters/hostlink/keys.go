@@ -3,6 +3,7 @@ package hostlink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -18,12 +19,15 @@ import (
 // host's operator only.
 const KeysBucket = "KEEL_HOST_KEYS"
 
-// issued is one host's record in KeysBucket.
+// issued is one host's record in KeysBucket. A revoked record keeps the
+// host known as a real host (its work is never sealed to the fleet) with
+// no keys: nobody connects as it, and nothing is sealed to it.
 type issued struct {
-	Host   string    `json:"host"`
-	User   string    `json:"user"` // NATS user public key
-	Seal   string    `json:"seal"` // curve public key
-	Issued time.Time `json:"issued"`
+	Host    string     `json:"host"`
+	User    string     `json:"user"` // NATS user public key; "" once revoked
+	Seal    string     `json:"seal"` // curve public key; "" once revoked
+	Issued  time.Time  `json:"issued"`
+	Revoked *time.Time `json:"revoked,omitempty"`
 }
 
 // Keys are the credentials issued to hosts, followed live from KeysBucket
@@ -96,6 +100,9 @@ func (k *Keys) apply(e jetstream.KeyValueEntry) {
 	k.seen[e.Key()] = e.Revision()
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(k.hosts, e.Key())
+		if k.access != nil {
+			k.access.RevokeHost(e.Key())
+		}
 		return
 	}
 	var rec issued
@@ -104,9 +111,14 @@ func (k *Keys) apply(e jetstream.KeyValueEntry) {
 		return
 	}
 	k.hosts[e.Key()] = rec
-	if k.access != nil {
-		k.access.AdmitHost(e.Key(), rec.User)
+	if k.access == nil {
+		return
 	}
+	if rec.User == "" {
+		k.access.RevokeHost(e.Key())
+		return
+	}
+	k.access.AdmitHost(e.Key(), rec.User)
 }
 
 // Issue makes new credentials for the host called name, replacing any it
@@ -135,6 +147,48 @@ func (k *Keys) Issue(ctx context.Context, name string) (*Credentials, error) {
 	}
 	k.log.Info("host credentials issued", "host", name, "user", user)
 	return c, nil
+}
+
+// ErrNoCredentials is Revoke's error for a host that holds no credentials.
+var ErrNoCredentials = errors.New("no credentials")
+
+// Revoke takes host name's credentials away: its agent's connections are
+// closed at once (on every keel serve sharing the bucket) and it connects
+// no more; its work waits, and no admin password is sealed for it, until
+// new credentials are issued. A host with none, or revoked already, is
+// ErrNoCredentials.
+func (k *Keys) Revoke(ctx context.Context, name string) error {
+	id := commands.HostID(name)
+	e, err := k.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("host %s: %w", name, ErrNoCredentials)
+	}
+	if err != nil {
+		return fmt.Errorf("read the credentials of host %s: %w", name, err)
+	}
+	var rec issued
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return fmt.Errorf("read the credentials of host %s: %w", name, err)
+	}
+	if rec.User == "" {
+		return fmt.Errorf("host %s: %w (revoked at %s)", name, ErrNoCredentials, rec.Revoked.Format(time.RFC3339))
+	}
+	now := time.Now().UTC()
+	data, err := json.Marshal(issued{Host: rec.Host, Issued: rec.Issued, Revoked: &now})
+	if err != nil {
+		return err
+	}
+	// At the revision read: a credentials issue racing with this one wins
+	// or loses whole.
+	rev, err := k.kv.Update(ctx, id, data, e.Revision())
+	if err != nil {
+		return fmt.Errorf("revoke the credentials of host %s: %w", name, err)
+	}
+	if e, err := k.kv.Get(ctx, id); err == nil && e.Revision() == rev {
+		k.apply(e) // out now, not when the watch gets there
+	}
+	k.log.Info("host credentials revoked", "host", name, "user", rec.User)
+	return nil
 }
 
 // Own tells whether host hostID holds credentials of its own (a real

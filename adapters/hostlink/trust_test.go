@@ -326,3 +326,49 @@ func TestHostsCannotRedirectIntoTheLogNorFinishOthersWork(t *testing.T) {
 		t.Fatalf("not logged:\n%s", logs)
 	}
 }
+
+// Revoked credentials are taken away for good: the agent's connection is
+// closed at once and does not come back, other hosts are untouched, a
+// second revoke (or one of a host never given credentials) says there are
+// none, and credentials issued afterwards connect again.
+func TestRevokedHostCredentialsNoLongerConnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := startCloud(t, ctx)
+	credsA, err := c.local.Keys.Issue(ctx, "host-a")
+	must(t, err)
+	credsB, err := c.local.Keys.Issue(ctx, "host-b")
+	must(t, err)
+	var mu sync.Mutex
+	var denied []string
+	a := c.connect(t, credsA, &denied, &mu)
+	b := c.connect(t, credsB, &denied, &mu)
+	must(t, a.Register(ctx, info("host-a")))
+
+	must(t, c.local.Keys.Revoke(ctx, "host-a"))
+	for deadline := time.Now().Add(5 * time.Second); a.Conn().IsConnected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("host A's connection is still open after its credentials were revoked")
+		}
+	}
+	if _, err := hostlink.Connect(c.e.ClientURL(), credsA, "t", slog.New(slog.DiscardHandler), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("revoked credentials connected: %v", err)
+	}
+	if !b.Conn().IsConnected() {
+		t.Fatal("host B's connection was closed with A's")
+	}
+	must(t, b.Register(ctx, info("host-b")))
+	if err := c.local.Keys.Revoke(ctx, "host-a"); !errors.Is(err, hostlink.ErrNoCredentials) || !strings.Contains(err.Error(), "revoked at") {
+		t.Fatalf("second revoke: %v; want no credentials, revoked at a time", err)
+	}
+	if err := c.local.Keys.Revoke(ctx, "host-never"); !errors.Is(err, hostlink.ErrNoCredentials) {
+		t.Fatalf("revoke of a host never given credentials: %v", err)
+	}
+	if !c.local.Keys.Own(commands.HostID("host-a")) {
+		t.Fatal("a revoked host counts as simulated: the fleet could speak for it")
+	}
+	again, err := c.local.Keys.Issue(ctx, "host-a")
+	must(t, err)
+	a2 := c.connect(t, again, &denied, &mu)
+	must(t, a2.Register(ctx, info("host-a")))
+}

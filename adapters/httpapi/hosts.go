@@ -163,6 +163,7 @@ func (a *API) hostCommand(ctx context.Context, ref string, cmd host.Command, ifV
 	}
 	out := &HostOutput{Written: Written{res.Seq}}
 	if _, ok := cmd.(host.Remove); ok {
+		a.revokeRemoved(ctx, res.State.Spec.Name)
 		seq, err := a.leaveAggregates(ctx, res.State)
 		out.Sequence = max(out.Sequence, seq)
 		return out, err

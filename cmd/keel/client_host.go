@@ -24,7 +24,8 @@ func hostCmd(g *globals) *cobra.Command {
 		hostActionCmd(g, "disable", "disable", "Disable a host: no new servers are placed on it from now on", true),
 		hostActionCmd(g, "maintenance", "maintenance", "Put a host in maintenance: no new servers are placed on it", true),
 		hostActionCmd(g, "maintenance-end", "maintenance/end", "End a host's maintenance", false),
-		hostOvercommitCmd(g), hostCredentialsCmd(g), deleteCmd(g, hosts, "Remove a host from the fleet (refused while servers are placed on it)"))
+		hostOvercommitCmd(g), hostCredentialsCmd(g), hostRevokeCmd(g),
+		deleteCmd(g, hosts, "Remove a host from the fleet (refused while servers are placed on it; its credentials are revoked)"))
 	return cmd
 }
 
@@ -136,6 +137,25 @@ longer connect).`,
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write the credentials to (created, mode 0600; must not exist)")
 	return cmd
+}
+
+func hostRevokeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke-credentials NAME",
+		Short: "Take a compute node's credentials away (a compromised or retired node)",
+		Long: `Revoke the credentials of the host NAME: its agent is disconnected at once and
+cannot connect again, so the host goes down; its work waits until new
+credentials are issued (keel host credentials NAME -o FILE).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := g.client.doJSON(cmd.Context(), call{method: http.MethodDelete, path: api.HostCredentials + "/" + seg(args[0])}, nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "credentials of host %s revoked: its agent is disconnected and cannot connect again\n", args[0])
+			return nil
+		},
+	}
 }
 
 func (g *globals) hostCall(ctx context.Context, c call) error {

@@ -3,9 +3,11 @@ package node_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,4 +137,84 @@ func TestSimulatedHostsHaveNoConsole(t *testing.T) {
 	if !strings.Contains(p.Detail, "simulated") {
 		t.Fatalf("problem %+v", p)
 	}
+}
+
+// A compromised or retired compute node's credentials are revoked through
+// the API: its agent is disconnected at once and cannot come back, so its
+// host goes down; a second revoke is a 404; credentials issued again
+// connect. Removing a host revokes its credentials too.
+func TestRevokedHostCredentialsTakeTheHostOff(t *testing.T) {
+	e := start(t, func(c *node.Config) {
+		c.FakeHosts, c.NATSListen, c.HeartbeatTimeout = 0, "127.0.0.1:-1", 2*time.Second
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	issue := func() *hostlink.Credentials {
+		var out api.IssuedHostCredentials
+		e.must(201, e.call("POST", api.HostCredentials, map[string]string{"host": "node-1"})).json(t, &out)
+		c, err := hostlink.ParseCredentials([]byte(out.Credentials))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// runAgent runs node-1's agent with creds until the returned stop.
+	runAgent := func(creds *hostlink.Credentials) (*hostlink.Client, func()) {
+		link, err := hostlink.Connect(e.node.NATSURL(), creds, "node-1", quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts, _ := fake.Fleet("node", 1, fake.Knobs{}, 16, 16384, 100)
+		ag := &agent.Agent{Name: "node-1", Link: link, Hosts: hosts, HeartbeatEvery: 100 * time.Millisecond, Log: quiet}
+		actx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- ag.Run(actx) }()
+		var once sync.Once
+		return link, func() { once.Do(func() { stop(); <-done; link.Close() }) }
+	}
+	hostState := func(want string) func() error {
+		return func() error {
+			h, _, err := api.Get[api.Host](ctx, e.api, api.Path(api.Hosts, "node-1"), api.Opts{})
+			if err != nil || h.State != want {
+				return fmt.Errorf("host node-1: %+v %v; want state %s", h.State, err, want)
+			}
+			return nil
+		}
+	}
+	creds := issue()
+	link, stop := runAgent(creds)
+	defer stop()
+	eventually(t, 10*time.Second, hostState("up"))
+
+	e.must(204, e.call("DELETE", api.HostCredentials+"/node-1", nil))
+	eventually(t, 5*time.Second, func() error {
+		if link.Conn().IsConnected() {
+			return errors.New("the agent with revoked credentials is still connected")
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, hostState("down"))
+	if _, err := hostlink.Connect(e.node.NATSURL(), creds, "node-1", quiet, nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("revoked credentials connect: %v", err)
+	}
+	var p api.Problem
+	e.must(404, e.call("DELETE", api.HostCredentials+"/node-1", nil)).json(t, &p)
+	if !strings.Contains(p.Detail, "no credentials") {
+		t.Fatalf("second revoke: %+v", p)
+	}
+	stop()
+
+	// New credentials bring it back; removing the host revokes them.
+	link2, stop2 := runAgent(issue())
+	defer stop2()
+	eventually(t, 10*time.Second, hostState("up"))
+	e.must(204, e.call("DELETE", "/v1/hosts/node-1", nil))
+	eventually(t, 5*time.Second, func() error {
+		if link2.Conn().IsConnected() {
+			return errors.New("the agent of a removed host is still connected")
+		}
+		return nil
+	})
+	e.must(404, e.call("DELETE", api.HostCredentials+"/node-1", nil))
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/keel-cloud/keel/adapters/postgres/pgcluster"
 	"github.com/keel-cloud/keel/billing"
 	"github.com/keel-cloud/keel/commands"
+	"github.com/keel-cloud/keel/domain"
 	"github.com/keel-cloud/keel/domain/scheduler"
 	"github.com/keel-cloud/keel/eventlog"
 	"github.com/keel-cloud/keel/metrics"
@@ -635,6 +636,14 @@ func (h hostKeys) Issue(ctx context.Context, host string) ([]byte, error) {
 		return nil, err
 	}
 	return c.Encode()
+}
+
+func (h hostKeys) Revoke(ctx context.Context, host string) error {
+	err := h.keys.Revoke(ctx, host)
+	if errors.Is(err, hostlink.ErrNoCredentials) {
+		return domain.NotFoundf("%v", err)
+	}
+	return err
 }
 
 // bootstrap makes the admin project and user on first start, and shows a
