@@ -30,6 +30,10 @@ type NameStore interface {
 // ErrNameTaken is what NameStore.Create and Update return when they lose.
 var ErrNameTaken = errors.New("name taken")
 
+// nameBusyWait bounds how long a create waits for another request's create
+// of the same name to land before it answers ErrBusy.
+const nameBusyWait = 2 * time.Second
+
 // ErrBusy means a name is being taken by a request in flight: retry shortly.
 var ErrBusy = errors.New("busy")
 
@@ -55,6 +59,7 @@ func (a *App) reserveName(ctx context.Context, kind, project, name, id string) e
 		return nil
 	}
 	key := nameKey(kind, project, name)
+	var waited time.Duration
 	for attempt := 0; attempt < 5; attempt++ {
 		err := a.Names.Create(ctx, key, []byte(id))
 		if err == nil {
@@ -81,6 +86,19 @@ func (a *App) reserveName(ctx context.Context, kind, project, name, id string) e
 			return domain.Conflictf("a %s named %q already exists (%s)", kind, name, holder)
 		}
 		if !exists && time.Since(created) < reservationGrace {
+			// The holder's create is in flight (two requests for one name
+			// at once): wait a little for it to land, which makes this a
+			// conflict, rather than answer "busy" at once.
+			if waited < nameBusyWait {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(20 * time.Millisecond):
+				}
+				waited += 20 * time.Millisecond
+				attempt-- // a wait is not an attempt
+				continue
+			}
 			return fmt.Errorf("a %s named %q is being created (%s): %w", kind, name, holder, ErrBusy)
 		}
 		if err := a.Names.Update(ctx, key, []byte(id), rev); err == nil {

@@ -223,3 +223,15 @@ func (p PageParams) page() postgres.Page { return postgres.Page{Limit: p.Limit, 
 type Written struct {
 	Sequence uint64 `header:"Keel-Sequence" doc:"Stream sequence of the commit; pass it as Keel-Min-Sequence to read your write"`
 }
+
+// written is the Written of a change whose command made more commits after
+// seq (a port's delete gives its addresses and quota back, a router's
+// change adds or deletes its ports): the log's head once they are made,
+// so that a read after it sees all of them. On error, seq.
+func (a *API) written(ctx context.Context, seq uint64) Written {
+	head, err := a.Store.LastSequence(ctx)
+	if err != nil {
+		return Written{seq}
+	}
+	return Written{max(seq, head)}
+}

@@ -58,7 +58,7 @@ func (a *API) createFloatingIP(ctx context.Context, in *struct{ Body api.Floatin
 		return nil, a.fail(ctx, err)
 	}
 	id := string(res.State.ID)
-	return &FloatingIPOutput{Written: Written{res.Seq}, Location: api.FloatingIPs + "/" + id, Body: floatingIPView(res.State)}, nil
+	return &FloatingIPOutput{Written: a.written(ctx, res.Seq), Location: api.FloatingIPs + "/" + id, Body: floatingIPView(res.State)}, nil
 }
 
 func (a *API) listFloatingIPs(ctx context.Context, in *struct {
@@ -121,7 +121,7 @@ func (a *API) deleteFloatingIP(ctx context.Context, in *FloatingIPParam) (*Delet
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &DeletedOutput{Written{res.Seq}}, nil
+	return &DeletedOutput{a.written(ctx, res.Seq)}, nil
 }
 
 func (a *API) associateFloatingIP(ctx context.Context, in *struct {
@@ -140,7 +140,7 @@ func (a *API) associateFloatingIP(ctx context.Context, in *struct {
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &FloatingIPOutput{Written: Written{res.Seq}, Body: floatingIPView(res.State)}, nil
+	return &FloatingIPOutput{Written: a.written(ctx, res.Seq), Body: floatingIPView(res.State)}, nil
 }
 
 func (a *API) disassociateFloatingIP(ctx context.Context, in *FloatingIPParam) (*DeletedOutput, error) {
@@ -152,7 +152,7 @@ func (a *API) disassociateFloatingIP(ctx context.Context, in *FloatingIPParam) (
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &DeletedOutput{Written{res.Seq}}, nil
+	return &DeletedOutput{a.written(ctx, res.Seq)}, nil
 }
 
 // floatingIPID resolves a floating IP by id, or by its address among the

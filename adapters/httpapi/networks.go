@@ -74,7 +74,7 @@ func (a *API) createNetwork(ctx context.Context, in *struct{ Body api.NetworkBod
 		return nil, a.fail(ctx, err)
 	}
 	id := string(res.State.ID)
-	return &NetworkOutput{Written: Written{res.Seq}, Location: api.Networks + "/" + id, Body: networkView(res.State)}, nil
+	return &NetworkOutput{Written: a.written(ctx, res.Seq), Location: api.Networks + "/" + id, Body: networkView(res.State)}, nil
 }
 
 func (a *API) listNetworks(ctx context.Context, in *struct {
@@ -139,7 +139,7 @@ func (a *API) deleteNetwork(ctx context.Context, in *RefParam) (*DeletedOutput, 
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &DeletedOutput{Written{res.Seq}}, nil
+	return &DeletedOutput{a.written(ctx, res.Seq)}, nil
 }
 
 func (a *API) createSubnet(ctx context.Context, in *struct{ Body api.SubnetBody }) (*SubnetOutput, error) {
@@ -160,7 +160,7 @@ func (a *API) createSubnet(ctx context.Context, in *struct{ Body api.SubnetBody 
 		return nil, a.fail(ctx, err)
 	}
 	id := string(res.State.ID)
-	return &SubnetOutput{Written: Written{res.Seq}, Location: api.Subnets + "/" + id, Body: subnetView(res.State)}, nil
+	return &SubnetOutput{Written: a.written(ctx, res.Seq), Location: api.Subnets + "/" + id, Body: subnetView(res.State)}, nil
 }
 
 func (a *API) listSubnets(ctx context.Context, in *struct {
@@ -217,7 +217,7 @@ func (a *API) deleteSubnet(ctx context.Context, in *RefParam) (*DeletedOutput, e
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &DeletedOutput{Written{res.Seq}}, nil
+	return &DeletedOutput{a.written(ctx, res.Seq)}, nil
 }
 
 // readScope waits for the read a list asks for and says whose rows it

@@ -58,7 +58,7 @@ func (a *API) createPort(ctx context.Context, in *struct{ Body api.PortBody }) (
 		return nil, a.fail(ctx, err)
 	}
 	id := string(res.State.ID)
-	return &PortOutput{Written: Written{res.Seq}, Location: api.Ports + "/" + id, Body: portView(res.State)}, nil
+	return &PortOutput{Written: a.written(ctx, res.Seq), Location: api.Ports + "/" + id, Body: portView(res.State)}, nil
 }
 
 func (a *API) listPorts(ctx context.Context, in *struct {
@@ -122,7 +122,7 @@ func (a *API) deletePort(ctx context.Context, in *RefParam) (*DeletedOutput, err
 		return nil, a.fail(ctx, err)
 	}
 	a.disassociateFromPort(ctx, id)
-	return &DeletedOutput{Written{res.Seq}}, nil
+	return &DeletedOutput{a.written(ctx, res.Seq)}, nil
 }
 
 func (a *API) portID(ctx context.Context, ref string) (string, error) {

@@ -65,7 +65,7 @@ func (a *API) createRouter(ctx context.Context, in *struct{ Body api.RouterBody 
 		return nil, a.fail(ctx, err)
 	}
 	id := string(res.State.ID)
-	return &RouterOutput{Written: Written{res.Seq}, Location: api.Routers + "/" + id, Body: routerView(res.State)}, nil
+	return &RouterOutput{Written: a.written(ctx, res.Seq), Location: api.Routers + "/" + id, Body: routerView(res.State)}, nil
 }
 
 func (a *API) listRouters(ctx context.Context, in *struct {
@@ -115,7 +115,7 @@ func (a *API) deleteRouter(ctx context.Context, in *RefParam) (*DeletedOutput, e
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &DeletedOutput{Written{res.Seq}}, nil
+	return &DeletedOutput{a.written(ctx, res.Seq)}, nil
 }
 
 func (a *API) addRouterInterface(ctx context.Context, in *struct {
@@ -134,7 +134,7 @@ func (a *API) addRouterInterface(ctx context.Context, in *struct {
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &RouterOutput{Written: Written{res.Seq}, Body: routerView(res.State)}, nil
+	return &RouterOutput{Written: a.written(ctx, res.Seq), Body: routerView(res.State)}, nil
 }
 
 func (a *API) removeRouterInterface(ctx context.Context, in *RouterInterfaceParams) (*DeletedOutput, error) {
@@ -150,7 +150,7 @@ func (a *API) removeRouterInterface(ctx context.Context, in *RouterInterfacePara
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &DeletedOutput{Written{res.Seq}}, nil
+	return &DeletedOutput{a.written(ctx, res.Seq)}, nil
 }
 
 func (a *API) setRouterGateway(ctx context.Context, in *struct {
@@ -169,7 +169,7 @@ func (a *API) setRouterGateway(ctx context.Context, in *struct {
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &RouterOutput{Written: Written{res.Seq}, Body: routerView(res.State)}, nil
+	return &RouterOutput{Written: a.written(ctx, res.Seq), Body: routerView(res.State)}, nil
 }
 
 func (a *API) clearRouterGateway(ctx context.Context, in *RefParam) (*DeletedOutput, error) {
@@ -181,7 +181,7 @@ func (a *API) clearRouterGateway(ctx context.Context, in *RefParam) (*DeletedOut
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &DeletedOutput{Written{res.Seq}}, nil
+	return &DeletedOutput{a.written(ctx, res.Seq)}, nil
 }
 
 func (a *API) routerID(ctx context.Context, ref string) (string, error) {
