@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/keel-cloud/keel/adapters/postgres/pgtest"
 )
 
 // TestMain keeps every test of the package away from the developer's own
@@ -18,7 +20,7 @@ func TestMain(m *testing.M) {
 	for _, k := range []string{"KEEL_API", "KEEL_TOKEN", "KEEL_USER", "KEEL_PASSWORD", "KEEL_NEW_PASSWORD", "KEEL_CURRENT_PASSWORD"} {
 		os.Unsetenv(k)
 	}
-	code := m.Run()
+	code := pgtest.RunMain(m) // stops the Postgres the node tests started
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,8 +16,15 @@ import (
 	"github.com/keel-cloud/keel/api"
 )
 
-// pollEvery is how often --wait reads the operation.
+// pollEvery is how often showServerAfter reads a server again while its
+// row catches up with the operation's end.
 const pollEvery = 200 * time.Millisecond
+
+// waitFallback is how often --wait reads the operation when none of its
+// commits arrived: the event stream wakes it at each change, and this
+// read still ends a wait whose stream was refused or ended early. Tests
+// change it.
+var waitFallback = time.Second
 
 // waitFlags are --wait and --timeout.
 type waitFlags struct {
@@ -28,15 +37,20 @@ func (w *waitFlags) add(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&w.timeout, "timeout", 5*time.Minute, "with --wait, give up after this long")
 }
 
-// waitOperation polls an operation until it succeeds or fails, printing
-// each step as its status changes. It returns the last operation read and
-// its JSON; a failed operation is an error.
+// waitOperation follows an operation until it succeeds or fails, printing
+// each step as its status changes. It reads the operation again at each
+// of its commits on the live stream (and every waitFallback besides). It
+// returns the last operation read and its JSON; a failed operation is an
+// error.
 func (g *globals) waitOperation(ctx context.Context, id string, minSeq uint64, timeout time.Duration, progress io.Writer) (api.Operation, []byte, error) {
 	ctx, stop := interruptible(ctx)
 	defer stop()
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(pollEvery)
+	// The stream starts after the write (since), so a commit made before
+	// it opens is still delivered, however late it opens.
+	commits := g.watch(tctx, operationType, id, minSeq)
+	tick := time.NewTicker(waitFallback)
 	defer tick.Stop()
 	var last api.Operation
 	tr := &stepTracker{}
@@ -58,9 +72,52 @@ func (g *globals) waitOperation(ctx context.Context, id string, minSeq uint64, t
 		select {
 		case <-tctx.Done():
 			return last, nil, waitError(ctx, tctx, id, last, timeout, tctx.Err())
+		case seq, ok := <-commits:
+			if !ok {
+				commits = nil // the stream is gone: the fallback reads go on alone
+				continue
+			}
+			minSeq = max(minSeq, seq) // read the operation as of this commit
+			tick.Reset(waitFallback)
 		case <-tick.C:
 		}
 	}
+}
+
+// operationType is the aggregate type of operations on the event stream.
+const operationType = "operation"
+
+// watch follows one aggregate's commits after sequence since on the live
+// stream and sends each one's sequence. The channel is closed when the
+// stream cannot be opened or ends; its errors are not reported, since the
+// caller reads the aggregate anyway and only waits less with it.
+func (g *globals) watch(ctx context.Context, aggType, id string, since uint64) <-chan uint64 {
+	seqs := make(chan uint64)
+	go func() {
+		defer close(seqs)
+		q := query("aggregate_type", aggType, "aggregate_id", id, "since", strconv.FormatUint(since, 10))
+		resp, err := g.client.stream(ctx, "/v1/events/stream", q)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		_ = readSSE(resp.Body, func(event string, data []byte) error {
+			if event != "commit" {
+				return nil
+			}
+			var c api.Commit
+			if err := json.Unmarshal(data, &c); err != nil {
+				return err
+			}
+			select {
+			case seqs <- c.Sequence:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	return seqs
 }
 
 // opError is the error of a failed operation, nil otherwise.
