@@ -258,32 +258,7 @@ func TestRouterAndFloatingIPLeftoversAreSwept(t *testing.T) {
 	ctx := context.Background()
 	alpha := e.addProject("alpha")
 	alice := e.addUser("alice", "alpha", "member").c
-	ext, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	extSub, _, err := api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/29"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blue, _, err := api.Create[api.Network](ctx, alice, api.Networks, api.NetworkBody{Name: "blue"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, _, err := api.Create[api.Subnet](ctx, alice, api.Subnets, api.SubnetBody{Network: blue.ID, CIDR: "10.0.0.0/24"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := api.Create[api.Router](ctx, alice, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := api.Create[api.Router](ctx, alice, api.Path(api.Routers, r.ID, "interfaces"), api.RouterInterfaceBody{Subnet: sub.ID}, api.Opts{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := put(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.RouterGatewayBody{Network: ext.ID}, nil); err != nil {
-		t.Fatal(err)
-	}
+	ext, extSub, blue, _, r := edge(t, e, alice)
 	live, _, err := api.Create[api.FloatingIP](ctx, alice, api.FloatingIPs, api.FloatingIPBody{Network: ext.ID}, api.Opts{})
 	if err != nil {
 		t.Fatal(err)
@@ -389,31 +364,8 @@ func TestRouterLetsGoOfFloatingIPsLeftByCutShortRequests(t *testing.T) {
 	ctx := context.Background()
 	alpha := e.addProject("alpha")
 	alice := e.addUser("alice", "alpha", "member").c
-	ext, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/29"}, api.Opts{}); err != nil {
-		t.Fatal(err)
-	}
-	blue, _, err := api.Create[api.Network](ctx, alice, api.Networks, api.NetworkBody{Name: "blue"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, _, err := api.Create[api.Subnet](ctx, alice, api.Subnets, api.SubnetBody{Network: blue.ID, CIDR: "10.0.0.0/24"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := api.Create[api.Router](ctx, alice, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := api.Create[api.Router](ctx, alice, api.Path(api.Routers, r.ID, "interfaces"), api.RouterInterfaceBody{Subnet: sub.ID}, api.Opts{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := put(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.RouterGatewayBody{Network: ext.ID}, nil); err != nil {
-		t.Fatal(err)
-	}
+	ext, _, blue, sub, r := edge(t, e, alice)
+	var err error
 	vm, _, err := api.Create[api.Port](ctx, alice, api.Ports, api.PortBody{Network: blue.ID}, api.Opts{})
 	if err != nil {
 		t.Fatal(err)
@@ -474,4 +426,41 @@ func TestRouterLetsGoOfFloatingIPsLeftByCutShortRequests(t *testing.T) {
 	if _, err := api.Delete(ctx, alice, api.Path(api.Routers, r.ID, "gateway"), api.Opts{}, nil); err != nil {
 		t.Fatalf("clear the gateway once nothing uses it: %v", err)
 	}
+}
+
+// edge makes, for the project of client c, what floating IPs need: the
+// cloud's external network "public" (203.0.113.0/29), the project's network
+// "blue" with 10.0.0.0/24, and a router "edge" with an interface on it and
+// its gateway on public.
+func edge(t *testing.T, e *env, c *api.Client) (ext api.Network, extSub api.Subnet, blue api.Network, sub api.Subnet, r api.Router) {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	ext, _, err = api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "public", Kind: "flat", PhysicalNetwork: "physnet1", External: true}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extSub, _, err = api.Create[api.Subnet](ctx, e.api, api.Subnets, api.SubnetBody{Network: ext.ID, CIDR: "203.0.113.0/29"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blue, _, err = api.Create[api.Network](ctx, c, api.Networks, api.NetworkBody{Name: "blue"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _, err = api.Create[api.Subnet](ctx, c, api.Subnets, api.SubnetBody{Network: blue.ID, CIDR: "10.0.0.0/24"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err = api.Create[api.Router](ctx, c, api.Routers, api.RouterBody{Name: "edge"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Router](ctx, c, api.Path(api.Routers, r.ID, "interfaces"), api.RouterInterfaceBody{Subnet: sub.ID}, api.Opts{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put(ctx, c, api.Path(api.Routers, r.ID, "gateway"), api.RouterGatewayBody{Network: ext.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return ext, extSub, blue, sub, r
 }
