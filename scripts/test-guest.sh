@@ -35,8 +35,9 @@
 # user-data has a line "keel-test: poweroff": then it prints
 # "KEEL-GUEST poweroff" and powers off at once. It powers off cleanly on an
 # ACPI power button press (virsh shutdown, DomainShutdown), printing
-# "KEEL-GUEST acpi-poweroff" first. With a network interface it runs one
-# DHCP round in the background and prints "KEEL-GUEST ip: eth0 ADDR/PREFIX".
+# "KEEL-GUEST acpi-poweroff" first. On each network interface, one plugged
+# while it runs too, it runs one DHCP round in the background and prints
+# "KEEL-GUEST ip: ethN ADDR/PREFIX".
 #
 # Needs: apt-get (with package lists), dpkg, busybox-static's or a
 # downloaded busybox, cpio, gzip, dosfstools, mtools, syslinux,
@@ -180,13 +181,22 @@ if grep -q '^keel-test: poweroff' /seed/user-data 2>/dev/null; then
   poweroff -f
 fi
 
-if [ -e /sys/class/net/eth0 ]; then
-  ip link set lo up
-  ip link set eth0 up
-  udhcpc -i eth0 -n -q -t 5 -s /etc/udhcpc.script >/dev/null 2>&1 &
-fi
-
-while :; do sleep 3600; done
+# Each network interface, those plugged later (hot-plug) too, gets one DHCP
+# round in the background, once per name and MAC.
+ip link set lo up
+seen=" "
+while :; do
+  for dev in /sys/class/net/eth*; do
+    [ -e "$dev" ] || continue
+    n=${dev##*/}
+    mac=$(cat "$dev/address" 2>/dev/null)
+    case "$seen" in *" $n/$mac "*) continue ;; esac
+    seen="$seen$n/$mac "
+    ip link set "$n" up
+    udhcpc -i "$n" -n -q -t 10 -s /etc/udhcpc.script >/dev/null 2>&1 &
+  done
+  sleep 1
+done
 EOF
   cat >"$1/etc/udhcpc.script" <<'EOF'
 #!/bin/sh

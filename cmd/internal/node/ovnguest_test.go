@@ -32,7 +32,8 @@ import (
 // network, a floating IP associated with the first guest's port becomes the
 // router's dnat_and_snat rule to its address, and goes when disassociated.
 // An interface attached to a running guest is bound and
-// plugged live; detached, its switch port and tap go.
+// plugged live, and the guest gets its address over it from OVN's DHCP;
+// detached, its switch port and tap go.
 func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots two real guests")
@@ -213,6 +214,8 @@ func TestRealGuestsOnAnOVNNetwork(t *testing.T) {
 	}
 	eth1 := s1.NICs[1]
 	dp.WaitBound(t, eth1.PortID, time.Minute)
+	// The guest uses it: it gets its address over it, from OVN's DHCP.
+	console(vm1, "KEEL-GUEST ip: eth1 "+eth1.IPs[0]+"/24", 1, 2*time.Minute)
 	if addrs := strings.TrimSpace(srv.NBCtl(t, "lsp-get-addresses", eth1.PortID)); addrs != eth1.MAC+" "+eth1.IPs[0] {
 		t.Fatalf("the attached port's switch port has addresses %q, want %q", addrs, eth1.MAC+" "+eth1.IPs[0])
 	}
