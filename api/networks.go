@@ -128,6 +128,11 @@ type PortBody struct {
 	PortSecurity   *bool    `json:"port_security,omitempty" doc:"Default true; off takes no group"`
 }
 
+// PortSecurityGroupsBody replaces a port's security groups.
+type PortSecurityGroupsBody struct {
+	SecurityGroups []string `json:"security_groups" maxItems:"32" doc:"Group ids or names, all of them (an empty list: none, so a port with port security takes no traffic)"`
+}
+
 // SecurityGroupBody is a security group to create in the caller's project.
 type SecurityGroupBody struct {
 	Name        string `json:"name" minLength:"1" maxLength:"255" doc:"Not default, which names the project's default group"`

@@ -125,6 +125,25 @@ func (a *App) portGroups(ctx context.Context, projectID string, req CreatePortRe
 	return req.SecurityGroups, nil
 }
 
+// SetPortSecurityGroups replaces the security groups of a port of the
+// caller's project (a server's NIC too): each must be a live group of the
+// port's project.
+func (a *App) SetPortSecurityGroups(ctx context.Context, id string, groups []string, meta Meta) (Result[port.State], error) {
+	pt, _, err := a.Ports.LoadLatest(ctx, id)
+	if err != nil {
+		return Result[port.State]{}, err
+	}
+	if !pt.Live() || (meta.Scope != "" && pt.Project != meta.Scope) {
+		return Result[port.State]{}, domain.NotFoundf("port %s not found", id)
+	}
+	for _, g := range groups {
+		if _, err := a.liveGroup(ctx, g, pt.Project); err != nil {
+			return Result[port.State]{}, err
+		}
+	}
+	return a.Ports.Handle(ctx, id, port.SetSecurityGroups{SecurityGroups: groups, At: a.Now().UTC()}, meta)
+}
+
 // allocate takes an address of a subnet for key and says which.
 func (a *App) allocate(ctx context.Context, subnetID, key, ip string, meta Meta) (string, error) {
 	m := meta

@@ -29,6 +29,11 @@ func (a *API) registerPorts(hapi huma.API) {
 		Summary: "List ports", Description: "Ports, a page at a time; filter by name, network or security group.", Tags: tags}, a.listPorts)
 	huma.Register(hapi, huma.Operation{OperationID: "get-port", Method: http.MethodGet, Path: api.Ports + "/{id}",
 		Summary: "Show a port", Description: "One port by id or name.", Tags: tags}, a.getPort)
+	huma.Register(hapi, huma.Operation{OperationID: "set-port-security-groups", Method: http.MethodPut, Path: api.Ports + "/{id}/security-groups",
+		Summary: "Replace a port's security groups", Tags: tags,
+		Description: "The port (a server's NIC too) is in exactly these groups of its project from now on; the network adapter changes its memberships in OVN. " +
+			"422 when port security is off (groups would not apply) or a group is unknown."},
+		a.setPortSecurityGroups)
 	huma.Register(hapi, huma.Operation{OperationID: "delete-port", Method: http.MethodDelete, Path: api.Ports + "/{id}",
 		Summary: "Delete a port", Description: "Its address goes back to its subnet and its quota to its project.", Tags: tags, DefaultStatus: http.StatusNoContent},
 		a.deletePort)
@@ -59,6 +64,29 @@ func (a *API) createPort(ctx context.Context, in *struct{ Body api.PortBody }) (
 	}
 	id := string(res.State.ID)
 	return &PortOutput{Written: a.written(ctx, res.Seq), Location: api.Ports + "/" + id, Body: portView(res.State)}, nil
+}
+
+func (a *API) setPortSecurityGroups(ctx context.Context, in *struct {
+	RefParam
+	Body api.PortSecurityGroupsBody
+}) (*PortOutput, error) {
+	id, err := a.portID(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	groups := []string{}
+	for _, g := range in.Body.SecurityGroups {
+		gid, err := a.securityGroupID(ctx, g)
+		if err != nil {
+			return nil, unprocessable(err)
+		}
+		groups = append(groups, gid)
+	}
+	res, err := a.App.SetPortSecurityGroups(ctx, id, groups, a.meta(ctx, commandID(ctx)))
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &PortOutput{Written: a.written(ctx, res.Seq), Body: portView(res.State)}, nil
 }
 
 func (a *API) listPorts(ctx context.Context, in *struct {

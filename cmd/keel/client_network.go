@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -153,7 +154,31 @@ group's members). A full subnet answers "subnet exhausted".`,
 	_ = create.MarkFlagRequired("network")
 	idemFlag(create, &key)
 	cmd.AddCommand(create, listCmd(g, ports, "List ports"), showCmd(g, ports, "Show a port"),
-		deleteCmd(g, ports, "Delete a port (its address goes back to its subnet)"))
+		portGroupsCmd(g), deleteCmd(g, ports, "Delete a port (its address goes back to its subnet)"))
+	return cmd
+}
+
+func portGroupsCmd(g *globals) *cobra.Command {
+	var key string
+	var none bool
+	cmd := &cobra.Command{
+		Use:   "set-security-groups PORT GROUP... | PORT --none",
+		Short: "Replace a port's security groups (a server's NIC's too)",
+		Long: `Put the port in exactly these security groups (ids or names) of its project;
+the network adapter changes its memberships in OVN. --none takes it out of
+every group: with port security on, it then takes no traffic.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if none != (len(args) == 1) {
+				return errors.New("name the groups, or give --none to take the port out of every group")
+			}
+			body := api.PortSecurityGroupsBody{SecurityGroups: append([]string{}, args[1:]...)}
+			c := call{method: http.MethodPut, path: api.Path(api.Ports, args[0], "security-groups"), body: body, idemKey: key}
+			return actAndShow(cmd.Context(), g, c, api.Path(api.Ports, args[0]), ports)
+		},
+	}
+	cmd.Flags().BoolVar(&none, "none", false, "no security group at all")
+	idemFlag(cmd, &key)
 	return cmd
 }
 

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keel-cloud/keel/adapters/ovn"
 	"github.com/keel-cloud/keel/adapters/ovn/ovntest"
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cmd/internal/node"
@@ -521,4 +523,85 @@ func (e *env) rebuildAgrees(projection string, tables ...string) {
 	if len(before[tables[0]]) == 0 {
 		e.t.Fatalf("nothing to compare: %s is empty", tables[0])
 	}
+}
+
+// A port's security groups are replaced through the API (as a member, on
+// her own port): the port reads its new groups, the group's port list
+// follows, and in OVN the port leaves the old group's Port_Group and joins
+// the new one's. Unknown groups, another project's port, duplicates and
+// groups on a port without port security are refused.
+func TestPortSecurityGroupsAreReplaced(t *testing.T) {
+	srv := ovntest.Start(t)
+	e := start(t, func(c *node.Config) { c.OVN = node.OVNConfig{NB: srv.NB, Reconcile: time.Minute} })
+	ctx := context.Background()
+	e.addProject("alpha")
+	e.addProject("beta")
+	alice, bob := e.addUser("alice", "alpha", "member"), e.addUser("bob", "beta", "member")
+	netOf(t, alice.c, "web", "10.0.0.0/24")
+	p, _, err := api.Create[api.Port](ctx, alice.c, api.Ports, api.PortBody{Network: "web", Name: "vm"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dflt := p.SecurityGroups[0]
+	web, _, err := api.Create[api.SecurityGroup](ctx, alice.c, api.SecurityGroups, api.SecurityGroupBody{Name: "web"}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := func(group string) string {
+		return srv.NBCtl(t, "--bare", "--columns=ports", "find", "Port_Group", "name="+ovn.PortGroupName(group))
+	}
+	lsp := func() string {
+		return strings.TrimSpace(srv.NBCtl(t, "--bare", "--columns=_uuid", "find", "Logical_Switch_Port", "name="+p.ID))
+	}
+	eventually(t, 20*time.Second, func() error {
+		if u := lsp(); u == "" || !strings.Contains(members(dflt), u) {
+			return fmt.Errorf("port %s (%q) not yet in the default group's Port_Group (%q)", p.ID, u, members(dflt))
+		}
+		return nil
+	})
+
+	var got api.Port
+	res, err := put(ctx, alice.c, api.Path(api.Ports, "vm", "security-groups"), api.PortSecurityGroupsBody{SecurityGroups: []string{"web"}}, &got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.SecurityGroups, []string{web.ID}) {
+		t.Fatalf("port after the change is in %v; want only %s", got.SecurityGroups, web.ID)
+	}
+	in, err := api.ListAll[api.Port](ctx, alice.c, api.Ports, api.Opts{MinSequence: res.Sequence, Query: url.Values{"security_group": {"web"}}})
+	if err != nil || len(in) != 1 || in[0].ID != p.ID {
+		t.Fatalf("ports of group web: %+v %v; want the port", in, err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		u := lsp()
+		if !strings.Contains(members(web.ID), u) || strings.Contains(members(dflt), u) {
+			return fmt.Errorf("in OVN the port is in web's group: %v, in the default group: %v; want web's only",
+				strings.Contains(members(web.ID), u), strings.Contains(members(dflt), u))
+		}
+		return nil
+	})
+
+	_, err = put(ctx, alice.c, api.Path(api.Ports, p.ID, "security-groups"), api.PortSecurityGroupsBody{SecurityGroups: []string{"nosuch"}}, nil)
+	wantProblem(t, "an unknown group", err, http.StatusUnprocessableEntity, "nosuch")
+	_, err = put(ctx, alice.c, api.Path(api.Ports, p.ID, "security-groups"), api.PortSecurityGroupsBody{SecurityGroups: []string{"web", web.ID}}, nil)
+	wantProblem(t, "a group twice", err, http.StatusUnprocessableEntity, "listed twice")
+	_, err = put(ctx, bob.c, api.Path(api.Ports, p.ID, "security-groups"), api.PortSecurityGroupsBody{SecurityGroups: []string{}}, nil)
+	wantProblem(t, "bob changes alice's port", err, http.StatusNotFound, "not found")
+	off := false
+	open, _, err := api.Create[api.Port](ctx, alice.c, api.Ports, api.PortBody{Network: "web", PortSecurity: &off}, api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = put(ctx, alice.c, api.Path(api.Ports, open.ID, "security-groups"), api.PortSecurityGroupsBody{SecurityGroups: []string{"web"}}, nil)
+	wantProblem(t, "groups on a port without port security", err, http.StatusUnprocessableEntity, "port security is off")
+	// No group at all: the port leaves web's group too.
+	if _, err := put(ctx, alice.c, api.Path(api.Ports, p.ID, "security-groups"), api.PortSecurityGroupsBody{SecurityGroups: []string{}}, &got); err != nil || len(got.SecurityGroups) != 0 {
+		t.Fatalf("no groups: %+v %v", got.SecurityGroups, err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if strings.Contains(members(web.ID), lsp()) {
+			return errors.New("the port is still in web's Port_Group")
+		}
+		return nil
+	})
 }

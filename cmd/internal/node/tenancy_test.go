@@ -531,6 +531,7 @@ var bodies = map[string]string{
 	"set-router-gateway":         `{"network": "00000000-0000-4000-8000-000000000000"}`,
 	"associate-floating-ip":      `{"port": "00000000-0000-4000-8000-000000000000"}`,
 	"attach-server-interface":    `{"network": "n-alpha"}`,
+	"set-port-security-groups":   `{"security_groups": []}`,
 }
 
 // routerFixture makes a router and a floating IP of the external network
