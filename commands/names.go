@@ -116,6 +116,9 @@ const (
 	KindImage     = image.AggregateType
 	KindGroup     = "server group"
 	KindAggregate = "host aggregate"
+	// KindSegment reserves a provider network's segment (a VLAN of a
+	// physical network, or a flat one) for one network.
+	KindSegment = "provider segment"
 )
 
 // LookupName returns the id of the live resource of kind holding a unique
@@ -160,6 +163,9 @@ func (a *App) holderState(ctx context.Context, kind, id string) (exists, deleted
 		return st.Exists, st.Deleted, err
 	case KindUser:
 		st, _, err := a.Users.LoadLatest(ctx, id)
+		return st.Exists, st.Deleted, err
+	case KindSegment:
+		st, _, err := a.Networks.LoadLatest(ctx, id)
 		return st.Exists, st.Deleted, err
 	}
 	return false, false, fmt.Errorf("names of %s are not reserved", kind)

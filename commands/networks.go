@@ -48,13 +48,30 @@ func (a *App) CreateNetwork(ctx context.Context, req CreateNetworkRequest, meta 
 		}
 		return Result[network.State]{}, err
 	}
+	// A provider segment (a VLAN, or a whole flat physical network) is one
+	// network's: reserved like a unique name, held by the network's id.
+	seg, provider := segmentOf(cmd.Kind, cmd.PhysicalNetwork, cmd.VLAN)
+	if provider {
+		if err := a.reserveName(ctx, KindSegment, "", seg, id); err != nil {
+			if domain.KindOf(err) == domain.Conflict {
+				return Result[network.State]{}, domain.Conflictf("%s is in use by another network; a provider segment carries one network", describeSegment(cmd.Kind, cmd.PhysicalNetwork, cmd.VLAN))
+			}
+			return Result[network.State]{}, err
+		}
+	}
 	if err := a.reserve(ctx, cmd.Project, id, NetworkQuota, meta); err != nil {
+		if provider {
+			a.releaseName(context.WithoutCancel(ctx), KindSegment, "", seg, id)
+		}
 		return Result[network.State]{}, err
 	}
 	res, err := a.Networks.Create(ctx, id, cmd, meta)
 	if err != nil {
 		if !a.networkAbandoned(ctx, id) {
 			err = a.giveBack(ctx, cmd.Project, id, NetworkQuota, meta, err)
+		}
+		if provider {
+			a.releaseName(context.WithoutCancel(ctx), KindSegment, "", seg, id)
 		}
 		return res, err
 	}
@@ -71,9 +88,32 @@ func (a *App) DeleteNetwork(ctx context.Context, id string, meta Meta) (Result[n
 		return res, err
 	}
 	// A release lost here is left to the quota sweep (no live network
-	// holds the reservation).
+	// holds the reservation); a segment's, to the next network that asks
+	// for it (its holder is deleted).
 	a.release(ctx, res.State.Project, id, NetworkQuota, meta)
+	if seg, provider := segmentOf(res.State.Kind, res.State.PhysicalNetwork, res.State.VLAN); provider {
+		a.releaseName(context.WithoutCancel(ctx), KindSegment, "", seg, id)
+	}
 	return res, nil
+}
+
+// segmentOf is the reservation name of a provider network's segment, and
+// whether it has one (an overlay network has none).
+func segmentOf(kind network.Kind, physnet string, vlan int) (string, bool) {
+	switch kind {
+	case network.VLAN:
+		return fmt.Sprintf("%s/vlan/%d", physnet, vlan), true
+	case network.Flat:
+		return physnet + "/flat", true
+	}
+	return "", false
+}
+
+func describeSegment(kind network.Kind, physnet string, vlan int) string {
+	if kind == network.VLAN {
+		return fmt.Sprintf("VLAN %d on physical network %s", vlan, physnet)
+	}
+	return fmt.Sprintf("flat physical network %s", physnet)
 }
 
 func (a *App) networkAbandoned(ctx context.Context, id string) bool {

@@ -379,8 +379,28 @@ func TestNetworkInputQuotasAndRetries(t *testing.T) {
 	wantProblem(t, "a member makes a provider network", err, http.StatusForbidden, "made by cloud admins")
 	_, _, err = api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "lan", Kind: "vlan", PhysicalNetwork: "physnet1"}, api.Opts{})
 	wantProblem(t, "a vlan network without a VLAN id", err, http.StatusUnprocessableEntity, "a VLAN id must be between 1 and 4094, got 0")
-	if _, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "lan", Kind: "vlan", PhysicalNetwork: "physnet1", VLAN: 100}, api.Opts{}); err != nil {
+	lan, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "lan", Kind: "vlan", PhysicalNetwork: "physnet1", VLAN: 100}, api.Opts{})
+	if err != nil {
 		t.Fatalf("a cloud admin makes a provider network: %v", err)
+	}
+	// A provider segment carries one network: a second on VLAN 100 of
+	// physnet1 is refused, VLAN 101 is not, nor VLAN 100 once the first
+	// network is gone; a flat physical network likewise.
+	_, _, err = api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "lan-2", Kind: "vlan", PhysicalNetwork: "physnet1", VLAN: 100}, api.Opts{})
+	wantProblem(t, "a second network on one VLAN", err, http.StatusConflict, "VLAN 100 on physical network physnet1 is in use")
+	if _, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "lan-101", Kind: "vlan", PhysicalNetwork: "physnet1", VLAN: 101}, api.Opts{}); err != nil {
+		t.Fatalf("another VLAN of the physical network: %v", err)
+	}
+	if _, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "flat-a", Kind: "flat", PhysicalNetwork: "physnet2"}, api.Opts{}); err != nil {
+		t.Fatalf("a flat network: %v", err)
+	}
+	_, _, err = api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "flat-b", Kind: "flat", PhysicalNetwork: "physnet2"}, api.Opts{})
+	wantProblem(t, "a second flat network on one physical network", err, http.StatusConflict, "flat physical network physnet2 is in use")
+	if _, err := api.Delete(ctx, e.api, api.Path(api.Networks, lan.ID), api.Opts{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.Create[api.Network](ctx, e.api, api.Networks, api.NetworkBody{Name: "lan-again", Kind: "vlan", PhysicalNetwork: "physnet1", VLAN: 100}, api.Opts{}); err != nil {
+		t.Fatalf("VLAN 100 after its network was deleted: %v", err)
 	}
 	if _, _, err := api.Create[api.Subnet](ctx, alice.c, api.Subnets, api.SubnetBody{Network: n.ID, Name: "a", CIDR: "10.0.0.0/24"}, api.Opts{}); err != nil {
 		t.Fatal(err)
