@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keel-cloud/keel/domain"
@@ -43,6 +44,20 @@ type State struct {
 	// commit of a big project cost its size): a retried reservation is
 	// recognised by its command id, and a release names its amounts.
 	Used map[string]int
+}
+
+// held names the resources the project's reservations hold ("2 servers,
+// 1 networks"), counted resources only (not their vCPUs, RAM or GiB); ""
+// when none.
+func (s State) held() string {
+	var out []string
+	for _, r := range QuotaResources {
+		if r == QuotaVCPUs || r == QuotaRAMMiB || r == QuotaVolumeGiB || s.Used[r] <= 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%d %s", s.Used[r], r))
+	}
+	return strings.Join(out, ", ")
 }
 
 // ServerAmounts is what one server of a flavor of vcpus and ramMiB holds.
@@ -227,6 +242,12 @@ func Decide(s State, c Command) ([]domain.Event, error) {
 		}
 		if s.Name == AdminName {
 			return nil, domain.Conflictf("the %s project cannot be deleted: its admins are the cloud's admins", AdminName)
+		}
+		// What its reservations hold is decided here, with the reservations
+		// themselves: a create that reserved first keeps the project, and
+		// one that comes after the delete is refused.
+		if held := s.held(); held != "" {
+			return nil, domain.Conflictf("project %s still holds %s; delete them first", s.Name, held)
 		}
 		return []domain.Event{&Deleted{ID: s.ID, DeletedAt: c.At}}, nil
 	case SetQuotas:

@@ -51,6 +51,7 @@ func TestQuotas(t *testing.T) {
 		{Name: "release", Given: two, When: project.Release{Key: "s1", Amounts: map[string]int{"servers": 1, "vcpus": 2}, At: t0},
 			Then: dt.Then(&project.QuotaReleased{Key: "s1", Amounts: map[string]int{"servers": 1, "vcpus": 2}, At: t0})},
 		{Name: "release without amounts", Given: q, When: project.Release{Key: "s1", At: t0}, Then: dt.Refused(domain.Invalid, "needs a key and amounts")},
+		{Name: "delete while reservations hold servers", Given: two, When: project.Delete{At: t0}, Then: dt.Refused(domain.Conflict, "still holds 2 servers; delete them first")},
 		{Name: "reserve on a deleted project", Given: dt.Plus(created, &project.Deleted{ID: "p-1", DeletedAt: t0}), When: reserve("s1", 1, 1), Then: dt.Refused(domain.NotFound, "not found")},
 	})
 	before := dt.Fold(project.Decider, "p-1", two)

@@ -496,6 +496,24 @@ func TestProjectDeleteWaitsForItsNetworks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A create racing with the delete: its reservation (its first commit)
+	// is in, its network not yet, so the read model shows nothing; the
+	// project's own decider refuses the delete.
+	alpha, _, err := api.Get[api.Project](ctx, e.api, api.Path(api.Projects, "alpha"), api.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := commands.NewID()
+	meta := commands.Meta{CommandID: key, Actor: domain.Actor{User: "alice", Project: alpha.ID}}
+	if _, err := e.node.App.Projects.HandleBatched(ctx, alpha.ID, project.Reserve{Key: key, Amounts: commands.NetworkQuota, At: time.Now()}, meta); err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.Delete(ctx, e.api, api.Path(api.Projects, "alpha"), api.Opts{MinSequence: e.headSeq()}, nil)
+	wantProblem(t, "delete a project while a create holds a reservation", err, http.StatusConflict, "still holds 1 networks")
+	meta.CommandID = key + "/release"
+	if _, err := e.node.App.Projects.HandleBatched(ctx, alpha.ID, project.Release{Key: key, Amounts: commands.NetworkQuota, At: time.Now()}, meta); err != nil {
+		t.Fatal(err)
+	}
 	res, err := api.Delete(ctx, e.api, api.Path(api.Projects, "alpha"), api.Opts{MinSequence: e.headSeq()}, nil)
 	if err != nil {
 		t.Fatalf("delete the emptied project: %v", err)
