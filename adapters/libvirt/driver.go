@@ -139,6 +139,11 @@ func (d *Driver) Watch(ctx context.Context) (<-chan struct{}, error) {
 					case <-conn.Disconnected():
 						break follow
 					case <-ctx.Done():
+						// Read on until go-libvirt closes the channel: its
+						// goroutine blocks on an unread event and would
+						// never let go of the stream.
+						for range evs {
+						}
 						return
 					}
 				}

@@ -226,8 +226,14 @@ func TestSecurityGroupACLsAndMembership(t *testing.T) {
 	// A rule removed, an ACL altered behind Keel's back: both repaired.
 	g.Rules = g.Rules[:2]
 	e.nbctl(t, "acl-del", pg, "to-lport", "1002", "outport == @"+pg+" && ip4 && ip4.src == 0.0.0.0/0 && tcp && tcp.dst == 22")
-	must(t, e.c.EnsureSecurityGroup(e.ctx, g))
-	acls = e.nbctl(t, "acl-list", pg)
+	// The client learns of the deletion from its monitor, a moment after
+	// ovn-nbctl returns: an Ensure before that sees the ACL still there.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		must(t, e.c.EnsureSecurityGroup(e.ctx, g))
+		if acls = e.nbctl(t, "acl-list", pg); strings.Contains(acls, "tcp.dst == 22") || time.Now().After(deadline) {
+			break
+		}
+	}
 	contains(t, "ssh back", acls, "tcp.dst == 22")
 	if strings.Contains(acls, "from-lport") {
 		t.Errorf("removed egress rule still there:\n%s", acls)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
@@ -51,7 +52,7 @@ func libvirtHost(ctx context.Context, f agentFlags, link *hostlink.Client, log *
 		closeConn()
 		return agent.Host{}, nil, err
 	}
-	closeConn = func() { _ = l.Disconnect(); _ = events.Disconnect() }
+	closeConn = func() { _ = l.Disconnect(); disconnectWithin(events, 3*time.Second, log) }
 	redial := func() (*golibvirt.Libvirt, error) { l, _, err := dialLibvirt(f.libvirtURI); return l, err }
 	d, err := libvirt.New(libvirt.Config{Conn: l, Events: events, Dial: redial, Dir: f.dataDir, DomainType: accel.DomainType, CPUMode: accel.CPUMode, StopTimeout: f.stopTimeout, Log: log,
 		Fetch: func(ctx context.Context, object string) (io.ReadCloser, error) { return link.Image(ctx, name, object) }})
@@ -67,6 +68,21 @@ func libvirtHost(ctx context.Context, f agentFlags, link *hostlink.Client, log *
 	log.Info("libvirt node", "host", name, "uri", f.libvirtURI, "domain_type", accel.DomainType, "cpu_mode", accel.CPUMode, "why", accel.Why,
 		"vcpus", info.VCPUs, "ram_mib", info.RAMMiB, "disk_gib", info.DiskGiB, "cpu_model", info.CPUModel, "data_dir", f.dataDir)
 	return agent.Host{Info: info, Driver: d}, closeConn, nil
+}
+
+// disconnectWithin closes the lifecycle events' connection, giving up
+// after d: go-libvirt can deadlock a connection whose event stream is shut
+// down while libvirtd still sends it events (a domain destroyed as the
+// agent stops; digitalocean/go-libvirt#191), and a stopping agent must not
+// hang on it. The process is ending: what is left goes with it.
+func disconnectWithin(l *golibvirt.Libvirt, d time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { _ = l.Disconnect(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		log.Warn("the libvirt events connection did not close in time; stopping without it", "waited", d)
+	}
 }
 
 // dialLibvirt connects to libvirtd as uri says: qemu:///system or

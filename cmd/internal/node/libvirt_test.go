@@ -55,7 +55,7 @@ func TestRealGuestOnLibvirt(t *testing.T) {
 		}
 	}
 	startAgent()
-	defer func() { _ = a.Process.Signal(syscall.SIGINT); _ = a.Wait() }()
+	defer func() { interrupt(t, "the agent", a, agentLog) }()
 	defer func() {
 		if t.Failed() {
 			t.Logf("serve:\n%s\nagent:\n%s", p.log, agentLog)
@@ -411,7 +411,7 @@ func TestTwoLibvirtNodes(t *testing.T) {
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer func() { _ = a.Process.Signal(syscall.SIGINT); _ = a.Wait() }()
+		defer interrupt(t, "agent "+names[i], a, logs[i])
 	}
 	defer func() {
 		if t.Failed() {

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,4 +221,29 @@ func (e *env) truncatedUpload(image, requestID string) int {
 	}
 	code, _ := strconv.Atoi(fields[1])
 	return code
+}
+
+// interrupt stops a process the test started with SIGINT, as Ctrl-C does,
+// and waits for it. One that has not stopped after 30 s is a failure: it
+// is sent SIGQUIT, so that its goroutines land in out (its stdout and
+// stderr), and they are logged, instead of the test hanging until its
+// deadline.
+func interrupt(t *testing.T, what string, cmd *exec.Cmd, out fmt.Stringer) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(30 * time.Second):
+	}
+	_ = cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	t.Errorf("%s did not stop within 30 s of SIGINT; its output, with its goroutines:\n%s", what, out)
 }
