@@ -50,11 +50,11 @@ func (a *App) CreateNetwork(ctx context.Context, req CreateNetworkRequest, meta 
 	}
 	// A provider segment (a VLAN, or a whole flat physical network) is one
 	// network's: reserved like a unique name, held by the network's id.
-	seg, provider := segmentOf(cmd.Kind, cmd.PhysicalNetwork, cmd.VLAN)
+	seg, segWords, provider := segmentOf(cmd.Kind, cmd.PhysicalNetwork, cmd.VLAN)
 	if provider {
 		if err := a.reserveName(ctx, KindSegment, "", seg, id); err != nil {
 			if domain.KindOf(err) == domain.Conflict {
-				return Result[network.State]{}, domain.Conflictf("%s is in use by another network; a provider segment carries one network", describeSegment(cmd.Kind, cmd.PhysicalNetwork, cmd.VLAN))
+				return Result[network.State]{}, domain.Conflictf("%s is in use by another network; a provider segment carries one network", segWords)
 			}
 			return Result[network.State]{}, err
 		}
@@ -91,29 +91,22 @@ func (a *App) DeleteNetwork(ctx context.Context, id string, meta Meta) (Result[n
 	// holds the reservation); a segment's, to the next network that asks
 	// for it (its holder is deleted).
 	a.release(ctx, res.State.Project, id, NetworkQuota, meta)
-	if seg, provider := segmentOf(res.State.Kind, res.State.PhysicalNetwork, res.State.VLAN); provider {
+	if seg, _, provider := segmentOf(res.State.Kind, res.State.PhysicalNetwork, res.State.VLAN); provider {
 		a.releaseName(context.WithoutCancel(ctx), KindSegment, "", seg, id)
 	}
 	return res, nil
 }
 
-// segmentOf is the reservation name of a provider network's segment, and
-// whether it has one (an overlay network has none).
-func segmentOf(kind network.Kind, physnet string, vlan int) (string, bool) {
+// segmentOf is the reservation name of a provider network's segment, the
+// segment in words, and whether it has one (an overlay network has none).
+func segmentOf(kind network.Kind, physnet string, vlan int) (name, words string, ok bool) {
 	switch kind {
 	case network.VLAN:
-		return fmt.Sprintf("%s/vlan/%d", physnet, vlan), true
+		return fmt.Sprintf("%s/vlan/%d", physnet, vlan), fmt.Sprintf("VLAN %d on physical network %s", vlan, physnet), true
 	case network.Flat:
-		return physnet + "/flat", true
+		return physnet + "/flat", "flat physical network " + physnet, true
 	}
-	return "", false
-}
-
-func describeSegment(kind network.Kind, physnet string, vlan int) string {
-	if kind == network.VLAN {
-		return fmt.Sprintf("VLAN %d on physical network %s", vlan, physnet)
-	}
-	return fmt.Sprintf("flat physical network %s", physnet)
+	return "", "", false
 }
 
 func (a *App) networkAbandoned(ctx context.Context, id string) bool {

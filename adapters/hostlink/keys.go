@@ -141,12 +141,17 @@ func (k *Keys) Issue(ctx context.Context, name string) (*Credentials, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record the credentials of host %s: %w", name, err)
 	}
-	e, err := k.kv.Get(ctx, id)
-	if err == nil && e.Revision() == rev {
-		k.apply(e) // admitted now, not when the watch gets there
-	}
+	k.applyNow(ctx, id, rev) // admitted now, not when the watch gets there
 	k.log.Info("host credentials issued", "host", name, "user", user)
 	return c, nil
+}
+
+// applyNow applies revision rev of host id's record, which this process
+// just wrote, unless a later one is there already.
+func (k *Keys) applyNow(ctx context.Context, id string, rev uint64) {
+	if e, err := k.kv.Get(ctx, id); err == nil && e.Revision() == rev {
+		k.apply(e)
+	}
 }
 
 // ErrNoCredentials is Revoke's error for a host that holds no credentials.
@@ -184,9 +189,7 @@ func (k *Keys) Revoke(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("revoke the credentials of host %s: %w", name, err)
 	}
-	if e, err := k.kv.Get(ctx, id); err == nil && e.Revision() == rev {
-		k.apply(e) // out now, not when the watch gets there
-	}
+	k.applyNow(ctx, id, rev) // out now, not when the watch gets there
 	k.log.Info("host credentials revoked", "host", name, "user", rec.User)
 	return nil
 }

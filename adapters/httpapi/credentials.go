@@ -67,9 +67,6 @@ func (a *API) registerHostCredentials(hapi huma.API) {
 				return nil, problem(ctx, http.StatusConflict, "this control plane issues no host credentials")
 			}
 			if err := a.HostKeys.Revoke(ctx, in.Host); err != nil {
-				if domain.KindOf(err) == domain.NotFound {
-					return nil, problem(ctx, http.StatusNotFound, err.Error())
-				}
 				return nil, a.fail(ctx, err)
 			}
 			return nil, nil

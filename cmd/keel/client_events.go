@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +8,6 @@ import (
 	"io"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -130,7 +127,7 @@ func (g *globals) tail(ctx context.Context, f eventFilter, fromStart bool) error
 	}
 	defer resp.Body.Close()
 	last := f.since
-	err = readSSE(resp.Body, func(event string, data []byte) error {
+	err = api.ReadSSE(resp.Body, func(event string, data []byte) error {
 		if event != "commit" {
 			return nil
 		}
@@ -194,43 +191,6 @@ func printCommit(w io.Writer, c api.Commit, asJSON bool, typ string) error {
 		}
 	}
 	return nil
-}
-
-// readSSE reads a server-sent event stream and calls fn with each event's
-// name ("message" when unnamed) and data.
-func readSSE(r io.Reader, fn func(event string, data []byte) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	event, data, has := "", &bytes.Buffer{}, false
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			if has {
-				if event == "" {
-					event = "message"
-				}
-				if err := fn(event, data.Bytes()); err != nil {
-					return err
-				}
-			}
-			event, has = "", false
-			data.Reset()
-			continue
-		}
-		name, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch name {
-		case "event":
-			event = value
-		case "data":
-			if has {
-				data.WriteByte('\n')
-			}
-			data.WriteString(value)
-			has = true
-		}
-	}
-	return sc.Err()
 }
 
 // eventLineFormat lays out one event of the live stream.

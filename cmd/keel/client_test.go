@@ -256,7 +256,7 @@ func TestReadSSE(t *testing.T) {
 	stream := ": comment\n\nid: 3\nevent: commit\ndata: {\"sequence\":3}\n\n" +
 		"data: line1\ndata: line2\n\nevent: commit\ndata:{\"sequence\":4}\n\n"
 	var got []string
-	err := readSSE(strings.NewReader(stream), func(event string, data []byte) error {
+	err := api.ReadSSE(strings.NewReader(stream), func(event string, data []byte) error {
 		got = append(got, event+"="+string(data))
 		return nil
 	})

@@ -101,7 +101,7 @@ func (g *globals) watch(ctx context.Context, aggType, id string, since uint64) <
 			return
 		}
 		defer resp.Body.Close()
-		_ = readSSE(resp.Body, func(event string, data []byte) error {
+		_ = api.ReadSSE(resp.Body, func(event string, data []byte) error {
 			if event != "commit" {
 				return nil
 			}

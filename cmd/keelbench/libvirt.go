@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/keel-cloud/keel/domain/server"
 	"io"
@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -411,24 +410,25 @@ func (b *lvBench) awaitEvent(ctx context.Context, id string, seq uint64, types .
 		return api.Commit{}, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
+	var found api.Commit
+	errFound := errors.New("found")
+	err = api.ReadSSE(resp.Body, func(event string, data []byte) error {
 		var c api.Commit
-		if json.Unmarshal([]byte(data), &c) != nil || c.Sequence == 0 {
-			continue // the "ready" message
+		if event != "commit" || json.Unmarshal(data, &c) != nil {
+			return nil
 		}
 		for _, e := range c.Events {
 			if slices.Contains(types, e.Type) {
-				return c, nil
+				found = c
+				return errFound
 			}
 		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return found, nil
 	}
-	if err := sc.Err(); err != nil {
+	if err != nil {
 		return api.Commit{}, fmt.Errorf("event stream: %w", err)
 	}
 	return api.Commit{}, fmt.Errorf("event stream of server %s ended before any of %v", id, types)
